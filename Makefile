@@ -1,0 +1,56 @@
+# cw: the control plane for teams of AI coding agents.
+# `make run` and `make test` do all set-up on a machine with python3, git and make.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-postgres lint fmt check-migrations migrate superuser bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the project with its test tools
+
+migrate: $(STAMP) ## Apply migrations to the database (SQLite under var/ unless DATABASE_URL is set)
+	$(PY) manage.py migrate --no-input
+
+superuser: migrate ## Make sure an admin user exists (prints a generated password once)
+	$(PY) manage.py ensure_superuser
+
+run: superuser ## Install, migrate, and serve the admin and API on http://$(HOST):$(PORT)/
+	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(STAMP) ## Run the whole suite (SQLite; set DATABASE_URL for PostgreSQL)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP) ## Run the whole suite against the local PostgreSQL
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cw} $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(STAMP) ## Format and autofix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check-migrations: $(STAMP) ## Fail if models changed without a migration
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: $(STAMP) ## Run the benchmark
+	$(PY) -m bench
+
+clean: ## Remove the virtualenv and local databases
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,230 @@
+"""Agents and what they produce: provider accounts, log chunks, messages, conversations."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from core.models import (
+    Initiative,
+    Phase,
+    Task,
+    TimestampedModel,
+    enum_check,
+)
+
+
+class Account(TimestampedModel):
+    """A provider login the orchestrator rotates through round-robin."""
+
+    email = models.CharField(max_length=320)
+    provider = models.CharField(max_length=64, default="claude")
+    config_json = models.TextField(null=True, blank=True, help_text="Serialized .claude.json.")
+    credentials = models.TextField(null=True, blank=True, help_text="Serialized .credentials.json.")
+    is_exhausted = models.BooleanField(default=False)
+    exhausted_until = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    sort_order = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "accounts"
+        ordering = ["provider", "sort_order", "created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["provider", "is_exhausted", "last_used_at"],
+                name="accounts_rotation_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.provider})"
+
+
+class AgentStatus(models.TextChoices):
+    IDLE = "idle", "Idle"
+    RUNNING = "running", "Running"
+    WAITING_FOR_INPUT = "waiting_for_input", "Waiting for input"
+    STOPPED = "stopped", "Stopped"
+    CRASHED = "crashed", "Crashed"
+
+
+class AgentMode(models.TextChoices):
+    EXECUTE = "execute", "Execute"
+    DISCUSS = "discuss", "Discuss"
+    PLAN = "plan", "Plan"
+    DETAIL = "detail", "Detail"
+    REFINE = "refine", "Refine"
+
+
+class Agent(TimestampedModel):
+    name = models.CharField(max_length=100, unique=True, help_text="Adjective-animal alias.")
+    task = models.ForeignKey(
+        Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
+    )
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
+    )
+    session_id = models.CharField(
+        max_length=255, null=True, blank=True, help_text="CLI session id, for resume."
+    )
+    worktree_id = models.CharField(max_length=1024, help_text="Path to the agent's git worktree.")
+    provider = models.CharField(max_length=64, default="claude")
+    account = models.ForeignKey(
+        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
+    )
+    status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.IDLE)
+    mode = models.CharField(max_length=10, choices=AgentMode.choices, default=AgentMode.EXECUTE)
+    pid = models.IntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    output_file_path = models.TextField(null=True, blank=True)
+    result = models.TextField(null=True, blank=True, help_text="JSON.")
+    pending_questions = models.TextField(null=True, blank=True, help_text="JSON.")
+    user_dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "agents"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["status"], name="agents_status_idx"),
+            models.Index(fields=["session_id"], name="agents_session_id_idx"),
+        ]
+        constraints = [
+            enum_check("agents", "status", AgentStatus),
+            enum_check("agents", "mode", AgentMode),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentLogChunk(models.Model):
+    """A raw JSONL chunk of an agent's output.
+
+    ``agent_id`` is deliberately not a foreign key, so logs survive their agent's
+    deletion. The key is an auto-incrementing integer (DOMAIN.md's event-log
+    exception): it orders chunks exactly as they were written and is the cursor for
+    paging, which a random text id could not be.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    agent_id = models.CharField(max_length=22)
+    agent_name = models.CharField(max_length=100, help_text="Snapshot of the name, for display.")
+    session_number = models.IntegerField(default=1, help_text="1 on spawn, +1 on each resume.")
+    content = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "agent_log_chunks"
+        ordering = ["id"]
+        indexes = [
+            # Serves both "chunks of an agent" and the ordered, cursor-paged read.
+            models.Index(fields=["agent_id", "id"], name="agent_log_chunks_agent_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_name} #{self.session_number} chunk {self.id}"
+
+
+class ParticipantType(models.TextChoices):
+    AGENT = "agent", "Agent"
+    USER = "user", "User"
+
+
+class MessageType(models.TextChoices):
+    QUESTION = "question", "Question"
+    INFO = "info", "Info"
+    ERROR = "error", "Error"
+    RESPONSE = "response", "Response"
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    READ = "read", "Read"
+    RESPONDED = "responded", "Responded"
+
+
+class Message(TimestampedModel):
+    """A message between an agent and a person, threaded through ``parent_message``.
+
+    ``sender_id``/``recipient_id`` name an agent id when the type is ``agent`` and a
+    user's id (or nothing, for "the team") when it is ``user``, so they are not
+    foreign keys.
+    """
+
+    sender_type = models.CharField(max_length=8, choices=ParticipantType.choices)
+    sender_id = models.CharField(max_length=64, null=True, blank=True)
+    recipient_type = models.CharField(max_length=8, choices=ParticipantType.choices)
+    recipient_id = models.CharField(max_length=64, null=True, blank=True)
+    type = models.CharField(max_length=10, choices=MessageType.choices, default=MessageType.INFO)
+    content = models.TextField()
+    requires_response = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING
+    )
+    parent_message = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
+    )
+
+    class Meta:
+        db_table = "messages"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["recipient_type", "status"], name="messages_recipient_idx"),
+            models.Index(fields=["sender_type", "sender_id"], name="messages_sender_idx"),
+        ]
+        constraints = [
+            enum_check("messages", "sender_type", ParticipantType),
+            enum_check("messages", "recipient_type", ParticipantType),
+            enum_check("messages", "type", MessageType),
+            enum_check("messages", "status", MessageStatus),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender_type} -> {self.recipient_type}: {self.content[:40]}"
+
+
+class ConversationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ANSWERED = "answered", "Answered"
+
+
+class Conversation(TimestampedModel):
+    """One agent's question to another, answered exactly once."""
+
+    from_agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="conversations_sent"
+    )
+    to_agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="conversations_received"
+    )
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    phase = models.ForeignKey(
+        Phase, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    task = models.ForeignKey(
+        Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    question = models.TextField()
+    answer = models.TextField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.PENDING
+    )
+
+    class Meta:
+        db_table = "conversations"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["to_agent", "status"], name="conversations_to_status_idx"),
+            models.Index(fields=["from_agent"], name="conversations_from_idx"),
+        ]
+        constraints = [
+            enum_check("conversations", "status", ConversationStatus),
+            models.CheckConstraint(
+                condition=Q(status=ConversationStatus.PENDING) | Q(answer__isnull=False),
+                name="conversations_answered_has_answer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:60]

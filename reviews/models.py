@@ -1,0 +1,228 @@
+"""What people decide on: proposals, review comments, chat sessions and change sets."""
+
+from django.db import models
+from django.db.models import Q
+
+from agents.models import Agent
+from core.models import CreatedModel, Initiative, Phase, TimestampedModel, enum_check
+
+
+class ProposalTargetType(models.TextChoices):
+    PAGE = "page", "Page"
+    PHASE = "phase", "Phase"
+    TASK = "task", "Task"
+
+
+class ProposalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class Proposal(TimestampedModel):
+    """An agent's proposed new or changed page, phase or task (``target_id`` null = create)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="proposals")
+    initiative = models.ForeignKey(Initiative, on_delete=models.CASCADE, related_name="proposals")
+    target_type = models.CharField(max_length=8, choices=ProposalTargetType.choices)
+    target_id = models.CharField(max_length=22, null=True, blank=True)
+    title = models.TextField()
+    summary = models.TextField(null=True, blank=True)
+    content = models.TextField(null=True, blank=True, help_text="Markdown.")
+    metadata = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ProposalStatus.choices, default=ProposalStatus.PENDING
+    )
+    sort_order = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "proposals"
+        ordering = ["sort_order", "created_at", "id"]
+        indexes = [
+            models.Index(fields=["agent", "status"], name="proposals_agent_status_idx"),
+            models.Index(fields=["initiative", "status"], name="proposals_initiative_idx"),
+        ]
+        constraints = [
+            enum_check("proposals", "target_type", ProposalTargetType),
+            enum_check("proposals", "status", ProposalStatus),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ReviewLineType(models.TextChoices):
+    ADDED = "added", "Added"
+    REMOVED = "removed", "Removed"
+    CONTEXT = "context", "Context"
+
+
+class ReviewComment(TimestampedModel):
+    """An inline comment on a phase's diff."""
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="review_comments")
+    file_path = models.TextField()
+    line_number = models.IntegerField(help_text="New-side line, or old-side for removals.")
+    line_type = models.CharField(max_length=8, choices=ReviewLineType.choices)
+    body = models.TextField()
+    author = models.CharField(max_length=255, default="you")
+    resolved = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "review_comments"
+        ordering = ["file_path", "line_number", "created_at", "id"]
+        indexes = [models.Index(fields=["phase", "resolved"], name="review_comments_phase_idx")]
+        constraints = [
+            enum_check("review_comments", "line_type", ReviewLineType),
+            models.CheckConstraint(
+                condition=Q(line_number__gte=0), name="review_comments_line_number_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_path}:{self.line_number}"
+
+
+class ChatTargetType(models.TextChoices):
+    PHASE = "phase", "Phase"
+    TASK = "task", "Task"
+
+
+class ChatSessionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Closed"
+
+
+class ChatSession(TimestampedModel):
+    """A person's iterative refinement of one phase or task with an agent."""
+
+    target_type = models.CharField(max_length=8, choices=ChatTargetType.choices)
+    target_id = models.CharField(max_length=22)
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.CASCADE, related_name="chat_sessions"
+    )
+    agent = models.ForeignKey(
+        Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="chat_sessions"
+    )
+    status = models.CharField(
+        max_length=8, choices=ChatSessionStatus.choices, default=ChatSessionStatus.ACTIVE
+    )
+
+    class Meta:
+        db_table = "chat_sessions"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="chat_sessions_target_idx"),
+            models.Index(fields=["initiative"], name="chat_sessions_initiative_idx"),
+        ]
+        constraints = [
+            enum_check("chat_sessions", "target_type", ChatTargetType),
+            enum_check("chat_sessions", "status", ChatSessionStatus),
+            models.UniqueConstraint(
+                fields=["target_type", "target_id"],
+                condition=Q(status=ChatSessionStatus.ACTIVE),
+                name="chat_sessions_one_active_per_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_type} {self.target_id} ({self.status})"
+
+
+class ChangeSetSource(models.TextChoices):
+    PROPOSAL = "proposal", "Accepted proposal"
+    CHAT = "chat", "Chat edit"
+
+
+class ChangeSetStatus(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    REVERTED = "reverted", "Reverted"
+
+
+class ChangeSet(TimestampedModel):
+    """A group of record changes applied together, and revertible together."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.CASCADE, related_name="change_sets")
+    source = models.CharField(max_length=10, choices=ChangeSetSource.choices)
+    proposal = models.ForeignKey(
+        Proposal, on_delete=models.SET_NULL, null=True, blank=True, related_name="change_sets"
+    )
+    chat_session = models.ForeignKey(
+        ChatSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="change_sets"
+    )
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=10, choices=ChangeSetStatus.choices, default=ChangeSetStatus.APPLIED
+    )
+    reverted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "change_sets"
+        ordering = ["-created_at", "id"]
+        constraints = [
+            enum_check("change_sets", "source", ChangeSetSource),
+            enum_check("change_sets", "status", ChangeSetStatus),
+        ]
+
+    def __str__(self) -> str:
+        return self.description or f"change set {self.id}"
+
+
+class ChangeAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    DELETE = "delete", "Deleted"
+
+
+class ChangeSetEntry(CreatedModel):
+    """One record a change set created, updated or deleted, with its values before and after.
+
+    ``before`` is null for a create and ``after`` null for a delete; both hold the
+    record's field values by column name, so a revert can restore them exactly.
+    """
+
+    change_set = models.ForeignKey(ChangeSet, on_delete=models.CASCADE, related_name="entries")
+    entity_type = models.CharField(max_length=32, help_text="Table name, e.g. tasks.")
+    entity_id = models.CharField(max_length=22)
+    action = models.CharField(max_length=8, choices=ChangeAction.choices)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    sort_order = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "change_set_entries"
+        verbose_name_plural = "change set entries"
+        ordering = ["change_set", "sort_order"]
+        indexes = [
+            models.Index(fields=["entity_type", "entity_id"], name="change_entries_entity_idx")
+        ]
+        constraints = [enum_check("change_set_entries", "action", ChangeAction)]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.entity_type} {self.entity_id}"
+
+
+class ChatRole(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    SYSTEM = "system", "System"
+
+
+class ChatMessage(CreatedModel):
+    chat_session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=ChatRole.choices)
+    content = models.TextField()
+    change_set = models.ForeignKey(
+        ChangeSet, on_delete=models.SET_NULL, null=True, blank=True, related_name="chat_messages"
+    )
+
+    class Meta:
+        db_table = "chat_messages"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["chat_session", "created_at"], name="chat_messages_session_idx")
+        ]
+        constraints = [enum_check("chat_messages", "role", ChatRole)]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"

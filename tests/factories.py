@@ -1,0 +1,198 @@
+"""factory_boy factories for every cw model."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from agents.models import Account, Agent, AgentLogChunk, Conversation, Message, ParticipantType
+from core.models import (
+    Initiative,
+    InitiativeProject,
+    Page,
+    Phase,
+    PhaseDependency,
+    Project,
+    Task,
+    TaskDependency,
+)
+from reviews.models import (
+    ChangeAction,
+    ChangeSet,
+    ChangeSetEntry,
+    ChangeSetSource,
+    ChatMessage,
+    ChatRole,
+    ChatSession,
+    ChatTargetType,
+    Proposal,
+    ProposalTargetType,
+    ReviewComment,
+    ReviewLineType,
+)
+
+
+class InitiativeFactory(DjangoModelFactory):
+    class Meta:
+        model = Initiative
+
+    name = factory.Sequence(lambda n: f"Initiative {n}")
+
+
+class PhaseFactory(DjangoModelFactory):
+    class Meta:
+        model = Phase
+
+    initiative = factory.SubFactory(InitiativeFactory)
+    name = factory.Sequence(lambda n: f"Phase {n}")
+
+
+class PhaseDependencyFactory(DjangoModelFactory):
+    class Meta:
+        model = PhaseDependency
+
+    phase = factory.SubFactory(PhaseFactory)
+    depends_on_phase = factory.SubFactory(
+        PhaseFactory, initiative=factory.SelfAttribute("..phase.initiative")
+    )
+
+
+class TaskFactory(DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    phase = factory.SubFactory(PhaseFactory)
+    initiative = factory.LazyAttribute(lambda task: task.phase.initiative if task.phase else None)
+    name = factory.Sequence(lambda n: f"Task {n}")
+
+
+class TaskDependencyFactory(DjangoModelFactory):
+    class Meta:
+        model = TaskDependency
+
+    task = factory.SubFactory(TaskFactory)
+    depends_on_task = factory.SubFactory(TaskFactory, phase=factory.SelfAttribute("..task.phase"))
+
+
+class PageFactory(DjangoModelFactory):
+    class Meta:
+        model = Page
+
+    initiative = factory.SubFactory(InitiativeFactory)
+    title = factory.Sequence(lambda n: f"Page {n}")
+
+
+class ProjectFactory(DjangoModelFactory):
+    class Meta:
+        model = Project
+
+    name = factory.Sequence(lambda n: f"project-{n}")
+    url = factory.Sequence(lambda n: f"git@example.com:team/project-{n}.git")
+
+
+class InitiativeProjectFactory(DjangoModelFactory):
+    class Meta:
+        model = InitiativeProject
+
+    initiative = factory.SubFactory(InitiativeFactory)
+    project = factory.SubFactory(ProjectFactory)
+
+
+class AccountFactory(DjangoModelFactory):
+    class Meta:
+        model = Account
+
+    email = factory.Sequence(lambda n: f"account{n}@example.com")
+    provider = "claude"
+    sort_order = factory.Sequence(lambda n: n)
+
+
+class AgentFactory(DjangoModelFactory):
+    class Meta:
+        model = Agent
+
+    name = factory.Sequence(lambda n: f"agent-{n}")
+    worktree_id = factory.Sequence(lambda n: f"/srv/worktrees/agent-{n}")
+
+
+class AgentLogChunkFactory(DjangoModelFactory):
+    class Meta:
+        model = AgentLogChunk
+
+    agent_id = factory.LazyFunction(lambda: AgentFactory().id)
+    agent_name = "agent"
+    content = '{"type":"text"}\n'
+
+
+class MessageFactory(DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    sender_type = ParticipantType.AGENT
+    recipient_type = ParticipantType.USER
+    content = factory.Sequence(lambda n: f"Message {n}")
+
+
+class ConversationFactory(DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    from_agent = factory.SubFactory(AgentFactory)
+    to_agent = factory.SubFactory(AgentFactory)
+    question = factory.Sequence(lambda n: f"Question {n}?")
+
+
+class ProposalFactory(DjangoModelFactory):
+    class Meta:
+        model = Proposal
+
+    agent = factory.SubFactory(AgentFactory)
+    initiative = factory.SubFactory(InitiativeFactory)
+    target_type = ProposalTargetType.TASK
+    title = factory.Sequence(lambda n: f"Proposal {n}")
+    content = "Do the thing."
+
+
+class ReviewCommentFactory(DjangoModelFactory):
+    class Meta:
+        model = ReviewComment
+
+    phase = factory.SubFactory(PhaseFactory)
+    file_path = "src/app.py"
+    line_number = factory.Sequence(lambda n: n + 1)
+    line_type = ReviewLineType.ADDED
+    body = "Please rename this."
+
+
+class ChatSessionFactory(DjangoModelFactory):
+    class Meta:
+        model = ChatSession
+
+    initiative = factory.SubFactory(InitiativeFactory)
+    target_type = ChatTargetType.PHASE
+    target_id = factory.LazyAttribute(lambda s: PhaseFactory(initiative=s.initiative).id)
+
+
+class ChangeSetFactory(DjangoModelFactory):
+    class Meta:
+        model = ChangeSet
+
+    initiative = factory.SubFactory(InitiativeFactory)
+    source = ChangeSetSource.PROPOSAL
+
+
+class ChangeSetEntryFactory(DjangoModelFactory):
+    class Meta:
+        model = ChangeSetEntry
+
+    change_set = factory.SubFactory(ChangeSetFactory)
+    entity_type = "tasks"
+    entity_id = "x" * 22
+    action = ChangeAction.CREATE
+
+
+class ChatMessageFactory(DjangoModelFactory):
+    class Meta:
+        model = ChatMessage
+
+    chat_session = factory.SubFactory(ChatSessionFactory)
+    role = ChatRole.USER
+    content = "Split this task in two."
