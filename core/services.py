@@ -1,0 +1,384 @@
+"""What may happen to planning records: the task, phase and initiative lifecycles.
+
+Every function here is one transaction, takes keyword-only arguments, and raises a
+``core.errors.DomainError`` with a stable code when a transition is not allowed. The
+admin, the API and the management commands all call these; none of them changes a
+status on its own.
+
+Task-level approval does not exist: tasks complete directly, and what happens when a
+phase's last task completes is decided by the initiative's ``execution_mode``.
+
+Concurrency: a transition locks the rows it reads before deciding (initiative, then
+phase, then task: always in that order, so two transitions cannot deadlock). On
+PostgreSQL these are row locks; SQLite's immediate transactions serialize writers.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from core.errors import InvalidInput, PermissionRequired, TransitionNotAllowed, not_found
+from core.models import (
+    ExecutionMode,
+    Initiative,
+    InitiativeStatus,
+    Phase,
+    PhaseDependency,
+    PhaseStatus,
+    Task,
+    TaskStatus,
+)
+from core.repositories import (
+    InitiativeRepository,
+    PhaseRepository,
+    TaskRepository,
+    topological_order,
+)
+
+initiatives = InitiativeRepository()
+phases = PhaseRepository()
+tasks = TaskRepository()
+
+
+def _refuse(kind: str, record: Any, action: str, allowed: list[str]) -> TransitionNotAllowed:
+    return TransitionNotAllowed(
+        f"Cannot {action} {kind} '{record}': it is {record.status}; "
+        f"only a {kind} that is {' or '.join(allowed)} can be.",
+        details={"id": record.pk, "status": record.status, "allowed_from": allowed},
+    )
+
+
+def _lock(model: type, pk: Any, label: str) -> Any:
+    record = model.objects.select_for_update().filter(pk=pk).first()
+    if record is None:
+        raise not_found(label, pk)
+    return record
+
+
+def _lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiative | None]:
+    """Lock a task's initiative, phase and the task itself, in that order."""
+    ids = Task.objects.filter(pk=task_id).values("initiative_id", "phase_id").first()
+    if ids is None:
+        raise not_found("Task", task_id)
+    initiative = (
+        _lock(Initiative, ids["initiative_id"], "Initiative") if ids["initiative_id"] else None
+    )
+    phase = _lock(Phase, ids["phase_id"], "Phase") if ids["phase_id"] else None
+    return _lock(Task, task_id, "Task"), phase, initiative
+
+
+def _lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
+    initiative_id = (
+        Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True).first()
+    )
+    if initiative_id is None:
+        raise not_found("Phase", phase_id)
+    initiative = _lock(Initiative, initiative_id, "Initiative")
+    return _lock(Phase, phase_id, "Phase"), initiative
+
+
+_REPOSITORIES = {Task: tasks, Phase: phases, Initiative: initiatives}
+
+
+def _set_status(record: Task | Phase | Initiative, status: str, **fields: Any) -> None:
+    _REPOSITORIES[type(record)].apply(record, status=status, **fields)
+
+
+# --- tasks -----------------------------------------------------------------------------
+
+
+def task_is_ready(*, task: Task) -> bool:
+    return tasks.ready_queryset(checkpoints=task.is_checkpoint).filter(pk=task.pk).exists()
+
+
+@transaction.atomic
+def task_start(*, task_id: str) -> Task:
+    """An agent starts a ready ``auto`` task; its phase moves to in_progress if approved."""
+    task, phase, _initiative = _lock_task_with_parents(task_id)
+    if task.status != TaskStatus.PENDING:
+        raise _refuse("task", task, "start", [TaskStatus.PENDING])
+    if task.is_checkpoint:
+        raise PermissionRequired(
+            f"Task '{task}' is a {task.type} checkpoint: a person completes it; agents "
+            "do not start it.",
+            code="checkpoint_requires_person",
+            details={"id": task.pk},
+        )
+    _require_ready(task)
+    if phase is not None and phase.status == PhaseStatus.APPROVED:
+        _set_status(phase, PhaseStatus.IN_PROGRESS)
+    _set_status(task, TaskStatus.IN_PROGRESS)
+    return task
+
+
+def _require_ready(task: Task) -> None:
+    if not task_is_ready(task=task):
+        raise TransitionNotAllowed(
+            f"Task '{task}' is not ready: a task it depends on is not completed, or its "
+            "phase is not approved, or a phase that phase depends on is not completed.",
+            code="task_not_ready",
+            details={"id": task.pk},
+        )
+
+
+@transaction.atomic
+def task_complete(*, task_id: str, summary: str | None = None, acting_user: Any = None) -> Task:
+    """Complete a task; when it is its phase's last, run the phase completion flow.
+
+    An ``auto`` task must be in progress. A ``checkpoint:*`` task is completed only by
+    a person (``acting_user``), once it is ready, from pending or in progress.
+    """
+    task, phase, initiative = _lock_task_with_parents(task_id)
+    if task.is_checkpoint:
+        if acting_user is None or not getattr(acting_user, "is_authenticated", False):
+            raise PermissionRequired(
+                f"Task '{task}' is a checkpoint: only a person can complete it.",
+                code="checkpoint_requires_person",
+                details={"id": task.pk},
+            )
+        allowed = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
+        if task.status not in allowed:
+            raise _refuse("task", task, "complete", allowed)
+        if task.status == TaskStatus.PENDING:
+            _require_ready(task)
+    elif task.status != TaskStatus.IN_PROGRESS:
+        raise _refuse("task", task, "complete", [TaskStatus.IN_PROGRESS])
+    fields = {"summary": summary} if summary is not None else {}
+    _set_status(task, TaskStatus.COMPLETED, **fields)
+    if phase is not None and phase.status == PhaseStatus.APPROVED:
+        _set_status(phase, PhaseStatus.IN_PROGRESS)
+    if phase is not None:
+        _finish_phase_if_done(phase, initiative)
+    return task
+
+
+@transaction.atomic
+def task_block(*, task_id: str) -> Task:
+    """Block a pending or in-progress task; unblocking returns it to that status."""
+    task, _phase, _initiative = _lock_task_with_parents(task_id)
+    allowed = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
+    if task.status not in allowed:
+        raise _refuse("task", task, "block", allowed)
+    _set_status(task, TaskStatus.BLOCKED, blocked_from_status=task.status)
+    return task
+
+
+@transaction.atomic
+def task_unblock(*, task_id: str) -> Task:
+    task, _phase, _initiative = _lock_task_with_parents(task_id)
+    if task.status != TaskStatus.BLOCKED:
+        raise _refuse("task", task, "unblock", [TaskStatus.BLOCKED])
+    _set_status(task, task.blocked_from_status or TaskStatus.PENDING, blocked_from_status=None)
+    return task
+
+
+@dataclass(frozen=True)
+class TaskContextEntry:
+    task_id: str
+    name: str
+    summary: str | None
+
+
+def task_context(*, task_id: str) -> list[TaskContextEntry]:
+    """Summaries of every task ``task_id`` depends on, directly or not, in dependency order.
+
+    Computed on read (never copied), in three queries whatever the graph's size.
+    """
+    task = tasks.get(task_id)
+    edges = tasks.dependency_edges(task.initiative_id)
+    graph: dict[str, list[str]] = {}
+    for node, depends_on in edges:
+        graph.setdefault(node, []).append(depends_on)
+    ancestors: set[str] = set()
+    stack = list(graph.get(task.pk, []))
+    while stack:
+        node = stack.pop()
+        if node not in ancestors:
+            ancestors.add(node)
+            stack.extend(graph.get(node, []))
+    rows = {t.pk: t for t in Task.objects.filter(pk__in=ancestors).order_by("created_at", "id")}
+    ordered = topological_order(rows, edges)
+    return [TaskContextEntry(pk, rows[pk].name, rows[pk].summary) for pk in ordered]
+
+
+def task_list_ready(*, initiative_id: str | None = None, limit: int | None = None) -> list[Task]:
+    """The ``auto`` tasks an agent may take now, highest priority then oldest first."""
+    return tasks.find_ready(initiative_id=initiative_id, limit=limit)
+
+
+def task_list_waiting_checkpoints(
+    *, initiative_id: str | None = None, limit: int | None = None
+) -> list[Task]:
+    """The checkpoint tasks that are ready and wait for a person."""
+    return tasks.find_ready(initiative_id=initiative_id, checkpoints=True, limit=limit)
+
+
+# --- phases ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def phase_approve_plan(*, phase_id: str) -> Phase:
+    """A person approves a pending phase's plan; its tasks may then start."""
+    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    if phase.status != PhaseStatus.PENDING:
+        raise _refuse("phase", phase, "approve the plan of", [PhaseStatus.PENDING])
+    _set_status(phase, PhaseStatus.APPROVED)
+    return phase
+
+
+def _incomplete_dependencies(phase: Phase) -> list[Phase]:
+    return list(
+        Phase.objects.filter(
+            pk__in=PhaseDependency.objects.filter(phase=phase).values("depends_on_phase_id")
+        ).exclude(status=PhaseStatus.COMPLETED)
+    )
+
+
+@transaction.atomic
+def phase_start(*, phase_id: str) -> Phase:
+    """Move an approved phase to in progress; refused while a phase it depends on is open."""
+    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    if phase.status != PhaseStatus.APPROVED:
+        raise _refuse("phase", phase, "start", [PhaseStatus.APPROVED])
+    waiting_for = _incomplete_dependencies(phase)
+    if waiting_for:
+        names = ", ".join(f"'{p}'" for p in waiting_for)
+        raise TransitionNotAllowed(
+            f"Phase '{phase}' cannot start before {names} completed.",
+            code="phase_dependencies_incomplete",
+            details={"id": phase.pk, "waiting_for": [p.pk for p in waiting_for]},
+        )
+    _set_status(phase, PhaseStatus.IN_PROGRESS)
+    return phase
+
+
+@transaction.atomic
+def phase_block(*, phase_id: str) -> Phase:
+    """Block any phase that is not completed; unblocking returns it to where it was."""
+    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    if phase.status in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED):
+        allowed = [s for s in PhaseStatus.values if s not in ("completed", "blocked")]
+        raise _refuse("phase", phase, "block", allowed)
+    _set_status(phase, PhaseStatus.BLOCKED, blocked_from_status=phase.status)
+    return phase
+
+
+@transaction.atomic
+def phase_unblock(*, phase_id: str) -> Phase:
+    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    if phase.status != PhaseStatus.BLOCKED:
+        raise _refuse("phase", phase, "unblock", [PhaseStatus.BLOCKED])
+    _set_status(phase, phase.blocked_from_status or PhaseStatus.PENDING, blocked_from_status=None)
+    return phase
+
+
+@transaction.atomic
+def phase_complete(*, phase_id: str) -> Phase:
+    """Run the completion flow for an in-progress phase whose tasks are all completed.
+
+    Completing a phase's last task does this on its own; this is for a phase that was
+    started with no tasks, or whose remaining tasks were deleted.
+    """
+    phase, initiative = _lock_phase_with_initiative(phase_id)
+    if phase.status not in (PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS):
+        raise _refuse("phase", phase, "complete", [PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
+    open_tasks = phase.tasks.exclude(status=TaskStatus.COMPLETED).count()
+    if open_tasks:
+        raise TransitionNotAllowed(
+            f"Phase '{phase}' still has {open_tasks} task(s) that are not completed.",
+            code="phase_tasks_incomplete",
+            details={"id": phase.pk, "open_tasks": open_tasks},
+        )
+    if _incomplete_dependencies(phase):
+        raise TransitionNotAllowed(
+            f"Phase '{phase}' depends on a phase that is not completed.",
+            code="phase_dependencies_incomplete",
+            details={"id": phase.pk},
+        )
+    _finish_phase(phase, initiative)
+    return phase
+
+
+@transaction.atomic
+def phase_approve(*, phase_id: str) -> Phase:
+    """A person approves a phase waiting for review: it becomes completed."""
+    phase, initiative = _lock_phase_with_initiative(phase_id)
+    if phase.status != PhaseStatus.PENDING_REVIEW:
+        raise _refuse("phase", phase, "approve", [PhaseStatus.PENDING_REVIEW])
+    _set_status(phase, PhaseStatus.COMPLETED)
+    _finish_initiative_if_done(initiative)
+    return phase
+
+
+def phase_reopen_for_changes(*, phase: Phase) -> Phase:
+    """Put a phase in review back in progress (the reviews app adds the review task).
+
+    The caller holds the phase's lock inside its own transaction.
+    """
+    if phase.status != PhaseStatus.PENDING_REVIEW:
+        raise _refuse("phase", phase, "request changes on", [PhaseStatus.PENDING_REVIEW])
+    _set_status(phase, PhaseStatus.IN_PROGRESS)
+    return phase
+
+
+def _finish_phase_if_done(phase: Phase, initiative: Initiative | None) -> None:
+    if phase.status != PhaseStatus.IN_PROGRESS:
+        return
+    if phase.tasks.exclude(status=TaskStatus.COMPLETED).exists():
+        return
+    _finish_phase(phase, initiative)
+
+
+def _finish_phase(phase: Phase, initiative: Initiative | None) -> None:
+    initiative = initiative or phase.initiative
+    if initiative.execution_mode == ExecutionMode.YOLO:
+        _set_status(phase, PhaseStatus.COMPLETED)
+        _finish_initiative_if_done(initiative)
+    else:
+        _set_status(phase, PhaseStatus.PENDING_REVIEW)
+
+
+def _finish_initiative_if_done(initiative: Initiative) -> None:
+    if initiative.status != InitiativeStatus.ACTIVE:
+        return
+    if initiative.phases.exclude(status=PhaseStatus.COMPLETED).exists():
+        return
+    if initiative.execution_mode == ExecutionMode.YOLO:
+        _set_status(initiative, InitiativeStatus.COMPLETED)
+    else:
+        _set_status(initiative, InitiativeStatus.PENDING_REVIEW)
+
+
+# --- initiatives -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def initiative_approve(*, initiative_id: str) -> Initiative:
+    """A person approves an initiative whose phases are all completed and reviewed."""
+    initiative = _lock(Initiative, initiative_id, "Initiative")
+    if initiative.status != InitiativeStatus.PENDING_REVIEW:
+        raise _refuse("initiative", initiative, "approve", [InitiativeStatus.PENDING_REVIEW])
+    _set_status(initiative, InitiativeStatus.COMPLETED)
+    return initiative
+
+
+@transaction.atomic
+def initiative_archive(*, initiative_id: str) -> Initiative:
+    initiative = _lock(Initiative, initiative_id, "Initiative")
+    if initiative.status == InitiativeStatus.ARCHIVED:
+        raise _refuse(
+            "initiative", initiative, "archive", ["active", "pending_review", "completed"]
+        )
+    _set_status(initiative, InitiativeStatus.ARCHIVED)
+    return initiative
+
+
+def initiative_set_execution_mode(*, initiative_id: str, execution_mode: str) -> Initiative:
+    if execution_mode not in ExecutionMode.values:
+        raise InvalidInput(
+            f"Unknown execution mode '{execution_mode}'.",
+            code="invalid_execution_mode",
+            details={"allowed": list(ExecutionMode.values)},
+        )
+    return initiatives.update(initiative_id, execution_mode=execution_mode)

@@ -1,0 +1,426 @@
+"""The core repositories: initiatives, phases, tasks, pages, projects."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from core.errors import Conflict, DependencyCycle, InvalidInput, NotFound
+from core.models import (
+    InitiativeProject,
+    Page,
+    PhaseDependency,
+    PhaseStatus,
+    Task,
+    TaskDependency,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+)
+from core.repositories import (
+    InitiativeRepository,
+    PageRepository,
+    PhaseRepository,
+    ProjectRepository,
+    TaskRepository,
+    find_cycle,
+    topological_order,
+)
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+initiatives = InitiativeRepository()
+phases = PhaseRepository()
+tasks = TaskRepository()
+pages = PageRepository()
+projects = ProjectRepository()
+
+
+# --- standard CRUD -------------------------------------------------------------------------
+
+
+def test_create_find_update_delete_round_trip():
+    initiative = initiatives.create(name="User auth")
+    assert initiatives.find_by_id(initiative.id) == initiative
+    before = initiative.updated_at
+
+    updated = initiatives.update(initiative.id, name="User auth v2")
+
+    assert updated.name == "User auth v2"
+    assert updated.updated_at >= before
+    assert initiatives.get(initiative.id).name == "User auth v2"
+    assert initiatives.delete(initiative.id) is True
+    assert initiatives.find_by_id(initiative.id) is None
+    assert initiatives.delete(initiative.id) is False
+
+
+def test_find_by_id_of_a_missing_record_is_none_and_get_raises_a_coded_error():
+    assert initiatives.find_by_id("missing") is None
+    with pytest.raises(NotFound) as error:
+        initiatives.get("missing")
+    assert error.value.code == "initiative_not_found"
+
+
+def test_update_refuses_unknown_and_read_only_fields():
+    initiative = f.InitiativeFactory()
+    with pytest.raises(InvalidInput) as error:
+        initiatives.update(initiative.id, id="other", colour="red")
+    assert error.value.code == "invalid_field"
+    assert error.value.details["fields"] == ["id", "colour"]
+
+
+def test_create_refuses_an_unknown_enum_value_before_the_database():
+    with pytest.raises(InvalidInput) as error:
+        initiatives.create(name="x", execution_mode="reckless")
+    assert error.value.code == "validation_failed"
+    assert "execution_mode" in error.value.details["fields"]
+
+
+def test_find_all_pages_with_limit_and_offset():
+    made = [f.InitiativeFactory() for _ in range(5)]
+    assert initiatives.find_all() == made
+    assert initiatives.find_all(limit=2, offset=1) == made[1:3]
+
+
+# --- initiatives ---------------------------------------------------------------------------
+
+
+def test_initiative_branch_is_generated_from_its_name_and_kept_unique():
+    first = initiatives.create(name="User Auth!")
+    second = initiatives.create(name="user auth")
+    third = initiatives.create(name="User  auth")
+    explicit = initiatives.create(name="Other", branch="feature/other")
+
+    assert first.branch == "cw/user-auth"
+    assert second.branch == "cw/user-auth-2"
+    assert third.branch == "cw/user-auth-3"
+    assert explicit.branch == "feature/other"
+
+
+def test_initiative_with_an_unsluggable_name_still_gets_a_branch():
+    assert initiatives.create(name="???").branch == "cw/initiative"
+
+
+def test_explicit_duplicate_branch_is_refused():
+    initiatives.create(name="a", branch="cw/a")
+    with pytest.raises(Conflict):
+        initiatives.create(name="b", branch="cw/a")
+
+
+def test_find_by_status_filters_and_validates():
+    active = f.InitiativeFactory()
+    f.InitiativeFactory(status="archived")
+    assert initiatives.find_by_status("active") == [active]
+    with pytest.raises(InvalidInput) as error:
+        initiatives.find_by_status("sleeping")
+    assert error.value.code == "invalid_status"
+
+
+# --- dependencies -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_phases():
+    initiative = f.InitiativeFactory()
+    return [f.PhaseFactory(initiative=initiative, name=n) for n in ("Design", "Build", "Ship")]
+
+
+def test_phase_dependencies_and_dependents(three_phases):
+    design, build, ship = three_phases
+    phases.create_dependency(build.id, design.id)
+    phases.create_dependency(ship.id, build.id)
+    phases.create_dependency(ship.id, design.id)
+
+    assert phases.get_dependencies(ship.id) == [design, build]
+    assert phases.get_dependents(design.id) == [build, ship]
+    assert phases.get_dependencies(design.id) == []
+    assert phases.find_by_initiative_id(design.initiative_id) == three_phases
+
+
+def test_dependency_self_edge_is_refused(three_phases):
+    with pytest.raises(InvalidInput) as error:
+        phases.create_dependency(three_phases[0].id, three_phases[0].id)
+    assert error.value.code == "dependency_self_edge"
+
+
+def test_duplicate_dependency_is_refused(three_phases):
+    design, build, _ = three_phases
+    phases.create_dependency(build.id, design.id)
+    with pytest.raises(Conflict) as error:
+        phases.create_dependency(build.id, design.id)
+    assert error.value.code == "dependency_duplicate"
+    assert PhaseDependency.objects.count() == 1
+
+
+def test_cross_initiative_dependency_is_refused(three_phases):
+    elsewhere = f.PhaseFactory()
+    with pytest.raises(InvalidInput) as error:
+        phases.create_dependency(three_phases[0].id, elsewhere.id)
+    assert error.value.code == "dependency_cross_initiative"
+
+
+def test_dependency_on_a_missing_record_is_refused(three_phases):
+    with pytest.raises(NotFound) as error:
+        phases.create_dependency(three_phases[0].id, "missing")
+    assert error.value.code == "phase_not_found"
+
+
+def test_cycle_is_refused_with_the_cycle_named(three_phases):
+    design, build, ship = three_phases
+    phases.create_dependency(build.id, design.id)
+    phases.create_dependency(ship.id, build.id)
+
+    with pytest.raises(DependencyCycle) as error:
+        phases.create_dependency(design.id, ship.id)
+
+    assert error.value.code == "dependency_cycle"
+    cycle = error.value.details["cycle"]
+    assert cycle[0] == cycle[-1]
+    assert set(cycle) == {design.id, build.id, ship.id}
+    for name in ("Design", "Build", "Ship"):
+        assert f"'{name}'" in error.value.message
+    assert PhaseDependency.objects.count() == 2
+
+
+def test_task_dependencies_refuse_cycles_and_cross_initiative_edges():
+    phase = f.PhaseFactory()
+    a, b, c = (f.TaskFactory(phase=phase, name=n) for n in "abc")
+    tasks.create_dependency(b.id, a.id)
+    tasks.create_dependency(c.id, b.id)
+    with pytest.raises(DependencyCycle):
+        tasks.create_dependency(a.id, c.id)
+    with pytest.raises(InvalidInput):
+        tasks.create_dependency(a.id, f.TaskFactory().id)
+    assert tasks.get_dependencies(c.id) == [b]
+    assert tasks.get_dependents(a.id) == [b]
+    assert tasks.get_dependency_ids([a.id, c.id]) == {a.id: [], c.id: [b.id]}
+    assert sorted(tasks.dependency_edges(phase.initiative_id)) == sorted(
+        [(b.id, a.id), (c.id, b.id)]
+    )
+
+
+def test_remove_dependency():
+    dependency = f.TaskDependencyFactory()
+    assert tasks.remove_dependency(dependency.task_id, dependency.depends_on_task_id) is True
+    assert not TaskDependency.objects.exists()
+    assert tasks.remove_dependency(dependency.task_id, dependency.depends_on_task_id) is False
+
+
+def test_find_cycle_and_topological_order_helpers():
+    assert find_cycle([("b", "a"), ("c", "b")]) is None
+    cycle = find_cycle([("b", "a"), ("a", "b")])
+    assert cycle is not None
+    assert cycle[0] == cycle[-1]
+    assert topological_order(["c", "b", "a"], [("c", "b"), ("b", "a")]) == ["a", "b", "c"]
+    assert topological_order(["x", "y"], []) == ["x", "y"]
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+def test_task_takes_its_phases_initiative():
+    phase = f.PhaseFactory()
+    task = tasks.create(phase=phase, name="Write it")
+    assert task.initiative_id == phase.initiative_id
+
+
+def test_task_refuses_an_initiative_other_than_its_phases():
+    phase = f.PhaseFactory()
+    with pytest.raises(InvalidInput) as error:
+        tasks.create(phase_id=phase.id, initiative_id=f.InitiativeFactory().id, name="x")
+    assert error.value.code == "task_initiative_mismatch"
+
+
+def test_task_refuses_a_missing_phase_and_a_foreign_parent():
+    with pytest.raises(NotFound):
+        tasks.create(phase_id="missing", name="x")
+    parent = f.TaskFactory()
+    with pytest.raises(InvalidInput) as error:
+        tasks.create(phase=f.PhaseFactory(), parent_task=parent, name="x")
+    assert error.value.code == "task_parent_mismatch"
+
+
+def test_find_by_phase_parent_initiative_and_status():
+    phase = f.PhaseFactory()
+    parent = tasks.create(phase=phase, name="parent")
+    child = tasks.create(phase=phase, parent_task=parent, name="child", status="completed")
+    f.TaskFactory()
+
+    assert tasks.find_by_phase_id(phase.id) == [parent, child]
+    assert tasks.find_by_parent_task_id(parent.id) == [child]
+    assert tasks.find_by_initiative_id(phase.initiative_id) == [parent, child]
+    assert tasks.find_by_status("completed") == [child]
+
+
+def test_ready_tasks_follow_dependencies_phase_status_and_priority():
+    initiative = f.InitiativeFactory()
+    done_phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.COMPLETED)
+    open_phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.IN_PROGRESS)
+    waiting_phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.APPROVED)
+    unapproved = f.PhaseFactory(initiative=initiative, status=PhaseStatus.PENDING)
+    PhaseDependency.objects.create(phase=waiting_phase, depends_on_phase=open_phase)
+    PhaseDependency.objects.create(phase=open_phase, depends_on_phase=done_phase)
+
+    low = f.TaskFactory(phase=open_phase, priority=TaskPriority.LOW)
+    high = f.TaskFactory(phase=open_phase, priority=TaskPriority.HIGH)
+    blocked_by_dep = f.TaskFactory(phase=open_phase)
+    TaskDependency.objects.create(task=blocked_by_dep, depends_on_task=low)
+    done_dep = f.TaskFactory(phase=open_phase, status=TaskStatus.COMPLETED)
+    freed = f.TaskFactory(phase=open_phase)
+    TaskDependency.objects.create(task=freed, depends_on_task=done_dep)
+    f.TaskFactory(phase=waiting_phase)  # its phase waits for open_phase
+    f.TaskFactory(phase=unapproved)  # plan not approved yet
+    f.TaskFactory(phase=open_phase, status=TaskStatus.IN_PROGRESS)
+    checkpoint = f.TaskFactory(phase=open_phase, type=TaskType.CHECKPOINT_DECISION)
+    loose = f.TaskFactory(phase=None, initiative=initiative)
+
+    assert tasks.find_ready() == [high, freed, loose, low]
+    assert tasks.find_ready(initiative_id=initiative.id, limit=2) == [high, freed]
+    assert tasks.find_ready(checkpoints=True) == [checkpoint]
+
+
+@pytest.mark.parametrize("rows", [10, 1000])
+def test_ready_query_count_is_fixed(rows, django_assert_max_num_queries):
+    phase = f.PhaseFactory(status=PhaseStatus.IN_PROGRESS)
+    made = Task.objects.bulk_create(
+        Task(phase=phase, initiative=phase.initiative, name=f"t{i}") for i in range(rows)
+    )
+    TaskDependency.objects.bulk_create(
+        TaskDependency(task=made[i], depends_on_task=made[i - 1]) for i in range(1, rows, 2)
+    )
+    with django_assert_max_num_queries(1):
+        ready = tasks.find_ready()
+    assert len(ready) == rows - rows // 2
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def test_root_page_is_created_once_and_found():
+    initiative = f.InitiativeFactory(name="Auth")
+    assert pages.find_root_page(initiative.id) is None
+    root = pages.get_or_create_root_page(initiative.id)
+    assert root.title == "Auth"
+    assert root.parent_page_id is None
+    assert pages.get_or_create_root_page(initiative.id) == root
+    assert pages.find_root_page(initiative.id) == root
+
+
+def test_second_root_page_is_refused_and_children_are_listed():
+    root = f.PageFactory()
+    with pytest.raises(Conflict) as error:
+        pages.create(initiative_id=root.initiative_id, title="Another root")
+    assert error.value.code == "page_root_exists"
+    child = pages.create(parent_page_id=root.id, title="Child")
+    assert child.initiative_id == root.initiative_id
+    assert pages.find_by_parent_page_id(root.id) == [child]
+    assert pages.find_by_initiative_id(root.initiative_id) == [root, child]
+
+
+def test_page_parent_must_share_the_initiative():
+    root = f.PageFactory()
+    with pytest.raises(InvalidInput) as error:
+        pages.create(initiative_id=f.InitiativeFactory().id, parent_page_id=root.id, title="x")
+    assert error.value.code == "page_parent_mismatch"
+
+
+def test_root_page_of_a_missing_initiative_is_refused():
+    with pytest.raises(NotFound):
+        pages.get_or_create_root_page("missing")
+
+
+@pytest.mark.concurrency
+@pytest.mark.django_db(transaction=True)
+def test_racing_callers_get_the_same_single_root_page():
+    initiative = f.InitiativeFactory()
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def claim():
+        try:
+            barrier.wait()
+            results.append(PageRepository().get_or_create_root_page(initiative.id).id)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(set(results)) == 1
+    assert Page.objects.filter(initiative=initiative).count() == 1
+
+
+# --- projects ----------------------------------------------------------------------------
+
+
+def test_set_initiative_projects_is_diff_based():
+    initiative = f.InitiativeFactory()
+    a, b, c = (f.ProjectFactory(name=n) for n in "abc")
+    projects.set_initiative_projects(initiative.id, [a.id, b.id])
+    kept = InitiativeProject.objects.get(initiative=initiative, project=b)
+
+    result = projects.set_initiative_projects(initiative.id, [b.id, c.id, c.id])
+
+    assert result == [b, c]
+    assert InitiativeProject.objects.get(initiative=initiative, project=b).id == kept.id
+    assert projects.find_projects_by_initiative_id(initiative.id) == [b, c]
+    assert projects.set_initiative_projects(initiative.id, []) == []
+
+
+def test_set_initiative_projects_refuses_unknown_ids_without_writing():
+    initiative = f.InitiativeFactory()
+    a = f.ProjectFactory()
+    projects.set_initiative_projects(initiative.id, [a.id])
+    with pytest.raises(NotFound) as error:
+        projects.set_initiative_projects(initiative.id, ["nope"])
+    assert error.value.details == {"ids": ["nope"]}
+    assert projects.find_projects_by_initiative_id(initiative.id) == [a]
+    with pytest.raises(NotFound):
+        projects.set_initiative_projects("missing", [a.id])
+
+
+def test_project_name_is_unique_through_the_repository():
+    projects.create(name="cw", url="git@x:cw.git")
+    with pytest.raises(Conflict):
+        projects.create(name="cw", url="git@x:other.git")
+    assert projects.find_by_name("cw").url == "git@x:cw.git"
+
+
+@pytest.mark.parametrize("rows", [10, 1000])
+def test_list_methods_have_a_fixed_query_count(rows, django_assert_max_num_queries):
+    initiative = f.InitiativeFactory()
+    phase = f.PhaseFactory(initiative=initiative)
+    root = f.PageFactory(initiative=initiative)
+    Task.objects.bulk_create(
+        Task(phase=phase, initiative=initiative, name=f"t{i}") for i in range(rows)
+    )
+    Page.objects.bulk_create(
+        Page(initiative=initiative, parent_page=root, title=f"p{i}") for i in range(rows)
+    )
+    made = [f.ProjectFactory.build() for _ in range(rows)]
+    from core.models import Project
+
+    Project.objects.bulk_create(made)
+    InitiativeProject.objects.bulk_create(
+        InitiativeProject(initiative=initiative, project=p) for p in made
+    )
+
+    with django_assert_max_num_queries(1):
+        assert len(tasks.find_by_phase_id(phase.id)) == rows
+    with django_assert_max_num_queries(1):
+        assert len(tasks.find_by_initiative_id(initiative.id)) == rows
+    with django_assert_max_num_queries(1):
+        assert len(pages.find_by_parent_page_id(root.id)) == rows
+    with django_assert_max_num_queries(1):
+        assert len(projects.find_projects_by_initiative_id(initiative.id)) == rows
+    with django_assert_max_num_queries(1):
+        assert len(initiatives.find_all()) == 1
+    with django_assert_max_num_queries(1):
+        assert len(phases.find_by_initiative_id(initiative.id)) == 1

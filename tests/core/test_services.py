@@ -1,0 +1,322 @@
+"""Task, phase and initiative lifecycles (no task-level approval anywhere)."""
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+
+from core import services
+from core.errors import NotFound, PermissionRequired, TransitionNotAllowed
+from core.models import (
+    ExecutionMode,
+    InitiativeStatus,
+    PhaseDependency,
+    PhaseStatus,
+    Task,
+    TaskDependency,
+    TaskStatus,
+    TaskType,
+)
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def person():
+    return User.objects.create_user(username="lead", password="x" * 12)
+
+
+def _refresh(*records):
+    for record in records:
+        record.refresh_from_db()
+
+
+def approved_phase(mode=ExecutionMode.YOLO, **kwargs):
+    initiative = f.InitiativeFactory(execution_mode=mode)
+    return f.PhaseFactory(initiative=initiative, status=PhaseStatus.APPROVED, **kwargs)
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+def test_starting_a_ready_task_starts_its_approved_phase():
+    phase = approved_phase()
+    task = f.TaskFactory(phase=phase)
+
+    services.task_start(task_id=task.id)
+
+    _refresh(task, phase)
+    assert task.status == TaskStatus.IN_PROGRESS
+    assert phase.status == PhaseStatus.IN_PROGRESS
+
+
+def test_start_is_refused_unless_pending():
+    task = f.TaskFactory(phase=approved_phase(), status=TaskStatus.IN_PROGRESS)
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.task_start(task_id=task.id)
+    assert error.value.code == "transition_not_allowed"
+    assert error.value.details["allowed_from"] == ["pending"]
+
+
+@pytest.mark.parametrize("phase_status", ["pending", "pending_review", "completed", "blocked"])
+def test_start_is_refused_while_the_phase_does_not_allow_work(phase_status):
+    task = f.TaskFactory(phase=f.PhaseFactory(status=phase_status))
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.task_start(task_id=task.id)
+    assert error.value.code == "task_not_ready"
+    task.refresh_from_db()
+    assert task.status == TaskStatus.PENDING
+
+
+def test_start_is_refused_while_a_dependency_is_open():
+    phase = approved_phase()
+    first = f.TaskFactory(phase=phase)
+    second = f.TaskFactory(phase=phase)
+    TaskDependency.objects.create(task=second, depends_on_task=first)
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.task_start(task_id=second.id)
+    assert error.value.code == "task_not_ready"
+
+
+def test_start_is_refused_while_the_phase_waits_for_another_phase():
+    phase = approved_phase()
+    earlier = f.PhaseFactory(initiative=phase.initiative, status=PhaseStatus.IN_PROGRESS)
+    PhaseDependency.objects.create(phase=phase, depends_on_phase=earlier)
+    with pytest.raises(TransitionNotAllowed):
+        services.task_start(task_id=f.TaskFactory(phase=phase).id)
+
+
+def test_agents_never_start_checkpoints():
+    task = f.TaskFactory(phase=approved_phase(), type=TaskType.CHECKPOINT_HUMAN_VERIFY)
+    with pytest.raises(PermissionRequired) as error:
+        services.task_start(task_id=task.id)
+    assert error.value.code == "checkpoint_requires_person"
+
+
+def test_complete_records_the_summary():
+    task = f.TaskFactory(phase=approved_phase(), status=TaskStatus.IN_PROGRESS)
+    f.TaskFactory(phase=task.phase)  # keeps the phase open
+
+    services.task_complete(task_id=task.id, summary="Added the login form.")
+
+    _refresh(task)
+    assert task.status == TaskStatus.COMPLETED
+    assert task.summary == "Added the login form."
+
+
+def test_complete_is_refused_unless_in_progress():
+    task = f.TaskFactory(phase=approved_phase())
+    with pytest.raises(TransitionNotAllowed):
+        services.task_complete(task_id=task.id)
+
+
+def test_checkpoint_is_completed_only_by_a_person(person):
+    phase = approved_phase()
+    checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_DECISION)
+    f.TaskFactory(phase=phase)
+    for nobody in (None, AnonymousUser()):
+        with pytest.raises(PermissionRequired) as error:
+            services.task_complete(task_id=checkpoint.id, acting_user=nobody)
+        assert error.value.code == "checkpoint_requires_person"
+
+    services.task_complete(task_id=checkpoint.id, acting_user=person, summary="Go with B.")
+
+    _refresh(checkpoint, phase)
+    assert checkpoint.status == TaskStatus.COMPLETED
+    assert phase.status == PhaseStatus.IN_PROGRESS
+
+
+def test_a_checkpoint_that_is_not_ready_waits(person):
+    phase = approved_phase()
+    first = f.TaskFactory(phase=phase)
+    checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_HUMAN_ACTION)
+    TaskDependency.objects.create(task=checkpoint, depends_on_task=first)
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.task_complete(task_id=checkpoint.id, acting_user=person)
+    assert error.value.code == "task_not_ready"
+
+
+@pytest.mark.parametrize("start", [TaskStatus.PENDING, TaskStatus.IN_PROGRESS])
+def test_block_and_unblock_return_the_task_where_it_was(start):
+    task = f.TaskFactory(status=start)
+    services.task_block(task_id=task.id)
+    _refresh(task)
+    assert task.status == TaskStatus.BLOCKED
+    services.task_unblock(task_id=task.id)
+    _refresh(task)
+    assert task.status == start
+    assert task.blocked_from_status is None
+
+
+def test_block_refusals():
+    with pytest.raises(TransitionNotAllowed):
+        services.task_block(task_id=f.TaskFactory(status=TaskStatus.COMPLETED).id)
+    with pytest.raises(TransitionNotAllowed):
+        services.task_unblock(task_id=f.TaskFactory().id)
+    with pytest.raises(NotFound) as error:
+        services.task_block(task_id="missing")
+    assert error.value.code == "task_not_found"
+
+
+def test_context_is_every_upstream_summary_in_dependency_order():
+    phase = approved_phase()
+    schema = f.TaskFactory(phase=phase, name="schema", summary="Tables made.")
+    api = f.TaskFactory(phase=phase, name="api", summary="Endpoints made.")
+    docs = f.TaskFactory(phase=phase, name="docs", summary="Unrelated.")
+    ui = f.TaskFactory(phase=phase, name="ui")
+    # Created out of order on purpose: the order comes from the graph, not creation.
+    TaskDependency.objects.create(task=ui, depends_on_task=api)
+    TaskDependency.objects.create(task=api, depends_on_task=schema)
+
+    context = services.task_context(task_id=ui.id)
+
+    assert [(c.name, c.summary) for c in context] == [
+        ("schema", "Tables made."),
+        ("api", "Endpoints made."),
+    ]
+    assert docs.id not in [c.task_id for c in context]
+    assert services.task_context(task_id=schema.id) == []
+
+
+def test_ready_lists_split_agent_work_from_checkpoints(person):
+    phase = approved_phase()
+    auto = f.TaskFactory(phase=phase)
+    checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_HUMAN_VERIFY)
+    assert services.task_list_ready() == [auto]
+    assert services.task_list_waiting_checkpoints() == [checkpoint]
+    assert services.task_list_ready(initiative_id=f.InitiativeFactory().id) == []
+
+
+@pytest.mark.parametrize("rows", [10, 5000])
+def test_ready_query_count_is_fixed(rows, django_assert_max_num_queries):
+    phase = f.PhaseFactory(status=PhaseStatus.IN_PROGRESS)
+    made = Task.objects.bulk_create(
+        Task(phase=phase, initiative=phase.initiative, name=f"t{i}") for i in range(rows)
+    )
+    TaskDependency.objects.bulk_create(
+        TaskDependency(task=made[i], depends_on_task=made[i - 1]) for i in range(1, rows, 2)
+    )
+    with django_assert_max_num_queries(1):
+        ready = services.task_list_ready()
+    assert len(ready) == rows - rows // 2
+
+
+# --- phases ------------------------------------------------------------------------------
+
+
+def test_phase_plan_approval_and_start():
+    phase = f.PhaseFactory()
+    services.phase_approve_plan(phase_id=phase.id)
+    _refresh(phase)
+    assert phase.status == PhaseStatus.APPROVED
+    with pytest.raises(TransitionNotAllowed):
+        services.phase_approve_plan(phase_id=phase.id)
+    services.phase_start(phase_id=phase.id)
+    _refresh(phase)
+    assert phase.status == PhaseStatus.IN_PROGRESS
+    with pytest.raises(TransitionNotAllowed):
+        services.phase_start(phase_id=phase.id)
+
+
+def test_phase_start_is_refused_while_a_dependency_is_not_completed():
+    phase = approved_phase()
+    earlier = f.PhaseFactory(initiative=phase.initiative, name="Earlier")
+    PhaseDependency.objects.create(phase=phase, depends_on_phase=earlier)
+
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.phase_start(phase_id=phase.id)
+
+    assert error.value.code == "phase_dependencies_incomplete"
+    assert "'Earlier'" in error.value.message
+    assert error.value.details["waiting_for"] == [earlier.id]
+
+
+@pytest.mark.parametrize("status", ["pending", "approved", "in_progress", "pending_review"])
+def test_phase_block_and_unblock_return_it_where_it_was(status):
+    phase = f.PhaseFactory(status=status)
+    services.phase_block(phase_id=phase.id)
+    _refresh(phase)
+    assert phase.status == PhaseStatus.BLOCKED
+    services.phase_unblock(phase_id=phase.id)
+    _refresh(phase)
+    assert phase.status == status
+
+
+def test_completed_phase_cannot_be_blocked_and_unblocked_phase_cannot_be_unblocked():
+    with pytest.raises(TransitionNotAllowed):
+        services.phase_block(phase_id=f.PhaseFactory(status=PhaseStatus.COMPLETED).id)
+    with pytest.raises(TransitionNotAllowed):
+        services.phase_unblock(phase_id=f.PhaseFactory().id)
+
+
+@pytest.mark.parametrize(
+    ("mode", "phase_after", "initiative_after"),
+    [
+        (ExecutionMode.YOLO, PhaseStatus.COMPLETED, InitiativeStatus.COMPLETED),
+        (ExecutionMode.REVIEW_PER_PHASE, PhaseStatus.PENDING_REVIEW, InitiativeStatus.ACTIVE),
+    ],
+)
+def test_last_task_completion_finishes_the_phase_by_execution_mode(
+    mode, phase_after, initiative_after
+):
+    phase = approved_phase(mode)
+    first = f.TaskFactory(phase=phase)
+    second = f.TaskFactory(phase=phase)
+    for task in (first, second):
+        services.task_start(task_id=task.id)
+    services.task_complete(task_id=first.id)
+    _refresh(phase)
+    assert phase.status == PhaseStatus.IN_PROGRESS
+
+    services.task_complete(task_id=second.id)
+
+    _refresh(phase, phase.initiative)
+    assert phase.status == phase_after
+    assert phase.initiative.status == initiative_after
+
+
+def test_phase_in_review_waits_for_a_person_then_the_initiative_waits_too():
+    phase = approved_phase(ExecutionMode.REVIEW_PER_PHASE)
+    task = f.TaskFactory(phase=phase)
+    services.task_start(task_id=task.id)
+    services.task_complete(task_id=task.id)
+
+    services.phase_approve(phase_id=phase.id)
+
+    _refresh(phase, phase.initiative)
+    assert phase.status == PhaseStatus.COMPLETED
+    assert phase.initiative.status == InitiativeStatus.PENDING_REVIEW
+    services.initiative_approve(initiative_id=phase.initiative_id)
+    _refresh(phase.initiative)
+    assert phase.initiative.status == InitiativeStatus.COMPLETED
+
+
+def test_phase_approve_is_refused_outside_review():
+    with pytest.raises(TransitionNotAllowed):
+        services.phase_approve(phase_id=f.PhaseFactory(status=PhaseStatus.IN_PROGRESS).id)
+    with pytest.raises(TransitionNotAllowed):
+        services.initiative_approve(initiative_id=f.InitiativeFactory().id)
+
+
+def test_phase_complete_finishes_an_empty_phase_and_refuses_open_work():
+    phase = approved_phase()
+    services.phase_complete(phase_id=phase.id)
+    _refresh(phase)
+    assert phase.status == PhaseStatus.COMPLETED
+
+    busy = approved_phase()
+    f.TaskFactory(phase=busy)
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.phase_complete(phase_id=busy.id)
+    assert error.value.code == "phase_tasks_incomplete"
+
+
+def test_initiative_archive_and_execution_mode():
+    initiative = f.InitiativeFactory()
+    services.initiative_set_execution_mode(initiative_id=initiative.id, execution_mode="yolo")
+    _refresh(initiative)
+    assert initiative.execution_mode == "yolo"
+    services.initiative_archive(initiative_id=initiative.id)
+    _refresh(initiative)
+    assert initiative.status == InitiativeStatus.ARCHIVED
+    with pytest.raises(TransitionNotAllowed):
+        services.initiative_archive(initiative_id=initiative.id)
