@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from agents.secrets import EncryptedTextField
 from core.models import (
     Initiative,
     Phase,
@@ -18,8 +19,12 @@ class Account(TimestampedModel):
 
     email = models.CharField(max_length=320)
     provider = models.CharField(max_length=64, default="claude")
-    config_json = models.TextField(null=True, blank=True, help_text="Serialized .claude.json.")
-    credentials = models.TextField(null=True, blank=True, help_text="Serialized .credentials.json.")
+    config_json = EncryptedTextField(
+        null=True, blank=True, help_text="Serialized .claude.json, encrypted at rest."
+    )
+    credentials = EncryptedTextField(
+        null=True, blank=True, help_text="Serialized .credentials.json, encrypted at rest."
+    )
     is_exhausted = models.BooleanField(default=False)
     exhausted_until = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -31,13 +31,14 @@ from core.models import (
 M = TypeVar("M", bound=models.Model)
 
 
-def check_choice(choices: type[models.TextChoices], value: str, field: str) -> str:
-    """Refuse a value outside an enum with ``InvalidInput`` (code ``invalid_<field>``)."""
+def check_choice(choices: type[models.TextChoices], value: Any, field: str) -> str:
+    """Return ``value`` when it is one of ``choices``; else InvalidInput ``invalid_<field>``."""
     if value not in choices.values:
         raise InvalidInput(
-            f"Unknown {field} '{value}'; expected one of: {', '.join(choices.values)}.",
+            f"Unknown {field.replace('_', ' ')} {value!r}; expected one of "
+            f"{', '.join(choices.values)}.",
             code=f"invalid_{field}",
-            details={"field": field, "allowed": list(choices.values)},
+            details={"field": field, "value": str(value), "allowed": list(choices.values)},
         )
     return value
 

@@ -68,7 +68,8 @@ def _lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiativ
     return _lock(Task, task_id, "Task"), phase, initiative
 
 
-def _lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
+def lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
+    """Lock a phase's initiative then the phase (the order every transition uses)."""
     initiative_id = (
         Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True).first()
     )
@@ -220,7 +221,7 @@ def task_list_waiting_checkpoints(
 @transaction.atomic
 def phase_approve_plan(*, phase_id: str) -> Phase:
     """A person approves a pending phase's plan; its tasks may then start."""
-    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.PENDING:
         raise _refuse("phase", phase, "approve the plan of", [PhaseStatus.PENDING])
     _set_status(phase, PhaseStatus.APPROVED)
@@ -238,7 +239,7 @@ def _incomplete_dependencies(phase: Phase) -> list[Phase]:
 @transaction.atomic
 def phase_start(*, phase_id: str) -> Phase:
     """Move an approved phase to in progress; refused while a phase it depends on is open."""
-    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.APPROVED:
         raise _refuse("phase", phase, "start", [PhaseStatus.APPROVED])
     waiting_for = _incomplete_dependencies(phase)
@@ -256,7 +257,7 @@ def phase_start(*, phase_id: str) -> Phase:
 @transaction.atomic
 def phase_block(*, phase_id: str) -> Phase:
     """Block any phase that is not completed; unblocking returns it to where it was."""
-    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED):
         allowed = [s for s in PhaseStatus.values if s not in ("completed", "blocked")]
         raise _refuse("phase", phase, "block", allowed)
@@ -266,7 +267,7 @@ def phase_block(*, phase_id: str) -> Phase:
 
 @transaction.atomic
 def phase_unblock(*, phase_id: str) -> Phase:
-    phase, _initiative = _lock_phase_with_initiative(phase_id)
+    phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.BLOCKED:
         raise _refuse("phase", phase, "unblock", [PhaseStatus.BLOCKED])
     _set_status(phase, phase.blocked_from_status or PhaseStatus.PENDING, blocked_from_status=None)
@@ -280,7 +281,7 @@ def phase_complete(*, phase_id: str) -> Phase:
     Completing a phase's last task does this on its own; this is for a phase that was
     started with no tasks, or whose remaining tasks were deleted.
     """
-    phase, initiative = _lock_phase_with_initiative(phase_id)
+    phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status not in (PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS):
         raise _refuse("phase", phase, "complete", [PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
     open_tasks = phase.tasks.exclude(status=TaskStatus.COMPLETED).count()
@@ -303,7 +304,7 @@ def phase_complete(*, phase_id: str) -> Phase:
 @transaction.atomic
 def phase_approve(*, phase_id: str) -> Phase:
     """A person approves a phase waiting for review: it becomes completed."""
-    phase, initiative = _lock_phase_with_initiative(phase_id)
+    phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.PENDING_REVIEW:
         raise _refuse("phase", phase, "approve", [PhaseStatus.PENDING_REVIEW])
     _set_status(phase, PhaseStatus.COMPLETED)

@@ -5,6 +5,8 @@ developer's laptop and are deliberately unfit for production (an insecure secret
 DEBUG on, loopback hosts only).
 """
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -128,3 +130,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("CW_LOG_LEVEL", "WARNING")},
 }
+
+# --- Secrets at rest ------------------------------------------------------------------
+# Fernet keys encrypting accounts.config_json and accounts.credentials (agents.secrets).
+# CW_SECRET_KEYS is comma-separated: the first key encrypts, every key decrypts, so a key
+# is rotated by putting a new one first, running the re-encryption, then dropping the old.
+# Production MUST set CW_SECRET_KEYS (make a key with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
+# Unset, one development key is derived from SECRET_KEY so `make run` needs no set-up;
+# changing SECRET_KEY then makes the stored secrets unreadable.
+CW_SECRET_KEYS = _env_list("CW_SECRET_KEYS", "") or [
+    base64.urlsafe_b64encode(hashlib.sha256(b"cw-secrets:" + SECRET_KEY.encode()).digest()).decode()
+]

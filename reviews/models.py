@@ -75,7 +75,7 @@ class ReviewComment(TimestampedModel):
         constraints = [
             enum_check("review_comments", "line_type", ReviewLineType),
             models.CheckConstraint(
-                condition=Q(line_number__gte=0), name="review_comments_line_number_non_negative"
+                condition=Q(line_number__gte=1), name="review_comments_line_number_positive"
             ),
         ]
 
