@@ -5,6 +5,7 @@ that turns a ``TextChoices`` enum into a database check constraint.
 """
 
 import shortuuid
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -326,3 +327,43 @@ class InitiativeProject(CreatedModel):
 
     def __str__(self) -> str:
         return f"{self.initiative_id} uses {self.project_id}"
+
+
+class ApiToken(CreatedModel):
+    """A bearer token a tool presents to the API; only its sha256 is ever stored.
+
+    The clear token is shown once, when it is created. ``prefix`` (its first 8
+    characters) identifies it in lists and logs. A revoked token never authenticates
+    again; at most one active token has a given name.
+    """
+
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=8, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_tokens",
+    )
+
+    class Meta:
+        db_table = "api_tokens"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=Q(revoked_at__isnull=True),
+                name="api_tokens_active_name_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

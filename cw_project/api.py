@@ -1,9 +1,62 @@
-"""The one NinjaAPI of cw; each app contributes a router."""
+"""The one NinjaAPI of cw, mounted at ``/api/``; each app contributes one router.
 
+Conventions every operation follows (see ``core/schemas.py`` for the shared schemas):
+
+- authentication is the default for every router (``cw_project.auth.API_AUTH``): a
+  bearer token for tools, or an admin session for a staff user; only ``/api/docs`` and
+  ``/api/openapi.json`` answer without it;
+- every error has the ``ErrorOut`` shape (``cw_project/errors.py`` has the mapping);
+- lists take ``PageParams`` and answer ``Page[ItemOut]``;
+- handlers are named verb_noun (``list_initiatives``, ``retrieve_whoami``); the name is
+  also the URL name (``reverse("api-1:retrieve_whoami")``).
+
+Routers are mounted without a prefix: each declares its resource paths itself
+(``/initiatives``, ``/agents/{agent_id}``, ``/proposals``, …).
+"""
+
+from django.urls import URLPattern, URLResolver, path
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-api = NinjaAPI(
+from agents.api import router as agents_router
+from core.api import router as core_router
+from cw_project.auth import API_AUTH
+from cw_project.errors import install_error_handlers, unknown_api_path, with_json_routing_errors
+from reviews.api import router as reviews_router
+
+API_VERSION = "1.0.0"
+
+
+class CwNinjaAPI(NinjaAPI):
+    """A NinjaAPI whose every failure, routing included, answers in the ``ErrorOut`` shape.
+
+    Exception handlers replace Ninja's defaults; the URL list wraps each view so a wrong
+    method gives a JSON 405 and ends with a catch-all giving a JSON 404 for unknown paths.
+    """
+
+    def set_default_exception_handlers(self) -> None:
+        install_error_handlers(self)
+
+    @property
+    def urls(self) -> tuple[list[URLPattern | URLResolver], str, str]:
+        patterns, app_name, namespace = super().urls
+        for pattern in patterns:
+            pattern.callback = with_json_routing_errors(pattern.callback)
+        patterns.append(path("<path:unknown>", csrf_exempt(unknown_api_path), name="unknown"))
+        return patterns, app_name, namespace
+
+
+api = CwNinjaAPI(
     title="cw API",
-    version="1.0.0",
-    description="The control plane for teams of AI coding agents.",
+    version=API_VERSION,
+    description=(
+        "The control plane for teams of AI coding agents. Authenticate with "
+        "`Authorization: Bearer <token>` (`manage.py create_api_token NAME`) or an admin "
+        "session of a staff user. Every error is `{code, message, details}`."
+    ),
+    auth=API_AUTH,
+    urls_namespace="api-1",
 )
+api.add_router("", core_router)
+api.add_router("", agents_router)
+api.add_router("", reviews_router)

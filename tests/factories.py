@@ -196,3 +196,23 @@ class ChatMessageFactory(DjangoModelFactory):
     chat_session = factory.SubFactory(ChatSessionFactory)
     role = ChatRole.USER
     content = "Split this task in two."
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = "auth.User"
+
+    username = factory.Sequence(lambda n: f"user{n}")
+
+
+class ApiTokenFactory(DjangoModelFactory):
+    """A token row with a made-up hash: for tests that need a row, not a usable token
+    (``core.tokens.api_token_create`` makes usable ones)."""
+
+    class Meta:
+        model = "core.ApiToken"
+
+    name = factory.Sequence(lambda n: f"tool-{n}")
+    token_hash = factory.Sequence(lambda n: f"{n:064x}")
+    prefix = factory.Sequence(lambda n: f"cw_{n:05d}")
+    created_by = factory.SubFactory(UserFactory)

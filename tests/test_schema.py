@@ -152,6 +152,7 @@ def _make(model_label: str):
         "reviews.ChatMessage": f.ChatMessageFactory,
         "reviews.ChangeSet": f.ChangeSetFactory,
         "reviews.ChangeSetEntry": f.ChangeSetEntryFactory,
+        "core.ApiToken": f.ApiTokenFactory,
     }[model_label]
     return factory
 
@@ -169,6 +170,7 @@ def _parent_factory(model: type[models.Model]):
         "Proposal": f.ProposalFactory,
         "ChatSession": f.ChatSessionFactory,
         "ChangeSet": f.ChangeSetFactory,
+        "User": f.UserFactory,
     }[model.__name__]
 
 
@@ -206,6 +208,7 @@ DELETE_RULES = [
     ("reviews.ChangeSet", "proposal", models.SET_NULL),
     ("reviews.ChangeSet", "chat_session", models.SET_NULL),
     ("reviews.ChangeSetEntry", "change_set", models.CASCADE),
+    ("core.ApiToken", "created_by", models.SET_NULL),
 ]
 
 

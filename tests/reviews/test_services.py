@@ -302,20 +302,21 @@ def test_dismiss_all_dismisses_only_pending_proposals_of_the_agent(agent, initia
 @pytest.mark.parametrize(
     "build",
     [
-        lambda a, i, p, t: dict(target_type="page", title="P", content="# x"),
-        lambda a, i, p, t: dict(target_type="phase", title="Ph", metadata={"dependencies": [p]}),
-        lambda a, i, p, t: dict(target_type="phase", target_id=p, title="Renamed", content="y"),
-        lambda a, i, p, t: dict(
-            title="T", metadata={"phase_id": p, "dependencies": [t], "priority": "high"}
-        ),
-        lambda a, i, p, t: dict(target_id=t, title="Renamed", metadata={"category": "merge"}),
+        lambda p, t: {"target_type": "page", "title": "P", "content": "# x"},
+        lambda p, t: {"target_type": "phase", "title": "Ph", "metadata": {"dependencies": [p]}},
+        lambda p, t: {"target_type": "phase", "target_id": p, "title": "Renamed", "content": "y"},
+        lambda p, t: {
+            "title": "T",
+            "metadata": {"phase_id": p, "dependencies": [t], "priority": "high"},
+        },
+        lambda p, t: {"target_id": t, "title": "Renamed", "metadata": {"category": "merge"}},
     ],
     ids=["page-create", "phase-create", "phase-update", "task-create", "task-update"],
 )
 def test_accept_then_revert_leaves_the_database_as_it_was(agent, initiative, build):
     phase = f.PhaseFactory(initiative=initiative)
     task = f.TaskFactory(phase=phase)
-    proposal = propose(agent, initiative, **build(agent, initiative, phase.id, task.id))
+    proposal = propose(agent, initiative, **build(phase.id, task.id))
     before = database_state()
 
     change_set = services.proposal_accept(proposal_id=proposal.id)

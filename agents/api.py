@@ -1,0 +1,5 @@
+"""The API router of the ``agents`` app: accounts, agents, their logs and messages."""
+
+from ninja import Router
+
+router = Router(tags=["agents"])

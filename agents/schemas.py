@@ -1,0 +1,73 @@
+"""Input, output and patch schemas of the agents API (accounts).
+
+Secrets (``config_json``, ``credentials``) are write-only: no output schema has them
+except ``AccountClaimOut``, which only the claim endpoint returns.
+"""
+
+from datetime import datetime
+
+from ninja import Field, Schema
+from pydantic import AwareDatetime
+
+
+class AccountIn(Schema):
+    email: str = Field(min_length=3, max_length=320)
+    provider: str = Field("claude", min_length=1, max_length=64)
+    config_json: str | None = Field(
+        None, description="Serialized .claude.json (write-only; stored encrypted)."
+    )
+    credentials: str | None = Field(
+        None, description="Serialized .credentials.json (write-only; stored encrypted)."
+    )
+    sort_order: int = 0
+
+
+class AccountPatch(Schema):
+    """Only the fields sent change; send ``null`` for a secret to clear it."""
+
+    email: str | None = Field(None, min_length=3, max_length=320)
+    provider: str | None = Field(None, min_length=1, max_length=64)
+    config_json: str | None = None
+    credentials: str | None = None
+    sort_order: int | None = None
+
+
+class AccountOut(Schema):
+    id: str
+    email: str
+    provider: str
+    has_config: bool = Field(description="Whether config_json is set (never its value).")
+    has_credentials: bool = Field(description="Whether credentials are set (never their value).")
+    is_exhausted: bool
+    exhausted_until: datetime | None
+    last_used_at: datetime | None
+    sort_order: int
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_has_config(obj) -> bool:
+        return obj.config_json is not None
+
+    @staticmethod
+    def resolve_has_credentials(obj) -> bool:
+        return obj.credentials is not None
+
+
+class AccountClaimOut(AccountOut):
+    """A claimed account, with the secrets the agent needs to run under it."""
+
+    config_json: str | None
+    credentials: str | None
+
+
+class AccountClaimIn(Schema):
+    provider: str = Field("claude", min_length=1, max_length=64)
+
+
+class AccountExhaustIn(Schema):
+    until: AwareDatetime = Field(description="When the account may be used again (with zone).")
+
+
+class ReleasedOut(Schema):
+    released: int

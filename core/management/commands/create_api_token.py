@@ -1,0 +1,43 @@
+"""Create an API token for a tool and print it, once.
+
+    manage.py create_api_token orchestrator [--created-by alice]
+
+The clear token is printed on its own line and never stored: only its sha256 is. Lose
+it and you revoke it and create another.
+"""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from core.errors import DomainError
+from core.tokens import api_token_create
+
+
+class Command(BaseCommand):
+    help = "Create a named API token and print it once (it cannot be shown again)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="What the token is for, e.g. 'orchestrator'.")
+        parser.add_argument(
+            "--created-by", metavar="USERNAME", help="The user recorded as the token's creator."
+        )
+
+    def handle(self, *args, **options):
+        creator = None
+        if options["created_by"]:
+            user_model = get_user_model()
+            creator = user_model._default_manager.filter(
+                **{user_model.USERNAME_FIELD: options["created_by"]}
+            ).first()
+            if creator is None:
+                raise CommandError(f"No user is named '{options['created_by']}'.")
+        try:
+            token, clear = api_token_create(name=options["name"], created_by=creator)
+        except DomainError as error:
+            raise CommandError(error.message) from error
+        self.stdout.write(self.style.SUCCESS(f"Created API token '{token.name}' (id {token.pk})."))
+        self.stdout.write(clear)
+        self.stdout.write(
+            "Store it now: it is shown only this once and cannot be shown again. "
+            "Send it as 'Authorization: Bearer <token>'."
+        )

@@ -1,0 +1,25 @@
+"""Revoke an API token by id or by the prefix ``list_api_tokens`` shows.
+
+manage.py revoke_api_token cw_Ab3dE
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from core.errors import DomainError
+from core.tokens import api_token_revoke
+
+
+class Command(BaseCommand):
+    help = "Revoke an API token (by id or prefix); it stops authenticating at once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("id_or_prefix", help="The token's id, or its 8-character prefix.")
+
+    def handle(self, *args, **options):
+        try:
+            token = api_token_revoke(token_id_or_prefix=options["id_or_prefix"])
+        except DomainError as error:
+            raise CommandError(error.message) from error
+        self.stdout.write(
+            self.style.SUCCESS(f"Revoked API token '{token.name}' ({token.prefix}, id {token.pk}).")
+        )

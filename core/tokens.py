@@ -1,0 +1,134 @@
+"""API tokens: how they are made, revoked, listed and checked.
+
+A token is ``cw_`` followed by 43 URL-safe random characters (256 bits). Only its sha256
+is stored, so a leaked database does not leak working tokens; since the token has full
+entropy, a fast unsalted hash is enough (nothing to brute-force) and lets a request find
+its token by an indexed equality lookup instead of comparing secrets in Python.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import ApiToken
+
+TOKEN_PREFIX = "cw_"  # noqa: S105 (a public marker, not a secret)
+DISPLAY_PREFIX_LENGTH = 8
+#: ``last_used_at`` is only rewritten when older than this: one write per token per
+#: minute at most, instead of one per request (each write takes SQLite's write lock).
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+# No genuine token is this long; refuse before hashing whatever a client sends.
+_MAX_TOKEN_LENGTH = 256
+_NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length
+
+
+def hash_token(clear: str) -> str:
+    """The hex sha256 of a clear token: the only form in which a token is stored."""
+    return hashlib.sha256(clear.encode()).hexdigest()
+
+
+def api_token_create(
+    *, name: str, created_by: AbstractBaseUser | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token named ``name`` and return it with its clear value (never stored).
+
+    Refuses a blank or over-long name (``InvalidInput``) and a name an active token
+    already has (``Conflict`` ``token_name_taken``); a revoked token's name may be reused.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A token needs a name.", code="token_name_required")
+    if len(name) > _NAME_MAX_LENGTH:
+        raise InvalidInput(
+            f"A token name is at most {_NAME_MAX_LENGTH} characters.",
+            code="token_name_too_long",
+            details={"max_length": _NAME_MAX_LENGTH},
+        )
+    taken = Conflict(
+        f"An active token is already named '{name}'; revoke it or pick another name.",
+        code="token_name_taken",
+        details={"name": name},
+    )
+    if ApiToken.objects.filter(name=name, revoked_at__isnull=True).exists():
+        raise taken
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        name=name,
+        token_hash=hash_token(clear),
+        prefix=clear[:DISPLAY_PREFIX_LENGTH],
+        created_by=created_by,
+    )
+    try:
+        # The partial unique index settles a race between two creators of one name.
+        with transaction.atomic():
+            token.save(force_insert=True)
+    except IntegrityError as error:
+        raise taken from error
+    return token, clear
+
+
+def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
+    """Revoke the token with this id or display prefix; it never authenticates again.
+
+    ``NotFound`` (``api_token_not_found``) when nothing matches, ``InvalidInput``
+    (``token_prefix_ambiguous``) when a prefix matches several tokens, ``Conflict``
+    (``token_already_revoked``) when it is revoked already.
+    """
+    key = (token_id_or_prefix or "").strip()
+    matches = list(ApiToken.objects.filter(Q(pk=key) | Q(prefix=key))[:2]) if key else []
+    if not matches:
+        raise NotFound(
+            f"No API token has the id or prefix '{key}'.",
+            code="api_token_not_found",
+            details={"id_or_prefix": key},
+        )
+    if len(matches) > 1:
+        raise InvalidInput(
+            f"Several API tokens start with '{key}'; revoke by id instead.",
+            code="token_prefix_ambiguous",
+            details={"id_or_prefix": key},
+        )
+    token = matches[0]
+    now = timezone.now()
+    # Conditional update: of two concurrent revocations exactly one succeeds.
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if not revoked:
+        raise Conflict(
+            f"API token '{token.name}' ({token.prefix}) is already revoked.",
+            code="token_already_revoked",
+            details={"id": token.pk},
+        )
+    token.revoked_at = now
+    return token
+
+
+def api_token_authenticate(clear: str) -> ApiToken | None:
+    """The active token whose clear value is ``clear``, or None (unknown or revoked).
+
+    Stamps ``last_used_at`` when it is older than ``LAST_USED_RESOLUTION``, with a
+    conditional UPDATE, so most requests cost one indexed SELECT and no write.
+    """
+    if not clear or len(clear) > _MAX_TOKEN_LENGTH:
+        return None
+    token = ApiToken.objects.filter(token_hash=hash_token(clear), revoked_at__isnull=True).first()
+    if token is None:
+        return None
+    now = timezone.now()
+    cutoff = now - LAST_USED_RESOLUTION
+    if token.last_used_at is None or token.last_used_at < cutoff:
+        ApiToken.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff), pk=token.pk
+        ).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def api_token_list() -> list[ApiToken]:
+    """Every token, revoked ones included, oldest first."""
+    return list(ApiToken.objects.order_by("created_at", "id"))

@@ -1,0 +1,68 @@
+"""How API callers authenticate: tools with a bearer token, people with their admin session.
+
+``API_AUTH`` is the NinjaAPI default, so every operation requires one of the two; the
+bearer token is tried first. After success ``request.auth`` is the ``ApiToken`` (bearer)
+or the staff ``User`` (session).
+"""
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer, SessionAuth
+from ninja.utils import check_csrf
+
+from core.errors import PermissionRequired
+from core.models import ApiToken
+from core.tokens import api_token_authenticate
+
+
+class BearerTokenAuth(HttpBearer):
+    """``Authorization: Bearer cw_…``: an active API token. Needs no CSRF token."""
+
+    def __call__(self, request: HttpRequest) -> ApiToken | None:
+        # Ninja's version logs the whole header when the scheme is not Bearer (with
+        # DEBUG on), which would write a Basic credential to the log.
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != self.openapi_scheme:
+            return None
+        return self.authenticate(request, token.strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        return api_token_authenticate(token)
+
+
+class StaffSessionAuth(SessionAuth):
+    """The Django admin session of an active staff user, CSRF-checked on unsafe methods.
+
+    Declines (so the request is unauthenticated, 401) when the request carries an
+    ``Authorization`` header, since the caller chose a token and a bad token must not
+    fall back to a cookie, and when no user is logged in. A logged-in user who is not
+    staff is refused with 403 ``staff_required``; a staff request failing the CSRF check
+    with 403 ``csrf_failed``.
+    """
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        # Ninja's version checks CSRF here, before knowing whether anyone is logged in;
+        # that turned a stale cookie or a bad bearer token into a CSRF failure (403)
+        # instead of 401. The check is done in authenticate() instead.
+        if "Authorization" in request.headers:
+            return None
+        return request.COOKIES.get(self.param_name)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = request.user
+        if not key or not user.is_authenticated:
+            return None
+        if not (user.is_active and user.is_staff):
+            raise PermissionRequired("The API is open to staff users only.", code="staff_required")
+        csrf_exempt = getattr(request, "_ninja_csrf_exempt", False)
+        if self.csrf and not csrf_exempt and check_csrf(request) is not None:
+            raise PermissionRequired(
+                "CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header.",
+                code="csrf_failed",
+            )
+        return user
+
+
+#: The default ``auth=`` of the NinjaAPI: a bearer token, else a staff session.
+API_AUTH = [BearerTokenAuth(), StaffSessionAuth()]

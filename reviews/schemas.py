@@ -1,0 +1,132 @@
+"""Input, output and patch schemas of the reviews API (proposals, review comments)."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+
+from core.schemas import PageParams
+
+ProposalTargetTypeLiteral = Literal["page", "phase", "task"]
+ProposalStatusLiteral = Literal["pending", "accepted", "dismissed"]
+LineTypeLiteral = Literal["added", "removed", "context"]
+
+
+class ProposalIn(Schema):
+    """An agent's proposal: a new (no ``target_id``) or changed page, phase or task."""
+
+    agent_id: str = Field(description="The proposing agent.")
+    initiative_id: str
+    target_type: ProposalTargetTypeLiteral
+    target_id: str | None = Field(None, description="The record to change; null to create.")
+    title: str = Field(min_length=1, max_length=500)
+    summary: str | None = None
+    content: str | None = Field(None, description="Markdown body.")
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "What the target needs. task: phase_id, category, type, priority, order, "
+            "dependencies (task ids), parent_task_id. page: parent_page_id, sort_order. "
+            "phase: dependencies (phase ids)."
+        ),
+    )
+    sort_order: int = 0
+
+
+class ProposalOut(Schema):
+    id: str
+    agent_id: str
+    initiative_id: str
+    target_type: ProposalTargetTypeLiteral
+    target_id: str | None
+    title: str
+    summary: str | None
+    content: str | None
+    metadata: dict[str, Any] | None
+    status: ProposalStatusLiteral
+    sort_order: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProposalFilters(PageParams):
+    """``GET /proposals`` query: filters plus ``limit``/``offset``."""
+
+    agent_id: str | None = None
+    initiative_id: str | None = None
+    status: ProposalStatusLiteral | None = None
+    target_type: ProposalTargetTypeLiteral | None = None
+
+
+class ProposalCountsOut(Schema):
+    pending: int
+    accepted: int
+    dismissed: int
+
+
+class ChangeSetEntryOut(Schema):
+    entity_type: str = Field(description="The table of the record, e.g. tasks.")
+    entity_id: str
+    action: Literal["create", "update", "delete"]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ChangeSetOut(Schema):
+    id: str
+    initiative_id: str
+    source: Literal["proposal", "chat"]
+    proposal_id: str | None
+    description: str
+    status: Literal["applied", "reverted"]
+    created_at: datetime
+    reverted_at: datetime | None
+    entries: list[ChangeSetEntryOut]
+
+    @staticmethod
+    def resolve_entries(obj: Any) -> list[Any]:
+        return list(obj.entries.all())
+
+
+class AcceptAllOut(Schema):
+    accepted: int
+    change_sets: list[ChangeSetOut]
+
+
+class DismissAllOut(Schema):
+    dismissed: int
+
+
+class ReviewCommentIn(Schema):
+    file_path: str = Field(min_length=1, max_length=4096)
+    line_number: int = Field(ge=1, description="New-side line; old-side for removed lines.")
+    line_type: LineTypeLiteral
+    body: str = Field(min_length=1)
+    author: str = Field("you", min_length=1, max_length=255)
+
+
+class ReviewCommentPatch(Schema):
+    body: str = Field(min_length=1)
+
+
+class ReviewCommentOut(Schema):
+    id: str
+    phase_id: str
+    file_path: str
+    line_number: int
+    line_type: LineTypeLiteral
+    body: str
+    author: str
+    resolved: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReviewCommentFilters(PageParams):
+    resolved: bool | None = Field(None, description="true: only resolved; false: only open.")
+
+
+class ReviewBriefOut(Schema):
+    phase_id: str
+    unresolved: int
+    markdown: str

@@ -1,0 +1,63 @@
+"""A test-only API, built like the real one (``CwNinjaAPI``, default auth, error handlers),
+with endpoints that exercise what the real API has no endpoint for yet: each error class,
+a JSON body, an unsafe method, a paginated list. Use with ``@pytest.mark.urls``."""
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+from django.urls import path
+from ninja import Query, Router, Schema
+from ninja.errors import AuthorizationError, HttpError
+
+from core import errors
+from core.models import ApiToken
+from core.schemas import Page, PageParams, paginate
+from cw_project.api import CwNinjaAPI
+from cw_project.auth import API_AUTH
+
+RAISED = {
+    "domain": errors.DomainError("Generic refusal.", code="generic_refusal"),
+    "not_found": errors.not_found("Task", "t1"),
+    "invalid_input": errors.InvalidInput("Bad value.", code="bad_value", details={"f": 1}),
+    "conflict": errors.Conflict("Clash.", code="clash"),
+    "transition": errors.TransitionNotAllowed("Cannot go there.", code="bad_transition"),
+    "cycle": errors.DependencyCycle("Cycle.", details={"cycle": ["a", "b", "a"]}),
+    "permission": errors.PermissionRequired("Needs a person.", code="person_required"),
+    "authorization": AuthorizationError(message="Not yours."),
+    "http_error": HttpError(418, "I am a teapot."),
+    "http404": Http404("No such thing."),
+    "unexpected": RuntimeError("boom"),
+}
+
+router = Router()
+
+
+class EchoIn(Schema):
+    name: str
+    count: int = 1
+
+
+class TokenOut(Schema):
+    name: str
+    prefix: str
+
+
+@router.get("/raise/{kind}")
+def retrieve_error(request: HttpRequest, kind: str) -> None:
+    raise RAISED[kind]
+
+
+@router.post("/echo", response=EchoIn)
+def create_echo(request: HttpRequest, payload: EchoIn) -> EchoIn:
+    return payload
+
+
+@router.get("/tokens", response=Page[TokenOut])
+def list_tokens(request: HttpRequest, page: Query[PageParams]) -> dict:
+    queryset: QuerySet = ApiToken.objects.all()
+    return paginate(queryset, page)
+
+
+test_api = CwNinjaAPI(title="test", version="0", auth=API_AUTH, urls_namespace="api-test")
+test_api.add_router("", router)
+
+urlpatterns = [path("api/", test_api.urls)]
