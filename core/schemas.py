@@ -10,6 +10,7 @@ A ``limit`` above ``MAX_LIMIT`` is refused with 422 (``validation_error``), not 
 so a caller never mistakes a short page for the end of the list.
 """
 
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from django.db.models import QuerySet
@@ -80,3 +81,30 @@ class WhoamiOut(Schema):
 
     kind: Literal["token", "user"] = Field(description="A bearer token, or a staff session.")
     name: str = Field(description="The token's name, or the user's username.")
+
+
+class PhaseOut(Schema):
+    id: str
+    initiative_id: str
+    name: str
+    content: str | None = Field(description="Tiptap (ProseMirror) JSON, as text.")
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskOut(Schema):
+    id: str
+    phase_id: str | None
+    initiative_id: str | None
+    parent_task_id: str | None
+    name: str
+    description: str | None
+    type: str
+    category: str
+    priority: str
+    status: str
+    order: int
+    summary: str | None
+    created_at: datetime
+    updated_at: datetime

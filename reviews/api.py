@@ -1,5 +1,220 @@
-"""The API router of the ``reviews`` app: proposals, review comments, chat sessions."""
+"""The API router of the ``reviews`` app: proposals, change sets and phase review.
 
-from ninja import Router
+Handlers only parse, call a repository or service, and return a schema; every refusal
+is a domain error that ``cw_project.errors`` turns into the ``ErrorOut`` shape.
+"""
+
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from agents.repositories import AgentRepository
+from core import services as core_services
+from core.errors import not_found
+from core.repositories import PhaseRepository
+from core.schemas import AUTH_ERRORS, ErrorOut, Page, PhaseOut, TaskOut, page_of, paginate
+from reviews import services
+from reviews.repositories import ChangeSetRepository, ProposalRepository, ReviewCommentRepository
+from reviews.schemas import (
+    AcceptAllOut,
+    ChangeSetOut,
+    DismissAllOut,
+    ProposalCountsOut,
+    ProposalFilters,
+    ProposalIn,
+    ProposalOut,
+    ReviewBriefOut,
+    ReviewCommentFilters,
+    ReviewCommentIn,
+    ReviewCommentOut,
+    ReviewCommentPatch,
+)
 
 router = Router(tags=["reviews"])
+
+proposals = ProposalRepository()
+change_sets = ChangeSetRepository()
+review_comments = ReviewCommentRepository()
+phases = PhaseRepository()
+agents = AgentRepository()
+
+#: Every status an operation may refuse with, besides its success.
+ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, **AUTH_ERRORS}
+
+
+# --- proposals -------------------------------------------------------------------------
+
+
+@router.get("/proposals", response={200: Page[ProposalOut], **ERRORS}, tags=["proposals"])
+def list_proposals(request: HttpRequest, filters: Query[ProposalFilters]) -> dict[str, Any]:
+    """Proposals, filtered by agent, initiative, status and target type; oldest first."""
+    criteria = filters.dict(include={"agent_id", "initiative_id", "status", "target_type"})
+    items = proposals.find(**criteria, limit=filters.limit, offset=filters.offset)
+    return page_of(items, total=proposals.count(**criteria), params=filters)
+
+
+@router.post("/proposals", response={201: ProposalOut, **ERRORS}, tags=["proposals"])
+def create_proposal(request: HttpRequest, payload: ProposalIn) -> tuple[int, Any]:
+    """An agent submits a proposal (``target_id`` null to create a record)."""
+    return HTTPStatus.CREATED, services.proposal_create(**payload.dict())
+
+
+@router.get("/proposals/{proposal_id}", response={200: ProposalOut, **ERRORS}, tags=["proposals"])
+def retrieve_proposal(request: HttpRequest, proposal_id: str) -> Any:
+    return proposals.get(proposal_id)
+
+
+@router.post(
+    "/proposals/{proposal_id}/accept", response={200: ChangeSetOut, **ERRORS}, tags=["proposals"]
+)
+def accept_proposal(request: HttpRequest, proposal_id: str) -> Any:
+    """Apply the proposal to its target; answers the change set that can revert it."""
+    change_set = services.proposal_accept(proposal_id=proposal_id)
+    return change_sets.get_with_entries(change_set.pk)
+
+
+@router.post(
+    "/proposals/{proposal_id}/dismiss", response={200: ProposalOut, **ERRORS}, tags=["proposals"]
+)
+def dismiss_proposal(request: HttpRequest, proposal_id: str) -> Any:
+    return services.proposal_dismiss(proposal_id=proposal_id)
+
+
+@router.post(
+    "/agents/{agent_id}/proposals/accept-all",
+    response={200: AcceptAllOut, **ERRORS},
+    tags=["proposals"],
+)
+def accept_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, Any]:
+    """Accept every pending proposal of the agent, all or nothing."""
+    applied = services.proposal_accept_all(agent_id=agent_id)
+    ids = [change_set.pk for change_set in applied]
+    return {"accepted": len(ids), "change_sets": change_sets.find_with_entries_by_ids(ids)}
+
+
+@router.post(
+    "/agents/{agent_id}/proposals/dismiss-all",
+    response={200: DismissAllOut, **ERRORS},
+    tags=["proposals"],
+)
+def dismiss_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]:
+    return {"dismissed": services.proposal_dismiss_all(agent_id=agent_id)}
+
+
+@router.get(
+    "/agents/{agent_id}/proposals/counts",
+    response={200: ProposalCountsOut, **ERRORS},
+    tags=["proposals"],
+)
+def count_agent_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]:
+    """How many proposals of the agent are pending, accepted and dismissed."""
+    agents.get(agent_id)
+    return proposals.count_by_agent_id_and_status(agent_id)
+
+
+@router.get(
+    "/change-sets/{change_set_id}", response={200: ChangeSetOut, **ERRORS}, tags=["proposals"]
+)
+def retrieve_change_set(request: HttpRequest, change_set_id: str) -> Any:
+    return change_sets.get_with_entries(change_set_id)
+
+
+@router.post(
+    "/change-sets/{change_set_id}/revert",
+    response={200: ChangeSetOut, **ERRORS},
+    tags=["proposals"],
+)
+def revert_change_set(request: HttpRequest, change_set_id: str) -> Any:
+    """Put back exactly the values before the change set; refused if touched since."""
+    services.change_set_revert(change_set_id=change_set_id)
+    return change_sets.get_with_entries(change_set_id)
+
+
+# --- review comments and phase review -----------------------------------------------------
+
+
+@router.get(
+    "/phases/{phase_id}/review-comments",
+    response={200: Page[ReviewCommentOut], **ERRORS},
+    tags=["review"],
+)
+def list_review_comments(
+    request: HttpRequest, phase_id: str, filters: Query[ReviewCommentFilters]
+) -> dict[str, Any]:
+    """A phase's comments by file and line; ``resolved`` filters open or resolved ones."""
+    phases.get(phase_id)
+    queryset = review_comments.queryset().filter(phase_id=phase_id)
+    if filters.resolved is not None:
+        queryset = queryset.filter(resolved=filters.resolved)
+    return paginate(queryset, filters)
+
+
+@router.post(
+    "/phases/{phase_id}/review-comments",
+    response={201: ReviewCommentOut, **ERRORS},
+    tags=["review"],
+)
+def create_review_comment(
+    request: HttpRequest, phase_id: str, payload: ReviewCommentIn
+) -> tuple[int, Any]:
+    return HTTPStatus.CREATED, review_comments.create(phase_id=phase_id, **payload.dict())
+
+
+@router.patch(
+    "/review-comments/{comment_id}", response={200: ReviewCommentOut, **ERRORS}, tags=["review"]
+)
+def update_review_comment(
+    request: HttpRequest, comment_id: str, payload: ReviewCommentPatch
+) -> Any:
+    return review_comments.update_body(comment_id, payload.body)
+
+
+@router.post(
+    "/review-comments/{comment_id}/resolve",
+    response={200: ReviewCommentOut, **ERRORS},
+    tags=["review"],
+)
+def resolve_review_comment(request: HttpRequest, comment_id: str) -> Any:
+    return review_comments.resolve(comment_id)
+
+
+@router.post(
+    "/review-comments/{comment_id}/unresolve",
+    response={200: ReviewCommentOut, **ERRORS},
+    tags=["review"],
+)
+def unresolve_review_comment(request: HttpRequest, comment_id: str) -> Any:
+    return review_comments.unresolve(comment_id)
+
+
+@router.delete("/review-comments/{comment_id}", response={204: None, **ERRORS}, tags=["review"])
+def delete_review_comment(request: HttpRequest, comment_id: str) -> tuple[int, None]:
+    if not review_comments.delete(comment_id):
+        raise not_found("Review comment", comment_id)
+    return HTTPStatus.NO_CONTENT, None
+
+
+@router.get(
+    "/phases/{phase_id}/review-brief", response={200: ReviewBriefOut, **ERRORS}, tags=["review"]
+)
+def retrieve_review_brief(request: HttpRequest, phase_id: str) -> dict[str, Any]:
+    """The phase's unresolved comments as markdown an agent can act on."""
+    markdown = services.phase_review_brief(phase_id=phase_id)
+    unresolved = review_comments.count_unresolved(phase_id)
+    return {"phase_id": phase_id, "unresolved": unresolved, "markdown": markdown}
+
+
+@router.post(
+    "/phases/{phase_id}/request-changes", response={201: TaskOut, **ERRORS}, tags=["review"]
+)
+def request_phase_changes(request: HttpRequest, phase_id: str) -> tuple[int, Any]:
+    """Turn the unresolved comments into one review task; the phase goes back in progress."""
+    return HTTPStatus.CREATED, services.phase_request_changes(phase_id=phase_id)
+
+
+@router.post("/phases/{phase_id}/approve", response={200: PhaseOut, **ERRORS}, tags=["review"])
+def approve_phase(request: HttpRequest, phase_id: str) -> Any:
+    """Approve a phase waiting for review: it becomes completed."""
+    return core_services.phase_approve(phase_id=phase_id)

@@ -250,6 +250,9 @@ class ReviewCommentRepository(Repository[ReviewComment]):
             qs = qs.filter(resolved=False)
         return list(qs)
 
+    def count_unresolved(self, phase_id: str) -> int:
+        return self.model._default_manager.filter(phase_id=phase_id, resolved=False).count()
+
     def resolve(self, id: str) -> ReviewComment:
         """Mark a comment resolved and return it (NotFound when missing; idempotent)."""
         return self._set_resolved(id, True)
@@ -555,6 +558,11 @@ class ChangeSetRepository(Repository[ChangeSet]):
         if change_set is None:
             raise not_found(self.label, id)
         return change_set
+
+    def find_with_entries_by_ids(self, ids: list[str]) -> list[ChangeSet]:
+        """Several change sets with their entries, in the order of ``ids`` (two queries)."""
+        found = {cs.pk: cs for cs in self._with_entries(self.queryset().filter(pk__in=ids))}
+        return [found[pk] for pk in ids if pk in found]
 
     def find_by_initiative_id(
         self, initiative_id: str, *, with_entries: bool = False, limit: int | None = None
