@@ -1,5 +1,89 @@
-"""The API router of the ``agents`` app: accounts, agents, their logs and messages."""
+"""The API router of the ``agents`` app: provider accounts.
 
-from ninja import Router
+Account secrets are write-only: every response uses ``AccountOut`` (which says whether
+a secret is set, never what it is) except the claim, which hands the claimed account's
+secrets to the authenticated tool that will run an agent under it.
+"""
 
-router = Router(tags=["agents"])
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from agents import services
+from agents.repositories import AccountRepository
+from agents.schemas import (
+    AccountClaimIn,
+    AccountClaimOut,
+    AccountExhaustIn,
+    AccountIn,
+    AccountOut,
+    AccountPatch,
+    ReleasedOut,
+)
+from core.errors import not_found
+from core.schemas import AUTH_ERRORS, ErrorOut, Page, PageParams, paginate
+
+router = Router(tags=["accounts"])
+
+accounts = AccountRepository()
+
+ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, **AUTH_ERRORS}
+
+
+class AccountFilters(PageParams):
+    provider: str | None = None
+
+
+@router.get("/accounts", response={200: Page[AccountOut], **ERRORS})
+def list_accounts(request: HttpRequest, filters: Query[AccountFilters]) -> dict[str, Any]:
+    """Accounts in rotation order, optionally of one provider; secrets never included."""
+    queryset = accounts.without_secrets()
+    if filters.provider is not None:
+        queryset = queryset.filter(provider=filters.provider)
+    return paginate(queryset, filters)
+
+
+@router.post("/accounts", response={201: AccountOut, **ERRORS})
+def create_account(request: HttpRequest, payload: AccountIn) -> tuple[int, Any]:
+    return HTTPStatus.CREATED, services.account_create(**payload.dict())
+
+
+@router.post("/accounts/claim", response={200: AccountClaimOut, **ERRORS})
+def claim_account(request: HttpRequest, payload: AccountClaimIn) -> Any:
+    """Claim the next available account of a provider, round-robin, with its secrets.
+
+    409 ``no_account_available`` when every account of the provider is exhausted.
+    """
+    return services.account_claim(provider=payload.provider)
+
+
+@router.post("/accounts/clear-expired-exhaustion", response={200: ReleasedOut, **ERRORS})
+def clear_expired_exhaustion(request: HttpRequest) -> dict[str, int]:
+    """Release every account whose exhaustion has passed; answers how many."""
+    return {"released": services.account_clear_expired_exhaustion()}
+
+
+@router.get("/accounts/{account_id}", response={200: AccountOut, **ERRORS})
+def retrieve_account(request: HttpRequest, account_id: str) -> Any:
+    return accounts.get(account_id)
+
+
+@router.patch("/accounts/{account_id}", response={200: AccountOut, **ERRORS})
+def update_account(request: HttpRequest, account_id: str, payload: AccountPatch) -> Any:
+    """Change only the fields sent; ``null`` for a secret clears it."""
+    return services.account_update(account_id=account_id, **payload.dict(exclude_unset=True))
+
+
+@router.delete("/accounts/{account_id}", response={204: None, **ERRORS})
+def delete_account(request: HttpRequest, account_id: str) -> tuple[int, None]:
+    if not accounts.delete(account_id):
+        raise not_found("Account", account_id)
+    return HTTPStatus.NO_CONTENT, None
+
+
+@router.post("/accounts/{account_id}/exhaust", response={200: AccountOut, **ERRORS})
+def mark_account_exhausted(request: HttpRequest, account_id: str, payload: AccountExhaustIn) -> Any:
+    """Park the account (rate-limited) until the given time."""
+    return services.account_mark_exhausted(account_id=account_id, until=payload.until)

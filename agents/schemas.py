@@ -45,12 +45,18 @@ class AccountOut(Schema):
     created_at: datetime
     updated_at: datetime
 
+    # Lists annotate these (AccountRepository.without_secrets) so that no secret is
+    # read, let alone decrypted, to say whether it is set.
     @staticmethod
     def resolve_has_config(obj) -> bool:
+        if hasattr(obj, "config_is_set"):
+            return obj.config_is_set
         return obj.config_json is not None
 
     @staticmethod
     def resolve_has_credentials(obj) -> bool:
+        if hasattr(obj, "credentials_are_set"):
+            return obj.credentials_are_set
         return obj.credentials is not None
 
 
