@@ -1,6 +1,94 @@
+import json
+
+from django import forms
 from django.contrib import admin
 
 from agents.models import Account, Agent, AgentLogChunk, Conversation, Message
+from agents.repositories import AccountRepository
 
-for model in (Account, Agent, AgentLogChunk, Message, Conversation):
+SECRET_FIELDS = ("config_json", "credentials")
+
+
+class AccountAdminForm(forms.ModelForm):
+    """Secrets are write-only here: the form never shows them, only lets a person replace
+    or clear them."""
+
+    new_config_json = forms.CharField(
+        label="Config JSON",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text="Write-only. Paste a new .claude.json to replace the stored one; "
+        "leave blank to keep it.",
+    )
+    clear_config_json = forms.BooleanField(label="Clear config JSON", required=False)
+    new_credentials = forms.CharField(
+        label="Credentials",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text="Write-only. Paste a new .credentials.json to replace the stored one; "
+        "leave blank to keep it.",
+    )
+    clear_credentials = forms.BooleanField(label="Clear credentials", required=False)
+
+    class Meta:
+        model = Account
+        fields = ("email", "provider", "sort_order", "is_exhausted", "exhausted_until")
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in SECRET_FIELDS:
+            value = cleaned.get(f"new_{name}")
+            if value:
+                try:
+                    json.loads(value)
+                except ValueError:
+                    self.add_error(f"new_{name}", "Must be JSON text (the provider's file).")
+            if value and cleaned.get(f"clear_{name}"):
+                self.add_error(f"clear_{name}", "Either paste a new value or clear it, not both.")
+        return cleaned
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        for name in SECRET_FIELDS:
+            if self.cleaned_data.get(f"clear_{name}"):
+                setattr(account, name, None)
+            elif self.cleaned_data.get(f"new_{name}"):
+                setattr(account, name, self.cleaned_data[f"new_{name}"])
+        if commit:
+            account.save()
+        return account
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountAdminForm
+    list_display = (
+        "email",
+        "provider",
+        "sort_order",
+        "is_exhausted",
+        "exhausted_until",
+        "last_used_at",
+        "has_config",
+        "has_credentials",
+    )
+    list_filter = ("provider", "is_exhausted")
+    search_fields = ("email",)
+    readonly_fields = ("last_used_at", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        # Secrets are neither read nor decrypted to render a page; whether they are set
+        # comes annotated from the database.
+        return AccountRepository().without_secrets()
+
+    @admin.display(boolean=True, description="config set")
+    def has_config(self, account: Account) -> bool:
+        return account.config_is_set
+
+    @admin.display(boolean=True, description="credentials set")
+    def has_credentials(self, account: Account) -> bool:
+        return account.credentials_are_set
+
+
+for model in (Agent, AgentLogChunk, Message, Conversation):
     admin.site.register(model)

@@ -1,0 +1,71 @@
+"""The account admin never shows a secret, and lets a person replace or clear one."""
+
+from http import HTTPStatus
+
+import pytest
+from django.urls import reverse
+
+from agents.models import Account
+
+pytestmark = pytest.mark.django_db
+
+CONFIG = '{"token": "CONFIG-SECRET-4b1d"}'
+CREDENTIALS = '{"oauth": "CREDENTIAL-SECRET-9f2e"}'
+
+
+@pytest.fixture
+def account():
+    return Account.objects.create(
+        email="a@example.com", config_json=CONFIG, credentials=CREDENTIALS
+    )
+
+
+def test_changelist_and_change_page_never_show_secrets(admin_client, account):
+    for url in (
+        reverse("admin:agents_account_changelist"),
+        reverse("admin:agents_account_change", args=[account.pk]),
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == HTTPStatus.OK
+        body = response.content.decode()
+        assert "CONFIG-SECRET" not in body
+        assert "CREDENTIAL-SECRET" not in body
+        assert "fernet:" not in body
+
+
+def _post(admin_client, account, **extra):
+    data = {
+        "email": account.email,
+        "provider": account.provider,
+        "sort_order": 0,
+        "new_config_json": "",
+        "new_credentials": "",
+        **extra,
+    }
+    return admin_client.post(reverse("admin:agents_account_change", args=[account.pk]), data)
+
+
+def test_saving_without_new_secrets_keeps_them(admin_client, account):
+    response = _post(admin_client, account, email="b@example.com")
+    assert response.status_code == HTTPStatus.FOUND
+    account.refresh_from_db()
+    assert (account.email, account.config_json, account.credentials) == (
+        "b@example.com",
+        CONFIG,
+        CREDENTIALS,
+    )
+
+
+def test_a_secret_can_be_replaced_or_cleared(admin_client, account):
+    _post(admin_client, account, new_config_json='{"token": "new"}', clear_credentials="on")
+    account.refresh_from_db()
+    assert account.config_json == '{"token": "new"}'
+    assert account.credentials is None
+
+
+def test_a_secret_that_is_not_json_is_refused_with_a_message(admin_client, account):
+    response = _post(admin_client, account, new_credentials="not json")
+    assert response.status_code == HTTPStatus.OK
+    assert "Must be JSON text" in response.content.decode()
+    account.refresh_from_db()
+    assert account.credentials == CREDENTIALS

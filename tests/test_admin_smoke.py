@@ -1,0 +1,50 @@
+"""Every cw model is in the admin, and its pages open."""
+
+from http import HTTPStatus
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+CW_MODELS = [
+    model
+    for app in ("core", "agents", "reviews")
+    for model in apps.get_app_config(app).get_models()
+]
+
+
+def test_every_model_is_registered():
+    missing = [model._meta.label for model in CW_MODELS if not admin.site.is_registered(model)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("model", CW_MODELS, ids=lambda m: m._meta.label)
+def test_changelist_and_add_pages_open(admin_client, model):
+    opts = model._meta
+    changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    assert admin_client.get(changelist).status_code == HTTPStatus.OK
+    add = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    can_add = admin.site.get_model_admin(model).has_add_permission(
+        admin_client.request().wsgi_request
+    )
+    expected = HTTPStatus.OK if can_add else HTTPStatus.FORBIDDEN
+    assert admin_client.get(add).status_code == expected
+
+
+def test_api_tokens_are_created_by_command_not_in_the_admin_and_can_be_revoked(admin_client):
+    from core.models import ApiToken
+    from core.tokens import api_token_create
+
+    token, clear = api_token_create(name="ci")
+    changelist = reverse("admin:core_apitoken_changelist")
+    page = admin_client.get(changelist).content.decode()
+    assert clear not in page
+    assert token.token_hash not in page
+    response = admin_client.post(
+        changelist, {"action": "revoke_tokens", "_selected_action": [token.pk]}, follow=True
+    )
+    assert "Revoked 1 token(s)." in response.content.decode()
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
