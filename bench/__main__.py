@@ -19,9 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_django()
     from django.db import connection
 
-    from bench import account_rotation, log_paging, ready_tasks
+    from bench import account_rotation, api_throughput, log_paging, ready_tasks
 
-    scenarios = [ready_tasks, log_paging, account_rotation]
+    scenarios = [ready_tasks, log_paging, account_rotation, api_throughput]
     failures = []
     with throwaway_database():
         print(f"cw benchmark on {connection.vendor}{' (quick)' if args.quick else ''}")
