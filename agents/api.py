@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from agents import services
 from agents.repositories import AccountRepository
@@ -46,8 +46,8 @@ def list_accounts(request: HttpRequest, filters: Query[AccountFilters]) -> dict[
 
 
 @router.post("/accounts", response={201: AccountOut, **ERRORS})
-def create_account(request: HttpRequest, payload: AccountIn) -> tuple[int, Any]:
-    return HTTPStatus.CREATED, services.account_create(**payload.dict())
+def create_account(request: HttpRequest, payload: AccountIn) -> Status:
+    return Status(HTTPStatus.CREATED, services.account_create(**payload.dict()))
 
 
 @router.post("/accounts/claim", response={200: AccountClaimOut, **ERRORS})
@@ -77,10 +77,10 @@ def update_account(request: HttpRequest, account_id: str, payload: AccountPatch)
 
 
 @router.delete("/accounts/{account_id}", response={204: None, **ERRORS})
-def delete_account(request: HttpRequest, account_id: str) -> tuple[int, None]:
+def delete_account(request: HttpRequest, account_id: str) -> Status:
     if not accounts.delete(account_id):
         raise not_found("Account", account_id)
-    return HTTPStatus.NO_CONTENT, None
+    return Status(HTTPStatus.NO_CONTENT, None)
 
 
 @router.post("/accounts/{account_id}/exhaust", response={200: AccountOut, **ERRORS})

@@ -9,27 +9,29 @@ from datetime import datetime
 from ninja import Field, Schema
 from pydantic import AwareDatetime
 
+from core.schemas import InputSchema, Int32, NonBlankText, Text
 
-class AccountIn(Schema):
-    email: str = Field(min_length=3, max_length=320)
-    provider: str = Field("claude", min_length=1, max_length=64)
-    config_json: str | None = Field(
+
+class AccountIn(InputSchema):
+    email: NonBlankText = Field(min_length=3, max_length=320)
+    provider: NonBlankText = Field("claude", max_length=64)
+    config_json: Text | None = Field(
         None, description="Serialized .claude.json (write-only; stored encrypted)."
     )
-    credentials: str | None = Field(
+    credentials: Text | None = Field(
         None, description="Serialized .credentials.json (write-only; stored encrypted)."
     )
-    sort_order: int = 0
+    sort_order: Int32 = 0
 
 
-class AccountPatch(Schema):
+class AccountPatch(InputSchema):
     """Only the fields sent change; send ``null`` for a secret to clear it."""
 
-    email: str | None = Field(None, min_length=3, max_length=320)
-    provider: str | None = Field(None, min_length=1, max_length=64)
-    config_json: str | None = None
-    credentials: str | None = None
-    sort_order: int | None = None
+    email: NonBlankText = Field(None, min_length=3, max_length=320)
+    provider: NonBlankText = Field(None, max_length=64)
+    config_json: Text | None = None
+    credentials: Text | None = None
+    sort_order: Int32 = None
 
 
 class AccountOut(Schema):
@@ -67,11 +69,11 @@ class AccountClaimOut(AccountOut):
     credentials: str | None
 
 
-class AccountClaimIn(Schema):
-    provider: str = Field("claude", min_length=1, max_length=64)
+class AccountClaimIn(InputSchema):
+    provider: NonBlankText = Field("claude", max_length=64)
 
 
-class AccountExhaustIn(Schema):
+class AccountExhaustIn(InputSchema):
     until: AwareDatetime = Field(description="When the account may be used again (with zone).")
 
 

@@ -11,15 +11,39 @@ so a caller never mistakes a short page for the end of the list.
 """
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
+from pydantic import AfterValidator, ConfigDict, StringConstraints
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 ItemT = TypeVar("ItemT")
+
+
+def _refuse_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text; refusing it here keeps both databases alike.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
+
+#: Text from a client: any string without NUL characters.
+Text = Annotated[str, AfterValidator(_refuse_nul)]
+#: A required name-like string: trimmed, at least one character, no NUL.
+NonBlankText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_refuse_nul)
+]
+#: An integer the databases store (32-bit), given as a JSON number (not true or "12").
+Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+
+
+class InputSchema(Schema):
+    """Base of request bodies: an unknown field is a 422, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ErrorOut(Schema):

@@ -15,6 +15,7 @@ unparsable JSON body               422     ``malformed_json``
 no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authenticate``)
 ``AuthorizationError``             403     ``permission_denied``
 ``Http404``, unknown ``/api/`` URL 404     ``not_found``
+``DataError`` (unstorable value)   400     ``invalid_value``
 wrong HTTP method                  405     ``method_not_allowed`` (+ ``Allow``)
 other ``HttpError``                its     ``http_<status>`` or a name per status
 unexpected exception               500     ``internal_error`` (logged, signalled)
@@ -28,6 +29,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.signals import got_request_exception
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.utils.log import log_response
 from ninja import NinjaAPI
@@ -114,11 +116,23 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         # Ninja wraps a body its JSON parser cannot read (JSONDecodeError, UnicodeDecodeError:
         # both ValueErrors) in HttpError(400), chaining the cause.
-        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        # A body nested too deep for the parser raises RecursionError instead.
+        if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
             body = error_body("malformed_json", "The request body is not valid JSON.")
             return respond(request, 422, body)
         code = _HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
         return respond(request, exc.status_code, error_body(code, exc.message))
+
+    def on_data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
+        # A value the database cannot store (a NUL character on PostgreSQL, a number out
+        # of range) that validation let through: the caller's input, not our failure.
+        # The service's transaction has rolled back, so nothing was half-written.
+        body = error_body(
+            "invalid_value",
+            "A value in the request cannot be stored (e.g. a NUL character or a number "
+            "out of range).",
+        )
+        return respond(request, 400, body)
 
     def on_http404(request: HttpRequest, exc: Http404) -> HttpResponse:
         return respond(request, 404, error_body("not_found", str(exc) or "Not found."))
@@ -148,6 +162,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(AuthorizationError, on_authorization_error)
     api.add_exception_handler(HttpError, on_http_error)
     api.add_exception_handler(Http404, on_http404)
+    api.add_exception_handler(DataError, on_data_error)
     api.add_exception_handler(Exception, on_unexpected)
 
 

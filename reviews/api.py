@@ -8,13 +8,13 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from agents.repositories import AgentRepository
 from core import services as core_services
 from core.errors import not_found
 from core.repositories import PhaseRepository
-from core.schemas import AUTH_ERRORS, ErrorOut, Page, PhaseOut, TaskOut, page_of, paginate
+from core.schemas import AUTH_ERRORS, ErrorOut, Page, PhaseOut, TaskOut, page_of
 from reviews import services
 from reviews.repositories import ChangeSetRepository, ProposalRepository, ReviewCommentRepository
 from reviews.schemas import (
@@ -56,9 +56,9 @@ def list_proposals(request: HttpRequest, filters: Query[ProposalFilters]) -> dic
 
 
 @router.post("/proposals", response={201: ProposalOut, **ERRORS}, tags=["proposals"])
-def create_proposal(request: HttpRequest, payload: ProposalIn) -> tuple[int, Any]:
+def create_proposal(request: HttpRequest, payload: ProposalIn) -> Status:
     """An agent submits a proposal (``target_id`` null to create a record)."""
-    return HTTPStatus.CREATED, services.proposal_create(**payload.dict())
+    return Status(HTTPStatus.CREATED, services.proposal_create(**payload.dict()))
 
 
 @router.get("/proposals/{proposal_id}", response={200: ProposalOut, **ERRORS}, tags=["proposals"])
@@ -145,10 +145,10 @@ def list_review_comments(
 ) -> dict[str, Any]:
     """A phase's comments by file and line; ``resolved`` filters open or resolved ones."""
     phases.get(phase_id)
-    queryset = review_comments.queryset().filter(phase_id=phase_id)
-    if filters.resolved is not None:
-        queryset = queryset.filter(resolved=filters.resolved)
-    return paginate(queryset, filters)
+    items, total = review_comments.find_page(
+        phase_id, resolved=filters.resolved, limit=filters.limit, offset=filters.offset
+    )
+    return page_of(items, total=total, params=filters)
 
 
 @router.post(
@@ -156,10 +156,8 @@ def list_review_comments(
     response={201: ReviewCommentOut, **ERRORS},
     tags=["review"],
 )
-def create_review_comment(
-    request: HttpRequest, phase_id: str, payload: ReviewCommentIn
-) -> tuple[int, Any]:
-    return HTTPStatus.CREATED, review_comments.create(phase_id=phase_id, **payload.dict())
+def create_review_comment(request: HttpRequest, phase_id: str, payload: ReviewCommentIn) -> Status:
+    return Status(HTTPStatus.CREATED, review_comments.create(phase_id=phase_id, **payload.dict()))
 
 
 @router.patch(
@@ -190,28 +188,26 @@ def unresolve_review_comment(request: HttpRequest, comment_id: str) -> Any:
 
 
 @router.delete("/review-comments/{comment_id}", response={204: None, **ERRORS}, tags=["review"])
-def delete_review_comment(request: HttpRequest, comment_id: str) -> tuple[int, None]:
+def delete_review_comment(request: HttpRequest, comment_id: str) -> Status:
     if not review_comments.delete(comment_id):
         raise not_found("Review comment", comment_id)
-    return HTTPStatus.NO_CONTENT, None
+    return Status(HTTPStatus.NO_CONTENT, None)
 
 
 @router.get(
     "/phases/{phase_id}/review-brief", response={200: ReviewBriefOut, **ERRORS}, tags=["review"]
 )
-def retrieve_review_brief(request: HttpRequest, phase_id: str) -> dict[str, Any]:
+def retrieve_review_brief(request: HttpRequest, phase_id: str) -> Any:
     """The phase's unresolved comments as markdown an agent can act on."""
-    markdown = services.phase_review_brief(phase_id=phase_id)
-    unresolved = review_comments.count_unresolved(phase_id)
-    return {"phase_id": phase_id, "unresolved": unresolved, "markdown": markdown}
+    return services.phase_review_brief(phase_id=phase_id)
 
 
 @router.post(
     "/phases/{phase_id}/request-changes", response={201: TaskOut, **ERRORS}, tags=["review"]
 )
-def request_phase_changes(request: HttpRequest, phase_id: str) -> tuple[int, Any]:
+def request_phase_changes(request: HttpRequest, phase_id: str) -> Status:
     """Turn the unresolved comments into one review task; the phase goes back in progress."""
-    return HTTPStatus.CREATED, services.phase_request_changes(phase_id=phase_id)
+    return Status(HTTPStatus.CREATED, services.phase_request_changes(phase_id=phase_id))
 
 
 @router.post("/phases/{phase_id}/approve", response={200: PhaseOut, **ERRORS}, tags=["review"])

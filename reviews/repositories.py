@@ -250,8 +250,15 @@ class ReviewCommentRepository(Repository[ReviewComment]):
             qs = qs.filter(resolved=False)
         return list(qs)
 
-    def count_unresolved(self, phase_id: str) -> int:
-        return self.model._default_manager.filter(phase_id=phase_id, resolved=False).count()
+    def find_page(
+        self, phase_id: str, *, resolved: bool | None = None, limit: int, offset: int = 0
+    ) -> tuple[list[ReviewComment], int]:
+        """One page of a phase's comments (optionally only resolved or only open ones)
+        and how many there are in all; two queries whatever the page size."""
+        qs = self.queryset().filter(phase_id=phase_id)
+        if resolved is not None:
+            qs = qs.filter(resolved=resolved)
+        return list(_page(qs, limit=limit, offset=offset)), qs.count()
 
     def resolve(self, id: str) -> ReviewComment:
         """Mark a comment resolved and return it (NotFound when missing; idempotent)."""

@@ -5,23 +5,25 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from core.schemas import PageParams
+from core.schemas import InputSchema, Int32, NonBlankText, PageParams, Text
 
 ProposalTargetTypeLiteral = Literal["page", "phase", "task"]
 ProposalStatusLiteral = Literal["pending", "accepted", "dismissed"]
 LineTypeLiteral = Literal["added", "removed", "context"]
 
 
-class ProposalIn(Schema):
+class ProposalIn(InputSchema):
     """An agent's proposal: a new (no ``target_id``) or changed page, phase or task."""
 
-    agent_id: str = Field(description="The proposing agent.")
-    initiative_id: str
+    agent_id: NonBlankText = Field(description="The proposing agent.")
+    initiative_id: NonBlankText
     target_type: ProposalTargetTypeLiteral
-    target_id: str | None = Field(None, description="The record to change; null to create.")
-    title: str = Field(min_length=1, max_length=500)
-    summary: str | None = None
-    content: str | None = Field(None, description="Markdown body.")
+    target_id: NonBlankText | None = Field(
+        None, description="The record to change; null to create."
+    )
+    title: NonBlankText = Field(max_length=500)
+    summary: Text | None = None
+    content: Text | None = Field(None, description="Markdown body.")
     metadata: dict[str, Any] | None = Field(
         None,
         description=(
@@ -30,7 +32,7 @@ class ProposalIn(Schema):
             "phase: dependencies (phase ids)."
         ),
     )
-    sort_order: int = 0
+    sort_order: Int32 = 0
 
 
 class ProposalOut(Schema):
@@ -97,16 +99,18 @@ class DismissAllOut(Schema):
     dismissed: int
 
 
-class ReviewCommentIn(Schema):
-    file_path: str = Field(min_length=1, max_length=4096)
-    line_number: int = Field(ge=1, description="New-side line; old-side for removed lines.")
+class ReviewCommentIn(InputSchema):
+    file_path: NonBlankText = Field(max_length=4096)
+    line_number: int = Field(
+        strict=True, ge=1, le=2**31 - 1, description="New-side line; old-side for removed lines."
+    )
     line_type: LineTypeLiteral
-    body: str = Field(min_length=1)
-    author: str = Field("you", min_length=1, max_length=255)
+    body: NonBlankText
+    author: NonBlankText = Field("you", max_length=255)
 
 
-class ReviewCommentPatch(Schema):
-    body: str = Field(min_length=1)
+class ReviewCommentPatch(InputSchema):
+    body: NonBlankText
 
 
 class ReviewCommentOut(Schema):

@@ -8,6 +8,7 @@ values before, so that ``change_set_revert`` can put the database back exactly.
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
@@ -21,6 +22,7 @@ from core.models import (
     Page,
     Phase,
     PhaseDependency,
+    PhaseStatus,
     Task,
     TaskCategory,
     TaskDependency,
@@ -472,14 +474,21 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
 # --- review ----------------------------------------------------------------------------
 
 
-def phase_review_brief(*, phase_id: str) -> str:
+@dataclass(frozen=True)
+class ReviewBrief:
+    phase_id: str
+    unresolved: int
+    markdown: str
+
+
+def phase_review_brief(*, phase_id: str) -> ReviewBrief:
     """The phase's unresolved review comments as markdown an agent can act on.
 
     Grouped by file (in path order), each file's comments ordered by line.
     """
     phase = phases.get(phase_id)
     comments = review_comments.find_by_phase_id(phase_id, unresolved_only=True)
-    return _render_brief(phase, comments)
+    return ReviewBrief(phase.pk, len(comments), _render_brief(phase, comments))
 
 
 def _render_brief(phase: Phase, comments: list[ReviewComment]) -> str:
@@ -523,14 +532,14 @@ def phase_request_changes(*, phase_id: str) -> Task:
     """
     phase, _initiative = lock_phase_with_initiative(phase_id)
     comments = review_comments.find_by_phase_id(phase_id, unresolved_only=True)
-    phase_reopen_for_changes(phase=phase)
-    if not comments:
+    if not comments and phase.status == PhaseStatus.PENDING_REVIEW:
         raise InvalidInput(
             f"Phase '{phase}' has no unresolved review comments: add the changes you want "
             "as comments first, or approve the phase.",
             code="review_no_comments",
             details={"id": phase.pk},
         )
+    phase_reopen_for_changes(phase=phase)
     task = tasks.create(
         phase_id=phase.pk,
         name=f"Address review comments on '{phase.name}'",

@@ -386,7 +386,7 @@ def test_review_brief_groups_unresolved_comments_by_file_and_line(phase_in_revie
     make(phase=phase_in_review, file_path="a.py", line_number=2, body="First\nmore")
     make(phase=phase_in_review, file_path="a.py", line_number=1, body="Done", resolved=True)
 
-    brief = services.phase_review_brief(phase_id=phase_in_review.id)
+    brief = services.phase_review_brief(phase_id=phase_in_review.id).markdown
 
     assert brief == (
         '# Review of phase "API"\n\n'
