@@ -86,6 +86,17 @@ class Repository(Generic[M]):
             raise not_found(self.label, id)
         return obj
 
+    def get_for_update(self, id: Any, /) -> M:
+        """``get`` that also locks the row until the transaction ends.
+
+        A row lock on PostgreSQL; on SQLite the immediate transaction already holds the
+        database's write lock. Call it inside ``transaction.atomic()``.
+        """
+        obj = self.model._default_manager.select_for_update().filter(pk=id).first()
+        if obj is None:
+            raise not_found(self.label, id)
+        return obj
+
     def find_all(self, *, limit: int | None = None, offset: int = 0) -> list[M]:
         qs = self.queryset()
         if limit is not None:

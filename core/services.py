@@ -49,23 +49,14 @@ def _refuse(kind: str, record: Any, action: str, allowed: list[str]) -> Transiti
     )
 
 
-def _lock(model: type, pk: Any, label: str) -> Any:
-    record = model.objects.select_for_update().filter(pk=pk).first()
-    if record is None:
-        raise not_found(label, pk)
-    return record
-
-
 def _lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiative | None]:
     """Lock a task's initiative, phase and the task itself, in that order."""
     ids = Task.objects.filter(pk=task_id).values("initiative_id", "phase_id").first()
     if ids is None:
         raise not_found("Task", task_id)
-    initiative = (
-        _lock(Initiative, ids["initiative_id"], "Initiative") if ids["initiative_id"] else None
-    )
-    phase = _lock(Phase, ids["phase_id"], "Phase") if ids["phase_id"] else None
-    return _lock(Task, task_id, "Task"), phase, initiative
+    initiative = initiatives.get_for_update(ids["initiative_id"]) if ids["initiative_id"] else None
+    phase = phases.get_for_update(ids["phase_id"]) if ids["phase_id"] else None
+    return tasks.get_for_update(task_id), phase, initiative
 
 
 def lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
@@ -75,8 +66,8 @@ def lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
     )
     if initiative_id is None:
         raise not_found("Phase", phase_id)
-    initiative = _lock(Initiative, initiative_id, "Initiative")
-    return _lock(Phase, phase_id, "Phase"), initiative
+    initiative = initiatives.get_for_update(initiative_id)
+    return phases.get_for_update(phase_id), initiative
 
 
 _REPOSITORIES = {Task: tasks, Phase: phases, Initiative: initiatives}
@@ -357,7 +348,7 @@ def _finish_initiative_if_done(initiative: Initiative) -> None:
 @transaction.atomic
 def initiative_approve(*, initiative_id: str) -> Initiative:
     """A person approves an initiative whose phases are all completed and reviewed."""
-    initiative = _lock(Initiative, initiative_id, "Initiative")
+    initiative = initiatives.get_for_update(initiative_id)
     if initiative.status != InitiativeStatus.PENDING_REVIEW:
         raise _refuse("initiative", initiative, "approve", [InitiativeStatus.PENDING_REVIEW])
     _set_status(initiative, InitiativeStatus.COMPLETED)
@@ -366,7 +357,7 @@ def initiative_approve(*, initiative_id: str) -> Initiative:
 
 @transaction.atomic
 def initiative_archive(*, initiative_id: str) -> Initiative:
-    initiative = _lock(Initiative, initiative_id, "Initiative")
+    initiative = initiatives.get_for_update(initiative_id)
     if initiative.status == InitiativeStatus.ARCHIVED:
         raise _refuse(
             "initiative", initiative, "archive", ["active", "pending_review", "completed"]

@@ -182,9 +182,7 @@ def _target_of(target_type: str, target_id: str, initiative_id: str) -> models.M
 
 
 def _lock_pending(proposal_id: str) -> Proposal:
-    proposal = Proposal.objects.select_for_update().filter(pk=proposal_id).first()
-    if proposal is None:
-        raise not_found("Proposal", proposal_id)
+    proposal = proposals.get_for_update(proposal_id)
     if proposal.status != ProposalStatus.PENDING:
         raise Conflict(
             f"Proposal '{proposal}' is already {proposal.status}.",
@@ -421,9 +419,7 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
     record it touched was changed (or deleted) since. A proposal it accepted goes back
     to pending.
     """
-    change_set = ChangeSet.objects.select_for_update().filter(pk=change_set_id).first()
-    if change_set is None:
-        raise not_found("Change set", change_set_id)
+    change_set = change_sets.get_for_update(change_set_id)
     if change_set.status != ChangeSetStatus.APPLIED:
         raise Conflict(
             f"Change set '{change_set_id}' is already reverted.",

@@ -280,20 +280,6 @@ def test_ready_tasks_follow_dependencies_phase_status_and_priority():
     assert tasks.find_ready(checkpoints=True) == [checkpoint]
 
 
-@pytest.mark.parametrize("rows", [10, 1000])
-def test_ready_query_count_is_fixed(rows, django_assert_max_num_queries):
-    phase = f.PhaseFactory(status=PhaseStatus.IN_PROGRESS)
-    made = Task.objects.bulk_create(
-        Task(phase=phase, initiative=phase.initiative, name=f"t{i}") for i in range(rows)
-    )
-    TaskDependency.objects.bulk_create(
-        TaskDependency(task=made[i], depends_on_task=made[i - 1]) for i in range(1, rows, 2)
-    )
-    with django_assert_max_num_queries(1):
-        ready = tasks.find_ready()
-    assert len(ready) == rows - rows // 2
-
-
 # --- pages -------------------------------------------------------------------------------
 
 
