@@ -9,6 +9,14 @@ from agents.repositories import AccountRepository
 SECRET_FIELDS = ("config_json", "credentials")
 
 
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders a value, not even one just submitted on a form
+    that was refused: secrets are write-only."""
+
+    def format_value(self, value):
+        return None
+
+
 class AccountAdminForm(forms.ModelForm):
     """Secrets are write-only here: the form never shows them, only lets a person replace
     or clear them."""
@@ -16,7 +24,7 @@ class AccountAdminForm(forms.ModelForm):
     new_config_json = forms.CharField(
         label="Config JSON",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        widget=SecretTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text="Write-only. Paste a new .claude.json to replace the stored one; "
         "leave blank to keep it.",
     )
@@ -24,7 +32,7 @@ class AccountAdminForm(forms.ModelForm):
     new_credentials = forms.CharField(
         label="Credentials",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        widget=SecretTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text="Write-only. Paste a new .credentials.json to replace the stored one; "
         "leave blank to keep it.",
     )
@@ -79,7 +87,7 @@ class AccountAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # Secrets are neither read nor decrypted to render a page; whether they are set
         # comes annotated from the database.
-        return AccountRepository().without_secrets()
+        return AccountRepository().queryset()
 
     @admin.display(boolean=True, description="config set")
     def has_config(self, account: Account) -> bool:

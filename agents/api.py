@@ -39,7 +39,7 @@ class AccountFilters(PageParams):
 @router.get("/accounts", response={200: Page[AccountOut], **ERRORS})
 def list_accounts(request: HttpRequest, filters: Query[AccountFilters]) -> dict[str, Any]:
     """Accounts in rotation order, optionally of one provider; secrets never included."""
-    queryset = accounts.without_secrets()
+    queryset = accounts.queryset()
     if filters.provider is not None:
         queryset = queryset.filter(provider=filters.provider)
     return paginate(queryset, filters)

@@ -17,7 +17,7 @@ from core.models import (
 class Account(TimestampedModel):
     """A provider login the orchestrator rotates through round-robin."""
 
-    email = models.CharField(max_length=320)
+    email = models.EmailField(max_length=320)
     provider = models.CharField(max_length=64, default="claude")
     config_json = EncryptedTextField(
         null=True, blank=True, help_text="Serialized .claude.json, encrypted at rest."

@@ -109,11 +109,17 @@ class AccountRepository(Repository[Account]):
             setattr(account, name, value)
         return account, False
 
-    def without_secrets(self) -> QuerySet[Account]:
+    def queryset(self) -> QuerySet[Account]:
         """Accounts with their secret columns left unread (nothing is decrypted), and
-        ``config_is_set`` / ``credentials_are_set`` annotated instead."""
+        ``config_is_set`` / ``credentials_are_set`` annotated instead.
+
+        Every read of this repository uses it, so listing, showing or updating an
+        account never decrypts a secret; only a claim (``find_next_available``) loads
+        them, to hand them to the tool that will run an agent.
+        """
         return (
-            self.queryset()
+            super()
+            .queryset()
             .defer("config_json", "credentials")
             .annotate(
                 config_is_set=ExpressionWrapper(

@@ -5,15 +5,18 @@ except ``AccountClaimOut``, which only the claim endpoint returns.
 """
 
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Field, Schema
 from pydantic import AwareDatetime
 
 from core.schemas import InputSchema, Int32, NonBlankText, Text
 
+Email = Annotated[NonBlankText, Field(min_length=3, max_length=320)]
+
 
 class AccountIn(InputSchema):
-    email: NonBlankText = Field(min_length=3, max_length=320)
+    email: Email
     provider: NonBlankText = Field("claude", max_length=64)
     config_json: Text | None = Field(
         None, description="Serialized .claude.json (write-only; stored encrypted)."
@@ -27,7 +30,7 @@ class AccountIn(InputSchema):
 class AccountPatch(InputSchema):
     """Only the fields sent change; send ``null`` for a secret to clear it."""
 
-    email: NonBlankText = Field(None, min_length=3, max_length=320)
+    email: Email = None
     provider: NonBlankText = Field(None, max_length=64)
     config_json: Text | None = None
     credentials: Text | None = None
@@ -47,19 +50,24 @@ class AccountOut(Schema):
     created_at: datetime
     updated_at: datetime
 
-    # Lists annotate these (AccountRepository.without_secrets) so that no secret is
-    # read, let alone decrypted, to say whether it is set.
     @staticmethod
     def resolve_has_config(obj) -> bool:
-        if hasattr(obj, "config_is_set"):
-            return obj.config_is_set
-        return obj.config_json is not None
+        return _is_set(obj, "config_json", "config_is_set")
 
     @staticmethod
     def resolve_has_credentials(obj) -> bool:
-        if hasattr(obj, "credentials_are_set"):
-            return obj.credentials_are_set
-        return obj.credentials is not None
+        return _is_set(obj, "credentials", "credentials_are_set")
+
+
+def _is_set(account, field: str, annotation: str) -> bool:
+    """Whether a secret is set, without loading it.
+
+    A value set in this request (or loaded by a claim) is in the instance's ``__dict__``;
+    otherwise the repository's queryset annotated the answer and left the column unread.
+    """
+    if field in account.__dict__:
+        return account.__dict__[field] is not None
+    return getattr(account, annotation)
 
 
 class AccountClaimOut(AccountOut):

@@ -69,3 +69,17 @@ def test_a_secret_that_is_not_json_is_refused_with_a_message(admin_client, accou
     assert "Must be JSON text" in response.content.decode()
     account.refresh_from_db()
     assert account.credentials == CREDENTIALS
+
+
+def test_a_refused_form_does_not_echo_the_submitted_secrets(admin_client, account):
+    response = _post(
+        admin_client,
+        account,
+        email="not an email",
+        new_config_json='{"token": "TYPED-SECRET-1"}',
+        new_credentials='{"oauth": "TYPED-SECRET-2"}',
+    )
+    assert response.status_code == HTTPStatus.OK
+    body = response.content.decode()
+    assert "Enter a valid email address." in body
+    assert "TYPED-SECRET" not in body

@@ -5,18 +5,9 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
+from tests.api.helpers import assert_error
+
 pytestmark = pytest.mark.django_db
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"code", "message", "details"}
-    assert body["code"] == code
-    assert body["message"]
-    assert isinstance(body["details"], dict)
-    return body
 
 
 # --- mapped through a test-only API built like the real one (tests/api/urls.py) -------------

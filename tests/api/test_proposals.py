@@ -2,48 +2,23 @@
 dismiss-all, counts, and the change sets accepting records (retrieve, revert)."""
 
 import json
-from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
 import pytest
-from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
-from django.urls import reverse
 
 from core.models import Task, TaskPriority
 from core.schemas import MAX_LIMIT
 from reviews.models import ChangeSet, ChangeSetStatus, Proposal, ProposalStatus
 from tests import factories as f
+from tests.api.helpers import as_json as iso
+from tests.api.helpers import assert_error, post_json, url
 
 pytestmark = pytest.mark.django_db
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def url(name: str, **kwargs: str) -> str:
-    return reverse(f"api-1:{name}", kwargs=kwargs)
-
-
-def iso(value: datetime | None) -> str | None:
-    """A datetime as the API renders it (Django's JSON encoder)."""
-    return None if value is None else DjangoJSONEncoder().default(value)
-
-
-def post_json(client: Client, path: str, data: Any) -> Any:
-    return client.post(path, json.dumps(data), content_type="application/json")
-
-
-def assert_error(response, status: int, code: str) -> dict[str, Any]:
-    """The response is ``status`` with the ``ErrorOut`` shape and ``code``; its body."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"code", "message", "details"}
-    assert body["code"] == code
-    assert body["message"]
-    assert isinstance(body["details"], dict)
-    return body
 
 
 def proposal_body(proposal: Proposal) -> dict[str, Any]:

@@ -2,49 +2,25 @@
 unresolve, delete), its review brief, and the review decision (request changes, approve)."""
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
 import pytest
-from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 
 from core.models import ExecutionMode, InitiativeStatus, PhaseStatus, Task
 from core.schemas import MAX_LIMIT
 from reviews.models import ReviewComment
 from tests import factories as f
+from tests.api.helpers import as_json as iso
+from tests.api.helpers import assert_error, send_json, url
 
 pytestmark = pytest.mark.django_db
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def url(name: str, **kwargs: str) -> str:
-    return reverse(f"api-1:{name}", kwargs=kwargs)
-
-
-def iso(value: datetime | None) -> str | None:
-    """A datetime as the API renders it (Django's JSON encoder)."""
-    return None if value is None else DjangoJSONEncoder().default(value)
-
-
-def send_json(client: Client, method: str, path: str, data: Any) -> Any:
-    return client.generic(method.upper(), path, json.dumps(data), content_type="application/json")
-
-
-def assert_error(response, status: int, code: str) -> dict[str, Any]:
-    """The response is ``status`` with the ``ErrorOut`` shape and ``code``; its body."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"code", "message", "details"}
-    assert body["code"] == code
-    assert body["message"]
-    assert isinstance(body["details"], dict)
-    return body
 
 
 def comment_body(comment: ReviewComment) -> dict[str, Any]:

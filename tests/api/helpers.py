@@ -1,0 +1,42 @@
+"""Helpers the API tests share: URLs, JSON requests, and the error-shape assertion."""
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.test import Client
+from django.urls import reverse
+
+
+def url(name: str, **kwargs: str) -> str:
+    """The path of the operation whose handler is ``name``."""
+    return reverse(f"api-1:{name}", kwargs=kwargs or None)
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as the API's JSON encoder writes it (e.g. datetimes to the millisecond)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def send_json(client: Client, method: str, path: str, data: Any) -> Any:
+    return client.generic(method.upper(), path, json.dumps(data), content_type="application/json")
+
+
+def post_json(client: Client, path: str, data: Any) -> Any:
+    return send_json(client, "post", path, data)
+
+
+def patch_json(client: Client, path: str, data: Any) -> Any:
+    return send_json(client, "patch", path, data)
+
+
+def assert_error(response, status: int, code: str) -> dict[str, Any]:
+    """The response is ``status`` in the ``ErrorOut`` shape with ``code``; returns its body."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"code", "message", "details"}
+    assert body["code"] == code
+    assert body["message"]
+    assert isinstance(body["details"], dict)
+    return body
