@@ -21,11 +21,9 @@ from core.models import (
     Initiative,
     Page,
     Phase,
-    PhaseDependency,
     PhaseStatus,
     Task,
     TaskCategory,
-    TaskDependency,
     TaskPriority,
     TaskType,
 )
@@ -548,18 +546,3 @@ def phase_request_changes(*, phase_id: str) -> Task:
         ReviewComment.objects.filter(pk__in=[c.pk for c in comments]), resolved=True
     )
     return task
-
-
-__all__ = [
-    "PhaseDependency",
-    "TaskDependency",
-    "change_set_revert",
-    "phase_request_changes",
-    "phase_review_brief",
-    "proposal_accept",
-    "proposal_accept_all",
-    "proposal_create",
-    "proposal_dismiss",
-    "proposal_dismiss_all",
-    "snapshot",
-]

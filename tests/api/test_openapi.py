@@ -35,6 +35,52 @@ def test_document_is_openapi_3_with_the_api_version(document):
     assert isinstance(document["paths"], dict)
 
 
+def test_document_validates_against_the_openapi_specification(document):
+    from openapi_spec_validator import validate
+
+    validate(document)
+
+
+#: What the issues specify the API exposes; a route removed or renamed fails here.
+SPECIFIED_OPERATIONS = {
+    ("get", "/api/whoami"),
+    ("get", "/api/proposals"),
+    ("post", "/api/proposals"),
+    ("get", "/api/proposals/{proposal_id}"),
+    ("post", "/api/proposals/{proposal_id}/accept"),
+    ("post", "/api/proposals/{proposal_id}/dismiss"),
+    ("post", "/api/agents/{agent_id}/proposals/accept-all"),
+    ("post", "/api/agents/{agent_id}/proposals/dismiss-all"),
+    ("get", "/api/agents/{agent_id}/proposals/counts"),
+    ("get", "/api/change-sets/{change_set_id}"),
+    ("post", "/api/change-sets/{change_set_id}/revert"),
+    ("get", "/api/phases/{phase_id}/review-comments"),
+    ("post", "/api/phases/{phase_id}/review-comments"),
+    ("patch", "/api/review-comments/{comment_id}"),
+    ("post", "/api/review-comments/{comment_id}/resolve"),
+    ("post", "/api/review-comments/{comment_id}/unresolve"),
+    ("delete", "/api/review-comments/{comment_id}"),
+    ("get", "/api/phases/{phase_id}/review-brief"),
+    ("post", "/api/phases/{phase_id}/request-changes"),
+    ("post", "/api/phases/{phase_id}/approve"),
+    ("get", "/api/accounts"),
+    ("post", "/api/accounts"),
+    ("get", "/api/accounts/{account_id}"),
+    ("patch", "/api/accounts/{account_id}"),
+    ("delete", "/api/accounts/{account_id}"),
+    ("post", "/api/accounts/claim"),
+    ("post", "/api/accounts/{account_id}/exhaust"),
+    ("post", "/api/accounts/clear-expired-exhaustion"),
+}
+
+
+def test_document_lists_every_specified_operation(document):
+    documented = {
+        (method, path) for path, operations in document["paths"].items() for method in operations
+    }
+    assert documented == SPECIFIED_OPERATIONS
+
+
 def test_every_declared_route_is_documented(document):
     operations = list(declared_operations())
     assert ("/api/whoami", "get") in operations
