@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-postgres lint fmt check-migrations migrate superuser bench clean
+.PHONY: help venv run test test-postgres lint fmt check-migrations migrate superuser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ migrate: $(STAMP) ## Apply migrations to the database (SQLite under var/ unless 
 superuser: migrate ## Make sure an admin user exists (prints a generated password once)
 	$(PY) manage.py ensure_superuser
 
-run: superuser ## Install, migrate, and serve the admin and API on http://$(HOST):$(PORT)/
+run: superuser ## Install, migrate, and serve the admin and API on http://127.0.0.1:8000/ (HOST, PORT)
 	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
