@@ -88,17 +88,27 @@ SQLITE_OPTIONS = {
     "timeout": 30,
 }
 
+# The cw_project.db backends are Django's, writing the seed's ON DELETE rules into the
+# schema's foreign keys too (see cw_project/db/__init__.py).
+CW_ENGINES = {
+    "django.db.backends.sqlite3": "cw_project.db.sqlite3",
+    "django.db.backends.postgresql": "cw_project.db.postgresql",
+}
+
 if os.environ.get("DATABASE_URL"):
     DATABASES = {
         "default": dj_database_url.parse(
             os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
         )
     }
+    DATABASES["default"]["ENGINE"] = CW_ENGINES.get(
+        DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+    )
 else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": CW_ENGINES["django.db.backends.sqlite3"],
             "NAME": SQLITE_PATH,
             "OPTIONS": SQLITE_OPTIONS,
             # Tests use a file too, never :memory:, so that threads in concurrency

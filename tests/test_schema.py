@@ -243,6 +243,44 @@ def test_delete_rule(label, field_name, rule):
         assert getattr(remaining.get(), field.attname) is None
 
 
+def _database_delete_rules(table: str) -> dict[str, str]:
+    """Column -> ON DELETE rule of each foreign key of ``table``, read from the database."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"PRAGMA foreign_key_list({connection.ops.quote_name(table)})")
+            return {row[3]: row[6] for row in cursor.fetchall()}
+        cursor.execute(
+            """
+            SELECT kcu.column_name, rc.delete_rule
+            FROM information_schema.referential_constraints rc
+            JOIN information_schema.key_column_usage kcu
+              ON kcu.constraint_name = rc.constraint_name
+             AND kcu.constraint_schema = rc.constraint_schema
+            WHERE kcu.table_name = %s
+            """,
+            [table],
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.parametrize(("label", "field_name", "rule"), DELETE_RULES)
+def test_the_database_itself_holds_the_delete_rule(label, field_name, rule):
+    field = apps.get_model(label)._meta.get_field(field_name)
+    expected = {models.CASCADE: "CASCADE", models.SET_NULL: "SET NULL"}[rule]
+    assert _database_delete_rules(field.model._meta.db_table)[field.column] == expected
+
+
+def test_a_delete_outside_the_orm_keeps_the_same_integrity():
+    task = f.TaskFactory()
+    agent = f.AgentFactory(task=task, initiative=task.initiative)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM initiatives WHERE id = %s", [task.initiative_id])
+    assert not Phase.objects.filter(pk=task.phase_id).exists()
+    assert not Task.objects.filter(pk=task.pk).exists()
+    agent.refresh_from_db()
+    assert (agent.task_id, agent.initiative_id) == (None, None)
+
+
 def test_log_chunks_survive_their_agents_deletion():
     agent = f.AgentFactory()
     chunk = AgentLogChunk.objects.create(agent_id=agent.id, agent_name=agent.name, content="{}")
