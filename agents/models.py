@@ -195,11 +195,12 @@ class ConversationStatus(models.TextChoices):
 class Conversation(TimestampedModel):
     """One agent's question to another, answered exactly once."""
 
+    # Both served by the seed's named indexes below, not by second, automatic ones.
     from_agent = models.ForeignKey(
-        Agent, on_delete=models.CASCADE, related_name="conversations_sent"
+        Agent, on_delete=models.CASCADE, related_name="conversations_sent", db_index=False
     )
     to_agent = models.ForeignKey(
-        Agent, on_delete=models.CASCADE, related_name="conversations_received"
+        Agent, on_delete=models.CASCADE, related_name="conversations_received", db_index=False
     )
     initiative = models.ForeignKey(
         Initiative, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -97,7 +97,10 @@ class PhaseStatus(models.TextChoices):
 
 
 class Phase(TimestampedModel):
-    initiative = models.ForeignKey(Initiative, on_delete=models.CASCADE, related_name="phases")
+    # Indexed by phases_initiative_idx (initiative, status), not by a second index.
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.CASCADE, related_name="phases", db_index=False
+    )
     name = models.TextField()
     content = models.TextField(null=True, blank=True, help_text="Tiptap (ProseMirror) JSON.")
     status = models.CharField(
@@ -187,7 +190,12 @@ class TaskStatus(models.TextChoices):
 
 class Task(TimestampedModel):
     phase = models.ForeignKey(
-        Phase, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+        Phase,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tasks",
+        db_index=False,  # tasks_phase_status_idx (phase, status) serves it
     )
     initiative = models.ForeignKey(
         Initiative, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"

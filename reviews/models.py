@@ -22,8 +22,13 @@ class ProposalStatus(models.TextChoices):
 class Proposal(TimestampedModel):
     """An agent's proposed new or changed page, phase or task (``target_id`` null = create)."""
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="proposals")
-    initiative = models.ForeignKey(Initiative, on_delete=models.CASCADE, related_name="proposals")
+    # Both served by the (…, status) indexes below, not by second, automatic ones.
+    agent = models.ForeignKey(
+        Agent, on_delete=models.CASCADE, related_name="proposals", db_index=False
+    )
+    initiative = models.ForeignKey(
+        Initiative, on_delete=models.CASCADE, related_name="proposals", db_index=False
+    )
     target_type = models.CharField(max_length=8, choices=ProposalTargetType.choices)
     target_id = models.CharField(max_length=22, null=True, blank=True)
     title = models.TextField()
@@ -60,7 +65,12 @@ class ReviewLineType(models.TextChoices):
 class ReviewComment(TimestampedModel):
     """An inline comment on a phase's diff."""
 
-    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="review_comments")
+    phase = models.ForeignKey(
+        Phase,
+        on_delete=models.CASCADE,
+        related_name="review_comments",
+        db_index=False,  # review_comments_phase_idx (phase, resolved) serves it
+    )
     file_path = models.TextField()
     line_number = models.IntegerField(help_text="New-side line, or old-side for removals.")
     line_type = models.CharField(max_length=8, choices=ReviewLineType.choices)
@@ -99,7 +109,10 @@ class ChatSession(TimestampedModel):
     target_type = models.CharField(max_length=8, choices=ChatTargetType.choices)
     target_id = models.CharField(max_length=22)
     initiative = models.ForeignKey(
-        Initiative, on_delete=models.CASCADE, related_name="chat_sessions"
+        Initiative,
+        on_delete=models.CASCADE,
+        related_name="chat_sessions",
+        db_index=False,  # the seed's chat_sessions_initiative_idx is the index
     )
     agent = models.ForeignKey(
         Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="chat_sessions"
@@ -209,7 +222,12 @@ class ChatRole(models.TextChoices):
 
 
 class ChatMessage(CreatedModel):
-    chat_session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    chat_session = models.ForeignKey(
+        ChatSession,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        db_index=False,  # chat_messages_session_idx (chat_session, created_at) serves it
+    )
     role = models.CharField(max_length=10, choices=ChatRole.choices)
     content = models.TextField()
     change_set = models.ForeignKey(

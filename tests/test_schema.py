@@ -13,6 +13,10 @@ from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
+CW_MODELS = [
+    m for app in ("core", "agents", "reviews") for m in apps.get_app_config(app).get_models()
+]
+
 SEED_TABLES = {
     "initiatives": ["id", "name", "status", "branch", "execution_mode", "created_at", "updated_at"],
     "phases": ["id", "initiative_id", "name", "content", "status", "created_at", "updated_at"],
@@ -495,3 +499,21 @@ def test_embedded_sqlite_runs_in_wal_mode_with_busy_timeout_and_immediate_writes
         assert wrapper.transaction_mode == "IMMEDIATE"
     finally:
         wrapper.close()
+
+
+def test_id_columns_carry_no_second_pattern_index():
+    """PostgreSQL would add a varchar_pattern_ops "_like" index to every text id; ids are
+    only compared for equality, so the backend leaves those out."""
+    offenders = []
+    with connection.cursor() as cursor:
+        for model in CW_MODELS:
+            id_columns = {
+                f.column for f in model._meta.concrete_fields if f.primary_key or f.is_relation
+            }
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+            offenders += [
+                name
+                for name, info in constraints.items()
+                if name.endswith("_like") and set(info["columns"]) <= id_columns
+            ]
+    assert offenders == []

@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, writing foreign keys with their ON DELETE rule."""
+"""Django's PostgreSQL backend, writing foreign keys with their ON DELETE rule, and
+without the ``LIKE`` pattern indexes Django adds to text ids."""
 
 from django.db.backends.postgresql import base, schema
 
@@ -6,7 +7,13 @@ from cw_project.db import OnDeleteSchemaEditorMixin
 
 
 class DatabaseSchemaEditor(OnDeleteSchemaEditorMixin, schema.DatabaseSchemaEditor):
-    pass
+    def _create_like_index_sql(self, model, field):
+        # Django gives every indexed varchar column a second, varchar_pattern_ops index
+        # for LIKE 'prefix%' queries. Ids (primary and foreign keys) are only ever
+        # compared for equality, so that second index would only slow every write.
+        if field.primary_key or field.is_relation:
+            return None
+        return super()._create_like_index_sql(model, field)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
