@@ -83,6 +83,7 @@ def account_update(*, account_id: str, **fields: Any) -> Account:
     return accounts.update(account_id, **fields)
 
 
+@transaction.atomic
 def account_claim(*, provider: str) -> Account:
     """Hand out the next available account of ``provider`` (round-robin), atomically.
 
@@ -109,9 +110,11 @@ def _next_release(provider: str) -> str | None:
     return soonest.isoformat() if soonest else None
 
 
+@transaction.atomic
 def account_mark_exhausted(*, account_id: str, until: datetime) -> Account:
     return accounts.mark_exhausted(account_id, until)
 
 
+@transaction.atomic
 def account_clear_expired_exhaustion() -> int:
     return accounts.clear_expired_exhaustion()

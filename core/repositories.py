@@ -447,8 +447,9 @@ class TaskRepository(DependencyRepository[Task]):
 
         A task is ready when it is pending, every task it depends on is completed, its
         phase (if any) is approved or in progress, and every phase that phase depends on
-        is completed. ``checkpoints`` selects the tasks waiting for a person instead of
-        the ``auto`` tasks agents take. Ordered high priority first, then oldest.
+        is completed; tasks of archived initiatives never are. ``checkpoints`` selects
+        the tasks waiting for a person instead of the ``auto`` tasks agents take.
+        Ordered high priority first, then oldest.
         """
         unfinished_task_dependency = TaskDependency.objects.filter(task_id=OuterRef("pk")).exclude(
             depends_on_task__status=TaskStatus.COMPLETED
@@ -469,6 +470,7 @@ class TaskRepository(DependencyRepository[Task]):
                 Q(phase__isnull=True)
                 | Q(phase__status__in=[PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
             )
+            .exclude(initiative__status=InitiativeStatus.ARCHIVED)
             .exclude(Exists(unfinished_task_dependency))
             .exclude(Exists(unfinished_phase_dependency))
             .alias(priority_rank=rank)

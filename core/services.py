@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, Q
 
 from core.errors import InvalidInput, PermissionRequired, TransitionNotAllowed, not_found
 from core.models import (
@@ -123,7 +124,7 @@ def task_complete(*, task_id: str, summary: str | None = None, acting_user: Any 
     """
     task, phase, initiative = _lock_task_with_parents(task_id)
     if task.is_checkpoint:
-        if acting_user is None or not getattr(acting_user, "is_authenticated", False):
+        if not (getattr(acting_user, "is_authenticated", False) and acting_user.is_active):
             raise PermissionRequired(
                 f"Task '{task}' is a checkpoint: only a person can complete it.",
                 code="checkpoint_requires_person",
@@ -258,10 +259,12 @@ def phase_block(*, phase_id: str) -> Phase:
 
 @transaction.atomic
 def phase_unblock(*, phase_id: str) -> Phase:
-    phase, _initiative = lock_phase_with_initiative(phase_id)
+    phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.BLOCKED:
         raise _refuse("phase", phase, "unblock", [PhaseStatus.BLOCKED])
     _set_status(phase, phase.blocked_from_status or PhaseStatus.PENDING, blocked_from_status=None)
+    # Tasks already under way may have finished while the phase was blocked.
+    _finish_phase_if_done(phase, initiative)
     return phase
 
 
@@ -275,13 +278,7 @@ def phase_complete(*, phase_id: str) -> Phase:
     phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status not in (PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS):
         raise _refuse("phase", phase, "complete", [PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
-    open_tasks = phase.tasks.exclude(status=TaskStatus.COMPLETED).count()
-    if open_tasks:
-        raise TransitionNotAllowed(
-            f"Phase '{phase}' still has {open_tasks} task(s) that are not completed.",
-            code="phase_tasks_incomplete",
-            details={"id": phase.pk, "open_tasks": open_tasks},
-        )
+    _require_no_open_tasks(phase)
     if _incomplete_dependencies(phase):
         raise TransitionNotAllowed(
             f"Phase '{phase}' depends on a phase that is not completed.",
@@ -292,12 +289,23 @@ def phase_complete(*, phase_id: str) -> Phase:
     return phase
 
 
+def _require_no_open_tasks(phase: Phase) -> None:
+    open_tasks = phase.tasks.exclude(status=TaskStatus.COMPLETED).count()
+    if open_tasks:
+        raise TransitionNotAllowed(
+            f"Phase '{phase}' still has {open_tasks} task(s) that are not completed.",
+            code="phase_tasks_incomplete",
+            details={"id": phase.pk, "open_tasks": open_tasks},
+        )
+
+
 @transaction.atomic
 def phase_approve(*, phase_id: str) -> Phase:
     """A person approves a phase waiting for review: it becomes completed."""
     phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.PENDING_REVIEW:
         raise _refuse("phase", phase, "approve", [PhaseStatus.PENDING_REVIEW])
+    _require_no_open_tasks(phase)
     _set_status(phase, PhaseStatus.COMPLETED)
     _finish_initiative_if_done(initiative)
     return phase
@@ -315,11 +323,14 @@ def phase_reopen_for_changes(*, phase: Phase) -> Phase:
 
 
 def _finish_phase_if_done(phase: Phase, initiative: Initiative | None) -> None:
+    """Finish an in-progress phase once it has tasks and all of them are completed."""
     if phase.status != PhaseStatus.IN_PROGRESS:
         return
-    if phase.tasks.exclude(status=TaskStatus.COMPLETED).exists():
-        return
-    _finish_phase(phase, initiative)
+    counts = phase.tasks.aggregate(
+        total=Count("pk"), open=Count("pk", filter=~Q(status=TaskStatus.COMPLETED))
+    )
+    if counts["total"] and not counts["open"]:
+        _finish_phase(phase, initiative)
 
 
 def _finish_phase(phase: Phase, initiative: Initiative | None) -> None:
@@ -351,6 +362,13 @@ def initiative_approve(*, initiative_id: str) -> Initiative:
     initiative = initiatives.get_for_update(initiative_id)
     if initiative.status != InitiativeStatus.PENDING_REVIEW:
         raise _refuse("initiative", initiative, "approve", [InitiativeStatus.PENDING_REVIEW])
+    open_phases = initiative.phases.exclude(status=PhaseStatus.COMPLETED).count()
+    if open_phases:
+        raise TransitionNotAllowed(
+            f"Initiative '{initiative}' still has {open_phases} phase(s) that are not completed.",
+            code="initiative_phases_incomplete",
+            details={"id": initiative.pk, "open_phases": open_phases},
+        )
     _set_status(initiative, InitiativeStatus.COMPLETED)
     return initiative
 
@@ -366,6 +384,7 @@ def initiative_archive(*, initiative_id: str) -> Initiative:
     return initiative
 
 
+@transaction.atomic
 def initiative_set_execution_mode(*, initiative_id: str, execution_mode: str) -> Initiative:
     if execution_mode not in ExecutionMode.values:
         raise InvalidInput(

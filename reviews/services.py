@@ -19,6 +19,7 @@ from agents.models import Agent
 from core.errors import Conflict, DomainError, InvalidInput, NotFound, not_found
 from core.models import (
     Initiative,
+    InitiativeStatus,
     Page,
     Phase,
     PhaseStatus,
@@ -117,6 +118,7 @@ class _Recorder:
 # --- proposals -------------------------------------------------------------------------
 
 
+@transaction.atomic
 def proposal_create(
     *,
     agent_id: str,
@@ -129,7 +131,12 @@ def proposal_create(
     metadata: dict[str, Any] | None = None,
     sort_order: int = 0,
 ) -> Proposal:
-    """An agent proposes a new (``target_id`` None) or changed page, phase or task."""
+    """An agent proposes a new (``target_id`` None) or changed page, phase or task.
+
+    The target and the shape of ``metadata`` are checked now, so an agent learns at
+    once what is wrong; what the metadata names (a phase, dependencies) is checked
+    again when a person accepts, since it may change in between.
+    """
     check_choice(ProposalTargetType, target_type, "target_type")
     if not Agent.objects.filter(pk=agent_id).exists():
         raise not_found("Agent", agent_id)
@@ -137,11 +144,7 @@ def proposal_create(
         raise not_found("Initiative", initiative_id)
     if not (title or "").strip():
         raise InvalidInput("A proposal needs a title.", code="proposal_title_required")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidInput("metadata must be a JSON object.", code="proposal_metadata_invalid")
-    if target_id is not None:
-        _target_of(target_type, target_id, initiative_id)
-    return proposals.create(
+    proposal = Proposal(
         agent_id=agent_id,
         initiative_id=initiative_id,
         target_type=target_type,
@@ -152,6 +155,23 @@ def proposal_create(
         metadata=metadata,
         sort_order=sort_order,
     )
+    _Metadata(proposal).check_shape()
+    if target_id is not None:
+        target = _TARGET_MODELS[target_type].objects.filter(pk=target_id)
+        found = target.values_list("initiative_id", flat=True).first()
+        if found is None:
+            raise NotFound(
+                f"There is no {target_type} '{target_id}' to change.",
+                code="proposal_target_missing",
+                details={"target_type": target_type, "target_id": target_id},
+            )
+        if found != initiative_id:
+            raise InvalidInput(
+                f"The {target_type} '{target_id}' belongs to another initiative.",
+                code="proposal_target_elsewhere",
+                details={"target_type": target_type, "target_id": target_id},
+            )
+    return proposals.save_new(proposal)
 
 
 _TARGET_MODELS: dict[str, type[models.Model]] = {
@@ -165,7 +185,7 @@ def _target_of(target_type: str, target_id: str, initiative_id: str) -> models.M
     model = _TARGET_MODELS[target_type]
     target = model.objects.select_for_update().filter(pk=target_id).first()
     if target is None:
-        raise NotFound(
+        raise Conflict(
             f"The {target_type} this proposal changes ('{target_id}') no longer exists.",
             code="proposal_target_missing",
             details={"target_type": target_type, "target_id": target_id},
@@ -177,6 +197,17 @@ def _target_of(target_type: str, target_id: str, initiative_id: str) -> models.M
             details={"target_type": target_type, "target_id": target_id},
         )
     return target
+
+
+def _lock_initiatives(records: models.QuerySet) -> None:
+    """Lock the initiatives of ``records`` (in id order) before anything else.
+
+    Every flow takes initiative, then proposal, then phase, then task locks, so a
+    proposal being applied and a lifecycle transition on the same records wait for
+    each other instead of deadlocking.
+    """
+    ids = sorted(set(records.values_list("initiative_id", flat=True)))
+    list(Initiative.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
 
 
 def _lock_pending(proposal_id: str) -> Proposal:
@@ -205,6 +236,24 @@ class _Metadata:
             code="proposal_metadata_invalid",
             details={"id": self.proposal.pk, "key": key},
         )
+
+    def check_shape(self) -> None:
+        """Refuse values of the wrong type or outside their enum, without touching the
+        database (what ids name is checked when the proposal is applied)."""
+        target_type = self.proposal.target_type
+        if target_type == ProposalTargetType.TASK:
+            self.choice("category", TaskCategory)
+            self.choice("type", TaskType)
+            self.choice("priority", TaskPriority)
+            self.integer("order")
+            self.text("phase_id")
+            self.text("parent_task_id")
+            self.ids("dependencies")
+        elif target_type == ProposalTargetType.PAGE:
+            self.text("parent_page_id")
+            self.integer("sort_order")
+        else:
+            self.ids("dependencies")
 
     def text(self, key: str) -> str | None:
         value = self.values.get(key)
@@ -245,19 +294,36 @@ def _add_dependencies(repository, record, depends_on: list[str], recorder: _Reco
             recorder.created(repository.create_dependency(record.pk, depends_on_id))
 
 
+def _tiptap_content(proposal: Proposal) -> str | None:
+    """The proposal's markdown as a Tiptap document; None when it proposes no content
+    (an update then keeps the content it has)."""
+    if proposal.content is None:
+        return None
+    return markdown_to_tiptap_json(proposal.content)
+
+
+def _root_page(initiative: Initiative, recorder: _Recorder) -> Page:
+    root = pages.find_root_page(initiative.pk)
+    if root is not None:
+        return root
+    try:
+        root = pages.create(initiative_id=initiative.pk, title=initiative.name)
+    except Conflict:
+        # Created meanwhile by someone else: theirs, not part of this change set.
+        return pages.find_root_page(initiative.pk)
+    recorder.created(root)
+    return root
+
+
 def _apply_page(proposal: Proposal, meta: _Metadata, recorder: _Recorder) -> models.Model:
-    content = markdown_to_tiptap_json(proposal.content or "")
+    content = _tiptap_content(proposal)
     if proposal.target_id:
         page = _target_of(proposal.target_type, proposal.target_id, proposal.initiative_id)
         _apply_update(page, recorder, pages, title=proposal.title, content=content)
         return page
     parent_id = meta.text("parent_page_id")
     if parent_id is None:
-        root = pages.find_root_page(proposal.initiative_id)
-        if root is None:
-            root = pages.get_or_create_root_page(proposal.initiative_id)
-            recorder.created(root)
-        parent_id = root.pk
+        parent_id = _root_page(proposal.initiative, recorder).pk
     elif not Page.objects.filter(pk=parent_id, initiative_id=proposal.initiative_id).exists():
         raise meta._invalid("parent_page_id", "must name a page of this initiative")
     page = pages.create(
@@ -272,8 +338,10 @@ def _apply_page(proposal: Proposal, meta: _Metadata, recorder: _Recorder) -> mod
 
 
 def _apply_phase(proposal: Proposal, meta: _Metadata, recorder: _Recorder) -> models.Model:
-    content = markdown_to_tiptap_json(proposal.content or "")
+    content = _tiptap_content(proposal)
     depends_on = meta.ids("dependencies")
+    if proposal.target_id is None:
+        _require_open_initiative(proposal.initiative)
     if proposal.target_id:
         phase = _target_of(proposal.target_type, proposal.target_id, proposal.initiative_id)
         _apply_update(phase, recorder, phases, name=proposal.title, content=content)
@@ -301,11 +369,13 @@ def _apply_task(proposal: Proposal, meta: _Metadata, recorder: _Recorder) -> mod
         )
     else:
         phase_id = meta.text("phase_id")
-        if (
-            phase_id is not None
-            and not Phase.objects.filter(pk=phase_id, initiative_id=proposal.initiative_id).exists()
-        ):
-            raise meta._invalid("phase_id", "must name a phase of this initiative")
+        if phase_id is not None:
+            phase = Phase.objects.filter(pk=phase_id, initiative_id=proposal.initiative_id).first()
+            if phase is None:
+                raise meta._invalid("phase_id", "must name a phase of this initiative")
+            _require_open_phase(phase)
+        else:
+            _require_open_initiative(proposal.initiative)
         task = tasks.create(
             initiative_id=proposal.initiative_id,
             phase_id=phase_id,
@@ -319,6 +389,27 @@ def _apply_task(proposal: Proposal, meta: _Metadata, recorder: _Recorder) -> mod
     return task
 
 
+def _require_open_phase(phase: Phase) -> None:
+    """New work goes into a phase that is still being worked on; a phase in review
+    takes changes through request-changes, and a completed phase takes none."""
+    if phase.status in (PhaseStatus.PENDING_REVIEW, PhaseStatus.COMPLETED):
+        raise Conflict(
+            f"Phase '{phase}' is {phase.status}: it takes no new tasks. Request changes "
+            "on it (in review), or propose the task in another phase.",
+            code="phase_closed",
+            details={"phase_id": phase.pk, "status": phase.status},
+        )
+
+
+def _require_open_initiative(initiative: Initiative) -> None:
+    if initiative.status != InitiativeStatus.ACTIVE:
+        raise Conflict(
+            f"Initiative '{initiative}' is {initiative.status}: it takes no new phases or tasks.",
+            code="initiative_closed",
+            details={"initiative_id": initiative.pk, "status": initiative.status},
+        )
+
+
 _APPLIERS = {
     ProposalTargetType.PAGE: _apply_page,
     ProposalTargetType.PHASE: _apply_phase,
@@ -327,6 +418,7 @@ _APPLIERS = {
 
 
 def _accept(proposal: Proposal) -> ChangeSet:
+    """Apply a pending proposal whose initiative the caller has locked."""
     recorder = _Recorder()
     _APPLIERS[proposal.target_type](proposal, _Metadata(proposal), recorder)
     before = snapshot(proposal)
@@ -351,6 +443,7 @@ def proposal_accept(*, proposal_id: str) -> ChangeSet:
     dependencies). A proposal that is not pending, or whose target is gone, is refused
     and nothing is written.
     """
+    _lock_initiatives(Proposal.objects.filter(pk=proposal_id))
     return _accept(_lock_pending(proposal_id))
 
 
@@ -409,6 +502,20 @@ def _model_for_table(table: str) -> type[models.Model]:
     raise InvalidInput(f"Unknown table '{table}' in a change set.", code="change_set_invalid")
 
 
+def _references_to(record: models.Model) -> list[tuple[str, str]]:
+    """Every row that points at ``record`` through a foreign key, as (table, id)."""
+    references = []
+    for relation in record._meta.related_objects:
+        if relation.many_to_many:
+            continue  # through models have their own foreign keys, seen as such
+        related = relation.related_model
+        ids = related._default_manager.filter(**{relation.field.name: record.pk}).values_list(
+            "pk", flat=True
+        )
+        references += [(related._meta.db_table, str(pk)) for pk in ids]
+    return references
+
+
 @transaction.atomic
 def change_set_revert(*, change_set_id: str) -> ChangeSet:
     """Restore exactly the values before a change set (deleting what it created).
@@ -417,6 +524,7 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
     record it touched was changed (or deleted) since. A proposal it accepted goes back
     to pending.
     """
+    _lock_initiatives(ChangeSet.objects.filter(pk=change_set_id))
     change_set = change_sets.get_for_update(change_set_id)
     if change_set.status != ChangeSetStatus.APPLIED:
         raise Conflict(
@@ -435,22 +543,32 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
         for pk in ids:
             current[(table, pk)] = found.get(pk)
 
-    stale = []
+    changed = []
     for entry in entries:
         record = current[(entry.entity_type, entry.entity_id)]
+        if record is None and entry.entity_type == Proposal._meta.db_table:
+            continue  # the proposal went with its agent; the planning changes still revert
         if entry.action == ChangeAction.DELETE:
             if record is not None:
-                stale.append(entry)
+                changed.append((entry.entity_type, entry.entity_id))
         elif record is None or not _same_state(snapshot(record), entry.after):
-            stale.append(entry)
-    if stale:
-        names = ", ".join(f"{e.entity_type} '{e.entity_id}'" for e in stale)
+            changed.append((entry.entity_type, entry.entity_id))
+    # Deleting what the change set created must not take anything else with it: work
+    # added since under a created record (a task in a created phase, a page under a
+    # created page, an edge to a created task) would cascade away or lose its link.
+    touched = set(current)
+    for entry in entries:
+        record = current[(entry.entity_type, entry.entity_id)]
+        if entry.action == ChangeAction.CREATE and record is not None:
+            changed += [ref for ref in _references_to(record) if ref not in touched]
+    if changed:
+        names = ", ".join(f"{table} '{pk}'" for table, pk in changed)
         raise Conflict(
             f"Cannot revert: {names} changed since this change set was applied.",
             code="change_set_stale",
             details={
                 "id": change_set_id,
-                "changed": [{"table": e.entity_type, "id": e.entity_id} for e in stale],
+                "changed": [{"table": table, "id": pk} for table, pk in changed],
             },
         )
 

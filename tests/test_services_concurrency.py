@@ -91,3 +91,26 @@ def test_accept_and_dismiss_racing_leave_one_outcome():
     proposal.refresh_from_db()
     applied = ChangeSet.objects.count()
     assert (proposal.status, applied) in {("accepted", 1), ("dismissed", 0)}
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_applying_a_proposal_and_a_lifecycle_transition_never_deadlock(round_):
+    """Both take the initiative's lock first, so they wait for each other instead."""
+    phase = f.PhaseFactory(status=PhaseStatus.APPROVED)
+    done = f.TaskFactory(phase=phase, status=TaskStatus.COMPLETED)
+    task = f.TaskFactory(phase=phase)
+    proposal = f.ProposalFactory(
+        initiative=phase.initiative,
+        target_id=task.id,
+        title="Sharper name",
+        metadata={"dependencies": [done.id]},
+    )
+
+    _results, errors = race(
+        lambda: reviews.proposal_accept(proposal_id=proposal.id),
+        lambda: core.task_start(task_id=task.id),
+    )
+
+    assert errors == []
+    task.refresh_from_db()
+    assert (task.name, task.status) == ("Sharper name", TaskStatus.IN_PROGRESS)

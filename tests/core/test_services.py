@@ -320,3 +320,62 @@ def test_initiative_archive_and_execution_mode():
     assert initiative.status == InitiativeStatus.ARCHIVED
     with pytest.raises(TransitionNotAllowed):
         services.initiative_archive(initiative_id=initiative.id)
+
+
+# --- what the audit found ---------------------------------------------------------------
+
+
+def test_a_phase_in_review_with_open_tasks_cannot_be_approved():
+    phase = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
+    f.TaskFactory(phase=phase)
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.phase_approve(phase_id=phase.id)
+    assert error.value.code == "phase_tasks_incomplete"
+
+
+def test_an_initiative_in_review_with_open_phases_cannot_be_approved():
+    initiative = f.InitiativeFactory(status=InitiativeStatus.PENDING_REVIEW)
+    f.PhaseFactory(initiative=initiative)
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.initiative_approve(initiative_id=initiative.id)
+    assert error.value.code == "initiative_phases_incomplete"
+
+
+def test_unblocking_a_phase_whose_work_finished_meanwhile_finishes_it():
+    phase = approved_phase()
+    task = f.TaskFactory(phase=phase)
+    services.task_start(task_id=task.id)
+    services.phase_block(phase_id=phase.id)
+    services.task_complete(task_id=task.id)  # work under way may finish while blocked
+    _refresh(phase)
+    assert phase.status == PhaseStatus.BLOCKED
+
+    services.phase_unblock(phase_id=phase.id)
+
+    _refresh(phase, phase.initiative)
+    assert phase.status == PhaseStatus.COMPLETED
+    assert phase.initiative.status == InitiativeStatus.COMPLETED
+
+
+def test_unblocking_an_empty_phase_does_not_finish_it():
+    phase = f.PhaseFactory(status=PhaseStatus.IN_PROGRESS)
+    services.phase_block(phase_id=phase.id)
+    services.phase_unblock(phase_id=phase.id)
+    _refresh(phase)
+    assert phase.status == PhaseStatus.IN_PROGRESS
+
+
+def test_a_deactivated_person_cannot_complete_a_checkpoint(person):
+    phase = approved_phase()
+    checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_DECISION)
+    person.is_active = False
+    person.save(update_fields=["is_active"])
+    with pytest.raises(PermissionRequired):
+        services.task_complete(task_id=checkpoint.id, acting_user=person)
+
+
+def test_tasks_of_an_archived_initiative_are_never_ready():
+    phase = approved_phase()
+    f.TaskFactory(phase=phase)
+    services.initiative_archive(initiative_id=phase.initiative_id)
+    assert services.task_list_ready() == []

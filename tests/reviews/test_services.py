@@ -195,12 +195,31 @@ def test_accept_task_update_changes_only_what_it_names(agent, initiative):
     [
         ({"priority": "urgent"}, "priority"),
         ({"dependencies": "abc"}, "dependencies"),
+        ({"phase_id": 5}, "phase_id"),
+        ({"order": "first"}, "order"),
+        ({"category": "chores"}, "category"),
+    ],
+)
+def test_bad_metadata_is_refused_when_proposed(agent, initiative, metadata, key):
+    with pytest.raises(InvalidInput) as error:
+        propose(agent, initiative, metadata=metadata)
+    assert error.value.code == "proposal_metadata_invalid"
+    assert error.value.details["key"] == key
+    assert not Proposal.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "key"),
+    [
+        ({"priority": "urgent"}, "priority"),
+        ({"dependencies": "abc"}, "dependencies"),
         ({"phase_id": "missing"}, "phase_id"),
         ({"order": "first"}, "order"),
     ],
 )
 def test_accept_refuses_bad_metadata_without_writing(agent, initiative, metadata, key):
-    proposal = propose(agent, initiative, metadata=metadata)
+    # Stored by another way than proposal_create (which would refuse most of these).
+    proposal = f.ProposalFactory(agent=agent, initiative=initiative, metadata=metadata)
     before = database_state()
     with pytest.raises(InvalidInput) as error:
         services.proposal_accept(proposal_id=proposal.id)
@@ -219,7 +238,7 @@ def test_accept_refuses_a_proposal_that_is_not_pending_or_whose_target_is_gone(a
     task = f.TaskFactory(phase=f.PhaseFactory(initiative=initiative))
     doomed = propose(agent, initiative, target_id=task.id)
     task.delete()
-    with pytest.raises(NotFound) as error:
+    with pytest.raises(Conflict) as error:
         services.proposal_accept(proposal_id=doomed.id)
     assert error.value.code == "proposal_target_missing"
     doomed.refresh_from_db()
@@ -271,7 +290,9 @@ def test_accept_all_applies_every_pending_proposal_of_the_agent(agent, initiativ
 def test_accept_all_is_all_or_nothing(agent, initiative):
     phase = f.PhaseFactory(initiative=initiative)
     propose(agent, initiative, title="good", metadata={"phase_id": phase.id}, sort_order=1)
-    bad = propose(agent, initiative, title="bad", metadata={"priority": "??"}, sort_order=2)
+    bad = f.ProposalFactory(
+        agent=agent, initiative=initiative, title="bad", metadata={"priority": "??"}, sort_order=2
+    )
     propose(agent, initiative, title="also good", sort_order=3)
     before = database_state()
 
@@ -437,3 +458,106 @@ def test_no_trace_of_task_approval_in_the_code():
             text = path.read_text()
             assert not any(word in text for word in words), path
     assert not TaskStatus.__members__.get("PENDING_APPROVAL")
+
+
+# --- what the audit found: revert never destroys later work, closed work stays closed ---
+
+
+def test_page_update_reverts_to_exactly_what_it_was(agent, initiative):
+    root = f.PageFactory(initiative=initiative)
+    page = f.PageFactory(initiative=initiative, parent_page=root, title="Old", content='{"a":1}')
+    proposal = propose(agent, initiative, target_type="page", target_id=page.id, title="New")
+    before = database_state()
+
+    change_set = services.proposal_accept(proposal_id=proposal.id)
+    services.change_set_revert(change_set_id=change_set.id)
+
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("target_type", ["page", "phase"])
+def test_an_update_without_content_keeps_the_content(agent, initiative, target_type):
+    record = (f.PageFactory if target_type == "page" else f.PhaseFactory)(
+        initiative=initiative, content='{"type": "doc", "content": [{"type": "paragraph"}]}'
+    )
+    services.proposal_accept(
+        proposal_id=propose(
+            agent, initiative, target_type=target_type, target_id=record.id, title="Renamed"
+        ).id
+    )
+    record.refresh_from_db()
+    assert record.content == '{"type": "doc", "content": [{"type": "paragraph"}]}'
+
+
+def test_revert_refuses_to_delete_work_added_under_what_it_created(agent, initiative):
+    change_set = services.proposal_accept(
+        proposal_id=propose(agent, initiative, target_type="phase", title="New phase").id
+    )
+    phase = Phase.objects.get(name="New phase")
+    added = f.TaskFactory(phase=phase, name="Added by a person")
+
+    with pytest.raises(Conflict) as error:
+        services.change_set_revert(change_set_id=change_set.id)
+
+    assert error.value.code == "change_set_stale"
+    assert {"table": "tasks", "id": added.id} in error.value.details["changed"]
+    assert Task.objects.filter(pk=added.pk).exists()
+
+
+def test_revert_refuses_to_drop_a_dependency_added_on_what_it_created(agent, initiative):
+    phase = f.PhaseFactory(initiative=initiative)
+    change_set = services.proposal_accept(
+        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id
+    )
+    created = Task.objects.get(name="Created")
+    later = f.TaskFactory(phase=phase)
+    TaskDependency.objects.create(task=later, depends_on_task=created)
+
+    with pytest.raises(Conflict) as error:
+        services.change_set_revert(change_set_id=change_set.id)
+    assert error.value.code == "change_set_stale"
+
+
+def test_two_pages_then_reverting_the_first_cannot_take_the_second_with_it(agent, initiative):
+    first = services.proposal_accept(
+        proposal_id=propose(agent, initiative, target_type="page", title="One").id
+    )
+    services.proposal_accept(
+        proposal_id=propose(agent, initiative, target_type="page", title="Two").id
+    )
+    with pytest.raises(Conflict) as error:
+        services.change_set_revert(change_set_id=first.id)
+    assert error.value.code == "change_set_stale"
+    assert Page.objects.filter(title="Two").exists()
+
+
+def test_revert_still_works_after_the_proposing_agent_was_deleted(agent, initiative):
+    before = database_state()
+    change_set = services.proposal_accept(proposal_id=propose(agent, initiative).id)
+    agent.delete()  # its proposals go with it
+
+    services.change_set_revert(change_set_id=change_set.id)
+
+    after = database_state()
+    assert after["tasks"] == before["tasks"]
+    assert after["proposals"] == []
+
+
+@pytest.mark.parametrize("status", [PhaseStatus.PENDING_REVIEW, PhaseStatus.COMPLETED])
+def test_a_task_cannot_be_proposed_into_a_closed_phase(agent, initiative, status):
+    phase = f.PhaseFactory(initiative=initiative, status=status)
+    proposal = propose(agent, initiative, metadata={"phase_id": phase.id})
+    with pytest.raises(Conflict) as error:
+        services.proposal_accept(proposal_id=proposal.id)
+    assert error.value.code == "phase_closed"
+    assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize("status", ["pending_review", "completed", "archived"])
+def test_a_phase_cannot_be_proposed_into_a_closed_initiative(agent, status):
+    initiative = f.InitiativeFactory(status=status)
+    proposal = f.ProposalFactory(agent=agent, initiative=initiative, target_type="phase")
+    with pytest.raises(Conflict) as error:
+        services.proposal_accept(proposal_id=proposal.id)
+    assert error.value.code == "initiative_closed"
+    assert not Phase.objects.exists()
