@@ -56,6 +56,25 @@ def test_a_tool_proposes_a_person_accepts_and_secrets_stay_write_only(live_serve
     status, change_set = call(base, "POST", f"/api/proposals/{proposal['id']}/accept", clear)
     assert status == HTTPStatus.OK
     assert [e["entity_type"] for e in change_set["entries"]] == ["tasks", "proposals"]
+    task_id = change_set["entries"][0]["entity_id"]
+
+    # A proposal that changes an existing record (outside any test transaction here).
+    status, update = call(
+        base,
+        "POST",
+        "/api/proposals",
+        clear,
+        json.dumps(
+            {
+                "agent_id": agent.id,
+                "initiative_id": initiative.id,
+                "target_type": "task",
+                "target_id": task_id,
+                "title": "Write the migration, reversibly",
+            }
+        ).encode(),
+    )
+    assert (status, update["target_id"]) == (HTTPStatus.CREATED, task_id)
 
     secret = '{"token": "LIVE-SECRET"}'
     status, account = call(

@@ -212,6 +212,8 @@ def test_list_proposals_filters_combine(api_client, agent, initiative, assorted,
         {"limit": -1},
         {"limit": "many"},
         {"offset": -1},
+        {"offset": 2**31},
+        {"offset": 2**63},  # past SQLite's int64: an OverflowError (500) if let through
     ],
 )
 def test_list_proposals_refuses_bad_filters_and_page_bounds_with_422(api_client, query):
@@ -222,6 +224,24 @@ def test_list_proposals_refuses_bad_filters_and_page_bounds_with_422(api_client,
     )
     [error] = body["details"]["errors"]
     assert error["loc"] == ["query", next(iter(query))]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [["a", {"b": 1}], "text", 7, None, {"nested": {"list": [1, "x", None]}}],
+    ids=["list", "string", "number", "null", "object"],
+)
+def test_list_and_retrieve_answer_metadata_of_any_json_shape(api_client, agent, initiative, metadata):
+    # The admin and the ORM store any JSON value; a list must not break every list page.
+    proposal = make_proposal(agent, initiative, metadata=metadata)
+
+    listed = api_client.get(url("list_proposals"))
+    retrieved = api_client.get(url("retrieve_proposal", proposal_id=proposal.id))
+
+    assert listed.status_code == HTTPStatus.OK, listed.content[:500]
+    assert listed.json()["items"] == [proposal_body(proposal)]
+    assert listed.json()["items"][0]["metadata"] == metadata
+    assert retrieved.json() == proposal_body(proposal)
 
 
 def test_list_proposals_max_limit_is_accepted(api_client):
@@ -403,6 +423,109 @@ def test_create_proposal_invalid_body_is_422_naming_the_field(
     assert not Proposal.objects.exists()
 
 
+UNSTORABLE_TEXT = {
+    "nul": "a\u0000b",
+    "lone_high_surrogate": "a\ud800b",
+    "lone_low_surrogate": "\udfff",
+}
+
+UNSTORABLE_FIELDS = {
+    "title": lambda bad: {"title": bad},
+    "summary": lambda bad: {"summary": bad},
+    "content": lambda bad: {"content": bad},
+    "metadata_value": lambda bad: {"metadata": {"priority": bad}},
+    "metadata_key": lambda bad: {"metadata": {bad: "high"}},
+    "metadata_in_a_list": lambda bad: {"metadata": {"dependencies": ["t1", bad]}},
+    "metadata_deep": lambda bad: {"metadata": {"a": [{"b": {"c": [[bad]]}}]}},
+    "metadata_deep_key": lambda bad: {"metadata": {"a": [{"b": {bad: 1}}]}},
+}
+
+
+@pytest.mark.parametrize("where", UNSTORABLE_FIELDS)
+@pytest.mark.parametrize("bad", UNSTORABLE_TEXT.values(), ids=UNSTORABLE_TEXT.keys())
+def test_create_proposal_refuses_text_no_database_can_store_with_422(
+    api_client, agent, initiative, where, bad
+):
+    # NUL: PostgreSQL refuses it in text and jsonb, SQLite keeps it. A lone surrogate
+    # cannot be encoded as UTF-8 at all. Both databases must give the same answer.
+    payload = {
+        "agent_id": agent.id,
+        "initiative_id": initiative.id,
+        "target_type": "task",
+        "title": "T",
+        **UNSTORABLE_FIELDS[where](bad),
+    }
+    # json.dumps writes a lone surrogate as a \uXXXX escape, which the API parser reads back.
+    response = post_json(api_client, url("create_proposal"), payload)
+
+    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    field = where.partition("_")[0]
+    [error] = body["details"]["errors"]
+    assert error["loc"] == ["body", "payload", field]
+    assert "NUL" in error["msg"] or "UTF-8" in error["msg"]
+    assert not Proposal.objects.exists()
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_create_proposal_refuses_non_finite_numbers_in_metadata_with_422(
+    api_client, agent, initiative, number
+):
+    # Python's JSON parser reads them; PostgreSQL's jsonb and every other client do not.
+    raw = json.dumps(
+        {
+            "agent_id": agent.id,
+            "initiative_id": initiative.id,
+            "target_type": "task",
+            "title": "T",
+            "metadata": {"order": "__NUMBER__"},
+        }
+    ).replace('"__NUMBER__"', number)
+
+    response = api_client.post(url("create_proposal"), raw, content_type="application/json")
+
+    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert [error["loc"] for error in body["details"]["errors"]] == [
+        ["body", "payload", "metadata"]
+    ]
+    assert not Proposal.objects.exists()
+
+
+def test_create_proposal_metadata_error_names_where_without_echoing_the_value(
+    api_client, agent, initiative
+):
+    payload = {
+        "agent_id": agent.id,
+        "initiative_id": initiative.id,
+        "target_type": "task",
+        "title": "T",
+        "metadata": {"tasks": [{"name": "ok"}, {"name": "SECRET-VALUE\u0000"}]},
+    }
+
+    response = post_json(api_client, url("create_proposal"), payload)
+
+    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    [error] = body["details"]["errors"]
+    assert "tasks[1].name" in error["msg"]
+    assert "SECRET-VALUE" not in response.content.decode()
+
+
+def test_create_proposal_accepts_deeply_nested_storable_metadata(api_client, agent, initiative):
+    metadata = {"phase_id": None, "dependencies": ["a", "b"], "x": [{"y": [1, 2.5, True, "ü€😀"]}]}
+    payload = {
+        "agent_id": agent.id,
+        "initiative_id": initiative.id,
+        "target_type": "task",
+        "title": "T",
+        "metadata": metadata,
+    }
+
+    response = post_json(api_client, url("create_proposal"), payload)
+
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response.json()["metadata"] == metadata
+    assert Proposal.objects.get().metadata == metadata
+
+
 @pytest.mark.parametrize("missing", ["agent_id", "initiative_id", "target_type", "title"])
 def test_create_proposal_missing_required_field_is_422(api_client, agent, initiative, missing):
     payload = {
@@ -542,7 +665,7 @@ def test_accept_or_dismiss_unknown_proposal_is_404(api_client, action):
     )
 
 
-def test_accept_proposal_whose_target_was_deleted_is_404_and_keeps_it_pending(
+def test_accept_proposal_whose_target_was_deleted_is_409_and_keeps_it_pending(
     api_client, agent, initiative, phase
 ):
     task = f.TaskFactory(phase=phase)
@@ -550,7 +673,7 @@ def test_accept_proposal_whose_target_was_deleted_is_404_and_keeps_it_pending(
     Task.objects.filter(pk=task.pk).delete()
     body = assert_error(
         api_client.post(url("accept_proposal", proposal_id=proposal.id)),
-        HTTPStatus.NOT_FOUND,
+        HTTPStatus.CONFLICT,
         "proposal_target_missing",
     )
     assert body["details"] == {"target_type": "task", "target_id": task.pk}
