@@ -32,7 +32,7 @@ from agents.models import (
     ParticipantType,
 )
 from core.errors import Conflict, InvalidInput, not_found
-from core.repositories import Repository, check_choice
+from core.repositories import Repository, check_choice, check_page_bounds
 
 # --- accounts ------------------------------------------------------------------------------
 
@@ -145,6 +145,12 @@ class AccountRepository(Repository[Account]):
         Refuses a naive or past ``until`` with ``InvalidInput`` and a missing account
         with ``NotFound``.
         """
+        if not isinstance(until, datetime):
+            raise InvalidInput(
+                "exhausted_until must be a date and time with a zone.",
+                code="exhausted_until_invalid",
+                details={"until": str(until)},
+            )
         if timezone.is_naive(until):
             raise InvalidInput(
                 "exhausted_until must carry a time zone.",
@@ -220,6 +226,7 @@ class AgentRepository(Repository[Agent]):
         keep colliding); an explicit name already taken is ``Conflict``
         ``agent_name_taken``.
         """
+        self._check_field_names(fields, action="create")
         if fields.get("name"):
             return self._insert(Agent(**fields))
         for attempt in range(self.name_attempts):
@@ -340,9 +347,12 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         page means the end. ``limit`` is capped at ``max_page_size``; below 1 it is
         ``InvalidInput`` ``invalid_limit``.
         """
-        if limit < 1:
+        check_page_bounds(limit, limit_required=True)
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
             raise InvalidInput(
-                "limit must be at least 1.", code="invalid_limit", details={"limit": limit}
+                "after must be the id (a whole number) of the last chunk read.",
+                code="invalid_cursor",
+                details={"after": str(after)},
             )
         qs = AgentLogChunk.objects.filter(agent_id=agent_id)
         if after is not None:
@@ -369,7 +379,11 @@ class LogChunkRepository(Repository[AgentLogChunk]):
                 details={"unknown": unknown, "missing": missing},
             )
         session_number = chunk.get("session_number", 1)
-        if not isinstance(session_number, int) or session_number < 1:
+        if (
+            isinstance(session_number, bool)
+            or not isinstance(session_number, int)
+            or session_number < 1
+        ):
             raise InvalidInput(
                 "session_number must be a positive integer.",
                 code="invalid_session_number",
@@ -385,6 +399,8 @@ class ConversationRepository(Repository[Conversation]):
     """Questions one agent asks another, each answered exactly once."""
 
     model = Conversation
+    #: Only ``answer()`` answers: ``update()`` cannot rewrite or reopen an answer.
+    read_only_fields = Repository.read_only_fields | {"answer", "status"}
 
     def find_pending_for_agent(self, to_agent_id: str) -> list[Conversation]:
         """Unanswered questions addressed to ``to_agent_id``, oldest first."""

@@ -6,12 +6,19 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.errors import Conflict, DependencyCycle, InvalidInput, NotFound, not_found
+from core.errors import (
+    Conflict,
+    DependencyCycle,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    not_found,
+)
 from core.models import (
     Initiative,
     InitiativeProject,
@@ -43,6 +50,69 @@ def check_choice(choices: type[models.TextChoices], value: Any, field: str) -> s
     return value
 
 
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def check_page_bounds(
+    limit: Any, offset: Any = 0, *, max_limit: int | None = None, limit_required: bool = False
+) -> None:
+    """Refuse a ``limit`` (None means "all" unless required) or ``offset`` that is not a
+    whole number in range, with ``InvalidInput`` ``invalid_limit`` / ``invalid_offset``."""
+    for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
+        if value is None and name == "limit" and not limit_required:
+            continue
+        high = max_limit if name == "limit" and max_limit else INT32[1]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInput(
+                f"{name} must be a whole number from {low} to {high}.",
+                code=f"invalid_{name}",
+                details={name: str(value)},
+            )
+
+
+def unstorable_text(value: Any) -> bool:
+    """Whether a string (or any string inside JSON) cannot be stored in every database:
+    a NUL character (PostgreSQL refuses it) or a lone surrogate (not valid UTF-8)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(unstorable_text(k) or unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(unstorable_text(v) for v in value)
+    return False
+
+
+def _outside_int32(field: models.Field, value: Any) -> bool:
+    """Whether an integer column's value is a bool or beyond 32 bits (PostgreSQL's
+    ``integer``), so both databases accept exactly the same values."""
+    if not isinstance(field, models.IntegerField) or isinstance(
+        field, models.AutoField | models.BigIntegerField
+    ):
+        return False
+    return isinstance(value, bool) or (isinstance(value, int) and not INT32[0] <= value <= INT32[1])
+
+
+def integrity_error_kind(error: IntegrityError) -> str:
+    """``unique``, ``check``, ``not_null``, ``foreign_key`` or ``other``, on either database."""
+    cause = type(error.__cause__).__name__  # psycopg's errors name the SQLSTATE class
+    text = str(error)
+    if cause == "UniqueViolation" or "UNIQUE constraint failed" in text:
+        return "unique"
+    if cause == "CheckViolation" or "CHECK constraint failed" in text:
+        return "check"
+    if cause == "NotNullViolation" or "NOT NULL constraint failed" in text:
+        return "not_null"
+    if cause == "ForeignKeyViolation" or "FOREIGN KEY constraint failed" in text:
+        return "foreign_key"
+    return "other"
+
+
 def validation_error_details(error: ValidationError) -> dict[str, list[str]]:
     if hasattr(error, "error_dict"):
         return {
@@ -69,6 +139,11 @@ class Repository(Generic[M]):
     @property
     def label(self) -> str:
         return str(self.model._meta.verbose_name).capitalize()
+
+    @property
+    def slug(self) -> str:
+        """The model's name in error codes (``review_comment`` in ``review_comment_not_found``)."""
+        return str(self.model._meta.verbose_name).lower().replace(" ", "_")
 
     def queryset(self) -> models.QuerySet:
         qs = self.model._default_manager.all()
@@ -98,6 +173,7 @@ class Repository(Generic[M]):
         return obj
 
     def find_all(self, *, limit: int | None = None, offset: int = 0) -> list[M]:
+        check_page_bounds(limit, offset)
         qs = self.queryset()
         if limit is not None:
             qs = qs[offset : offset + limit]
@@ -111,6 +187,7 @@ class Repository(Generic[M]):
     # --- writes --------------------------------------------------------------------
 
     def create(self, **fields: Any) -> M:
+        self._check_field_names(fields, action="create")
         obj = self.model(**fields)
         self.save_new(obj)
         return obj
@@ -126,14 +203,7 @@ class Repository(Generic[M]):
 
     def apply(self, obj: M, /, **fields: Any) -> M:
         """Set ``fields`` on an instance already loaded and save only those columns."""
-        forbidden = sorted(set(fields) & self.read_only_fields)
-        unknown = sorted(name for name in fields if not self._is_concrete(name))
-        if forbidden or unknown:
-            raise InvalidInput(
-                f"Cannot update {', '.join(forbidden + unknown)} of a {self.label.lower()}.",
-                code="invalid_field",
-                details={"fields": forbidden + unknown},
-            )
+        self._check_field_names(fields, action="update")
         for name, value in fields.items():
             setattr(obj, name, value)
         update_fields = [self.model._meta.get_field(name).attname for name in fields]
@@ -160,18 +230,48 @@ class Repository(Generic[M]):
     def _has_updated_at(self) -> bool:
         return any(f.name == "updated_at" for f in self.model._meta.concrete_fields)
 
-    def _is_concrete(self, name: str) -> bool:
+    def _field(self, name: str) -> models.Field | None:
+        """The concrete field called ``name`` (by name or column attribute, e.g. phase_id)."""
         try:
             field = self.model._meta.get_field(name)
         except Exception:
-            return False
-        return getattr(field, "concrete", False) and not field.many_to_many
+            return None
+        return field if getattr(field, "concrete", False) and not field.many_to_many else None
+
+    def _check_field_names(self, fields: dict[str, Any], *, action: str) -> None:
+        read_only = {f.name for name in self.read_only_fields if (f := self._field(name))}
+        refused = sorted(
+            name
+            for name in fields
+            if (field := self._field(name)) is None
+            or (action == "update" and field.name in read_only)
+        )
+        if refused:
+            raise InvalidInput(
+                f"Cannot {action} {', '.join(refused)} of a {self.label.lower()}.",
+                code="invalid_field",
+                details={"fields": refused},
+            )
 
     def _validate(self, obj: M, exclude_unchanged: Iterable[str] | None = None) -> None:
-        exclude = None
+        fields = self.model._meta.concrete_fields
         if exclude_unchanged is not None:
-            changed = set(exclude_unchanged)
-            exclude = [f.name for f in self.model._meta.concrete_fields if f.name not in changed]
+            changed = {self._field(name).name for name in exclude_unchanged}
+            fields = [f for f in fields if f.name in changed]
+        errors: dict[str, list[str]] = {}
+        for field in fields:
+            value = getattr(obj, field.attname)
+            if unstorable_text(value):
+                errors[field.name] = ["contains a NUL character or invalid Unicode"]
+            elif _outside_int32(field, value):
+                errors[field.name] = ["must be a whole number within 32 bits"]
+        if errors:
+            raise InvalidInput(
+                f"Invalid {self.label.lower()}: {', '.join(sorted(errors))}.",
+                code="invalid_value",
+                details={"fields": errors},
+            )
+        exclude = [f.name for f in self.model._meta.concrete_fields if f not in fields]
         try:
             obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
         except ValidationError as error:
@@ -184,14 +284,36 @@ class Repository(Generic[M]):
             ) from error
 
     def _save(self, obj: M, **kwargs: Any) -> None:
+        """Save in a savepoint; a refusal by the database becomes a coded domain error."""
         try:
             with transaction.atomic():
                 obj.save(**kwargs)
         except IntegrityError as error:
-            raise Conflict(
-                f"This {self.label.lower()} conflicts with an existing record: {error}",
-                code=f"{self.model._meta.model_name}_conflict",
+            raise self._integrity_refusal(error) from error
+        except DataError as error:
+            raise InvalidInput(
+                f"A value of this {self.label.lower()} cannot be stored (too long or out "
+                "of range).",
+                code="invalid_value",
             ) from error
+
+    def _integrity_refusal(self, error: IntegrityError) -> DomainError:
+        kind = integrity_error_kind(error)
+        if kind == "unique":
+            return Conflict(
+                f"This {self.label.lower()} conflicts with an existing one.",
+                code=f"{self.slug}_conflict",
+            )
+        if kind == "foreign_key":
+            return InvalidInput(
+                f"This {self.label.lower()} refers to a record that does not exist.",
+                code="invalid_reference",
+            )
+        return InvalidInput(
+            f"This {self.label.lower()} breaks a rule of the schema ({kind}).",
+            code="invalid_value",
+            details={"rule": kind},
+        )
 
 
 # --- initiatives ---------------------------------------------------------------------------
@@ -202,7 +324,6 @@ class InitiativeRepository(Repository[Initiative]):
 
     model = Initiative
     branch_prefix = "cw/"
-    max_branch_attempts = 50
 
     def find_by_status(self, status: str) -> list[Initiative]:
         check_choice(InitiativeStatus, status, "status")
@@ -211,24 +332,49 @@ class InitiativeRepository(Repository[Initiative]):
     def create(self, **fields: Any) -> Initiative:
         if fields.get("branch"):
             return super().create(**fields)
-        base = self.branch_prefix + (slugify(fields.get("name") or "") or "initiative")
+        branch_field = self.model._meta.get_field("branch")
+        # Room for "-<n>" so a suffixed branch still fits the column.
+        slug = slugify(fields.get("name") or "")[
+            : branch_field.max_length - len(self.branch_prefix) - 8
+        ]
+        base = self.branch_prefix + (slug.strip("-") or "initiative")
         # A racing creator may take the same branch between our check and our insert: the
-        # unique index refuses it and we move on to the next suffix.
+        # unique index refuses it and we move on to the next free suffix.
         taken = set(
             self.model.objects.filter(branch__startswith=base).values_list("branch", flat=True)
         )
-        for attempt in range(1, self.max_branch_attempts + 1):
-            branch = base if attempt == 1 else f"{base}-{attempt}"
+        suffix = 1
+        while True:
+            branch = base if suffix == 1 else f"{base}-{suffix}"
+            suffix += 1
             if branch in taken:
                 continue
             try:
                 return super().create(**fields, branch=branch)
             except Conflict:
                 taken.add(branch)
-        raise Conflict(
-            f"Could not find a free branch name for '{fields.get('name')}'; give one explicitly.",
-            code="initiative_branch_taken",
-        )
+                if len(taken) > 10_000:  # pathological: never seen, but never loop forever
+                    raise
+
+
+def _id_of(fields: dict[str, Any], name: str) -> tuple[bool, Any]:
+    """Whether ``fields`` sets relation ``name`` (as ``name`` or ``name_id``), and its id."""
+    if f"{name}_id" in fields:
+        return True, fields[f"{name}_id"]
+    if name in fields:
+        value = fields[name]
+        return True, getattr(value, "pk", value)
+    return False, None
+
+
+def _ancestor_ids(model: type[models.Model], parent_attname: str, start_id: Any) -> set[Any]:
+    """``start_id`` and every record above it along ``parent_attname`` (one query a level)."""
+    seen: set[Any] = set()
+    current = start_id
+    while current is not None and current not in seen:
+        seen.add(current)
+        current = model.objects.filter(pk=current).values_list(parent_attname, flat=True).first()
+    return seen
 
 
 # --- dependency graphs (phases and tasks) ------------------------------------------------
@@ -262,6 +408,12 @@ class DependencyRepository(Repository[M]):
     def create_dependency(self, node_id: str, depends_on_id: str) -> models.Model:
         """Record that ``node_id`` cannot start before ``depends_on_id`` is completed."""
         label = self.label.lower()
+        if not (isinstance(node_id, str) and isinstance(depends_on_id, str)):
+            raise InvalidInput(
+                f"A {label} dependency is given as two ids.",
+                code="invalid_id",
+                details={"id": str(node_id), "depends_on_id": str(depends_on_id)},
+            )
         if node_id == depends_on_id:
             raise InvalidInput(
                 f"A {label} cannot depend on itself.",
@@ -376,6 +528,8 @@ def topological_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) ->
 
 class PhaseRepository(DependencyRepository[Phase]):
     model = Phase
+    #: A phase stays in its initiative (its dependency edges are the initiative's).
+    read_only_fields = Repository.read_only_fields | {"initiative"}
     edge_model = PhaseDependency
     edge_from = "phase"
     edge_to = "depends_on_phase"
@@ -397,37 +551,83 @@ class TaskRepository(DependencyRepository[Task]):
     edge_from = "task"
     edge_to = "depends_on_task"
 
+    #: A task stays in its initiative; it may move between that initiative's phases.
+    read_only_fields = Repository.read_only_fields | {"initiative"}
+
     def create(self, **fields: Any) -> Task:
-        phase = fields.get("phase")
-        phase_id = fields.get("phase_id") or (phase.pk if phase is not None else None)
+        """Create a task, keeping phase, initiative and parent consistent.
+
+        A task with a phase takes the phase's initiative; a subtask given neither takes
+        its parent's phase and initiative; a parent must share the task's initiative.
+        """
+        self._check_field_names(fields, action="create")
+        has_phase, phase_id = _id_of(fields, "phase")
+        has_initiative, initiative_id = _id_of(fields, "initiative")
+        _has_parent, parent_id = _id_of(fields, "parent_task")
+        if parent_id is not None and not has_phase and not has_initiative:
+            parent = Task.objects.filter(pk=parent_id).values("phase_id", "initiative_id").first()
+            if parent is None:
+                raise not_found("Task", parent_id)
+            phase_id, initiative_id = parent["phase_id"], parent["initiative_id"]
         if phase_id is not None:
-            phase_initiative = (
-                Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True).first()
-            )
-            if phase_initiative is None:
-                raise not_found("Phase", phase_id)
-            given = fields.get("initiative_id") or getattr(fields.get("initiative"), "pk", None)
-            if given is not None and given != phase_initiative:
+            phase_initiative = self._initiative_of_phase(phase_id)
+            if initiative_id is not None and initiative_id != phase_initiative:
                 raise InvalidInput(
                     "A task's initiative must be its phase's initiative.",
                     code="task_initiative_mismatch",
                 )
-            fields.pop("initiative", None)
-            fields["initiative_id"] = phase_initiative
-        parent_id = fields.get("parent_task_id") or getattr(fields.get("parent_task"), "pk", None)
-        if parent_id is not None:
-            parents = Task.objects.filter(pk=parent_id).values_list("initiative_id", flat=True)
-            if not parents:
-                raise not_found("Task", parent_id)
-            initiative_id = fields.get(
-                "initiative_id", getattr(fields.get("initiative"), "pk", None)
-            )
-            if parents[0] != initiative_id:
-                raise InvalidInput(
-                    "A subtask must belong to its parent task's initiative.",
-                    code="task_parent_mismatch",
-                )
+            initiative_id = phase_initiative
+        for name in ("phase", "initiative", "parent_task"):
+            fields.pop(name, None)
+        fields.update(phase_id=phase_id, initiative_id=initiative_id, parent_task_id=parent_id)
+        self._check_parent(None, parent_id, initiative_id)
         return super().create(**fields)
+
+    def apply(self, obj: Task, /, **fields: Any) -> Task:
+        """Update a task; a new phase must be of its initiative, a new parent too (and
+        not the task itself or one of its subtasks)."""
+        self._check_field_names(fields, action="update")
+        has_phase, phase_id = _id_of(fields, "phase")
+        if (
+            has_phase
+            and phase_id is not None
+            and self._initiative_of_phase(phase_id) != obj.initiative_id
+        ):
+            raise InvalidInput(
+                "A task can move only to a phase of its own initiative.",
+                code="task_initiative_mismatch",
+            )
+        has_parent, parent_id = _id_of(fields, "parent_task")
+        if has_parent:
+            self._check_parent(obj.pk, parent_id, obj.initiative_id)
+        return super().apply(obj, **fields)
+
+    @staticmethod
+    def _initiative_of_phase(phase_id: Any) -> Any:
+        row = Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True)
+        found = list(row[:1])
+        if not found:
+            raise not_found("Phase", phase_id)
+        return found[0]
+
+    @staticmethod
+    def _check_parent(task_id: Any, parent_id: Any, initiative_id: Any) -> None:
+        if parent_id is None:
+            return
+        parent = Task.objects.filter(pk=parent_id).values_list("initiative_id", flat=True)
+        found = list(parent[:1])
+        if not found:
+            raise not_found("Task", parent_id)
+        if found[0] != initiative_id:
+            raise InvalidInput(
+                "A subtask must belong to its parent task's initiative.",
+                code="task_parent_mismatch",
+            )
+        if task_id is not None and task_id in _ancestor_ids(Task, "parent_task_id", parent_id):
+            raise InvalidInput(
+                "A task cannot be the subtask of itself or of one of its own subtasks.",
+                code="task_parent_cycle",
+            )
 
     def find_by_phase_id(self, phase_id: str) -> list[Task]:
         return list(self.queryset().filter(phase_id=phase_id))
@@ -530,6 +730,35 @@ class PageRepository(Repository[Page]):
                 code="page_root_exists",
             ) from error
 
+    read_only_fields = Repository.read_only_fields | {"initiative"}
+
+    def apply(self, obj: Page, /, **fields: Any) -> Page:
+        """Update a page; a new parent must be a page of its initiative that is not the
+        page itself or below it, and the root stays the root."""
+        has_parent, parent_id = _id_of(fields, "parent_page")
+        if has_parent and parent_id != obj.parent_page_id:
+            if obj.parent_page_id is None or parent_id is None:
+                raise InvalidInput(
+                    "The root page stays the root, and every other page has a parent.",
+                    code="page_root_fixed",
+                )
+            parent_initiative = (
+                Page.objects.filter(pk=parent_id).values_list("initiative_id", flat=True).first()
+            )
+            if parent_initiative is None:
+                raise not_found("Page", parent_id)
+            if parent_initiative != obj.initiative_id:
+                raise InvalidInput(
+                    "A page's parent must belong to the same initiative.",
+                    code="page_parent_mismatch",
+                )
+            if obj.pk in _ancestor_ids(Page, "parent_page_id", parent_id):
+                raise InvalidInput(
+                    "A page cannot be placed under itself or one of its own pages.",
+                    code="page_parent_cycle",
+                )
+        return super().apply(obj, **fields)
+
     def find_by_initiative_id(self, initiative_id: str) -> list[Page]:
         return list(self.queryset().filter(initiative_id=initiative_id))
 
@@ -580,7 +809,15 @@ class ProjectRepository(Repository[Project]):
         Missing links are inserted and extra links deleted; links already there keep
         their rows (and ids). Unknown ids are refused before anything is written.
         """
-        wanted = list(dict.fromkeys(project_ids))
+        try:
+            ids = None if isinstance(project_ids, str | None) else list(project_ids)
+        except TypeError:
+            ids = None
+        if ids is None or not all(isinstance(pk, str) for pk in ids):
+            raise InvalidInput(
+                "project_ids must be a list of project ids.", code="invalid_project_ids"
+            )
+        wanted = list(dict.fromkeys(ids))
         with transaction.atomic():
             if not list(Initiative.objects.select_for_update().filter(pk=initiative_id)):
                 raise not_found("Initiative", initiative_id)

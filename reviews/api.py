@@ -111,7 +111,7 @@ def dismiss_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]
 def count_agent_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]:
     """How many proposals of the agent are pending, accepted and dismissed."""
     agents.get(agent_id)
-    return proposals.count_by_agent_id_and_status(agent_id)
+    return proposals.count_by_agent_id_per_status(agent_id)
 
 
 @router.get(

@@ -11,7 +11,12 @@ from django.utils import timezone
 from agents.models import Agent
 from core.errors import Conflict, InvalidInput, not_found
 from core.models import Phase, Task
-from core.repositories import Repository, check_choice, validation_error_details
+from core.repositories import (
+    Repository,
+    check_choice,
+    check_page_bounds,
+    validation_error_details,
+)
 from reviews.models import (
     ChangeAction,
     ChangeSet,
@@ -47,18 +52,9 @@ def _require_text(value: Any, field: str) -> str:
 
 def _page(qs: models.QuerySet, *, limit: int | None, offset: int = 0) -> models.QuerySet:
     """Slice ``qs`` after checking the bounds (``limit`` 1..MAX_PAGE_SIZE, ``offset`` >= 0)."""
-    if offset < 0:
-        raise InvalidInput(
-            "The offset must not be negative.", code="invalid_offset", details={"offset": offset}
-        )
+    check_page_bounds(limit, offset, max_limit=MAX_PAGE_SIZE)
     if limit is None:
         return qs[offset:] if offset else qs
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(
-            f"The limit must be between 1 and {MAX_PAGE_SIZE}.",
-            code="invalid_limit",
-            details={"limit": limit, "max": MAX_PAGE_SIZE},
-        )
     return qs[offset : offset + limit]
 
 
@@ -92,19 +88,41 @@ class ProposalRepository(Repository[Proposal]):
         return list(qs)
 
     def update_many_by_agent_id(
-        self, agent_id: str, *, status: str, only_status: str | None = None
+        self,
+        agent_id: str,
+        data: dict[str, Any] | None = None,
+        /,
+        *,
+        only_status: str | None = None,
+        **fields: Any,
     ) -> int:
-        """Set ``status`` on every proposal of an agent (or only those now in ``only_status``).
+        """Set ``data`` (or keyword ``fields``) on every proposal of an agent, or only on
+        those now in ``only_status``; returns how many rows changed.
 
-        One UPDATE that also moves ``updated_at``; returns how many rows it changed.
+        The seed's ``updateManyByAgentId(agentId, data)``: one UPDATE that also moves
+        ``updated_at``. Only ``status`` and ``sort_order`` may be set this way.
         """
-        check_choice(ProposalStatus, status, "status")
+        changes = {**(data or {}), **fields}
+        unknown = sorted(set(changes) - {"status", "sort_order"})
+        if unknown or not changes:
+            raise InvalidInput(
+                "Only status and sort_order can be set on all of an agent's proposals.",
+                code="invalid_field",
+                details={"fields": unknown},
+            )
+        if "status" in changes:
+            check_choice(ProposalStatus, changes["status"], "status")
         qs = self.model._default_manager.filter(agent_id=agent_id)
         if only_status is not None:
             qs = qs.filter(status=check_choice(ProposalStatus, only_status, "status"))
-        return self.touch_many(qs, status=status)
+        return self.touch_many(qs, **changes)
 
-    def count_by_agent_id_and_status(self, agent_id: str) -> dict[str, int]:
+    def count_by_agent_id_and_status(self, agent_id: str, status: str) -> int:
+        """How many proposals of an agent are in ``status`` (the seed's call shape)."""
+        check_choice(ProposalStatus, status, "status")
+        return self.model._default_manager.filter(agent_id=agent_id, status=status).count()
+
+    def count_by_agent_id_per_status(self, agent_id: str) -> dict[str, int]:
         """How many proposals an agent has in each status; every status is a key (zero
         when none), counted in one grouped query."""
         rows = (

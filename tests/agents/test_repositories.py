@@ -708,3 +708,51 @@ def test_answer_refuses_a_blank_answer(blank):
 
     assert error.value.code == "blank_answer"
     assert conversations.get(conversation.id).status == ConversationStatus.PENDING
+
+
+# --- bad input as coded errors; answers cannot be rewritten -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda a: accounts.mark_exhausted(a.id, None), "exhausted_until_invalid"),
+        (lambda a: accounts.mark_exhausted(a.id, "2099-01-01"), "exhausted_until_invalid"),
+        (lambda a: logs.find_by_agent_id("x", after="abc"), "invalid_cursor"),
+        (lambda a: logs.find_by_agent_id("x", limit=None), "invalid_limit"),
+        (lambda a: logs.find_by_agent_id("x", limit="5"), "invalid_limit"),
+        (
+            lambda a: logs.insert_chunk(
+                agent_id="x", agent_name="x", session_number=True, content="{}"
+            ),
+            "invalid_session_number",
+        ),
+        (
+            lambda a: logs.insert_chunk(
+                agent_id="x", agent_name="x", session_number=1, content="a\x00b"
+            ),
+            "invalid_value",
+        ),
+        (lambda a: agents.create(worktree_id="w", foo=1), "invalid_field"),
+    ],
+    ids=[
+        "until-none", "until-string", "cursor-string", "limit-none", "limit-string",
+        "session-bool", "nul-content", "unknown-field",
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_coded_domain_error(call, code):
+    account = f.AccountFactory()
+    with pytest.raises(InvalidInput) as error:
+        call(account)
+    assert error.value.code == code
+
+
+def test_an_answer_cannot_be_rewritten_or_reopened_through_update():
+    conversation = f.ConversationFactory()
+    conversations.answer(conversation.id, "Yes.")
+    for fields in ({"answer": "No."}, {"status": "pending"}):
+        with pytest.raises(InvalidInput) as error:
+            conversations.update(conversation.id, **fields)
+        assert error.value.code == "invalid_field"
+    conversation.refresh_from_db()
+    assert (conversation.answer, conversation.status) == ("Yes.", "answered")

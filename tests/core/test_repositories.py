@@ -67,7 +67,7 @@ def test_update_refuses_unknown_and_read_only_fields():
     with pytest.raises(InvalidInput) as error:
         initiatives.update(initiative.id, id="other", colour="red")
     assert error.value.code == "invalid_field"
-    assert error.value.details["fields"] == ["id", "colour"]
+    assert error.value.details["fields"] == ["colour", "id"]
 
 
 def test_create_refuses_an_unknown_enum_value_before_the_database():
@@ -410,3 +410,124 @@ def test_list_methods_have_a_fixed_query_count(rows, django_assert_max_num_queri
         assert len(initiatives.find_all()) == 1
     with django_assert_max_num_queries(1):
         assert len(phases.find_by_initiative_id(initiative.id)) == 1
+
+
+# --- invariants update() keeps, and bad input as coded errors ------------------------------
+
+
+def test_update_by_column_name_still_checks_the_reference():
+    from agents.repositories import AgentRepository
+
+    task = f.TaskFactory()
+    with pytest.raises(NotFound) as error:
+        tasks.update(task.id, phase_id="missing")
+    assert error.value.code == "phase_not_found"
+    agent = f.AgentFactory()
+    with pytest.raises(InvalidInput) as error:
+        AgentRepository().update(agent.id, account_id="missing")
+    assert error.value.code == "validation_failed"
+    assert "account" in error.value.details["fields"]
+
+
+def test_a_task_moves_only_within_its_initiative_and_never_under_itself():
+    phase = f.PhaseFactory()
+    task = f.TaskFactory(phase=phase)
+    sub = tasks.create(parent_task=task, name="sub")
+    assert (sub.phase_id, sub.initiative_id) == (phase.id, phase.initiative_id)
+
+    with pytest.raises(InvalidInput) as error:
+        tasks.update(task.id, phase_id=f.PhaseFactory().id)
+    assert error.value.code == "task_initiative_mismatch"
+    with pytest.raises(InvalidInput) as error:
+        tasks.update(task.id, initiative_id=f.InitiativeFactory().id)
+    assert error.value.code == "invalid_field"
+    for parent in (task, sub):
+        with pytest.raises(InvalidInput) as error:
+            tasks.update(task.id, parent_task_id=parent.id)
+        assert error.value.code == "task_parent_cycle"
+    other_phase = f.PhaseFactory(initiative=phase.initiative)
+    assert tasks.update(task.id, phase_id=other_phase.id).phase_id == other_phase.id
+
+
+def test_the_page_tree_keeps_one_root_and_no_cycles():
+    root = f.PageFactory()
+    child = f.PageFactory(initiative=root.initiative, parent_page=root)
+    grandchild = f.PageFactory(initiative=root.initiative, parent_page=child)
+    for parent, code in (
+        (child, "page_root_fixed"),
+        (f.PageFactory(), "page_root_fixed"),
+    ):
+        with pytest.raises(InvalidInput) as error:
+            pages.update(root.id, parent_page_id=parent.id)
+        assert error.value.code == code
+    with pytest.raises(InvalidInput) as error:
+        pages.update(child.id, parent_page_id=grandchild.id)
+    assert error.value.code == "page_parent_cycle"
+    with pytest.raises(InvalidInput) as error:
+        pages.update(child.id, parent_page_id=f.PageFactory().id)
+    assert error.value.code == "page_parent_mismatch"
+    with pytest.raises(InvalidInput) as error:
+        pages.update(child.id, parent_page_id=None)
+    assert error.value.code == "page_root_fixed"
+    sibling = f.PageFactory(initiative=root.initiative, parent_page=root)
+    assert pages.update(grandchild.id, parent_page_id=sibling.id).parent_page_id == sibling.id
+
+
+def test_a_phase_stays_in_its_initiative():
+    phase = f.PhaseFactory()
+    with pytest.raises(InvalidInput) as error:
+        phases.update(phase.id, initiative_id=f.InitiativeFactory().id)
+    assert error.value.code == "invalid_field"
+
+
+def test_branch_of_a_very_long_name_fits_and_popular_names_never_run_out():
+    long = initiatives.create(name="Implement " + "very " * 60 + "long feature")
+    assert len(long.branch) <= 255
+    assert long.branch.startswith("cw/implement-very-")
+    Initiative = initiatives.model
+    Initiative.objects.bulk_create(
+        Initiative(name="Refactor", branch="cw/refactor" + (f"-{n}" if n > 1 else ""))
+        for n in range(1, 61)
+    )
+    assert initiatives.create(name="Refactor").branch == "cw/refactor-61"
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda: initiatives.create(name="a", colour="red"), "invalid_field"),
+        (lambda: initiatives.create(name="a\x00b"), "invalid_value"),
+        (lambda: initiatives.create(name="\udfff"), "invalid_value"),
+        (lambda: initiatives.find_all(limit=-1), "invalid_limit"),
+        (lambda: initiatives.find_all(offset=-1), "invalid_offset"),
+        (lambda: initiatives.find_all(limit="3"), "invalid_limit"),
+        (lambda: projects.set_initiative_projects("x", None), "invalid_project_ids"),
+        (lambda: projects.set_initiative_projects("x", [None]), "invalid_project_ids"),
+        (lambda: projects.set_initiative_projects("x", [{}]), "invalid_project_ids"),
+        (lambda: phases.create_dependency(["a"], "b"), "invalid_id"),
+        (lambda: tasks.create(name="x", order=True), "invalid_value"),
+        (lambda: tasks.create(name="x", order=2**40), "invalid_value"),
+    ],
+    ids=[
+        "unknown-field", "nul", "surrogate", "negative-limit", "negative-offset",
+        "string-limit", "projects-none", "projects-none-id", "projects-dict",
+        "dependency-list", "bool-int", "huge-int",
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_coded_domain_error_on_every_database(call, code):
+    with pytest.raises(InvalidInput) as error:
+        call()
+    assert error.value.code == code
+
+
+def test_a_check_constraint_refusal_is_invalid_input_not_a_conflict():
+    from django.db import IntegrityError
+
+    from core.repositories import integrity_error_kind
+
+    with pytest.raises(IntegrityError) as raw:
+        from django.db import transaction
+
+        with transaction.atomic():
+            Task.objects.create(name="x", status="nope")
+    assert integrity_error_kind(raw.value) == "check"

@@ -179,6 +179,14 @@ def test_update_many_by_agent_id_only_touches_rows_in_only_status(proposals, age
     assert accepted.updated_at == stale
 
 
+def test_update_many_by_agent_id_takes_the_seeds_data_mapping(proposals, agent, initiative):
+    f.ProposalFactory(agent=agent, initiative=initiative)
+    assert proposals.update_many_by_agent_id(agent.id, {"status": "dismissed"}) == 1
+    assert Proposal.objects.get().status == "dismissed"
+    with refused(InvalidInput, "invalid_field"):
+        proposals.update_many_by_agent_id(agent.id, {"title": "everything"})
+
+
 def test_update_many_by_agent_id_returns_zero_for_an_agent_without_proposals(proposals):
     assert proposals.update_many_by_agent_id("x" * 22, status=ProposalStatus.ACCEPTED) == 0
 
@@ -198,12 +206,14 @@ def test_count_by_agent_id_and_status_includes_every_status(proposals, agent, in
     bulk_proposals(agent, initiative, 2, status=ProposalStatus.DISMISSED)
     f.ProposalFactory(initiative=initiative, status=ProposalStatus.ACCEPTED)  # another agent
 
-    assert proposals.count_by_agent_id_and_status(agent.id) == {
+    assert proposals.count_by_agent_id_per_status(agent.id) == {
         "pending": 3,
         "accepted": 0,
         "dismissed": 2,
     }
-    assert proposals.count_by_agent_id_and_status("x" * 22) == {
+    assert proposals.count_by_agent_id_and_status(agent.id, "dismissed") == 2
+    assert proposals.count_by_agent_id_and_status(agent.id, "accepted") == 0
+    assert proposals.count_by_agent_id_per_status("x" * 22) == {
         "pending": 0,
         "accepted": 0,
         "dismissed": 0,
@@ -300,7 +310,9 @@ def test_proposal_lists_run_a_fixed_number_of_queries(
     with django_assert_max_num_queries(1):
         assert proposals.count(agent_id=agent.id, status="pending") == n
     with django_assert_max_num_queries(1):
-        assert proposals.count_by_agent_id_and_status(agent.id)["pending"] == n
+        assert proposals.count_by_agent_id_per_status(agent.id)["pending"] == n
+    with django_assert_max_num_queries(1):
+        assert proposals.count_by_agent_id_and_status(agent.id, "pending") == n
     with django_assert_max_num_queries(1):
         assert proposals.update_many_by_agent_id(agent.id, status="accepted") == n
 
