@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from agents.secrets import EncryptedTextField
@@ -18,17 +19,17 @@ class Account(TimestampedModel):
     """A provider login the orchestrator rotates through round-robin."""
 
     email = models.EmailField(max_length=320)
-    provider = models.CharField(max_length=64, default="claude")
+    provider = models.CharField(max_length=64, default="claude", db_default="claude")
     config_json = EncryptedTextField(
         null=True, blank=True, help_text="Serialized .claude.json, encrypted at rest."
     )
     credentials = EncryptedTextField(
         null=True, blank=True, help_text="Serialized .credentials.json, encrypted at rest."
     )
-    is_exhausted = models.BooleanField(default=False)
+    is_exhausted = models.BooleanField(default=False, db_default=False)
     exhausted_until = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    sort_order = models.IntegerField(default=0)
+    sort_order = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "accounts"
@@ -72,12 +73,22 @@ class Agent(TimestampedModel):
         max_length=255, null=True, blank=True, help_text="CLI session id, for resume."
     )
     worktree_id = models.CharField(max_length=1024, help_text="Path to the agent's git worktree.")
-    provider = models.CharField(max_length=64, default="claude")
+    provider = models.CharField(max_length=64, default="claude", db_default="claude")
     account = models.ForeignKey(
         Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
     )
-    status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.IDLE)
-    mode = models.CharField(max_length=10, choices=AgentMode.choices, default=AgentMode.EXECUTE)
+    status = models.CharField(
+        max_length=20,
+        choices=AgentStatus.choices,
+        default=AgentStatus.IDLE,
+        db_default=AgentStatus.IDLE,
+    )
+    mode = models.CharField(
+        max_length=10,
+        choices=AgentMode.choices,
+        default=AgentMode.EXECUTE,
+        db_default=AgentMode.EXECUTE,
+    )
     pid = models.IntegerField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     output_file_path = models.TextField(null=True, blank=True)
@@ -113,9 +124,11 @@ class AgentLogChunk(models.Model):
     id = models.BigAutoField(primary_key=True)
     agent_id = models.CharField(max_length=22)
     agent_name = models.CharField(max_length=100, help_text="Snapshot of the name, for display.")
-    session_number = models.IntegerField(default=1, help_text="1 on spawn, +1 on each resume.")
+    session_number = models.IntegerField(
+        default=1, db_default=1, help_text="1 on spawn, +1 on each resume."
+    )
     content = models.TextField()
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
 
     class Meta:
         db_table = "agent_log_chunks"
@@ -159,11 +172,19 @@ class Message(TimestampedModel):
     sender_id = models.CharField(max_length=64, null=True, blank=True)
     recipient_type = models.CharField(max_length=8, choices=ParticipantType.choices)
     recipient_id = models.CharField(max_length=64, null=True, blank=True)
-    type = models.CharField(max_length=10, choices=MessageType.choices, default=MessageType.INFO)
+    type = models.CharField(
+        max_length=10,
+        choices=MessageType.choices,
+        default=MessageType.INFO,
+        db_default=MessageType.INFO,
+    )
     content = models.TextField()
-    requires_response = models.BooleanField(default=False)
+    requires_response = models.BooleanField(default=False, db_default=False)
     status = models.CharField(
-        max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING
+        max_length=10,
+        choices=MessageStatus.choices,
+        default=MessageStatus.PENDING,
+        db_default=MessageStatus.PENDING,
     )
     parent_message = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
@@ -214,7 +235,10 @@ class Conversation(TimestampedModel):
     question = models.TextField()
     answer = models.TextField(null=True, blank=True)
     status = models.CharField(
-        max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.PENDING
+        max_length=10,
+        choices=ConversationStatus.choices,
+        default=ConversationStatus.PENDING,
+        db_default=ConversationStatus.PENDING,
     )
 
     class Meta:

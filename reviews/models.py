@@ -36,9 +36,12 @@ class Proposal(TimestampedModel):
     content = models.TextField(null=True, blank=True, help_text="Markdown.")
     metadata = models.JSONField(null=True, blank=True)
     status = models.CharField(
-        max_length=10, choices=ProposalStatus.choices, default=ProposalStatus.PENDING
+        max_length=10,
+        choices=ProposalStatus.choices,
+        default=ProposalStatus.PENDING,
+        db_default=ProposalStatus.PENDING,
     )
-    sort_order = models.IntegerField(default=0)
+    sort_order = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "proposals"
@@ -75,8 +78,8 @@ class ReviewComment(TimestampedModel):
     line_number = models.IntegerField(help_text="New-side line, or old-side for removals.")
     line_type = models.CharField(max_length=8, choices=ReviewLineType.choices)
     body = models.TextField()
-    author = models.CharField(max_length=255, default="you")
-    resolved = models.BooleanField(default=False)
+    author = models.CharField(max_length=255, default="you", db_default="you")
+    resolved = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         db_table = "review_comments"
@@ -118,7 +121,10 @@ class ChatSession(TimestampedModel):
         Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="chat_sessions"
     )
     status = models.CharField(
-        max_length=8, choices=ChatSessionStatus.choices, default=ChatSessionStatus.ACTIVE
+        max_length=8,
+        choices=ChatSessionStatus.choices,
+        default=ChatSessionStatus.ACTIVE,
+        db_default=ChatSessionStatus.ACTIVE,
     )
 
     class Meta:
@@ -163,9 +169,12 @@ class ChangeSet(TimestampedModel):
     chat_session = models.ForeignKey(
         ChatSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="change_sets"
     )
-    description = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="", db_default="")
     status = models.CharField(
-        max_length=10, choices=ChangeSetStatus.choices, default=ChangeSetStatus.APPLIED
+        max_length=10,
+        choices=ChangeSetStatus.choices,
+        default=ChangeSetStatus.APPLIED,
+        db_default=ChangeSetStatus.APPLIED,
     )
     reverted_at = models.DateTimeField(null=True, blank=True)
 
@@ -200,7 +209,7 @@ class ChangeSetEntry(CreatedModel):
     action = models.CharField(max_length=8, choices=ChangeAction.choices)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    sort_order = models.IntegerField(default=0)
+    sort_order = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "change_set_entries"

@@ -517,3 +517,55 @@ def test_id_columns_carry_no_second_pattern_index():
                 if name.endswith("_like") and set(info["columns"]) <= id_columns
             ]
     assert offenders == []
+
+
+def test_the_seeds_defaults_live_in_the_database_too():
+    """A row written by another SQL client gets the seed's defaults, as through the ORM."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO initiatives (id, name) VALUES ('raw-initiative', 'Raw')")
+        cursor.execute(
+            "INSERT INTO phases (id, initiative_id, name) "
+            "VALUES ('raw-phase', 'raw-initiative', 'P')"
+        )
+        cursor.execute(
+            "INSERT INTO tasks (id, phase_id, initiative_id, name) "
+            "VALUES ('raw-task', 'raw-phase', 'raw-initiative', 'T')"
+        )
+        cursor.execute("INSERT INTO accounts (id, email) VALUES ('raw-account', 'a@example.com')")
+    initiative = apps.get_model("core.Initiative").objects.get(pk="raw-initiative")
+    assert (initiative.status, initiative.execution_mode) == ("active", "review_per_phase")
+    assert initiative.created_at is not None
+    task = Task.objects.get(pk="raw-task")
+    assert (task.type, task.category, task.priority, task.status, task.order) == (
+        "auto",
+        "execute",
+        "medium",
+        "pending",
+        0,
+    )
+    account = apps.get_model("agents.Account").objects.get(pk="raw-account")
+    assert (account.provider, account.is_exhausted, account.sort_order) == ("claude", False, 0)
+
+
+#: The indexes the seed names, by table and leading columns.
+SEED_INDEXES = {
+    "agent_log_chunks_agent_id_idx": ("agent_log_chunks", ["agent_id", "id"]),
+    "conversations_to_status_idx": ("conversations", ["to_agent_id", "status"]),
+    "conversations_from_idx": ("conversations", ["from_agent_id"]),
+    "chat_sessions_target_idx": ("chat_sessions", ["target_type", "target_id"]),
+    "chat_sessions_initiative_idx": ("chat_sessions", ["initiative_id"]),
+    "chat_messages_session_idx": ("chat_messages", ["chat_session_id", "created_at"]),
+    "review_comments_phase_idx": ("review_comments", ["phase_id", "resolved"]),
+    "initiative_projects_unique_pair": ("initiative_projects", ["initiative_id", "project_id"]),
+    "phase_dependencies_unique_pair": ("phase_dependencies", ["phase_id", "depends_on_phase_id"]),
+    "task_dependencies_unique_pair": ("task_dependencies", ["task_id", "depends_on_task_id"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_INDEXES))
+def test_the_seeds_named_index_exists(name):
+    table, columns = SEED_INDEXES[name]
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    assert name in constraints
+    assert constraints[name]["columns"] == columns
