@@ -105,7 +105,6 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
     )
 else:
-    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": CW_ENGINES["django.db.backends.sqlite3"],

@@ -9,7 +9,7 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -20,6 +20,11 @@ class Command(BaseCommand):
         username = os.environ.get("CW_ADMIN_USERNAME", "admin")
         email = os.environ.get("CW_ADMIN_EMAIL", "admin@localhost")
         password = os.environ.get("CW_ADMIN_PASSWORD")
+        if password is not None and not password.strip():
+            raise CommandError(
+                "CW_ADMIN_PASSWORD is set but empty: unset it to get a generated password, "
+                "or give one."
+            )
 
         if user_model.objects.filter(username=username).exists():
             self.stdout.write(
