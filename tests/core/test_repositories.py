@@ -407,9 +407,40 @@ def test_list_methods_have_a_fixed_query_count(rows, django_assert_max_num_queri
     with django_assert_max_num_queries(1):
         assert len(projects.find_projects_by_initiative_id(initiative.id)) == rows
     with django_assert_max_num_queries(1):
-        assert len(initiatives.find_all()) == 1
+        assert len(tasks.find_by_status("pending")) == rows
     with django_assert_max_num_queries(1):
-        assert len(phases.find_by_initiative_id(initiative.id)) == 1
+        assert len(pages.find_by_initiative_id(initiative.id)) == rows + 1
+    parent = Task.objects.filter(phase=phase).first()
+    Task.objects.filter(phase=phase).exclude(pk=parent.pk).update(parent_task=parent)
+    with django_assert_max_num_queries(1):
+        assert len(tasks.find_by_parent_task_id(parent.id)) == rows - 1
+    made_tasks = list(Task.objects.filter(phase=phase).exclude(pk=parent.pk))
+    TaskDependency.objects.bulk_create(
+        TaskDependency(task=parent, depends_on_task=t) for t in made_tasks
+    )
+    with django_assert_max_num_queries(1):
+        assert len(tasks.get_dependencies(parent.id)) == rows - 1
+    with django_assert_max_num_queries(1):
+        assert len(tasks.get_dependents(made_tasks[0].id)) == 1
+    Initiative = initiatives.model
+    Initiative.objects.bulk_create(Initiative(name=f"i{i}") for i in range(rows - 1))
+    with django_assert_max_num_queries(1):
+        assert len(initiatives.find_all()) == rows
+    with django_assert_max_num_queries(1):
+        assert len(initiatives.find_by_status("active")) == rows
+    Phase = phases.model
+    made_phases = Phase.objects.bulk_create(
+        Phase(initiative=initiative, name=f"ph{i}") for i in range(rows - 1)
+    )
+    PhaseDependency.objects.bulk_create(
+        PhaseDependency(phase=phase, depends_on_phase=p) for p in made_phases
+    )
+    with django_assert_max_num_queries(1):
+        assert len(phases.find_by_initiative_id(initiative.id)) == rows
+    with django_assert_max_num_queries(1):
+        assert len(phases.get_dependencies(phase.id)) == rows - 1
+    with django_assert_max_num_queries(1):
+        assert len(phases.get_dependents(made_phases[0].id)) == 1
 
 
 # --- invariants update() keeps, and bad input as coded errors ------------------------------
