@@ -1,5 +1,7 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
+from core import services
+from core.admin_actions import service_action
 from core.models import (
     ApiToken,
     Initiative,
@@ -13,17 +15,66 @@ from core.models import (
 )
 from core.tokens import api_token_revoke
 
-for model in (
-    Initiative,
-    Phase,
-    PhaseDependency,
-    Task,
-    TaskDependency,
-    Page,
-    Project,
-    InitiativeProject,
-):
+for model in (PhaseDependency, TaskDependency, Page, Project, InitiativeProject):
     admin.site.register(model)
+
+#: Lifecycle columns change only through the services (the actions below).
+LIFECYCLE_FIELDS = ("status", "blocked_from_status")
+
+
+@admin.register(Initiative)
+class InitiativeAdmin(admin.ModelAdmin):
+    list_display = ("name", "status", "execution_mode", "branch", "created_at")
+    list_filter = ("status", "execution_mode")
+    search_fields = ("name", "branch")
+    readonly_fields = ("status",)
+    actions = (
+        service_action(
+            services.initiative_approve, id_argument="initiative_id", description="Approve"
+        ),
+        service_action(
+            services.initiative_archive, id_argument="initiative_id", description="Archive"
+        ),
+    )
+
+
+@admin.register(Phase)
+class PhaseAdmin(admin.ModelAdmin):
+    list_display = ("name", "initiative", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("name",)
+    list_select_related = ("initiative",)
+    readonly_fields = LIFECYCLE_FIELDS
+    actions = tuple(
+        service_action(fn, id_argument="phase_id", description=label)
+        for fn, label in (
+            (services.phase_approve_plan, "Approve the plan"),
+            (services.phase_start, "Start"),
+            (services.phase_approve, "Approve the review"),
+            (services.phase_block, "Block"),
+            (services.phase_unblock, "Unblock"),
+            (services.phase_complete, "Complete (all tasks done)"),
+        )
+    )
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("name", "phase", "type", "category", "priority", "status", "created_at")
+    list_filter = ("status", "type", "category", "priority")
+    search_fields = ("name", "description")
+    list_select_related = ("phase",)
+    readonly_fields = LIFECYCLE_FIELDS
+    actions = (
+        service_action(
+            services.task_complete,
+            id_argument="task_id",
+            description="Complete (checkpoints: as me)",
+            pass_user=True,
+        ),
+        service_action(services.task_block, id_argument="task_id", description="Block"),
+        service_action(services.task_unblock, id_argument="task_id", description="Unblock"),
+    )
 
 
 @admin.register(ApiToken)
@@ -36,15 +87,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ("name", "prefix")
     fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at", "created_by")
     readonly_fields = fields
-    actions = ("revoke_tokens",)
+    actions = (
+        service_action(api_token_revoke, id_argument="token_id_or_prefix", description="Revoke"),
+    )
 
     def has_add_permission(self, request) -> bool:
         return False
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke_tokens(self, request, queryset) -> None:
-        revoked = 0
-        for token in queryset.filter(revoked_at__isnull=True):
-            api_token_revoke(token_id_or_prefix=token.pk)
-            revoked += 1
-        self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)

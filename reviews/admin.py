@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from core.admin_actions import service_action
+from reviews import services
 from reviews.models import (
     ChangeSet,
     ChangeSetEntry,
@@ -8,6 +10,58 @@ from reviews.models import (
     Proposal,
     ReviewComment,
 )
+from reviews.repositories import ReviewCommentRepository
 
-for model in (Proposal, ReviewComment, ChatSession, ChatMessage, ChangeSet, ChangeSetEntry):
+for model in (ChatSession, ChatMessage, ChangeSetEntry):
     admin.site.register(model)
+
+comments = ReviewCommentRepository()
+
+
+@admin.register(Proposal)
+class ProposalAdmin(admin.ModelAdmin):
+    list_display = ("title", "target_type", "status", "agent", "initiative", "created_at")
+    list_filter = ("status", "target_type")
+    search_fields = ("title", "summary")
+    list_select_related = ("agent", "initiative")
+    readonly_fields = ("status",)
+    actions = (
+        service_action(services.proposal_accept, id_argument="proposal_id", description="Accept"),
+        service_action(services.proposal_dismiss, id_argument="proposal_id", description="Dismiss"),
+    )
+
+
+class ChangeSetEntryInline(admin.TabularInline):
+    model = ChangeSetEntry
+    extra = 0
+    can_delete = False
+    fields = ("entity_type", "entity_id", "action", "before", "after")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ChangeSet)
+class ChangeSetAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "source", "status", "initiative", "created_at", "reverted_at")
+    list_filter = ("status", "source")
+    readonly_fields = ("status", "reverted_at")
+    inlines = (ChangeSetEntryInline,)
+    actions = (
+        service_action(
+            services.change_set_revert, id_argument="change_set_id", description="Revert"
+        ),
+    )
+
+
+@admin.register(ReviewComment)
+class ReviewCommentAdmin(admin.ModelAdmin):
+    list_display = ("file_path", "line_number", "line_type", "author", "resolved", "phase")
+    list_filter = ("resolved", "line_type")
+    search_fields = ("file_path", "body")
+    list_select_related = ("phase",)
+    actions = (
+        service_action(comments.resolve, id_argument="id", description="Resolve"),
+        service_action(comments.unresolve, id_argument="id", description="Unresolve"),
+    )

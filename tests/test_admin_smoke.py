@@ -44,7 +44,7 @@ def test_api_tokens_are_created_by_command_not_in_the_admin_and_can_be_revoked(a
     assert clear not in page
     assert token.token_hash not in page
     response = admin_client.post(
-        changelist, {"action": "revoke_tokens", "_selected_action": [token.pk]}, follow=True
+        changelist, {"action": "api_token_revoke", "_selected_action": [token.pk]}, follow=True
     )
-    assert "Revoked 1 token(s)." in response.content.decode()
+    assert "Revoke: done for 1 record(s)." in response.content.decode()
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
