@@ -7,6 +7,7 @@ values before, so that ``change_set_revert`` can put the database back exactly.
 """
 
 import datetime as dt
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -623,7 +624,7 @@ def _render_brief(phase: Phase, comments: list[ReviewComment]) -> str:
         ReviewLineType.CONTEXT: "unchanged line",
     }
     for path in files:
-        lines += ["", f"## `{path}`", ""]
+        lines += ["", f"## {_code_span(path)}", ""]
         for comment in sorted(by_file[path], key=lambda c: (c.line_number, c.created_at, c.pk)):
             body = comment.body.strip().replace("\n", "\n  ")
             lines.append(
@@ -631,6 +632,13 @@ def _render_brief(phase: Phase, comments: list[ReviewComment]) -> str:
                 f"{comment.author}): {body}"
             )
     return "\n".join(lines) + "\n"
+
+
+def _code_span(text: str) -> str:
+    """``text`` as a markdown code span, fenced with more backticks than it contains."""
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{padding}{text}{padding}{ticks}"
 
 
 @transaction.atomic

@@ -561,3 +561,9 @@ def test_a_phase_cannot_be_proposed_into_a_closed_initiative(agent, status):
         services.proposal_accept(proposal_id=proposal.id)
     assert error.value.code == "initiative_closed"
     assert not Phase.objects.exists()
+
+
+def test_the_brief_fences_a_file_path_that_holds_backticks(phase_in_review):
+    f.ReviewCommentFactory(phase=phase_in_review, file_path="docs/`odd`.md", body="Hm")
+    brief = services.phase_review_brief(phase_id=phase_in_review.id).markdown
+    assert "## ``docs/`odd`.md``" in brief
