@@ -2,7 +2,9 @@
 
 Account secrets are write-only: every response uses ``AccountOut`` (which says whether
 a secret is set, never what it is) except the claim, which hands the claimed account's
-secrets to the authenticated tool that will run an agent under it.
+secrets to the tool that will run an agent under it. The claim therefore takes a bearer
+token only (``TOOL_AUTH``): a person's staff session is refused, since people never see
+a secret in clear.
 """
 
 from http import HTTPStatus
@@ -24,6 +26,7 @@ from agents.schemas import (
 )
 from core.errors import not_found
 from core.schemas import AUTH_ERRORS, ErrorOut, Page, PageParams, paginate
+from cw_project.auth import TOOL_AUTH
 
 router = Router(tags=["accounts"])
 
@@ -50,11 +53,13 @@ def create_account(request: HttpRequest, payload: AccountIn) -> Status:
     return Status(HTTPStatus.CREATED, services.account_create(**payload.dict()))
 
 
-@router.post("/accounts/claim", response={200: AccountClaimOut, **ERRORS})
+@router.post("/accounts/claim", response={200: AccountClaimOut, **ERRORS}, auth=TOOL_AUTH)
 def claim_account(request: HttpRequest, payload: AccountClaimIn) -> Any:
     """Claim the next available account of a provider, round-robin, with its secrets.
 
-    409 ``no_account_available`` when every account of the provider is exhausted.
+    Tools only: needs a bearer token; a staff session is refused with 403
+    ``tool_token_required``. 409 ``no_account_available`` when every account of the
+    provider is exhausted.
     """
     return services.account_claim(provider=payload.provider)
 

@@ -7,9 +7,11 @@ Lists take ``PageParams`` as query parameters and answer ``Page[ItemOut]``::
         return paginate(InitiativeRepository().queryset(), page)
 
 A ``limit`` above ``MAX_LIMIT`` is refused with 422 (``validation_error``), not clamped,
-so a caller never mistakes a short page for the end of the list.
+so a caller never mistakes a short page for the end of the list; so is an ``offset``
+above ``MAX_OFFSET`` (which would overflow the database driver).
 """
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -19,23 +21,88 @@ from pydantic import AfterValidator, ConfigDict, StringConstraints
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+#: The largest ``offset`` accepted, a 32-bit integer like every integer the API takes: far
+#: beyond any list this system holds, and well inside what SQLite's driver (64-bit) and
+#: PostgreSQL's OFFSET (bigint) accept. Larger values are refused with 422.
+MAX_OFFSET = 2**31 - 1
 
 ItemT = TypeVar("ItemT")
 
 
-def _refuse_nul(value: str) -> str:
-    # PostgreSQL cannot store NUL in text; refusing it here keeps both databases alike.
+def _refuse_unstorable(value: str) -> str:
+    """``value``, unless a database could not store it as text.
+
+    PostgreSQL refuses NUL in text and jsonb while SQLite keeps it; a lone surrogate
+    (``"\\udfff"``, which JSON's ``\\u`` escapes can spell) cannot be encoded as UTF-8
+    at all. Refusing both here keeps both databases alike and turns what would be a 500
+    into a 422. The message never quotes the value (it may be a secret).
+    """
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\x00) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "must be valid Unicode: it contains a lone surrogate (\\ud800-\\udfff) "
+            "that cannot be encoded as UTF-8"
+        ) from None
     return value
 
 
-#: Text from a client: any string without NUL characters.
-Text = Annotated[str, AfterValidator(_refuse_nul)]
-#: A required name-like string: trimmed, at least one character, no NUL.
+def _refuse_unstorable_json(value: Any) -> Any:
+    """``value`` (parsed JSON), unless a key or string anywhere in it is unstorable text
+    (see ``_refuse_unstorable``) or a number is not finite (``NaN``, ``Infinity``: Python's
+    parser reads them, JSON and PostgreSQL's jsonb do not).
+
+    The message names where the bad part is (``tasks[1].name``), never what it is.
+    """
+    # An explicit stack rather than recursion: depth is bounded by the JSON parser already,
+    # but a walk of its own must not be the thing that overflows.
+    # Children are pushed in reverse so the first bad part in document order is reported.
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            _refuse_unstorable_at(item, where, "a string")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{_at(where)}a number must be finite (not NaN or Infinity)")
+        elif isinstance(item, dict):
+            for key in item:
+                _refuse_unstorable_at(key, where, "a key")
+            stack.extend(
+                (child, f"{where}.{_short(key)}" if where else _short(key))
+                for key, child in reversed(item.items())
+            )
+        elif isinstance(item, list):
+            stack.extend((item[i], f"{where}[{i}]") for i in reversed(range(len(item))))
+    return value
+
+
+def _refuse_unstorable_at(text: str, where: str, what: str) -> None:
+    try:
+        _refuse_unstorable(text)
+    except ValueError as error:
+        raise ValueError(f"{_at(where)}{what} {error}") from None
+
+
+def _at(where: str) -> str:
+    return f"at {where}: " if where else ""
+
+
+def _short(key: str) -> str:
+    # Keys name the place in a message; a huge key must not make a huge message.
+    return key if len(key) <= 40 else key[:37] + "..."
+
+
+#: Text from a client: any string a database can store (no NUL, valid Unicode).
+Text = Annotated[str, AfterValidator(_refuse_unstorable)]
+#: A required name-like string: trimmed, at least one character, storable like ``Text``.
 NonBlankText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_refuse_nul)
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_refuse_unstorable)
 ]
+#: A JSON object from a client whose keys and strings, at any depth, are storable like
+#: ``Text`` and whose numbers are finite, so a JSON column holds it alike on both databases.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_refuse_unstorable_json)]
 #: An integer the databases store (32-bit), given as a JSON number (not true or "12").
 Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
 
@@ -66,7 +133,12 @@ class PageParams(Schema):
     limit: int = Field(
         DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT})."
     )
-    offset: int = Field(0, ge=0, description="Items to skip before the page starts.")
+    offset: int = Field(
+        0,
+        ge=0,
+        le=MAX_OFFSET,
+        description=f"Items to skip before the page starts (at most {MAX_OFFSET}).",
+    )
 
 
 class Page(Schema, Generic[ItemT]):

@@ -3,6 +3,11 @@
 ``API_AUTH`` is the NinjaAPI default, so every operation requires one of the two; the
 bearer token is tried first. After success ``request.auth`` is the ``ApiToken`` (bearer)
 or the staff ``User`` (session).
+
+``TOOL_AUTH`` is for the few operations that answer a secret in clear (claiming an
+account): tools only, since people never see a secret in clear. It takes a bearer token
+and refuses a staff session with 403 ``tool_token_required``; the OpenAPI document
+declares the bearer scheme alone for them.
 """
 
 from typing import Any
@@ -66,3 +71,30 @@ class StaffSessionAuth(SessionAuth):
 
 #: The default ``auth=`` of the NinjaAPI: a bearer token, else a staff session.
 API_AUTH = [BearerTokenAuth(), StaffSessionAuth()]
+
+
+class RefuseStaffSession:
+    """Never authenticates; refuses a staff session with 403 ``tool_token_required``.
+
+    Listed after ``BearerTokenAuth`` on an operation only tools may call, it turns what
+    would be a bare 401 for a logged-in person into a refusal saying why. A request
+    carrying an ``Authorization`` header (a bad token) or no staff session declines, so
+    stays 401. Not a Ninja security scheme, so the OpenAPI document does not list it.
+    """
+
+    def __call__(self, request: HttpRequest) -> None:
+        if "Authorization" in request.headers:
+            return None
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.is_active and user.is_staff:
+            raise PermissionRequired(
+                "Claiming an account hands out its secrets, so it needs an API token "
+                "('Authorization: Bearer <token>', see `manage.py create_api_token`), "
+                "not a browser session.",
+                code="tool_token_required",
+            )
+        return None
+
+
+#: The ``auth=`` of operations that answer secrets: a bearer token only.
+TOOL_AUTH = [BearerTokenAuth(), RefuseStaffSession()]

@@ -16,10 +16,14 @@ no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authen
 ``AuthorizationError``             403     ``permission_denied``
 ``Http404``, unknown ``/api/`` URL 404     ``not_found``
 ``DataError`` (unstorable value)   400     ``invalid_value``
+``RequestDataTooBig`` (big body)   413     ``payload_too_large`` (``details.max_bytes``)
 wrong HTTP method                  405     ``method_not_allowed`` (+ ``Allow``)
 other ``HttpError``                its     ``http_<status>`` or a name per status
 unexpected exception               500     ``internal_error`` (logged, signalled)
 =================================  ======  ==========================================
+
+No response ever describes an unexpected exception: its text may quote the request (a
+submitted secret). It goes to the log, where it belongs.
 """
 
 import functools
@@ -28,6 +32,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
@@ -52,6 +57,7 @@ _HTTP_ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     422: "validation_error",
     429: "throttled",
 }
@@ -134,17 +140,27 @@ def install_error_handlers(api: NinjaAPI) -> None:
         )
         return respond(request, 400, body)
 
+    def on_request_data_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        # Django raises it on the first read of request.body (Ninja reads the body outside
+        # its parse-error wrapping) or request.POST (the session's CSRF check reads a form
+        # body during authentication): either way it arrives here unwrapped.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        body = error_body(
+            "payload_too_large",
+            f"The request body is larger than the {limit} bytes the API reads.",
+            {"max_bytes": limit},
+        )
+        return respond(request, 413, body)
+
     def on_http404(request: HttpRequest, exc: Http404) -> HttpResponse:
         return respond(request, 404, error_body("not_found", str(exc) or "Not found."))
 
     def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         # What Django does for an uncaught exception: log it and send the signal (error
         # reporters and the test client listen to it), but answer in the API's shape.
-        # In development the exception itself helps; in production it could leak internals.
-        details = {"exception": repr(exc)} if settings.DEBUG else {}
-        body = error_body(
-            "internal_error", "An unexpected error occurred; it has been logged.", details
-        )
+        # The exception stays out of the body even with DEBUG on: its text can quote the
+        # request, secrets included; the log has it.
+        body = error_body("internal_error", "An unexpected error occurred; it has been logged.")
         response = respond(request, 500, body)
         log_response(
             "Internal Server Error: %s",
@@ -163,6 +179,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(HttpError, on_http_error)
     api.add_exception_handler(Http404, on_http404)
     api.add_exception_handler(DataError, on_data_error)
+    api.add_exception_handler(RequestDataTooBig, on_request_data_too_big)
     api.add_exception_handler(Exception, on_unexpected)
 
 

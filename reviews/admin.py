@@ -12,7 +12,7 @@ from reviews.models import (
 )
 from reviews.repositories import ReviewCommentRepository
 
-for model in (ChatSession, ChatMessage, ChangeSetEntry):
+for model in (ChatSession, ChatMessage):
     admin.site.register(model)
 
 comments = ReviewCommentRepository()
@@ -39,6 +39,21 @@ class ChangeSetEntryInline(admin.TabularInline):
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ChangeSetEntry)
+class ChangeSetEntryAdmin(admin.ModelAdmin):
+    """Entries are history, written once with their change set: read-only here."""
+
+    list_display = ("change_set", "entity_type", "entity_id", "action", "created_at")
+    list_filter = ("entity_type", "action")
+    search_fields = ("entity_id",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 

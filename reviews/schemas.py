@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from core.schemas import InputSchema, Int32, NonBlankText, PageParams, Text
+from core.schemas import InputSchema, Int32, JsonObject, NonBlankText, PageParams, Text
 
 ProposalTargetTypeLiteral = Literal["page", "phase", "task"]
 ProposalStatusLiteral = Literal["pending", "accepted", "dismissed"]
@@ -24,12 +24,13 @@ class ProposalIn(InputSchema):
     title: NonBlankText = Field(max_length=500)
     summary: Text | None = None
     content: Text | None = Field(None, description="Markdown body.")
-    metadata: dict[str, Any] | None = Field(
+    metadata: JsonObject | None = Field(
         None,
         description=(
             "What the target needs. task: phase_id, category, type, priority, order, "
             "dependencies (task ids), parent_task_id. page: parent_page_id, sort_order. "
-            "phase: dependencies (phase ids)."
+            "phase: dependencies (phase ids). No NUL or lone surrogate in any key or "
+            "string, no NaN or Infinity."
         ),
     )
     sort_order: Int32 = 0
@@ -44,7 +45,9 @@ class ProposalOut(Schema):
     title: str
     summary: str | None
     content: str | None
-    metadata: dict[str, Any] | None
+    # Any JSON value: the API only accepts objects, but the admin and the ORM may store
+    # any JSON, and one such row must not break every list that includes it.
+    metadata: Any = Field(description="JSON; an object when created through the API.")
     status: ProposalStatusLiteral
     sort_order: int
     created_at: datetime
@@ -70,8 +73,8 @@ class ChangeSetEntryOut(Schema):
     entity_type: str = Field(description="The table of the record, e.g. tasks.")
     entity_id: str
     action: Literal["create", "update", "delete"]
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: Any = Field(description="The row's column values before (null for a create).")
+    after: Any = Field(description="The row's column values after (null for a delete).")
 
 
 class ChangeSetOut(Schema):

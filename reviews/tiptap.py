@@ -2,15 +2,22 @@
 
 Agents write proposals in markdown; pages and phases store Tiptap documents. The
 conversion parses with markdown-it-py (CommonMark plus GFM strikethrough and tables) and
-walks its syntax tree, emitting only nodes and marks of Tiptap's StarterKit schema (plus
-the Image, Link and Table extensions), in the shape ``editor.getJSON()`` produces:
+walks its syntax tree, emitting only nodes and marks of Tiptap's StarterKit schema plus
+the Link extension (the editor's schema: an unknown node type fails to load), in the
+shape ``editor.getJSON()`` produces:
 
+- nodes: doc, paragraph, text, heading, bulletList, orderedList, listItem, codeBlock,
+  blockquote, horizontalRule, hardBreak; marks: bold, italic, strike, code, link;
+- markdown the schema has no node for is kept readable, never dropped: an image becomes
+  its alt text (the src when it has none) linked to the src, a table becomes a code
+  block (no language) holding the table's markdown lines as written;
 - nodes without attributes carry no ``attrs`` key, empty nodes no ``content`` key;
 - text nodes are never empty (ProseMirror refuses them) and adjacent text nodes with the
   same marks are merged, as ProseMirror's ``Fragment`` would;
 - marks are listed in schema order (link, bold, code, italic, strike);
 - content expressions hold: ``doc`` and ``blockquote`` have at least one block, a
-  ``listItem`` starts with a paragraph, a table cell holds blocks.
+  ``listItem`` starts with a paragraph, a ``codeBlock`` holds only unmarked text, a
+  ``heading`` only inline content.
 
 Raw HTML is never passed through as HTML: it is kept as plain text.
 """
@@ -20,14 +27,40 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block.table import table as _parse_table
 from markdown_it.tree import SyntaxTreeNode
 
 Node = dict[str, Any]
 Mark = dict[str, Any]
 
+
+def _table_keeping_its_lines(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """markdown-it's GFM table rule, also recording the table's source lines in the
+    ``table_open`` token's ``meta["lines"]``.
+
+    Each line is taken as the table rule reads it, after any container prefix (a
+    blockquote's ``>``, a list item's indent) and leading spaces, so a table inside a
+    quote or a list keeps its rows and not its container's markers.
+    """
+    first = len(state.tokens)
+    if not _parse_table(state, start, end, silent):
+        return False
+    if not silent:
+        opening = next(t for t in state.tokens[first:] if t.type == "table_open")
+        first_line, past_last_line = opening.map
+        opening.meta["lines"] = [
+            state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
+            for line in range(first_line, past_last_line)
+        ]
+    return True
+
+
 # CommonMark has no strikethrough or tables; GitHub-flavoured markdown, which agents
-# write, has both, and Tiptap has a node or mark for each.
+# write, has both. Tiptap's StarterKit has a strike mark but no table node, so tables
+# are kept as their source (see _table).
 _parser = MarkdownIt("commonmark").enable(["strikethrough", "table"])
+_parser.block.ruler.at("table", _table_keeping_its_lines, {"alt": ["paragraph", "reference"]})
 
 # ProseMirror sorts a text node's marks by their rank in the schema. Tiptap ranks Link
 # first (priority 1000), then StarterKit's marks in the order it registers them.
@@ -57,7 +90,7 @@ def tiptap_to_text(doc: Node | str | None, *, block_separator: str = "\n\n") -> 
     """The plain text of a Tiptap document, for search and previews.
 
     Each non-blank textblock (paragraph, heading, code block) gives one chunk, chunks
-    are joined by ``block_separator``; a hard break is a newline and an image is its alt text.
+    are joined by ``block_separator``; a hard break is a newline.
     Accepts the document as a dict or as its stored JSON text; None gives "".
     """
     if doc is None:
@@ -93,11 +126,10 @@ def _blocks(children: list[SyntaxTreeNode]) -> list[Node]:
 def _block(node: SyntaxTreeNode) -> list[Node]:
     kind = node.type
     if kind == "paragraph":
-        return _paragraphs(node.children[0] if node.children else None)
+        return [_node("paragraph", content=_inline(_inline_children(node)))]
     if kind == "heading":
         level = int(node.tag[1])
-        inline = _inline_children(node)
-        return [_node("heading", {"level": level}, _inline(inline, block_images=False))]
+        return [_node("heading", {"level": level}, _inline(_inline_children(node)))]
     if kind == "bullet_list":
         return [_node("bulletList", content=_list_items(node))]
     if kind == "ordered_list":
@@ -123,7 +155,7 @@ def _list_items(node: SyntaxTreeNode) -> list[Node]:
     for item in node.children:
         content = _blocks(item.children)
         # Tiptap's listItem is "paragraph block*": an empty item or one opening with
-        # another block (a code fence, an image) gets a leading empty paragraph.
+        # another block (a code fence, a table) gets a leading empty paragraph.
         if not content or content[0]["type"] != "paragraph":
             content.insert(0, dict(_EMPTY_PARAGRAPH))
         items.append(_node("listItem", content=content))
@@ -139,64 +171,10 @@ def _code_block(node: SyntaxTreeNode) -> Node:
 
 
 def _table(node: SyntaxTreeNode) -> Node:
-    rows = []
-    for section in node.children:  # thead, tbody
-        for row in section.children:
-            cells = []
-            for cell in row.children:
-                cell_type = "tableHeader" if cell.type == "th" else "tableCell"
-                attrs = {"colspan": 1, "rowspan": 1, "colwidth": None}
-                inline = cell.children[0] if cell.children else None
-                cells.append(_node(cell_type, attrs, _paragraphs(inline)))
-            rows.append(_node("tableRow", content=cells))
-    return _node("table", content=rows)
-
-
-def _paragraphs(inline: SyntaxTreeNode | None) -> list[Node]:
-    """One paragraph for an inline run, split around images.
-
-    Tiptap's Image is a block node (``inline: false`` by default), so it cannot sit in a
-    paragraph: the text before and after it become paragraphs of their own.
-    """
-    items = _inline(inline.children if inline else [], block_images=True)
-    blocks: list[Node] = []
-    run: list[Node] = []
-    for item in items:
-        if item["type"] == "image":
-            blocks.extend(_paragraph_beside_image(run))
-            blocks.append(item)
-            run = []
-        else:
-            run.append(item)
-    if not blocks:
-        return [_node("paragraph", content=run)]
-    blocks.extend(_paragraph_beside_image(run))
-    return blocks
-
-
-def _paragraph_beside_image(run: list[Node]) -> list[Node]:
-    # Drop the spaces and line breaks that separated the text from the image.
-    while run and _is_blank_inline(run[0]):
-        run = run[1:]
-    while run and _is_blank_inline(run[-1]):
-        run = run[:-1]
-    run = _strip_edges(run)
-    return [_node("paragraph", content=run)] if run else []
-
-
-def _is_blank_inline(node: Node) -> bool:
-    return node["type"] == "hardBreak" or (node["type"] == "text" and not node["text"].strip())
-
-
-def _strip_edges(run: list[Node]) -> list[Node]:
-    if not run:
-        return run
-    run = [dict(node) for node in run]
-    if run[0]["type"] == "text":
-        run[0]["text"] = run[0]["text"].lstrip()
-    if run[-1]["type"] == "text":
-        run[-1]["text"] = run[-1]["text"].rstrip()
-    return [node for node in run if node["type"] != "text" or node["text"]]
+    """A table as a code block of its markdown lines: StarterKit has no table node, and
+    the source keeps every cell, its alignment and its inline markup readable."""
+    text = "\n".join(node.meta["lines"])
+    return _node("codeBlock", {"language": None}, [{"type": "text", "text": text}])
 
 
 def _plain_lines(text: str) -> list[Node]:
@@ -217,15 +195,13 @@ def _inline_children(node: SyntaxTreeNode) -> list[SyntaxTreeNode]:
     return node.children[0].children if node.children else []
 
 
-def _inline(children: list[SyntaxTreeNode], *, block_images: bool) -> list[Node]:
+def _inline(children: list[SyntaxTreeNode]) -> list[Node]:
     out: list[Node] = []
-    _walk_inline(children, [], out, block_images=block_images)
+    _walk_inline(children, [], out)
     return _merge_text(out)
 
 
-def _walk_inline(
-    children: list[SyntaxTreeNode], marks: list[Mark], out: list[Node], *, block_images: bool
-) -> None:
+def _walk_inline(children: list[SyntaxTreeNode], marks: list[Mark], out: list[Node]) -> None:
     for child in children:
         kind = child.type
         if kind in ("text", "html_inline"):
@@ -239,22 +215,31 @@ def _walk_inline(
         elif kind == "code_inline":
             _emit_text(child.content, [*marks, {"type": "code"}], out)
         elif kind in _SIMPLE_MARKS:
-            inner = [*marks, {"type": _SIMPLE_MARKS[kind]}]
-            _walk_inline(child.children, inner, out, block_images=block_images)
+            _walk_inline(child.children, [*marks, {"type": _SIMPLE_MARKS[kind]}], out)
         elif kind == "link":
-            link = {"type": "link", "attrs": {"href": child.attrs.get("href"), "target": None}}
-            _walk_inline(child.children, [*marks, link], out, block_images=block_images)
+            _walk_inline(child.children, [*marks, _link(child.attrs.get("href"))], out)
         elif kind == "image":
-            alt = _plain_inline_text(child.children)
-            if block_images:
-                title = child.attrs.get("title") or None
-                attrs = {"src": child.attrs.get("src"), "alt": alt or None, "title": title}
-                out.append(_node("image", attrs))
-            else:
-                # Where a block image cannot go (a heading), its alt text stands in.
-                _emit_text(alt, marks, out)
+            _emit_image(child, marks, out)
         else:
             _emit_text(child.content, marks, out)
+
+
+def _link(href: Any) -> Mark:
+    return {"type": "link", "attrs": {"href": href, "target": None}}
+
+
+def _emit_image(image: SyntaxTreeNode, marks: list[Mark], out: list[Node]) -> None:
+    """An image as its alt text (its src when the alt is blank), linked to its src.
+
+    StarterKit has no image node. Inside a link (a badge: ``[![ci](ci.svg)](https://ci)``)
+    the outer link is kept, since that is where the author meant the click to go.
+    """
+    src = str(image.attrs.get("src") or "")
+    alt = _plain_inline_text(image.children)
+    label = alt if alt.strip() else src
+    if src and not any(mark["type"] == "link" for mark in marks):
+        marks = [*marks, _link(src)]
+    _emit_text(label, marks, out)
 
 
 def _emit_text(text: str, marks: list[Mark], out: list[Node]) -> None:
@@ -321,10 +306,6 @@ def _collect_text(node: Node, chunks: list[str]) -> None:
         text = "".join(_inline_text(child) for child in node.get("content", []))
         if text.strip():
             chunks.append(text)
-    elif kind == "image":
-        alt = (node.get("attrs") or {}).get("alt")
-        if alt:
-            chunks.append(alt)
     else:
         for child in node.get("content", []):
             _collect_text(child, chunks)
@@ -336,6 +317,4 @@ def _inline_text(node: Node) -> str:
         return node.get("text", "")
     if kind == "hardBreak":
         return "\n"
-    if kind == "image":
-        return (node.get("attrs") or {}).get("alt") or ""
     return "".join(_inline_text(child) for child in node.get("content", []))

@@ -351,6 +351,32 @@ def test_create_refuses_a_body_that_breaks_the_schema_with_422(api_client, paylo
     assert not Account.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["config_json", "credentials"])
+@pytest.mark.parametrize("bad", ['"\ud800"', '{"token": "\udfff"}', '{"a": "\u0000"}'])
+def test_create_refuses_a_secret_no_database_can_store_with_422(api_client, field, bad):
+    # A lone surrogate cannot be encoded as UTF-8 (to encrypt or store); NUL is refused
+    # by PostgreSQL. Both are refused before anything is written, naming only the field.
+    response = post_json(api_client, url("create_account"), {"email": "a@example.com", field: bad})
+
+    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert error_locations(body) == [["body", "payload", field]]
+    assert not Account.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["email", "provider", "config_json", "credentials"])
+def test_update_refuses_a_lone_surrogate_with_422_and_changes_nothing(api_client, field):
+    account = AccountFactory(credentials=CREDENTIALS)
+    before = account_body(account)
+    raw_before = raw_secret_columns(account.id)
+
+    response = patch_json(api_client, url("update_account", account.id), {field: "x\udc00@y.z"})
+
+    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert error_locations(body) == [["body", "payload", field]]
+    assert account_body(account) == before
+    assert raw_secret_columns(account.id) == raw_before
+
+
 def test_create_refuses_malformed_json_with_422(api_client):
     response = api_client.post(
         url("create_account"), '{"email": "dev@example.com",', content_type="application/json"
@@ -576,6 +602,69 @@ def test_claim_hands_out_the_account_with_its_secrets_and_stamps_it(api_client):
     assert response.json() == claim_body(account)
     assert (response.json()["config_json"], response.json()["credentials"]) == (CONFIG, CREDENTIALS)
     assert account.last_used_at >= started
+
+
+def test_staff_session_claim_is_refused_403_tool_token_required(staff_client):
+    # People never see a secret in clear: claiming hands secrets to a tool, so it takes
+    # an API token, never a browser session (the admin masks secrets for people).
+    account = AccountFactory(config_json=CONFIG, credentials=CREDENTIALS)
+    before = account_body(account)
+
+    response = claim(staff_client)
+
+    body = assert_error(response, HTTPStatus.FORBIDDEN, "tool_token_required")
+    assert "API token" in body["message"]
+    assert body["details"] == {}
+    assert "claudeAiOauth" not in response.content.decode()
+    assert "oauthAccount" not in response.content.decode()
+    assert account_body(account) == before  # not claimed: last_used_at unchanged
+
+
+def test_staff_session_with_csrf_token_is_still_refused_the_claim(staff_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    csrf_secret = "a" * 32
+    client.cookies["csrftoken"] = csrf_secret
+    AccountFactory(credentials=CREDENTIALS)
+
+    response = client.post(
+        url("claim_account"), "{}", content_type="application/json", HTTP_X_CSRFTOKEN=csrf_secret
+    )
+
+    assert_error(response, HTTPStatus.FORBIDDEN, "tool_token_required")
+    assert "claudeAiOauth" not in response.content.decode()
+
+
+def test_staff_session_with_a_bad_bearer_token_claim_is_401(staff_client):
+    # The caller chose a token: a bad one never falls back to the session.
+    AccountFactory(credentials=CREDENTIALS)
+
+    response = staff_client.post(
+        url("claim_account"), {}, content_type="application/json", HTTP_AUTHORIZATION="Bearer x"
+    )
+
+    assert_error(response, HTTPStatus.UNAUTHORIZED, "not_authenticated")
+
+
+def test_non_staff_session_claim_is_401(django_user_model):
+    user = django_user_model.objects.create_user(username="dev", password="unused")
+    client = Client()
+    client.force_login(user)
+    AccountFactory(credentials=CREDENTIALS)
+
+    assert_error(claim(client), HTTPStatus.UNAUTHORIZED, "not_authenticated")
+
+
+def test_bearer_token_wins_over_a_staff_session_for_the_claim(staff_user, api_token):
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_token[1]}")
+    client.force_login(staff_user)
+    account = AccountFactory(credentials=CREDENTIALS)
+
+    response = claim(client)
+
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["id"] == account.id
+    assert response.json()["credentials"] == CREDENTIALS
 
 
 def test_claims_rotate_round_robin_through_every_account(api_client):

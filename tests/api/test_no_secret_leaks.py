@@ -1,9 +1,12 @@
-"""Account secrets never leave the server in clear, except in the claim that hands them out.
+"""Account secrets never leave the server in clear, except in the claim that hands them out
+to a tool.
 
 Accounts are created through the API with distinctive secrets, then every operation of
 the OpenAPI document is called (path ids filled with real records) and no response may
-carry a secret, nor the stored ciphertext. The database columns hold only ``fernet:``
-tokens, and refused submissions never echo the secret they carried.
+carry a secret, nor the stored ciphertext; only a bearer token's claim answers one, and
+a staff session (a person) is refused the claim, so its crawl sees no secret at all. The
+database columns hold only ``fernet:`` tokens, and refused submissions never echo the
+secret they carried.
 """
 
 import uuid
@@ -227,23 +230,23 @@ def call(client: Client, method: str, path: str, operation: dict, ids, secrets):
     return getattr(client, method)(path, body, content_type="application/json")
 
 
-@pytest.fixture(params=["bearer", "staff"])
-def crawler(request, api_token, staff_user) -> Client:
-    # Failures of other endpoints answer 500 instead of raising into the test: a
-    # broken endpoint is that endpoint's test's business, a leak is this one's.
-    client = Client(raise_request_exception=False)
-    if request.param == "bearer":
-        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_token[1]}"
-    else:
-        client.force_login(staff_user)
-    return client
-
-
-def test_no_operation_of_the_api_answers_a_secret_except_the_claim(crawler, records, secrets):
+def crawl(client: Client, ids, secrets) -> dict[tuple[str, str], Any]:
+    """Every operation of the API called once by ``client``: (method, path) → response."""
     answered = {}
     for method, path, operation in operations():
-        response = call(crawler, method, path, operation, records, secrets)
-        answered[(method, path)] = response
+        answered[(method, path)] = call(client, method, path, operation, ids, secrets)
+    assert set(answered) == {(method, path) for method, path, _ in operations()}
+    return answered
+
+
+def crawler_client(**defaults: str) -> Client:
+    # Failures of other endpoints answer 500 instead of raising into the test: a
+    # broken endpoint is that endpoint's test's business, a leak is this one's.
+    return Client(raise_request_exception=False, **defaults)
+
+
+def test_no_operation_answers_a_token_holder_a_secret_except_the_claim(api_token, records, secrets):
+    answered = crawl(crawler_client(HTTP_AUTHORIZATION=f"Bearer {api_token[1]}"), records, secrets)
     statuses = {op: response.status_code for op, response in answered.items()}
 
     leaks = {
@@ -255,9 +258,7 @@ def test_no_operation_of_the_api_answers_a_secret_except_the_claim(crawler, reco
     ciphertext = [op for op, response in answered.items() if "fernet:" in response_text(response)]
     assert ciphertext == []
 
-    # The crawl reached every operation, and the accounts ones did their work.
-    all_operations = {(method, path) for method, path, _ in operations()}
-    assert set(answered) == all_operations
+    # The accounts operations did their work.
     account_failures = {
         op: status
         for op, status in statuses.items()
@@ -274,6 +275,36 @@ def test_no_operation_of_the_api_answers_a_secret_except_the_claim(crawler, reco
     assert [claim["has_config"], claim["has_credentials"]] == [
         claim[name] is not None for name in SECRET_FIELDS
     ]
+
+
+def test_no_operation_answers_a_staff_session_any_secret_and_the_claim_is_refused(
+    staff_user, records, secrets
+):
+    client = crawler_client()
+    client.force_login(staff_user)
+    assert not Account.objects.filter(last_used_at__isnull=False).exists()
+
+    answered = crawl(client, records, secrets)
+    statuses = {op: response.status_code for op, response in answered.items()}
+
+    leaks = {op: secrets.found_in(response_text(r)) for op, r in answered.items()}
+    assert {op: found for op, found in leaks.items() if found} == {}, statuses
+    assert [op for op, r in answered.items() if "fernet:" in response_text(r)] == []
+
+    # A person cannot claim: refused before any account is handed out (a claim stamps
+    # last_used_at; nothing else does).
+    claim = answered[CLAIM_OPERATION]
+    assert claim.status_code == HTTPStatus.FORBIDDEN
+    assert claim.json()["code"] == "tool_token_required"
+    assert not Account.objects.filter(last_used_at__isnull=False).exists()
+
+    # Every other accounts operation works for the staff session.
+    account_failures = {
+        op: status
+        for op, status in statuses.items()
+        if op[1].startswith("/api/accounts") and op != CLAIM_OPERATION and not 200 <= status < 300
+    }
+    assert account_failures == {}
 
 
 def test_the_api_documents_are_free_of_secrets(api_client, accounts, secrets):

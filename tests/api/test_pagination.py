@@ -5,7 +5,7 @@ from http import HTTPStatus
 import pytest
 
 from core.models import ApiToken
-from core.schemas import MAX_LIMIT, PageParams, page_of, paginate
+from core.schemas import MAX_LIMIT, MAX_OFFSET, PageParams, page_of, paginate
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.api.urls")]
 
@@ -38,12 +38,29 @@ def test_offset_past_the_end_is_an_empty_page_with_the_total(api_client):
 
 
 @pytest.mark.parametrize(
-    "query", [{"limit": MAX_LIMIT + 1}, {"limit": 0}, {"limit": -1}, {"offset": -1}]
+    "query",
+    [
+        {"limit": MAX_LIMIT + 1},
+        {"limit": 0},
+        {"limit": -1},
+        {"offset": -1},
+        {"offset": MAX_OFFSET + 1},
+        # Past a 64-bit integer: SQLite's driver raised OverflowError (a 500) and
+        # PostgreSQL refused the OFFSET (a 400) before the bound.
+        {"offset": 2**63},
+        {"offset": 10**30},
+    ],
 )
 def test_out_of_range_limit_or_offset_is_refused_with_422(api_client, query):
     response = api_client.get("/api/tokens", query)
     assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
     assert response.json()["code"] == "validation_error"
+
+
+def test_largest_offset_is_accepted_as_an_empty_page(api_client):
+    response = api_client.get("/api/tokens", {"offset": MAX_OFFSET})
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"items": [], "total": 1, "limit": 50, "offset": MAX_OFFSET}
 
 
 def test_max_limit_is_accepted(api_client):

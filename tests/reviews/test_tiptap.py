@@ -1,4 +1,5 @@
-"""Markdown to Tiptap JSON: the shape Tiptap's StarterKit schema accepts, nothing else."""
+"""Markdown to Tiptap JSON: the shape Tiptap's StarterKit (plus Link) schema accepts,
+nothing else."""
 
 import json
 from collections.abc import Iterator
@@ -263,22 +264,47 @@ def test_raw_html_is_kept_as_plain_text_never_as_html():
     assert all(node["type"] != "html" for node in walk(doc))
 
 
-def test_image_becomes_a_block_image_node_splitting_its_paragraph():
+def test_image_becomes_its_alt_text_linked_to_its_src_inside_the_paragraph():
     doc = markdown_to_tiptap('Before ![a *diagram*](img/d.png "Title") after\n\n![](x.png)\n')
 
     assert doc["content"] == [
-        paragraph(text("Before")),
-        {"type": "image", "attrs": {"src": "img/d.png", "alt": "a diagram", "title": "Title"}},
-        paragraph(text("after")),
-        {"type": "image", "attrs": {"src": "x.png", "alt": None, "title": None}},
+        paragraph(text("Before "), text("a diagram", link("img/d.png")), text(" after")),
+        paragraph(text("x.png", link("x.png"))),  # no alt: the src stands in
     ]
 
 
-def test_image_in_a_heading_is_replaced_by_its_alt_text():
+def test_image_keeps_the_marks_around_it_in_schema_order():
+    doc = markdown_to_tiptap("**see ![plan](p.png)** and *![](q.png)*")
+
+    assert doc["content"] == [
+        paragraph(
+            text("see ", BOLD),
+            text("plan", link("p.png"), BOLD),
+            text(" and "),
+            text("q.png", link("q.png"), ITALIC),
+        )
+    ]
+
+
+def test_image_inside_a_link_keeps_the_outer_link_the_author_made_clickable():
+    doc = markdown_to_tiptap("[![build](https://ci.test/badge.svg)](https://ci.test/run)")
+
+    assert doc["content"] == [paragraph(text("build", link("https://ci.test/run")))]
+
+
+def test_image_without_src_is_its_alt_text_unlinked_and_without_either_is_nothing():
+    assert markdown_to_tiptap("![alt]() ![]()")["content"] == [paragraph(text("alt "))]
+
+
+def test_image_in_a_heading_is_its_alt_text_linked_to_its_src():
     doc = markdown_to_tiptap("# Logo ![cw](logo.png)\n")
 
     assert doc["content"] == [
-        {"type": "heading", "attrs": {"level": 1}, "content": [text("Logo cw")]}
+        {
+            "type": "heading",
+            "attrs": {"level": 1},
+            "content": [text("Logo "), text("cw", link("logo.png"))],
+        }
     ]
 
 
@@ -288,28 +314,46 @@ def test_unsafe_link_scheme_is_not_turned_into_a_link():
     assert doc["content"] == [paragraph(text("[click](javascript:alert(1))"))]
 
 
-def test_table_maps_to_tiptap_table_nodes_with_header_row_and_paragraph_cells():
-    doc = markdown_to_tiptap("| a | b |\n|---|:-:|\n| **1** | |\n")
+def code_block(value: str, language: str | None = None) -> dict:
+    return {"type": "codeBlock", "attrs": {"language": language}, "content": [text(value)]}
 
-    cell_attrs = {"colspan": 1, "rowspan": 1, "colwidth": None}
 
-    def cell(kind: str, *content: dict) -> dict:
-        return {"type": kind, "attrs": cell_attrs, "content": [paragraph(*content)]}
+def test_table_becomes_a_code_block_of_its_markdown_lines_as_written():
+    markdown = "Before\n\n| a | b |\n|---|:-:|\n| **1** | x \\| y  |\n\nafter\n"
 
-    assert doc["content"] == [
+    assert markdown_to_tiptap(markdown)["content"] == [
+        paragraph(text("Before")),
+        code_block("| a | b |\n|---|:-:|\n| **1** | x \\| y  |"),
+        paragraph(text("after")),
+    ]
+
+
+def test_table_ends_where_markdown_it_ends_it_not_at_the_next_blank_line():
+    # A table interrupts a paragraph, and a heading ends the table.
+    markdown = "intro\n| a |\n| - |\n| 1 |\n# Next\n"
+
+    assert markdown_to_tiptap(markdown)["content"] == [
+        paragraph(text("intro")),
+        code_block("| a |\n| - |\n| 1 |"),
+        {"type": "heading", "attrs": {"level": 1}, "content": [text("Next")]},
+    ]
+
+
+def test_table_in_a_quote_or_a_list_keeps_its_rows_without_the_containers_markers():
+    markdown = "> | q |\n> |---|\n> | 1 |\n\n- item\n\n    | l |\n    |---|\n    | 2 |\n"
+
+    assert markdown_to_tiptap(markdown)["content"] == [
+        {"type": "blockquote", "content": [code_block("| q |\n|---|\n| 1 |")]},
         {
-            "type": "table",
-            "content": [
-                {
-                    "type": "tableRow",
-                    "content": [cell("tableHeader", text("a")), cell("tableHeader", text("b"))],
-                },
-                {
-                    "type": "tableRow",
-                    "content": [cell("tableCell", text("1", BOLD)), cell("tableCell")],
-                },
-            ],
-        }
+            "type": "bulletList",
+            "content": [item(paragraph(text("item")), code_block("| l |\n|---|\n| 2 |"))],
+        },
+    ]
+
+
+def test_table_opening_a_list_item_follows_a_leading_empty_paragraph():
+    assert markdown_to_tiptap("- | a |\n  |---|\n")["content"] == [
+        {"type": "bulletList", "content": [item(paragraph(), code_block("| a |\n|---|"))]}
     ]
 
 
@@ -332,6 +376,158 @@ def test_table_maps_to_tiptap_table_nodes_with_header_row_and_paragraph_cells():
 )
 def test_no_empty_text_nodes_or_empty_content_lists_anywhere(markdown):
     assert_no_empty_text(markdown_to_tiptap(markdown))
+
+
+# --- the schema: StarterKit (Tiptap v2) plus Link ---------------------------------------------
+
+INLINE = {"text", "hardBreak"}
+BLOCK = {
+    "paragraph",
+    "heading",
+    "bulletList",
+    "orderedList",
+    "codeBlock",
+    "blockquote",
+    "horizontalRule",
+}
+#: Every node type and what its content may hold (None: a leaf).
+ALLOWED_CONTENT = {
+    "doc": BLOCK,
+    "paragraph": INLINE,
+    "heading": INLINE,
+    "blockquote": BLOCK,
+    "bulletList": {"listItem"},
+    "orderedList": {"listItem"},
+    "listItem": BLOCK,
+    "codeBlock": {"text"},
+    "text": None,
+    "hardBreak": None,
+    "horizontalRule": None,
+}
+ALLOWED_MARKS = {"bold", "italic", "strike", "code", "link"}
+ALLOWED_ATTRS = {
+    "heading": {"level"},
+    "orderedList": {"start"},
+    "codeBlock": {"language"},
+}
+
+
+def assert_fits_starter_kit_and_link(doc: dict) -> None:
+    """Every node and mark is one StarterKit + Link knows, and content rules hold."""
+    assert doc["type"] == "doc"
+    for node in walk(doc):
+        kind = node["type"]
+        assert kind in ALLOWED_CONTENT, f"unknown node type {kind}"
+        assert set(node.get("attrs", {})) <= ALLOWED_ATTRS.get(kind, set()), node
+        content = node.get("content", [])
+        allowed = ALLOWED_CONTENT[kind]
+        if allowed is None:
+            assert "content" not in node, node
+        else:
+            assert {child["type"] for child in content} <= allowed, node
+        if kind in ("doc", "blockquote", "bulletList", "orderedList", "listItem"):
+            assert content, f"{kind} must not be empty"
+        if kind == "listItem":
+            assert content[0]["type"] == "paragraph", node
+        if kind == "codeBlock":
+            assert all("marks" not in child for child in content), node
+        if kind == "heading":
+            assert 1 <= node["attrs"]["level"] <= 6
+        if kind == "text":
+            assert node["text"]
+            mark_types = [mark["type"] for mark in node.get("marks", [])]
+            assert set(mark_types) <= ALLOWED_MARKS, node
+            assert len(mark_types) == len(set(mark_types)), node
+            if "code" in mark_types:
+                assert mark_types == ["code"], node  # code excludes every other mark
+            for mark in node.get("marks", []):
+                if mark["type"] == "link":
+                    assert set(mark["attrs"]) <= {"href", "target", "rel", "class"}
+                    assert mark["attrs"]["href"]
+        elif "marks" in node:
+            raise AssertionError(f"marks on a {kind} node")
+
+
+KITCHEN_SINK = """\
+# Title ![logo](logo.png) with **bold**
+
+Text with ![an *image*](a.png "t"), ![](b.png), ![alt]() and [![badge](c.svg)](https://x.test).
+
+| a | **b** | `c` |
+|:--|:-:|--:|
+| ![i](i.png) | [l](https://l.test) | ~~s~~ |
+
+> | quoted | table |
+> |---|---|
+> | 1 | 2 |
+>
+> ![quoted image](q.png)
+
+- ![first](f.png)
+- | table | in item |
+  |---|---|
+  | x | y |
+- > ![deep](d.png)
+  > ```js
+  > code
+  > ```
+
+1. `![not an image](x.png)`
+2. **![bold image](bi.png)** ~~![](s.png)~~
+
+<img src="raw.png"> and <table><tr><td>raw</td></tr></table>
+
+<table>
+<tr><td>html block</td></tr>
+</table>
+
+***
+"""
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        REPRESENTATIVE,
+        KITCHEN_SINK,
+        "",
+        "![](x.png)",
+        "![]()",
+        "| |\n|-|\n| |\n",
+        "| a |\n|---|\n",
+        "- | a |\n  |---|\n",
+        "> | a |\n> |---|\n",
+        "# ![h](h.png)\n## | not | a table |\n",
+        "[![a](b.png)](https://c.test) `x` ***y*** ~~**z**~~",
+        "- \n- ```\n  code\n  ```\n",
+        ">\n",
+        "```\n```\n\n    \n",
+        "line\\\nbreak  \nhard",
+    ],
+)
+def test_every_node_and_mark_is_one_starter_kit_with_link_knows(markdown):
+    assert_fits_starter_kit_and_link(markdown_to_tiptap(markdown))
+
+
+def test_kitchen_sink_converts_images_and_tables_without_losing_text():
+    text_of_doc = tiptap_to_text(markdown_to_tiptap(KITCHEN_SINK), block_separator="\n")
+
+    for expected in (
+        "logo",
+        "an image",
+        "b.png",
+        "alt",
+        "badge",
+        "| a | **b** | `c` |\n|:--|:-:|--:|\n| ![i](i.png) | [l](https://l.test) | ~~s~~ |",
+        "| quoted | table |",
+        "quoted image",
+        "| table | in item |\n|---|---|\n| x | y |",
+        "deep",
+        "![not an image](x.png)",
+        "bold image",
+        "s.png",
+    ):
+        assert expected in text_of_doc
 
 
 def test_text_extraction_joins_textblocks_with_blank_lines_and_hard_breaks_as_newlines():
