@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
-from pydantic import AfterValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -111,6 +111,17 @@ class InputSchema(Schema):
     """Base of request bodies: an unknown field is a 422, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class FromRecord(BaseModel):
+    """Base of output schemas read straight from a model's attributes.
+
+    Plain pydantic, validated from attributes in its core: several times faster per item
+    than a Ninja ``Schema`` (which wraps every object in a getter for resolvers), which
+    matters for lists of hundreds. Schemas that need ``resolve_*`` stay ``Schema``.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class ErrorOut(Schema):

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from core.schemas import InputSchema, Int32, JsonObject, NonBlankText, PageParams, Text
+from core.schemas import FromRecord, InputSchema, Int32, JsonObject, NonBlankText, PageParams, Text
 
 ProposalTargetTypeLiteral = Literal["page", "phase", "task"]
 ProposalStatusLiteral = Literal["pending", "accepted", "dismissed"]
@@ -36,7 +36,7 @@ class ProposalIn(InputSchema):
     sort_order: Int32 = 0
 
 
-class ProposalOut(Schema):
+class ProposalOut(FromRecord):
     id: str
     agent_id: str
     initiative_id: str
@@ -116,7 +116,7 @@ class ReviewCommentPatch(InputSchema):
     body: NonBlankText
 
 
-class ReviewCommentOut(Schema):
+class ReviewCommentOut(FromRecord):
     id: str
     phase_id: str
     file_path: str
