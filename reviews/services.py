@@ -458,11 +458,10 @@ def proposal_dismiss(*, proposal_id: str) -> Proposal:
 def _pending_of_agent(agent_id: str) -> list[Proposal]:
     if not Agent.objects.filter(pk=agent_id).exists():
         raise not_found("Agent", agent_id)
-    return list(
-        Proposal.objects.select_for_update().filter(
-            agent_id=agent_id, status=ProposalStatus.PENDING
-        )
-    )
+    pending = Proposal.objects.filter(agent_id=agent_id, status=ProposalStatus.PENDING)
+    _lock_initiatives(pending)
+    # Locked in the order they are applied (the model's ordering: sort_order, age).
+    return list(pending.select_for_update())
 
 
 @transaction.atomic

@@ -114,3 +114,27 @@ def test_applying_a_proposal_and_a_lifecycle_transition_never_deadlock(round_):
     assert errors == []
     task.refresh_from_db()
     assert (task.name, task.status) == ("Sharper name", TaskStatus.IN_PROGRESS)
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_accept_all_and_a_lifecycle_transition_never_deadlock(round_):
+    phase = f.PhaseFactory(status=PhaseStatus.APPROVED)
+    done = f.TaskFactory(phase=phase, status=TaskStatus.COMPLETED)
+    task = f.TaskFactory(phase=phase)
+    agent = f.AgentFactory()
+    f.ProposalFactory(
+        agent=agent,
+        initiative=phase.initiative,
+        target_id=task.id,
+        title="Sharper name",
+        metadata={"dependencies": [done.id]},
+    )
+
+    _results, errors = race(
+        lambda: reviews.proposal_accept_all(agent_id=agent.id),
+        lambda: core.task_start(task_id=task.id),
+    )
+
+    assert errors == []
+    task.refresh_from_db()
+    assert (task.name, task.status) == ("Sharper name", TaskStatus.IN_PROGRESS)
