@@ -31,8 +31,13 @@ from agents.models import (
     MessageStatus,
     ParticipantType,
 )
-from core.errors import Conflict, InvalidInput, not_found
-from core.repositories import Repository, check_choice, check_page_bounds
+from core.errors import Conflict, DomainError, InvalidInput, not_found
+from core.repositories import (
+    Repository,
+    check_choice,
+    check_page_bounds,
+    integrity_error_kind,
+)
 
 # --- accounts ------------------------------------------------------------------------------
 
@@ -242,24 +247,16 @@ class AgentRepository(Repository[Agent]):
         )
 
     def _insert(self, agent: Agent) -> Agent:
-        self._validate(agent)
-        try:
-            # The savepoint keeps a refused insert from breaking the caller's transaction.
-            with transaction.atomic():
-                agent.save(force_insert=True)
-        except IntegrityError as error:
-            # Only a taken name is agent_name_taken; any other constraint stays generic.
-            if Agent.objects.filter(name=agent.name).exists():
-                raise Conflict(
-                    f"An agent named '{agent.name}' already exists.",
-                    code="agent_name_taken",
-                    details={"name": agent.name},
-                ) from error
-            raise Conflict(
-                f"This agent conflicts with an existing record: {error}",
-                code="agent_conflict",
-            ) from error
-        return agent
+        return self.save_new(agent)
+
+    def _integrity_refusal(self, obj: Agent, error: IntegrityError) -> DomainError:
+        if integrity_error_kind(error) == "unique":
+            return Conflict(
+                f"An agent named '{obj.name}' already exists.",
+                code="agent_name_taken",
+                details={"name": obj.name},
+            )
+        return super()._integrity_refusal(obj, error)
 
     @staticmethod
     def _generate_name(*, suffixed: bool) -> str:

@@ -83,6 +83,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     once); here people see them, never their hash, and revoke them."""
 
     list_display = ("name", "prefix", "created_at", "last_used_at", "revoked_at", "created_by")
+    list_select_related = ("created_by",)
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "prefix")
     fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at", "created_by")

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, models, transaction
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -125,8 +126,9 @@ def validation_error_details(error: ValidationError) -> dict[str, list[str]]:
 class Repository(Generic[M]):
     """Standard CRUD for one model.
 
-    Writes validate field values (choices, lengths, required) before touching the
-    database and turn a constraint violation into ``Conflict``; each write runs in its
+    Writes validate field values (choices, lengths, required, storable text) before
+    touching the database and turn a refusal by the database into a domain error (a
+    unique violation into ``Conflict``, any other into ``InvalidInput``); each write runs in its
     own savepoint so a refusal never poisons the caller's transaction. ``update()``
     always moves ``updated_at`` when the model has one.
     """
@@ -165,8 +167,13 @@ class Repository(Generic[M]):
         """``get`` that also locks the row until the transaction ends.
 
         A row lock on PostgreSQL; on SQLite the immediate transaction already holds the
-        database's write lock. Call it inside ``transaction.atomic()``.
+        database's write lock. Call it inside ``transaction.atomic()``: outside one a
+        lock would end at once, so that is refused as a programming error.
         """
+        if not transaction.get_connection().in_atomic_block:
+            raise TransactionManagementError(
+                f"{type(self).__name__}.get_for_update() needs an atomic block."
+            )
         obj = self.model._default_manager.select_for_update().filter(pk=id).first()
         if obj is None:
             raise not_found(self.label, id)
@@ -289,7 +296,7 @@ class Repository(Generic[M]):
             with transaction.atomic():
                 obj.save(**kwargs)
         except IntegrityError as error:
-            raise self._integrity_refusal(error) from error
+            raise self._integrity_refusal(obj, error) from error
         except DataError as error:
             raise InvalidInput(
                 f"A value of this {self.label.lower()} cannot be stored (too long or out "
@@ -297,7 +304,9 @@ class Repository(Generic[M]):
                 code="invalid_value",
             ) from error
 
-    def _integrity_refusal(self, error: IntegrityError) -> DomainError:
+    def _integrity_refusal(self, obj: M, error: IntegrityError) -> DomainError:
+        """The domain error for a write the database refused; subclasses name their
+        own unique violations (e.g. ``agent_name_taken``) and defer to this otherwise."""
         kind = integrity_error_kind(error)
         if kind == "unique":
             return Conflict(

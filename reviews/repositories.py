@@ -9,12 +9,13 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from agents.models import Agent
-from core.errors import Conflict, InvalidInput, not_found
+from core.errors import Conflict, DomainError, InvalidInput, not_found
 from core.models import Phase, Task
 from core.repositories import (
     Repository,
     check_choice,
     check_page_bounds,
+    integrity_error_kind,
     validation_error_details,
 )
 from reviews.models import (
@@ -482,22 +483,19 @@ class ChatSessionRepository(Repository[ChatSession]):
                 details={"target_id": str(target_id), "initiative_id": str(initiative_id)},
             )
 
-    def _save(self, obj: ChatSession, **kwargs: Any) -> None:
-        try:
-            with transaction.atomic():
-                obj.save(**kwargs)
-        except IntegrityError as error:
-            if obj.status == ChatSessionStatus.ACTIVE and self._other_active_exists(obj):
-                raise Conflict(
-                    f"{obj.target_type.capitalize()} '{obj.target_id}' already has an active "
-                    "chat session.",
-                    code="chat_session_already_active",
-                    details={"target_type": obj.target_type, "target_id": obj.target_id},
-                ) from error
-            raise Conflict(
-                f"This chat session conflicts with an existing record: {error}",
-                code="chat_session_conflict",
-            ) from error
+    def _integrity_refusal(self, obj: ChatSession, error: IntegrityError) -> DomainError:
+        if (
+            integrity_error_kind(error) == "unique"
+            and obj.status == ChatSessionStatus.ACTIVE
+            and self._other_active_exists(obj)
+        ):
+            return Conflict(
+                f"{obj.target_type.capitalize()} '{obj.target_id}' already has an active "
+                "chat session.",
+                code="chat_session_already_active",
+                details={"target_type": obj.target_type, "target_id": obj.target_id},
+            )
+        return super()._integrity_refusal(obj, error)
 
     def _other_active_exists(self, obj: ChatSession) -> bool:
         return (

@@ -188,7 +188,7 @@ def _target_of(target_type: str, target_id: str, initiative_id: str) -> models.M
     if target is None:
         raise Conflict(
             f"The {target_type} this proposal changes ('{target_id}') no longer exists.",
-            code="proposal_target_missing",
+            code="proposal_target_deleted",
             details={"target_type": target_type, "target_id": target_id},
         )
     if target.initiative_id != initiative_id:

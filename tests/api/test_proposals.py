@@ -677,7 +677,7 @@ def test_accept_proposal_whose_target_was_deleted_is_409_and_keeps_it_pending(
     body = assert_error(
         api_client.post(url("accept_proposal", proposal_id=proposal.id)),
         HTTPStatus.CONFLICT,
-        "proposal_target_missing",
+        "proposal_target_deleted",
     )
     assert body["details"] == {"target_type": "task", "target_id": task.pk}
     assert statuses(proposal) == ["pending"]

@@ -562,3 +562,15 @@ def test_a_check_constraint_refusal_is_invalid_input_not_a_conflict():
         with transaction.atomic():
             Task.objects.create(name="x", status="nope")
     assert integrity_error_kind(raw.value) == "check"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_read_outside_a_transaction_is_refused_as_a_programming_error():
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    initiative = f.InitiativeFactory()
+    with pytest.raises(TransactionManagementError):
+        initiatives.get_for_update(initiative.id)
+    with transaction.atomic():
+        assert initiatives.get_for_update(initiative.id) == initiative

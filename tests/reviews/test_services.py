@@ -240,7 +240,7 @@ def test_accept_refuses_a_proposal_that_is_not_pending_or_whose_target_is_gone(a
     task.delete()
     with pytest.raises(Conflict) as error:
         services.proposal_accept(proposal_id=doomed.id)
-    assert error.value.code == "proposal_target_missing"
+    assert error.value.code == "proposal_target_deleted"
     doomed.refresh_from_db()
     assert doomed.status == ProposalStatus.PENDING
     with pytest.raises(NotFound):
