@@ -1,12 +1,12 @@
-import json
-
 from django import forms
 from django.contrib import admin
 
+from agents import services
 from agents.models import Account, Agent, AgentLogChunk, Conversation, Message
 from agents.repositories import AccountRepository
-
-SECRET_FIELDS = ("config_json", "credentials")
+from agents.services import SECRET_FIELDS
+from core.admin_actions import service_action
+from core.errors import InvalidInput
 
 
 class SecretTextarea(forms.Textarea):
@@ -40,7 +40,7 @@ class AccountAdminForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ("email", "provider", "sort_order", "is_exhausted", "exhausted_until")
+        fields = ("email", "provider", "sort_order")
 
     def clean(self):
         cleaned = super().clean()
@@ -48,9 +48,9 @@ class AccountAdminForm(forms.ModelForm):
             value = cleaned.get(f"new_{name}")
             if value:
                 try:
-                    json.loads(value)
-                except ValueError:
-                    self.add_error(f"new_{name}", "Must be JSON text (the provider's file).")
+                    services.validate_account_fields({name: value})
+                except InvalidInput as error:
+                    self.add_error(f"new_{name}", error.message)
             if value and cleaned.get(f"clear_{name}"):
                 self.add_error(f"clear_{name}", "Either paste a new value or clear it, not both.")
         return cleaned
@@ -82,7 +82,21 @@ class AccountAdmin(admin.ModelAdmin):
     )
     list_filter = ("provider", "is_exhausted")
     search_fields = ("email",)
-    readonly_fields = ("last_used_at", "created_at", "updated_at")
+    # Exhaustion changes through the services: the API parks an account, people release it.
+    readonly_fields = (
+        "is_exhausted",
+        "exhausted_until",
+        "last_used_at",
+        "created_at",
+        "updated_at",
+    )
+    actions = (
+        service_action(
+            services.account_release,
+            id_argument="account_id",
+            description="Release (not exhausted)",
+        ),
+    )
 
     def get_queryset(self, request):
         # Secrets are neither read nor decrypted to render a page; whether they are set

@@ -47,7 +47,7 @@ class AccountRepository(Repository[Account]):
 
     An account is *available* when it is not exhausted, or when its ``exhausted_until``
     has passed. An exhausted account without an ``exhausted_until`` stays parked until a
-    person clears it (``update(id, is_exhausted=False)``): nothing releases it by time.
+    person releases it (``agents.services.account_release``): nothing releases it by time.
     """
 
     model = Account

@@ -22,7 +22,8 @@ accounts = AccountRepository()
 SECRET_FIELDS = ("config_json", "credentials")
 
 
-def _check_account_fields(fields: dict[str, Any]) -> None:
+def validate_account_fields(fields: dict[str, Any]) -> None:
+    """Refuse a malformed email or a secret that is not JSON text (never echoing it)."""
     if "email" in fields:
         try:
             validate_email(fields["email"])
@@ -64,7 +65,7 @@ def account_create(
         "credentials": credentials,
         "sort_order": sort_order,
     }
-    _check_account_fields(fields)
+    validate_account_fields(fields)
     return accounts.create(**fields)
 
 
@@ -79,7 +80,7 @@ def account_update(*, account_id: str, **fields: Any) -> Account:
             code="invalid_field",
             details={"fields": unknown},
         )
-    _check_account_fields(fields)
+    validate_account_fields(fields)
     return accounts.update(account_id, **fields)
 
 
@@ -113,6 +114,12 @@ def _next_release(provider: str) -> str | None:
 @transaction.atomic
 def account_mark_exhausted(*, account_id: str, until: datetime) -> Account:
     return accounts.mark_exhausted(account_id, until)
+
+
+@transaction.atomic
+def account_release(*, account_id: str) -> Account:
+    """Put a parked (exhausted) account back in the rotation now."""
+    return accounts.update(account_id, is_exhausted=False, exhausted_until=None)
 
 
 @transaction.atomic

@@ -66,7 +66,7 @@ def test_a_secret_can_be_replaced_or_cleared(admin_client, account):
 def test_a_secret_that_is_not_json_is_refused_with_a_message(admin_client, account):
     response = _post(admin_client, account, new_credentials="not json")
     assert response.status_code == HTTPStatus.OK
-    assert "Must be JSON text" in response.content.decode()
+    assert "must be JSON text" in response.content.decode()
     account.refresh_from_db()
     assert account.credentials == CREDENTIALS
 
@@ -83,3 +83,23 @@ def test_a_refused_form_does_not_echo_the_submitted_secrets(admin_client, accoun
     body = response.content.decode()
     assert "Enter a valid email address." in body
     assert "TYPED-SECRET" not in body
+
+
+def test_exhaustion_is_read_only_in_the_form_and_released_by_an_action(admin_client, account):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Account.objects.filter(pk=account.pk).update(
+        is_exhausted=True, exhausted_until=timezone.now() + timedelta(hours=1)
+    )
+    page = admin_client.get(reverse("admin:agents_account_change", args=[account.pk]))
+    assert 'name="is_exhausted"' not in page.content.decode()
+
+    admin_client.post(
+        reverse("admin:agents_account_changelist"),
+        {"action": "account_release", "_selected_action": [account.pk]},
+    )
+
+    account.refresh_from_db()
+    assert (account.is_exhausted, account.exhausted_until) == (False, None)
