@@ -3,9 +3,9 @@ from django.contrib import admin
 
 from agents import services
 from agents.models import Account, Agent, AgentLogChunk, Conversation, Message
-from agents.repositories import AccountRepository
+from agents.repositories import AccountRepository, ConversationRepository
 from agents.services import SECRET_FIELDS
-from core.admin_actions import service_action
+from core.admin_base import RepositoryAdmin, service_action
 from core.errors import InvalidInput
 
 
@@ -112,5 +112,16 @@ class AccountAdmin(admin.ModelAdmin):
         return account.credentials_are_set
 
 
-for model in (Agent, AgentLogChunk, Message, Conversation):
+for model in (Agent, AgentLogChunk, Message):
     admin.site.register(model)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(RepositoryAdmin):
+    """A question is answered once, by ``answer()``: the answer is read-only here."""
+
+    repository = ConversationRepository()
+    list_display = ("question", "from_agent", "to_agent", "status", "created_at")
+    list_filter = ("status",)
+    list_select_related = ("from_agent", "to_agent")
+    readonly_fields = ("answer", "status")

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from core import services
-from core.admin_actions import service_action
+from core.admin_base import DependencyAdmin, RepositoryAdmin, service_action
 from core.models import (
     ApiToken,
     Initiative,
@@ -13,17 +13,52 @@ from core.models import (
     Task,
     TaskDependency,
 )
+from core.repositories import (
+    InitiativeRepository,
+    PageRepository,
+    PhaseRepository,
+    TaskRepository,
+)
 from core.tokens import api_token_revoke
 
-for model in (PhaseDependency, TaskDependency, Page, Project, InitiativeProject):
+for model in (Project, InitiativeProject):
     admin.site.register(model)
+
+
+@admin.register(PhaseDependency)
+class PhaseDependencyAdmin(DependencyAdmin):
+    repository = PhaseRepository()
+    edge_fields = ("phase", "depends_on_phase")
+    list_display = ("phase", "depends_on_phase", "created_at")
+    list_select_related = ("phase", "depends_on_phase")
+
+
+@admin.register(TaskDependency)
+class TaskDependencyAdmin(DependencyAdmin):
+    repository = TaskRepository()
+    edge_fields = ("task", "depends_on_task")
+    list_display = ("task", "depends_on_task", "created_at")
+    list_select_related = ("task", "depends_on_task")
+
+
+@admin.register(Page)
+class PageAdmin(RepositoryAdmin):
+    repository = PageRepository()
+    list_display = ("title", "initiative", "parent_page", "sort_order", "updated_at")
+    search_fields = ("title",)
+    list_select_related = ("initiative", "parent_page")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("initiative",) if obj else ()
+
 
 #: Lifecycle columns change only through the services (the actions below).
 LIFECYCLE_FIELDS = ("status", "blocked_from_status")
 
 
 @admin.register(Initiative)
-class InitiativeAdmin(admin.ModelAdmin):
+class InitiativeAdmin(RepositoryAdmin):
+    repository = InitiativeRepository()
     list_display = ("name", "status", "execution_mode", "branch", "created_at")
     list_filter = ("status", "execution_mode")
     search_fields = ("name", "branch")
@@ -39,12 +74,17 @@ class InitiativeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Phase)
-class PhaseAdmin(admin.ModelAdmin):
+class PhaseAdmin(RepositoryAdmin):
+    repository = PhaseRepository()
     list_display = ("name", "initiative", "status", "created_at")
     list_filter = ("status",)
     search_fields = ("name",)
     list_select_related = ("initiative",)
     readonly_fields = LIFECYCLE_FIELDS
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
+
     actions = tuple(
         service_action(fn, id_argument="phase_id", description=label)
         for fn, label in (
@@ -59,12 +99,17 @@ class PhaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(RepositoryAdmin):
+    repository = TaskRepository()
     list_display = ("name", "phase", "type", "category", "priority", "status", "created_at")
     list_filter = ("status", "type", "category", "priority")
     search_fields = ("name", "description")
     list_select_related = ("phase",)
     readonly_fields = LIFECYCLE_FIELDS
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
+
     actions = (
         service_action(
             services.task_complete,

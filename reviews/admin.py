@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from core.admin_actions import service_action
+from core.admin_base import RepositoryAdmin, service_action
 from reviews import services
 from reviews.models import (
     ChangeSet,
@@ -10,10 +10,23 @@ from reviews.models import (
     Proposal,
     ReviewComment,
 )
-from reviews.repositories import ReviewCommentRepository
+from reviews.repositories import ChatSessionRepository, ReviewCommentRepository
 
-for model in (ChatSession, ChatMessage):
-    admin.site.register(model)
+admin.site.register(ChatMessage)
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(RepositoryAdmin):
+    """At most one active session per target: the repository refuses a second one."""
+
+    repository = ChatSessionRepository()
+    list_display = ("target_type", "target_id", "status", "initiative", "agent", "created_at")
+    list_filter = ("status", "target_type")
+    list_select_related = ("initiative", "agent")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("target_type", "target_id", "initiative") if obj else ()
+
 
 comments = ReviewCommentRepository()
 

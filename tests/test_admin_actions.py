@@ -59,3 +59,98 @@ def test_lifecycle_statuses_are_read_only_in_the_forms(admin_client):
     phase = f.PhaseFactory()
     page = admin_client.get(reverse("admin:core_phase_change", args=[phase.pk]))
     assert 'name="status"' not in page.content.decode()
+
+
+# --- forms save through the repositories -------------------------------------------------
+
+
+def test_an_edge_that_closes_a_cycle_is_refused_on_the_admin_form(admin_client):
+    from core.models import PhaseDependency
+
+    a = f.PhaseFactory(name="A")
+    b = f.PhaseFactory(initiative=a.initiative, name="B")
+    PhaseDependency.objects.create(phase=b, depends_on_phase=a)
+
+    response = admin_client.post(
+        reverse("admin:core_phasedependency_add"), {"phase": a.pk, "depends_on_phase": b.pk}
+    )
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert "would close a cycle" in response.content.decode()
+    assert PhaseDependency.objects.count() == 1
+
+
+def test_an_edge_added_in_the_admin_is_created_by_the_repository(admin_client):
+    from core.models import TaskDependency
+
+    task = f.TaskFactory()
+    other = f.TaskFactory(phase=task.phase)
+    response = admin_client.post(
+        reverse("admin:core_taskdependency_add"), {"task": task.pk, "depends_on_task": other.pk}
+    )
+    assert response.status_code == 302
+    assert TaskDependency.objects.filter(task=task, depends_on_task=other).exists()
+
+
+def test_a_task_whose_phase_is_in_another_initiative_is_refused_on_the_admin_form(admin_client):
+    from core.models import Task
+
+    phase = f.PhaseFactory()
+    elsewhere = f.InitiativeFactory()
+    response = admin_client.post(
+        reverse("admin:core_task_add"),
+        {
+            "phase": phase.pk,
+            "initiative": elsewhere.pk,
+            "name": "Misplaced",
+            "type": "auto",
+            "category": "execute",
+            "priority": "medium",
+            "order": 0,
+        },
+    )
+    assert response.status_code == 200
+    assert "must be its phase&#x27;s initiative" in response.content.decode()
+    assert not Task.objects.filter(name="Misplaced").exists()
+
+
+def test_a_page_added_in_the_admin_gets_its_parents_initiative_and_saves(admin_client):
+    from core.models import Page
+
+    root = f.PageFactory()
+    response = admin_client.post(
+        reverse("admin:core_page_add"),
+        {
+            "initiative": root.initiative_id,
+            "parent_page": root.pk,
+            "title": "Child",
+            "sort_order": 0,
+        },
+    )
+    assert response.status_code == 302
+    child = Page.objects.get(title="Child")
+    assert (child.initiative_id, child.parent_page_id) == (root.initiative_id, root.pk)
+
+
+def test_the_initiative_of_a_phase_is_read_only_once_it_exists(admin_client):
+    phase = f.PhaseFactory()
+    page = admin_client.get(reverse("admin:core_phase_change", args=[phase.pk]))
+    assert 'name="initiative"' not in page.content.decode()
+
+
+def test_a_second_active_chat_session_is_refused_on_the_admin_form(admin_client):
+    from reviews.models import ChatSession
+
+    session = f.ChatSessionFactory()
+    response = admin_client.post(
+        reverse("admin:reviews_chatsession_add"),
+        {
+            "target_type": session.target_type,
+            "target_id": session.target_id,
+            "initiative": session.initiative_id,
+            "status": "active",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors  # refused, with a reason on the form
+    assert ChatSession.objects.count() == 1
