@@ -48,3 +48,49 @@ def test_api_tokens_are_created_by_command_not_in_the_admin_and_can_be_revoked(a
     )
     assert "Revoke: done for 1 record(s)." in response.content.decode()
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+FACTORIES = {
+    "core.Initiative": "InitiativeFactory",
+    "core.Phase": "PhaseFactory",
+    "core.PhaseDependency": "PhaseDependencyFactory",
+    "core.Task": "TaskFactory",
+    "core.TaskDependency": "TaskDependencyFactory",
+    "core.Page": "PageFactory",
+    "core.Project": "ProjectFactory",
+    "core.InitiativeProject": "InitiativeProjectFactory",
+    "core.ApiToken": "ApiTokenFactory",
+    "agents.Account": "AccountFactory",
+    "agents.Agent": "AgentFactory",
+    "agents.AgentLogChunk": "AgentLogChunkFactory",
+    "agents.Message": "MessageFactory",
+    "agents.Conversation": "ConversationFactory",
+    "reviews.Proposal": "ProposalFactory",
+    "reviews.ReviewComment": "ReviewCommentFactory",
+    "reviews.ChatSession": "ChatSessionFactory",
+    "reviews.ChatMessage": "ChatMessageFactory",
+    "reviews.ChangeSet": "ChangeSetFactory",
+    "reviews.ChangeSetEntry": "ChangeSetEntryFactory",
+}
+
+
+@pytest.mark.parametrize("model", CW_MODELS, ids=lambda m: m._meta.label)
+def test_changelists_cost_the_same_queries_at_one_row_and_at_twenty(admin_client, model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests import factories
+
+    factory = getattr(factories, FACTORIES[model._meta.label])
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(url)
+        assert response.status_code == HTTPStatus.OK
+        return len(captured.captured_queries)
+
+    factory()
+    one = queries()
+    factory.create_batch(19)
+    assert queries() == one
