@@ -56,11 +56,6 @@ def _reset_keys(*, setting: str, **kwargs) -> None:
         _fernet.cache_clear()
 
 
-def reset_keys() -> None:
-    """Forget the cached keys, so the next use reads ``settings.CW_SECRET_KEYS`` again."""
-    _fernet.cache_clear()
-
-
 def is_encrypted(value: str) -> bool:
     """Whether ``value`` is in the stored, encrypted form (``fernet:`` + token)."""
     return value.startswith(PREFIX)

@@ -2,9 +2,9 @@
 
 Lists take ``PageParams`` as query parameters and answer ``Page[ItemOut]``::
 
-    @router.get("/initiatives", response={200: Page[InitiativeOut], **AUTH_ERRORS})
-    def list_initiatives(request, page: Query[PageParams]):
-        return paginate(InitiativeRepository().queryset(), page)
+    @router.get("/accounts", response={200: Page[AccountOut], **AUTH_ERRORS})
+    def list_accounts(request, page: Query[PageParams]):
+        return paginate(AccountRepository().queryset(), page)
 
 A ``limit`` above ``MAX_LIMIT`` is refused with 422 (``validation_error``), not clamped,
 so a caller never mistakes a short page for the end of the list; so is an ``offset``

@@ -1,9 +1,11 @@
 """What may happen to planning records: the task, phase and initiative lifecycles.
 
-Every function here is one transaction, takes keyword-only arguments, and raises a
+Every public ``<entity>_<action>`` function here is one transaction, takes keyword-only
+arguments, and raises a
 ``core.errors.DomainError`` with a stable code when a transition is not allowed. The
 admin, the API and the management commands all call these; none of them changes a
-status on its own.
+status on its own. (``lock_phase_with_initiative`` and ``phase_reopen_for_changes``
+are building blocks for other apps' services and run inside their caller's transaction.)
 
 Task-level approval does not exist: tasks complete directly, and what happens when a
 phase's last task completes is decided by the initiative's ``execution_mode``.
@@ -270,7 +272,8 @@ def phase_unblock(*, phase_id: str) -> Phase:
 
 @transaction.atomic
 def phase_complete(*, phase_id: str) -> Phase:
-    """Run the completion flow for an in-progress phase whose tasks are all completed.
+    """Run the completion flow for an approved or in-progress phase whose tasks are all
+    completed.
 
     Completing a phase's last task does this on its own; this is for a phase that was
     started with no tasks, or whose remaining tasks were deleted.

@@ -7,11 +7,11 @@ Conventions every operation follows (see ``core/schemas.py`` for the shared sche
   ``/api/openapi.json`` answer without it;
 - every error has the ``ErrorOut`` shape (``cw_project/errors.py`` has the mapping);
 - lists take ``PageParams`` and answer ``Page[ItemOut]``;
-- handlers are named verb_noun (``list_initiatives``, ``retrieve_whoami``); the name is
+- handlers are named verb_noun (``list_proposals``, ``retrieve_whoami``); the name is
   also the URL name (``reverse("api-1:retrieve_whoami")``).
 
 Routers are mounted without a prefix: each declares its resource paths itself
-(``/initiatives``, ``/agents/{agent_id}``, ``/proposals``, …).
+(``/proposals``, ``/agents/{agent_id}/proposals/counts``, ``/accounts``, …).
 """
 
 from django.urls import URLPattern, URLResolver, path
