@@ -25,18 +25,25 @@ from agents.schemas import (
     ReleasedOut,
 )
 from core.errors import not_found
-from core.schemas import AUTH_ERRORS, ErrorOut, Page, PageParams, paginate
+from core.schemas import AUTH_ERRORS, ErrorOut, Id, Page, PageParams, paginate
 from cw_project.auth import TOOL_AUTH
 
 router = Router(tags=["accounts"])
 
 accounts = AccountRepository()
 
-ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, **AUTH_ERRORS}
+ERRORS = {
+    400: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
+    **AUTH_ERRORS,
+}
 
 
 class AccountFilters(PageParams):
-    provider: str | None = None
+    provider: Id | None = None
 
 
 @router.get("/accounts", response={200: Page[AccountOut], **ERRORS})
@@ -71,24 +78,24 @@ def clear_expired_exhaustion(request: HttpRequest) -> dict[str, int]:
 
 
 @router.get("/accounts/{account_id}", response={200: AccountOut, **ERRORS})
-def retrieve_account(request: HttpRequest, account_id: str) -> Any:
+def retrieve_account(request: HttpRequest, account_id: Id) -> Any:
     return accounts.get(account_id)
 
 
 @router.patch("/accounts/{account_id}", response={200: AccountOut, **ERRORS})
-def update_account(request: HttpRequest, account_id: str, payload: AccountPatch) -> Any:
+def update_account(request: HttpRequest, account_id: Id, payload: AccountPatch) -> Any:
     """Change only the fields sent; ``null`` for a secret clears it."""
     return services.account_update(account_id=account_id, **payload.dict(exclude_unset=True))
 
 
 @router.delete("/accounts/{account_id}", response={204: None, **ERRORS})
-def delete_account(request: HttpRequest, account_id: str) -> Status:
+def delete_account(request: HttpRequest, account_id: Id) -> Status:
     if not accounts.delete(account_id):
         raise not_found("Account", account_id)
     return Status(HTTPStatus.NO_CONTENT, None)
 
 
 @router.post("/accounts/{account_id}/exhaust", response={200: AccountOut, **ERRORS})
-def mark_account_exhausted(request: HttpRequest, account_id: str, payload: AccountExhaustIn) -> Any:
+def mark_account_exhausted(request: HttpRequest, account_id: Id, payload: AccountExhaustIn) -> Any:
     """Park the account (rate-limited) until the given time."""
     return services.account_mark_exhausted(account_id=account_id, until=payload.until)

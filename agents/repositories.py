@@ -3,7 +3,7 @@ Message, LogChunk and Conversation repositories."""
 
 import secrets
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -56,6 +56,8 @@ class AccountRepository(Repository[Account]):
         """Every account of ``provider``, in rotation order (``sort_order``, then age)."""
         return list(self.queryset().filter(provider=provider))
 
+    #: The furthest ahead an account can be parked (providers reset within days).
+    longest_exhaustion = timedelta(days=366)
     #: On PostgreSQL, how often a claim that found every available row locked by other
     #: claimers tries again before answering None (each try waits a little longer).
     claim_attempts = 5
@@ -160,6 +162,13 @@ class AccountRepository(Repository[Account]):
             raise InvalidInput(
                 "exhausted_until must carry a time zone.",
                 code="exhausted_until_naive",
+                details={"until": until.isoformat()},
+            )
+        if until > timezone.now() + self.longest_exhaustion:
+            raise InvalidInput(
+                "exhausted_until is more than a year away; an account parked for good is "
+                "deleted or left parked until a person releases it.",
+                code="exhausted_until_too_far",
                 details={"until": until.isoformat()},
             )
         if until <= timezone.now():

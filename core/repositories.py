@@ -1,6 +1,7 @@
 """How planning records are found and stored: the seed's Initiative, Phase, Task, Page and
 Project repositories, and the ``Repository`` base every cw repository builds on."""
 
+import datetime as dt
 from collections.abc import Iterable
 from graphlib import CycleError, TopologicalSorter
 from typing import Any, ClassVar, Generic, TypeVar
@@ -97,6 +98,17 @@ def _outside_int32(field: models.Field, value: Any) -> bool:
     ):
         return False
     return isinstance(value, bool) or (isinstance(value, int) and not INT32[0] <= value <= INT32[1])
+
+
+def _unstorable_datetime(value: Any) -> bool:
+    """Whether an aware datetime falls outside what both databases store once in UTC (a
+    far-future time with a negative offset would land in the year 10000)."""
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        return False
+    try:
+        return not 1 <= value.astimezone(dt.UTC).year <= 9998
+    except OverflowError:
+        return True
 
 
 def integrity_error_kind(error: IntegrityError) -> str:
@@ -272,6 +284,8 @@ class Repository(Generic[M]):
                 errors[field.name] = ["contains a NUL character or invalid Unicode"]
             elif _outside_int32(field, value):
                 errors[field.name] = ["must be a whole number within 32 bits"]
+            elif _unstorable_datetime(value):
+                errors[field.name] = ["must be a date and time between the years 1 and 9998"]
         if errors:
             raise InvalidInput(
                 f"Invalid {self.label.lower()}: {', '.join(sorted(errors))}.",

@@ -94,6 +94,9 @@ def _short(key: str) -> str:
     return key if len(key) <= 40 else key[:37] + "..."
 
 
+#: An id or a filter value from a path or query string (no NUL, valid Unicode), so both
+#: databases answer a lookup of a malformed id alike (422) instead of one refusing it.
+Id = Annotated[str, StringConstraints(max_length=64), AfterValidator(_refuse_unstorable)]
 #: Text from a client: any string a database can store (no NUL, valid Unicode).
 Text = Annotated[str, AfterValidator(_refuse_unstorable)]
 #: A required name-like string: trimmed, at least one character, storable like ``Text``.

@@ -14,7 +14,7 @@ from agents.repositories import AgentRepository
 from core import services as core_services
 from core.errors import not_found
 from core.repositories import PhaseRepository
-from core.schemas import AUTH_ERRORS, ErrorOut, Page, PhaseOut, TaskOut, page_of
+from core.schemas import AUTH_ERRORS, ErrorOut, Id, Page, PhaseOut, TaskOut, page_of
 from reviews import services
 from reviews.repositories import ChangeSetRepository, ProposalRepository, ReviewCommentRepository
 from reviews.schemas import (
@@ -41,7 +41,14 @@ phases = PhaseRepository()
 agents = AgentRepository()
 
 #: Every status an operation may refuse with, besides its success.
-ERRORS = {400: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, **AUTH_ERRORS}
+ERRORS = {
+    400: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
+    **AUTH_ERRORS,
+}
 
 
 # --- proposals -------------------------------------------------------------------------
@@ -62,14 +69,14 @@ def create_proposal(request: HttpRequest, payload: ProposalIn) -> Status:
 
 
 @router.get("/proposals/{proposal_id}", response={200: ProposalOut, **ERRORS}, tags=["proposals"])
-def retrieve_proposal(request: HttpRequest, proposal_id: str) -> Any:
+def retrieve_proposal(request: HttpRequest, proposal_id: Id) -> Any:
     return proposals.get(proposal_id)
 
 
 @router.post(
     "/proposals/{proposal_id}/accept", response={200: ChangeSetOut, **ERRORS}, tags=["proposals"]
 )
-def accept_proposal(request: HttpRequest, proposal_id: str) -> Any:
+def accept_proposal(request: HttpRequest, proposal_id: Id) -> Any:
     """Apply the proposal to its target; answers the change set that can revert it."""
     change_set = services.proposal_accept(proposal_id=proposal_id)
     return change_sets.get_with_entries(change_set.pk)
@@ -78,7 +85,7 @@ def accept_proposal(request: HttpRequest, proposal_id: str) -> Any:
 @router.post(
     "/proposals/{proposal_id}/dismiss", response={200: ProposalOut, **ERRORS}, tags=["proposals"]
 )
-def dismiss_proposal(request: HttpRequest, proposal_id: str) -> Any:
+def dismiss_proposal(request: HttpRequest, proposal_id: Id) -> Any:
     return services.proposal_dismiss(proposal_id=proposal_id)
 
 
@@ -87,7 +94,7 @@ def dismiss_proposal(request: HttpRequest, proposal_id: str) -> Any:
     response={200: AcceptAllOut, **ERRORS},
     tags=["proposals"],
 )
-def accept_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, Any]:
+def accept_all_proposals(request: HttpRequest, agent_id: Id) -> dict[str, Any]:
     """Accept every pending proposal of the agent, all or nothing."""
     applied = services.proposal_accept_all(agent_id=agent_id)
     ids = [change_set.pk for change_set in applied]
@@ -99,7 +106,7 @@ def accept_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, Any]:
     response={200: DismissAllOut, **ERRORS},
     tags=["proposals"],
 )
-def dismiss_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]:
+def dismiss_all_proposals(request: HttpRequest, agent_id: Id) -> dict[str, int]:
     return {"dismissed": services.proposal_dismiss_all(agent_id=agent_id)}
 
 
@@ -108,7 +115,7 @@ def dismiss_all_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]
     response={200: ProposalCountsOut, **ERRORS},
     tags=["proposals"],
 )
-def count_agent_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]:
+def count_agent_proposals(request: HttpRequest, agent_id: Id) -> dict[str, int]:
     """How many proposals of the agent are pending, accepted and dismissed."""
     agents.get(agent_id)
     return proposals.count_by_agent_id_per_status(agent_id)
@@ -117,7 +124,7 @@ def count_agent_proposals(request: HttpRequest, agent_id: str) -> dict[str, int]
 @router.get(
     "/change-sets/{change_set_id}", response={200: ChangeSetOut, **ERRORS}, tags=["proposals"]
 )
-def retrieve_change_set(request: HttpRequest, change_set_id: str) -> Any:
+def retrieve_change_set(request: HttpRequest, change_set_id: Id) -> Any:
     return change_sets.get_with_entries(change_set_id)
 
 
@@ -126,7 +133,7 @@ def retrieve_change_set(request: HttpRequest, change_set_id: str) -> Any:
     response={200: ChangeSetOut, **ERRORS},
     tags=["proposals"],
 )
-def revert_change_set(request: HttpRequest, change_set_id: str) -> Any:
+def revert_change_set(request: HttpRequest, change_set_id: Id) -> Any:
     """Put back exactly the values before the change set; refused if touched since."""
     services.change_set_revert(change_set_id=change_set_id)
     return change_sets.get_with_entries(change_set_id)
@@ -141,7 +148,7 @@ def revert_change_set(request: HttpRequest, change_set_id: str) -> Any:
     tags=["review"],
 )
 def list_review_comments(
-    request: HttpRequest, phase_id: str, filters: Query[ReviewCommentFilters]
+    request: HttpRequest, phase_id: Id, filters: Query[ReviewCommentFilters]
 ) -> dict[str, Any]:
     """A phase's comments by file and line; ``resolved`` filters open or resolved ones."""
     phases.get(phase_id)
@@ -156,16 +163,14 @@ def list_review_comments(
     response={201: ReviewCommentOut, **ERRORS},
     tags=["review"],
 )
-def create_review_comment(request: HttpRequest, phase_id: str, payload: ReviewCommentIn) -> Status:
+def create_review_comment(request: HttpRequest, phase_id: Id, payload: ReviewCommentIn) -> Status:
     return Status(HTTPStatus.CREATED, review_comments.create(phase_id=phase_id, **payload.dict()))
 
 
 @router.patch(
     "/review-comments/{comment_id}", response={200: ReviewCommentOut, **ERRORS}, tags=["review"]
 )
-def update_review_comment(
-    request: HttpRequest, comment_id: str, payload: ReviewCommentPatch
-) -> Any:
+def update_review_comment(request: HttpRequest, comment_id: Id, payload: ReviewCommentPatch) -> Any:
     return review_comments.update_body(comment_id, payload.body)
 
 
@@ -174,7 +179,7 @@ def update_review_comment(
     response={200: ReviewCommentOut, **ERRORS},
     tags=["review"],
 )
-def resolve_review_comment(request: HttpRequest, comment_id: str) -> Any:
+def resolve_review_comment(request: HttpRequest, comment_id: Id) -> Any:
     return review_comments.resolve(comment_id)
 
 
@@ -183,12 +188,12 @@ def resolve_review_comment(request: HttpRequest, comment_id: str) -> Any:
     response={200: ReviewCommentOut, **ERRORS},
     tags=["review"],
 )
-def unresolve_review_comment(request: HttpRequest, comment_id: str) -> Any:
+def unresolve_review_comment(request: HttpRequest, comment_id: Id) -> Any:
     return review_comments.unresolve(comment_id)
 
 
 @router.delete("/review-comments/{comment_id}", response={204: None, **ERRORS}, tags=["review"])
-def delete_review_comment(request: HttpRequest, comment_id: str) -> Status:
+def delete_review_comment(request: HttpRequest, comment_id: Id) -> Status:
     if not review_comments.delete(comment_id):
         raise not_found("Review comment", comment_id)
     return Status(HTTPStatus.NO_CONTENT, None)
@@ -197,7 +202,7 @@ def delete_review_comment(request: HttpRequest, comment_id: str) -> Status:
 @router.get(
     "/phases/{phase_id}/review-brief", response={200: ReviewBriefOut, **ERRORS}, tags=["review"]
 )
-def retrieve_review_brief(request: HttpRequest, phase_id: str) -> Any:
+def retrieve_review_brief(request: HttpRequest, phase_id: Id) -> Any:
     """The phase's unresolved comments as markdown an agent can act on."""
     return services.phase_review_brief(phase_id=phase_id)
 
@@ -205,12 +210,12 @@ def retrieve_review_brief(request: HttpRequest, phase_id: str) -> Any:
 @router.post(
     "/phases/{phase_id}/request-changes", response={201: TaskOut, **ERRORS}, tags=["review"]
 )
-def request_phase_changes(request: HttpRequest, phase_id: str) -> Status:
+def request_phase_changes(request: HttpRequest, phase_id: Id) -> Status:
     """Turn the unresolved comments into one review task; the phase goes back in progress."""
     return Status(HTTPStatus.CREATED, services.phase_request_changes(phase_id=phase_id))
 
 
 @router.post("/phases/{phase_id}/approve", response={200: PhaseOut, **ERRORS}, tags=["review"])
-def approve_phase(request: HttpRequest, phase_id: str) -> Any:
+def approve_phase(request: HttpRequest, phase_id: Id) -> Any:
     """Approve a phase waiting for review: it becomes completed."""
     return core_services.phase_approve(phase_id=phase_id)

@@ -249,6 +249,12 @@ class ReviewCommentRepository(Repository[ReviewComment]):
                 details={"line_number": str(line_number)},
             )
         check_choice(ReviewLineType, line_type, "line_type")
+        if isinstance(file_path, str) and any(c in file_path for c in "\r\n\t"):
+            raise InvalidInput(
+                "A file path is one line, without tabs.",
+                code="invalid_file_path",
+                details={"field": "file_path"},
+            )
         if not Phase.objects.filter(pk=phase_id).exists():
             raise not_found("Phase", phase_id)
         return super().create(

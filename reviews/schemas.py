@@ -5,7 +5,16 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from core.schemas import FromRecord, InputSchema, Int32, JsonObject, NonBlankText, PageParams, Text
+from core.schemas import (
+    FromRecord,
+    Id,
+    InputSchema,
+    Int32,
+    JsonObject,
+    NonBlankText,
+    PageParams,
+    Text,
+)
 
 ProposalTargetTypeLiteral = Literal["page", "phase", "task"]
 ProposalStatusLiteral = Literal["pending", "accepted", "dismissed"]
@@ -57,8 +66,8 @@ class ProposalOut(FromRecord):
 class ProposalFilters(PageParams):
     """``GET /proposals`` query: filters plus ``limit``/``offset``."""
 
-    agent_id: str | None = None
-    initiative_id: str | None = None
+    agent_id: Id | None = None
+    initiative_id: Id | None = None
     status: ProposalStatusLiteral | None = None
     target_type: ProposalTargetTypeLiteral | None = None
 

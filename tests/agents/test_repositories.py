@@ -756,3 +756,14 @@ def test_an_answer_cannot_be_rewritten_or_reopened_through_update():
         assert error.value.code == "invalid_field"
     conversation.refresh_from_db()
     assert (conversation.answer, conversation.status) == ("Yes.", "answered")
+
+
+def test_a_datetime_that_would_overflow_in_utc_is_refused_before_the_database():
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
+
+    account = f.AccountFactory()
+    far = datetime(9999, 12, 31, 23, tzinfo=dt_timezone(timedelta(hours=-15)))
+    with pytest.raises(InvalidInput) as error:
+        accounts.update(account.id, last_used_at=far)
+    assert error.value.code == "invalid_value"

@@ -856,3 +856,33 @@ def test_clear_expired_exhaustion_with_nothing_lapsed_answers_zero(api_client):
     response = post_json(api_client, url("clear_expired_exhaustion"), {})
     assert response.status_code == HTTPStatus.OK
     assert response.json() == {"released": 0}
+
+
+@pytest.mark.parametrize(
+    ("until", "status", "code"),
+    [
+        ("9999-12-31T23:00:00-15:00", HTTPStatus.BAD_REQUEST, "exhausted_until_too_far"),
+        ("2999-01-01T00:00:00Z", HTTPStatus.BAD_REQUEST, "exhausted_until_too_far"),
+    ],
+)
+def test_exhaust_refuses_a_time_too_far_away_and_the_account_stays_readable(
+    api_client, until, status, code
+):
+    account = AccountFactory()
+    assert_error(
+        post_json(api_client, url("mark_account_exhausted", account.id), {"until": until}),
+        status,
+        code,
+    )
+    assert api_client.get(url("retrieve_account", account.id)).status_code == HTTPStatus.OK
+
+
+def test_a_nul_in_a_path_id_or_filter_is_a_422_on_every_database(api_client):
+    assert_error(
+        api_client.get("/api/proposals/a%00b"), HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error"
+    )
+    assert_error(
+        api_client.get(url("list_accounts"), {"provider": "a\x00"}),
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "validation_error",
+    )

@@ -950,3 +950,17 @@ def test_mark_reverted_refuses_a_second_revert_and_a_missing_set(change_sets, in
     assert ChangeSet.objects.get(pk=change_set.id).reverted_at == first.reverted_at
     with refused(NotFound, "change_set_not_found"):
         change_sets.mark_reverted("x" * 22)
+
+
+def test_a_file_path_with_a_line_break_is_refused():
+    from reviews.repositories import ReviewCommentRepository
+
+    phase = f.PhaseFactory()
+    with refused(InvalidInput, "invalid_file_path"):
+        ReviewCommentRepository().create(
+            phase_id=phase.id,
+            file_path="a.py\n## injected",
+            line_number=1,
+            line_type="added",
+            body="x",
+        )
