@@ -72,17 +72,29 @@ def check_page_bounds(
             )
 
 
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored alike in every database, or None when it can.
+
+    PostgreSQL refuses NUL in text and jsonb while SQLite keeps it; a lone surrogate
+    (which JSON's ``\\u`` escapes can spell) cannot be encoded as UTF-8 at all. The
+    reason never quotes the text (it may be a secret).
+    """
+    if "\x00" in text:
+        return "must not contain NUL (\\x00) characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "must be valid Unicode: it contains a lone surrogate (\\ud800-\\udfff) "
+            "that cannot be encoded as UTF-8"
+        )
+    return None
+
+
 def unstorable_text(value: Any) -> bool:
-    """Whether a string (or any string inside JSON) cannot be stored in every database:
-    a NUL character (PostgreSQL refuses it) or a lone surrogate (not valid UTF-8)."""
+    """Whether a string, or any key or string inside JSON, has a ``text_problem``."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
+        return text_problem(value) is not None
     if isinstance(value, dict):
         return any(unstorable_text(k) or unstorable_text(v) for k, v in value.items())
     if isinstance(value, list | tuple):

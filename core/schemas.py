@@ -19,6 +19,8 @@ from django.db.models import QuerySet
 from ninja import Field, Schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from core.repositories import text_problem
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 #: The largest ``offset`` accepted, a 32-bit integer like every integer the API takes: far
@@ -30,22 +32,10 @@ ItemT = TypeVar("ItemT")
 
 
 def _refuse_unstorable(value: str) -> str:
-    """``value``, unless a database could not store it as text.
-
-    PostgreSQL refuses NUL in text and jsonb while SQLite keeps it; a lone surrogate
-    (``"\\udfff"``, which JSON's ``\\u`` escapes can spell) cannot be encoded as UTF-8
-    at all. Refusing both here keeps both databases alike and turns what would be a 500
-    into a 422. The message never quotes the value (it may be a secret).
-    """
-    if "\x00" in value:
-        raise ValueError("must not contain NUL (\\x00) characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "must be valid Unicode: it contains a lone surrogate (\\ud800-\\udfff) "
-            "that cannot be encoded as UTF-8"
-        ) from None
+    """``value``, unless a database could not store it as text (``text_problem``): a 422
+    here rather than a refusal by one database only."""
+    if problem := text_problem(value):
+        raise ValueError(problem)
     return value
 
 
