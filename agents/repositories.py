@@ -179,6 +179,17 @@ class AccountRepository(Repository[Account]):
             )
         return self.update(id, is_exhausted=True, exhausted_until=until)
 
+    def next_release_at(self, provider: str) -> datetime | None:
+        """When the first parked account of ``provider`` becomes available again."""
+        return (
+            Account.objects.filter(
+                provider=provider, is_exhausted=True, exhausted_until__isnull=False
+            )
+            .order_by("exhausted_until")
+            .values_list("exhausted_until", flat=True)
+            .first()
+        )
+
     def clear_expired_exhaustion(self) -> int:
         """Release every exhausted account whose ``exhausted_until`` has passed.
 

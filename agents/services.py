@@ -102,12 +102,7 @@ def account_claim(*, provider: str) -> Account:
 
 
 def _next_release(provider: str) -> str | None:
-    soonest = (
-        Account.objects.filter(provider=provider, is_exhausted=True, exhausted_until__isnull=False)
-        .order_by("exhausted_until")
-        .values_list("exhausted_until", flat=True)
-        .first()
-    )
+    soonest = accounts.next_release_at(provider)
     return soonest.isoformat() if soonest else None
 
 

@@ -27,7 +27,6 @@ from core.models import (
     Initiative,
     InitiativeStatus,
     Phase,
-    PhaseDependency,
     PhaseStatus,
     Task,
     TaskStatus,
@@ -223,11 +222,7 @@ def phase_approve_plan(*, phase_id: str) -> Phase:
 
 
 def _incomplete_dependencies(phase: Phase) -> list[Phase]:
-    return list(
-        Phase.objects.filter(
-            pk__in=PhaseDependency.objects.filter(phase=phase).values("depends_on_phase_id")
-        ).exclude(status=PhaseStatus.COMPLETED)
-    )
+    return [p for p in phases.get_dependencies(phase.pk) if p.status != PhaseStatus.COMPLETED]
 
 
 @transaction.atomic

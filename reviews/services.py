@@ -16,8 +16,8 @@ from django.apps import apps
 from django.db import models, transaction
 from django.utils.dateparse import parse_datetime
 
-from agents.models import Agent
-from core.errors import Conflict, DomainError, InvalidInput, NotFound, not_found
+from agents.repositories import AgentRepository
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.models import (
     Initiative,
     InitiativeStatus,
@@ -29,7 +29,13 @@ from core.models import (
     TaskPriority,
     TaskType,
 )
-from core.repositories import PageRepository, PhaseRepository, TaskRepository, check_choice
+from core.repositories import (
+    InitiativeRepository,
+    PageRepository,
+    PhaseRepository,
+    TaskRepository,
+    check_choice,
+)
 from core.services import lock_phase_with_initiative, phase_reopen_for_changes
 from reviews.models import (
     ChangeAction,
@@ -55,6 +61,8 @@ review_comments = ReviewCommentRepository()
 pages = PageRepository()
 phases = PhaseRepository()
 tasks = TaskRepository()
+agents = AgentRepository()
+initiatives = InitiativeRepository()
 
 
 # --- snapshots: a record's column values, JSON-safe, and back ----------------------------
@@ -139,10 +147,8 @@ def proposal_create(
     again when a person accepts, since it may change in between.
     """
     check_choice(ProposalTargetType, target_type, "target_type")
-    if not Agent.objects.filter(pk=agent_id).exists():
-        raise not_found("Agent", agent_id)
-    if not Initiative.objects.filter(pk=initiative_id).exists():
-        raise not_found("Initiative", initiative_id)
+    agents.get(agent_id)
+    initiatives.get(initiative_id)
     if not (title or "").strip():
         raise InvalidInput("A proposal needs a title.", code="proposal_title_required")
     proposal = Proposal(
@@ -175,6 +181,11 @@ def proposal_create(
     return proposals.save_new(proposal)
 
 
+_TARGET_REPOSITORIES = {
+    ProposalTargetType.PAGE: pages,
+    ProposalTargetType.PHASE: phases,
+    ProposalTargetType.TASK: tasks,
+}
 _TARGET_MODELS: dict[str, type[models.Model]] = {
     ProposalTargetType.PAGE: Page,
     ProposalTargetType.PHASE: Phase,
@@ -183,14 +194,15 @@ _TARGET_MODELS: dict[str, type[models.Model]] = {
 
 
 def _target_of(target_type: str, target_id: str, initiative_id: str) -> models.Model:
-    model = _TARGET_MODELS[target_type]
-    target = model.objects.select_for_update().filter(pk=target_id).first()
-    if target is None:
+    """The proposal's target, locked; gone since proposing is a conflict, not a 404."""
+    try:
+        target = _TARGET_REPOSITORIES[target_type].get_for_update(target_id)
+    except NotFound:
         raise Conflict(
             f"The {target_type} this proposal changes ('{target_id}') no longer exists.",
             code="proposal_target_deleted",
             details={"target_type": target_type, "target_id": target_id},
-        )
+        ) from None
     if target.initiative_id != initiative_id:
         raise InvalidInput(
             f"The {target_type} '{target_id}' belongs to another initiative.",
@@ -456,8 +468,7 @@ def proposal_dismiss(*, proposal_id: str) -> Proposal:
 
 
 def _pending_of_agent(agent_id: str) -> list[Proposal]:
-    if not Agent.objects.filter(pk=agent_id).exists():
-        raise not_found("Agent", agent_id)
+    agents.get(agent_id)
     pending = Proposal.objects.filter(agent_id=agent_id, status=ProposalStatus.PENDING)
     _lock_initiatives(pending)
     # Locked in the order they are applied (the model's ordering: sort_order, age).
