@@ -37,6 +37,7 @@ from core.repositories import (
     check_choice,
     check_page_bounds,
     integrity_error_kind,
+    require_text,
 )
 
 # --- accounts ------------------------------------------------------------------------------
@@ -431,10 +432,9 @@ class ConversationRepository(Repository[Conversation]):
         The write is a conditional UPDATE on ``status = 'pending'``, so of two concurrent
         answerers exactly one wins; the other gets ``Conflict``
         ``conversation_already_answered``. A blank answer is ``InvalidInput``
-        ``blank_answer``; a missing conversation is ``NotFound``.
+        ``empty_answer``; a missing conversation is ``NotFound``.
         """
-        if not isinstance(answer, str) or not answer.strip():
-            raise InvalidInput("The answer must not be blank.", code="blank_answer")
+        require_text(answer, "answer")
         updated = Conversation.objects.filter(pk=id, status=ConversationStatus.PENDING).update(
             answer=answer, status=ConversationStatus.ANSWERED, updated_at=timezone.now()
         )

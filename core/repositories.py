@@ -55,6 +55,18 @@ def check_choice(choices: type[models.TextChoices], value: Any, field: str) -> s
 INT32 = (-(2**31), 2**31 - 1)
 
 
+def require_text(value: Any, field: str) -> str:
+    """Refuse a missing or blank text value with InvalidInput ``empty_<field>`` (the one
+    code for "required text left blank", whatever the record)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(
+            f"The {field.replace('_', ' ')} must not be empty.",
+            code=f"empty_{field}",
+            details={"field": field},
+        )
+    return value
+
+
 def check_page_bounds(
     limit: Any, offset: Any = 0, *, max_limit: int | None = None, limit_required: bool = False
 ) -> None:

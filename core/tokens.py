@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import ApiToken
+from core.repositories import require_text
 
 TOKEN_PREFIX = "cw_"  # noqa: S105 (a public marker, not a secret)
 DISPLAY_PREFIX_LENGTH = 8
@@ -41,9 +42,7 @@ def api_token_create(
     Refuses a blank or over-long name (``InvalidInput``) and a name an active token
     already has (``Conflict`` ``token_name_taken``); a revoked token's name may be reused.
     """
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("A token needs a name.", code="token_name_required")
+    name = require_text(name, "name").strip()
     if len(name) > _NAME_MAX_LENGTH:
         raise InvalidInput(
             f"A token name is at most {_NAME_MAX_LENGTH} characters.",

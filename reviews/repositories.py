@@ -16,6 +16,7 @@ from core.repositories import (
     check_choice,
     check_page_bounds,
     integrity_error_kind,
+    require_text,
     validation_error_details,
 )
 from reviews.models import (
@@ -38,17 +39,6 @@ from reviews.models import (
 
 #: Largest page the list helpers return; a caller asking for more gets ``invalid_limit``.
 MAX_PAGE_SIZE = 500
-
-
-def _require_text(value: Any, field: str) -> str:
-    """Refuse a missing or blank text value with InvalidInput ``empty_<field>``."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(
-            f"The {field.replace('_', ' ')} must not be empty.",
-            code=f"empty_{field}",
-            details={"field": field},
-        )
-    return value
 
 
 def _page(qs: models.QuerySet, *, limit: int | None, offset: int = 0) -> models.QuerySet:
@@ -238,9 +228,9 @@ class ReviewCommentRepository(Repository[ReviewComment]):
         Refuses a blank body or file path, a line number below 1, an unknown line type
         (InvalidInput) and a phase that does not exist (NotFound ``phase_not_found``).
         """
-        _require_text(file_path, "file_path")
-        _require_text(body, "body")
-        _require_text(author, "author")
+        require_text(file_path, "file_path")
+        require_text(body, "body")
+        require_text(author, "author")
         # bool is an int: True would otherwise be stored as line 1.
         if isinstance(line_number, bool) or not isinstance(line_number, int) or line_number < 1:
             raise InvalidInput(
@@ -295,7 +285,7 @@ class ReviewCommentRepository(Repository[ReviewComment]):
 
     def update_body(self, id: str, body: str) -> ReviewComment:
         """Replace a comment's text (a blank body is ``empty_body``); returns the comment."""
-        _require_text(body, "body")
+        require_text(body, "body")
         return self.update(id, body=body)
 
     def _set_resolved(self, id: str, resolved: bool) -> ReviewComment:
@@ -412,7 +402,7 @@ class ChatSessionRepository(Repository[ChatSession]):
         written, so a concurrent close cannot slip in between check and insert.
         """
         check_choice(ChatRole, role, "role")
-        _require_text(content, "content")
+        require_text(content, "content")
         with transaction.atomic():
             session = (
                 ChatSession.objects.select_for_update()

@@ -35,6 +35,7 @@ from core.repositories import (
     PhaseRepository,
     TaskRepository,
     check_choice,
+    require_text,
 )
 from core.services import lock_phase_with_initiative, phase_reopen_for_changes
 from reviews.models import (
@@ -149,8 +150,7 @@ def proposal_create(
     check_choice(ProposalTargetType, target_type, "target_type")
     agents.get(agent_id)
     initiatives.get(initiative_id)
-    if not (title or "").strip():
-        raise InvalidInput("A proposal needs a title.", code="proposal_title_required")
+    require_text(title, "title")
     proposal = Proposal(
         agent_id=agent_id,
         initiative_id=initiative_id,

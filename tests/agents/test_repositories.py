@@ -706,7 +706,7 @@ def test_answer_refuses_a_blank_answer(blank):
     with pytest.raises(InvalidInput) as error:
         conversations.answer(conversation.id, blank)
 
-    assert error.value.code == "blank_answer"
+    assert error.value.code == "empty_answer"
     assert conversations.get(conversation.id).status == ConversationStatus.PENDING
 
 

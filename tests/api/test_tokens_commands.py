@@ -132,7 +132,7 @@ def test_create_command_records_the_creator():
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        (["  "], "needs a name"),
+        (["  "], "must not be empty"),
         (["dup"], "already named 'dup'"),
         (["ci", "--created-by", "nobody"], "No user is named 'nobody'"),
     ],

@@ -66,7 +66,7 @@ def test_proposal_create_validates_its_references(agent, initiative):
     assert error.value.code == "invalid_target_type"
     with pytest.raises(InvalidInput) as error:
         propose(agent, initiative, title="  ")
-    assert error.value.code == "proposal_title_required"
+    assert error.value.code == "empty_title"
     with pytest.raises(NotFound) as error:
         propose(agent, initiative, target_id="missing")
     assert error.value.code == "proposal_target_missing"
