@@ -52,13 +52,19 @@ def _refuse(kind: str, record: Any, action: str, allowed: list[str]) -> Transiti
 
 
 def _lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiative | None]:
-    """Lock a task's initiative, phase and the task itself, in that order."""
-    ids = Task.objects.filter(pk=task_id).values("initiative_id", "phase_id").first()
-    if ids is None:
-        raise not_found("Task", task_id)
-    initiative = initiatives.get_for_update(ids["initiative_id"]) if ids["initiative_id"] else None
-    phase = phases.get_for_update(ids["phase_id"]) if ids["phase_id"] else None
-    return tasks.get_for_update(task_id), phase, initiative
+    """Lock a task's initiative, phase and the task itself, in that order.
+
+    The parents are read before they are locked; should the task have moved to another
+    phase in between, the locks are taken again for where it is now.
+    """
+    task = tasks.get(task_id)
+    while True:
+        initiative = initiatives.get_for_update(task.initiative_id) if task.initiative_id else None
+        phase = phases.get_for_update(task.phase_id) if task.phase_id else None
+        locked = tasks.get_for_update(task_id)
+        if (locked.phase_id, locked.initiative_id) == (task.phase_id, task.initiative_id):
+            return locked, phase, initiative
+        task = locked
 
 
 def lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
