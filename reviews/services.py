@@ -164,20 +164,14 @@ def proposal_create(
     )
     _Metadata(proposal).check_shape()
     if target_id is not None:
-        target = _TARGET_MODELS[target_type].objects.filter(pk=target_id)
-        found = target.values_list("initiative_id", flat=True).first()
-        if found is None:
+        target = _TARGET_REPOSITORIES[target_type].find_by_id(target_id)
+        if target is None:
             raise NotFound(
                 f"There is no {target_type} '{target_id}' to change.",
                 code="proposal_target_missing",
                 details={"target_type": target_type, "target_id": target_id},
             )
-        if found != initiative_id:
-            raise InvalidInput(
-                f"The {target_type} '{target_id}' belongs to another initiative.",
-                code="proposal_target_elsewhere",
-                details={"target_type": target_type, "target_id": target_id},
-            )
+        _require_same_initiative(target, target_type, initiative_id)
     return proposals.save_new(proposal)
 
 
@@ -185,11 +179,6 @@ _TARGET_REPOSITORIES = {
     ProposalTargetType.PAGE: pages,
     ProposalTargetType.PHASE: phases,
     ProposalTargetType.TASK: tasks,
-}
-_TARGET_MODELS: dict[str, type[models.Model]] = {
-    ProposalTargetType.PAGE: Page,
-    ProposalTargetType.PHASE: Phase,
-    ProposalTargetType.TASK: Task,
 }
 
 
@@ -203,13 +192,17 @@ def _target_of(target_type: str, target_id: str, initiative_id: str) -> models.M
             code="proposal_target_deleted",
             details={"target_type": target_type, "target_id": target_id},
         ) from None
+    _require_same_initiative(target, target_type, initiative_id)
+    return target
+
+
+def _require_same_initiative(target: models.Model, target_type: str, initiative_id: str) -> None:
     if target.initiative_id != initiative_id:
         raise InvalidInput(
-            f"The {target_type} '{target_id}' belongs to another initiative.",
+            f"The {target_type} '{target.pk}' belongs to another initiative.",
             code="proposal_target_elsewhere",
-            details={"target_type": target_type, "target_id": target_id},
+            details={"target_type": target_type, "target_id": target.pk},
         )
-    return target
 
 
 def _lock_initiatives(records: models.QuerySet) -> None:
