@@ -377,8 +377,9 @@ class InitiativeRepository(Repository[Initiative]):
         return list(self.queryset().filter(status=status))
 
     def create(self, **fields: Any) -> Initiative:
-        if fields.get("branch"):
-            return super().create(**fields)
+        given = fields.pop("branch", None)
+        if given:
+            return super().create(**fields, branch=given)
         branch_field = self.model._meta.get_field("branch")
         # Room for "-<n>" so a suffixed branch still fits the column.
         slug = slugify(fields.get("name") or "")[
@@ -608,10 +609,10 @@ class TaskRepository(DependencyRepository[Task]):
         its parent's phase and initiative; a parent must share the task's initiative.
         """
         self._check_field_names(fields, action="create")
-        has_phase, phase_id = _id_of(fields, "phase")
-        has_initiative, initiative_id = _id_of(fields, "initiative")
-        _has_parent, parent_id = _id_of(fields, "parent_task")
-        if parent_id is not None and not has_phase and not has_initiative:
+        phase_id = _id_of(fields, "phase")[1]
+        initiative_id = _id_of(fields, "initiative")[1]
+        parent_id = _id_of(fields, "parent_task")[1]
+        if parent_id is not None and phase_id is None and initiative_id is None:
             parent = Task.objects.filter(pk=parent_id).values("phase_id", "initiative_id").first()
             if parent is None:
                 raise not_found("Task", parent_id)

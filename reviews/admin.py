@@ -27,6 +27,20 @@ class ChatSessionAdmin(RepositoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("target_type", "target_id", "initiative") if obj else ()
 
+    def write(self, form):
+        if not form.instance._state.adding:
+            return super().write(form)
+        data = form.cleaned_data
+        session = self.repository.create_session(
+            target_type=data["target_type"],
+            target_id=data["target_id"],
+            initiative_id=data["initiative"].pk,
+            agent_id=data["agent"].pk if data.get("agent") else None,
+        )
+        if data.get("status") and data["status"] != session.status:
+            session = self.repository.update_session(session.pk, status=data["status"])
+        return session
+
 
 comments = ReviewCommentRepository()
 

@@ -43,6 +43,8 @@ from reviews.models import (
     ChangeSet,
     ChangeSetSource,
     ChangeSetStatus,
+    ChatSession,
+    ChatTargetType,
     Proposal,
     ProposalStatus,
     ProposalTargetType,
@@ -507,16 +509,24 @@ def _model_for_table(table: str) -> type[models.Model]:
 
 
 def _references_to(record: models.Model) -> list[tuple[str, str]]:
-    """Every row that points at ``record`` through a foreign key, as (table, id)."""
+    """Every row that points at ``record``, as (table, id): through a foreign key (hidden
+    reverse relations such as a conversation's task included), and the chat sessions
+    whose target it is (``target_id`` is not a foreign key)."""
     references = []
-    for relation in record._meta.related_objects:
-        if relation.many_to_many:
-            continue  # through models have their own foreign keys, seen as such
+    for relation in record._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and not relation.concrete) or relation.many_to_many:
+            continue  # only reverse foreign keys; through models are seen as such
         related = relation.related_model
         ids = related._default_manager.filter(**{relation.field.name: record.pk}).values_list(
             "pk", flat=True
         )
         references += [(related._meta.db_table, str(pk)) for pk in ids]
+    target_type = {Phase: ChatTargetType.PHASE, Task: ChatTargetType.TASK}.get(type(record))
+    if target_type is not None:
+        sessions = ChatSession.objects.filter(target_type=target_type, target_id=record.pk)
+        references += [
+            (ChatSession._meta.db_table, pk) for pk in sessions.values_list("pk", flat=True)
+        ]
     return references
 
 

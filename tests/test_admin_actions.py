@@ -154,3 +154,56 @@ def test_a_second_active_chat_session_is_refused_on_the_admin_form(admin_client)
     assert response.status_code == 200
     assert response.context["adminform"].form.errors  # refused, with a reason on the form
     assert ChatSession.objects.count() == 1
+
+
+def test_an_initiative_added_with_a_blank_branch_gets_one_generated(admin_client):
+    from core.models import Initiative
+
+    response = admin_client.post(
+        reverse("admin:core_initiative_add"),
+        {"name": "User auth", "branch": "", "execution_mode": "yolo"},
+    )
+    assert response.status_code == 302
+    assert Initiative.objects.get(name="User auth").branch == "cw/user-auth"
+
+
+def test_a_chat_session_on_a_missing_or_foreign_target_is_refused_on_the_admin_form(admin_client):
+    from reviews.models import ChatSession
+
+    phase = f.PhaseFactory()
+    for target_id, initiative in (
+        ("nonexistent", phase.initiative),
+        (phase.pk, f.InitiativeFactory()),
+    ):
+        response = admin_client.post(
+            reverse("admin:reviews_chatsession_add"),
+            {
+                "target_type": "phase",
+                "target_id": target_id,
+                "initiative": initiative.pk,
+                "status": "active",
+            },
+        )
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors
+    assert not ChatSession.objects.exists()
+
+
+def test_a_subtask_added_with_only_its_parent_takes_the_parents_place(admin_client):
+    from core.models import Task
+
+    parent = f.TaskFactory()
+    response = admin_client.post(
+        reverse("admin:core_task_add"),
+        {
+            "parent_task": parent.pk,
+            "name": "Sub",
+            "type": "auto",
+            "category": "execute",
+            "priority": "medium",
+            "order": 0,
+        },
+    )
+    assert response.status_code == 302
+    sub = Task.objects.get(name="Sub")
+    assert (sub.phase_id, sub.initiative_id) == (parent.phase_id, parent.initiative_id)

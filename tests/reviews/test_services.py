@@ -567,3 +567,25 @@ def test_the_brief_fences_a_file_path_that_holds_backticks(phase_in_review):
     f.ReviewCommentFactory(phase=phase_in_review, file_path="docs/`odd`.md", body="Hm")
     brief = services.phase_review_brief(phase_id=phase_in_review.id).markdown
     assert "## ``docs/`odd`.md``" in brief
+
+
+def test_revert_refuses_to_unlink_conversations_or_orphan_chat_sessions(agent, initiative):
+    phase = f.PhaseFactory(initiative=initiative)
+    change_set = services.proposal_accept(
+        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id
+    )
+    created = Task.objects.get(name="Created")
+    f.ConversationFactory(task=created)
+
+    with pytest.raises(Conflict) as error:
+        services.change_set_revert(change_set_id=change_set.id)
+    assert error.value.code == "change_set_stale"
+
+    other = services.proposal_accept(
+        proposal_id=propose(agent, initiative, title="Chatted", metadata={"phase_id": phase.id}).id
+    )
+    chatted = Task.objects.get(name="Chatted")
+    f.ChatSessionFactory(initiative=initiative, target_type="task", target_id=chatted.id)
+    with pytest.raises(Conflict):
+        services.change_set_revert(change_set_id=other.id)
+    assert Task.objects.filter(pk=chatted.pk).exists()
