@@ -25,21 +25,12 @@ from agents.schemas import (
     ReleasedOut,
 )
 from core.errors import not_found
-from core.schemas import AUTH_ERRORS, ErrorOut, Id, Page, PageParams, paginate
+from core.schemas import ERRORS, Id, Page, PageParams, paginate
 from cw_project.auth import TOOL_AUTH
 
 router = Router(tags=["accounts"])
 
 accounts = AccountRepository()
-
-ERRORS = {
-    400: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    413: ErrorOut,
-    422: ErrorOut,
-    **AUTH_ERRORS,
-}
 
 
 class AccountFilters(PageParams):

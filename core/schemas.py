@@ -129,6 +129,15 @@ class ErrorOut(Schema):
 
 #: Statuses any authenticated operation may answer; spread into ``response=``.
 AUTH_ERRORS: dict[int, type[Schema]] = {401: ErrorOut, 403: ErrorOut}
+#: Every status an operation on a resource may refuse with, besides its success.
+ERRORS: dict[int, type[Schema]] = {
+    400: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
+    **AUTH_ERRORS,
+}
 
 
 class PageParams(Schema):

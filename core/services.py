@@ -227,8 +227,17 @@ def phase_approve_plan(*, phase_id: str) -> Phase:
     return phase
 
 
-def _incomplete_dependencies(phase: Phase) -> list[Phase]:
-    return [p for p in phases.get_dependencies(phase.pk) if p.status != PhaseStatus.COMPLETED]
+def _require_dependencies_completed(phase: Phase, action: str) -> None:
+    waiting_for = [
+        p for p in phases.get_dependencies(phase.pk) if p.status != PhaseStatus.COMPLETED
+    ]
+    if waiting_for:
+        names = ", ".join(f"'{p}'" for p in waiting_for)
+        raise TransitionNotAllowed(
+            f"Phase '{phase}' cannot {action} before {names} completed.",
+            code="phase_dependencies_incomplete",
+            details={"id": phase.pk, "waiting_for": [p.pk for p in waiting_for]},
+        )
 
 
 @transaction.atomic
@@ -237,14 +246,7 @@ def phase_start(*, phase_id: str) -> Phase:
     phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.APPROVED:
         raise _refuse("phase", phase, "start", [PhaseStatus.APPROVED])
-    waiting_for = _incomplete_dependencies(phase)
-    if waiting_for:
-        names = ", ".join(f"'{p}'" for p in waiting_for)
-        raise TransitionNotAllowed(
-            f"Phase '{phase}' cannot start before {names} completed.",
-            code="phase_dependencies_incomplete",
-            details={"id": phase.pk, "waiting_for": [p.pk for p in waiting_for]},
-        )
+    _require_dependencies_completed(phase, "start")
     _set_status(phase, PhaseStatus.IN_PROGRESS)
     return phase
 
@@ -283,12 +285,7 @@ def phase_complete(*, phase_id: str) -> Phase:
     if phase.status not in (PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS):
         raise _refuse("phase", phase, "complete", [PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
     _require_no_open_tasks(phase)
-    if _incomplete_dependencies(phase):
-        raise TransitionNotAllowed(
-            f"Phase '{phase}' depends on a phase that is not completed.",
-            code="phase_dependencies_incomplete",
-            details={"id": phase.pk},
-        )
+    _require_dependencies_completed(phase, "complete")
     _finish_phase(phase, initiative)
     return phase
 

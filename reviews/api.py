@@ -14,7 +14,7 @@ from agents.repositories import AgentRepository
 from core import services as core_services
 from core.errors import not_found
 from core.repositories import PhaseRepository
-from core.schemas import AUTH_ERRORS, ErrorOut, Id, Page, PhaseOut, TaskOut, page_of
+from core.schemas import ERRORS, Id, Page, PhaseOut, TaskOut, page_of
 from reviews import services
 from reviews.repositories import ChangeSetRepository, ProposalRepository, ReviewCommentRepository
 from reviews.schemas import (
@@ -39,16 +39,6 @@ change_sets = ChangeSetRepository()
 review_comments = ReviewCommentRepository()
 phases = PhaseRepository()
 agents = AgentRepository()
-
-#: Every status an operation may refuse with, besides its success.
-ERRORS = {
-    400: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    413: ErrorOut,
-    422: ErrorOut,
-    **AUTH_ERRORS,
-}
 
 
 # --- proposals -------------------------------------------------------------------------
