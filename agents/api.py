@@ -24,7 +24,6 @@ from agents.schemas import (
     AccountPatch,
     ReleasedOut,
 )
-from core.errors import not_found
 from core.schemas import ERRORS, Id, Page, PageParams, paginate
 from cw_project.auth import TOOL_AUTH
 
@@ -82,7 +81,7 @@ def update_account(request: HttpRequest, account_id: Id, payload: AccountPatch) 
 @router.delete("/accounts/{account_id}", response={204: None, **ERRORS})
 def delete_account(request: HttpRequest, account_id: Id) -> Status:
     if not accounts.delete(account_id):
-        raise not_found("Account", account_id)
+        raise accounts.not_found(account_id)
     return Status(HTTPStatus.NO_CONTENT, None)
 
 

@@ -31,11 +31,13 @@ from agents.models import (
     MessageStatus,
     ParticipantType,
 )
-from core.errors import Conflict, DomainError, InvalidInput, not_found
+from core.errors import Conflict, DomainError, InvalidInput
 from core.repositories import (
+    DEFAULT_KEYSET_PAGE_SIZE,
+    MAX_KEYSET_PAGE_SIZE,
     Repository,
     check_choice,
-    check_page_bounds,
+    check_keyset_page,
     integrity_error_kind,
     require_text,
 )
@@ -52,6 +54,18 @@ class AccountRepository(Repository[Account]):
     """
 
     model = Account
+    slug = "account"
+    label = "Account"
+
+    def create(self, **fields: Any) -> Account:
+        """Add an account (secrets are encrypted by their fields on save)."""
+        return self._create(**fields)
+
+    def update(self, account: Account | str, /, **changes: Any) -> Account:
+        return self._update(account, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
 
     def find_by_provider(self, provider: str) -> list[Account]:
         """Every account of ``provider``, in rotation order (``sort_order``, then age)."""
@@ -178,7 +192,7 @@ class AccountRepository(Repository[Account]):
                 code="exhausted_until_past",
                 details={"until": until.isoformat()},
             )
-        return self.update(id, is_exhausted=True, exhausted_until=until)
+        return self._update(id, is_exhausted=True, exhausted_until=until)
 
     def next_release_at(self, provider: str) -> datetime | None:
         """When the first parked account of ``provider`` becomes available again."""
@@ -198,7 +212,7 @@ class AccountRepository(Repository[Account]):
         are left parked (see the class docstring). One query.
         """
         expired = Account.objects.filter(is_exhausted=True, exhausted_until__lte=timezone.now())
-        return self.touch_many(expired, is_exhausted=False, exhausted_until=None)
+        return self._update_many(expired, is_exhausted=False, exhausted_until=None)
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -226,6 +240,8 @@ class AgentRepository(Repository[Agent]):
     """Agents; each has a unique, human-readable name such as ``brave-otter``."""
 
     model = Agent
+    slug = "agent"
+    label = "Agent"
     #: Plain ``adjective-animal`` tries before a number suffix is added, and the total.
     plain_name_attempts = 5
     name_attempts = 20
@@ -267,8 +283,11 @@ class AgentRepository(Repository[Agent]):
             code="agent_name_unavailable",
         )
 
-    def _insert(self, agent: Agent) -> Agent:
-        return self.save_new(agent)
+    def update(self, agent: Agent | str, /, **changes: Any) -> Agent:
+        return self._update(agent, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
 
     def _integrity_refusal(self, obj: Agent, error: IntegrityError) -> DomainError:
         if integrity_error_kind(error) == "unique":
@@ -292,6 +311,17 @@ class MessageRepository(Repository[Message]):
     """Messages between agents and people, threaded through ``parent_message``."""
 
     model = Message
+    slug = "message"
+    label = "Message"
+
+    def create(self, **fields: Any) -> Message:
+        return self._create(**fields)
+
+    def update(self, message: Message | str, /, **changes: Any) -> Message:
+        return self._update(message, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
 
     def find_pending_for_user(self) -> list[Message]:
         """Messages addressed to people that are still pending, oldest first."""
@@ -322,15 +352,19 @@ class LogChunkRepository(Repository[AgentLogChunk]):
     """
 
     model = AgentLogChunk
-    default_page_size = 500
-    max_page_size = 5000
+    slug = "agent_log_chunk"
+    label = "Agent log chunk"
+    default_page_size = DEFAULT_KEYSET_PAGE_SIZE
+    max_page_size = MAX_KEYSET_PAGE_SIZE
+    #: Rows per INSERT statement when appending a batch.
+    insert_batch_size = 5000
     chunk_fields = frozenset({"agent_id", "agent_name", "session_number", "content"})
 
     def insert_chunk(
         self, *, agent_id: str, agent_name: str, session_number: int, content: str
     ) -> AgentLogChunk:
         """Append one chunk to an agent's log."""
-        return self.save_new(
+        return self._insert(
             self._build(
                 {
                     "agent_id": agent_id,
@@ -353,7 +387,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         if not objs:
             return 0
         with transaction.atomic():
-            AgentLogChunk.objects.bulk_create(objs, batch_size=self.max_page_size)
+            AgentLogChunk.objects.bulk_create(objs, batch_size=self.insert_batch_size)
         return len(objs)
 
     def find_by_agent_id(
@@ -365,17 +399,11 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         page means the end. ``limit`` is capped at ``max_page_size``; below 1 it is
         ``InvalidInput`` ``invalid_limit``.
         """
-        check_page_bounds(limit, limit_required=True)
-        if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
-            raise InvalidInput(
-                "after must be the id (a whole number) of the last chunk read.",
-                code="invalid_cursor",
-                details={"after": str(after)},
-            )
+        check_keyset_page(limit, after, integer_cursor=True)
         qs = AgentLogChunk.objects.filter(agent_id=agent_id)
         if after is not None:
             qs = qs.filter(id__gt=after)
-        return list(qs.order_by("id")[: min(limit, self.max_page_size)])
+        return list(qs.order_by("id")[:limit])
 
     def delete_by_agent_id(self, agent_id: str) -> int:
         """Delete an agent's whole log; returns how many chunks were deleted."""
@@ -417,6 +445,18 @@ class ConversationRepository(Repository[Conversation]):
     """Questions one agent asks another, each answered exactly once."""
 
     model = Conversation
+    slug = "conversation"
+    label = "Conversation"
+
+    def create(self, **fields: Any) -> Conversation:
+        return self._create(**fields)
+
+    def update(self, conversation: Conversation | str, /, **changes: Any) -> Conversation:
+        return self._update(conversation, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
+
     #: Only ``answer()`` answers: ``update()`` cannot rewrite or reopen an answer.
     read_only_fields = Repository.read_only_fields | {"answer", "status"}
 
@@ -440,7 +480,7 @@ class ConversationRepository(Repository[Conversation]):
         )
         conversation = self.find_by_id(id)
         if conversation is None:
-            raise not_found(self.label, id)
+            raise self.not_found(id)
         if not updated:
             raise Conflict(
                 "This conversation has already been answered.",

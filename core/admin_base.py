@@ -93,11 +93,13 @@ class RepositoryAdmin(admin.ModelAdmin):
             values = {
                 name: value for name, value in form.cleaned_data.items() if name in model_fields
             }
-            return self.repository.create(**values)
+            return self.repository.create(**values)  # type: ignore[attr-defined]
         changed = {
             name: form.cleaned_data[name] for name in form.changed_data if name in model_fields
         }
-        return self.repository.apply(self.repository.get(form.instance.pk), **changed)
+        return self.repository.update(  # type: ignore[attr-defined]
+            self.repository.get(form.instance.pk), **changed
+        )
 
 
 class DependencyAdmin(RepositoryAdmin):

@@ -19,14 +19,9 @@ from django.db.models import QuerySet
 from ninja import Field, Schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-from core.repositories import text_problem
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-#: The largest ``offset`` accepted, a 32-bit integer like every integer the API takes: far
-#: beyond any list this system holds, and well inside what SQLite's driver (64-bit) and
-#: PostgreSQL's OFFSET (bigint) accept. Larger values are refused with 422.
-MAX_OFFSET = 2**31 - 1
+from core.repositories import DEFAULT_PAGE_SIZE as DEFAULT_LIMIT
+from core.repositories import MAX_OFFSET, text_problem
+from core.repositories import MAX_PAGE_SIZE as MAX_LIMIT
 
 ItemT = TypeVar("ItemT")
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
 
-from core.errors import InvalidInput, PermissionRequired, TransitionNotAllowed, not_found
+from core.errors import PermissionRequired, TransitionNotAllowed
 from core.models import (
     ExecutionMode,
     Initiative,
@@ -69,27 +68,15 @@ def _lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiativ
 
 def lock_phase_with_initiative(phase_id: str) -> tuple[Phase, Initiative]:
     """Lock a phase's initiative then the phase (the order every transition uses)."""
-    initiative_id = (
-        Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True).first()
-    )
-    if initiative_id is None:
-        raise not_found("Phase", phase_id)
-    initiative = initiatives.get_for_update(initiative_id)
+    initiative = initiatives.get_for_update(phases.initiative_id_of(phase_id))
     return phases.get_for_update(phase_id), initiative
-
-
-_REPOSITORIES = {Task: tasks, Phase: phases, Initiative: initiatives}
-
-
-def _set_status(record: Task | Phase | Initiative, status: str, **fields: Any) -> None:
-    _REPOSITORIES[type(record)].apply(record, status=status, **fields)
 
 
 # --- tasks -----------------------------------------------------------------------------
 
 
 def task_is_ready(*, task: Task) -> bool:
-    return tasks.ready_queryset(checkpoints=task.is_checkpoint).filter(pk=task.pk).exists()
+    return tasks.is_ready(task)
 
 
 @transaction.atomic
@@ -107,8 +94,8 @@ def task_start(*, task_id: str) -> Task:
         )
     _require_ready(task)
     if phase is not None and phase.status == PhaseStatus.APPROVED:
-        _set_status(phase, PhaseStatus.IN_PROGRESS)
-    _set_status(task, TaskStatus.IN_PROGRESS)
+        phases.set_status(phase, PhaseStatus.IN_PROGRESS)
+    tasks.set_status(task, TaskStatus.IN_PROGRESS)
     return task
 
 
@@ -144,10 +131,9 @@ def task_complete(*, task_id: str, summary: str | None = None, acting_user: Any 
             _require_ready(task)
     elif task.status != TaskStatus.IN_PROGRESS:
         raise _refuse("task", task, "complete", [TaskStatus.IN_PROGRESS])
-    fields = {"summary": summary} if summary is not None else {}
-    _set_status(task, TaskStatus.COMPLETED, **fields)
+    tasks.set_status(task, TaskStatus.COMPLETED, summary=summary)
     if phase is not None and phase.status == PhaseStatus.APPROVED:
-        _set_status(phase, PhaseStatus.IN_PROGRESS)
+        phases.set_status(phase, PhaseStatus.IN_PROGRESS)
     if phase is not None:
         _finish_phase_if_done(phase, initiative)
     return task
@@ -160,7 +146,7 @@ def task_block(*, task_id: str) -> Task:
     allowed = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
     if task.status not in allowed:
         raise _refuse("task", task, "block", allowed)
-    _set_status(task, TaskStatus.BLOCKED, blocked_from_status=task.status)
+    tasks.set_status(task, TaskStatus.BLOCKED, blocked_from_status=task.status)
     return task
 
 
@@ -169,7 +155,7 @@ def task_unblock(*, task_id: str) -> Task:
     task, _phase, _initiative = _lock_task_with_parents(task_id)
     if task.status != TaskStatus.BLOCKED:
         raise _refuse("task", task, "unblock", [TaskStatus.BLOCKED])
-    _set_status(task, task.blocked_from_status or TaskStatus.PENDING, blocked_from_status=None)
+    tasks.set_status(task, task.blocked_from_status or TaskStatus.PENDING, blocked_from_status=None)
     return task
 
 
@@ -197,7 +183,7 @@ def task_context(*, task_id: str) -> list[TaskContextEntry]:
         if node not in ancestors:
             ancestors.add(node)
             stack.extend(graph.get(node, []))
-    rows = {t.pk: t for t in Task.objects.filter(pk__in=ancestors).order_by("created_at", "id")}
+    rows = {t.pk: t for t in tasks.find_by_ids(list(ancestors))}
     ordered = topological_order(rows, edges)
     return [TaskContextEntry(pk, rows[pk].name, rows[pk].summary) for pk in ordered]
 
@@ -223,7 +209,7 @@ def phase_approve_plan(*, phase_id: str) -> Phase:
     phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.PENDING:
         raise _refuse("phase", phase, "approve the plan of", [PhaseStatus.PENDING])
-    _set_status(phase, PhaseStatus.APPROVED)
+    phases.set_status(phase, PhaseStatus.APPROVED)
     return phase
 
 
@@ -247,7 +233,7 @@ def phase_start(*, phase_id: str) -> Phase:
     if phase.status != PhaseStatus.APPROVED:
         raise _refuse("phase", phase, "start", [PhaseStatus.APPROVED])
     _require_dependencies_completed(phase, "start")
-    _set_status(phase, PhaseStatus.IN_PROGRESS)
+    phases.set_status(phase, PhaseStatus.IN_PROGRESS)
     return phase
 
 
@@ -258,7 +244,7 @@ def phase_block(*, phase_id: str) -> Phase:
     if phase.status in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED):
         allowed = [s for s in PhaseStatus.values if s not in ("completed", "blocked")]
         raise _refuse("phase", phase, "block", allowed)
-    _set_status(phase, PhaseStatus.BLOCKED, blocked_from_status=phase.status)
+    phases.set_status(phase, PhaseStatus.BLOCKED, blocked_from_status=phase.status)
     return phase
 
 
@@ -267,7 +253,9 @@ def phase_unblock(*, phase_id: str) -> Phase:
     phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.BLOCKED:
         raise _refuse("phase", phase, "unblock", [PhaseStatus.BLOCKED])
-    _set_status(phase, phase.blocked_from_status or PhaseStatus.PENDING, blocked_from_status=None)
+    phases.set_status(
+        phase, phase.blocked_from_status or PhaseStatus.PENDING, blocked_from_status=None
+    )
     # Tasks already under way may have finished while the phase was blocked.
     _finish_phase_if_done(phase, initiative)
     return phase
@@ -291,7 +279,7 @@ def phase_complete(*, phase_id: str) -> Phase:
 
 
 def _require_no_open_tasks(phase: Phase) -> None:
-    open_tasks = phase.tasks.exclude(status=TaskStatus.COMPLETED).count()
+    open_tasks = tasks.count_open(phase.pk)
     if open_tasks:
         raise TransitionNotAllowed(
             f"Phase '{phase}' still has {open_tasks} task(s) that are not completed.",
@@ -307,7 +295,7 @@ def phase_approve(*, phase_id: str) -> Phase:
     if phase.status != PhaseStatus.PENDING_REVIEW:
         raise _refuse("phase", phase, "approve", [PhaseStatus.PENDING_REVIEW])
     _require_no_open_tasks(phase)
-    _set_status(phase, PhaseStatus.COMPLETED)
+    phases.set_status(phase, PhaseStatus.COMPLETED)
     _finish_initiative_if_done(initiative)
     return phase
 
@@ -319,7 +307,7 @@ def phase_reopen_for_changes(*, phase: Phase) -> Phase:
     """
     if phase.status != PhaseStatus.PENDING_REVIEW:
         raise _refuse("phase", phase, "request changes on", [PhaseStatus.PENDING_REVIEW])
-    _set_status(phase, PhaseStatus.IN_PROGRESS)
+    phases.set_status(phase, PhaseStatus.IN_PROGRESS)
     return phase
 
 
@@ -327,31 +315,29 @@ def _finish_phase_if_done(phase: Phase, initiative: Initiative | None) -> None:
     """Finish an in-progress phase once it has tasks and all of them are completed."""
     if phase.status != PhaseStatus.IN_PROGRESS:
         return
-    counts = phase.tasks.aggregate(
-        total=Count("pk"), open=Count("pk", filter=~Q(status=TaskStatus.COMPLETED))
-    )
-    if counts["total"] and not counts["open"]:
+    total, open_tasks = tasks.count_in_phase(phase.pk)
+    if total and not open_tasks:
         _finish_phase(phase, initiative)
 
 
 def _finish_phase(phase: Phase, initiative: Initiative | None) -> None:
-    initiative = initiative or phase.initiative
+    initiative = initiative or initiatives.get(phase.initiative_id)
     if initiative.execution_mode == ExecutionMode.YOLO:
-        _set_status(phase, PhaseStatus.COMPLETED)
+        phases.set_status(phase, PhaseStatus.COMPLETED)
         _finish_initiative_if_done(initiative)
     else:
-        _set_status(phase, PhaseStatus.PENDING_REVIEW)
+        phases.set_status(phase, PhaseStatus.PENDING_REVIEW)
 
 
 def _finish_initiative_if_done(initiative: Initiative) -> None:
     if initiative.status != InitiativeStatus.ACTIVE:
         return
-    if initiative.phases.exclude(status=PhaseStatus.COMPLETED).exists():
+    if phases.count_open(initiative.pk):
         return
     if initiative.execution_mode == ExecutionMode.YOLO:
-        _set_status(initiative, InitiativeStatus.COMPLETED)
+        initiatives.set_status(initiative, InitiativeStatus.COMPLETED)
     else:
-        _set_status(initiative, InitiativeStatus.PENDING_REVIEW)
+        initiatives.set_status(initiative, InitiativeStatus.PENDING_REVIEW)
 
 
 # --- initiatives -----------------------------------------------------------------------
@@ -363,14 +349,14 @@ def initiative_approve(*, initiative_id: str) -> Initiative:
     initiative = initiatives.get_for_update(initiative_id)
     if initiative.status != InitiativeStatus.PENDING_REVIEW:
         raise _refuse("initiative", initiative, "approve", [InitiativeStatus.PENDING_REVIEW])
-    open_phases = initiative.phases.exclude(status=PhaseStatus.COMPLETED).count()
+    open_phases = phases.count_open(initiative.pk)
     if open_phases:
         raise TransitionNotAllowed(
             f"Initiative '{initiative}' still has {open_phases} phase(s) that are not completed.",
             code="initiative_phases_incomplete",
             details={"id": initiative.pk, "open_phases": open_phases},
         )
-    _set_status(initiative, InitiativeStatus.COMPLETED)
+    initiatives.set_status(initiative, InitiativeStatus.COMPLETED)
     return initiative
 
 
@@ -381,16 +367,14 @@ def initiative_archive(*, initiative_id: str) -> Initiative:
         raise _refuse(
             "initiative", initiative, "archive", ["active", "pending_review", "completed"]
         )
-    _set_status(initiative, InitiativeStatus.ARCHIVED)
+    initiatives.set_status(initiative, InitiativeStatus.ARCHIVED)
     return initiative
 
 
 @transaction.atomic
 def initiative_set_execution_mode(*, initiative_id: str, execution_mode: str) -> Initiative:
-    if execution_mode not in ExecutionMode.values:
-        raise InvalidInput(
-            f"Unknown execution mode '{execution_mode}'.",
-            code="invalid_execution_mode",
-            details={"allowed": list(ExecutionMode.values)},
-        )
-    return initiatives.update(initiative_id, execution_mode=execution_mode)
+    """Switch how the initiative's finished phases are handled (``yolo`` or
+    ``review_per_phase``); an unknown mode is ``invalid_execution_mode``."""
+    return initiatives.update(
+        initiatives.get_for_update(initiative_id), execution_mode=execution_mode
+    )

@@ -12,7 +12,6 @@ from ninja import Query, Router, Status
 
 from agents.repositories import AgentRepository
 from core import services as core_services
-from core.errors import not_found
 from core.repositories import PhaseRepository
 from core.schemas import ERRORS, Id, Page, PhaseOut, TaskOut, page_of
 from reviews import services
@@ -185,7 +184,7 @@ def unresolve_review_comment(request: HttpRequest, comment_id: Id) -> Any:
 @router.delete("/review-comments/{comment_id}", response={204: None, **ERRORS}, tags=["review"])
 def delete_review_comment(request: HttpRequest, comment_id: Id) -> Status:
     if not review_comments.delete(comment_id):
-        raise not_found("Review comment", comment_id)
+        raise review_comments.not_found(comment_id)
     return Status(HTTPStatus.NO_CONTENT, None)
 
 

@@ -14,8 +14,9 @@ from core.models import Phase, Task
 from core.repositories import (
     Repository,
     check_choice,
-    check_page_bounds,
+    check_offset_page,
     integrity_error_kind,
+    invalid_cursor,
     require_text,
     validation_error_details,
 )
@@ -37,24 +38,14 @@ from reviews.models import (
     ReviewLineType,
 )
 
-#: Largest page the list helpers return; a caller asking for more gets ``invalid_limit``.
-MAX_PAGE_SIZE = 500
-
 
 def _page(qs: models.QuerySet, *, limit: int | None, offset: int = 0) -> models.QuerySet:
-    """Slice ``qs`` after checking the bounds (``limit`` 1..MAX_PAGE_SIZE, ``offset`` >= 0)."""
-    check_page_bounds(limit, offset, max_limit=MAX_PAGE_SIZE)
+    """``qs`` cut to one offset page (the pagination contract), or whole when ``limit``
+    is None (internal callers that need every row)."""
     if limit is None:
-        return qs[offset:] if offset else qs
+        return qs
+    check_offset_page(limit, offset)
     return qs[offset : offset + limit]
-
-
-def _invalid_cursor(after: str) -> InvalidInput:
-    return InvalidInput(
-        f"The cursor '{after}' does not name a record of this list.",
-        code="invalid_cursor",
-        details={"after": str(after)},
-    )
 
 
 # --- proposals ---------------------------------------------------------------------------
@@ -68,6 +59,17 @@ class ProposalRepository(Repository[Proposal]):
     """
 
     model = Proposal
+    slug = "proposal"
+    label = "Proposal"
+
+    def create(self, **fields: Any) -> Proposal:
+        return self._create(**fields)
+
+    def update(self, proposal: Proposal | str, /, **changes: Any) -> Proposal:
+        return self._update(proposal, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
 
     def find_by_agent_id_and_status(
         self, agent_id: str, status: str | None = None
@@ -106,7 +108,7 @@ class ProposalRepository(Repository[Proposal]):
         qs = self.model._default_manager.filter(agent_id=agent_id)
         if only_status is not None:
             qs = qs.filter(status=check_choice(ProposalStatus, only_status, "status"))
-        return self.touch_many(qs, **changes)
+        return self._update_many(qs, **changes)
 
     def count_by_agent_id_and_status(self, agent_id: str, status: str) -> int:
         """How many proposals of an agent are in ``status`` (the seed's call shape)."""
@@ -159,7 +161,7 @@ class ProposalRepository(Repository[Proposal]):
                 .first()
             )
             if cursor is None:
-                raise _invalid_cursor(after)
+                raise invalid_cursor(after)
             sort_order, created_at = cursor
             qs = qs.filter(
                 Q(sort_order__gt=sort_order)
@@ -212,8 +214,13 @@ class ReviewCommentRepository(Repository[ReviewComment]):
     """
 
     model = ReviewComment
+    slug = "review_comment"
+    label = "Review comment"
 
-    def create(  # type: ignore[override]
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
+
+    def create(
         self,
         *,
         phase_id: str,
@@ -247,7 +254,7 @@ class ReviewCommentRepository(Repository[ReviewComment]):
             )
         if not Phase.objects.filter(pk=phase_id).exists():
             raise not_found("Phase", phase_id)
-        return super().create(
+        return self._create(
             phase_id=phase_id,
             file_path=file_path,
             line_number=line_number,
@@ -286,13 +293,13 @@ class ReviewCommentRepository(Repository[ReviewComment]):
     def update_body(self, id: str, body: str) -> ReviewComment:
         """Replace a comment's text (a blank body is ``empty_body``); returns the comment."""
         require_text(body, "body")
-        return self.update(id, body=body)
+        return self._update(id, body=body)
 
     def _set_resolved(self, id: str, resolved: bool) -> ReviewComment:
         comment = self.get(id)
         if comment.resolved == resolved:
             return comment
-        return self.apply(comment, resolved=resolved)
+        return self._update(comment, resolved=resolved)
 
 
 # --- chat sessions and their messages --------------------------------------------------------
@@ -302,6 +309,8 @@ class _ChatMessageStore(Repository[ChatMessage]):
     """Validation and saving of chat messages, on behalf of ChatSessionRepository."""
 
     model = ChatMessage
+    slug = "chat_message"
+    label = "Chat message"
 
 
 class ChatSessionRepository(Repository[ChatSession]):
@@ -314,6 +323,8 @@ class ChatSessionRepository(Repository[ChatSession]):
     """
 
     model = ChatSession
+    slug = "chat_session"
+    label = "Chat session"
     #: A session stays on its target and initiative; only status and agent change.
     read_only_fields: ClassVar[frozenset[str]] = Repository.read_only_fields | {
         "target_type",
@@ -345,7 +356,7 @@ class ChatSessionRepository(Repository[ChatSession]):
         self._check_target(target_type, target_id, initiative_id)
         if agent_id is not None and not Agent.objects.filter(pk=agent_id).exists():
             raise not_found("Agent", agent_id)
-        return self.create(
+        return self._create(
             target_type=target_type,
             target_id=target_id,
             initiative_id=initiative_id,
@@ -383,7 +394,7 @@ class ChatSessionRepository(Repository[ChatSession]):
         agent_id = fields.get("agent_id", getattr(fields.get("agent"), "pk", None))
         if agent_id is not None and not Agent.objects.filter(pk=agent_id).exists():
             raise not_found("Agent", agent_id)
-        return self.update(id, **fields)
+        return self._update(id, **fields)
 
     def create_message(
         self,
@@ -433,7 +444,7 @@ class ChatSessionRepository(Repository[ChatSession]):
                         code="change_set_not_in_initiative",
                         details={"change_set_id": str(change_set_id)},
                     )
-            return _ChatMessageStore().save_new(
+            return _ChatMessageStore()._insert(
                 ChatMessage(
                     chat_session_id=chat_session_id,
                     role=role,
@@ -458,7 +469,7 @@ class ChatSessionRepository(Repository[ChatSession]):
                 .first()
             )
             if created_at is None:
-                raise _invalid_cursor(after)
+                raise invalid_cursor(after)
             qs = qs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=after))
         return list(_page(qs.order_by("created_at", "id"), limit=limit))
 
@@ -516,11 +527,13 @@ class ChangeSetRepository(Repository[ChangeSet]):
     """
 
     model = ChangeSet
+    slug = "change_set"
+    label = "Change set"
     entry_fields: ClassVar[frozenset[str]] = frozenset(
         {"entity_type", "entity_id", "action", "before", "after"}
     )
 
-    def create(  # type: ignore[override]
+    def create(
         self,
         *,
         initiative_id: str,
@@ -563,7 +576,7 @@ class ChangeSetRepository(Repository[ChangeSet]):
         )
         rows = [self._build_entry(change_set, index, entry) for index, entry in enumerate(entries)]
         with transaction.atomic():
-            self.save_new(change_set)
+            self._insert(change_set)
             ChangeSetEntry.objects.bulk_create(rows)
         return change_set
 
@@ -575,7 +588,7 @@ class ChangeSetRepository(Repository[ChangeSet]):
         """Like ``find_with_entries`` but raises NotFound ``change_set_not_found``."""
         change_set = self.find_with_entries(id)
         if change_set is None:
-            raise not_found(self.label, id)
+            raise self.not_found(id)
         return change_set
 
     def find_with_entries_by_ids(self, ids: list[str]) -> list[ChangeSet]:
@@ -607,7 +620,7 @@ class ChangeSetRepository(Repository[ChangeSet]):
         A conditional UPDATE, so of two concurrent reverts exactly one wins; the other,
         like any revert of a reverted set, is Conflict ``change_set_already_reverted``.
         """
-        changed = self.touch_many(
+        changed = self._update_many(
             self.model._default_manager.filter(pk=id, status=ChangeSetStatus.APPLIED),
             status=ChangeSetStatus.REVERTED,
             reverted_at=timezone.now(),

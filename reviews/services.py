@@ -174,7 +174,7 @@ def proposal_create(
                 details={"target_type": target_type, "target_id": target_id},
             )
         _require_same_initiative(target, target_type, initiative_id)
-    return proposals.save_new(proposal)
+    return proposals._insert(proposal)
 
 
 _TARGET_REPOSITORIES = {
@@ -291,7 +291,7 @@ class _Metadata:
 def _apply_update(record: models.Model, recorder: _Recorder, repository, **fields: Any) -> None:
     fields = {name: value for name, value in fields.items() if value is not None}
     before = snapshot(record)
-    repository.apply(record, **fields)
+    repository.update(record, **fields)
     recorder.updated(record, before)
 
 
@@ -430,7 +430,7 @@ def _accept(proposal: Proposal) -> ChangeSet:
     recorder = _Recorder()
     _APPLIERS[proposal.target_type](proposal, _Metadata(proposal), recorder)
     before = snapshot(proposal)
-    proposals.apply(proposal, status=ProposalStatus.ACCEPTED)
+    proposals.update(proposal, status=ProposalStatus.ACCEPTED)
     recorder.updated(proposal, before)
     return change_sets.create(
         initiative_id=proposal.initiative_id,
@@ -459,7 +459,7 @@ def proposal_accept(*, proposal_id: str) -> ChangeSet:
 def proposal_dismiss(*, proposal_id: str) -> Proposal:
     """Mark a pending proposal dismissed; nothing else changes."""
     proposal = _lock_pending(proposal_id)
-    return proposals.apply(proposal, status=ProposalStatus.DISMISSED)
+    return proposals.update(proposal, status=ProposalStatus.DISMISSED)
 
 
 def _pending_of_agent(agent_id: str) -> list[Proposal]:
@@ -681,7 +681,7 @@ def phase_request_changes(*, phase_id: str) -> Task:
         type=TaskType.AUTO,
         priority=TaskPriority.HIGH,
     )
-    review_comments.touch_many(
+    review_comments._update_many(
         ReviewComment.objects.filter(pk__in=[c.pk for c in comments]), resolved=True
     )
     return task

@@ -570,10 +570,13 @@ def test_find_by_agent_id_returns_only_chunks_after_the_cursor():
     assert logs.find_by_agent_id("nobody") == []
 
 
-def test_find_by_agent_id_caps_the_page_size():
+def test_find_by_agent_id_refuses_a_page_beyond_the_cap_instead_of_clamping():
     write_log("a", logs.max_page_size + 1)
 
-    assert len(logs.find_by_agent_id("a", limit=10**6)) == logs.max_page_size
+    assert len(logs.find_by_agent_id("a", limit=logs.max_page_size)) == logs.max_page_size
+    with pytest.raises(InvalidInput) as refused:
+        logs.find_by_agent_id("a", limit=logs.max_page_size + 1)
+    assert refused.value.code == "invalid_limit"
 
 
 @pytest.mark.parametrize("limit", [0, -1])

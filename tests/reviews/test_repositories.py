@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.repositories import MAX_PAGE_SIZE
 from reviews.models import (
     ChangeAction,
     ChangeSet,
@@ -28,7 +29,6 @@ from reviews.models import (
     ReviewLineType,
 )
 from reviews.repositories import (
-    MAX_PAGE_SIZE,
     ChangeSetRepository,
     ChatSessionRepository,
     ProposalRepository,

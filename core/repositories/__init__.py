@@ -1,0 +1,76 @@
+"""How planning records are found and stored: the seed's Initiative, Phase, Task, Page and
+Project repositories, one module each, on the shared ``Repository`` base.
+
+The base (``base``), the shared checks (``validation``) and the pagination contract
+(``pagination``) are what every app's repositories build on; the names below are the
+public ones, importable from ``core.repositories``.
+"""
+
+from core.repositories.base import (
+    Repository,
+    integrity_error_kind,
+    relation_id,
+    validation_error_details,
+)
+from core.repositories.dependencies import DependencyRepository, find_cycle, topological_order
+from core.repositories.initiatives import InitiativeRepository
+from core.repositories.pages import PageRepository
+from core.repositories.pagination import (
+    DEFAULT_KEYSET_PAGE_SIZE,
+    DEFAULT_PAGE_SIZE,
+    MAX_KEYSET_PAGE_SIZE,
+    MAX_OFFSET,
+    MAX_PAGE_SIZE,
+    OffsetPage,
+    check_keyset_page,
+    check_offset_page,
+    invalid_cursor,
+    offset_page,
+    offset_slice,
+)
+from core.repositories.phases import PhaseRepository
+from core.repositories.projects import InitiativeProjectRepository, ProjectRepository
+from core.repositories.tasks import TaskRepository
+from core.repositories.validation import (
+    INT32,
+    check_choice,
+    is_int32,
+    require_int,
+    require_text,
+    text_problem,
+    unstorable_text,
+)
+
+__all__ = [
+    "DEFAULT_KEYSET_PAGE_SIZE",
+    "DEFAULT_PAGE_SIZE",
+    "INT32",
+    "MAX_KEYSET_PAGE_SIZE",
+    "MAX_OFFSET",
+    "MAX_PAGE_SIZE",
+    "DependencyRepository",
+    "InitiativeProjectRepository",
+    "InitiativeRepository",
+    "OffsetPage",
+    "PageRepository",
+    "PhaseRepository",
+    "ProjectRepository",
+    "Repository",
+    "TaskRepository",
+    "check_choice",
+    "check_keyset_page",
+    "check_offset_page",
+    "find_cycle",
+    "integrity_error_kind",
+    "invalid_cursor",
+    "is_int32",
+    "offset_page",
+    "offset_slice",
+    "relation_id",
+    "require_int",
+    "require_text",
+    "text_problem",
+    "topological_order",
+    "unstorable_text",
+    "validation_error_details",
+]

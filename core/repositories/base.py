@@ -1,0 +1,353 @@
+"""The ``Repository`` base every cw repository builds on.
+
+A repository is the only way to write to its table. The base gives each one protected
+helpers (``_create``, ``_insert``, ``_update``, ``_delete``, ``_update_many``) and public
+reads (``find_by_id``, ``get``, ``get_for_update``, ``find_all``, ``count``); each
+repository then offers explicit, typed methods for what its table allows, named as in
+the seed (``create``, ``update``, ``delete``, ``mark_exhausted``, ``answer``, …).
+
+Writes validate field values (choices, lengths, validators, required, storable text,
+32-bit integers) before touching the database and turn a refusal by the database into
+a domain error with the constraint's own code and message; each write runs in its own
+savepoint so a refusal never poisons the caller's transaction.
+"""
+
+from collections.abc import Iterable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import DataError, IntegrityError, models, transaction
+from django.db.transaction import TransactionManagementError
+from django.utils import timezone
+
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.repositories.pagination import MAX_PAGE_SIZE, check_offset_page
+from core.repositories.validation import (
+    outside_int32,
+    unstorable_datetime,
+    unstorable_text,
+)
+
+M = TypeVar("M", bound=models.Model)
+
+
+def integrity_error_kind(error: IntegrityError) -> str:
+    """``unique``, ``check``, ``not_null``, ``foreign_key`` or ``other``, on either database."""
+    cause = type(error.__cause__).__name__  # psycopg's errors name the SQLSTATE class
+    text = str(error)
+    if cause == "UniqueViolation" or "UNIQUE constraint failed" in text:
+        return "unique"
+    if cause == "CheckViolation" or "CHECK constraint failed" in text:
+        return "check"
+    if cause == "NotNullViolation" or "NOT NULL constraint failed" in text:
+        return "not_null"
+    if cause == "ForeignKeyViolation" or "FOREIGN KEY constraint failed" in text:
+        return "foreign_key"
+    return "other"
+
+
+def violated_constraint(
+    model: type[models.Model], error: IntegrityError
+) -> models.BaseConstraint | None:
+    """The model's constraint a database refusal names, when it can be told.
+
+    PostgreSQL names the constraint in the error's diagnostics; SQLite names a CHECK
+    constraint in its message and a unique one by its columns.
+    """
+    constraints = list(model._meta.constraints)
+    diag = getattr(error.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    text = str(error)
+    for constraint in constraints:
+        if constraint.name == name or (name is None and f": {constraint.name}" in text):
+            return constraint
+    if "UNIQUE constraint failed: " in text:
+        columns = {part.split(".")[-1] for part in text.split(": ", 1)[1].split(", ")}
+        for constraint in constraints:
+            fields = getattr(constraint, "fields", ())
+            if fields and {model._meta.get_field(f).column for f in fields} == columns:
+                return constraint
+    return None
+
+
+def validation_error_details(error: ValidationError) -> dict[str, list[str]]:
+    if hasattr(error, "error_dict"):
+        return {
+            field: [str(m) for e in errs for m in e.messages]
+            for field, errs in error.error_dict.items()
+        }
+    return {"__all__": [str(m) for m in error.messages]}
+
+
+def relation_id(fields: dict[str, Any], name: str) -> tuple[bool, Any]:
+    """Whether ``fields`` sets relation ``name`` (as ``name`` or ``name_id``), and its id."""
+    if f"{name}_id" in fields:
+        return True, fields[f"{name}_id"]
+    if name in fields:
+        value = fields[name]
+        return True, getattr(value, "pk", value)
+    return False, None
+
+
+class Repository(Generic[M]):
+    """Reads and protected writes for one model (see the module docstring).
+
+    Subclasses set ``model``, ``slug`` (the record's name in error codes, e.g.
+    ``review_comment`` in ``review_comment_not_found``: declared, never derived from a
+    label, so renaming a label cannot change the API) and ``label`` (its name in
+    messages).
+    """
+
+    model: ClassVar[type[models.Model]]
+    slug: ClassVar[str]
+    label: ClassVar[str]
+    select_related: ClassVar[tuple[str, ...]] = ()
+    #: Fields ``_update()`` refuses to touch (ids and bookkeeping).
+    read_only_fields: ClassVar[frozenset[str]] = frozenset({"id", "created_at", "updated_at"})
+    #: Fields only the lifecycle services change (through ``_transition``), never an edit.
+    lifecycle_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def queryset(self) -> models.QuerySet[M]:
+        qs: models.QuerySet[M] = self.model._default_manager.all()  # type: ignore[assignment]
+        return qs.select_related(*self.select_related) if self.select_related else qs
+
+    def not_found(self, id: Any) -> NotFound:
+        """The refusal of a missing record: ``<slug>_not_found`` with the id."""
+        return NotFound(
+            f"{self.label} '{id}' does not exist.",
+            code=f"{self.slug}_not_found",
+            details={"id": str(id)},
+        )
+
+    # --- reads ---------------------------------------------------------------------
+
+    def find_by_id(self, id: Any) -> M | None:
+        return self.queryset().filter(pk=id).first()
+
+    def get(self, id: Any) -> M:
+        """Like ``find_by_id`` but raises ``NotFound`` (code ``<slug>_not_found``)."""
+        obj = self.find_by_id(id)
+        if obj is None:
+            raise self.not_found(id)
+        return obj
+
+    def exists(self, id: Any) -> bool:
+        return self.model._default_manager.filter(pk=id).exists()
+
+    def require(self, id: Any) -> None:
+        """Refuse an id that names no record (``<slug>_not_found``); reads nothing else."""
+        if not self.exists(id):
+            raise self.not_found(id)
+
+    def get_for_update(self, id: Any, /) -> M:
+        """``get`` that also locks the row until the transaction ends.
+
+        A row lock on PostgreSQL; on SQLite the immediate transaction already holds the
+        database's write lock. Call it inside ``transaction.atomic()``: outside one a
+        lock would end at once, so that is refused as a programming error.
+        """
+        self._require_atomic("get_for_update")
+        obj = self.model._default_manager.select_for_update().filter(pk=id).first()
+        if obj is None:
+            raise self.not_found(id)
+        return obj  # type: ignore[return-value]
+
+    def lock_many(self, ids: Iterable[Any]) -> None:
+        """Lock the rows of ``ids`` in id order (one order everywhere: no deadlock)."""
+        self._require_atomic("lock_many")
+        list(
+            self.model._default_manager.select_for_update()
+            .filter(pk__in=list(ids))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+    def find_all(self, *, limit: int | None = None, offset: int = 0) -> list[M]:
+        """Every record (the seed's ``findAll``), or one offset page of them when
+        ``limit`` is given (the pagination contract's bounds; never clamped)."""
+        if limit is None:
+            check_offset_page(MAX_PAGE_SIZE, offset)
+            return list(self.queryset()[offset:] if offset else self.queryset())
+        check_offset_page(limit, offset)
+        return list(self.queryset()[offset : offset + limit])
+
+    def count(self) -> int:
+        return self.model._default_manager.count()
+
+    def _ancestor_ids(self, parent_attname: str, start_id: Any) -> set[Any]:
+        """``start_id`` and every record above it along ``parent_attname`` (one query a
+        level), for the trees of tasks and pages."""
+        seen: set[Any] = set()
+        current = start_id
+        manager = self.model._default_manager
+        while current is not None and current not in seen:
+            seen.add(current)
+            current = manager.filter(pk=current).values_list(parent_attname, flat=True).first()
+        return seen
+
+    # --- protected writes ------------------------------------------------------------
+
+    def _create(self, **fields: Any) -> M:
+        """Validate and insert a record built from ``fields`` (names checked)."""
+        self._check_field_names(fields, action="create")
+        return self._insert(self.model(**fields))  # type: ignore[arg-type]
+
+    def _insert(self, obj: M) -> M:
+        """Validate and insert a record already built."""
+        self._validate(obj)
+        self._save(obj, force_insert=True)
+        return obj
+
+    def _update(self, target: M | Any, /, **fields: Any) -> M:
+        """Set ``fields`` on a record (an instance already loaded, or an id) and save only
+        those columns, moving ``updated_at``."""
+        self._check_field_names(fields, action="update")
+        return self._write(target, fields)
+
+    def _transition(self, target: M, /, **fields: Any) -> M:
+        """Like ``_update`` but may set ``lifecycle_fields``: for the lifecycle
+        services' status changes only."""
+        self._check_field_names(fields, action="update", lifecycle=True)
+        return self._write(target, fields)
+
+    def _write(self, target: M | Any, fields: dict[str, Any]) -> M:
+        obj = target if isinstance(target, self.model) else self.get(target)
+        for name, value in fields.items():
+            setattr(obj, name, value)
+        update_fields = [self.model._meta.get_field(name).attname for name in fields]
+        if self._has_updated_at():
+            obj.updated_at = timezone.now()  # type: ignore[attr-defined]
+            update_fields.append("updated_at")
+        self._validate(obj, only=fields.keys())  # type: ignore[arg-type]
+        self._save(obj, update_fields=update_fields)  # type: ignore[arg-type]
+        return obj  # type: ignore[return-value]
+
+    def _delete(self, id: Any) -> bool:
+        """Delete by id; True when a record was deleted, False when there was none."""
+        deleted, _ = self.model._default_manager.filter(pk=id).delete()
+        return deleted > 0
+
+    def _update_many(self, qs: models.QuerySet, **fields: Any) -> int:
+        """``QuerySet.update()`` that also moves ``updated_at`` (which ``update()`` skips)."""
+        if self._has_updated_at():
+            fields.setdefault("updated_at", timezone.now())
+        return qs.update(**fields)
+
+    # --- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _require_atomic(method: str) -> None:
+        if not transaction.get_connection().in_atomic_block:
+            raise TransactionManagementError(f"{method}() needs an atomic block.")
+
+    def _has_updated_at(self) -> bool:
+        return any(f.name == "updated_at" for f in self.model._meta.concrete_fields)
+
+    def _field(self, name: str) -> models.Field | None:
+        """The concrete field called ``name`` (by name or column attribute, e.g. phase_id)."""
+        try:
+            field = self.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            field = next((f for f in self.model._meta.concrete_fields if f.attname == name), None)
+            if field is None:
+                return None
+        if not getattr(field, "concrete", False) or field.many_to_many:
+            return None
+        return field  # type: ignore[return-value]
+
+    def _check_field_names(
+        self, fields: dict[str, Any], *, action: str, lifecycle: bool = False
+    ) -> None:
+        fixed = (
+            self.read_only_fields if lifecycle else self.read_only_fields | self.lifecycle_fields
+        )
+        read_only = {f.name for name in fixed if (f := self._field(name))}
+        refused = sorted(
+            name
+            for name in fields
+            if (field := self._field(name)) is None
+            or (action == "update" and field.name in read_only)
+        )
+        if refused:
+            raise InvalidInput(
+                f"Cannot {action} {', '.join(refused)} of a {self.label.lower()}.",
+                code="invalid_field",
+                details={"fields": refused},
+            )
+
+    def _validate(self, obj: M, only: Iterable[str] | None = None) -> None:
+        """Refuse values no database stores alike, then run the model's own validation
+        (field validators, choices, lengths, required) on the checked fields."""
+        fields = list(self.model._meta.concrete_fields)
+        if only is not None:
+            changed = {field.name for name in only if (field := self._field(name))}
+            fields = [f for f in fields if f.name in changed]
+        errors: dict[str, list[str]] = {}
+        for field in fields:
+            value = getattr(obj, field.attname)
+            if unstorable_text(value):
+                errors[field.name] = ["contains a NUL character or invalid Unicode"]
+            elif outside_int32(field, value):
+                errors[field.name] = ["must be a whole number within 32 bits"]
+            elif unstorable_datetime(value):
+                errors[field.name] = ["must be a date and time between the years 1 and 9998"]
+        if errors:
+            raise InvalidInput(
+                f"Invalid {self.label.lower()}: {', '.join(sorted(errors))}.",
+                code="invalid_value",
+                details={"fields": errors},
+            )
+        exclude = [f.name for f in self.model._meta.concrete_fields if f not in fields]
+        try:
+            obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+        except ValidationError as error:
+            details = validation_error_details(error)
+            raise InvalidInput(
+                f"Invalid {self.label.lower()}: "
+                + "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in sorted(details.items())),
+                code="validation_failed",
+                details={"fields": details},
+            ) from error
+
+    def _save(self, obj: M, **kwargs: Any) -> None:
+        """Save in a savepoint; a refusal by the database becomes a coded domain error."""
+        try:
+            with transaction.atomic():
+                obj.save(**kwargs)
+        except IntegrityError as error:
+            raise self._integrity_refusal(obj, error) from error
+        except DataError as error:
+            raise InvalidInput(
+                f"A value of this {self.label.lower()} cannot be stored (too long or out "
+                "of range).",
+                code="invalid_value",
+            ) from error
+
+    def _integrity_refusal(self, obj: M, error: IntegrityError) -> DomainError:
+        """The domain error for a write the database refused: the violated constraint's
+        own code and message when it can be told, else one by the kind of refusal.
+        Subclasses may name their own cases first and defer to this otherwise."""
+        kind = integrity_error_kind(error)
+        constraint = violated_constraint(self.model, error)
+        if constraint is not None and constraint.violation_error_code:
+            cls = Conflict if kind == "unique" else InvalidInput
+            return cls(
+                str(constraint.violation_error_message),
+                code=constraint.violation_error_code,
+                details={"constraint": constraint.name},
+            )
+        if kind == "unique":
+            return Conflict(
+                f"This {self.label.lower()} conflicts with an existing one.",
+                code=f"{self.slug}_conflict",
+            )
+        if kind == "foreign_key":
+            return InvalidInput(
+                f"This {self.label.lower()} refers to a record that does not exist.",
+                code="invalid_reference",
+            )
+        return InvalidInput(
+            f"This {self.label.lower()} breaks a rule of the schema ({kind}).",
+            code="invalid_value",
+            details={"rule": kind},
+        )

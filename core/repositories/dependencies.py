@@ -1,0 +1,154 @@
+"""Dependency graphs shared by phases and tasks: edges, cycle refusal, ordering."""
+
+from collections.abc import Iterable
+from graphlib import CycleError, TopologicalSorter
+from typing import ClassVar, TypeVar
+
+from django.db import models, transaction
+
+from core.errors import Conflict, DependencyCycle, InvalidInput
+from core.repositories.base import Repository
+
+N = TypeVar("N", bound=models.Model)
+
+
+def find_cycle(edges: Iterable[tuple[str, str]]) -> list[str] | None:
+    """A cycle among ``node -> depends_on`` edges as a closed path, or None when acyclic."""
+    graph: dict[str, set[str]] = {}
+    for node, depends_on in edges:
+        graph.setdefault(node, set()).add(depends_on)
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        # graphlib reports the cycle as a closed path [a, b, ..., a] along the edges.
+        return list(error.args[1])
+    return None
+
+
+def topological_order(nodes: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
+    """``nodes`` ordered so each comes after everything it depends on (stable by input order)."""
+    position = {node: index for index, node in enumerate(nodes)}
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for node in position:
+        sorter.add(node)
+    for node, depends_on in edges:
+        if node in position and depends_on in position:
+            sorter.add(node, depends_on)
+    sorter.prepare()
+    ordered: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        ordered.extend(ready)
+        sorter.done(*ready)
+    return ordered
+
+
+class DependencyRepository(Repository[N]):
+    """Shared dependency-edge logic for phases and tasks.
+
+    An edge ``node -> depends_on`` is refused when it is a self-edge, a duplicate, crosses
+    initiatives, or would close a cycle (found with ``graphlib`` over the initiative's
+    edges). Edge creation locks the initiative row first (on PostgreSQL; SQLite's
+    immediate transactions already serialize writers), so two concurrent edges cannot
+    together close a cycle that neither closes alone.
+    """
+
+    edge_model: ClassVar[type[models.Model]]
+    edge_from: ClassVar[str]  # e.g. "phase"
+    edge_to: ClassVar[str]  # e.g. "depends_on_phase"
+    name_field: ClassVar[str] = "name"
+
+    def _edges_in_scope(self, initiative_id: str | None) -> list[tuple[str, str]]:
+        """Every edge among records of one initiative (or among records of none)."""
+        key = f"{self.edge_from}__initiative_id"
+        scope = {key: initiative_id} if initiative_id is not None else {f"{key}__isnull": True}
+        return list(
+            self.edge_model._default_manager.filter(**scope).values_list(
+                f"{self.edge_from}_id", f"{self.edge_to}_id"
+            )
+        )
+
+    def dependency_edges(self, initiative_id: str | None) -> list[tuple[str, str]]:
+        """Every ``(node, depends_on)`` edge among one initiative's records, in one query."""
+        return self._edges_in_scope(initiative_id)
+
+    def create_dependency(self, node_id: str, depends_on_id: str) -> models.Model:
+        """Record that ``node_id`` cannot start before ``depends_on_id`` is completed."""
+        from core.repositories.initiatives import InitiativeRepository
+
+        label = self.label.lower()
+        if not (isinstance(node_id, str) and isinstance(depends_on_id, str)):
+            raise InvalidInput(
+                f"A {label} dependency is given as two ids.",
+                code="invalid_id",
+                details={"id": str(node_id), "depends_on_id": str(depends_on_id)},
+            )
+        if node_id == depends_on_id:
+            raise InvalidInput(
+                f"A {label} cannot depend on itself.",
+                code="dependency_self_edge",
+                details={"id": node_id},
+            )
+        with transaction.atomic():
+            nodes = {n.pk: n for n in self.queryset().filter(pk__in=[node_id, depends_on_id])}
+            for missing in (node_id, depends_on_id):
+                if missing not in nodes:
+                    raise self.not_found(missing)
+            node, target = nodes[node_id], nodes[depends_on_id]
+            initiative_id = node.initiative_id  # type: ignore[attr-defined]
+            if initiative_id != target.initiative_id:  # type: ignore[attr-defined]
+                raise InvalidInput(
+                    f"{self.label} '{node}' and '{target}' belong to different initiatives.",
+                    code="dependency_cross_initiative",
+                    details={"id": node_id, "depends_on_id": depends_on_id},
+                )
+            if initiative_id is not None:
+                InitiativeRepository().lock_many([initiative_id])
+            edges = self._edges_in_scope(initiative_id)
+            if (node_id, depends_on_id) in edges:
+                raise Conflict(
+                    f"{self.label} '{node}' already depends on '{target}'.",
+                    code="dependency_duplicate",
+                    details={"id": node_id, "depends_on_id": depends_on_id},
+                )
+            cycle = find_cycle([*edges, (node_id, depends_on_id)])
+            if cycle:
+                names = dict(
+                    self.queryset().filter(pk__in=cycle).values_list("pk", self.name_field)
+                )
+                path = " -> ".join(f"'{names.get(pk, pk)}'" for pk in cycle)
+                raise DependencyCycle(
+                    f"This dependency would close a cycle: {path}.",
+                    details={"cycle": cycle},
+                )
+            edge = self.edge_model(
+                **{f"{self.edge_from}_id": node_id, f"{self.edge_to}_id": depends_on_id}
+            )
+            self._save(edge, force_insert=True)  # type: ignore[arg-type]
+            return edge
+
+    def remove_dependency(self, node_id: str, depends_on_id: str) -> bool:
+        deleted, _ = self.edge_model._default_manager.filter(
+            **{f"{self.edge_from}_id": node_id, f"{self.edge_to}_id": depends_on_id}
+        ).delete()
+        return deleted > 0
+
+    def get_dependencies(self, node_id: str) -> list[N]:
+        """The records ``node_id`` depends on (direct edges only)."""
+        edges = self.edge_model._default_manager.filter(**{f"{self.edge_from}_id": node_id})
+        return list(self.queryset().filter(pk__in=edges.values(f"{self.edge_to}_id")))
+
+    def get_dependents(self, node_id: str) -> list[N]:
+        """The records that depend on ``node_id`` (direct edges only)."""
+        edges = self.edge_model._default_manager.filter(**{f"{self.edge_to}_id": node_id})
+        return list(self.queryset().filter(pk__in=edges.values(f"{self.edge_from}_id")))
+
+    def get_dependency_ids(self, node_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Direct dependency ids of several records, in one query."""
+        result: dict[str, list[str]] = {pk: [] for pk in node_ids}
+        rows = self.edge_model._default_manager.filter(**{f"{self.edge_from}_id__in": list(result)})
+        for node_id, depends_on_id in rows.values_list(
+            f"{self.edge_from}_id", f"{self.edge_to}_id"
+        ):
+            result[node_id].append(depends_on_id)
+        return result

@@ -1,0 +1,84 @@
+"""Phases of an initiative, with their dependency graph."""
+
+from typing import NotRequired, TypedDict
+
+from typing_extensions import Unpack
+
+from core.models import Initiative, Phase, PhaseDependency, PhaseStatus
+from core.repositories.dependencies import DependencyRepository
+from core.repositories.validation import check_choice
+
+
+class PhaseFields(TypedDict):
+    initiative: NotRequired[Initiative]
+    initiative_id: NotRequired[str]
+    name: str
+    content: NotRequired[str | None]
+    status: NotRequired[str]
+
+
+class PhaseChanges(TypedDict, total=False):
+    name: str
+    content: str | None
+
+
+class PhaseRepository(DependencyRepository[Phase]):
+    model = Phase
+    slug = "phase"
+    label = "Phase"
+    #: A phase stays in its initiative (its dependency edges are the initiative's).
+    read_only_fields = DependencyRepository.read_only_fields | {"initiative"}
+    lifecycle_fields = frozenset({"status", "blocked_from_status"})
+    edge_model = PhaseDependency
+    edge_from = "phase"
+    edge_to = "depends_on_phase"
+
+    def find_by_initiative_id(self, initiative_id: str) -> list[Phase]:
+        return list(self.queryset().filter(initiative_id=initiative_id))
+
+    def initiative_id_of(self, phase_id: str) -> str:
+        """The id of the phase's initiative (``phase_not_found`` when there is none)."""
+        found = (
+            self.model._default_manager.filter(pk=phase_id)
+            .values_list("initiative_id", flat=True)
+            .first()
+        )
+        if found is None:
+            raise self.not_found(phase_id)
+        return found
+
+    def find_in_initiative(self, phase_id: str, initiative_id: str) -> Phase | None:
+        """The phase, when it belongs to ``initiative_id``; else None."""
+        return self.queryset().filter(pk=phase_id, initiative_id=initiative_id).first()
+
+    def count_open(self, initiative_id: str) -> int:
+        """How many of the initiative's phases are not completed."""
+        return (
+            self.model._default_manager.filter(initiative_id=initiative_id)
+            .exclude(status=PhaseStatus.COMPLETED)
+            .count()
+        )
+
+    def create(self, **fields: Unpack[PhaseFields]) -> Phase:
+        """Add a phase to an initiative (pending unless a status is given)."""
+        if "status" in fields:
+            check_choice(PhaseStatus, fields["status"], "status")
+        return self._create(**fields)
+
+    def update(self, phase: Phase | str, /, **changes: Unpack[PhaseChanges]) -> Phase:
+        """Change a phase's name or content (its status moves through the services)."""
+        return self._update(phase, **changes)
+
+    def set_status(
+        self, phase: Phase, status: str, *, blocked_from_status: str | None = None
+    ) -> Phase:
+        """Record a lifecycle transition the services decided (``core.services``)."""
+        return self._transition(
+            phase,
+            status=check_choice(PhaseStatus, status, "status"),
+            blocked_from_status=blocked_from_status,
+        )
+
+    def delete(self, id: str) -> bool:
+        """Delete a phase with its tasks and dependency edges."""
+        return self._delete(id)

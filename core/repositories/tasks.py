@@ -1,0 +1,253 @@
+"""Tasks: placement in phases and initiatives, subtasks, dependencies, the ready queue."""
+
+from typing import Any, NotRequired, TypedDict
+
+from django.db import models
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
+from typing_extensions import Unpack
+
+from core.errors import InvalidInput
+from core.models import (
+    Initiative,
+    InitiativeStatus,
+    Phase,
+    PhaseDependency,
+    PhaseStatus,
+    Task,
+    TaskDependency,
+    TaskPriority,
+    TaskStatus,
+    TaskType,
+)
+from core.repositories.base import relation_id
+from core.repositories.dependencies import DependencyRepository
+from core.repositories.phases import PhaseRepository
+from core.repositories.validation import check_choice
+
+
+class TaskFields(TypedDict):
+    name: str
+    phase: NotRequired[Phase | None]
+    phase_id: NotRequired[str | None]
+    initiative: NotRequired[Initiative | None]
+    initiative_id: NotRequired[str | None]
+    parent_task: NotRequired[Task | None]
+    parent_task_id: NotRequired[str | None]
+    description: NotRequired[str | None]
+    type: NotRequired[str]
+    category: NotRequired[str]
+    priority: NotRequired[str]
+    status: NotRequired[str]
+    order: NotRequired[int]
+    summary: NotRequired[str | None]
+
+
+class TaskChanges(TypedDict, total=False):
+    name: str
+    phase: Phase | None
+    phase_id: str | None
+    parent_task: Task | None
+    parent_task_id: str | None
+    description: str | None
+    type: str
+    category: str
+    priority: str
+    order: int
+    summary: str | None
+
+
+class TaskRepository(DependencyRepository[Task]):
+    """Tasks; a task's initiative is its phase's when it has a phase (kept consistent)."""
+
+    model = Task
+    slug = "task"
+    label = "Task"
+    edge_model = TaskDependency
+    edge_from = "task"
+    edge_to = "depends_on_task"
+    #: A task stays in its initiative; it may move between that initiative's phases.
+    read_only_fields = DependencyRepository.read_only_fields | {"initiative"}
+    lifecycle_fields = frozenset({"status", "blocked_from_status"})
+
+    def create(self, **fields: Unpack[TaskFields]) -> Task:
+        """Create a task, keeping phase, initiative and parent consistent.
+
+        A task with a phase takes the phase's initiative; a subtask given neither takes
+        its parent's phase and initiative; a parent must share the task's initiative.
+        """
+        values: dict[str, Any] = dict(fields)
+        self._check_field_names(values, action="create")
+        phase_id = relation_id(values, "phase")[1]
+        initiative_id = relation_id(values, "initiative")[1]
+        parent_id = relation_id(values, "parent_task")[1]
+        if parent_id is not None and phase_id is None and initiative_id is None:
+            parent = (
+                self.model._default_manager.filter(pk=parent_id)
+                .values("phase_id", "initiative_id")
+                .first()
+            )
+            if parent is None:
+                raise self.not_found(parent_id)
+            phase_id, initiative_id = parent["phase_id"], parent["initiative_id"]
+        if phase_id is not None:
+            phase_initiative = PhaseRepository().initiative_id_of(phase_id)
+            if initiative_id is not None and initiative_id != phase_initiative:
+                raise InvalidInput(
+                    "A task's initiative must be its phase's initiative.",
+                    code="task_initiative_mismatch",
+                )
+            initiative_id = phase_initiative
+        for name in ("phase", "initiative", "parent_task"):
+            values.pop(name, None)
+        values.update(phase_id=phase_id, initiative_id=initiative_id, parent_task_id=parent_id)
+        self._check_parent(None, parent_id, initiative_id)
+        return self._create(**values)
+
+    def update(self, task: Task | str, /, **changes: Unpack[TaskChanges]) -> Task:
+        """Update a task; a new phase must be of its initiative, a new parent too (and
+        not the task itself or one of its subtasks). Its status moves through the
+        lifecycle services."""
+        values: dict[str, Any] = dict(changes)
+        self._check_field_names(values, action="update")
+        obj = task if isinstance(task, Task) else self.get(task)
+        has_phase, phase_id = relation_id(values, "phase")
+        if (
+            has_phase
+            and phase_id is not None
+            and PhaseRepository().initiative_id_of(phase_id) != obj.initiative_id
+        ):
+            raise InvalidInput(
+                "A task can move only to a phase of its own initiative.",
+                code="task_initiative_mismatch",
+            )
+        has_parent, parent_id = relation_id(values, "parent_task")
+        if has_parent:
+            self._check_parent(obj.pk, parent_id, obj.initiative_id)
+        return self._update(obj, **values)
+
+    def set_status(
+        self,
+        task: Task,
+        status: str,
+        *,
+        blocked_from_status: str | None = None,
+        summary: str | None = None,
+    ) -> Task:
+        """Record a lifecycle transition the services decided (``core.services``);
+        ``summary`` is written only when given (a completion's)."""
+        fields: dict[str, Any] = {
+            "status": check_choice(TaskStatus, status, "status"),
+            "blocked_from_status": blocked_from_status,
+        }
+        if summary is not None:
+            fields["summary"] = summary
+        return self._transition(task, **fields)
+
+    def delete(self, id: str) -> bool:
+        """Delete a task with its subtasks and dependency edges."""
+        return self._delete(id)
+
+    def _check_parent(self, task_id: Any, parent_id: Any, initiative_id: Any) -> None:
+        if parent_id is None:
+            return
+        found = list(
+            self.model._default_manager.filter(pk=parent_id).values_list(
+                "initiative_id", flat=True
+            )[:1]
+        )
+        if not found:
+            raise self.not_found(parent_id)
+        if found[0] != initiative_id:
+            raise InvalidInput(
+                "A subtask must belong to its parent task's initiative.",
+                code="task_parent_mismatch",
+            )
+        if task_id is not None and task_id in self._ancestor_ids("parent_task_id", parent_id):
+            raise InvalidInput(
+                "A task cannot be the subtask of itself or of one of its own subtasks.",
+                code="task_parent_cycle",
+            )
+
+    # --- reads ---------------------------------------------------------------------
+
+    def find_by_phase_id(self, phase_id: str) -> list[Task]:
+        return list(self.queryset().filter(phase_id=phase_id))
+
+    def find_by_parent_task_id(self, parent_task_id: str) -> list[Task]:
+        return list(self.queryset().filter(parent_task_id=parent_task_id))
+
+    def find_by_initiative_id(self, initiative_id: str) -> list[Task]:
+        return list(self.queryset().filter(initiative_id=initiative_id))
+
+    def find_by_ids(self, ids: list[str]) -> list[Task]:
+        """The tasks of ``ids`` that exist, oldest first."""
+        return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))
+
+    def find_by_status(self, status: str) -> list[Task]:
+        check_choice(TaskStatus, status, "status")
+        return list(self.queryset().filter(status=status))
+
+    def count_in_phase(self, phase_id: str) -> tuple[int, int]:
+        """``(all, open)``: how many tasks the phase has, and how many are not completed."""
+        counts = self.model._default_manager.filter(phase_id=phase_id).aggregate(
+            total=models.Count("pk"),
+            open=models.Count("pk", filter=~Q(status=TaskStatus.COMPLETED)),
+        )
+        return counts["total"], counts["open"]
+
+    def count_open(self, phase_id: str) -> int:
+        """How many of the phase's tasks are not completed."""
+        return self.count_in_phase(phase_id)[1]
+
+    def ready_queryset(self, *, checkpoints: bool = False) -> models.QuerySet[Task]:
+        """Pending tasks whose dependencies and phase allow work now, as one query.
+
+        A task is ready when it is pending, every task it depends on is completed, its
+        phase (if any) is approved or in progress, and every phase that phase depends on
+        is completed; tasks of archived initiatives never are. ``checkpoints`` selects
+        the tasks waiting for a person instead of the ``auto`` tasks agents take.
+        Ordered high priority first, then oldest.
+        """
+        unfinished_task_dependency = TaskDependency.objects.filter(task_id=OuterRef("pk")).exclude(
+            depends_on_task__status=TaskStatus.COMPLETED
+        )
+        unfinished_phase_dependency = PhaseDependency.objects.filter(
+            phase_id=OuterRef("phase_id")
+        ).exclude(depends_on_phase__status=PhaseStatus.COMPLETED)
+        type_filter = ~Q(type=TaskType.AUTO) if checkpoints else Q(type=TaskType.AUTO)
+        rank = Case(
+            When(priority=TaskPriority.HIGH, then=Value(0)),
+            When(priority=TaskPriority.MEDIUM, then=Value(1)),
+            default=Value(2),
+            output_field=IntegerField(),
+        )
+        return (
+            Task.objects.filter(type_filter, status=TaskStatus.PENDING)
+            .filter(
+                Q(phase__isnull=True)
+                | Q(phase__status__in=[PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
+            )
+            .exclude(initiative__status=InitiativeStatus.ARCHIVED)
+            .exclude(Exists(unfinished_task_dependency))
+            .exclude(Exists(unfinished_phase_dependency))
+            .alias(priority_rank=rank)
+            .order_by("priority_rank", "created_at", "id")
+        )
+
+    def is_ready(self, task: Task) -> bool:
+        """Whether ``task`` may be taken now (see ``ready_queryset``)."""
+        return self.ready_queryset(checkpoints=task.is_checkpoint).filter(pk=task.pk).exists()
+
+    def find_ready(
+        self,
+        *,
+        initiative_id: str | None = None,
+        checkpoints: bool = False,
+        limit: int | None = None,
+    ) -> list[Task]:
+        qs = self.ready_queryset(checkpoints=checkpoints)
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        if limit is not None:
+            qs = qs[:limit]
+        return list(qs)
