@@ -24,8 +24,8 @@ from agents.schemas import (
     AccountPatch,
     ReleasedOut,
 )
+from core.auth import TOOL_AUTH
 from core.schemas import ERRORS, Id, Page, PageParams, paginate
-from cw_project.auth import TOOL_AUTH
 
 router = Router(tags=["accounts"])
 

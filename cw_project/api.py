@@ -2,7 +2,7 @@
 
 Conventions every operation follows (see ``core/schemas.py`` for the shared schemas):
 
-- authentication is the default for every router (``cw_project.auth.API_AUTH``): a
+- authentication is the default for every router (``core.auth.API_AUTH``): a
   bearer token for tools, or an admin session for a staff user; only ``/api/docs`` and
   ``/api/openapi.json`` answer without it;
 - every error has the ``ErrorOut`` shape (``cw_project/errors.py`` has the mapping);
@@ -20,7 +20,7 @@ from ninja import NinjaAPI
 
 from agents.api import router as agents_router
 from core.api import router as core_router
-from cw_project.auth import API_AUTH
+from core.auth import API_AUTH
 from cw_project.errors import install_error_handlers, unknown_api_path, with_json_routing_errors
 from reviews.api import router as reviews_router
 

@@ -9,10 +9,10 @@ from ninja import Query, Router, Schema
 from ninja.errors import AuthorizationError, HttpError
 
 from core import errors
+from core.auth import API_AUTH
 from core.models import ApiToken
 from core.schemas import Page, PageParams, paginate
 from cw_project.api import CwNinjaAPI
-from cw_project.auth import API_AUTH
 
 RAISED = {
     "domain": errors.DomainError("Generic refusal.", code="generic_refusal"),
