@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-postgres lint fmt check-migrations migrate superuser bench clean
+.PHONY: help venv run test test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test-postgres: $(STAMP) ## Run the whole suite against the local PostgreSQL
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy with django-stubs over the apps
+	$(VENV)/bin/mypy
 
 fmt: $(STAMP) ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .

@@ -143,20 +143,49 @@ def task_complete(*, task_id: str, summary: str | None = None, acting_user: Any 
 def task_block(*, task_id: str) -> Task:
     """Block a pending or in-progress task; unblocking returns it to that status."""
     task, _phase, _initiative = _lock_task_with_parents(task_id)
-    allowed = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
-    if task.status not in allowed:
-        raise _refuse("task", task, "block", allowed)
-    tasks.set_status(task, TaskStatus.BLOCKED, blocked_from_status=task.status)
+    _block(task, tasks, "task", [TaskStatus.PENDING, TaskStatus.IN_PROGRESS])
     return task
 
 
 @transaction.atomic
 def task_unblock(*, task_id: str) -> Task:
+    """Return a blocked task to the status it was blocked from."""
     task, _phase, _initiative = _lock_task_with_parents(task_id)
-    if task.status != TaskStatus.BLOCKED:
-        raise _refuse("task", task, "unblock", [TaskStatus.BLOCKED])
-    tasks.set_status(task, task.blocked_from_status or TaskStatus.PENDING, blocked_from_status=None)
+    _unblock(task, tasks, "task")
     return task
+
+
+def _block(
+    record: Task | Phase,
+    repository: TaskRepository | PhaseRepository,
+    kind: str,
+    allowed: list[str],
+) -> None:
+    """Block a locked task or phase, remembering where it was (one rule for both)."""
+    if record.status not in allowed:
+        raise _refuse(kind, record, "block", allowed)
+    repository.set_status(record, "blocked", blocked_from_status=record.status)  # type: ignore[arg-type]
+
+
+def _unblock(record: Task | Phase, repository: TaskRepository | PhaseRepository, kind: str) -> None:
+    """Return a locked, blocked task or phase to exactly the status it was blocked from."""
+    if record.status != "blocked":
+        raise _refuse(kind, record, "unblock", ["blocked"])
+    repository.set_status(record, record.blocked_from_status or "pending")  # type: ignore[arg-type]
+
+
+def _refuse_open_children(
+    record: Phase | Initiative, kind: str, children: str, open_count: int
+) -> None:
+    """Refuse to finish ``record`` while ``open_count`` of its ``children`` are not
+    completed (``phase_tasks_incomplete``, ``initiative_phases_incomplete``)."""
+    if open_count:
+        raise TransitionNotAllowed(
+            f"{kind.capitalize()} '{record}' still has {open_count} {children[:-1]}(s) that "
+            "are not completed.",
+            code=f"{kind}_{children}_incomplete",
+            details={"id": record.pk, f"open_{children}": open_count},
+        )
 
 
 @dataclass(frozen=True)
@@ -241,21 +270,16 @@ def phase_start(*, phase_id: str) -> Phase:
 def phase_block(*, phase_id: str) -> Phase:
     """Block any phase that is not completed; unblocking returns it to where it was."""
     phase, _initiative = lock_phase_with_initiative(phase_id)
-    if phase.status in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED):
-        allowed = [s for s in PhaseStatus.values if s not in ("completed", "blocked")]
-        raise _refuse("phase", phase, "block", allowed)
-    phases.set_status(phase, PhaseStatus.BLOCKED, blocked_from_status=phase.status)
+    allowed = [s for s in PhaseStatus.values if s not in ("completed", "blocked")]
+    _block(phase, phases, "phase", allowed)
     return phase
 
 
 @transaction.atomic
 def phase_unblock(*, phase_id: str) -> Phase:
+    """Return a blocked phase to where it was; finish it if its tasks all completed."""
     phase, initiative = lock_phase_with_initiative(phase_id)
-    if phase.status != PhaseStatus.BLOCKED:
-        raise _refuse("phase", phase, "unblock", [PhaseStatus.BLOCKED])
-    phases.set_status(
-        phase, phase.blocked_from_status or PhaseStatus.PENDING, blocked_from_status=None
-    )
+    _unblock(phase, phases, "phase")
     # Tasks already under way may have finished while the phase was blocked.
     _finish_phase_if_done(phase, initiative)
     return phase
@@ -279,13 +303,7 @@ def phase_complete(*, phase_id: str) -> Phase:
 
 
 def _require_no_open_tasks(phase: Phase) -> None:
-    open_tasks = tasks.count_open(phase.pk)
-    if open_tasks:
-        raise TransitionNotAllowed(
-            f"Phase '{phase}' still has {open_tasks} task(s) that are not completed.",
-            code="phase_tasks_incomplete",
-            details={"id": phase.pk, "open_tasks": open_tasks},
-        )
+    _refuse_open_children(phase, "phase", "tasks", tasks.count_open(phase.pk))
 
 
 @transaction.atomic
@@ -349,13 +367,7 @@ def initiative_approve(*, initiative_id: str) -> Initiative:
     initiative = initiatives.get_for_update(initiative_id)
     if initiative.status != InitiativeStatus.PENDING_REVIEW:
         raise _refuse("initiative", initiative, "approve", [InitiativeStatus.PENDING_REVIEW])
-    open_phases = phases.count_open(initiative.pk)
-    if open_phases:
-        raise TransitionNotAllowed(
-            f"Initiative '{initiative}' still has {open_phases} phase(s) that are not completed.",
-            code="initiative_phases_incomplete",
-            details={"id": initiative.pk, "open_phases": open_phases},
-        )
+    _refuse_open_children(initiative, "initiative", "phases", phases.count_open(initiative.pk))
     initiatives.set_status(initiative, InitiativeStatus.COMPLETED)
     return initiative
 

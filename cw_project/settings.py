@@ -111,8 +111,9 @@ else:
             "NAME": SQLITE_PATH,
             "OPTIONS": SQLITE_OPTIONS,
             # Tests use a file too, never :memory:, so that threads in concurrency
-            # tests each get a real connection to the same database.
-            "TEST": {"NAME": SQLITE_PATH.with_name("test_" + SQLITE_PATH.name)},
+            # tests each get a real connection to the same database; one file per test
+            # run (by process id), so two runs on one checkout never share a database.
+            "TEST": {"NAME": SQLITE_PATH.with_name(f"test_{os.getpid()}_{SQLITE_PATH.name}")},
         }
     }
 

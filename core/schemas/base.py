@@ -1,4 +1,4 @@
-"""Schemas every router shares: the one error shape, pagination, and the caller's identity.
+"""Schemas every router shares: the one error shape, pagination, and the kinds of input.
 
 Lists take ``PageParams`` as query parameters and answer ``Page[ItemOut]``::
 
@@ -12,15 +12,14 @@ above ``MAX_OFFSET`` (which would overflow the database driver).
 """
 
 import math
-from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from core.repositories import DEFAULT_PAGE_SIZE as DEFAULT_LIMIT
-from core.repositories import MAX_OFFSET, text_problem
+from core.repositories import MAX_OFFSET, offset_page, text_problem
 from core.repositories import MAX_PAGE_SIZE as MAX_LIMIT
 
 ItemT = TypeVar("ItemT")
@@ -159,56 +158,13 @@ class Page(Schema, Generic[ItemT]):
 
 
 def paginate(queryset: QuerySet, params: PageParams) -> dict[str, Any]:
-    """One page of ``queryset`` as a ``Page`` body, in two queries whatever the page size.
-
-    An unordered queryset is ordered by primary key so pages never overlap or skip rows.
-    Related rows the item schema reads must be prefetched by the caller.
-    """
-    if not queryset.ordered:
-        queryset = queryset.order_by("pk")
-    total = queryset.count()
-    items = (
-        list(queryset[params.offset : params.offset + params.limit])
-        if total > params.offset
-        else []
-    )
-    return page_of(items, total=total, params=params)
+    """One page of ``queryset`` as a ``Page`` body: the repositories' ``offset_page`` (two
+    queries whatever the page size; pk order when unordered). Related rows the item
+    schema reads must be prefetched by the caller."""
+    page = offset_page(queryset, limit=params.limit, offset=params.offset)
+    return page_of(page.items, total=page.total, params=params)
 
 
 def page_of(items: list[Any], *, total: int, params: PageParams) -> dict[str, Any]:
     """A ``Page`` body from items already fetched (e.g. by a repository) and their total."""
     return {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
-
-
-class WhoamiOut(Schema):
-    """Who the API thinks is calling."""
-
-    kind: Literal["token", "user"] = Field(description="A bearer token, or a staff session.")
-    name: str = Field(description="The token's name, or the user's username.")
-
-
-class PhaseOut(Schema):
-    id: str
-    initiative_id: str
-    name: str
-    content: str | None = Field(description="Tiptap (ProseMirror) JSON, as text.")
-    status: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class TaskOut(Schema):
-    id: str
-    phase_id: str | None
-    initiative_id: str | None
-    parent_task_id: str | None
-    name: str
-    description: str | None
-    type: str
-    category: str
-    priority: str
-    status: str
-    order: int
-    summary: str | None
-    created_at: datetime
-    updated_at: datetime

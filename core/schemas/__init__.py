@@ -1,0 +1,45 @@
+"""API schemas: those every router shares (``base``) and the core app's own (``plans``)."""
+
+from core.schemas.base import (
+    AUTH_ERRORS,
+    DEFAULT_LIMIT,
+    ERRORS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    ErrorOut,
+    FromRecord,
+    Id,
+    InputSchema,
+    Int32,
+    JsonObject,
+    NonBlankText,
+    Page,
+    PageParams,
+    Text,
+    page_of,
+    paginate,
+)
+from core.schemas.plans import PhaseOut, TaskOut, WhoamiOut
+
+__all__ = [
+    "AUTH_ERRORS",
+    "DEFAULT_LIMIT",
+    "ERRORS",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "ErrorOut",
+    "FromRecord",
+    "Id",
+    "InputSchema",
+    "Int32",
+    "JsonObject",
+    "NonBlankText",
+    "Page",
+    "PageParams",
+    "PhaseOut",
+    "TaskOut",
+    "Text",
+    "WhoamiOut",
+    "page_of",
+    "paginate",
+]
