@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.db import models, transaction
 
 from core.errors import DomainError
-from core.repositories import Repository
+from core.repositories import DependencyRepository, Repository
 
 
 class _DryRun(Exception):
@@ -63,7 +63,7 @@ class RepositoryAdmin(admin.ModelAdmin):
         form_class = super().get_form(request, obj, change=change, **kwargs)
         model_admin = self
 
-        class RepositoryForm(form_class):
+        class RepositoryForm(form_class):  # type: ignore[misc,valid-type]
             def _post_clean(self) -> None:
                 super()._post_clean()
                 if self.errors:
@@ -106,6 +106,7 @@ class DependencyAdmin(RepositoryAdmin):
     """Dependency edges are added through ``create_dependency`` (no self-edge, duplicate,
     cross-initiative edge or cycle) and never edited; they may be deleted."""
 
+    repository: ClassVar[DependencyRepository[Any]]
     edge_fields: ClassVar[tuple[str, str]]
 
     def has_change_permission(self, request, obj=None) -> bool:

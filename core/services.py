@@ -15,6 +15,7 @@ phase, then task: always in that order, so two transitions cannot deadlock). On
 PostgreSQL these are row locks; SQLite's immediate transactions serialize writers.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ phases = PhaseRepository()
 tasks = TaskRepository()
 
 
-def _refuse(kind: str, record: Any, action: str, allowed: list[str]) -> TransitionNotAllowed:
+def _refuse(kind: str, record: Any, action: str, allowed: Sequence[str]) -> TransitionNotAllowed:
     return TransitionNotAllowed(
         f"Cannot {action} {kind} '{record}': it is {record.status}; "
         f"only a {kind} that is {' or '.join(allowed)} can be.",

@@ -26,7 +26,7 @@ DISPLAY_PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 # No genuine token is this long; refuse before hashing whatever a client sends.
 _MAX_TOKEN_LENGTH = 256
-_NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length
+_NAME_MAX_LENGTH: int = ApiToken._meta.get_field("name").max_length or 100
 
 
 def hash_token(clear: str) -> str:
@@ -61,7 +61,7 @@ def api_token_create(
         name=name,
         token_hash=hash_token(clear),
         prefix=clear[:DISPLAY_PREFIX_LENGTH],
-        created_by=created_by,
+        created_by=created_by,  # type: ignore[misc]  # any user model's instance
     )
     try:
         # The partial unique index settles a race between two creators of one name.

@@ -41,7 +41,8 @@ class CwNinjaAPI(NinjaAPI):
     def urls(self) -> tuple[list[URLPattern | URLResolver], str, str]:
         patterns, app_name, namespace = super().urls
         for pattern in patterns:
-            pattern.callback = with_json_routing_errors(pattern.callback)
+            if isinstance(pattern, URLPattern) and pattern.callback is not None:
+                pattern.callback = with_json_routing_errors(pattern.callback)
         patterns.append(path("<path:unknown>", csrf_exempt(unknown_api_path), name="unknown"))
         return patterns, app_name, namespace
 

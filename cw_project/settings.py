@@ -108,7 +108,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": CW_ENGINES["django.db.backends.sqlite3"],
-            "NAME": SQLITE_PATH,
+            "NAME": str(SQLITE_PATH),
             "OPTIONS": SQLITE_OPTIONS,
             # Tests use a file too, never :memory:, so that threads in concurrency
             # tests each get a real connection to the same database; one file per test

@@ -65,9 +65,14 @@ def violated_constraint(
         columns = {part.split(".")[-1] for part in text.split(": ", 1)[1].split(", ")}
         for constraint in constraints:
             fields = getattr(constraint, "fields", ())
-            if fields and {model._meta.get_field(f).column for f in fields} == columns:
+            if fields and {_column(model, f) for f in fields} == columns:
                 return constraint
     return None
+
+
+def _column(model: type[models.Model], name: str) -> str | None:
+    field = model._meta.get_field(name)
+    return field.column if isinstance(field, models.Field) else None
 
 
 def validation_error_details(error: ValidationError) -> dict[str, list[str]]:
@@ -214,7 +219,7 @@ class Repository(Generic[M]):
         obj = target if isinstance(target, self.model) else self.get(target)
         for name, value in fields.items():
             setattr(obj, name, value)
-        update_fields = [self.model._meta.get_field(name).attname for name in fields]
+        update_fields = [field.attname for name in fields if (field := self._field(name))]
         if self._has_updated_at():
             obj.updated_at = timezone.now()  # type: ignore[attr-defined]
             update_fields.append("updated_at")
@@ -248,12 +253,10 @@ class Repository(Generic[M]):
         try:
             field = self.model._meta.get_field(name)
         except FieldDoesNotExist:
-            field = next((f for f in self.model._meta.concrete_fields if f.attname == name), None)
-            if field is None:
-                return None
-        if not getattr(field, "concrete", False) or field.many_to_many:
+            return next((f for f in self.model._meta.concrete_fields if f.attname == name), None)
+        if not isinstance(field, models.Field) or not field.concrete or field.many_to_many:
             return None
-        return field  # type: ignore[return-value]
+        return field
 
     def _check_field_names(
         self, fields: dict[str, Any], *, action: str, lifecycle: bool = False

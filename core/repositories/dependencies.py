@@ -61,7 +61,9 @@ class DependencyRepository(Repository[N]):
     def _edges_in_scope(self, initiative_id: str | None) -> list[tuple[str, str]]:
         """Every edge among records of one initiative (or among records of none)."""
         key = f"{self.edge_from}__initiative_id"
-        scope = {key: initiative_id} if initiative_id is not None else {f"{key}__isnull": True}
+        scope: dict[str, object] = (
+            {key: initiative_id} if initiative_id is not None else {f"{key}__isnull": True}
+        )
         return list(
             self.edge_model._default_manager.filter(**scope).values_list(
                 f"{self.edge_from}_id", f"{self.edge_to}_id"

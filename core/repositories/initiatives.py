@@ -50,15 +50,9 @@ class InitiativeRepository(Repository[Initiative]):
         given = fields.pop("branch", None)
         if given:
             return self._create(**fields, branch=given)
-        branch_field = self.model._meta.get_field("branch")
+        branch_length = Initiative._meta.get_field("branch").max_length or 255
         # Room for "-<n>" so a suffixed branch still fits the column.
-        slug = slugify(
-            fields.get("name") or ""
-        )[
-            : branch_field.max_length
-            - len(self.branch_prefix)
-            - 8  # type: ignore[operator]
-        ]
+        slug = slugify(fields.get("name") or "")[: branch_length - len(self.branch_prefix) - 8]
         base = self.branch_prefix + (slug.strip("-") or "initiative")
         # A racing creator may take the same branch between our check and our insert: the
         # unique index refuses it and we move on to the next free suffix.

@@ -8,9 +8,12 @@ when the schema editor writes a foreign key; the migrations stay exactly what
 ``makemigrations`` generates.
 """
 
-from django.db import models
+from typing import Any
 
-ON_DELETE_SQL = {
+from django.db import models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+ON_DELETE_SQL: dict[Any, str] = {
     models.CASCADE: "CASCADE",
     models.SET_NULL: "SET NULL",
     models.PROTECT: "RESTRICT",
@@ -20,7 +23,7 @@ ON_DELETE_SQL = {
 
 def on_delete_clause(field: models.Field) -> str:
     """`` ON DELETE <rule>`` for a foreign key, or nothing when the ORM handles it alone."""
-    rule = ON_DELETE_SQL.get(field.remote_field.on_delete)
+    rule = ON_DELETE_SQL.get(getattr(field.remote_field, "on_delete", None))
     return f" ON DELETE {rule}" if rule else ""
 
 
@@ -28,7 +31,7 @@ def _with_clause(template: str, clause: str) -> str:
     return template.replace("%(to_column)s)", "%(to_column)s)" + clause, 1)
 
 
-class OnDeleteSchemaEditorMixin:
+class OnDeleteSchemaEditorMixin(BaseDatabaseSchemaEditor):
     """Writes each foreign key with the database-level form of its ``on_delete``."""
 
     def column_sql(self, model, field, include_default=False):
@@ -44,6 +47,6 @@ class OnDeleteSchemaEditorMixin:
         return super().column_sql(model, field, include_default=include_default)
 
     def _create_fk_sql(self, model, field, suffix):
-        statement = super()._create_fk_sql(model, field, suffix)
+        statement = super()._create_fk_sql(model, field, suffix)  # type: ignore[misc]
         statement.template = _with_clause(statement.template, on_delete_clause(field))
         return statement

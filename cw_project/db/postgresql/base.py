@@ -13,7 +13,7 @@ class DatabaseSchemaEditor(OnDeleteSchemaEditorMixin, schema.DatabaseSchemaEdito
         # compared for equality, so that second index would only slow every write.
         if field.primary_key or field.is_relation:
             return None
-        return super()._create_like_index_sql(model, field)
+        return super()._create_like_index_sql(model, field)  # type: ignore[misc]
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
