@@ -25,7 +25,7 @@ from agents.schemas import (
     ReleasedOut,
 )
 from core.auth import TOOL_AUTH
-from core.schemas import ERRORS, Id, Page, PageParams, paginate
+from core.schemas import ERRORS, Id, Page, PageParams, page_of
 
 router = Router(tags=["accounts"])
 
@@ -39,10 +39,8 @@ class AccountFilters(PageParams):
 @router.get("/accounts", response={200: Page[AccountOut], **ERRORS})
 def list_accounts(request: HttpRequest, filters: Query[AccountFilters]) -> dict[str, Any]:
     """Accounts in rotation order, optionally of one provider; secrets never included."""
-    queryset = accounts.queryset()
-    if filters.provider is not None:
-        queryset = queryset.filter(provider=filters.provider)
-    return paginate(queryset, filters)
+    page = accounts.find_page(provider=filters.provider, limit=filters.limit, offset=filters.offset)
+    return page_of(page.items, total=page.total, params=filters)
 
 
 @router.post("/accounts", response={201: AccountOut, **ERRORS})

@@ -1,8 +1,12 @@
-"""Agents and what they produce: provider accounts, log chunks, messages, conversations."""
+"""Agents and what they produce: provider accounts, log chunks, messages, conversations.
+
+As in ``core.models``: every constraint has a code and a message in words, uniqueness is
+a named constraint, and fields carry the validators of what they hold.
+"""
 
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
 from agents.secrets import EncryptedTextField
@@ -13,10 +17,23 @@ from core.models import (
     TimestampedModel,
     enum_check,
 )
+from core.validators import (
+    PATH_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    path_length,
+    text_length,
+    validate_json,
+    validate_jsonl,
+)
 
 
 class Account(TimestampedModel):
-    """A provider login the orchestrator rotates through round-robin."""
+    """A provider login the orchestrator rotates through round-robin.
+
+    One row per real login: a provider has each email once, compared without regard to
+    case (``a@x.com`` and ``A@x.com`` are one mailbox), so round-robin never hands the
+    same login out twice as often as the others.
+    """
 
     email = models.EmailField(max_length=320)
     provider = models.CharField(max_length=64, default="claude", db_default="claude")
@@ -38,6 +55,18 @@ class Account(TimestampedModel):
             models.Index(
                 fields=["provider", "is_exhausted", "last_used_at"],
                 name="accounts_rotation_idx",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                "provider",
+                Lower("email"),
+                name="accounts_provider_email_unique",
+                violation_error_code="account_duplicate",
+                violation_error_message=(
+                    "An account with this provider and email already exists (emails "
+                    "compare without regard to case)."
+                ),
             ),
         ]
 
@@ -62,7 +91,7 @@ class AgentMode(models.TextChoices):
 
 
 class Agent(TimestampedModel):
-    name = models.CharField(max_length=100, unique=True, help_text="Adjective-animal alias.")
+    name = models.CharField(max_length=100, help_text="Adjective-animal alias.")
     task = models.ForeignKey(
         Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
     )
@@ -91,9 +120,23 @@ class Agent(TimestampedModel):
     )
     pid = models.IntegerField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
-    output_file_path = models.TextField(null=True, blank=True)
-    result = models.TextField(null=True, blank=True, help_text="JSON.")
-    pending_questions = models.TextField(null=True, blank=True, help_text="JSON.")
+    output_file_path = models.TextField(
+        null=True, blank=True, max_length=PATH_MAX_LENGTH, validators=[path_length]
+    )
+    result = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length, validate_json],
+        help_text="JSON.",
+    )
+    pending_questions = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length, validate_json],
+        help_text="JSON.",
+    )
     user_dismissed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -106,6 +149,13 @@ class Agent(TimestampedModel):
         constraints = [
             enum_check("agents", "status", AgentStatus),
             enum_check("agents", "mode", AgentMode),
+            models.UniqueConstraint(
+                fields=["name"],
+                name="agents_name_unique",
+                # The code AgentRepository.create retries a generated name on.
+                violation_error_code="agent_name_taken",
+                violation_error_message="An agent with this name already exists.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -127,7 +177,11 @@ class AgentLogChunk(models.Model):
     session_number = models.IntegerField(
         default=1, db_default=1, help_text="1 on spawn, +1 on each resume."
     )
-    content = models.TextField()
+    content = models.TextField(
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length, validate_jsonl],
+        help_text="JSON Lines: one JSON document a line.",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
 
     class Meta:
@@ -178,7 +232,7 @@ class Message(TimestampedModel):
         default=MessageType.INFO,
         db_default=MessageType.INFO,
     )
-    content = models.TextField()
+    content = models.TextField(max_length=TEXT_MAX_LENGTH, validators=[text_length])
     requires_response = models.BooleanField(default=False, db_default=False)
     status = models.CharField(
         max_length=10,
@@ -232,8 +286,10 @@ class Conversation(TimestampedModel):
     task = models.ForeignKey(
         Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    question = models.TextField()
-    answer = models.TextField(null=True, blank=True)
+    question = models.TextField(max_length=TEXT_MAX_LENGTH, validators=[text_length])
+    answer = models.TextField(
+        null=True, blank=True, max_length=TEXT_MAX_LENGTH, validators=[text_length]
+    )
     status = models.CharField(
         max_length=10,
         choices=ConversationStatus.choices,
@@ -253,6 +309,8 @@ class Conversation(TimestampedModel):
             models.CheckConstraint(
                 condition=Q(status=ConversationStatus.PENDING) | Q(answer__isnull=False),
                 name="conversations_answered_has_answer",
+                violation_error_code="conversation_answer_missing",
+                violation_error_message="An answered conversation must have an answer.",
             ),
         ]
 

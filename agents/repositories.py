@@ -1,12 +1,19 @@
 """How agents and what they produce are found and stored: the seed's Account, Agent,
-Message, LogChunk and Conversation repositories."""
+Message, LogChunk and Conversation repositories.
+
+Each offers explicit, typed methods for what its table allows (``create``, ``update``,
+``delete`` and the seed's named operations). Lifecycle columns (an agent's or a message's
+status, a conversation's answer, an account's exhaustion) are refused by ``update`` and
+change only through their named transitions.
+"""
 
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, Required, TypedDict
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import (
     BooleanField,
     Exists,
@@ -19,6 +26,7 @@ from django.db.models import (
     Subquery,
 )
 from django.utils import timezone
+from typing_extensions import Unpack
 
 from agents.models import (
     Account,
@@ -31,18 +39,40 @@ from agents.models import (
     MessageStatus,
     ParticipantType,
 )
-from core.errors import Conflict, DomainError, InvalidInput
+from agents.secrets import EncryptedTextField, rotate
+from core.errors import Conflict, InvalidInput
+from core.models import Initiative, Phase, Task
 from core.repositories import (
     DEFAULT_KEYSET_PAGE_SIZE,
+    DEFAULT_PAGE_SIZE,
     MAX_KEYSET_PAGE_SIZE,
+    OffsetPage,
     Repository,
     check_choice,
     check_keyset_page,
-    integrity_error_kind,
+    offset_page,
+    relation_id,
+    require_int,
     require_text,
 )
 
 # --- accounts ------------------------------------------------------------------------------
+
+
+class AccountFields(TypedDict):
+    email: str
+    provider: NotRequired[str]
+    config_json: NotRequired[str | None]
+    credentials: NotRequired[str | None]
+    sort_order: NotRequired[int]
+
+
+class AccountChanges(TypedDict, total=False):
+    email: str
+    provider: str
+    config_json: str | None
+    credentials: str | None
+    sort_order: int
 
 
 class AccountRepository(Repository[Account]):
@@ -50,32 +80,86 @@ class AccountRepository(Repository[Account]):
 
     An account is *available* when it is not exhausted, or when its ``exhausted_until``
     has passed. An exhausted account without an ``exhausted_until`` stays parked until a
-    person releases it (``agents.services.account_release``): nothing releases it by time.
+    person releases it (``release``): nothing releases it by time. A provider has each
+    email once (compared without regard to case): a second is ``account_duplicate``.
     """
 
     model = Account
     slug = "account"
     label = "Account"
-
-    def create(self, **fields: Any) -> Account:
-        """Add an account (secrets are encrypted by their fields on save)."""
-        return self._create(**fields)
-
-    def update(self, account: Account | str, /, **changes: Any) -> Account:
-        return self._update(account, **changes)
-
-    def delete(self, id: str) -> bool:
-        return self._delete(id)
-
-    def find_by_provider(self, provider: str) -> list[Account]:
-        """Every account of ``provider``, in rotation order (``sort_order``, then age)."""
-        return list(self.queryset().filter(provider=provider))
-
+    #: The rotation's own state: written by claims, ``mark_exhausted`` and ``release``.
+    lifecycle_fields = frozenset({"is_exhausted", "exhausted_until", "last_used_at"})
     #: The furthest ahead an account can be parked (providers reset within days).
     longest_exhaustion = timedelta(days=366)
     #: On PostgreSQL, how often a claim that found every available row locked by other
     #: claimers tries again before answering None (each try waits a little longer).
     claim_attempts = 5
+
+    def queryset(self) -> QuerySet[Account]:
+        """Accounts with their secret columns left unread (nothing is decrypted), and
+        ``config_is_set`` / ``credentials_are_set`` annotated instead.
+
+        Every read of this repository uses it, so listing, showing or updating an
+        account never decrypts a secret; only a claim (``find_next_available``) loads
+        them, to hand them to the tool that will run an agent.
+        """
+        return (
+            super()
+            .queryset()
+            .defer("config_json", "credentials")
+            .annotate(
+                config_is_set=ExpressionWrapper(
+                    Q(config_json__isnull=False), output_field=BooleanField()
+                ),
+                credentials_are_set=ExpressionWrapper(
+                    Q(credentials__isnull=False), output_field=BooleanField()
+                ),
+            )
+        )
+
+    # --- reads ---------------------------------------------------------------------
+
+    def find_by_provider(self, provider: str) -> list[Account]:
+        """Every account of ``provider``, in rotation order (``sort_order``, then age)."""
+        return list(self.queryset().filter(provider=provider))
+
+    def find_page(
+        self, *, provider: str | None = None, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> OffsetPage[Account]:
+        """One offset page of the accounts (of ``provider`` when given) in rotation order,
+        with the total: two queries, no secret read."""
+        qs = self.queryset()
+        if provider is not None:
+            qs = qs.filter(provider=provider)
+        return offset_page(qs, limit=limit, offset=offset)
+
+    def next_release_at(self, provider: str) -> datetime | None:
+        """When the first parked account of ``provider`` becomes available again."""
+        return (
+            Account.objects.filter(
+                provider=provider, is_exhausted=True, exhausted_until__isnull=False
+            )
+            .order_by("exhausted_until")
+            .values_list("exhausted_until", flat=True)
+            .first()
+        )
+
+    # --- writes --------------------------------------------------------------------
+
+    def create(self, **fields: Unpack[AccountFields]) -> Account:
+        """Add an account to the rotation (its secrets are encrypted by their fields on
+        save); the same provider and email twice is ``Conflict`` ``account_duplicate``."""
+        return self._create(**fields)
+
+    def update(self, account: Account | str, /, **changes: Unpack[AccountChanges]) -> Account:
+        """Change an account's login, provider, secrets (``None`` clears one) or place in
+        the rotation; its exhaustion changes only through ``mark_exhausted`` and
+        ``release``, its ``last_used_at`` only through a claim."""
+        return self._update(account, **changes)
+
+    def delete(self, id: str) -> bool:
+        """Delete an account; its agents keep running records without it."""
+        return self._delete(id)
 
     def find_next_available(self, provider: str) -> Account | None:
         """Claim the least recently used available account of ``provider``, or None.
@@ -126,32 +210,10 @@ class AccountRepository(Repository[Account]):
             changes: dict[str, Any] = {"last_used_at": now, "updated_at": now}
             if account.is_exhausted:
                 changes.update(is_exhausted=False, exhausted_until=None)
-            Account.objects.filter(pk=account.pk).update(**changes)
+            self._update_many(Account.objects.filter(pk=account.pk), **changes)
         for name, value in changes.items():
             setattr(account, name, value)
         return account, False
-
-    def queryset(self) -> QuerySet[Account]:
-        """Accounts with their secret columns left unread (nothing is decrypted), and
-        ``config_is_set`` / ``credentials_are_set`` annotated instead.
-
-        Every read of this repository uses it, so listing, showing or updating an
-        account never decrypts a secret; only a claim (``find_next_available``) loads
-        them, to hand them to the tool that will run an agent.
-        """
-        return (
-            super()
-            .queryset()
-            .defer("config_json", "credentials")
-            .annotate(
-                config_is_set=ExpressionWrapper(
-                    Q(config_json__isnull=False), output_field=BooleanField()
-                ),
-                credentials_are_set=ExpressionWrapper(
-                    Q(credentials__isnull=False), output_field=BooleanField()
-                ),
-            )
-        )
 
     def _claimable(self, provider: str, now: datetime) -> QuerySet[Account]:
         """``provider``'s available accounts at ``now``, in the order they are handed out."""
@@ -162,10 +224,11 @@ class AccountRepository(Repository[Account]):
         )
 
     def mark_exhausted(self, id: str, until: datetime) -> Account:
-        """Park an account until ``until`` (an aware datetime in the future).
+        """Park an account until ``until`` (an aware datetime in the future, at most a
+        year away).
 
-        Refuses a naive or past ``until`` with ``InvalidInput`` and a missing account
-        with ``NotFound``.
+        Refuses a naive, past or too distant ``until`` with ``InvalidInput`` and a
+        missing account with ``NotFound``.
         """
         if not isinstance(until, datetime):
             raise InvalidInput(
@@ -192,18 +255,12 @@ class AccountRepository(Repository[Account]):
                 code="exhausted_until_past",
                 details={"until": until.isoformat()},
             )
-        return self._update(id, is_exhausted=True, exhausted_until=until)
+        return self._transition(self.get(id), is_exhausted=True, exhausted_until=until)
 
-    def next_release_at(self, provider: str) -> datetime | None:
-        """When the first parked account of ``provider`` becomes available again."""
-        return (
-            Account.objects.filter(
-                provider=provider, is_exhausted=True, exhausted_until__isnull=False
-            )
-            .order_by("exhausted_until")
-            .values_list("exhausted_until", flat=True)
-            .first()
-        )
+    def release(self, id: str) -> Account:
+        """Put a parked account back in the rotation now (a person's decision); an
+        account that is not parked stays as it is, but its ``updated_at`` moves."""
+        return self._transition(self.get(id), is_exhausted=False, exhausted_until=None)
 
     def clear_expired_exhaustion(self) -> int:
         """Release every exhausted account whose ``exhausted_until`` has passed.
@@ -213,6 +270,43 @@ class AccountRepository(Repository[Account]):
         """
         expired = Account.objects.filter(is_exhausted=True, exhausted_until__lte=timezone.now())
         return self._update_many(expired, is_exhausted=False, exhausted_until=None)
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret under the current key (the first of
+        ``CW_SECRET_KEYS``); returns how many accounts were rewritten.
+
+        Rows are locked while they are rewritten, so a concurrent write is not lost.
+        ``updated_at`` is left alone: the clear values do not change. Clear values
+        stored before encryption was introduced are encrypted on the way.
+        """
+        names = [
+            field.attname
+            for field in self.model._meta.concrete_fields
+            if isinstance(field, EncryptedTextField)
+        ]
+        # Read the stored tokens as plain text, bypassing from_db_value's decryption, so
+        # MultiFernet.rotate can re-encrypt them.
+        raw = {
+            f"raw_{name}": ExpressionWrapper(F(name), output_field=models.TextField())
+            for name in names
+        }
+        manager = self.model._base_manager
+        rewritten = 0
+        with transaction.atomic():
+            rows = list(
+                manager.select_for_update().annotate(**raw).order_by("pk").values_list("pk", *raw)
+            )
+            for pk, *values in rows:
+                changes = {
+                    name: rotate(value)
+                    for name, value in zip(names, values, strict=True)
+                    if value is not None
+                }
+                if changes:
+                    # The new tokens carry the prefix, so get_prep_value stores them as is.
+                    manager.filter(pk=pk).update(**changes)
+                    rewritten += 1
+        return rewritten
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -236,12 +330,58 @@ ANIMALS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+class AgentRuntime(TypedDict, total=False):
+    """What an agent's process reports: written by the orchestrator as it runs."""
+
+    session_id: str | None
+    pid: int | None
+    exit_code: int | None
+    result: str | None
+    pending_questions: str | None
+
+
+class AgentFields(AgentRuntime, total=False):
+    worktree_id: Required[str]
+    name: str
+    task: Task | None
+    task_id: str | None
+    initiative: Initiative | None
+    initiative_id: str | None
+    account: Account | None
+    account_id: str | None
+    provider: str
+    mode: str
+    status: str
+    output_file_path: str | None
+    user_dismissed_at: datetime | None
+
+
+class AgentChanges(AgentRuntime, total=False):
+    name: str
+    task: Task | None
+    task_id: str | None
+    initiative: Initiative | None
+    initiative_id: str | None
+    account: Account | None
+    account_id: str | None
+    worktree_id: str
+    provider: str
+    mode: str
+    output_file_path: str | None
+    user_dismissed_at: datetime | None
+
+
 class AgentRepository(Repository[Agent]):
-    """Agents; each has a unique, human-readable name such as ``brave-otter``."""
+    """Agents; each has a unique, human-readable name such as ``brave-otter``.
+
+    An agent's ``status`` is its lifecycle: ``update`` refuses it and ``set_status``
+    records the transitions the orchestrator decides.
+    """
 
     model = Agent
     slug = "agent"
     label = "Agent"
+    lifecycle_fields = frozenset({"status"})
     #: Plain ``adjective-animal`` tries before a number suffix is added, and the total.
     plain_name_attempts = 5
     name_attempts = 20
@@ -261,20 +401,22 @@ class AgentRepository(Repository[Agent]):
         """Agents in ``status``, oldest first; an unknown status is ``invalid_status``."""
         return list(self.queryset().filter(status=check_choice(AgentStatus, status, "status")))
 
-    def create(self, **fields: Any) -> Agent:
-        """Create an agent; without a ``name`` one is generated (``brave-otter``).
+    def create(self, **fields: Unpack[AgentFields]) -> Agent:
+        """Create an agent (``worktree_id`` required); without a ``name`` one is generated
+        (``brave-otter``).
 
         A generated name that collides is retried (with a number suffix once plain names
         keep colliding); an explicit name already taken is ``Conflict``
         ``agent_name_taken``.
         """
-        self._check_field_names(fields, action="create")
-        if fields.get("name"):
-            return self._insert(Agent(**fields))
+        values: dict[str, Any] = dict(fields)
+        self._check_field_names(values, action="create")
+        if values.get("name"):
+            return self._insert(Agent(**values))
         for attempt in range(self.name_attempts):
             name = self._generate_name(suffixed=attempt >= self.plain_name_attempts)
             try:
-                return self._insert(Agent(**{**fields, "name": name}))
+                return self._insert(Agent(**{**values, "name": name}))
             except Conflict as error:
                 if error.code != "agent_name_taken":
                     raise
@@ -283,20 +425,23 @@ class AgentRepository(Repository[Agent]):
             code="agent_name_unavailable",
         )
 
-    def update(self, agent: Agent | str, /, **changes: Any) -> Agent:
+    def update(self, agent: Agent | str, /, **changes: Unpack[AgentChanges]) -> Agent:
+        """Change an agent's name, placement, account, mode or what its process reported;
+        its status moves only through ``set_status``."""
         return self._update(agent, **changes)
 
-    def delete(self, id: str) -> bool:
-        return self._delete(id)
+    def set_status(
+        self, agent: Agent | str, status: str, /, **runtime: Unpack[AgentRuntime]
+    ) -> Agent:
+        """Record a lifecycle transition the orchestrator decided, with what the process
+        reported at that moment (e.g. the exit code of a crash) in the same write; an
+        unknown status is ``invalid_status``."""
+        obj = agent if isinstance(agent, Agent) else self.get(agent)
+        return self._transition(obj, status=check_choice(AgentStatus, status, "status"), **runtime)
 
-    def _integrity_refusal(self, obj: Agent, error: IntegrityError) -> DomainError:
-        if integrity_error_kind(error) == "unique":
-            return Conflict(
-                f"An agent named '{obj.name}' already exists.",
-                code="agent_name_taken",
-                details={"name": obj.name},
-            )
-        return super()._integrity_refusal(obj, error)
+    def delete(self, id: str) -> bool:
+        """Delete an agent; its log chunks stay (they name the agent, not a foreign key)."""
+        return self._delete(id)
 
     @staticmethod
     def _generate_name(*, suffixed: bool) -> str:
@@ -307,21 +452,42 @@ class AgentRepository(Repository[Agent]):
 # --- messages ------------------------------------------------------------------------------
 
 
+class MessageFields(TypedDict):
+    sender_type: str
+    recipient_type: str
+    content: str
+    sender_id: NotRequired[str | None]
+    recipient_id: NotRequired[str | None]
+    type: NotRequired[str]
+    requires_response: NotRequired[bool]
+    status: NotRequired[str]
+    parent_message: NotRequired[Message | None]
+    parent_message_id: NotRequired[str | None]
+
+
+class MessageChanges(TypedDict, total=False):
+    sender_type: str
+    sender_id: str | None
+    recipient_type: str
+    recipient_id: str | None
+    type: str
+    content: str
+    requires_response: bool
+    parent_message: Message | None
+    parent_message_id: str | None
+
+
 class MessageRepository(Repository[Message]):
-    """Messages between agents and people, threaded through ``parent_message``."""
+    """Messages between agents and people, threaded through ``parent_message``.
+
+    A message's ``status`` (pending, read, responded) is its lifecycle: ``update``
+    refuses it; ``mark_read``, ``mark_responded`` and ``set_status`` change it.
+    """
 
     model = Message
     slug = "message"
     label = "Message"
-
-    def create(self, **fields: Any) -> Message:
-        return self._create(**fields)
-
-    def update(self, message: Message | str, /, **changes: Any) -> Message:
-        return self._update(message, **changes)
-
-    def delete(self, id: str) -> bool:
-        return self._delete(id)
+    lifecycle_fields = frozenset({"status"})
 
     def find_pending_for_user(self) -> list[Message]:
         """Messages addressed to people that are still pending, oldest first."""
@@ -340,12 +506,74 @@ class MessageRepository(Repository[Message]):
         """The direct replies to ``message_id``, oldest first."""
         return list(self.queryset().filter(parent_message_id=message_id))
 
+    def create(self, **fields: Unpack[MessageFields]) -> Message:
+        """Send a message (pending unless a status is given); blank content is
+        ``empty_content``."""
+        require_text(fields.get("content"), "content")
+        return self._create(**fields)
+
+    def update(self, message: Message | str, /, **changes: Unpack[MessageChanges]) -> Message:
+        """Change a message's participants, content or thread; a message never replies to
+        itself or to one of its own replies (``message_parent_cycle``). Its status moves
+        only through the transitions."""
+        values: dict[str, Any] = dict(changes)
+        self._check_field_names(values, action="update")
+        obj = message if isinstance(message, Message) else self.get(message)
+        if "content" in values:
+            require_text(values["content"], "content")
+        has_parent, parent_id = relation_id(values, "parent_message")
+        if (
+            has_parent
+            and parent_id is not None
+            and obj.pk in self._ancestor_ids("parent_message_id", parent_id)
+        ):
+            raise InvalidInput(
+                "A message cannot reply to itself or to one of its own replies.",
+                code="message_parent_cycle",
+                details={"id": str(obj.pk), "parent_message_id": str(parent_id)},
+            )
+        return self._update(obj, **values)
+
+    def set_status(self, message: Message | str, status: str) -> Message:
+        """Record a status the services decided; an unknown one is ``invalid_status``."""
+        obj = message if isinstance(message, Message) else self.get(message)
+        return self._transition(obj, status=check_choice(MessageStatus, status, "status"))
+
+    def mark_read(self, id: str) -> Message:
+        """Mark a pending message read. A message already read or responded to stays as it
+        is, even against a concurrent response (one conditional UPDATE)."""
+        return self._move(id, (MessageStatus.PENDING,), MessageStatus.READ)
+
+    def mark_responded(self, id: str) -> Message:
+        """Mark a pending or read message responded to (one conditional UPDATE; a message
+        already responded to stays as it is)."""
+        return self._move(id, (MessageStatus.PENDING, MessageStatus.READ), MessageStatus.RESPONDED)
+
+    def delete(self, id: str) -> bool:
+        """Delete a message with its replies."""
+        return self._delete(id)
+
+    def _move(self, id: str, sources: tuple[str, ...], target: str) -> Message:
+        """Move message ``id`` to ``target`` only from one of ``sources``: a conditional
+        UPDATE, so a concurrent transition is never undone (``message_not_found`` when
+        there is no such message)."""
+        qs = self.model._default_manager.filter(pk=id, status__in=sources)
+        self._update_many(qs, status=target)
+        return self.get(id)
+
 
 # --- log chunks ----------------------------------------------------------------------------
 
 
+class LogChunkFields(TypedDict):
+    agent_id: str
+    agent_name: str
+    content: str
+    session_number: NotRequired[int]
+
+
 class LogChunkRepository(Repository[AgentLogChunk]):
-    """Agents' raw JSONL output, read forward with an id cursor.
+    """Agents' raw JSONL output, appended and read forward with an id cursor, never edited.
 
     Chunk ids increase in write order, so "the chunks after id N" is a keyset page that
     costs the same at the end of a long log as at its start (index ``(agent_id, id)``).
@@ -359,11 +587,13 @@ class LogChunkRepository(Repository[AgentLogChunk]):
     #: Rows per INSERT statement when appending a batch.
     insert_batch_size = 5000
     chunk_fields = frozenset({"agent_id", "agent_name", "session_number", "content"})
+    required_chunk_fields = frozenset({"agent_id", "agent_name", "content"})
 
     def insert_chunk(
         self, *, agent_id: str, agent_name: str, session_number: int, content: str
     ) -> AgentLogChunk:
-        """Append one chunk to an agent's log."""
+        """Append one chunk to an agent's log (``session_number`` from 1; ``content`` JSON
+        Lines)."""
         return self._insert(
             self._build(
                 {
@@ -375,11 +605,11 @@ class LogChunkRepository(Repository[AgentLogChunk]):
             )
         )
 
-    def insert_chunks(self, chunks: list[dict[str, Any]]) -> int:
+    def insert_chunks(self, chunks: Iterable[LogChunkFields]) -> int:
         """Append many chunks in order, all or none; one INSERT per batch. Returns the count.
 
-        Each dict has ``agent_id``, ``agent_name``, ``content`` and optionally
-        ``session_number`` (default 1); any other key is refused.
+        Each has ``agent_id``, ``agent_name``, ``content`` and optionally
+        ``session_number`` (default 1); any other key is ``invalid_log_chunk``.
         """
         objs = [self._build(chunk) for chunk in chunks]
         for obj in objs:
@@ -387,7 +617,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         if not objs:
             return 0
         with transaction.atomic():
-            AgentLogChunk.objects.bulk_create(objs, batch_size=self.insert_batch_size)
+            self.model._default_manager.bulk_create(objs, batch_size=self.insert_batch_size)
         return len(objs)
 
     def find_by_agent_id(
@@ -396,69 +626,85 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         """Up to ``limit`` chunks of an agent's log with an id above ``after``, oldest first.
 
         Pass the id of the last chunk seen as ``after`` to read the next page; an empty
-        page means the end. ``limit`` is capped at ``max_page_size``; below 1 it is
-        ``InvalidInput`` ``invalid_limit``.
+        page means the end. ``limit`` is 1..``max_page_size`` (the keyset cap of the
+        pagination contract): beyond it is ``invalid_limit``, never clamped.
         """
         check_keyset_page(limit, after, integer_cursor=True)
-        qs = AgentLogChunk.objects.filter(agent_id=agent_id)
+        qs = self.model._default_manager.filter(agent_id=agent_id)
         if after is not None:
             qs = qs.filter(id__gt=after)
         return list(qs.order_by("id")[:limit])
 
     def delete_by_agent_id(self, agent_id: str) -> int:
         """Delete an agent's whole log; returns how many chunks were deleted."""
-        deleted, _ = AgentLogChunk.objects.filter(agent_id=agent_id).delete()
+        deleted, _ = self.model._default_manager.filter(agent_id=agent_id).delete()
         return deleted
 
     def get_session_count(self, agent_id: str) -> int:
         """The highest session number in an agent's log (0 when it has none)."""
-        result = AgentLogChunk.objects.filter(agent_id=agent_id).aggregate(n=Max("session_number"))
+        result = self.model._default_manager.filter(agent_id=agent_id).aggregate(
+            n=Max("session_number")
+        )
         return result["n"] or 0
 
-    def _build(self, chunk: dict[str, Any]) -> AgentLogChunk:
+    def _build(self, chunk: Mapping[str, Any]) -> AgentLogChunk:
         unknown = sorted(set(chunk) - self.chunk_fields)
-        missing = sorted({"agent_id", "agent_name", "content"} - set(chunk))
+        missing = sorted(self.required_chunk_fields - set(chunk))
         if unknown or missing:
             raise InvalidInput(
                 "A log chunk needs agent_id, agent_name and content (and may have session_number).",
                 code="invalid_log_chunk",
                 details={"unknown": unknown, "missing": missing},
             )
-        session_number = chunk.get("session_number", 1)
-        if (
-            isinstance(session_number, bool)
-            or not isinstance(session_number, int)
-            or session_number < 1
-        ):
-            raise InvalidInput(
-                "session_number must be a positive integer.",
-                code="invalid_session_number",
-                details={"session_number": session_number},
-            )
-        return AgentLogChunk(**chunk)
+        values: dict[str, Any] = dict(chunk)
+        values["session_number"] = require_int(
+            values.get("session_number", 1),
+            "session_number",
+            minimum=1,
+            code="invalid_session_number",
+        )
+        return AgentLogChunk(**values)
 
 
 # --- conversations -------------------------------------------------------------------------
 
 
+class ConversationFields(TypedDict):
+    question: str
+    from_agent: NotRequired[Agent]
+    from_agent_id: NotRequired[str]
+    to_agent: NotRequired[Agent]
+    to_agent_id: NotRequired[str]
+    initiative: NotRequired[Initiative | None]
+    initiative_id: NotRequired[str | None]
+    phase: NotRequired[Phase | None]
+    phase_id: NotRequired[str | None]
+    task: NotRequired[Task | None]
+    task_id: NotRequired[str | None]
+
+
+class ConversationChanges(TypedDict, total=False):
+    question: str
+    from_agent: Agent
+    from_agent_id: str
+    to_agent: Agent
+    to_agent_id: str
+    initiative: Initiative | None
+    initiative_id: str | None
+    phase: Phase | None
+    phase_id: str | None
+    task: Task | None
+    task_id: str | None
+
+
 class ConversationRepository(Repository[Conversation]):
-    """Questions one agent asks another, each answered exactly once."""
+    """Questions one agent asks another, each answered exactly once, by ``answer``:
+    ``update`` can neither rewrite an answer nor reopen a question."""
 
     model = Conversation
     slug = "conversation"
     label = "Conversation"
-
-    def create(self, **fields: Any) -> Conversation:
-        return self._create(**fields)
-
-    def update(self, conversation: Conversation | str, /, **changes: Any) -> Conversation:
-        return self._update(conversation, **changes)
-
-    def delete(self, id: str) -> bool:
-        return self._delete(id)
-
-    #: Only ``answer()`` answers: ``update()`` cannot rewrite or reopen an answer.
-    read_only_fields = Repository.read_only_fields | {"answer", "status"}
+    lifecycle_fields = frozenset({"answer", "status"})
 
     def find_pending_for_agent(self, to_agent_id: str) -> list[Conversation]:
         """Unanswered questions addressed to ``to_agent_id``, oldest first."""
@@ -466,18 +712,36 @@ class ConversationRepository(Repository[Conversation]):
             self.queryset().filter(to_agent_id=to_agent_id, status=ConversationStatus.PENDING)
         )
 
+    def create(self, **fields: Unpack[ConversationFields]) -> Conversation:
+        """Ask a question (pending until answered); both agents must exist, and a blank
+        question is ``empty_question``."""
+        require_text(fields.get("question"), "question")
+        return self._create(**fields)
+
+    def update(
+        self, conversation: Conversation | str, /, **changes: Unpack[ConversationChanges]
+    ) -> Conversation:
+        """Change who asks whom, the question or what it is about; never the answer."""
+        if "question" in changes:
+            require_text(changes["question"], "question")
+        return self._update(conversation, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
+
     def answer(self, id: str, answer: str) -> Conversation:
         """Record the answer and mark the conversation answered, exactly once.
 
         The write is a conditional UPDATE on ``status = 'pending'``, so of two concurrent
         answerers exactly one wins; the other gets ``Conflict``
         ``conversation_already_answered``. A blank answer is ``InvalidInput``
-        ``empty_answer``; a missing conversation is ``NotFound``.
+        ``empty_answer`` (and one no column can hold is refused like any value); a
+        missing conversation is ``NotFound``.
         """
         require_text(answer, "answer")
-        updated = Conversation.objects.filter(pk=id, status=ConversationStatus.PENDING).update(
-            answer=answer, status=ConversationStatus.ANSWERED, updated_at=timezone.now()
-        )
+        self._validate(Conversation(answer=answer), only=["answer"])
+        pending = self.model._default_manager.filter(pk=id, status=ConversationStatus.PENDING)
+        updated = self._update_many(pending, answer=answer, status=ConversationStatus.ANSWERED)
         conversation = self.find_by_id(id)
         if conversation is None:
             raise self.not_found(id)

@@ -5,7 +5,7 @@ except ``AccountClaimOut``, which only the claim endpoint returns.
 """
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from ninja import Field, Schema
 from pydantic import AwareDatetime
@@ -13,6 +13,10 @@ from pydantic import AwareDatetime
 from core.schemas import InputSchema, Int32, NonBlankText, Text
 
 Email = Annotated[NonBlankText, Field(min_length=3, max_length=320)]
+
+#: The default of a patch field that may be left out but never sent as ``null``: the
+#: field stays required-when-sent (not Optional), and a patch applies only the fields set.
+NOT_SENT: Any = None
 
 
 class AccountIn(InputSchema):
@@ -30,11 +34,11 @@ class AccountIn(InputSchema):
 class AccountPatch(InputSchema):
     """Only the fields sent change; send ``null`` for a secret to clear it."""
 
-    email: Email = None
-    provider: NonBlankText = Field(None, max_length=64)
+    email: Email = NOT_SENT
+    provider: NonBlankText = Field(NOT_SENT, max_length=64)
     config_json: Text | None = None
     credentials: Text | None = None
-    sort_order: Int32 = None
+    sort_order: Int32 = NOT_SENT
 
 
 class AccountOut(Schema):

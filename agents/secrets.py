@@ -2,19 +2,18 @@
 
 Keys come from ``settings.CW_SECRET_KEYS``: the first encrypts, every key is tried to
 decrypt (``MultiFernet``), so a new key can be put first while old rows stay readable,
-and ``rotate_encrypted_values()`` then re-encrypts every row with it. The keys are read
-on first use, never at import time, and re-read whenever the setting changes.
+and ``rotate()`` re-encrypts a stored value with it (``AccountRepository.rotate_secrets``
+does so for every row). The keys are read on first use, never at import time, and re-read
+whenever the setting changes.
 """
 
 import functools
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.db import DEFAULT_DB_ALIAS, models, transaction
-from django.db.models import ExpressionWrapper, F
+from django.db import models
 from django.dispatch import receiver
 
 #: Marks a stored value as a Fernet token, so clear values written before encryption
@@ -121,48 +120,3 @@ class EncryptedTextField(models.TextField):
         if value is None:
             return None
         return encrypt(value)
-
-
-def _encrypted_fields(model: type[models.Model]) -> list[str]:
-    return [
-        field.attname
-        for field in model._meta.concrete_fields
-        if isinstance(field, EncryptedTextField)
-    ]
-
-
-def rotate_encrypted_values(using: str = DEFAULT_DB_ALIAS) -> int:
-    """Re-encrypt every encrypted column of every row under the current key; return how
-    many rows were rewritten.
-
-    Rows are locked while they are rewritten, so a concurrent write is not lost.
-    ``updated_at`` is left alone: the clear values do not change. Clear values stored
-    before encryption was introduced are encrypted on the way.
-    """
-    rewritten = 0
-    for model in apps.get_models():
-        names = _encrypted_fields(model)
-        if not names:
-            continue
-        # Read the stored tokens as plain text, bypassing from_db_value's decryption,
-        # so MultiFernet.rotate can re-encrypt them.
-        raw = {
-            f"raw_{name}": ExpressionWrapper(F(name), output_field=models.TextField())
-            for name in names
-        }
-        manager = model._base_manager.using(using)
-        with transaction.atomic(using=using):
-            rows = list(
-                manager.select_for_update().annotate(**raw).order_by("pk").values_list("pk", *raw)
-            )
-            for pk, *values in rows:
-                changes = {
-                    name: rotate(value)
-                    for name, value in zip(names, values, strict=True)
-                    if value is not None
-                }
-                if changes:
-                    # The new tokens carry the prefix, so get_prep_value stores them as is.
-                    manager.filter(pk=pk).update(**changes)
-                    rewritten += 1
-    return rewritten

@@ -1,8 +1,10 @@
-"""What may happen to agents' records: provider accounts for now.
+"""What may happen to agents' records: provider accounts, and messages being read.
 
 Keyword-only functions, each one transaction, raising ``core.errors`` domain errors
-with stable codes. Secrets (``config_json``, ``credentials``) are validated as JSON text
-here and encrypted by the model field; nothing here returns them except a claim.
+with stable codes. Every door (the API, the admin, commands) adds and changes accounts
+through ``account_create`` / ``account_update``. Secrets (``config_json``,
+``credentials``) are validated as JSON text here and encrypted by the model field;
+nothing here returns them except a claim.
 """
 
 import json
@@ -12,18 +14,21 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from typing_extensions import Unpack
 
-from agents.models import Account
-from agents.repositories import AccountRepository
+from agents.models import Account, Message
+from agents.repositories import AccountChanges, AccountRepository, MessageRepository
 from core.errors import Conflict, InvalidInput
 
 accounts = AccountRepository()
+messages = MessageRepository()
 
 SECRET_FIELDS = ("config_json", "credentials")
 
 
 def validate_account_fields(fields: dict[str, Any]) -> None:
-    """Refuse a malformed email or a secret that is not JSON text (never echoing it)."""
+    """Refuse a malformed email (``invalid_email``) or a secret that is not JSON text
+    (``invalid_json``, never echoing it)."""
     if "email" in fields:
         try:
             validate_email(fields["email"])
@@ -57,8 +62,9 @@ def account_create(
     credentials: str | None = None,
     sort_order: int = 0,
 ) -> Account:
-    """Add a provider account to the rotation."""
-    fields = {
+    """Add a provider account to the rotation; the same provider and email twice is
+    ``Conflict`` ``account_duplicate``."""
+    fields: dict[str, Any] = {
         "email": email,
         "provider": provider,
         "config_json": config_json,
@@ -70,18 +76,14 @@ def account_create(
 
 
 @transaction.atomic
-def account_update(*, account_id: str, **fields: Any) -> Account:
-    """Change the fields given (``None`` clears a secret); others stay as they are."""
-    allowed = {"email", "provider", "config_json", "credentials", "sort_order"}
-    unknown = sorted(set(fields) - allowed)
-    if unknown:
-        raise InvalidInput(
-            f"Cannot update {', '.join(unknown)} of an account.",
-            code="invalid_field",
-            details={"fields": unknown},
-        )
-    validate_account_fields(fields)
-    return accounts.update(account_id, **fields)
+def account_update(*, account_id: str, **changes: Unpack[AccountChanges]) -> Account:
+    """Change the fields given (``None`` clears a secret); others stay as they are.
+
+    Exhaustion and ``last_used_at`` are not fields a person edits: the repository
+    refuses them (``invalid_field``), like any unknown name.
+    """
+    validate_account_fields(dict(changes))
+    return accounts.update(account_id, **changes)
 
 
 @transaction.atomic
@@ -108,15 +110,29 @@ def _next_release(provider: str) -> str | None:
 
 @transaction.atomic
 def account_mark_exhausted(*, account_id: str, until: datetime) -> Account:
+    """Park an account (rate-limited) until ``until``."""
     return accounts.mark_exhausted(account_id, until)
 
 
 @transaction.atomic
 def account_release(*, account_id: str) -> Account:
     """Put a parked (exhausted) account back in the rotation now."""
-    return accounts.update(account_id, is_exhausted=False, exhausted_until=None)
+    return accounts.release(account_id)
 
 
 @transaction.atomic
 def account_clear_expired_exhaustion() -> int:
+    """Release every account whose exhaustion has passed; returns how many."""
     return accounts.clear_expired_exhaustion()
+
+
+def account_rotate_secrets() -> int:
+    """Re-encrypt every account's secrets under the current key; returns how many
+    accounts were rewritten (one transaction, rows locked while rewritten)."""
+    return accounts.rotate_secrets()
+
+
+@transaction.atomic
+def message_mark_read(*, message_id: str) -> Message:
+    """Mark a pending message read (one already read or responded to stays as it is)."""
+    return messages.mark_read(message_id)

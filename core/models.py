@@ -2,6 +2,14 @@
 
 Also the one shared base every cw model uses for its id and timestamps, and the helper
 that turns a ``TextChoices`` enum into a database check constraint.
+
+Every constraint carries a ``violation_error_code`` and a ``violation_error_message`` in
+words: the repositories turn a database refusal into a domain error with them, and the
+admin's forms show the message, so no door ever shows a constraint's name. Uniqueness is
+declared as named constraints (never ``unique=True``) for the same reason. Fields carry
+the validators of what they are documented to hold (``core.validators``); a ``TextField``
+also states its ``max_length`` (which Django does not enforce on a ``TextField``, hence
+the explicit length validator beside it).
 """
 
 import shortuuid
@@ -11,16 +19,39 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from core.validators import (
+    NAME_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    name_length,
+    text_length,
+    validate_git_url,
+    validate_tiptap_document,
+)
+
 
 def generate_id() -> str:
     """A 22-character, URL-safe, random text id (the seed used nanoid)."""
     return shortuuid.uuid()
 
 
-def enum_check(table: str, field: str, choices: type[models.TextChoices]) -> models.CheckConstraint:
-    """A database constraint that refuses any value of ``field`` outside ``choices``."""
+def enum_check(
+    table: str, field: str, choices: type[models.TextChoices], *, nullable: bool = False
+) -> models.CheckConstraint:
+    """A database constraint that refuses any value of ``field`` outside ``choices`` (but
+    null when ``nullable``), refused with the code ``check_choice`` gives the same rule:
+    ``invalid_<field>``."""
+    condition = Q(**{f"{field}__in": choices.values})
+    if nullable:
+        condition = Q(**{f"{field}__isnull": True}) | condition
+    allowed = ", ".join(choices.values)
     return models.CheckConstraint(
-        condition=Q(**{f"{field}__in": choices.values}), name=f"{table}_{field}_valid"
+        condition=condition,
+        name=f"{table}_{field}_valid",
+        violation_error_code=f"invalid_{field}",
+        violation_error_message=(
+            f"{field.replace('_', ' ').capitalize()} must be "
+            f"{'empty or ' if nullable else ''}one of: {allowed}."
+        ),
     )
 
 
@@ -60,7 +91,7 @@ class InitiativeStatus(models.TextChoices):
 
 
 class Initiative(TimestampedModel):
-    name = models.TextField()
+    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
     status = models.CharField(
         max_length=20,
         choices=InitiativeStatus.choices,
@@ -71,7 +102,6 @@ class Initiative(TimestampedModel):
         max_length=255,
         null=True,
         blank=True,
-        unique=True,
         help_text="Git branch of the initiative, e.g. cw/user-auth; generated from the name.",
     )
     execution_mode = models.CharField(
@@ -88,6 +118,12 @@ class Initiative(TimestampedModel):
         constraints = [
             enum_check("initiatives", "status", InitiativeStatus),
             enum_check("initiatives", "execution_mode", ExecutionMode),
+            models.UniqueConstraint(
+                fields=["branch"],
+                name="initiatives_branch_unique",
+                violation_error_code="initiative_branch_taken",
+                violation_error_message="Another initiative already uses this branch.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -108,8 +144,14 @@ class Phase(TimestampedModel):
     initiative = models.ForeignKey(
         Initiative, on_delete=models.CASCADE, related_name="phases", db_index=False
     )
-    name = models.TextField()
-    content = models.TextField(null=True, blank=True, help_text="Tiptap (ProseMirror) JSON.")
+    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    content = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length, validate_tiptap_document],
+        help_text="Tiptap (ProseMirror) JSON.",
+    )
     status = models.CharField(
         max_length=20,
         choices=PhaseStatus.choices,
@@ -131,11 +173,7 @@ class Phase(TimestampedModel):
         indexes = [models.Index(fields=["initiative", "status"], name="phases_initiative_idx")]
         constraints = [
             enum_check("phases", "status", PhaseStatus),
-            models.CheckConstraint(
-                condition=Q(blocked_from_status__isnull=True)
-                | Q(blocked_from_status__in=PhaseStatus.values),
-                name="phases_blocked_from_status_valid",
-            ),
+            enum_check("phases", "blocked_from_status", PhaseStatus, nullable=True),
         ]
 
     def __str__(self) -> str:
@@ -157,11 +195,18 @@ class PhaseDependency(CreatedModel):
         db_table = "phase_dependencies"
         verbose_name_plural = "phase dependencies"
         constraints = [
+            # The same codes as PhaseRepository.create_dependency's own refusals.
             models.UniqueConstraint(
-                fields=["phase", "depends_on_phase"], name="phase_dependencies_unique_pair"
+                fields=["phase", "depends_on_phase"],
+                name="phase_dependencies_unique_pair",
+                violation_error_code="dependency_duplicate",
+                violation_error_message="This phase already depends on that phase.",
             ),
             models.CheckConstraint(
-                condition=~Q(phase=F("depends_on_phase")), name="phase_dependencies_no_self_edge"
+                condition=~Q(phase=F("depends_on_phase")),
+                name="phase_dependencies_no_self_edge",
+                violation_error_code="dependency_self_edge",
+                violation_error_message="A phase cannot depend on itself.",
             ),
         ]
 
@@ -216,8 +261,10 @@ class Task(TimestampedModel):
     parent_task = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="subtasks"
     )
-    name = models.TextField()
-    description = models.TextField(null=True, blank=True)
+    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    description = models.TextField(
+        null=True, blank=True, max_length=TEXT_MAX_LENGTH, validators=[text_length]
+    )
     type = models.CharField(
         max_length=32, choices=TaskType.choices, default=TaskType.AUTO, db_default=TaskType.AUTO
     )
@@ -249,7 +296,11 @@ class Task(TimestampedModel):
     )
     order = models.IntegerField(default=0, db_default=0)
     summary = models.TextField(
-        null=True, blank=True, help_text="Result summary; dependent tasks read it as context."
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length],
+        help_text="Result summary; dependent tasks read it as context.",
     )
 
     class Meta:
@@ -264,11 +315,7 @@ class Task(TimestampedModel):
             enum_check("tasks", "category", TaskCategory),
             enum_check("tasks", "priority", TaskPriority),
             enum_check("tasks", "status", TaskStatus),
-            models.CheckConstraint(
-                condition=Q(blocked_from_status__isnull=True)
-                | Q(blocked_from_status__in=TaskStatus.values),
-                name="tasks_blocked_from_status_valid",
-            ),
+            enum_check("tasks", "blocked_from_status", TaskStatus, nullable=True),
         ]
 
     def __str__(self) -> str:
@@ -294,11 +341,18 @@ class TaskDependency(CreatedModel):
         db_table = "task_dependencies"
         verbose_name_plural = "task dependencies"
         constraints = [
+            # The same codes as TaskRepository.create_dependency's own refusals.
             models.UniqueConstraint(
-                fields=["task", "depends_on_task"], name="task_dependencies_unique_pair"
+                fields=["task", "depends_on_task"],
+                name="task_dependencies_unique_pair",
+                violation_error_code="dependency_duplicate",
+                violation_error_message="This task already depends on that task.",
             ),
             models.CheckConstraint(
-                condition=~Q(task=F("depends_on_task")), name="task_dependencies_no_self_edge"
+                condition=~Q(task=F("depends_on_task")),
+                name="task_dependencies_no_self_edge",
+                violation_error_code="dependency_self_edge",
+                violation_error_message="A task cannot depend on itself.",
             ),
         ]
 
@@ -311,8 +365,14 @@ class Page(TimestampedModel):
     parent_page = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
     )
-    title = models.TextField()
-    content = models.TextField(null=True, blank=True, help_text="Tiptap (ProseMirror) JSON.")
+    title = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    content = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length, validate_tiptap_document],
+        help_text="Tiptap (ProseMirror) JSON.",
+    )
     sort_order = models.IntegerField(default=0, db_default=0)
 
     class Meta:
@@ -324,6 +384,10 @@ class Page(TimestampedModel):
                 fields=["initiative"],
                 condition=Q(parent_page__isnull=True),
                 name="pages_one_root_per_initiative",
+                violation_error_code="page_root_exists",
+                violation_error_message=(
+                    "This initiative already has a root page; give the new page a parent."
+                ),
             ),
         ]
 
@@ -332,17 +396,35 @@ class Page(TimestampedModel):
 
 
 class Project(TimestampedModel):
-    name = models.CharField(max_length=255, unique=True)
-    url = models.CharField(max_length=1024, unique=True, help_text="Git repository URL.")
+    name = models.CharField(max_length=255)
+    url = models.CharField(
+        max_length=1024,
+        validators=[validate_git_url],
+        help_text="Git repository URL: https://, ssh://, git://, file:// or user@host:path.",
+    )
     default_branch = models.CharField(max_length=255, default="main", db_default="main")
     last_fetched_at = models.DateTimeField(null=True, blank=True)
-    initiatives = models.ManyToManyField(
+    initiatives: "models.ManyToManyField[Initiative, InitiativeProject]" = models.ManyToManyField(
         Initiative, through="InitiativeProject", related_name="projects", blank=True
     )
 
     class Meta:
         db_table = "projects"
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"],
+                name="projects_name_unique",
+                violation_error_code="project_name_taken",
+                violation_error_message="A project with this name already exists.",
+            ),
+            models.UniqueConstraint(
+                fields=["url"],
+                name="projects_url_unique",
+                violation_error_code="project_url_taken",
+                violation_error_message="A project with this URL already exists.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -359,7 +441,10 @@ class InitiativeProject(CreatedModel):
         db_table = "initiative_projects"
         constraints = [
             models.UniqueConstraint(
-                fields=["initiative", "project"], name="initiative_projects_unique_pair"
+                fields=["initiative", "project"],
+                name="initiative_projects_unique_pair",
+                violation_error_code="initiative_project_duplicate",
+                violation_error_message="This project is already linked to this initiative.",
             ),
         ]
 
@@ -376,7 +461,7 @@ class ApiToken(CreatedModel):
     """
 
     name = models.CharField(max_length=100)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
     prefix = models.CharField(max_length=8, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -396,6 +481,17 @@ class ApiToken(CreatedModel):
                 fields=["name"],
                 condition=Q(revoked_at__isnull=True),
                 name="api_tokens_active_name_unique",
+                # The code api_token_create gives the same refusal.
+                violation_error_code="token_name_taken",
+                violation_error_message=(
+                    "An active token already has this name; revoke it or pick another name."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["token_hash"],
+                name="api_tokens_token_hash_unique",
+                violation_error_code="token_hash_taken",
+                violation_error_message="Another token already has this hash.",
             ),
         ]
 

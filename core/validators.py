@@ -6,7 +6,9 @@ API's schemas. Messages never quote the value (it may be long, or a secret).
 """
 
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
@@ -17,16 +19,67 @@ NAME_MAX_LENGTH = 500
 #: well inside the API's body limit.
 TEXT_MAX_LENGTH = 1_000_000
 
+#: File paths (worktrees' output files, files under review): Linux's PATH_MAX.
+PATH_MAX_LENGTH = 4096
+
 name_length = MaxLengthValidator(NAME_MAX_LENGTH)
 text_length = MaxLengthValidator(TEXT_MAX_LENGTH)
+path_length = MaxLengthValidator(PATH_MAX_LENGTH)
+
+#: The URL schemes git clones from (``git+ssh`` and ``ssh+git`` are git's aliases of ssh).
+GIT_URL_SCHEMES = frozenset({"https", "http", "ssh", "git", "file", "git+ssh", "ssh+git"})
+
+# git's "scp-like" syntax, ``[user@]host:path``: a colon before any slash, the host a
+# DNS name or a bracketed IPv6 address, and a path after the colon.
+_SCP_LIKE_URL = re.compile(
+    r"(?:[A-Za-z0-9._~+-]+@)?"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r":(?!//)[^\s]+"
+)
+_GIT_URL_MESSAGE = (
+    "Enter a git repository URL: https://, http://, ssh://, git:// or file://, or the "
+    "scp-like user@host:path."
+)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` that refuses ``NaN`` and ``Infinity``, which are not JSON (a
+    browser's ``JSON.parse`` and PostgreSQL's ``jsonb`` refuse them too)."""
+    return json.loads(text, parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def validate_json(value: str) -> None:
     """The value is one JSON document (any JSON value)."""
     try:
-        json.loads(value)
+        _loads(value)
     except (TypeError, ValueError, RecursionError):
         raise ValidationError("Enter a valid JSON document.", code="invalid_json") from None
+
+
+def validate_git_url(value: str) -> None:
+    """The value is a URL git can clone from: ``https://``, ``http://``, ``ssh://``,
+    ``git://`` or ``file://`` (with a host, except ``file://``, and a path), or the
+    scp-like ``user@host:path`` (``git@github.com:org/repo.git``). Django's
+    ``URLValidator`` knows no scp-like URLs, hence this one."""
+    if not isinstance(value, str) or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValidationError(_GIT_URL_MESSAGE, code="invalid_git_url")
+    if "://" in value:
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValidationError(_GIT_URL_MESSAGE, code="invalid_git_url") from None
+        scheme_ok = parts.scheme.lower() in GIT_URL_SCHEMES
+        host_ok = parts.scheme.lower() == "file" or bool(parts.hostname)
+        if scheme_ok and host_ok and parts.path.strip("/"):
+            return
+        raise ValidationError(_GIT_URL_MESSAGE, code="invalid_git_url")
+    if not _SCP_LIKE_URL.fullmatch(value):
+        raise ValidationError(_GIT_URL_MESSAGE, code="invalid_git_url")
 
 
 def validate_jsonl(value: str) -> None:
@@ -35,7 +88,7 @@ def validate_jsonl(value: str) -> None:
         if not line.strip():
             continue
         try:
-            json.loads(line)
+            _loads(line)
         except (TypeError, ValueError, RecursionError):
             raise ValidationError(
                 "Line %(line)s is not a JSON document (each line of a log chunk is one).",
@@ -49,7 +102,7 @@ def validate_tiptap_document(value: str) -> None:
     and whose every node has a string ``type``, a list ``content`` of nodes when it has
     children, a string ``text`` for text nodes, and a list of typed ``marks``."""
     try:
-        doc = json.loads(value)
+        doc = _loads(value)
     except (TypeError, ValueError, RecursionError):
         raise ValidationError(
             'Enter a Tiptap document (JSON such as {"type": "doc", "content": []}).',

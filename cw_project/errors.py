@@ -5,11 +5,10 @@
 =================================  ======  ==========================================
 failure                            status  code
 =================================  ======  ==========================================
-``core.errors.NotFound``           404     the error's code (``task_not_found``, …)
-``InvalidInput``                   400     the error's code
-``Conflict`` and subclasses        409     the error's code
-``PermissionRequired``             403     the error's code
-any other ``DomainError``          400     the error's code
+a ``core.errors.DomainError``      its     the error's code, with the status the
+                                   code's  catalogue declares for it (404 ``NotFound``,
+                                           400 ``InvalidInput``, 409 ``Conflict``,
+                                           403 ``PermissionRequired``)
 bad body/query/path parameters     422     ``validation_error`` (``details.errors``)
 unparsable JSON body               422     ``malformed_json``
 no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authenticate``)
@@ -18,9 +17,13 @@ no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authen
 ``DataError`` (unstorable value)   400     ``invalid_value``
 ``RequestDataTooBig`` (big body)   413     ``payload_too_large`` (``details.max_bytes``)
 wrong HTTP method                  405     ``method_not_allowed`` (+ ``Allow``)
-other ``HttpError``                its     ``http_<status>`` or a name per status
+other ``HttpError``                its     the code declared for its status, else
+                                           ``http_<status>``
 unexpected exception               500     ``internal_error`` (logged, signalled)
 =================================  ======  ==========================================
+
+Every code is in the catalogue of ``core.errors`` (``docs/errors.md``); the codes only the
+API answers are declared here.
 
 No response ever describes an unexpected exception: its text may quote the request (a
 submitted secret). It goes to the log, where it belongs.
@@ -40,26 +43,65 @@ from django.utils.log import log_response
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
-from core.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionRequired
+from core.errors import DomainError, ErrorCode, declare, lookup
 
-#: Status of each domain error class; the most specific class listed wins.
-DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
-    NotFound: 404,
-    InvalidInput: 400,
-    Conflict: 409,
-    PermissionRequired: 403,
-}
+# --- the codes only the API answers (the domain's are declared by the apps) -------------
 
-_HTTP_ERROR_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "validation_error",
-    429: "throttled",
+BAD_REQUEST = declare("api", "bad_request", 400, "The request cannot be read.")
+NOT_AUTHENTICATED = declare(
+    "api",
+    "not_authenticated",
+    401,
+    "No credentials, or bad ones: send `Authorization: Bearer <token>` or log into the admin.",
+)
+PERMISSION_DENIED = declare(
+    "api", "permission_denied", 403, "The credentials do not allow this operation."
+)
+NOT_FOUND = declare("api", "not_found", 404, "No API endpoint (or nothing) at this URL.")
+METHOD_NOT_ALLOWED = declare(
+    "api",
+    "method_not_allowed",
+    405,
+    "The endpoint does not take this HTTP method (`details.allowed` and `Allow` list those it "
+    "takes).",
+)
+CONFLICT = declare("api", "conflict", 409, "The request clashes with the current state.")
+PAYLOAD_TOO_LARGE = declare(
+    "api",
+    "payload_too_large",
+    413,
+    "The request body is larger than the API reads (`details.max_bytes`).",
+)
+VALIDATION_ERROR = declare(
+    "api",
+    "validation_error",
+    422,
+    "A body, query or path parameter does not parse or validate (`details.errors`).",
+)
+MALFORMED_JSON = declare("api", "malformed_json", 422, "The request body is not valid JSON.")
+THROTTLED = declare("api", "throttled", 429, "Too many requests; try again later.")
+INTERNAL_ERROR = declare(
+    "api", "internal_error", 500, "An unexpected error; it is logged, never described."
+)
+
+#: The refusal of a value the database cannot store: the same code a repository answers.
+INVALID_VALUE = lookup("invalid_value")
+
+#: The code of an ``HttpError`` (raised by Ninja) by its status; others are
+#: ``http_<status>``.
+_HTTP_ERROR_CODES: dict[int, ErrorCode] = {
+    entry.status: entry
+    for entry in (
+        BAD_REQUEST,
+        NOT_AUTHENTICATED,
+        PERMISSION_DENIED,
+        NOT_FOUND,
+        METHOD_NOT_ALLOWED,
+        CONFLICT,
+        PAYLOAD_TOO_LARGE,
+        VALIDATION_ERROR,
+        THROTTLED,
+    )
 }
 
 
@@ -69,31 +111,34 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
+    code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> JsonResponse:
     """A JSON error response outside a Ninja operation (routing, method fallbacks)."""
-    return JsonResponse(error_body(code, message, details), status=status)
+    return JsonResponse(error_body(code.code, message, details), status=code.status)
 
 
 def domain_error_status(error: DomainError) -> int:
-    """The HTTP status of a domain error: its most specific class's, else 400."""
-    for cls in type(error).__mro__:
-        if cls in DOMAIN_ERROR_STATUS:
-            return DOMAIN_ERROR_STATUS[cls]
-    return 400
+    """The HTTP status of a domain error: its code's, from the catalogue."""
+    return lookup(error.code).status
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
     """Register on ``api`` the handler of every failure in the table above."""
 
-    def respond(request: HttpRequest, status: int, body: dict[str, Any]) -> HttpResponse:
-        return api.create_response(request, body, status=status)
+    def respond(
+        request: HttpRequest,
+        code: ErrorCode,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        status: int | None = None,
+    ) -> HttpResponse:
+        body = error_body(code.code, message, details)
+        return api.create_response(request, body, status=status or code.status)
 
     def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
         details = exc.details if isinstance(exc.details, dict) else {"value": exc.details}
-        return respond(
-            request, domain_error_status(exc), error_body(exc.code, exc.message, details)
-        )
+        return respond(request, exc.error_code, exc.message, details)
 
     def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         errors = [
@@ -103,65 +148,69 @@ def install_error_handlers(api: NinjaAPI) -> None:
         summary = "; ".join(
             f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors[:5]
         )
-        body = error_body("validation_error", f"Invalid request: {summary}.", {"errors": errors})
-        return respond(request, 422, body)
+        return respond(
+            request, VALIDATION_ERROR, f"Invalid request: {summary}.", {"errors": errors}
+        )
 
     def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        body = error_body(
-            "not_authenticated",
+        response = respond(
+            request,
+            NOT_AUTHENTICATED,
             "Authentication required: send 'Authorization: Bearer <token>' "
             "(create one with `manage.py create_api_token`) or log into the admin as staff.",
         )
-        response = respond(request, 401, body)
         response["WWW-Authenticate"] = 'Bearer realm="cw"'
         return response
 
     def on_authorization_error(request: HttpRequest, exc: AuthorizationError) -> HttpResponse:
-        return respond(request, exc.status_code, error_body("permission_denied", exc.message))
+        return respond(request, PERMISSION_DENIED, exc.message, status=exc.status_code)
 
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         # Ninja wraps a body its JSON parser cannot read (JSONDecodeError, UnicodeDecodeError:
         # both ValueErrors) in HttpError(400), chaining the cause.
         # A body nested too deep for the parser raises RecursionError instead.
         if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
-            body = error_body("malformed_json", "The request body is not valid JSON.")
-            return respond(request, 422, body)
-        code = _HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return respond(request, exc.status_code, error_body(code, exc.message))
+            return respond(request, MALFORMED_JSON, "The request body is not valid JSON.")
+        code = _HTTP_ERROR_CODES.get(exc.status_code)
+        if code is None:
+            body = error_body(f"http_{exc.status_code}", exc.message)
+            return api.create_response(request, body, status=exc.status_code)
+        return respond(request, code, exc.message, status=exc.status_code)
 
     def on_data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
         # A value the database cannot store (a NUL character on PostgreSQL, a number out
         # of range) that validation let through: the caller's input, not our failure.
         # The service's transaction has rolled back, so nothing was half-written.
-        body = error_body(
-            "invalid_value",
+        return respond(
+            request,
+            INVALID_VALUE,
             "A value in the request cannot be stored (e.g. a NUL character or a number "
             "out of range).",
         )
-        return respond(request, 400, body)
 
     def on_request_data_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
         # Django raises it on the first read of request.body (Ninja reads the body outside
         # its parse-error wrapping) or request.POST (the session's CSRF check reads a form
         # body during authentication): either way it arrives here unwrapped.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = error_body(
-            "payload_too_large",
+        return respond(
+            request,
+            PAYLOAD_TOO_LARGE,
             f"The request body is larger than the {limit} bytes the API reads.",
             {"max_bytes": limit},
         )
-        return respond(request, 413, body)
 
     def on_http404(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return respond(request, 404, error_body("not_found", str(exc) or "Not found."))
+        return respond(request, NOT_FOUND, str(exc) or "Not found.")
 
     def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         # What Django does for an uncaught exception: log it and send the signal (error
         # reporters and the test client listen to it), but answer in the API's shape.
         # The exception stays out of the body even with DEBUG on: its text can quote the
         # request, secrets included; the log has it.
-        body = error_body("internal_error", "An unexpected error occurred; it has been logged.")
-        response = respond(request, 500, body)
+        response = respond(
+            request, INTERNAL_ERROR, "An unexpected error occurred; it has been logged."
+        )
         log_response(
             "Internal Server Error: %s",
             request.path,
@@ -172,22 +221,25 @@ def install_error_handlers(api: NinjaAPI) -> None:
         got_request_exception.send(sender=None, request=request)
         return response
 
-    api.add_exception_handler(DomainError, on_domain_error)
-    api.add_exception_handler(ValidationError, on_validation_error)
-    api.add_exception_handler(AuthenticationError, on_authentication_error)
-    api.add_exception_handler(AuthorizationError, on_authorization_error)
-    api.add_exception_handler(HttpError, on_http_error)
-    api.add_exception_handler(Http404, on_http404)
-    api.add_exception_handler(DataError, on_data_error)
-    api.add_exception_handler(RequestDataTooBig, on_request_data_too_big)
-    api.add_exception_handler(Exception, on_unexpected)
+    handlers: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
+        (DomainError, on_domain_error),
+        (ValidationError, on_validation_error),
+        (AuthenticationError, on_authentication_error),
+        (AuthorizationError, on_authorization_error),
+        (HttpError, on_http_error),
+        (Http404, on_http404),
+        (DataError, on_data_error),
+        (RequestDataTooBig, on_request_data_too_big),
+        (Exception, on_unexpected),
+    ]
+    for exception_class, handler in handlers:
+        api.add_exception_handler(exception_class, handler)
 
 
 def _method_not_allowed(request: HttpRequest, response: HttpResponseNotAllowed) -> JsonResponse:
     allowed = sorted(m.strip() for m in response["Allow"].split(",") if m.strip())
     json_response = error_response(
-        405,
-        "method_not_allowed",
+        METHOD_NOT_ALLOWED,
         f"{request.method} is not allowed here; use {', '.join(allowed)}.",
         {"allowed": allowed},
     )
@@ -213,8 +265,7 @@ def with_json_routing_errors(view: Callable) -> Callable:
                 return unknown_api_path(request)
             return convert(request, response)
 
-        wrapper = functools.wraps(view)(async_wrapper)
-        return markcoroutinefunction(wrapper)
+        return markcoroutinefunction(functools.wraps(view)(async_wrapper))
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -230,8 +281,7 @@ def with_json_routing_errors(view: Callable) -> Callable:
 def unknown_api_path(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The 404 of a URL under the API that no route matches."""
     return error_response(
-        404,
-        "not_found",
+        NOT_FOUND,
         f"No API endpoint at {request.path}; the documentation lists them all.",
         {"path": request.path},
     )

@@ -106,7 +106,7 @@ def dismiss_all_proposals(request: HttpRequest, agent_id: Id) -> dict[str, int]:
 )
 def count_agent_proposals(request: HttpRequest, agent_id: Id) -> dict[str, int]:
     """How many proposals of the agent are pending, accepted and dismissed."""
-    agents.get(agent_id)
+    agents.require(agent_id)
     return proposals.count_by_agent_id_per_status(agent_id)
 
 
@@ -140,11 +140,11 @@ def list_review_comments(
     request: HttpRequest, phase_id: Id, filters: Query[ReviewCommentFilters]
 ) -> dict[str, Any]:
     """A phase's comments by file and line; ``resolved`` filters open or resolved ones."""
-    phases.get(phase_id)
-    items, total = review_comments.find_page(
+    phases.require(phase_id)
+    page = review_comments.find_page(
         phase_id, resolved=filters.resolved, limit=filters.limit, offset=filters.offset
     )
-    return page_of(items, total=total, params=filters)
+    return page_of(page.items, total=page.total, params=filters)
 
 
 @router.post(

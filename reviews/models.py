@@ -1,10 +1,22 @@
-"""What people decide on: proposals, review comments, chat sessions and change sets."""
+"""What people decide on: proposals, review comments, chat sessions and change sets.
+
+As in ``core.models``: every constraint has a code and a message in words, and fields
+carry the validators of what they hold.
+"""
 
 from django.db import models
 from django.db.models import Q
 
 from agents.models import Agent
 from core.models import CreatedModel, Initiative, Phase, TimestampedModel, enum_check
+from core.validators import (
+    NAME_MAX_LENGTH,
+    PATH_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    name_length,
+    path_length,
+    text_length,
+)
 
 
 class ProposalTargetType(models.TextChoices):
@@ -31,9 +43,17 @@ class Proposal(TimestampedModel):
     )
     target_type = models.CharField(max_length=8, choices=ProposalTargetType.choices)
     target_id = models.CharField(max_length=22, null=True, blank=True)
-    title = models.TextField()
-    summary = models.TextField(null=True, blank=True)
-    content = models.TextField(null=True, blank=True, help_text="Markdown.")
+    title = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    summary = models.TextField(
+        null=True, blank=True, max_length=TEXT_MAX_LENGTH, validators=[text_length]
+    )
+    content = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length],
+        help_text="Markdown.",
+    )
     metadata = models.JSONField(null=True, blank=True)
     status = models.CharField(
         max_length=10,
@@ -74,10 +94,10 @@ class ReviewComment(TimestampedModel):
         related_name="review_comments",
         db_index=False,  # review_comments_phase_idx (phase, resolved) serves it
     )
-    file_path = models.TextField()
+    file_path = models.TextField(max_length=PATH_MAX_LENGTH, validators=[path_length])
     line_number = models.IntegerField(help_text="New-side line, or old-side for removals.")
     line_type = models.CharField(max_length=8, choices=ReviewLineType.choices)
-    body = models.TextField()
+    body = models.TextField(max_length=TEXT_MAX_LENGTH, validators=[text_length])
     author = models.CharField(max_length=255, default="you", db_default="you")
     resolved = models.BooleanField(default=False, db_default=False)
 
@@ -88,7 +108,11 @@ class ReviewComment(TimestampedModel):
         constraints = [
             enum_check("review_comments", "line_type", ReviewLineType),
             models.CheckConstraint(
-                condition=Q(line_number__gte=1), name="review_comments_line_number_positive"
+                condition=Q(line_number__gte=1),
+                name="review_comments_line_number_positive",
+                # The code ReviewCommentRepository.create gives the same refusal.
+                violation_error_code="invalid_line_number",
+                violation_error_message="The line number must be a whole number of at least 1.",
             ),
         ]
 
@@ -141,6 +165,10 @@ class ChatSession(TimestampedModel):
                 fields=["target_type", "target_id"],
                 condition=Q(status=ChatSessionStatus.ACTIVE),
                 name="chat_sessions_one_active_per_target",
+                violation_error_code="chat_session_already_active",
+                violation_error_message=(
+                    "This phase or task already has an active chat session; close it first."
+                ),
             ),
         ]
 
@@ -169,7 +197,13 @@ class ChangeSet(TimestampedModel):
     chat_session = models.ForeignKey(
         ChatSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="change_sets"
     )
-    description = models.TextField(blank=True, default="", db_default="")
+    description = models.TextField(
+        blank=True,
+        default="",
+        db_default="",
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length],
+    )
     status = models.CharField(
         max_length=10,
         choices=ChangeSetStatus.choices,
@@ -238,7 +272,7 @@ class ChatMessage(CreatedModel):
         db_index=False,  # chat_messages_session_idx (chat_session, created_at) serves it
     )
     role = models.CharField(max_length=10, choices=ChatRole.choices)
-    content = models.TextField()
+    content = models.TextField(max_length=TEXT_MAX_LENGTH, validators=[text_length])
     change_set = models.ForeignKey(
         ChangeSet, on_delete=models.SET_NULL, null=True, blank=True, related_name="chat_messages"
     )

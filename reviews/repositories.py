@@ -1,22 +1,39 @@
 """How review records are found and stored: the seed's Proposal, ReviewComment and
-ChatSession repositories, and the ChangeSet repository the accept/revert flows need."""
+ChatSession repositories, and the ChangeSet repository the accept/revert flows need.
 
-from typing import Any, ClassVar
+As in ``core.repositories``: the base's generic writes are protected, and each repository
+offers explicit, typed methods for what its table allows. Statuses are lifecycle fields:
+a proposal is accepted or dismissed, a chat session closed, a change set reverted, each
+exactly once, never by a plain update. Other tables are read only through their own
+repositories' named accessors.
+"""
+
+from collections.abc import Callable
+from typing import Any, ClassVar, NotRequired, TypedDict, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from typing_extensions import Unpack
 
 from agents.models import Agent
-from core.errors import Conflict, DomainError, InvalidInput, not_found
-from core.models import Phase, Task
+from agents.repositories import AgentRepository
+from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.models import Initiative, Phase
 from core.repositories import (
+    DEFAULT_PAGE_SIZE,
+    OffsetPage,
+    PageRepository,
+    PhaseRepository,
     Repository,
+    TaskRepository,
     check_choice,
-    check_offset_page,
-    integrity_error_kind,
+    check_keyset_page,
     invalid_cursor,
+    offset_page,
+    offset_slice,
+    relation_id,
     require_text,
     validation_error_details,
 )
@@ -38,47 +55,162 @@ from reviews.models import (
     ReviewLineType,
 )
 
+M = TypeVar("M", bound=models.Model)
 
-def _page(qs: models.QuerySet, *, limit: int | None, offset: int = 0) -> models.QuerySet:
-    """``qs`` cut to one offset page (the pagination contract), or whole when ``limit``
-    is None (internal callers that need every row)."""
-    if limit is None:
-        return qs
-    check_offset_page(limit, offset)
-    return qs[offset : offset + limit]
+#: The repository of each kind of record a proposal or a chat session targets.
+TARGET_REPOSITORIES: dict[str, PageRepository | PhaseRepository | TaskRepository] = {
+    ProposalTargetType.PAGE: PageRepository(),
+    ProposalTargetType.PHASE: PhaseRepository(),
+    ProposalTargetType.TASK: TaskRepository(),
+}
+
+
+def target_initiative_id(target_type: str, target_id: str) -> str | None:
+    """The initiative the page, phase or task ``target_id`` belongs to (None for a task
+    in no initiative); NotFound ``<target_type>_not_found`` when there is no such record.
+
+    The one answer to "which initiative owns this target" for proposals and chat sessions.
+    """
+    return TARGET_REPOSITORIES[target_type].initiative_id_of(target_id)
+
+
+class _ReviewRepository(Repository[M]):
+    """What the reviews' repositories share: exactly-once conditional updates."""
+
+    def _update_once(
+        self,
+        id: str,
+        /,
+        *,
+        when: dict[str, Any],
+        refusal: Callable[[M], DomainError],
+        **fields: Any,
+    ) -> M:
+        """Set ``fields`` on the record only while it still matches ``when``, in one
+        conditional UPDATE (which also moves ``updated_at``), and return it as stored.
+
+        Of two callers racing for the same change exactly one wins; the other, like any
+        caller finding the record no longer matching, gets ``refusal(record)``. A missing
+        record is ``<slug>_not_found``.
+        """
+        changed = self._update_many(
+            self.model._default_manager.filter(pk=id, **when),
+            **fields,
+        )
+        record = self.get(id)
+        if not changed:
+            raise refusal(record)
+        return record
+
+
+class _InitiativeOwnedRepository(_ReviewRepository[M]):
+    """Records that belong to one initiative (proposals, chat sessions, change sets)."""
+
+    def initiative_id_of(self, id: str) -> str:
+        """The id of the record's initiative (``<slug>_not_found`` when there is none)."""
+        found = (
+            self.model._default_manager.filter(pk=id)
+            .values_list("initiative_id", flat=True)
+            .first()
+        )
+        if found is None:
+            raise self.not_found(id)
+        return found
 
 
 # --- proposals ---------------------------------------------------------------------------
 
 
-class ProposalRepository(Repository[Proposal]):
-    """Proposals by agent, status and initiative; bulk accept/dismiss; counts by status.
+class ProposalFields(TypedDict):
+    target_type: str
+    title: str
+    agent: NotRequired[Agent]
+    agent_id: NotRequired[str]
+    initiative: NotRequired[Initiative]
+    initiative_id: NotRequired[str]
+    target_id: NotRequired[str | None]
+    summary: NotRequired[str | None]
+    content: NotRequired[str | None]
+    metadata: NotRequired[dict[str, Any] | None]
+    sort_order: NotRequired[int]
 
-    Lists are ordered ``sort_order, created_at, id`` (the model's ordering), which is
-    also the keyset the ``after`` cursor of ``find()`` pages through.
+
+class ProposalChanges(TypedDict, total=False):
+    title: str
+    summary: str | None
+    content: str | None
+    metadata: dict[str, Any] | None
+    sort_order: int
+
+
+class ProposalRepository(_InitiativeOwnedRepository[Proposal]):
+    """Proposals by agent, status and initiative; accept/dismiss; counts by status.
+
+    A proposal stays with its agent, initiative and target; its target, when it names
+    one, is a record of its initiative; its metadata is a JSON object (or null). Its
+    status moves only through ``accept``/``dismiss`` (exactly once, from pending) or
+    ``set_status``. Lists are ordered ``sort_order, created_at, id`` (the model's
+    ordering), which is also the keyset the ``after`` cursor of ``find()`` pages through.
     """
 
     model = Proposal
     slug = "proposal"
     label = "Proposal"
+    read_only_fields = _InitiativeOwnedRepository.read_only_fields | {
+        "agent",
+        "initiative",
+        "target_type",
+        "target_id",
+    }
+    lifecycle_fields = frozenset({"status"})
 
-    def create(self, **fields: Any) -> Proposal:
-        return self._create(**fields)
+    def create(self, **fields: Unpack[ProposalFields]) -> Proposal:
+        """Store a pending proposal.
 
-    def update(self, proposal: Proposal | str, /, **changes: Any) -> Proposal:
+        Refuses metadata that is not a JSON object (``proposal_metadata_invalid``), a
+        target that does not exist (NotFound ``proposal_target_missing``) or belongs to
+        another initiative (``proposal_target_elsewhere``), and what the model's
+        validation refuses (``validation_failed``: an unknown target type, a blank title).
+        """
+        values: dict[str, Any] = dict(fields)
+        self._check_field_names(values, action="create")
+        self._check_metadata(values.get("metadata"))
+        target_type, target_id = values.get("target_type"), values.get("target_id")
+        if target_id is not None and target_type in ProposalTargetType.values:
+            self.check_target(target_type, target_id, relation_id(values, "initiative")[1])
+        return self._insert(Proposal(**values))
+
+    def update(self, proposal: Proposal | str, /, **changes: Unpack[ProposalChanges]) -> Proposal:
+        """Change a proposal's title, summary, content, metadata or sort order (its agent,
+        initiative and target are fixed; its status moves through ``accept``/``dismiss``)."""
+        if "metadata" in changes:
+            self._check_metadata(changes["metadata"])
         return self._update(proposal, **changes)
 
     def delete(self, id: str) -> bool:
+        """Delete a proposal; its change sets keep their history (their link is cleared)."""
         return self._delete(id)
 
-    def find_by_agent_id_and_status(
-        self, agent_id: str, status: str | None = None
-    ) -> list[Proposal]:
-        """Every proposal of an agent, optionally only those in ``status`` (validated)."""
-        qs = self.queryset().filter(agent_id=agent_id)
-        if status is not None:
-            qs = qs.filter(status=check_choice(ProposalStatus, status, "status"))
-        return list(qs)
+    def set_status(self, proposal: Proposal, status: str) -> Proposal:
+        """Record a status the services decided (``accept``/``dismiss`` are the exactly-once
+        moves out of pending)."""
+        return self._transition(proposal, status=check_choice(ProposalStatus, status, "status"))
+
+    def accept(self, proposal: Proposal | str) -> Proposal:
+        """Mark a pending proposal accepted and return it as stored; exactly once (Conflict
+        ``proposal_not_pending`` when it is no longer pending)."""
+        return self._leave_pending(proposal, ProposalStatus.ACCEPTED)
+
+    def dismiss(self, proposal: Proposal | str) -> Proposal:
+        """Mark a pending proposal dismissed and return it as stored; exactly once (Conflict
+        ``proposal_not_pending`` when it is no longer pending)."""
+        return self._leave_pending(proposal, ProposalStatus.DISMISSED)
+
+    def dismiss_pending_of_agent(self, agent_id: str) -> int:
+        """Dismiss every pending proposal of an agent in one statement; returns how many."""
+        return self.update_many_by_agent_id(
+            agent_id, status=ProposalStatus.DISMISSED, only_status=ProposalStatus.PENDING
+        )
 
     def update_many_by_agent_id(
         self,
@@ -110,6 +242,76 @@ class ProposalRepository(Repository[Proposal]):
             qs = qs.filter(status=check_choice(ProposalStatus, only_status, "status"))
         return self._update_many(qs, **changes)
 
+    def _leave_pending(self, proposal: Proposal | str, status: str) -> Proposal:
+        return self._update_once(
+            proposal.pk if isinstance(proposal, Proposal) else proposal,
+            when={"status": ProposalStatus.PENDING},
+            refusal=self.not_pending,
+            status=status,
+        )
+
+    @staticmethod
+    def not_pending(proposal: Proposal) -> Conflict:
+        """The refusal of a proposal that was already accepted or dismissed."""
+        return Conflict(
+            f"Proposal '{proposal}' is already {proposal.status}.",
+            code="proposal_not_pending",
+            details={"id": proposal.pk, "status": proposal.status},
+        )
+
+    @staticmethod
+    def _check_metadata(metadata: Any) -> None:
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInput(
+                "A proposal's metadata must be a JSON object.",
+                code="proposal_metadata_invalid",
+                details={"key": "metadata"},
+            )
+
+    @staticmethod
+    def check_target(target_type: str, target_id: str, initiative_id: str | None) -> None:
+        """Refuse a target that does not exist (NotFound ``proposal_target_missing``) or
+        belongs to another initiative than ``initiative_id`` (``proposal_target_elsewhere``)."""
+        try:
+            owner = target_initiative_id(target_type, target_id)
+        except NotFound:
+            raise NotFound(
+                f"There is no {target_type} '{target_id}' to change.",
+                code="proposal_target_missing",
+                details={"target_type": target_type, "target_id": target_id},
+            ) from None
+        if owner != initiative_id:
+            raise InvalidInput(
+                f"The {target_type} '{target_id}' belongs to another initiative.",
+                code="proposal_target_elsewhere",
+                details={"target_type": target_type, "target_id": target_id},
+            )
+
+    # --- reads ---------------------------------------------------------------------
+
+    def find_by_ids(self, ids: list[str]) -> list[Proposal]:
+        """The proposals of ``ids`` that exist, in the model's order."""
+        return list(self.queryset().filter(pk__in=ids))
+
+    def lock_pending_of_agent(self, agent_id: str) -> list[Proposal]:
+        """An agent's pending proposals, locked, in the order they are applied (the
+        model's: sort order, then age). Inside ``transaction.atomic()`` only."""
+        self._require_atomic("lock_pending_of_agent")
+        return list(
+            self.queryset()
+            .select_for_update()
+            .filter(agent_id=agent_id, status=ProposalStatus.PENDING)
+        )
+
+    def find_by_agent_id_and_status(
+        self, agent_id: str, status: str | None = None
+    ) -> list[Proposal]:
+        """Every proposal of an agent, optionally only those in ``status`` (validated)."""
+        qs = self.queryset().filter(agent_id=agent_id)
+        if status is not None:
+            qs = qs.filter(status=check_choice(ProposalStatus, status, "status"))
+        return list(qs)
+
     def count_by_agent_id_and_status(self, agent_id: str, status: str) -> int:
         """How many proposals of an agent are in ``status`` (the seed's call shape)."""
         check_choice(ProposalStatus, status, "status")
@@ -135,7 +337,7 @@ class ProposalRepository(Repository[Proposal]):
         initiative_id: str | None = None,
         status: str | None = None,
         target_type: str | None = None,
-        limit: int = 50,
+        limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
         after: str | None = None,
     ) -> list[Proposal]:
@@ -168,7 +370,7 @@ class ProposalRepository(Repository[Proposal]):
                 | Q(sort_order=sort_order, created_at__gt=created_at)
                 | Q(sort_order=sort_order, created_at=created_at, id__gt=after)
             )
-        return list(_page(qs, limit=limit, offset=offset))
+        return list(offset_slice(qs, limit=limit, offset=offset))
 
     def count(
         self,
@@ -190,7 +392,7 @@ class ProposalRepository(Repository[Proposal]):
         initiative_id: str | None,
         status: str | None,
         target_type: str | None,
-    ) -> models.QuerySet:
+    ) -> models.QuerySet[Proposal]:
         qs = self.queryset()
         if agent_id is not None:
             qs = qs.filter(agent_id=agent_id)
@@ -206,62 +408,117 @@ class ProposalRepository(Repository[Proposal]):
 # --- review comments -----------------------------------------------------------------------
 
 
-class ReviewCommentRepository(Repository[ReviewComment]):
+class ReviewCommentFields(TypedDict):
+    file_path: str
+    line_number: int
+    line_type: str
+    body: str
+    phase: NotRequired[Phase]
+    phase_id: NotRequired[str]
+    author: NotRequired[str]
+
+
+class ReviewCommentChanges(TypedDict, total=False):
+    file_path: str
+    line_number: int
+    line_type: str
+    body: str
+    author: str
+
+
+class ReviewCommentRepository(_ReviewRepository[ReviewComment]):
     """Inline comments on a phase's diff.
 
-    ``resolve``/``unresolve`` are idempotent: asking for the state a comment is already
-    in returns it unchanged, without a write (so ``updated_at`` does not move).
+    A comment stays on its phase; its file path is one line without tabs, its line
+    number at least 1. ``resolve``/``unresolve`` are idempotent: asking for the state a
+    comment is already in returns it unchanged, without a write (so ``updated_at`` does
+    not move).
     """
 
     model = ReviewComment
     slug = "review_comment"
     label = "Review comment"
+    read_only_fields = _ReviewRepository.read_only_fields | {"phase"}
+    lifecycle_fields = frozenset({"resolved"})
 
-    def delete(self, id: str) -> bool:
-        return self._delete(id)
-
-    def create(
-        self,
-        *,
-        phase_id: str,
-        file_path: str,
-        line_number: int,
-        line_type: str,
-        body: str,
-        author: str = "you",
-    ) -> ReviewComment:
+    def create(self, **fields: Unpack[ReviewCommentFields]) -> ReviewComment:
         """Add a comment to a phase's diff.
 
-        Refuses a blank body or file path, a line number below 1, an unknown line type
-        (InvalidInput) and a phase that does not exist (NotFound ``phase_not_found``).
+        Refuses a blank body, author or file path, a file path over several lines, a
+        line number below 1, an unknown line type (InvalidInput) and a phase that does
+        not exist (NotFound ``phase_not_found``).
         """
-        require_text(file_path, "file_path")
-        require_text(body, "body")
-        require_text(author, "author")
-        # bool is an int: True would otherwise be stored as line 1.
-        if isinstance(line_number, bool) or not isinstance(line_number, int) or line_number < 1:
-            raise InvalidInput(
-                "The line number must be a whole number of at least 1.",
-                code="invalid_line_number",
-                details={"line_number": str(line_number)},
-            )
-        check_choice(ReviewLineType, line_type, "line_type")
-        if isinstance(file_path, str) and any(c in file_path for c in "\r\n\t"):
+        values: dict[str, Any] = {"author": "you", **fields}
+        self._check_field_names(values, action="create")
+        self._check_values(values)
+        has_phase, phase_id = relation_id(values, "phase")
+        if has_phase:
+            PhaseRepository().require(phase_id)
+        return self._create(**values)
+
+    def update(
+        self, comment: ReviewComment | str, /, **changes: Unpack[ReviewCommentChanges]
+    ) -> ReviewComment:
+        """Change a comment's text, author or place in the diff, with the checks of
+        ``create``; it stays on its phase and is resolved through ``resolve``."""
+        values: dict[str, Any] = dict(changes)
+        self._check_field_names(values, action="update")
+        self._check_values(values)
+        return self._update(comment, **values)
+
+    def update_body(self, id: str, body: str) -> ReviewComment:
+        """Replace a comment's text (a blank body is ``empty_body``); returns the comment."""
+        return self.update(id, body=body)
+
+    def delete(self, id: str) -> bool:
+        """Delete a comment; False when there was none."""
+        return self._delete(id)
+
+    def resolve(self, id: str) -> ReviewComment:
+        """Mark a comment resolved and return it (NotFound when missing; idempotent)."""
+        return self._set_resolved(id, True)
+
+    def unresolve(self, id: str) -> ReviewComment:
+        """Mark a comment unresolved and return it (NotFound when missing; idempotent)."""
+        return self._set_resolved(id, False)
+
+    def resolve_many(self, ids: list[str]) -> int:
+        """Mark the comments of ``ids`` resolved in one statement; returns how many changed."""
+        return self._update_many(
+            self.model._default_manager.filter(pk__in=ids, resolved=False), resolved=True
+        )
+
+    def _set_resolved(self, id: str, resolved: bool) -> ReviewComment:
+        comment = self.get(id)
+        if comment.resolved == resolved:
+            return comment
+        return self._transition(comment, resolved=resolved)
+
+    @staticmethod
+    def _check_values(values: dict[str, Any]) -> None:
+        """The checks every write of the given fields shares, in one order."""
+        for name in ("file_path", "body", "author"):
+            if name in values:
+                require_text(values[name], name)
+        if "line_number" in values:
+            line_number = values["line_number"]
+            # bool is an int: True would otherwise be stored as line 1.
+            if isinstance(line_number, bool) or not isinstance(line_number, int) or line_number < 1:
+                raise InvalidInput(
+                    "The line number must be a whole number of at least 1.",
+                    code="invalid_line_number",
+                    details={"line_number": str(line_number)},
+                )
+        if "line_type" in values:
+            check_choice(ReviewLineType, values["line_type"], "line_type")
+        if "file_path" in values and any(c in values["file_path"] for c in "\r\n\t"):
             raise InvalidInput(
                 "A file path is one line, without tabs.",
                 code="invalid_file_path",
                 details={"field": "file_path"},
             )
-        if not Phase.objects.filter(pk=phase_id).exists():
-            raise not_found("Phase", phase_id)
-        return self._create(
-            phase_id=phase_id,
-            file_path=file_path,
-            line_number=line_number,
-            line_type=line_type,
-            body=body,
-            author=author,
-        )
+
+    # --- reads ---------------------------------------------------------------------
 
     def find_by_phase_id(
         self, phase_id: str, *, unresolved_only: bool = False
@@ -273,69 +530,63 @@ class ReviewCommentRepository(Repository[ReviewComment]):
         return list(qs)
 
     def find_page(
-        self, phase_id: str, *, resolved: bool | None = None, limit: int, offset: int = 0
-    ) -> tuple[list[ReviewComment], int]:
-        """One page of a phase's comments (optionally only resolved or only open ones)
-        and how many there are in all; two queries whatever the page size."""
+        self,
+        phase_id: str,
+        *,
+        resolved: bool | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+    ) -> OffsetPage[ReviewComment]:
+        """One offset page of a phase's comments (optionally only resolved or only open
+        ones) with how many there are in all; two queries whatever the page size."""
         qs = self.queryset().filter(phase_id=phase_id)
         if resolved is not None:
             qs = qs.filter(resolved=resolved)
-        return list(_page(qs, limit=limit, offset=offset)), qs.count()
-
-    def resolve(self, id: str) -> ReviewComment:
-        """Mark a comment resolved and return it (NotFound when missing; idempotent)."""
-        return self._set_resolved(id, True)
-
-    def unresolve(self, id: str) -> ReviewComment:
-        """Mark a comment unresolved and return it (NotFound when missing; idempotent)."""
-        return self._set_resolved(id, False)
-
-    def update_body(self, id: str, body: str) -> ReviewComment:
-        """Replace a comment's text (a blank body is ``empty_body``); returns the comment."""
-        require_text(body, "body")
-        return self._update(id, body=body)
-
-    def _set_resolved(self, id: str, resolved: bool) -> ReviewComment:
-        comment = self.get(id)
-        if comment.resolved == resolved:
-            return comment
-        return self._update(comment, resolved=resolved)
+        return offset_page(qs, limit=limit, offset=offset)
 
 
 # --- chat sessions and their messages --------------------------------------------------------
 
 
+class ChatSessionChanges(TypedDict, total=False):
+    status: str
+    agent: Agent | None
+    agent_id: str | None
+
+
 class _ChatMessageStore(Repository[ChatMessage]):
-    """Validation and saving of chat messages, on behalf of ChatSessionRepository."""
+    """Validation, saving and reading of chat messages, on behalf of ChatSessionRepository
+    (a message is only ever written through ``ChatSessionRepository.create_message``)."""
 
     model = ChatMessage
     slug = "chat_message"
     label = "Chat message"
 
 
-class ChatSessionRepository(Repository[ChatSession]):
+class ChatSessionRepository(_InitiativeOwnedRepository[ChatSession]):
     """Chat sessions on a phase or task, and their messages.
 
-    A target has at most one ``active`` session: the partial unique constraint
-    ``chat_sessions_one_active_per_target`` decides, so two racing callers cannot both
-    win; the loser gets Conflict ``chat_session_already_active``. Messages can only be
-    added to an active session.
+    A session is opened only by ``create_session``, which checks its target; it stays on
+    that target and initiative. A target has at most one ``active`` session: the partial
+    unique constraint ``chat_sessions_one_active_per_target`` decides, so two racing
+    callers cannot both win; the loser gets Conflict ``chat_session_already_active``.
+    Messages are added only to an active session.
     """
 
     model = ChatSession
     slug = "chat_session"
     label = "Chat session"
-    #: A session stays on its target and initiative; only status and agent change.
-    read_only_fields: ClassVar[frozenset[str]] = Repository.read_only_fields | {
+    read_only_fields = _InitiativeOwnedRepository.read_only_fields | {
         "target_type",
         "target_id",
         "initiative",
-        "initiative_id",
     }
-    _target_models: ClassVar[dict[str, type[models.Model]]] = {
-        ChatTargetType.PHASE: Phase,
-        ChatTargetType.TASK: Task,
-    }
+    lifecycle_fields = frozenset({"status"})
+    #: What ``update_session`` may change.
+    session_fields: ClassVar[frozenset[str]] = frozenset({"status", "agent", "agent_id"})
+
+    def __init__(self) -> None:
+        self._messages = _ChatMessageStore()
 
     def create_session(
         self,
@@ -353,9 +604,15 @@ class ChatSessionRepository(Repository[ChatSession]):
         target that already has an active session (Conflict ``chat_session_already_active``).
         """
         check_choice(ChatTargetType, target_type, "target_type")
-        self._check_target(target_type, target_id, initiative_id)
-        if agent_id is not None and not Agent.objects.filter(pk=agent_id).exists():
-            raise not_found("Agent", agent_id)
+        if target_initiative_id(target_type, target_id) != initiative_id:
+            raise InvalidInput(
+                f"{target_type.capitalize()} '{target_id}' does not belong to initiative "
+                f"'{initiative_id}'.",
+                code="target_not_in_initiative",
+                details={"target_id": str(target_id), "initiative_id": str(initiative_id)},
+            )
+        if agent_id is not None:
+            AgentRepository().require(agent_id)
         return self._create(
             target_type=target_type,
             target_id=target_id,
@@ -364,37 +621,42 @@ class ChatSessionRepository(Repository[ChatSession]):
             status=ChatSessionStatus.ACTIVE,
         )
 
-    def find_active_session(self, target_type: str, target_id: str) -> ChatSession | None:
-        """The active session on a target, or None."""
-        check_choice(ChatTargetType, target_type, "target_type")
-        return (
-            self.queryset()
-            .filter(target_type=target_type, target_id=target_id, status=ChatSessionStatus.ACTIVE)
-            .first()
-        )
+    def update_session(
+        self, session: ChatSession | str, /, **changes: Unpack[ChatSessionChanges]
+    ) -> ChatSession:
+        """Change a session's status or agent (nothing else: its target and initiative
+        are fixed).
 
-    def find_active_session_by_agent_id(self, agent_id: str) -> ChatSession | None:
-        """The agent's active session, or None; the most recent one should an agent hold
-        several (the schema does not forbid it)."""
-        return (
-            self.queryset()
-            .filter(agent_id=agent_id, status=ChatSessionStatus.ACTIVE)
-            .order_by("-created_at", "-id")
-            .first()
-        )
-
-    def update_session(self, id: str, **fields: Any) -> ChatSession:
-        """Change a session's status or agent (its target and initiative are fixed).
-
-        A missing agent is NotFound ``agent_not_found``; reopening a session whose
-        target has another active one is Conflict ``chat_session_already_active``.
+        An unknown status is ``invalid_status``, another field ``invalid_field``, a
+        missing agent NotFound ``agent_not_found``; reopening a session whose target has
+        another active one is Conflict ``chat_session_already_active``.
         """
-        if "status" in fields:
-            check_choice(ChatSessionStatus, fields["status"], "status")
-        agent_id = fields.get("agent_id", getattr(fields.get("agent"), "pk", None))
-        if agent_id is not None and not Agent.objects.filter(pk=agent_id).exists():
-            raise not_found("Agent", agent_id)
-        return self._update(id, **fields)
+        values: dict[str, Any] = dict(changes)
+        refused = sorted(set(values) - self.session_fields)
+        if refused:
+            raise InvalidInput(
+                f"Cannot update {', '.join(refused)} of a chat session.",
+                code="invalid_field",
+                details={"fields": refused},
+            )
+        if "status" in values:
+            check_choice(ChatSessionStatus, values["status"], "status")
+        has_agent, agent_id = relation_id(values, "agent")
+        if has_agent and agent_id is not None:
+            AgentRepository().require(agent_id)
+        return self._transition(
+            session if isinstance(session, ChatSession) else self.get(session), **values
+        )
+
+    def close_session(self, id: str) -> ChatSession:
+        """Close an active session and return it; exactly once (Conflict
+        ``chat_session_closed`` when it is already closed)."""
+        return self._update_once(
+            id,
+            when={"status": ChatSessionStatus.ACTIVE},
+            refusal=lambda session: self.closed(session.pk),
+            status=ChatSessionStatus.CLOSED,
+        )
 
     def create_message(
         self,
@@ -415,120 +677,110 @@ class ChatSessionRepository(Repository[ChatSession]):
         check_choice(ChatRole, role, "role")
         require_text(content, "content")
         with transaction.atomic():
-            session = (
-                ChatSession.objects.select_for_update()
-                .filter(pk=chat_session_id)
-                .values_list("status", "initiative_id")
-                .first()
+            session = self.get_for_update(chat_session_id)
+            if session.status != ChatSessionStatus.ACTIVE:
+                raise self.closed(chat_session_id)
+            if (
+                change_set_id is not None
+                and ChangeSetRepository().initiative_id_of(change_set_id) != session.initiative_id
+            ):
+                raise InvalidInput(
+                    f"Change set '{change_set_id}' belongs to another initiative.",
+                    code="change_set_not_in_initiative",
+                    details={"change_set_id": str(change_set_id)},
+                )
+            return self._messages._create(
+                chat_session_id=chat_session_id,
+                role=role,
+                content=content,
+                change_set_id=change_set_id,
             )
-            if session is None:
-                raise not_found("Chat session", chat_session_id)
-            status, initiative_id = session
-            if status != ChatSessionStatus.ACTIVE:
-                raise Conflict(
-                    f"Chat session '{chat_session_id}' is closed.",
-                    code="chat_session_closed",
-                    details={"id": str(chat_session_id)},
-                )
-            if change_set_id is not None:
-                change_set_initiative = (
-                    ChangeSet.objects.filter(pk=change_set_id)
-                    .values_list("initiative_id", flat=True)
-                    .first()
-                )
-                if change_set_initiative is None:
-                    raise not_found("Change set", change_set_id)
-                if change_set_initiative != initiative_id:
-                    raise InvalidInput(
-                        f"Change set '{change_set_id}' belongs to another initiative.",
-                        code="change_set_not_in_initiative",
-                        details={"change_set_id": str(change_set_id)},
-                    )
-            return _ChatMessageStore()._insert(
-                ChatMessage(
-                    chat_session_id=chat_session_id,
-                    role=role,
-                    content=content,
-                    change_set_id=change_set_id,
-                )
-            )
+
+    @staticmethod
+    def closed(id: str) -> Conflict:
+        """The refusal of a write that needs an active session."""
+        return Conflict(
+            f"Chat session '{id}' is closed.",
+            code="chat_session_closed",
+            details={"id": str(id)},
+        )
+
+    # --- reads ---------------------------------------------------------------------
+
+    def find_active_session(self, target_type: str, target_id: str) -> ChatSession | None:
+        """The active session on a target, or None."""
+        check_choice(ChatTargetType, target_type, "target_type")
+        return (
+            self.queryset()
+            .filter(target_type=target_type, target_id=target_id, status=ChatSessionStatus.ACTIVE)
+            .first()
+        )
+
+    def find_active_session_by_agent_id(self, agent_id: str) -> ChatSession | None:
+        """The agent's active session, or None; the most recent one should an agent hold
+        several (the schema does not forbid it)."""
+        return (
+            self.queryset()
+            .filter(agent_id=agent_id, status=ChatSessionStatus.ACTIVE)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+
+    def find_ids_by_target(self, target_type: str, target_id: str) -> list[str]:
+        """The ids of every session, active or closed, on a phase or task."""
+        check_choice(ChatTargetType, target_type, "target_type")
+        return list(
+            self.model._default_manager.filter(
+                target_type=target_type, target_id=target_id
+            ).values_list("pk", flat=True)
+        )
 
     def find_messages_by_session_id(
         self, session_id: str, *, after: str | None = None, limit: int | None = None
     ) -> list[ChatMessage]:
-        """A session's messages, oldest first.
+        """A session's messages, oldest first: all of them, or one keyset page of
+        ``limit`` (the pagination contract's bounds, never clamped).
 
         ``after`` is the id of a message of this session: only later messages are
         returned (a polling cursor); an id that is not one is ``invalid_cursor``.
         """
-        qs = ChatMessage.objects.filter(chat_session_id=session_id)
+        if limit is not None:
+            check_keyset_page(limit, after)
+        qs = self._messages.queryset().filter(chat_session_id=session_id)
         if after is not None:
-            created_at = (
-                ChatMessage.objects.filter(pk=after, chat_session_id=session_id)
-                .values_list("created_at", flat=True)
-                .first()
-            )
+            created_at = qs.filter(pk=after).values_list("created_at", flat=True).first()
             if created_at is None:
                 raise invalid_cursor(after)
             qs = qs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=after))
-        return list(_page(qs.order_by("created_at", "id"), limit=limit))
-
-    def _check_target(self, target_type: str, target_id: str, initiative_id: str) -> None:
-        target_model = self._target_models[target_type]
-        lookup = ["initiative_id"]
-        if target_model is Task:
-            # A task's own initiative may be empty; its phase's initiative then counts.
-            lookup.append("phase__initiative_id")
-        row = target_model._default_manager.filter(pk=target_id).values_list(*lookup).first()
-        if row is None:
-            raise not_found(target_type.capitalize(), target_id)
-        if initiative_id not in row:
-            raise InvalidInput(
-                f"{target_type.capitalize()} '{target_id}' does not belong to initiative "
-                f"'{initiative_id}'.",
-                code="target_not_in_initiative",
-                details={"target_id": str(target_id), "initiative_id": str(initiative_id)},
-            )
+        qs = qs.order_by("created_at", "id")
+        return list(qs if limit is None else qs[:limit])
 
     def _integrity_refusal(self, obj: ChatSession, error: IntegrityError) -> DomainError:
-        if (
-            integrity_error_kind(error) == "unique"
-            and obj.status == ChatSessionStatus.ACTIVE
-            and self._other_active_exists(obj)
-        ):
-            return Conflict(
-                f"{obj.target_type.capitalize()} '{obj.target_id}' already has an active "
-                "chat session.",
-                code="chat_session_already_active",
-                details={"target_type": obj.target_type, "target_id": obj.target_id},
-            )
-        return super()._integrity_refusal(obj, error)
-
-    def _other_active_exists(self, obj: ChatSession) -> bool:
-        return (
-            ChatSession.objects.filter(
-                target_type=obj.target_type,
-                target_id=obj.target_id,
-                status=ChatSessionStatus.ACTIVE,
-            )
-            .exclude(pk=obj.pk)
-            .exists()
+        refusal = super()._integrity_refusal(obj, error)
+        if refusal.code != "chat_session_already_active":
+            return refusal
+        return Conflict(
+            f"{obj.target_type.capitalize()} '{obj.target_id}' already has an active chat session.",
+            code="chat_session_already_active",
+            details={"target_type": obj.target_type, "target_id": obj.target_id},
         )
 
 
 # --- change sets ---------------------------------------------------------------------------
 
 
-class ChangeSetRepository(Repository[ChangeSet]):
+class ChangeSetRepository(_InitiativeOwnedRepository[ChangeSet]):
     """Change sets (what an accepted proposal or a chat edit changed) and their entries.
 
-    Entries are written once, with the change set, and never edited: a revert marks
-    the change set ``reverted`` rather than deleting history.
+    History: a change set and its entries are written once, together, and never edited;
+    the one later write is ``mark_reverted`` (exactly once), which keeps the history
+    rather than deleting it.
     """
 
     model = ChangeSet
     slug = "change_set"
     label = "Change set"
+    entry_model: ClassVar[type[ChangeSetEntry]] = ChangeSetEntry
     entry_fields: ClassVar[frozenset[str]] = frozenset(
         {"entity_type", "entity_id", "action", "before", "after"}
     )
@@ -577,8 +829,33 @@ class ChangeSetRepository(Repository[ChangeSet]):
         rows = [self._build_entry(change_set, index, entry) for index, entry in enumerate(entries)]
         with transaction.atomic():
             self._insert(change_set)
-            ChangeSetEntry.objects.bulk_create(rows)
+            self.entry_model._default_manager.bulk_create(rows)
         return change_set
+
+    def mark_reverted(self, id: str) -> ChangeSet:
+        """Mark an applied change set reverted (stamping ``reverted_at``) and return it.
+
+        Exactly once: of two concurrent reverts one wins; the other, like any revert of
+        a reverted set, is Conflict ``change_set_already_reverted``.
+        """
+        return self._update_once(
+            id,
+            when={"status": ChangeSetStatus.APPLIED},
+            refusal=self.already_reverted,
+            status=ChangeSetStatus.REVERTED,
+            reverted_at=timezone.now(),
+        )
+
+    @staticmethod
+    def already_reverted(change_set: ChangeSet) -> Conflict:
+        """The refusal of a second revert."""
+        return Conflict(
+            f"Change set '{change_set.pk}' is already reverted.",
+            code="change_set_already_reverted",
+            details={"id": str(change_set.pk), "status": change_set.status},
+        )
+
+    # --- reads ---------------------------------------------------------------------
 
     def find_with_entries(self, id: str) -> ChangeSet | None:
         """A change set with its entries prefetched (in order), or None."""
@@ -596,14 +873,20 @@ class ChangeSetRepository(Repository[ChangeSet]):
         found = {cs.pk: cs for cs in self._with_entries(self.queryset().filter(pk__in=ids))}
         return [found[pk] for pk in ids if pk in found]
 
+    def find_entries(self, id: str, *, newest_first: bool = False) -> list[ChangeSetEntry]:
+        """A change set's entries in the order they were recorded (or the reverse)."""
+        order = "-sort_order" if newest_first else "sort_order"
+        return list(self.entry_model._default_manager.filter(change_set_id=id).order_by(order))
+
     def find_by_initiative_id(
         self, initiative_id: str, *, with_entries: bool = False, limit: int | None = None
     ) -> list[ChangeSet]:
-        """An initiative's change sets, newest first (entries prefetched on request)."""
+        """An initiative's change sets, newest first: all of them, or the first offset
+        page of ``limit`` (entries prefetched on request)."""
         qs = self.queryset().filter(initiative_id=initiative_id)
         if with_entries:
             qs = self._with_entries(qs)
-        return list(_page(qs, limit=limit))
+        return list(qs if limit is None else offset_slice(qs, limit=limit))
 
     def find_by_proposal_id(
         self, proposal_id: str, *, with_entries: bool = False
@@ -614,30 +897,11 @@ class ChangeSetRepository(Repository[ChangeSet]):
             qs = self._with_entries(qs)
         return list(qs)
 
-    def mark_reverted(self, id: str) -> ChangeSet:
-        """Mark an applied change set reverted (stamping ``reverted_at``) and return it.
-
-        A conditional UPDATE, so of two concurrent reverts exactly one wins; the other,
-        like any revert of a reverted set, is Conflict ``change_set_already_reverted``.
-        """
-        changed = self._update_many(
-            self.model._default_manager.filter(pk=id, status=ChangeSetStatus.APPLIED),
-            status=ChangeSetStatus.REVERTED,
-            reverted_at=timezone.now(),
-        )
-        change_set = self.get(id)
-        if not changed:
-            raise Conflict(
-                f"Change set '{id}' is already reverted.",
-                code="change_set_already_reverted",
-                details={"id": str(id), "status": change_set.status},
-            )
-        return change_set
-
-    @staticmethod
-    def _with_entries(qs: models.QuerySet) -> models.QuerySet:
+    def _with_entries(self, qs: models.QuerySet[ChangeSet]) -> models.QuerySet[ChangeSet]:
         return qs.prefetch_related(
-            models.Prefetch("entries", queryset=ChangeSetEntry.objects.order_by("sort_order"))
+            models.Prefetch(
+                "entries", queryset=self.entry_model._default_manager.order_by("sort_order")
+            )
         )
 
     def _build_entry(
@@ -661,7 +925,7 @@ class ChangeSetRepository(Repository[ChangeSet]):
             raise refuse(f"Entry {index} needs the 'before' values a revert restores.")
         if action == ChangeAction.DELETE and entry.get("after") is not None:
             raise refuse(f"Entry {index} deletes a record, so it has no 'after'.")
-        row = ChangeSetEntry(change_set=change_set, sort_order=index, **entry)
+        row = self.entry_model(change_set=change_set, sort_order=index, **entry)
         try:
             # The change set is not saved yet; its foreign key is checked by the insert.
             row.full_clean(

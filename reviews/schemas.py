@@ -1,8 +1,13 @@
-"""Input, output and patch schemas of the reviews API (proposals, review comments)."""
+"""Input, output and patch schemas of the reviews API (proposals, review comments).
+
+Enumerated fields are ``Literal``s made from the models' ``TextChoices``, so the OpenAPI
+document's enums are the database's (inline, in the choices' order) and cannot drift.
+"""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from django.db import models
 from ninja import Field, Schema
 
 from core.schemas import (
@@ -15,10 +20,35 @@ from core.schemas import (
     PageParams,
     Text,
 )
+from reviews.models import (
+    ChangeAction,
+    ChangeSetSource,
+    ChangeSetStatus,
+    ProposalStatus,
+    ProposalTargetType,
+    ReviewLineType,
+)
 
-ProposalTargetTypeLiteral = Literal["page", "phase", "task"]
-ProposalStatusLiteral = Literal["pending", "accepted", "dismissed"]
-LineTypeLiteral = Literal["added", "removed", "context"]
+
+def choices_literal(choices: type[models.TextChoices]) -> Any:
+    """``Literal[...]`` of the values of ``choices``, in their order."""
+    return Literal[tuple(choices.values)]
+
+
+if TYPE_CHECKING:  # a Literal built at run time is not a static type: str for mypy
+    ProposalTargetTypeLiteral: TypeAlias = str
+    ProposalStatusLiteral: TypeAlias = str
+    LineTypeLiteral: TypeAlias = str
+    ChangeActionLiteral: TypeAlias = str
+    ChangeSetSourceLiteral: TypeAlias = str
+    ChangeSetStatusLiteral: TypeAlias = str
+else:
+    ProposalTargetTypeLiteral = choices_literal(ProposalTargetType)
+    ProposalStatusLiteral = choices_literal(ProposalStatus)
+    LineTypeLiteral = choices_literal(ReviewLineType)
+    ChangeActionLiteral = choices_literal(ChangeAction)
+    ChangeSetSourceLiteral = choices_literal(ChangeSetSource)
+    ChangeSetStatusLiteral = choices_literal(ChangeSetStatus)
 
 
 class ProposalIn(InputSchema):
@@ -81,7 +111,7 @@ class ProposalCountsOut(Schema):
 class ChangeSetEntryOut(Schema):
     entity_type: str = Field(description="The table of the record, e.g. tasks.")
     entity_id: str
-    action: Literal["create", "update", "delete"]
+    action: ChangeActionLiteral
     before: Any = Field(description="The row's column values before (null for a create).")
     after: Any = Field(description="The row's column values after (null for a delete).")
 
@@ -89,10 +119,10 @@ class ChangeSetEntryOut(Schema):
 class ChangeSetOut(Schema):
     id: str
     initiative_id: str
-    source: Literal["proposal", "chat"]
+    source: ChangeSetSourceLiteral
     proposal_id: str | None
     description: str
-    status: Literal["applied", "reverted"]
+    status: ChangeSetStatusLiteral
     created_at: datetime
     reverted_at: datetime | None
     entries: list[ChangeSetEntryOut]

@@ -48,6 +48,7 @@ def _table_keeping_its_lines(state: StateBlock, start: int, end: int, silent: bo
         return False
     if not silent:
         opening = next(t for t in state.tokens[first:] if t.type == "table_open")
+        assert opening.map is not None  # block tokens always carry their source lines
         first_line, past_last_line = opening.map
         opening.meta["lines"] = [
             state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]

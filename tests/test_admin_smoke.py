@@ -96,11 +96,16 @@ def test_changelists_cost_the_same_queries_at_one_row_and_at_twenty(admin_client
     assert queries() == one
 
 
-def test_only_history_and_tokens_cannot_be_added_in_the_admin(admin_client):
+def test_only_history_log_chunks_and_tokens_cannot_be_added_in_the_admin(admin_client):
     request = admin_client.request().wsgi_request
     no_add = {
         model._meta.label
         for model in CW_MODELS
         if not admin.site.get_model_admin(model).has_add_permission(request)
     }
-    assert no_add == {"core.ApiToken", "reviews.ChangeSetEntry"}
+    assert no_add == {
+        "core.ApiToken",
+        "agents.AgentLogChunk",
+        "reviews.ChangeSet",
+        "reviews.ChangeSetEntry",
+    }

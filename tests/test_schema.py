@@ -423,6 +423,18 @@ def _duplicate_cases():
         task = f.TaskFactory()
         return lambda: f.TaskDependencyFactory(task=task, depends_on_task=task)
 
+    def account():
+        a = f.AccountFactory()
+        return lambda: f.AccountFactory(email=a.email, provider=a.provider)
+
+    def account_email_in_other_case():
+        a = f.AccountFactory(email="dev@example.com")
+        return lambda: f.AccountFactory(email="Dev@Example.com", provider=a.provider)
+
+    def api_token_hash():
+        t = f.ApiTokenFactory()
+        return lambda: f.ApiTokenFactory(token_hash=t.token_hash)
+
     return {
         "agents.name": agent_name,
         "projects.name": project_name,
@@ -435,6 +447,9 @@ def _duplicate_cases():
         "one active chat session per target": active_chat_session,
         "phase self-dependency": self_phase_dependency,
         "task self-dependency": self_task_dependency,
+        "accounts provider and email": account,
+        "accounts provider and email, in another case": account_email_in_other_case,
+        "api_tokens.token_hash": api_token_hash,
     }
 
 
@@ -443,6 +458,31 @@ def test_database_refuses_duplicate(case):
     make_duplicate = _duplicate_cases()[case]()
     with pytest.raises(IntegrityError), transaction.atomic():
         make_duplicate()
+
+
+def test_one_email_may_log_in_to_several_providers():
+    account = f.AccountFactory(provider="claude")
+    f.AccountFactory(email=account.email, provider="codex")
+
+
+def test_each_unique_rule_is_one_named_database_constraint():
+    """Uniqueness is declared as named constraints; the database holds each once, under
+    its name (no leftover ``<table>_<column>_key`` beside it)."""
+    with connection.cursor() as cursor:
+        for model in CW_MODELS:
+            table = model._meta.db_table
+            found = connection.introspection.get_constraints(cursor, table)
+            unique_columns = [
+                tuple(info["columns"])
+                for info in found.values()
+                if info["unique"] and not info["primary_key"]
+            ]
+            for constraint in model._meta.constraints:
+                if isinstance(constraint, models.UniqueConstraint):
+                    assert constraint.name in found, (table, constraint.name)
+                    if constraint.fields and constraint.condition is None:
+                        columns = tuple(model._meta.get_field(n).column for n in constraint.fields)
+                        assert unique_columns.count(columns) == 1, (table, columns)
 
 
 def test_closed_chat_sessions_do_not_count_against_the_active_one():

@@ -59,7 +59,10 @@ def violated_constraint(
     name = getattr(diag, "constraint_name", None)
     text = str(error)
     for constraint in constraints:
-        if constraint.name == name or (name is None and f": {constraint.name}" in text):
+        if constraint.name == name or (
+            name is None
+            and (f": {constraint.name}" in text or f"index '{constraint.name}'" in text)
+        ):
             return constraint
     if "UNIQUE constraint failed: " in text:
         columns = {part.split(".")[-1] for part in text.split(": ", 1)[1].split(", ")}
@@ -296,7 +299,9 @@ class Repository(Generic[M]):
                 errors[field.name] = ["must be a date and time between the years 1 and 9998"]
         if errors:
             raise InvalidInput(
-                f"Invalid {self.label.lower()}: {', '.join(sorted(errors))}.",
+                f"Invalid {self.label.lower()}: "
+                + "; ".join(f"{name} {errors[name][0]}" for name in sorted(errors))
+                + ".",
                 code="invalid_value",
                 details={"fields": errors},
             )
@@ -331,7 +336,8 @@ class Repository(Generic[M]):
         own code and message when it can be told, else one by the kind of refusal.
         Subclasses may name their own cases first and defer to this otherwise."""
         kind = integrity_error_kind(error)
-        constraint = violated_constraint(self.model, error)
+        # The record's own model: a dependency repository also saves its edge rows.
+        constraint = violated_constraint(type(obj), error)
         if constraint is not None and constraint.violation_error_code:
             cls = Conflict if kind == "unique" else InvalidInput
             return cls(

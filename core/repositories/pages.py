@@ -99,6 +99,14 @@ class PageRepository(Repository[Page]):
             raise self.not_found(page_id)
         return found
 
+    def find_in_initiative(self, page_id: str, initiative_id: str) -> Page | None:
+        """The page, when it belongs to ``initiative_id``; else None."""
+        return self.queryset().filter(pk=page_id, initiative_id=initiative_id).first()
+
+    def find_by_ids(self, ids: list[str]) -> list[Page]:
+        """The pages of ``ids`` that exist, oldest first."""
+        return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))
+
     def find_by_initiative_id(self, initiative_id: str) -> list[Page]:
         return list(self.queryset().filter(initiative_id=initiative_id))
 

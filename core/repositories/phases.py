@@ -47,6 +47,10 @@ class PhaseRepository(DependencyRepository[Phase]):
             raise self.not_found(phase_id)
         return found
 
+    def find_by_ids(self, ids: list[str]) -> list[Phase]:
+        """The phases of ``ids`` that exist, oldest first."""
+        return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))
+
     def find_in_initiative(self, phase_id: str, initiative_id: str) -> Phase | None:
         """The phase, when it belongs to ``initiative_id``; else None."""
         return self.queryset().filter(pk=phase_id, initiative_id=initiative_id).first()

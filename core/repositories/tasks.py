@@ -179,6 +179,18 @@ class TaskRepository(DependencyRepository[Task]):
     def find_by_initiative_id(self, initiative_id: str) -> list[Task]:
         return list(self.queryset().filter(initiative_id=initiative_id))
 
+    def initiative_id_of(self, task_id: str) -> str | None:
+        """The id of the task's initiative, or of its phase's when it has none of its own;
+        None for a task in no initiative (``task_not_found`` when there is no task)."""
+        found = (
+            self.model._default_manager.filter(pk=task_id)
+            .values_list("initiative_id", "phase__initiative_id")
+            .first()
+        )
+        if found is None:
+            raise self.not_found(task_id)
+        return found[0] or found[1]
+
     def find_by_ids(self, ids: list[str]) -> list[Task]:
         """The tasks of ``ids`` that exist, oldest first."""
         return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))

@@ -16,6 +16,7 @@ from agents.models import (
     AgentLogChunk,
     AgentStatus,
     ConversationStatus,
+    Message,
     MessageStatus,
     ParticipantType,
 )
@@ -429,9 +430,13 @@ def test_message_crud_round_trip():
         sender_type="agent", recipient_type="user", content="Which database?", type="question"
     )
 
-    assert messages.update(message.id, status="read").status == "read"
-    with pytest.raises(InvalidInput):
-        messages.update(message.id, status="lost")
+    assert messages.update(message.id, content="Which database, Postgres?").content == (
+        "Which database, Postgres?"
+    )
+    assert messages.mark_read(message.id).status == "read"
+    with pytest.raises(InvalidInput) as error:
+        messages.set_status(message.id, "lost")
+    assert error.value.code == "invalid_status"
     assert messages.delete(message.id) is True
 
 
@@ -480,13 +485,13 @@ def test_insert_chunk_appends_a_chunk():
 @pytest.mark.parametrize("session_number", [0, -1, "2"])
 def test_insert_chunk_refuses_a_bad_session_number(session_number):
     with pytest.raises(InvalidInput) as error:
-        logs.insert_chunk(agent_id="a", agent_name="n", session_number=session_number, content="x")
+        logs.insert_chunk(agent_id="a", agent_name="n", session_number=session_number, content="{}")
     assert error.value.code == "invalid_session_number"
 
 
 def test_insert_chunk_refuses_an_overlong_agent_id():
     with pytest.raises(InvalidInput) as error:
-        logs.insert_chunk(agent_id="a" * 23, agent_name="n", session_number=1, content="x")
+        logs.insert_chunk(agent_id="a" * 23, agent_name="n", session_number=1, content="{}")
     assert error.value.code == "validation_failed"
     assert AgentLogChunk.objects.count() == 0
 
@@ -507,7 +512,7 @@ def test_insert_chunks_of_nothing_runs_no_query(django_assert_num_queries):
 
 
 def test_insert_chunks_issues_one_insert_per_batch():
-    chunks = [{"agent_id": "a", "agent_name": "n", "content": "x"} for _ in range(1000)]
+    chunks = [{"agent_id": "a", "agent_name": "n", "content": "{}"} for _ in range(1000)]
     fields = [f for f in AgentLogChunk._meta.concrete_fields if f.name != "id"]
     batch = min(logs.max_page_size, connection.ops.bulk_batch_size(fields, chunks))
 
@@ -612,7 +617,7 @@ def test_delete_by_agent_id_deletes_only_that_agents_log():
 
 def test_log_chunks_survive_their_agents_deletion():
     agent = f.AgentFactory()
-    logs.insert_chunk(agent_id=agent.id, agent_name=agent.name, session_number=1, content="x")
+    logs.insert_chunk(agent_id=agent.id, agent_name=agent.name, session_number=1, content="{}")
 
     agents.delete(agent.id)
 
@@ -622,8 +627,8 @@ def test_log_chunks_survive_their_agents_deletion():
 def test_get_session_count_is_the_highest_session_number():
     assert logs.get_session_count("a") == 0
     for session in (1, 3, 2):
-        logs.insert_chunk(agent_id="a", agent_name="n", session_number=session, content="x")
-    logs.insert_chunk(agent_id="b", agent_name="n", session_number=9, content="x")
+        logs.insert_chunk(agent_id="a", agent_name="n", session_number=session, content="{}")
+    logs.insert_chunk(agent_id="b", agent_name="n", session_number=9, content="{}")
 
     assert logs.get_session_count("a") == 3
 
@@ -765,8 +770,218 @@ def test_a_datetime_that_would_overflow_in_utc_is_refused_before_the_database():
     from datetime import datetime
     from datetime import timezone as dt_timezone
 
-    account = f.AccountFactory()
+    agent = f.AgentFactory()
     far = datetime(9999, 12, 31, 23, tzinfo=dt_timezone(timedelta(hours=-15)))
     with pytest.raises(InvalidInput) as error:
-        accounts.update(account.id, last_used_at=far)
+        agents.update(agent.id, user_dismissed_at=far)
     assert error.value.code == "invalid_value"
+
+
+# --- lifecycle columns move only through their named transitions -------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "repository", "changes"),
+    [
+        (f.AgentFactory, agents, {"status": AgentStatus.RUNNING}),
+        (f.MessageFactory, messages, {"status": MessageStatus.READ}),
+        (f.AccountFactory, accounts, {"is_exhausted": True}),
+        (f.AccountFactory, accounts, {"exhausted_until": None}),
+        (f.AccountFactory, accounts, {"last_used_at": None}),
+        (f.ConversationFactory, conversations, {"status": ConversationStatus.ANSWERED}),
+    ],
+    ids=[
+        "agent-status", "message-status", "account-is-exhausted", "account-exhausted-until",
+        "account-last-used-at", "conversation-status",
+    ],
+)  # fmt: skip
+def test_update_refuses_a_lifecycle_field_and_writes_nothing(make, repository, changes):
+    record = make()
+    before = type(record).objects.filter(pk=record.pk).values().get()
+
+    with pytest.raises(InvalidInput) as error:
+        repository.update(record.id, **changes)
+
+    assert error.value.code == "invalid_field"
+    assert error.value.details == {"fields": sorted(changes)}
+    assert type(record).objects.filter(pk=record.pk).values().get() == before
+
+
+def test_agent_set_status_records_the_transition_with_what_the_process_reported():
+    agent = f.AgentFactory(status=AgentStatus.RUNNING, pid=4242)
+
+    crashed = agents.set_status(agent.id, AgentStatus.CRASHED, exit_code=137, pid=None)
+
+    stored = Agent.objects.get(pk=agent.pk)
+    assert (crashed.status, stored.status) == (AgentStatus.CRASHED, AgentStatus.CRASHED)
+    assert (stored.exit_code, stored.pid) == (137, None)
+
+
+def test_agent_set_status_refuses_an_unknown_status_and_changes_nothing():
+    agent = f.AgentFactory()
+
+    with pytest.raises(InvalidInput) as error:
+        agents.set_status(agent, "dancing")
+
+    assert error.value.code == "invalid_status"
+    assert Agent.objects.get(pk=agent.pk).status == AgentStatus.IDLE
+
+
+def test_agent_update_changes_what_the_process_reports_but_not_the_status():
+    agent = f.AgentFactory()
+
+    agents.update(agent.id, session_id="sess-9", pid=77, result='{"ok": true}')
+
+    stored = Agent.objects.get(pk=agent.pk)
+    assert (stored.session_id, stored.pid, stored.result) == ("sess-9", 77, '{"ok": true}')
+    assert stored.status == AgentStatus.IDLE
+
+
+@pytest.mark.parametrize("field", ["result", "pending_questions"])
+def test_agent_json_columns_refuse_text_that_is_not_json(field):
+    agent = f.AgentFactory()
+
+    with pytest.raises(InvalidInput) as error:
+        agents.update(agent.id, **{field: "not json"})
+
+    assert error.value.code == "validation_failed"
+    assert field in error.value.details["fields"]
+
+
+def test_mark_read_moves_only_a_pending_message():
+    pending = f.MessageFactory()
+    responded = f.MessageFactory(status=MessageStatus.RESPONDED)
+
+    assert messages.mark_read(pending.id).status == MessageStatus.READ
+    assert messages.mark_read(pending.id).status == MessageStatus.READ
+    assert messages.mark_read(responded.id).status == MessageStatus.RESPONDED
+
+
+def test_mark_responded_moves_a_pending_or_read_message():
+    pending = f.MessageFactory()
+    read = f.MessageFactory(status=MessageStatus.READ)
+
+    assert messages.mark_responded(pending.id).status == MessageStatus.RESPONDED
+    assert messages.mark_responded(read.id).status == MessageStatus.RESPONDED
+
+
+def test_message_transitions_refuse_a_missing_message():
+    for transition in (messages.mark_read, messages.mark_responded):
+        with pytest.raises(NotFound) as error:
+            transition("missing")
+        assert error.value.code == "message_not_found"
+
+
+def test_message_set_status_records_any_known_status():
+    message = f.MessageFactory(status=MessageStatus.RESPONDED)
+
+    assert messages.set_status(message, MessageStatus.PENDING).status == MessageStatus.PENDING
+
+
+def test_a_message_never_replies_to_itself_or_to_one_of_its_replies():
+    root = f.MessageFactory()
+    reply = f.MessageFactory(parent_message=root)
+    reply_of_reply = f.MessageFactory(parent_message=reply)
+
+    for parent in (root, reply_of_reply):
+        with pytest.raises(InvalidInput) as error:
+            messages.update(root.id, parent_message_id=parent.id)
+        assert error.value.code == "message_parent_cycle"
+    assert Message.objects.get(pk=root.pk).parent_message_id is None
+    other = f.MessageFactory()
+    assert messages.update(reply.id, parent_message=other).parent_message_id == other.id
+
+
+@pytest.mark.parametrize("blank", ["", "  \n"])
+def test_blank_message_content_and_questions_are_refused(blank):
+    with pytest.raises(InvalidInput) as error:
+        messages.create(sender_type="agent", recipient_type="user", content=blank)
+    assert error.value.code == "empty_content"
+    asker, answerer = f.AgentFactory(), f.AgentFactory()
+    with pytest.raises(InvalidInput) as error:
+        conversations.create(from_agent_id=asker.id, to_agent_id=answerer.id, question=blank)
+    assert error.value.code == "empty_question"
+    assert not Message.objects.exists()
+
+
+def test_an_answer_no_database_can_store_is_refused_and_the_question_stays_pending():
+    conversation = f.ConversationFactory()
+
+    with pytest.raises(InvalidInput) as error:
+        conversations.answer(conversation.id, "port\x008000")
+
+    assert error.value.code == "invalid_value"
+    assert conversations.get(conversation.id).status == ConversationStatus.PENDING
+
+
+# --- accounts: one per provider and email; release; pages ----------------------------------
+
+
+def test_an_account_is_unique_per_provider_and_email_regardless_of_case():
+    accounts.create(email="dev@example.com", provider="claude")
+
+    with pytest.raises(Conflict) as error:
+        accounts.create(email="DEV@example.com", provider="claude")
+
+    assert error.value.code == "account_duplicate"
+    assert "already exists" in error.value.message
+    assert accounts.create(email="dev@example.com", provider="codex").provider == "codex"
+    assert Account.objects.count() == 2
+
+
+def test_an_account_cannot_be_renamed_onto_another_and_keeps_the_transaction_usable():
+    f.AccountFactory(email="taken@example.com")
+    account = f.AccountFactory(email="free@example.com")
+
+    with pytest.raises(Conflict) as error:
+        accounts.update(account.id, email="taken@example.com")
+
+    assert error.value.code == "account_duplicate"
+    assert Account.objects.get(pk=account.pk).email == "free@example.com"
+
+
+def test_release_puts_a_parked_account_back_in_the_rotation():
+    account = f.AccountFactory(is_exhausted=True, exhausted_until=None)
+
+    released = accounts.release(account.id)
+
+    assert (released.is_exhausted, released.exhausted_until) == (False, None)
+    assert accounts.find_next_available("claude") == account
+
+
+def test_find_page_pages_the_accounts_of_a_provider_with_their_total():
+    claude = [f.AccountFactory(provider="claude") for _ in range(3)]
+    f.AccountFactory(provider="codex")
+
+    page = accounts.find_page(provider="claude", limit=2, offset=1)
+
+    assert (page.items, page.total, page.limit, page.offset) == (claude[1:3], 3, 2, 1)
+    assert accounts.find_page().total == 4
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "code"),
+    [(201, 0, "invalid_limit"), (0, 0, "invalid_limit"), (1, -1, "invalid_offset")],
+)
+def test_find_page_refuses_a_page_outside_the_contract_instead_of_clamping(limit, offset, code):
+    with pytest.raises(InvalidInput) as error:
+        accounts.find_page(limit=limit, offset=offset)
+    assert error.value.code == code
+
+
+# --- log chunks: one session-number rule, JSON Lines ----------------------------------------
+
+
+def test_insert_chunk_refuses_a_session_number_beyond_32_bits():
+    with pytest.raises(InvalidInput) as error:
+        logs.insert_chunk(agent_id="a", agent_name="n", session_number=2**31, content="{}")
+    assert error.value.code == "invalid_session_number"
+    assert error.value.details["field"] == "session_number"
+
+
+def test_insert_chunk_refuses_content_that_is_not_json_lines():
+    with pytest.raises(InvalidInput) as error:
+        logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content='{"a": 1}\nnot')
+    assert error.value.code == "validation_failed"
+    assert "content" in error.value.details["fields"]
+    assert AgentLogChunk.objects.count() == 0

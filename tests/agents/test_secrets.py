@@ -10,13 +10,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from agents.models import Account
+from agents.repositories import AccountRepository
 from agents.secrets import (
     PREFIX,
     EncryptedTextField,
     SecretKeyError,
     decrypt,
     encrypt,
-    rotate_encrypted_values,
 )
 from tests.factories import AccountFactory
 
@@ -34,6 +34,10 @@ def key_a(settings):
     # pytest-django's settings fixture sends setting_changed, which resets the key cache.
     settings.CW_SECRET_KEYS = [KEY_A]
     return settings
+
+
+def rotate_secrets() -> int:
+    return AccountRepository().rotate_secrets()
 
 
 def raw_columns(account_id: str) -> tuple[str | None, str | None]:
@@ -127,7 +131,7 @@ def test_an_old_key_still_decrypts_and_rotation_moves_every_row_to_the_current_k
     key_a.CW_SECRET_KEYS = [KEY_B, KEY_A]
     assert Account.objects.get(pk=rotated.pk).credentials == CREDENTIALS
 
-    assert rotate_encrypted_values() == 2
+    assert rotate_secrets() == 2
 
     after = raw_columns(rotated.id)
     assert after[0] != before[0]
@@ -144,7 +148,7 @@ def test_rotation_does_not_move_updated_at():
     account = AccountFactory(credentials=CREDENTIALS)
     updated_at = Account.objects.get(pk=account.pk).updated_at
 
-    rotate_encrypted_values()
+    rotate_secrets()
 
     assert Account.objects.get(pk=account.pk).updated_at == updated_at
 
@@ -154,7 +158,7 @@ def test_rotation_encrypts_clear_values_stored_before_encryption():
     write_raw_columns(account.id, CONFIG, None)
 
     assert Account.objects.get(pk=account.pk).config_json == CONFIG  # legacy clear text reads
-    assert rotate_encrypted_values() == 1
+    assert rotate_secrets() == 1
 
     assert raw_columns(account.id)[0].startswith(PREFIX)
     assert Account.objects.get(pk=account.pk).config_json == CONFIG
@@ -170,7 +174,7 @@ def test_a_value_no_configured_key_opens_gives_a_clear_error_naming_the_setting(
     assert isinstance(raised.value, SecretKeyError)
     assert raised.value.__cause__ is None
     with pytest.raises(SecretKeyError, match="CW_SECRET_KEYS"):
-        rotate_encrypted_values()
+        rotate_secrets()
 
 
 def test_a_corrupt_stored_token_gives_the_same_clear_error():

@@ -332,6 +332,33 @@ def test_create_refuses_a_secret_that_is_not_json_without_echoing_it(api_client,
     assert not Account.objects.exists()
 
 
+@pytest.mark.parametrize("email", ["dev@example.com", "DEV@Example.com"])
+def test_create_refuses_the_same_provider_and_email_twice_with_409(api_client, email):
+    AccountFactory(email="dev@example.com", provider="codex", credentials=CREDENTIALS)
+
+    response = post_json(
+        api_client,
+        url("create_account"),
+        {"email": email, "provider": "codex", "credentials": CREDENTIALS},
+    )
+
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_duplicate")
+    assert "already exists" in body["message"]
+    assert "claudeAiOauth" not in response.content.decode()
+    assert Account.objects.count() == 1
+
+
+def test_create_takes_the_same_email_for_another_provider(api_client):
+    AccountFactory(email="dev@example.com", provider="claude")
+
+    response = post_json(
+        api_client, url("create_account"), {"email": "dev@example.com", "provider": "codex"}
+    )
+
+    assert response.status_code == HTTPStatus.CREATED
+    assert Account.objects.count() == 2
+
+
 @pytest.mark.parametrize(
     ("payload", "location"),
     [
@@ -494,6 +521,19 @@ def test_update_refuses_a_bad_email_with_400_and_changes_nothing(api_client):
 
     body = assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_email")
     assert body["details"] == {"field": "email"}
+    assert account_body(account) == before
+
+
+def test_update_refuses_an_email_another_account_of_the_provider_has_with_409(api_client):
+    AccountFactory(email="taken@example.com")
+    account = AccountFactory(email="free@example.com")
+    before = account_body(account)
+
+    response = patch_json(
+        api_client, url("update_account", account.id), {"email": "Taken@example.com"}
+    )
+
+    assert_error(response, HTTPStatus.CONFLICT, "account_duplicate")
     assert account_body(account) == before
 
 

@@ -15,13 +15,13 @@ from core.schemas import Page, PageParams, paginate
 from cw_project.api import CwNinjaAPI
 
 RAISED = {
-    "domain": errors.DomainError("Generic refusal.", code="generic_refusal"),
+    "domain": errors.DomainError("Generic refusal.", code="invalid_value"),
     "not_found": errors.not_found("Task", "t1"),
-    "invalid_input": errors.InvalidInput("Bad value.", code="bad_value", details={"f": 1}),
-    "conflict": errors.Conflict("Clash.", code="clash"),
-    "transition": errors.TransitionNotAllowed("Cannot go there.", code="bad_transition"),
+    "invalid_input": errors.InvalidInput("Bad value.", code="invalid_field", details={"f": 1}),
+    "conflict": errors.Conflict("Clash.", code="token_already_revoked"),
+    "transition": errors.TransitionNotAllowed("Cannot go there.", code="task_not_ready"),
     "cycle": errors.DependencyCycle("Cycle.", details={"cycle": ["a", "b", "a"]}),
-    "permission": errors.PermissionRequired("Needs a person.", code="person_required"),
+    "permission": errors.PermissionRequired("Needs a person.", code="checkpoint_requires_person"),
     "authorization": AuthorizationError(message="Not yours."),
     "http_error": HttpError(418, "I am a teapot."),
     "http404": Http404("No such thing."),

@@ -317,6 +317,71 @@ def test_proposal_lists_run_a_fixed_number_of_queries(
         assert proposals.update_many_by_agent_id(agent.id, status="accepted") == n
 
 
+def test_a_proposals_status_moves_only_through_its_lifecycle_methods(proposals, agent, initiative):
+    proposal = f.ProposalFactory(agent=agent, initiative=initiative)
+    with refused(InvalidInput, "invalid_field"):
+        proposals.update(proposal.id, status=ProposalStatus.ACCEPTED)
+
+    accepted = proposals.accept(proposal)
+
+    assert accepted.status == Proposal.objects.get(pk=proposal.id).status == "accepted"
+    for move in (proposals.accept, proposals.dismiss):
+        with refused(Conflict, "proposal_not_pending") as caught:
+            move(proposal.id)
+        assert caught.value.details == {"id": proposal.id, "status": "accepted"}
+    assert proposals.set_status(accepted, ProposalStatus.PENDING).status == "pending"
+    assert proposals.dismiss(proposal.id).status == "dismissed"
+    with refused(NotFound, "proposal_not_found"):
+        proposals.dismiss("x" * 22)
+
+
+def test_a_proposal_stays_with_its_agent_initiative_and_target(proposals, agent, initiative):
+    proposal = f.ProposalFactory(agent=agent, initiative=initiative)
+    for field, value in [
+        ("initiative_id", f.InitiativeFactory().id),
+        ("agent", f.AgentFactory()),
+        ("target_id", f.TaskFactory().id),
+        ("target_type", "page"),
+    ]:
+        with refused(InvalidInput, "invalid_field"):
+            proposals.update(proposal, **{field: value})
+    assert Proposal.objects.get(pk=proposal.id).initiative_id == initiative.id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "code"),
+    [
+        ({"target_id": "x" * 22}, NotFound, "proposal_target_missing"),
+        (
+            {"target_type": "page", "target_id": "elsewhere"},
+            InvalidInput,
+            "proposal_target_elsewhere",
+        ),
+        ({"metadata": [1, 2]}, InvalidInput, "proposal_metadata_invalid"),
+        ({"metadata": "text"}, InvalidInput, "proposal_metadata_invalid"),
+    ],
+)
+def test_proposal_create_refuses_what_the_api_refuses(
+    proposals, agent, initiative, overrides, error, code
+):
+    if overrides.get("target_id") == "elsewhere":
+        overrides = {**overrides, "target_id": f.PageFactory().id}  # another initiative's
+    fields = {"agent": agent, "initiative": initiative, "target_type": "task", "title": "T"}
+    with refused(error, code):
+        proposals.create(**{**fields, **overrides})
+    assert not Proposal.objects.exists()
+
+
+def test_proposal_create_accepts_a_target_of_its_initiative(proposals, agent, initiative):
+    task = f.TaskFactory(phase=f.PhaseFactory(initiative=initiative))
+    proposal = proposals.create(
+        agent=agent, initiative=initiative, target_type="task", target_id=task.id, title="T"
+    )
+    assert (proposal.target_id, proposal.status) == (task.id, "pending")
+    with refused(InvalidInput, "proposal_metadata_invalid"):
+        proposals.update(proposal, metadata=["not", "an", "object"])
+
+
 # --- review comments -------------------------------------------------------------------------
 
 
@@ -460,6 +525,35 @@ def test_find_by_phase_id_runs_one_query(comments, phase, n, django_assert_max_n
         assert len(comments.find_by_phase_id(phase.id)) == n
     with django_assert_max_num_queries(1):
         assert len(comments.find_by_phase_id(phase.id, unresolved_only=True)) == n // 2
+
+
+def test_review_comment_update_applies_the_checks_of_create(comments, phase):
+    comment = new_comment(comments, phase)
+    for changes, code in [
+        ({"file_path": "a.py\nb.py"}, "invalid_file_path"),
+        ({"line_number": 0}, "invalid_line_number"),
+        ({"line_type": "moved"}, "invalid_line_type"),
+        ({"author": " "}, "empty_author"),
+        ({"phase_id": f.PhaseFactory().id}, "invalid_field"),
+        ({"resolved": True}, "invalid_field"),
+    ]:
+        with refused(InvalidInput, code):
+            comments.update(comment.id, **changes)
+    updated = comments.update(comment, file_path="b.py", line_number=9)
+    stored = ReviewComment.objects.get(pk=comment.id)
+    assert (stored.file_path, stored.line_number, stored.phase_id) == ("b.py", 9, phase.id)
+    assert updated.updated_at == stored.updated_at
+
+
+def test_resolve_many_resolves_only_the_open_comments_named(comments, phase):
+    first, second, _open = (new_comment(comments, phase, line_number=n) for n in (1, 2, 3))
+    comments.resolve(first.id)
+    assert comments.resolve_many([first.id, second.id]) == 1
+    assert set(ReviewComment.objects.filter(resolved=True).values_list("pk", flat=True)) == {
+        first.id,
+        second.id,
+    }
+    assert comments.resolve_many([]) == 0
 
 
 # --- chat sessions ---------------------------------------------------------------------------
@@ -749,6 +843,31 @@ def test_chat_reads_run_a_fixed_number_of_queries(chats, phase, n, django_assert
         assert chats.find_active_session("phase", phase.id) == session
 
 
+def test_a_session_is_opened_only_through_create_session():
+    assert not hasattr(ChatSessionRepository(), "create")
+
+
+def test_close_session_closes_exactly_once(chats, phase):
+    session = open_session(chats, phase)
+    closed = chats.close_session(session.id)
+    assert closed.status == ChatSession.objects.get(pk=session.id).status == "closed"
+    with refused(Conflict, "chat_session_closed"):
+        chats.close_session(session.id)
+    with refused(NotFound, "chat_session_not_found"):
+        chats.close_session("x" * 22)
+    assert open_session(chats, phase).status == "active"
+
+
+def test_find_ids_by_target_lists_active_and_closed_sessions(chats, phase):
+    first = open_session(chats, phase)
+    chats.close_session(first.id)
+    second = open_session(chats, phase)
+    open_session(chats, f.PhaseFactory(initiative=phase.initiative))
+    assert sorted(chats.find_ids_by_target("phase", phase.id)) == sorted([first.id, second.id])
+    with refused(InvalidInput, "invalid_target_type"):
+        chats.find_ids_by_target("page", phase.id)
+
+
 # --- change sets -----------------------------------------------------------------------------
 
 
@@ -964,3 +1083,20 @@ def test_a_file_path_with_a_line_break_is_refused():
             line_type="added",
             body="x",
         )
+
+
+def test_a_change_set_is_history_its_repository_neither_updates_nor_deletes():
+    repository = ChangeSetRepository()
+    assert not any(hasattr(repository, name) for name in ("update", "delete", "set_status"))
+
+
+def test_find_entries_reads_them_in_recorded_order_or_newest_first(change_sets, initiative):
+    change_set = new_change_set(
+        change_sets,
+        initiative,
+        entries=[entry(entity_id=f"{n}" * 22) for n in range(3)],
+    )
+    ids = [e.entity_id for e in change_sets.find_entries(change_set.id)]
+    assert ids == ["0" * 22, "1" * 22, "2" * 22]
+    newest_first = change_sets.find_entries(change_set.id, newest_first=True)
+    assert [e.entity_id for e in newest_first] == ids[::-1]

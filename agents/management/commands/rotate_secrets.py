@@ -6,7 +6,8 @@ this command, then drop the old key.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from agents.secrets import SecretKeyError, rotate_encrypted_values
+from agents.secrets import SecretKeyError
+from agents.services import account_rotate_secrets
 
 
 class Command(BaseCommand):
@@ -14,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            rewritten = rotate_encrypted_values()
+            rewritten = account_rotate_secrets()
         except SecretKeyError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted the secrets of {rewritten} row(s)."))

@@ -1,0 +1,82 @@
+"""The error codes the agents app raises, declared in the one catalogue (``core.errors``).
+
+Loaded by ``AgentsConfig.ready()``. Codes carried by the agents' model constraints
+(``account_duplicate``, ``agent_name_taken``, …) are declared on the constraints, and the
+codes every app shares (``invalid_status``, ``empty_content``, …) in ``core.errors``.
+"""
+
+from core.errors import Conflict, InvalidInput, NotFound, declare
+
+declare("agents", "account_not_found", NotFound, "No account has this id.")
+declare("agents", "agent_not_found", NotFound, "No agent has this id.")
+declare("agents", "message_not_found", NotFound, "No message has this id.")
+declare("agents", "agent_log_chunk_not_found", NotFound, "No agent log chunk has this id.")
+declare("agents", "conversation_not_found", NotFound, "No conversation has this id.")
+
+# Accounts.
+declare("agents", "invalid_email", InvalidInput, "An account's email is not an email address.")
+declare(
+    "agents",
+    "invalid_json",
+    InvalidInput,
+    "An account secret (`config_json`, `credentials`) is not JSON text.",
+)
+declare(
+    "agents",
+    "exhausted_until_invalid",
+    InvalidInput,
+    "`exhausted_until` is not a date and time.",
+)
+declare(
+    "agents",
+    "exhausted_until_naive",
+    InvalidInput,
+    "`exhausted_until` carries no time zone.",
+)
+declare("agents", "exhausted_until_past", InvalidInput, "`exhausted_until` is not in the future.")
+declare(
+    "agents",
+    "exhausted_until_too_far",
+    InvalidInput,
+    "`exhausted_until` is more than a year away.",
+)
+declare(
+    "agents",
+    "no_account_available",
+    Conflict,
+    "No account of the provider is available: all are exhausted, or none exists.",
+)
+
+# Agents, messages, log chunks and conversations.
+declare(
+    "agents",
+    "agent_name_unavailable",
+    Conflict,
+    "No free agent name could be generated; pass one explicitly.",
+)
+declare(
+    "agents",
+    "message_parent_cycle",
+    InvalidInput,
+    "A message cannot reply to itself or to one of its own replies.",
+)
+declare(
+    "agents",
+    "invalid_log_chunk",
+    InvalidInput,
+    "A log chunk lacks `agent_id`, `agent_name` or `content`.",
+)
+declare(
+    "agents",
+    "invalid_session_number",
+    InvalidInput,
+    "A log chunk's `session_number` is not a positive whole number.",
+)
+declare(
+    "agents",
+    "conversation_already_answered",
+    Conflict,
+    "The conversation has already been answered.",
+)
+declare("agents", "empty_question", InvalidInput, "The question is missing or blank.")
+declare("agents", "empty_answer", InvalidInput, "The answer is missing or blank.")

@@ -1,0 +1,47 @@
+"""What people decide on: proposals (accept, dismiss, revert) and phase review.
+
+One module per topic, their public names importable from here:
+
+- ``proposals``: proposing, accepting (applying to the target) and dismissing;
+- ``change_sets``: recording what an operation changed, and reverting it exactly,
+  through a registry of the tables a change set may touch;
+- ``brief``: a phase's unresolved review comments as markdown;
+- ``review``: requesting changes on a phase in review.
+
+Each public function is one transaction with keyword-only arguments and raises the
+domain errors of ``core.errors`` with stable codes.
+"""
+
+from reviews.services.brief import ReviewBrief, phase_review_brief, render_brief
+from reviews.services.change_sets import (
+    REGISTRY,
+    ChangeRecorder,
+    change_set_revert,
+    snapshot,
+)
+from reviews.services.proposals import (
+    proposal_accept,
+    proposal_accept_all,
+    proposal_create,
+    proposal_dismiss,
+    proposal_dismiss_all,
+    proposal_update,
+)
+from reviews.services.review import phase_request_changes
+
+__all__ = [
+    "REGISTRY",
+    "ChangeRecorder",
+    "ReviewBrief",
+    "change_set_revert",
+    "phase_request_changes",
+    "phase_review_brief",
+    "proposal_accept",
+    "proposal_accept_all",
+    "proposal_create",
+    "proposal_dismiss",
+    "proposal_dismiss_all",
+    "proposal_update",
+    "render_brief",
+    "snapshot",
+]

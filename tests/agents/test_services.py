@@ -1,0 +1,96 @@
+"""The agents services: every door adds and changes accounts through them."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agents import services
+from agents.models import Account, MessageStatus
+from core.errors import Conflict, InvalidInput, NotFound
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+CONFIG = '{"token": "CONFIG-SECRET"}'
+
+
+def test_account_create_adds_an_account_with_its_secrets():
+    account = services.account_create(email="dev@example.com", config_json=CONFIG)
+
+    stored = Account.objects.get(pk=account.pk)
+    assert (stored.email, stored.provider, stored.sort_order) == ("dev@example.com", "claude", 0)
+    assert (stored.config_json, stored.credentials) == (CONFIG, None)
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"email": "not an email"}, "invalid_email"),
+        ({"email": "dev@example.com", "credentials": "not json"}, "invalid_json"),
+        ({"email": "dev@example.com", "sort_order": 2**31}, "invalid_value"),
+    ],
+    ids=["email", "secret-not-json", "sort-order-beyond-32-bits"],
+)
+def test_account_create_refuses_a_bad_field_and_writes_nothing(fields, code):
+    with pytest.raises(InvalidInput) as error:
+        services.account_create(**fields)
+
+    assert error.value.code == code
+    assert "not json" not in error.value.message
+    assert not Account.objects.exists()
+
+
+def test_account_create_refuses_the_same_provider_and_email_twice():
+    services.account_create(email="dev@example.com")
+
+    with pytest.raises(Conflict) as error:
+        services.account_create(email="Dev@Example.com")
+
+    assert error.value.code == "account_duplicate"
+    assert Account.objects.count() == 1
+
+
+def test_account_update_changes_only_the_fields_given_and_none_clears_a_secret():
+    account = f.AccountFactory(config_json=CONFIG, credentials=CONFIG, sort_order=1)
+
+    services.account_update(account_id=account.id, sort_order=5, credentials=None)
+
+    stored = Account.objects.get(pk=account.pk)
+    assert (stored.sort_order, stored.config_json, stored.credentials) == (5, CONFIG, None)
+
+
+@pytest.mark.parametrize("field", ["is_exhausted", "exhausted_until", "last_used_at", "colour"])
+def test_account_update_refuses_rotation_state_and_unknown_fields(field):
+    account = f.AccountFactory(is_exhausted=True)
+
+    with pytest.raises(InvalidInput) as error:
+        services.account_update(account_id=account.id, **{field: None})
+
+    assert (error.value.code, error.value.details) == ("invalid_field", {"fields": [field]})
+    assert Account.objects.get(pk=account.pk).is_exhausted is True
+
+
+def test_account_update_of_a_missing_account_is_not_found():
+    with pytest.raises(NotFound) as error:
+        services.account_update(account_id="missing", sort_order=1)
+    assert error.value.code == "account_not_found"
+
+
+def test_account_release_puts_a_parked_account_back():
+    account = f.AccountFactory(
+        is_exhausted=True, exhausted_until=timezone.now() + timedelta(hours=1)
+    )
+
+    services.account_release(account_id=account.id)
+
+    stored = Account.objects.get(pk=account.pk)
+    assert (stored.is_exhausted, stored.exhausted_until) == (False, None)
+
+
+def test_message_mark_read_reads_a_pending_message_once():
+    message = f.MessageFactory()
+
+    assert services.message_mark_read(message_id=message.id).status == MessageStatus.READ
+    with pytest.raises(NotFound):
+        services.message_mark_read(message_id="missing")
