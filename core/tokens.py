@@ -11,13 +11,14 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.models import ApiToken
 from core.repositories import require_text
+from core.repositories.tokens import ApiTokenRepository
+
+tokens = ApiTokenRepository()
 
 TOKEN_PREFIX = "cw_"  # noqa: S105 (a public marker, not a secret)
 DISPLAY_PREFIX_LENGTH = 8
@@ -54,20 +55,18 @@ def api_token_create(
         code="token_name_taken",
         details={"name": name},
     )
-    if ApiToken.objects.filter(name=name, revoked_at__isnull=True).exists():
+    if tokens.name_is_active(name):
         raise taken
     clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(
-        name=name,
-        token_hash=hash_token(clear),
-        prefix=clear[:DISPLAY_PREFIX_LENGTH],
-        created_by=created_by,  # type: ignore[misc]  # any user model's instance
-    )
     try:
         # The partial unique index settles a race between two creators of one name.
-        with transaction.atomic():
-            token.save(force_insert=True)
-    except IntegrityError as error:
+        token = tokens.create(
+            name=name,
+            token_hash=hash_token(clear),
+            prefix=clear[:DISPLAY_PREFIX_LENGTH],
+            created_by=created_by,
+        )
+    except Conflict as error:
         raise taken from error
     return token, clear
 
@@ -80,7 +79,7 @@ def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
     (``token_already_revoked``) when it is revoked already.
     """
     key = (token_id_or_prefix or "").strip()
-    matches = list(ApiToken.objects.filter(Q(pk=key) | Q(prefix=key))[:2]) if key else []
+    matches = tokens.find_by_id_or_prefix(key) if key else []
     if not matches:
         raise NotFound(
             f"No API token has the id or prefix '{key}'.",
@@ -96,8 +95,7 @@ def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
     token = matches[0]
     now = timezone.now()
     # Conditional update: of two concurrent revocations exactly one succeeds.
-    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
-    if not revoked:
+    if not tokens.revoke(token.pk, now):
         raise Conflict(
             f"API token '{token.name}' ({token.prefix}) is already revoked.",
             code="token_already_revoked",
@@ -115,19 +113,17 @@ def api_token_authenticate(clear: str) -> ApiToken | None:
     """
     if not clear or len(clear) > _MAX_TOKEN_LENGTH:
         return None
-    token = ApiToken.objects.filter(token_hash=hash_token(clear), revoked_at__isnull=True).first()
+    token = tokens.find_active_by_hash(hash_token(clear))
     if token is None:
         return None
     now = timezone.now()
     cutoff = now - LAST_USED_RESOLUTION
     if token.last_used_at is None or token.last_used_at < cutoff:
-        ApiToken.objects.filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff), pk=token.pk
-        ).update(last_used_at=now)
+        tokens.stamp_last_used(token.pk, now, older_than=cutoff)
         token.last_used_at = now
     return token
 
 
 def api_token_list() -> list[ApiToken]:
     """Every token, revoked ones included, oldest first."""
-    return list(ApiToken.objects.order_by("created_at", "id"))
+    return tokens.find_all_oldest_first()

@@ -27,6 +27,7 @@ from core.repositories import (
     PageRepository,
     PhaseRepository,
     Repository,
+    RevertibleRecords,
     TaskRepository,
     check_choice,
     check_keyset_page,
@@ -143,7 +144,7 @@ class ProposalChanges(TypedDict, total=False):
     sort_order: int
 
 
-class ProposalRepository(_InitiativeOwnedRepository[Proposal]):
+class ProposalRepository(RevertibleRecords[Proposal], _InitiativeOwnedRepository[Proposal]):
     """Proposals by agent, status and initiative; accept/dismiss; counts by status.
 
     A proposal stays with its agent, initiative and target; its target, when it names

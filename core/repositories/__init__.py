@@ -8,6 +8,7 @@ public ones, importable from ``core.repositories``.
 
 from core.repositories.base import (
     Repository,
+    RevertibleRecords,
     integrity_error_kind,
     relation_id,
     validation_error_details,
@@ -31,6 +32,7 @@ from core.repositories.pagination import (
 from core.repositories.phases import PhaseRepository
 from core.repositories.projects import InitiativeProjectRepository, ProjectRepository
 from core.repositories.tasks import TaskRepository
+from core.repositories.tokens import ApiTokenRepository
 from core.repositories.validation import (
     INT32,
     check_choice,
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_KEYSET_PAGE_SIZE",
     "MAX_OFFSET",
     "MAX_PAGE_SIZE",
+    "ApiTokenRepository",
     "DependencyRepository",
     "InitiativeProjectRepository",
     "InitiativeRepository",
@@ -56,6 +59,7 @@ __all__ = [
     "PhaseRepository",
     "ProjectRepository",
     "Repository",
+    "RevertibleRecords",
     "TaskRepository",
     "check_choice",
     "check_keyset_page",

@@ -360,3 +360,25 @@ class Repository(Generic[M]):
             code="invalid_value",
             details={"rule": kind},
         )
+
+
+class RevertibleRecords(Repository[M]):
+    """What a change-set revert may do to a repository's table (``reviews.services.
+    change_sets``), and nothing else may: put recorded column values back exactly,
+    ``updated_at`` included, which no edit does. Mixed into the repositories of the
+    tables a change set may touch, so the revert never reaches the generic helpers."""
+
+    def revert_create(self, id: Any) -> bool:
+        """Remove a record the change set created (True when there was one)."""
+        return self._delete(id)
+
+    def revert_update(self, id: Any, values: dict[str, Any]) -> int:
+        """Put back the column values (by attribute name) a record had before."""
+        return self._update_many(self.model._default_manager.filter(pk=id), **values)
+
+    def revert_delete(self, values: dict[str, Any]) -> M:
+        """Insert again a record the change set deleted, validated, with its recorded
+        values (``updated_at`` included)."""
+        record = self._insert(self.model(**values))  # type: ignore[arg-type]
+        self._update_many(self.model._default_manager.filter(pk=record.pk), **values)
+        return record

@@ -6,7 +6,7 @@ from typing_extensions import Unpack
 
 from core.errors import Conflict, InvalidInput
 from core.models import Initiative, Page
-from core.repositories.base import Repository, relation_id
+from core.repositories.base import Repository, RevertibleRecords, relation_id
 from core.repositories.initiatives import InitiativeRepository
 
 
@@ -28,7 +28,7 @@ class PageChanges(TypedDict, total=False):
     sort_order: int
 
 
-class PageRepository(Repository[Page]):
+class PageRepository(RevertibleRecords[Page], Repository[Page]):
     """Pages form one tree per initiative with exactly one root (a database constraint)."""
 
     model = Page

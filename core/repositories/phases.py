@@ -5,6 +5,7 @@ from typing import NotRequired, TypedDict
 from typing_extensions import Unpack
 
 from core.models import Initiative, Phase, PhaseDependency, PhaseStatus
+from core.repositories.base import RevertibleRecords
 from core.repositories.dependencies import DependencyRepository
 from core.repositories.validation import check_choice
 
@@ -22,7 +23,7 @@ class PhaseChanges(TypedDict, total=False):
     content: str | None
 
 
-class PhaseRepository(DependencyRepository[Phase]):
+class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
     model = Phase
     slug = "phase"
     label = "Phase"

@@ -19,7 +19,7 @@ from core.models import (
     TaskStatus,
     TaskType,
 )
-from core.repositories.base import relation_id
+from core.repositories.base import RevertibleRecords, relation_id
 from core.repositories.dependencies import DependencyRepository
 from core.repositories.phases import PhaseRepository
 from core.repositories.validation import check_choice
@@ -56,7 +56,7 @@ class TaskChanges(TypedDict, total=False):
     summary: str | None
 
 
-class TaskRepository(DependencyRepository[Task]):
+class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
     """Tasks; a task's initiative is its phase's when it has a phase (kept consistent)."""
 
     model = Task

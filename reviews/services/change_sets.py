@@ -88,15 +88,14 @@ def same_state(current: dict[str, Any] | None, recorded: dict[str, Any] | None) 
 
 class _RecordRepository(Protocol):
     """What a registered record table's repository offers the revert: reads and locks,
-    and the protected writes of the shared base (``core.repositories.base``)."""
+    and the revert writes of ``core.repositories.base.RevertibleRecords``."""
 
-    def queryset(self) -> models.QuerySet[Any]: ...
     def lock_many(self, ids: list[str]) -> None: ...
     def find_by_ids(self, ids: list[str]) -> list[Any]: ...
     def find_by_id(self, id: str) -> Any: ...
-    def _delete(self, id: str) -> bool: ...
-    def _insert(self, obj: Any) -> Any: ...
-    def _update_many(self, qs: models.QuerySet, **fields: Any) -> int: ...
+    def revert_create(self, id: str) -> bool: ...
+    def revert_update(self, id: str, values: dict[str, Any]) -> int: ...
+    def revert_delete(self, values: dict[str, Any]) -> Any: ...
 
 
 class RevertibleTable(ABC):
@@ -128,9 +127,8 @@ class RevertibleTable(ABC):
 class RecordTable(RevertibleTable):
     """A table of records with their own repository: pages, phases, tasks, proposals.
 
-    The revert writes exact column values (``updated_at`` included), which no public
-    method does, so it uses the repository's protected helpers: ``_delete`` for what was
-    created, ``_update_many`` for what was updated and ``_insert`` for what was deleted.
+    The revert writes exact column values (``updated_at`` included), which no edit
+    does, through the repository's ``RevertibleRecords`` methods.
     """
 
     actions = frozenset({ChangeAction.CREATE, ChangeAction.UPDATE, ChangeAction.DELETE})
@@ -167,16 +165,13 @@ class RecordTable(RevertibleTable):
 
     def undo(self, entry: ChangeSetEntry) -> None:
         if entry.action == ChangeAction.CREATE:
-            self.repository._delete(entry.entity_id)
+            self.repository.revert_create(entry.entity_id)
             return
         values = restorable(self.model, entry.before or {})
         if entry.action == ChangeAction.DELETE:
-            self.repository._insert(self.model(**values))
-        # ``_update_many`` keeps the recorded ``updated_at`` (it sets one only if none is
-        # given), which the insert of a deleted record has just moved.
-        self.repository._update_many(
-            self.repository.queryset().filter(pk=entry.entity_id), **values
-        )
+            self.repository.revert_delete(values)
+        else:
+            self.repository.revert_update(entry.entity_id, values)
 
 
 class DependencyTable(RevertibleTable):
