@@ -279,3 +279,66 @@ def test_the_admin_lists_of_the_reviews_cost_the_same_queries_for_more_rows(admi
         one = count(model)
         factory.create_batch(5)
         assert count(model) == one, model
+
+
+def run_action_messages(client, model: str, action: str, *records):
+    url = reverse(f"admin:{model}_changelist")
+    response = client.post(
+        url, {"action": action, "_selected_action": [r.pk for r in records]}, follow=True
+    )
+    assert response.status_code == 200
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_accepting_and_reverting_a_proposal_from_the_admin(admin_client):
+    proposal = f.ProposalFactory(metadata=None)
+
+    run_action_messages(admin_client, "reviews_proposal", "proposal_accept", proposal)
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.ACCEPTED
+
+    run_action_messages(
+        admin_client, "reviews_changeset", "change_set_revert", ChangeSet.objects.get()
+    )
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.PENDING
+
+
+def test_a_second_active_chat_session_is_refused_on_the_admin_form(admin_client):
+    from reviews.models import ChatSession
+
+    session = f.ChatSessionFactory()
+    response = admin_client.post(
+        reverse("admin:reviews_chatsession_add"),
+        {
+            "target_type": session.target_type,
+            "target_id": session.target_id,
+            "initiative": session.initiative_id,
+            "status": "active",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors  # refused, with a reason on the form
+    assert ChatSession.objects.count() == 1
+
+
+def test_a_chat_session_on_a_missing_or_foreign_target_is_refused_on_the_admin_form(admin_client):
+    from reviews.models import ChatSession
+
+    phase = f.PhaseFactory()
+    for target_id, initiative in (
+        ("nonexistent", phase.initiative),
+        (phase.pk, f.InitiativeFactory()),
+    ):
+        response = admin_client.post(
+            reverse("admin:reviews_chatsession_add"),
+            {
+                "target_type": "phase",
+                "target_id": target_id,
+                "initiative": initiative.pk,
+                "status": "active",
+            },
+        )
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors
+    assert not ChatSession.objects.exists()

@@ -1,10 +1,10 @@
-"""Admin actions call the services: transitions happen, refusals become messages."""
+"""The core admin (``core/admin.py``): actions call the lifecycle services (refusals
+become messages naming the record), and forms save through the repositories."""
 
 import pytest
 from django.urls import reverse
 
 from core.models import PhaseStatus, TaskStatus, TaskType
-from reviews.models import ChangeSet, ProposalStatus
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -41,18 +41,6 @@ def test_a_person_completes_a_checkpoint_from_the_admin(admin_client):
 
     checkpoint.refresh_from_db()
     assert checkpoint.status == TaskStatus.COMPLETED
-
-
-def test_accepting_and_reverting_a_proposal_from_the_admin(admin_client):
-    proposal = f.ProposalFactory(metadata=None)
-
-    run_action(admin_client, "reviews_proposal", "proposal_accept", proposal)
-    proposal.refresh_from_db()
-    assert proposal.status == ProposalStatus.ACCEPTED
-
-    run_action(admin_client, "reviews_changeset", "change_set_revert", ChangeSet.objects.get())
-    proposal.refresh_from_db()
-    assert proposal.status == ProposalStatus.PENDING
 
 
 def test_lifecycle_statuses_are_read_only_in_the_forms(admin_client):
@@ -138,24 +126,6 @@ def test_the_initiative_of_a_phase_is_read_only_once_it_exists(admin_client):
     assert 'name="initiative"' not in page.content.decode()
 
 
-def test_a_second_active_chat_session_is_refused_on_the_admin_form(admin_client):
-    from reviews.models import ChatSession
-
-    session = f.ChatSessionFactory()
-    response = admin_client.post(
-        reverse("admin:reviews_chatsession_add"),
-        {
-            "target_type": session.target_type,
-            "target_id": session.target_id,
-            "initiative": session.initiative_id,
-            "status": "active",
-        },
-    )
-    assert response.status_code == 200
-    assert response.context["adminform"].form.errors  # refused, with a reason on the form
-    assert ChatSession.objects.count() == 1
-
-
 def test_an_initiative_added_with_a_blank_branch_gets_one_generated(admin_client):
     from core.models import Initiative
 
@@ -165,28 +135,6 @@ def test_an_initiative_added_with_a_blank_branch_gets_one_generated(admin_client
     )
     assert response.status_code == 302
     assert Initiative.objects.get(name="User auth").branch == "cw/user-auth"
-
-
-def test_a_chat_session_on_a_missing_or_foreign_target_is_refused_on_the_admin_form(admin_client):
-    from reviews.models import ChatSession
-
-    phase = f.PhaseFactory()
-    for target_id, initiative in (
-        ("nonexistent", phase.initiative),
-        (phase.pk, f.InitiativeFactory()),
-    ):
-        response = admin_client.post(
-            reverse("admin:reviews_chatsession_add"),
-            {
-                "target_type": "phase",
-                "target_id": target_id,
-                "initiative": initiative.pk,
-                "status": "active",
-            },
-        )
-        assert response.status_code == 200
-        assert response.context["adminform"].form.errors
-    assert not ChatSession.objects.exists()
 
 
 def test_a_subtask_added_with_only_its_parent_takes_the_parents_place(admin_client):
