@@ -2,7 +2,6 @@
 and JSON / JSON Lines columns take only JSON."""
 
 import pytest
-from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -17,12 +16,7 @@ from agents.repositories import (
 from core.errors import Conflict, InvalidInput
 from core.validators import TEXT_MAX_LENGTH
 from tests import factories as f
-from tests.core.test_models import (
-    assert_constraint_speaks_in_words,
-    assert_no_unique_field,
-    assert_validation_failed,
-    constraints_of,
-)
+from tests.model_checks import assert_validation_failed
 
 pytestmark = pytest.mark.django_db
 
@@ -31,20 +25,6 @@ agents = AgentRepository()
 logs = LogChunkRepository()
 messages = MessageRepository()
 conversations = ConversationRepository()
-
-
-@pytest.mark.parametrize(
-    ("model", "constraint"),
-    constraints_of("agents"),
-    ids=lambda value: getattr(value, "name", getattr(value, "__name__", "")),
-)
-def test_every_constraint_has_a_code_and_a_message_in_words(model, constraint):
-    assert_constraint_speaks_in_words(constraint)
-
-
-@pytest.mark.parametrize("model", list(apps.get_app_config("agents").get_models()))
-def test_uniqueness_is_declared_as_named_constraints(model):
-    assert_no_unique_field(model)
 
 
 # --- one account per provider and email ----------------------------------------------------

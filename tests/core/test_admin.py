@@ -6,24 +6,16 @@ from django.urls import reverse
 
 from core.models import PhaseStatus, TaskStatus, TaskType
 from tests import factories as f
+from tests.admin_actions import run_admin_action
 
 pytestmark = pytest.mark.django_db
-
-
-def run_action(client, model: str, action: str, *records):
-    url = reverse(f"admin:{model}_changelist")
-    response = client.post(
-        url, {"action": action, "_selected_action": [r.pk for r in records]}, follow=True
-    )
-    assert response.status_code == 200
-    return [str(m) for m in response.context["messages"]]
 
 
 def test_approving_plans_approves_the_pending_and_names_the_refused(admin_client):
     pending = f.PhaseFactory(name="Design")
     done = f.PhaseFactory(name="Shipped", status=PhaseStatus.COMPLETED)
 
-    messages = run_action(admin_client, "core_phase", "phase_approve_plan", pending, done)
+    messages = run_admin_action(admin_client, "core_phase", "phase_approve_plan", pending, done)
 
     pending.refresh_from_db()
     done.refresh_from_db()
@@ -37,7 +29,7 @@ def test_a_person_completes_a_checkpoint_from_the_admin(admin_client):
     checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_HUMAN_VERIFY)
     f.TaskFactory(phase=phase)
 
-    run_action(admin_client, "core_task", "task_complete", checkpoint)
+    run_admin_action(admin_client, "core_task", "task_complete", checkpoint)
 
     checkpoint.refresh_from_db()
     assert checkpoint.status == TaskStatus.COMPLETED

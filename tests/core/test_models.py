@@ -1,12 +1,9 @@
 """core's models: every constraint refuses in words with a stable code, and every column
 takes only what it is documented to hold, through every door (repositories, forms)."""
 
-import re
-
 import pytest
-from django.apps import apps
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 
 from core.errors import Conflict, InvalidInput
 from core.models import PhaseDependency, Project, TaskDependency
@@ -22,6 +19,7 @@ from core.repositories import (
 from core.validators import NAME_MAX_LENGTH, TEXT_MAX_LENGTH, validate_git_url
 from reviews.tiptap import markdown_to_tiptap_json
 from tests import factories as f
+from tests.model_checks import assert_validation_failed
 
 pytestmark = pytest.mark.django_db
 
@@ -31,52 +29,6 @@ tasks = TaskRepository()
 pages = PageRepository()
 projects = ProjectRepository()
 links = InitiativeProjectRepository()
-
-CODE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-
-
-def constraints_of(app_label: str) -> list[tuple[type[models.Model], models.BaseConstraint]]:
-    return [
-        (model, constraint)
-        for model in apps.get_app_config(app_label).get_models()
-        for constraint in model._meta.constraints
-    ]
-
-
-def assert_constraint_speaks_in_words(constraint: models.BaseConstraint) -> None:
-    """A code in snake_case and a message of its own that never names the constraint."""
-    assert constraint.violation_error_code
-    assert CODE.fullmatch(constraint.violation_error_code)
-    message = constraint.get_violation_error_message()
-    assert message.strip()
-    assert constraint.violation_error_message != constraint.default_violation_error_message
-    assert constraint.name not in message
-    assert "constraint" not in message.lower()
-
-
-def assert_no_unique_field(model: type[models.Model]) -> None:
-    """Uniqueness is a named constraint (with a code), never a field's ``unique=True``."""
-    assert [f.name for f in model._meta.fields if f.unique and not f.primary_key] == []
-
-
-def assert_validation_failed(error: InvalidInput, field: str) -> None:
-    assert error.code == "validation_failed"
-    assert field in error.details["fields"]
-    assert error.details["fields"][field]
-
-
-@pytest.mark.parametrize(
-    ("model", "constraint"),
-    constraints_of("core"),
-    ids=lambda value: getattr(value, "name", getattr(value, "__name__", "")),
-)
-def test_every_constraint_has_a_code_and_a_message_in_words(model, constraint):
-    assert_constraint_speaks_in_words(constraint)
-
-
-@pytest.mark.parametrize("model", list(apps.get_app_config("core").get_models()))
-def test_uniqueness_is_declared_as_named_constraints(model):
-    assert_no_unique_field(model)
 
 
 def test_an_enum_check_refuses_with_the_code_check_choice_gives():

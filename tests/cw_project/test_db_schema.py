@@ -10,6 +10,12 @@ from django.db import IntegrityError, connection, models, transaction
 from agents.models import Agent, AgentLogChunk
 from core.models import Phase, Task
 from tests import factories as f
+from tests.model_checks import (
+    CW_APPS,
+    assert_constraint_speaks_in_words,
+    assert_no_unique_field,
+    constraints_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -609,3 +615,21 @@ def test_the_seeds_named_index_exists(name):
         constraints = connection.introspection.get_constraints(cursor, table)
     assert name in constraints
     assert constraints[name]["columns"] == columns
+
+
+@pytest.mark.parametrize(
+    ("model", "constraint"),
+    constraints_of(*CW_APPS),
+    ids=lambda value: getattr(value, "name", getattr(value, "__name__", "")),
+)
+def test_every_constraint_has_a_code_and_a_message_in_words(model, constraint):
+    assert_constraint_speaks_in_words(constraint)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [m for app in CW_APPS for m in apps.get_app_config(app).get_models()],
+    ids=lambda m: m._meta.label,
+)
+def test_uniqueness_is_declared_as_named_constraints(model):
+    assert_no_unique_field(model)

@@ -19,6 +19,7 @@ from reviews.models import (
     ReviewComment,
 )
 from tests import factories as f
+from tests.admin_actions import run_admin_action
 
 pytestmark = pytest.mark.django_db
 
@@ -281,23 +282,14 @@ def test_the_admin_lists_of_the_reviews_cost_the_same_queries_for_more_rows(admi
         assert count(model) == one, model
 
 
-def run_action_messages(client, model: str, action: str, *records):
-    url = reverse(f"admin:{model}_changelist")
-    response = client.post(
-        url, {"action": action, "_selected_action": [r.pk for r in records]}, follow=True
-    )
-    assert response.status_code == 200
-    return [str(m) for m in response.context["messages"]]
-
-
 def test_accepting_and_reverting_a_proposal_from_the_admin(admin_client):
     proposal = f.ProposalFactory(metadata=None)
 
-    run_action_messages(admin_client, "reviews_proposal", "proposal_accept", proposal)
+    run_admin_action(admin_client, "reviews_proposal", "proposal_accept", proposal)
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.ACCEPTED
 
-    run_action_messages(
+    run_admin_action(
         admin_client, "reviews_changeset", "change_set_revert", ChangeSet.objects.get()
     )
     proposal.refresh_from_db()

@@ -2,7 +2,6 @@
 the lengths every door enforces."""
 
 import pytest
-from django.apps import apps
 from django.core.exceptions import ValidationError
 
 from core.errors import Conflict, InvalidInput
@@ -14,32 +13,13 @@ from reviews.repositories import (
     ReviewCommentRepository,
 )
 from tests import factories as f
-from tests.core.test_models import (
-    assert_constraint_speaks_in_words,
-    assert_no_unique_field,
-    assert_validation_failed,
-    constraints_of,
-)
+from tests.model_checks import assert_validation_failed
 
 pytestmark = pytest.mark.django_db
 
 proposals = ProposalRepository()
 comments = ReviewCommentRepository()
 sessions = ChatSessionRepository()
-
-
-@pytest.mark.parametrize(
-    ("model", "constraint"),
-    constraints_of("reviews"),
-    ids=lambda value: getattr(value, "name", getattr(value, "__name__", "")),
-)
-def test_every_constraint_has_a_code_and_a_message_in_words(model, constraint):
-    assert_constraint_speaks_in_words(constraint)
-
-
-@pytest.mark.parametrize("model", list(apps.get_app_config("reviews").get_models()))
-def test_uniqueness_is_declared_as_named_constraints(model):
-    assert_no_unique_field(model)
 
 
 def test_a_second_active_session_is_refused_with_one_code_by_every_door():
