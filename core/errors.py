@@ -474,3 +474,12 @@ declare(
     InvalidInput,
     "`project_ids` is not a list of project ids.",
 )
+declare(
+    "core",
+    "person_required",
+    PermissionRequired,
+    "A person's gate (approving, accepting, answering a person): a tool's token cannot pass it.",
+)
+declare("core", "invalid_kind", InvalidInput, "An event kind that is not in the catalogue.")
+declare("core", "invalid_wait", InvalidInput, "A long-poll wait outside 0 to 30 seconds.")
+declare("core", "event_not_found", NotFound, "No event has this id (it may have been pruned).")

@@ -472,6 +472,14 @@ class ApiToken(CreatedModel):
         blank=True,
         related_name="api_tokens",
     )
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="personal_api_tokens",
+        help_text="The person this token acts for; none for a tool's token.",
+    )
 
     class Meta:
         db_table = "api_tokens"
@@ -501,3 +509,38 @@ class ApiToken(CreatedModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def kind(self) -> str:
+        """``person`` for a personal token (it acts for its user), else ``tool``."""
+        return "person" if self.person_id else "tool"
+
+
+class Event(models.Model):
+    """One state change a service made, recorded in the same transaction as the change.
+
+    ``id`` is the event's position in commit order (not only in start order): it is
+    handed out under a lock held until the transaction commits, so a reader following
+    ``id > after`` sees every committed event exactly once. ``initiative_id`` and
+    ``subject_id`` are plain text, not foreign keys: events outlive what they describe.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=64, help_text="e.g. task.started, proposal.accepted.")
+    initiative_id = models.CharField(max_length=22, null=True, blank=True)
+    subject_type = models.CharField(max_length=32)
+    subject_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        db_table = "events"
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["initiative_id", "id"], name="events_initiative_idx"),
+            models.Index(fields=["kind", "id"], name="events_kind_idx"),
+            models.Index(fields=["created_at"], name="events_created_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.kind} {self.subject_type} {self.subject_id}"

@@ -36,9 +36,15 @@ def hash_token(clear: str) -> str:
 
 
 def api_token_create(
-    *, name: str, created_by: AbstractBaseUser | None = None
+    *,
+    name: str,
+    created_by: AbstractBaseUser | None = None,
+    person: AbstractBaseUser | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token named ``name`` and return it with its clear value (never stored).
+
+    A tool's token by default; with ``person``, a personal token that acts for that user
+    (it passes the gates only people may pass).
 
     Refuses a blank or over-long name (``InvalidInput``) and a name an active token
     already has (``Conflict`` ``token_name_taken``); a revoked token's name may be reused.
@@ -65,6 +71,7 @@ def api_token_create(
             token_hash=hash_token(clear),
             prefix=clear[:DISPLAY_PREFIX_LENGTH],
             created_by=created_by,
+            person=person,
         )
     except Conflict as error:
         raise taken from error

@@ -5,6 +5,7 @@ from factory.django import DjangoModelFactory
 
 from agents.models import Account, Agent, AgentLogChunk, Conversation, Message, ParticipantType
 from core.models import (
+    Event,
     Initiative,
     InitiativeProject,
     Page,
@@ -216,3 +217,13 @@ class ApiTokenFactory(DjangoModelFactory):
     token_hash = factory.Sequence(lambda n: f"{n:064x}")
     prefix = factory.Sequence(lambda n: f"cw_{n:05d}")
     created_by = factory.SubFactory(UserFactory)
+
+
+class EventFactory(DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    id = factory.Sequence(lambda n: n + 1)
+    kind = "task.started"
+    subject_type = "task"
+    subject_id = factory.Sequence(lambda n: f"task-{n}")

@@ -17,10 +17,19 @@ class ApiTokenRepository(Repository[ApiToken]):
     label = "API token"
 
     def create(
-        self, *, name: str, token_hash: str, prefix: str, created_by: Any = None
+        self,
+        *,
+        name: str,
+        token_hash: str,
+        prefix: str,
+        created_by: Any = None,
+        person: Any = None,
     ) -> ApiToken:
-        """Store a new active token (an active token's name is unique: ``token_name_taken``)."""
-        return self._create(name=name, token_hash=token_hash, prefix=prefix, created_by=created_by)
+        """Store a new active token (an active token's name is unique: ``token_name_taken``);
+        with ``person``, a personal token that acts for that user."""
+        return self._create(
+            name=name, token_hash=token_hash, prefix=prefix, created_by=created_by, person=person
+        )
 
     def name_is_active(self, name: str) -> bool:
         """Whether an active (not revoked) token is named ``name``."""
@@ -31,7 +40,11 @@ class ApiTokenRepository(Repository[ApiToken]):
         return list(ApiToken.objects.filter(Q(pk=key) | Q(prefix=key))[:limit])
 
     def find_active_by_hash(self, token_hash: str) -> ApiToken | None:
-        return ApiToken.objects.filter(token_hash=token_hash, revoked_at__isnull=True).first()
+        return (
+            ApiToken.objects.select_related("person")
+            .filter(token_hash=token_hash, revoked_at__isnull=True)
+            .first()
+        )
 
     def revoke(self, id: str, now: datetime) -> bool:
         """Revoke an active token, exactly once: False when it was revoked already (a
@@ -46,4 +59,4 @@ class ApiTokenRepository(Repository[ApiToken]):
         ).update(last_used_at=now)
 
     def find_all_oldest_first(self) -> list[ApiToken]:
-        return list(ApiToken.objects.order_by("created_at", "id"))
+        return list(ApiToken.objects.select_related("person").order_by("created_at", "id"))

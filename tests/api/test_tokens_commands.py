@@ -184,10 +184,13 @@ def test_list_command_shows_names_prefixes_and_dates_but_never_a_secret():
     api_token_authenticate(active_clear)
     output = run("list_api_tokens")
     lines = output.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "PREFIX", "CREATED", "LAST", "USED", "REVOKED"]
+    assert lines[0].split() == [
+        "ID", "NAME", "KIND", "PREFIX", "CREATED", "LAST", "USED", "REVOKED"
+    ]  # fmt: skip
     active_line = next(line for line in lines if "orchestrator" in line)
     revoked_line = next(line for line in lines if "old-ci" in line)
     assert active.prefix in active_line and active_line.rstrip().endswith("-")
+    assert " tool " in active_line
     assert revoked.prefix in revoked_line and revoked_line.rstrip().endswith("UTC")
     for secret in (active_clear, revoked_clear, active.token_hash, revoked.token_hash):
         assert secret not in output
@@ -196,3 +199,26 @@ def test_list_command_shows_names_prefixes_and_dates_but_never_a_secret():
 
 def test_list_command_with_no_tokens_says_how_to_create_one():
     assert "create_api_token" in run("list_api_tokens")
+
+
+def test_a_personal_token_acts_for_its_person_and_says_so_in_the_list(django_user_model):
+    from core.actors import actor_from_auth
+
+    alice = django_user_model.objects.create_user(username="alice", password="x" * 12)
+    output = run("create_api_token", "alice-laptop", "--person", "alice")
+    clear = output.splitlines()[1]
+    token = api_token_authenticate(clear)
+
+    assert "Created person API token" in output
+    assert token.kind == "person"
+    assert actor_from_auth(token).is_person and actor_from_auth(token).user == alice
+    assert "person:alice" in run("list_api_tokens")
+
+
+def test_a_tools_token_is_a_tool_actor():
+    from core.actors import actor_from_auth
+
+    token, _ = api_token_create(name="orchestrator")
+
+    assert token.kind == "tool"
+    assert not actor_from_auth(token).is_person

@@ -60,6 +60,7 @@ FACTORIES = {
     "core.Project": "ProjectFactory",
     "core.InitiativeProject": "InitiativeProjectFactory",
     "core.ApiToken": "ApiTokenFactory",
+    "core.Event": "EventFactory",
     "agents.Account": "AccountFactory",
     "agents.Agent": "AgentFactory",
     "agents.AgentLogChunk": "AgentLogChunkFactory",
@@ -105,6 +106,7 @@ def test_only_history_log_chunks_and_tokens_cannot_be_added_in_the_admin(admin_c
     }
     assert no_add == {
         "core.ApiToken",
+        "core.Event",
         "agents.AgentLogChunk",
         "reviews.ChangeSet",
         "reviews.ChangeSetEntry",

@@ -219,6 +219,7 @@ DELETE_RULES = [
     ("reviews.ChangeSet", "chat_session", models.SET_NULL),
     ("reviews.ChangeSetEntry", "change_set", models.CASCADE),
     ("core.ApiToken", "created_by", models.SET_NULL),
+    ("core.ApiToken", "person", models.CASCADE),
 ]
 
 

@@ -1,4 +1,5 @@
-"""List API tokens: name, prefix, creation, last use and revocation. Never a secret."""
+"""List API tokens: name, kind (a tool's or a person's), prefix, creation, last use and
+revocation. Never a secret."""
 
 from datetime import datetime
 
@@ -19,11 +20,12 @@ class Command(BaseCommand):
         if not tokens:
             self.stdout.write("No API tokens. Create one with: manage.py create_api_token NAME")
             return
-        header = ("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")
+        header = ("ID", "NAME", "KIND", "PREFIX", "CREATED", "LAST USED", "REVOKED")
         rows = [
             (
                 token.pk,
                 token.name,
+                f"person:{token.person.get_username()}" if token.person else "tool",
                 token.prefix,
                 _when(token.created_at),
                 _when(token.last_used_at),

@@ -1,0 +1,81 @@
+"""The event feed's table: appended in commit order, read forward with an id cursor."""
+
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Max
+
+from core.models import Event
+from core.repositories.base import Repository
+from core.repositories.pagination import check_keyset_page
+
+#: The key of the PostgreSQL advisory lock that orders event ids by commit.
+EVENT_ORDER_LOCK = 0x63770001
+
+
+class EventRepository(Repository[Event]):
+    """Events, each with an id that is its position in commit order.
+
+    ``append`` takes a transaction-scoped lock before it picks the next id (an advisory
+    lock on PostgreSQL; SQLite's immediate transactions already hold the database's
+    write lock), so no transaction can take an id until the one holding the lock has
+    committed or rolled back: ids become visible in increasing order, and a reader that
+    follows ``id > after`` never skips an event that commits late.
+    """
+
+    model = Event
+    slug = "event"
+    label = "Event"
+
+    def append(
+        self,
+        *,
+        kind: str,
+        subject_type: str,
+        subject_id: str,
+        initiative_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        """Record one event in the caller's transaction (which must be atomic)."""
+        self._require_atomic("append")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_ORDER_LOCK])
+        last = Event.objects.aggregate(last=Max("id"))["last"] or 0
+        return self._insert(
+            Event(
+                id=last + 1,
+                kind=kind,
+                subject_type=subject_type,
+                subject_id=str(subject_id),
+                initiative_id=initiative_id,
+                data=data or {},
+            )
+        )
+
+    def find_after(
+        self,
+        after: int = 0,
+        *,
+        limit: int,
+        initiative_id: str | None = None,
+        kinds: list[str] | None = None,
+    ) -> list[Event]:
+        """Up to ``limit`` events with an id above ``after``, oldest first (keyset page)."""
+        check_keyset_page(limit, after, integer_cursor=True)
+        qs = Event.objects.filter(id__gt=after)
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        if kinds:
+            qs = qs.filter(kind__in=kinds)
+        return list(qs.order_by("id")[:limit])
+
+    def last_id(self) -> int:
+        """The id of the newest committed event (0 when there is none)."""
+        return Event.objects.aggregate(last=Max("id"))["last"] or 0
+
+    def delete_older_than(self, moment: datetime) -> int:
+        """Delete every event created before ``moment``; how many were deleted."""
+        deleted, _ = Event.objects.filter(created_at__lt=moment).delete()
+        return deleted
