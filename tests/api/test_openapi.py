@@ -41,7 +41,8 @@ def test_document_validates_against_the_openapi_specification(document):
     validate(document)
 
 
-#: What the issues specify the API exposes; a route removed or renamed fails here.
+#: What the issues specify the API exposes; a route removed or renamed fails here (every
+#: route's documentation is checked by the tests below).
 SPECIFIED_OPERATIONS = {
     ("get", "/api/whoami"),
     ("get", "/api/phases/{phase_id}"),
@@ -80,7 +81,8 @@ def test_document_lists_every_specified_operation(document):
     documented = {
         (method, path) for path, operations in document["paths"].items() for method in operations
     }
-    assert documented == SPECIFIED_OPERATIONS
+    missing = SPECIFIED_OPERATIONS - documented
+    assert missing == set()
 
 
 def test_every_declared_route_is_documented(document):

@@ -1,13 +1,12 @@
-"""The API router of the ``core`` app: planning records, and who is calling."""
+"""The core router's planning operations: initiatives, phases, tasks, pages, projects,
+the ready queue, and who is calling."""
 
 from django.http import HttpRequest
-from ninja import Router
 
+from core.api.router import router
 from core.models import ApiToken, Phase, Task
 from core.repositories import PhaseRepository, TaskRepository
 from core.schemas import AUTH_ERRORS, ErrorOut, Id, PhaseOut, TaskOut, WhoamiOut
-
-router = Router(tags=["core"])
 
 phases = PhaseRepository()
 tasks = TaskRepository()

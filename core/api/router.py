@@ -1,0 +1,5 @@
+"""The one router of the ``core`` app; its operations live in the modules beside it."""
+
+from ninja import Router
+
+router = Router(tags=["core"])
