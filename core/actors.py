@@ -33,7 +33,8 @@ class Actor:
 
     @property
     def is_person(self) -> bool:
-        return self.kind == "person"
+        """A person whose account is active (a deactivated user passes no gate)."""
+        return self.kind == "person" and bool(getattr(self.user, "is_active", False))
 
 
 def actor_from_auth(auth: Any) -> Actor:

@@ -141,7 +141,7 @@ class TaskAdmin(RepositoryAdmin):
             services.task_complete,
             id_argument="task_id",
             description="Complete (checkpoints: as me)",
-            pass_user=True,
+            pass_actor=True,
         ),
         service_action(services.task_block, id_argument="task_id", description="Block"),
         service_action(services.task_unblock, id_argument="task_id", description="Unblock"),

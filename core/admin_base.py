@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from django.contrib import admin, messages
 from django.db import models, transaction
 
+from core.actors import Actor
 from core.errors import DomainError
 from core.repositories import DependencyRepository, Repository
 
@@ -28,16 +29,17 @@ def service_action(
     *,
     id_argument: str,
     description: str,
-    pass_user: bool = False,
+    pass_actor: bool = False,
 ) -> Callable:
-    """An admin action calling ``service(<id_argument>=record.pk)`` for each selected one."""
+    """An admin action calling ``service(<id_argument>=record.pk)`` for each selected one;
+    with ``pass_actor``, also ``actor=`` the logged-in person (for a person's gate)."""
 
     def action(model_admin: admin.ModelAdmin, request, queryset) -> None:
         done, refused = 0, []
         for record in queryset:
             kwargs = {id_argument: record.pk}
-            if pass_user:
-                kwargs["acting_user"] = request.user
+            if pass_actor:
+                kwargs["actor"] = Actor.person(request.user)
             try:
                 service(**kwargs)
                 done += 1

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import transaction
 
+from core.actors import Actor, require_person
 from core.errors import PermissionRequired, TransitionNotAllowed
 from core.models import (
     ExecutionMode,
@@ -111,20 +112,15 @@ def _require_ready(task: Task) -> None:
 
 
 @transaction.atomic
-def task_complete(*, task_id: str, summary: str | None = None, acting_user: Any = None) -> Task:
+def task_complete(*, task_id: str, summary: str | None = None, actor: Actor | None = None) -> Task:
     """Complete a task; when it is its phase's last, run the phase completion flow.
 
     An ``auto`` task must be in progress. A ``checkpoint:*`` task is completed only by
-    a person (``acting_user``), once it is ready, from pending or in progress.
+    a person (``actor``), once it is ready, from pending or in progress.
     """
     task, phase, initiative = _lock_task_with_parents(task_id)
     if task.is_checkpoint:
-        if not (getattr(acting_user, "is_authenticated", False) and acting_user.is_active):
-            raise PermissionRequired(
-                f"Task '{task}' is a checkpoint: only a person can complete it.",
-                code="checkpoint_requires_person",
-                details={"id": task.pk},
-            )
+        require_person(actor, f"complete the checkpoint '{task}'")
         allowed = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
         if task.status not in allowed:
             raise _refuse("task", task, "complete", allowed)

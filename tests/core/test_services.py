@@ -1,9 +1,10 @@
 """Task, phase and initiative lifecycles (no task-level approval anywhere)."""
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 
 from core import services
+from core.actors import Actor
 from core.errors import NotFound, PermissionRequired, TransitionNotAllowed
 from core.models import (
     ExecutionMode,
@@ -113,12 +114,12 @@ def test_checkpoint_is_completed_only_by_a_person(person):
     phase = approved_phase()
     checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_DECISION)
     f.TaskFactory(phase=phase)
-    for nobody in (None, AnonymousUser()):
+    for nobody in (None, Actor.tool("orchestrator")):
         with pytest.raises(PermissionRequired) as error:
-            services.task_complete(task_id=checkpoint.id, acting_user=nobody)
-        assert error.value.code == "checkpoint_requires_person"
+            services.task_complete(task_id=checkpoint.id, actor=nobody)
+        assert error.value.code == "person_required"
 
-    services.task_complete(task_id=checkpoint.id, acting_user=person, summary="Go with B.")
+    services.task_complete(task_id=checkpoint.id, actor=Actor.person(person), summary="Go with B.")
 
     _refresh(checkpoint, phase)
     assert checkpoint.status == TaskStatus.COMPLETED
@@ -131,7 +132,7 @@ def test_a_checkpoint_that_is_not_ready_waits(person):
     checkpoint = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_HUMAN_ACTION)
     TaskDependency.objects.create(task=checkpoint, depends_on_task=first)
     with pytest.raises(TransitionNotAllowed) as error:
-        services.task_complete(task_id=checkpoint.id, acting_user=person)
+        services.task_complete(task_id=checkpoint.id, actor=Actor.person(person))
     assert error.value.code == "task_not_ready"
 
 
@@ -371,7 +372,7 @@ def test_a_deactivated_person_cannot_complete_a_checkpoint(person):
     person.is_active = False
     person.save(update_fields=["is_active"])
     with pytest.raises(PermissionRequired):
-        services.task_complete(task_id=checkpoint.id, acting_user=person)
+        services.task_complete(task_id=checkpoint.id, actor=Actor.person(person))
 
 
 def test_tasks_of_an_archived_initiative_are_never_ready():

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from core import services as core
+from core.actors import Actor
 from core.models import ExecutionMode, InitiativeStatus, PhaseStatus, TaskStatus, TaskType
 from core.repositories import InitiativeRepository, PhaseRepository, TaskRepository
 from reviews import services as reviews
@@ -57,7 +58,9 @@ def work_through(phase, person):
             core.task_start(task_id=ready[0].id)
             core.task_complete(task_id=ready[0].id, summary=f"did {ready[0].name}")
         elif waiting:
-            core.task_complete(task_id=waiting[0].id, acting_user=person, summary="verified")
+            core.task_complete(
+                task_id=waiting[0].id, actor=Actor.person(person), summary="verified"
+            )
         else:
             break
     assert not Task.objects.filter(phase=phase).exclude(status=TaskStatus.COMPLETED).exists()
