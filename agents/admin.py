@@ -165,7 +165,15 @@ class AgentAdmin(RepositoryAdmin):
     list_filter = ("status", "mode", "provider")
     search_fields = ("name", "session_id", "worktree_id")
     list_select_related = ("task", "initiative", "account")
-    readonly_fields = (*AGENT_RUNTIME_FIELDS, "created_at", "updated_at")
+    readonly_fields = (*AGENT_RUNTIME_FIELDS, "user_dismissed_at", "created_at", "updated_at")
+    actions = (
+        service_action(
+            services.agent_dismiss, id_argument="agent_id", description="Dismiss (finished)"
+        ),
+        service_action(
+            services.agent_mark_stopped, id_argument="agent_id", description="Mark stopped"
+        ),
+    )
 
     def get_queryset(self, request):
         # The account column shows the login only: its secrets are not read (nor decrypted).

@@ -1,4 +1,7 @@
-"""The API router of the ``agents`` app: provider accounts.
+"""The API router of the ``agents`` app: provider accounts, agents, their logs, messages
+and conversations (tagged ``accounts``, ``agents``, ``logs``, ``messages``,
+``conversations``). Handlers are thin: reads go to the repositories, every change to
+``agents.services``.
 
 Account secrets are write-only: every response uses ``AccountOut`` (which says whether
 a secret is set, never what it is) except the claim, which hands the claimed account's
@@ -7,29 +10,66 @@ token only (``TOOL_AUTH``): a person's staff session is refused, since people ne
 a secret in clear.
 """
 
+import json
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Status
+from pydantic import ValidationError
 
 from agents import services
-from agents.repositories import AccountRepository
+from agents.models import AgentStatus
+from agents.repositories import (
+    AccountRepository,
+    AgentRepository,
+    ConversationRepository,
+    LogChunkRepository,
+    MessageRepository,
+)
 from agents.schemas import (
+    LOG_APPEND_BODY,
     AccountClaimIn,
     AccountClaimOut,
     AccountExhaustIn,
     AccountIn,
     AccountOut,
     AccountPatch,
+    AgentFinishedIn,
+    AgentOut,
+    AgentRegisteredOut,
+    AgentRegisterIn,
+    AgentRunningIn,
+    AgentWaitingIn,
+    ConversationAnswerIn,
+    ConversationIn,
+    ConversationOut,
+    LogAppendedOut,
+    LogChunkIn,
+    LogPageOut,
+    LogReadParams,
+    LogSessionParams,
+    LogSessionsOut,
+    MessageIn,
+    MessageOut,
+    MessageReplyIn,
+    PendingQuestionsParams,
     ReleasedOut,
 )
+from agents.services.logs import NewLogChunk
+from core.actors import Actor, actor_from_auth
 from core.auth import TOOL_AUTH
+from core.errors import InvalidInput, PermissionRequired
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 
 router = Router(tags=["accounts"])
 
 accounts = AccountRepository()
+agents = AgentRepository()
+logs = LogChunkRepository()
+messages = MessageRepository()
+conversations = ConversationRepository()
 
 
 class AccountFilters(PageParams):
@@ -87,3 +127,345 @@ def delete_account(request: HttpRequest, account_id: Id) -> Status:
 def mark_account_exhausted(request: HttpRequest, account_id: Id, payload: AccountExhaustIn) -> Any:
     """Park the account (rate-limited) until the given time."""
     return services.account_mark_exhausted(account_id=account_id, until=payload.until)
+
+
+# --- agents --------------------------------------------------------------------------------
+
+
+def _actor(request: HttpRequest) -> Actor:
+    """Who calls: the token's person or tool, or the staff session's user."""
+    return actor_from_auth(request.auth)  # type: ignore[attr-defined]
+
+
+class AgentFilters(PageParams):
+    status: AgentStatus | None = None
+    task_id: Id | None = None
+    initiative_id: Id | None = None
+
+
+@router.post("/agents", response={201: AgentRegisteredOut, **ERRORS}, tags=["agents"])
+def register_agent(request: HttpRequest, payload: AgentRegisterIn) -> Status:
+    """Register an agent (idle), optionally bound to a task and to an account claimed in
+    the same call.
+
+    With ``claim_account`` the answer carries the account's secrets, so only a tool's
+    token may ask: a person (staff session or personal token) gets 403
+    ``tool_token_required``. 409 ``no_account_available`` writes nothing.
+    """
+    if payload.claim_account and _actor(request).kind != "tool":
+        raise PermissionRequired(
+            "Claiming an account with an agent hands out its secrets, so it needs a tool's "
+            "API token, not a person's session or personal token.",
+            code="tool_token_required",
+        )
+    agent, account = services.agent_register(**payload.dict())
+    return Status(HTTPStatus.CREATED, {"agent": agent, "account": account})
+
+
+@router.get("/agents", response={200: Page[AgentOut], **ERRORS}, tags=["agents"])
+def list_agents(request: HttpRequest, filters: Query[AgentFilters]) -> dict[str, Any]:
+    """Agents, oldest first, optionally by status, task or initiative."""
+    page = agents.find_page(
+        status=filters.status,
+        task_id=filters.task_id,
+        initiative_id=filters.initiative_id,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+    return page_of(page.items, total=page.total, params=filters)
+
+
+@router.get("/agents/by-name/{name}", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def retrieve_agent_by_name(request: HttpRequest, name: Id) -> Any:
+    """The agent with this name (``brave-otter``)."""
+    agent = agents.find_by_name(name)
+    if agent is None:
+        raise agents.not_found(name)
+    return agent
+
+
+@router.get("/agents/{agent_id}", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def retrieve_agent(request: HttpRequest, agent_id: Id) -> Any:
+    """One agent."""
+    return agents.get(agent_id)
+
+
+@router.post("/agents/{agent_id}/running", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def mark_agent_running(request: HttpRequest, agent_id: Id, payload: AgentRunningIn) -> Any:
+    """The agent's process runs (from idle, waiting for input, stopped or crashed);
+    clears its pending questions. 409 ``transition_not_allowed`` otherwise."""
+    return services.agent_mark_running(agent_id=agent_id, **payload.dict(exclude_unset=True))
+
+
+@router.post(
+    "/agents/{agent_id}/waiting-for-input",
+    response={200: AgentOut, **ERRORS},
+    tags=["agents"],
+)
+def mark_agent_waiting(request: HttpRequest, agent_id: Id, payload: AgentWaitingIn) -> Any:
+    """A running agent waits for answers to its pending questions."""
+    return services.agent_mark_waiting(
+        agent_id=agent_id, pending_questions=payload.pending_questions
+    )
+
+
+@router.post("/agents/{agent_id}/idle", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def mark_agent_idle(request: HttpRequest, agent_id: Id, payload: AgentFinishedIn) -> Any:
+    """The agent finished a turn (from running or waiting for input)."""
+    return services.agent_mark_idle(agent_id=agent_id, **payload.dict())
+
+
+@router.post("/agents/{agent_id}/stopped", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def mark_agent_stopped(request: HttpRequest, agent_id: Id, payload: AgentFinishedIn) -> Any:
+    """The agent was ended on purpose (from idle, running or waiting for input)."""
+    return services.agent_mark_stopped(agent_id=agent_id, **payload.dict())
+
+
+@router.post("/agents/{agent_id}/crashed", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def mark_agent_crashed(request: HttpRequest, agent_id: Id, payload: AgentFinishedIn) -> Any:
+    """The agent's process died (from idle, running or waiting for input)."""
+    return services.agent_mark_crashed(agent_id=agent_id, **payload.dict())
+
+
+@router.post("/agents/{agent_id}/dismiss", response={200: AgentOut, **ERRORS}, tags=["agents"])
+def dismiss_agent(request: HttpRequest, agent_id: Id) -> Any:
+    """Hide a finished agent (idle, stopped or crashed) from the working views."""
+    return services.agent_dismiss(agent_id=agent_id)
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+
+def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLogChunk]:
+    """The chunks of an append's body: a JSON array of ``LogChunkIn``, or NDJSON text
+    whose every non-blank line is one chunk. A bad chunk names its index."""
+    content_type = request.content_type or ""
+    if content_type == "application/x-ndjson":
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidInput(
+                "An NDJSON body must be UTF-8 text.", code="invalid_log_body"
+            ) from error
+        raw: Any = [
+            {"content": line}
+            if session_number is None
+            else {"content": line, "session_number": session_number}
+            for line in text.splitlines()
+            if line.strip()
+        ]
+    elif content_type == "application/json":
+        try:
+            raw = json.loads(request.body)
+        except ValueError as error:
+            raise InvalidInput("The body is not JSON.", code="invalid_log_body") from error
+        if not isinstance(raw, list):
+            raise InvalidInput(
+                "A JSON body is an array of chunks ({content, session_number?}).",
+                code="invalid_log_body",
+            )
+    else:
+        raise InvalidInput(
+            "Send application/json (an array of chunks) or application/x-ndjson.",
+            code="invalid_log_body",
+            details={"content_type": content_type},
+        )
+    services.check_log_batch_size(len(raw))
+    chunks: list[NewLogChunk] = []
+    for index, item in enumerate(raw):
+        try:
+            chunk = LogChunkIn.model_validate(item)
+            chunks.append({"content": chunk.content, "session_number": chunk.session_number})
+        except ValidationError as error:
+            problems = [
+                {"loc": list(problem["loc"]), "msg": problem["msg"]}
+                for problem in error.errors(include_url=False, include_input=False)
+            ]
+            raise InvalidInput(
+                f"Chunk {index} is malformed: {problems[0]['msg']}.",
+                code="invalid_log_chunk",
+                details={"index": index, "errors": problems},
+            ) from None
+    return chunks
+
+
+@router.post(
+    "/agents/{agent_id}/logs",
+    response={201: LogAppendedOut, **ERRORS},
+    tags=["logs"],
+    openapi_extra={"requestBody": LOG_APPEND_BODY},
+)
+def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessionParams]) -> Status:
+    """Append a batch of chunks to an agent's log, all or nothing.
+
+    The body is a JSON array of ``{content, session_number?}`` or, with
+    ``Content-Type: application/x-ndjson``, one chunk a line (session from
+    ``?session_number=``, default 1). At most 1,000 chunks (400 ``log_batch_too_large``)
+    and 2.5 MB (413); a bad chunk (400 ``invalid_log_chunk``, ``details.index``) writes
+    nothing.
+    """
+    chunks = _log_chunks(request, params.session_number)
+    created = services.agent_log_append(agent_id=agent_id, chunks=chunks)
+    return Status(
+        HTTPStatus.CREATED,
+        {"count": len(created), "first_id": created[0].id, "last_id": created[-1].id},
+    )
+
+
+@router.get("/agents/{agent_id}/logs", response={200: LogPageOut, **ERRORS}, tags=["logs"])
+def list_agent_log(
+    request: HttpRequest, agent_id: Id, params: Query[LogReadParams]
+) -> dict[str, Any]:
+    """An agent's log oldest first, one keyset page after the cursor ``after``; send the
+    answer's ``next_after`` back to read on (an empty page is the end, for now)."""
+    agents.require(agent_id)
+    items = logs.find_by_agent_id(
+        agent_id, after=params.after, limit=params.limit, session_number=params.session_number
+    )
+    return {"items": items, "next_after": items[-1].id if items else params.after}
+
+
+@router.get(
+    "/agents/{agent_id}/logs/stream",
+    response={200: None, **ERRORS},
+    tags=["logs"],
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The log's content, oldest first, as the agent wrote it.",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def stream_agent_log(
+    request: HttpRequest, agent_id: Id, params: Query[LogSessionParams]
+) -> StreamingHttpResponse:
+    """The whole log (or one session) as NDJSON, streamed: each chunk's JSON Lines in
+    write order, read one page at a time, never loaded whole."""
+    agents.require(agent_id)
+    chunks = services.agent_log_iter(agent_id=agent_id, session_number=params.session_number)
+    return StreamingHttpResponse(_ndjson(chunks), content_type="application/x-ndjson")
+
+
+def _ndjson(chunks: Iterator[Any]) -> Iterator[bytes]:
+    for chunk in chunks:
+        content = chunk.content
+        yield (content if content.endswith("\n") else content + "\n").encode()
+
+
+@router.get(
+    "/agents/{agent_id}/logs/sessions", response={200: LogSessionsOut, **ERRORS}, tags=["logs"]
+)
+def retrieve_agent_log_sessions(request: HttpRequest, agent_id: Id) -> dict[str, int]:
+    """How many sessions the agent's log has (its highest session number; 0 when empty)."""
+    agents.require(agent_id)
+    return {"count": logs.get_session_count(agent_id)}
+
+
+@router.delete("/agents/{agent_id}/logs", response={204: None, **ERRORS}, tags=["logs"])
+def delete_agent_log(request: HttpRequest, agent_id: Id) -> Status:
+    """Delete the agent's whole log."""
+    services.agent_log_delete(agent_id=agent_id)
+    return Status(HTTPStatus.NO_CONTENT, None)
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@router.post("/messages", response={201: MessageOut, **ERRORS}, tags=["messages"])
+def send_message(request: HttpRequest, payload: MessageIn) -> Status:
+    """Send a message between an agent and a person (pending until read or answered)."""
+    return Status(HTTPStatus.CREATED, services.message_send(**payload.dict()))
+
+
+@router.get("/messages/pending", response={200: Page[MessageOut], **ERRORS}, tags=["messages"])
+def list_messages_pending_for_person(
+    request: HttpRequest, page: Query[PageParams]
+) -> dict[str, Any]:
+    """Messages addressed to people, neither read nor answered, oldest first."""
+    found = messages.find_page(messages.pending_for_user(), limit=page.limit, offset=page.offset)
+    return page_of(found.items, total=found.total, params=page)
+
+
+@router.get(
+    "/messages/requiring-response",
+    response={200: Page[MessageOut], **ERRORS},
+    tags=["messages"],
+)
+def list_messages_requiring_response(
+    request: HttpRequest, page: Query[PageParams]
+) -> dict[str, Any]:
+    """Messages that require a response and are not answered, oldest first."""
+    found = messages.find_page(messages.requiring_response(), limit=page.limit, offset=page.offset)
+    return page_of(found.items, total=found.total, params=page)
+
+
+@router.get("/messages/{message_id}", response={200: MessageOut, **ERRORS}, tags=["messages"])
+def retrieve_message(request: HttpRequest, message_id: Id) -> Any:
+    """One message."""
+    return messages.get(message_id)
+
+
+@router.post(
+    "/messages/{message_id}/replies", response={201: MessageOut, **ERRORS}, tags=["messages"]
+)
+def reply_to_message(request: HttpRequest, message_id: Id, payload: MessageReplyIn) -> Status:
+    """Reply to a message (the reply goes to its sender) and mark it responded.
+
+    Answering a message addressed to a person is a person's gate: a tool's token gets
+    403 ``person_required``.
+    """
+    reply = services.message_reply(message_id=message_id, actor=_actor(request), **payload.dict())
+    return Status(HTTPStatus.CREATED, reply)
+
+
+@router.post("/messages/{message_id}/read", response={200: MessageOut, **ERRORS}, tags=["messages"])
+def mark_message_read(request: HttpRequest, message_id: Id) -> Any:
+    """Mark a pending message read (one read or answered already stays as it is)."""
+    return services.message_mark_read(message_id=message_id)
+
+
+# --- conversations -------------------------------------------------------------------------
+
+
+@router.post("/conversations", response={201: ConversationOut, **ERRORS}, tags=["conversations"])
+def ask_question(request: HttpRequest, payload: ConversationIn) -> Status:
+    """One agent asks another a question (pending until answered)."""
+    return Status(HTTPStatus.CREATED, services.conversation_ask(**payload.dict()))
+
+
+@router.get(
+    "/agents/{agent_id}/questions",
+    response={200: list[ConversationOut], **ERRORS},
+    tags=["conversations"],
+)
+def list_pending_questions(
+    request: HttpRequest, agent_id: Id, params: Query[PendingQuestionsParams]
+) -> Any:
+    """The unanswered questions addressed to an agent, oldest first; with ``wait`` the
+    answer comes as soon as one is pending, or empty after ``wait`` seconds (at most 30)."""
+    return services.conversation_list_pending(agent_id=agent_id, wait=params.wait)
+
+
+@router.get(
+    "/conversations/{conversation_id}",
+    response={200: ConversationOut, **ERRORS},
+    tags=["conversations"],
+)
+def retrieve_conversation(request: HttpRequest, conversation_id: Id) -> Any:
+    """One conversation."""
+    return conversations.get(conversation_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/answer",
+    response={200: ConversationOut, **ERRORS},
+    tags=["conversations"],
+)
+def answer_question(
+    request: HttpRequest, conversation_id: Id, payload: ConversationAnswerIn
+) -> Any:
+    """Answer a question, exactly once: a second answer is 409
+    ``conversation_already_answered``."""
+    return services.conversation_answer(conversation_id=conversation_id, answer=payload.answer)

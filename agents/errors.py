@@ -80,3 +80,33 @@ declare(
 )
 declare("agents", "empty_question", InvalidInput, "The question is missing or blank.")
 declare("agents", "empty_answer", InvalidInput, "The answer is missing or blank.")
+declare(
+    "agents",
+    "agent_already_dismissed",
+    Conflict,
+    "The agent has already been dismissed.",
+)
+declare(
+    "agents",
+    "log_batch_empty",
+    InvalidInput,
+    "A log append has no chunk.",
+)
+declare(
+    "agents",
+    "log_batch_too_large",
+    InvalidInput,
+    "A log append has more than 1,000 chunks (`details.max_chunks`).",
+)
+declare(
+    "agents",
+    "invalid_log_body",
+    InvalidInput,
+    "A log append's body is not a JSON array of chunks nor NDJSON text.",
+)
+declare(
+    "agents",
+    "message_recipient_required",
+    InvalidInput,
+    "A message to an agent does not name the agent (`recipient_id`).",
+)

@@ -9,7 +9,7 @@ change only through their named transitions.
 
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, Required, TypedDict
 
@@ -40,7 +40,7 @@ from agents.models import (
     ParticipantType,
 )
 from agents.secrets import EncryptedTextField, rotate
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, DomainError, InvalidInput
 from core.models import Initiative, Phase, Task
 from core.repositories import (
     DEFAULT_KEYSET_PAGE_SIZE,
@@ -266,10 +266,22 @@ class AccountRepository(Repository[Account]):
         """Release every exhausted account whose ``exhausted_until`` has passed.
 
         Returns how many were released. Accounts exhausted with no ``exhausted_until``
-        are left parked (see the class docstring). One query.
+        are left parked (see the class docstring).
         """
+        return len(self.release_expired())
+
+    def release_expired(self) -> list[str]:
+        """Release every exhausted account whose ``exhausted_until`` has passed and return
+        their ids (so a service can record an event for each). Two queries; the rows are
+        locked between them on PostgreSQL."""
         expired = Account.objects.filter(is_exhausted=True, exhausted_until__lte=timezone.now())
-        return self._update_many(expired, is_exhausted=False, exhausted_until=None)
+        with transaction.atomic():
+            ids = list(expired.select_for_update().order_by("pk").values_list("pk", flat=True))
+            if ids:
+                self._update_many(
+                    Account.objects.filter(pk__in=ids), is_exhausted=False, exhausted_until=None
+                )
+        return ids
 
     def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the current key (the first of
@@ -401,6 +413,26 @@ class AgentRepository(Repository[Agent]):
         """Agents in ``status``, oldest first; an unknown status is ``invalid_status``."""
         return list(self.queryset().filter(status=check_choice(AgentStatus, status, "status")))
 
+    def find_page(
+        self,
+        *,
+        status: str | None = None,
+        task_id: str | None = None,
+        initiative_id: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+    ) -> OffsetPage[Agent]:
+        """One offset page of the agents, oldest first, filtered by what is given, with the
+        total: two queries whatever the page size."""
+        qs = self.queryset()
+        if status is not None:
+            qs = qs.filter(status=check_choice(AgentStatus, status, "status"))
+        if task_id is not None:
+            qs = qs.filter(task_id=task_id)
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        return offset_page(qs, limit=limit, offset=offset)
+
     def create(self, **fields: Unpack[AgentFields]) -> Agent:
         """Create an agent (``worktree_id`` required); without a ``name`` one is generated
         (``brave-otter``).
@@ -489,18 +521,40 @@ class MessageRepository(Repository[Message]):
     label = "Message"
     lifecycle_fields = frozenset({"status"})
 
-    def find_pending_for_user(self) -> list[Message]:
-        """Messages addressed to people that are still pending, oldest first."""
-        return list(
-            self.queryset().filter(
-                recipient_type=ParticipantType.USER, status=MessageStatus.PENDING
-            )
+    def unanswered(self) -> QuerySet[Message]:
+        """Messages nobody has answered: not ``responded`` and without a reply.
+
+        The one rule both "pending for a person" and "requiring a response" use, so an
+        answered message is in neither list however it was answered (``message_reply``
+        marks it responded; a reply written elsewhere still counts).
+        """
+        replies = Message.objects.filter(parent_message=OuterRef("pk"))
+        return self.queryset().exclude(status=MessageStatus.RESPONDED).filter(~Exists(replies))
+
+    def pending_for_user(self) -> QuerySet[Message]:
+        """Messages addressed to people, not yet read and not answered, oldest first."""
+        return self.unanswered().filter(
+            recipient_type=ParticipantType.USER, status=MessageStatus.PENDING
         )
 
+    def requiring_response(self) -> QuerySet[Message]:
+        """Messages that require a response and are not answered, oldest first."""
+        return self.unanswered().filter(requires_response=True)
+
+    def find_pending_for_user(self) -> list[Message]:
+        """Messages addressed to people that are still pending (unread and unanswered),
+        oldest first (one query)."""
+        return list(self.pending_for_user())
+
     def find_requiring_response(self) -> list[Message]:
-        """Messages that require a response and have no reply yet, oldest first (one query)."""
-        replies = Message.objects.filter(parent_message=OuterRef("pk"))
-        return list(self.queryset().filter(requires_response=True).filter(~Exists(replies)))
+        """Messages that require a response and are not answered, oldest first (one query)."""
+        return list(self.requiring_response())
+
+    def find_page(
+        self, qs: QuerySet[Message], *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> OffsetPage[Message]:
+        """One offset page of ``qs`` (one of this repository's lists) with the total."""
+        return offset_page(qs, limit=limit, offset=offset)
 
     def find_replies(self, message_id: str) -> list[Message]:
         """The direct replies to ``message_id``, oldest first."""
@@ -611,19 +665,35 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         Each has ``agent_id``, ``agent_name``, ``content`` and optionally
         ``session_number`` (default 1); any other key is ``invalid_log_chunk``.
         """
-        objs = [self._build(chunk) for chunk in chunks]
-        for obj in objs:
-            self._validate(obj)
+        return len(self.append_chunks(chunks))
+
+    def append_chunks(self, chunks: Iterable[LogChunkFields]) -> list[AgentLogChunk]:
+        """Append many chunks in order, all or none, and return them with their ids.
+
+        Every chunk is checked before anything is written; a refusal carries the chunk's
+        position in ``details["index"]`` (from 0).
+        """
+        objs = [self._at_index(index, self._build, chunk) for index, chunk in enumerate(chunks)]
+        for index, obj in enumerate(objs):
+            self._at_index(index, self._validate, obj)
         if not objs:
-            return 0
+            return []
         with transaction.atomic():
-            self.model._default_manager.bulk_create(objs, batch_size=self.insert_batch_size)
-        return len(objs)
+            created = self.model._default_manager.bulk_create(
+                objs, batch_size=self.insert_batch_size
+            )
+        return created
 
     def find_by_agent_id(
-        self, agent_id: str, *, after: int | None = None, limit: int = default_page_size
+        self,
+        agent_id: str,
+        *,
+        after: int | None = None,
+        limit: int = default_page_size,
+        session_number: int | None = None,
     ) -> list[AgentLogChunk]:
-        """Up to ``limit`` chunks of an agent's log with an id above ``after``, oldest first.
+        """Up to ``limit`` chunks of an agent's log (of one session when
+        ``session_number`` is given) with an id above ``after``, oldest first.
 
         Pass the id of the last chunk seen as ``after`` to read the next page; an empty
         page means the end. ``limit`` is 1..``max_page_size`` (the keyset cap of the
@@ -633,7 +703,19 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         qs = self.model._default_manager.filter(agent_id=agent_id)
         if after is not None:
             qs = qs.filter(id__gt=after)
+        if session_number is not None:
+            qs = qs.filter(session_number=session_number)
         return list(qs.order_by("id")[:limit])
+
+    @staticmethod
+    def _at_index(index: int, check: Callable[[Any], Any], value: Any) -> Any:
+        """``check(value)``, with a refusal naming the chunk's position in the batch."""
+        try:
+            return check(value)
+        except DomainError as error:
+            error.details = {**error.details, "index": index}
+            error.message = f"Chunk {index}: {error.message}"
+            raise
 
     def delete_by_agent_id(self, agent_id: str) -> int:
         """Delete an agent's whole log; returns how many chunks were deleted."""
@@ -657,6 +739,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
                 details={"unknown": unknown, "missing": missing},
             )
         values: dict[str, Any] = dict(chunk)
+        require_text(values["content"], "content")
         values["session_number"] = require_int(
             values.get("session_number", 1),
             "session_number",

@@ -1,16 +1,31 @@
-"""Input, output and patch schemas of the agents API (accounts).
+"""Input, output and patch schemas of the agents API: accounts, agents, logs, messages
+and conversations.
 
 Secrets (``config_json``, ``credentials``) are write-only: no output schema has them
 except ``AccountClaimOut``, which only the claim endpoint returns.
 """
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, field_validator
 
-from core.schemas import InputSchema, Int32, NonBlankText, Text
+from agents.models import (
+    AgentMode,
+    AgentStatus,
+    ConversationStatus,
+    MessageStatus,
+    MessageType,
+    ParticipantType,
+)
+from agents.services.logs import MAX_LOG_BATCH
+from core.events import MAX_WAIT_SECONDS
+from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
+from core.schemas import FromRecord, Id, InputSchema, Int32, NonBlankText, Text
+from core.schemas.base import _refuse_unstorable_json
+from core.validators import TEXT_MAX_LENGTH
 
 Email = Annotated[NonBlankText, Field(min_length=3, max_length=320)]
 
@@ -91,3 +106,237 @@ class AccountExhaustIn(InputSchema):
 
 class ReleasedOut(Schema):
     released: int
+
+
+# --- agents --------------------------------------------------------------------------------
+
+#: Any JSON value from a client (stored as JSON text), storable on both databases.
+JsonValue = Annotated[Any, AfterValidator(_refuse_unstorable_json)]
+#: Text a client writes into a long text column (at most 1,000,000 characters).
+LongText = Annotated[NonBlankText, Field(max_length=TEXT_MAX_LENGTH)]
+
+AGENT_NAME_MAX_LENGTH = 100
+
+
+class AgentRegisterIn(InputSchema):
+    worktree_id: NonBlankText = Field(
+        max_length=1024, description="Path to the agent's git worktree."
+    )
+    name: NonBlankText | None = Field(
+        None,
+        max_length=AGENT_NAME_MAX_LENGTH,
+        description="Unique name; generated (``brave-otter``) when absent.",
+    )
+    provider: NonBlankText = Field("claude", max_length=64)
+    mode: AgentMode | None = Field(None, description="Defaults to execute.")
+    task_id: Id | None = Field(None, description="The task it works on.")
+    initiative_id: Id | None = Field(None, description="Defaults to the task's initiative.")
+    claim_account: bool = Field(
+        False,
+        description=(
+            "Claim the provider's next available account in the same call and answer it "
+            "with its secrets: a tool's token only (a person gets 403 tool_token_required)."
+        ),
+    )
+
+
+class AgentOut(FromRecord):
+    id: str
+    name: str
+    task_id: str | None
+    initiative_id: str | None
+    session_id: str | None
+    worktree_id: str
+    provider: str
+    account_id: str | None
+    status: AgentStatus
+    mode: AgentMode
+    pid: int | None
+    exit_code: int | None
+    output_file_path: str | None
+    result: Any = Field(description="What the agent produced (JSON), or null.")
+    pending_questions: Any = Field(description="Its open questions (JSON), or null.")
+    user_dismissed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("result", "pending_questions", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class AgentRegisteredOut(Schema):
+    agent: AgentOut
+    account: AccountClaimOut | None = Field(
+        None, description="The account claimed for it, with its secrets (tools only)."
+    )
+
+
+class AgentRunningIn(InputSchema):
+    pid: Int32 | None = None
+    session_id: NonBlankText | None = Field(None, max_length=255, description="CLI session id.")
+
+
+class AgentWaitingIn(InputSchema):
+    pending_questions: JsonValue = Field(description="The questions it waits on (JSON).")
+
+
+class AgentFinishedIn(InputSchema):
+    exit_code: Int32 | None = None
+    result: JsonValue = Field(None, description="What it produced (JSON).")
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+
+class LogChunkIn(InputSchema):
+    content: Annotated[Text, Field(min_length=1, max_length=TEXT_MAX_LENGTH)] = Field(
+        description="JSON Lines: one JSON document a line."
+    )
+    session_number: int = Field(
+        1, strict=True, ge=1, le=2**31 - 1, description="1 on spawn, +1 on each resume."
+    )
+
+
+class LogAppendedOut(Schema):
+    count: int
+    first_id: int
+    last_id: int
+
+
+class LogChunkOut(FromRecord):
+    id: int = Field(description="Position in write order; the cursor.")
+    agent_id: str
+    agent_name: str
+    session_number: int
+    content: str
+    created_at: datetime
+
+
+class LogPageOut(Schema):
+    items: list[LogChunkOut]
+    next_after: int | None = Field(
+        description="The last item's id, or the ``after`` given when the page is empty."
+    )
+
+
+class LogReadParams(Schema):
+    after: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="The id of the last chunk seen."
+    )
+    limit: int = Field(
+        DEFAULT_KEYSET_PAGE_SIZE,
+        ge=1,
+        le=MAX_KEYSET_PAGE_SIZE,
+        description=f"Chunks per page (at most {MAX_KEYSET_PAGE_SIZE}).",
+    )
+    session_number: int | None = Field(None, ge=1, le=2**31 - 1, description="Only this session.")
+
+
+class LogSessionParams(Schema):
+    session_number: int | None = Field(None, ge=1, le=2**31 - 1, description="Only this session.")
+
+
+class LogSessionsOut(Schema):
+    count: int = Field(description="The highest session number (0 without a log).")
+
+
+#: The OpenAPI request body of an append: a JSON array or NDJSON text.
+LOG_APPEND_BODY: dict[str, Any] = {
+    "required": True,
+    "description": (
+        f"At most {MAX_LOG_BATCH} chunks and 2.5 MB: a JSON array of chunks, or NDJSON "
+        "text (each line one chunk; its session from `?session_number=`)."
+    ),
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_LOG_BATCH,
+                "items": LogChunkIn.model_json_schema(),
+            }
+        },
+        "application/x-ndjson": {
+            "schema": {"type": "string", "description": "One JSON document a line."}
+        },
+    },
+}
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+class MessageIn(InputSchema):
+    sender_type: ParticipantType
+    sender_id: Id | None = Field(None, description="The agent's id; a person's id or null.")
+    recipient_type: ParticipantType
+    recipient_id: Id | None = Field(None, description="Required for an agent.")
+    type: MessageType = MessageType.INFO
+    content: LongText
+    requires_response: bool = False
+
+
+class MessageReplyIn(InputSchema):
+    sender_type: ParticipantType
+    sender_id: Id | None = None
+    content: LongText
+
+
+class MessageOut(FromRecord):
+    id: str
+    sender_type: ParticipantType
+    sender_id: str | None
+    recipient_type: ParticipantType
+    recipient_id: str | None
+    type: MessageType
+    content: str
+    requires_response: bool
+    status: MessageStatus
+    parent_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- conversations -------------------------------------------------------------------------
+
+
+class ConversationIn(InputSchema):
+    from_agent_id: Id
+    to_agent_id: Id
+    question: LongText
+    initiative_id: Id | None = None
+    phase_id: Id | None = None
+    task_id: Id | None = None
+
+
+class ConversationAnswerIn(InputSchema):
+    answer: LongText
+
+
+class ConversationOut(FromRecord):
+    id: str
+    from_agent_id: str
+    to_agent_id: str
+    initiative_id: str | None
+    phase_id: str | None
+    task_id: str | None
+    question: str
+    answer: str | None
+    status: ConversationStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class PendingQuestionsParams(Schema):
+    wait: float = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        allow_inf_nan=False,
+        description=(
+            f"Seconds to wait for a question when none is pending (at most "
+            f"{MAX_WAIT_SECONDS}); the answer comes as soon as one arrives."
+        ),
+    )

@@ -91,7 +91,10 @@ class InitiativeAdmin(RepositoryAdmin):
     readonly_fields = ("status",)
     actions = (
         service_action(
-            services.initiative_approve, id_argument="initiative_id", description="Approve"
+            services.initiative_approve,
+            id_argument="initiative_id",
+            description="Approve",
+            pass_actor=True,
         ),
         service_action(
             services.initiative_archive, id_argument="initiative_id", description="Archive"
@@ -112,14 +115,14 @@ class PhaseAdmin(RepositoryAdmin):
         return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
 
     actions = tuple(
-        service_action(fn, id_argument="phase_id", description=label)
-        for fn, label in (
-            (services.phase_approve_plan, "Approve the plan"),
-            (services.phase_start, "Start"),
-            (services.phase_approve, "Approve the review"),
-            (services.phase_block, "Block"),
-            (services.phase_unblock, "Unblock"),
-            (services.phase_complete, "Complete (all tasks done)"),
+        service_action(fn, id_argument="phase_id", description=label, pass_actor=gate)
+        for fn, label, gate in (
+            (services.phase_approve_plan, "Approve the plan", True),
+            (services.phase_start, "Start", False),
+            (services.phase_approve, "Approve the review", True),
+            (services.phase_block, "Block", False),
+            (services.phase_unblock, "Unblock", False),
+            (services.phase_complete, "Complete (all tasks done)", False),
         )
     )
 

@@ -379,6 +379,12 @@ declare(
 declare("core", "invalid_id", InvalidInput, "A dependency is not given as two record ids.")
 declare(
     "core",
+    "dependency_not_found",
+    NotFound,
+    "The phase or task does not depend on the record named (nothing to remove).",
+)
+declare(
+    "core",
     "dependency_self_edge",
     InvalidInput,
     "A phase or task cannot depend on itself.",

@@ -50,6 +50,7 @@ EVENT_KINDS: dict[str, str] = {
     "account.claimed": "An account was claimed for an agent.",
     "account.exhausted": "An account was parked (data: until).",
     "account.released": "A parked account was released.",
+    "chat.opened": "A chat session was opened on a phase or task (data: target_type, target_id).",
     "chat.message_posted": "A message was posted in a chat session.",
     "chat.closed": "A chat session was closed.",
 }

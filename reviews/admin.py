@@ -2,6 +2,8 @@
 the API uses, so a person meets the same rules; statuses change only through actions;
 change sets and their entries are read-only history."""
 
+from typing import cast
+
 from django.contrib import admin
 
 from core.admin_base import RepositoryAdmin, service_action
@@ -37,8 +39,18 @@ class ProposalAdmin(RepositoryAdmin):
     search_fields = ("title", "summary")
     list_select_related = ("agent", "initiative")
     actions = (
-        service_action(services.proposal_accept, id_argument="proposal_id", description="Accept"),
-        service_action(services.proposal_dismiss, id_argument="proposal_id", description="Dismiss"),
+        service_action(
+            services.proposal_accept,
+            id_argument="proposal_id",
+            description="Accept",
+            pass_actor=True,
+        ),
+        service_action(
+            services.proposal_dismiss,
+            id_argument="proposal_id",
+            description="Dismiss",
+            pass_actor=True,
+        ),
     )
     #: Who proposes what, for which initiative: fixed once proposed.
     fixed_fields = ("agent", "initiative", "target_type", "target_id")
@@ -71,8 +83,9 @@ class ProposalAdmin(RepositoryAdmin):
 
 @admin.register(ReviewComment)
 class ReviewCommentAdmin(RepositoryAdmin):
-    """Saved through the repository's ``create`` / ``update`` (one-line file path, line
-    number of at least 1, …); resolved through the actions."""
+    """Added through ``review_comment_create`` and changed through the repository's
+    ``update`` (one-line file path, line number of at least 1, …); resolved through the
+    actions."""
 
     repository = comments
     list_display = ("file_path", "line_number", "line_type", "author", "resolved", "phase")
@@ -80,12 +93,27 @@ class ReviewCommentAdmin(RepositoryAdmin):
     search_fields = ("file_path", "body")
     list_select_related = ("phase",)
     actions = (
-        service_action(comments.resolve, id_argument="id", description="Resolve"),
+        service_action(
+            services.review_comment_resolve, id_argument="comment_id", description="Resolve"
+        ),
         service_action(comments.unresolve, id_argument="id", description="Unresolve"),
     )
 
     def get_readonly_fields(self, request, obj=None):
         return ("resolved", "phase") if obj else ("resolved",)
+
+    def write(self, form) -> ReviewComment:
+        if not form.instance._state.adding:
+            return cast(ReviewComment, super().write(form))
+        data = form.cleaned_data
+        return services.review_comment_create(
+            phase_id=data["phase"].pk,
+            file_path=data["file_path"],
+            line_number=data["line_number"],
+            line_type=data["line_type"],
+            body=data["body"],
+            author=data.get("author") or "you",
+        )
 
 
 @admin.register(ChatSession)
@@ -97,7 +125,9 @@ class ChatSessionAdmin(RepositoryAdmin):
     list_display = ("target_type", "target_id", "status", "initiative", "agent", "created_at")
     list_filter = ("status", "target_type")
     list_select_related = ("initiative", "agent")
-    actions = (service_action(sessions.close_session, id_argument="id", description="Close"),)
+    actions = (
+        service_action(services.chat_session_close, id_argument="session_id", description="Close"),
+    )
 
     def get_readonly_fields(self, request, obj=None):
         return ("status", "target_type", "target_id", "initiative") if obj else ("status",)
@@ -117,8 +147,8 @@ class ChatSessionAdmin(RepositoryAdmin):
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(RepositoryAdmin):
-    """Added through ``create_message`` (an active session, a change set of the session's
-    initiative); a transcript, so never edited."""
+    """Added through ``chat_message_post`` (an active session, a change set of the
+    session's initiative on an assistant message); a transcript, so never edited."""
 
     repository = sessions
     list_display = ("__str__", "role", "chat_session", "change_set", "created_at")
@@ -131,8 +161,8 @@ class ChatMessageAdmin(RepositoryAdmin):
 
     def write(self, form) -> ChatMessage:
         data = form.cleaned_data
-        return sessions.create_message(
-            chat_session_id=data["chat_session"].pk,
+        return services.chat_message_post(
+            session_id=data["chat_session"].pk,
             role=data["role"],
             content=data["content"],
             change_set_id=data["change_set"].pk if data.get("change_set") else None,

@@ -97,6 +97,19 @@ declare(
 )
 declare(
     "reviews",
+    "chat_target_without_initiative",
+    InvalidInput,
+    "A chat session is opened on a task that belongs to no initiative.",
+)
+declare(
+    "reviews",
+    "chat_change_set_not_assistant",
+    InvalidInput,
+    "A chat message that is not the assistant's names a change set; only an assistant "
+    "message may name the change set it applied.",
+)
+declare(
+    "reviews",
     "chat_session_closed",
     Conflict,
     "The chat session is closed: it takes no new messages and cannot be closed again.",

@@ -1,4 +1,4 @@
-"""Input, output and patch schemas of the reviews API (proposals, review comments).
+"""Input, output and patch schemas of the reviews API (proposals, review comments, chat).
 
 Enumerated fields are ``Literal``s made from the models' ``TextChoices``, so the OpenAPI
 document's enums are the database's (inline, in the choices' order) and cannot drift.
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from django.db import models
 from ninja import Field, Schema
 
+from core.repositories import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import (
     FromRecord,
     Id,
@@ -20,10 +21,14 @@ from core.schemas import (
     PageParams,
     Text,
 )
+from core.validators import TEXT_MAX_LENGTH
 from reviews.models import (
     ChangeAction,
     ChangeSetSource,
     ChangeSetStatus,
+    ChatRole,
+    ChatSessionStatus,
+    ChatTargetType,
     ProposalStatus,
     ProposalTargetType,
     ReviewLineType,
@@ -42,6 +47,9 @@ if TYPE_CHECKING:  # a Literal built at run time is not a static type: str for m
     ChangeActionLiteral: TypeAlias = str
     ChangeSetSourceLiteral: TypeAlias = str
     ChangeSetStatusLiteral: TypeAlias = str
+    ChatTargetTypeLiteral: TypeAlias = str
+    ChatSessionStatusLiteral: TypeAlias = str
+    ChatRoleLiteral: TypeAlias = str
 else:
     ProposalTargetTypeLiteral = choices_literal(ProposalTargetType)
     ProposalStatusLiteral = choices_literal(ProposalStatus)
@@ -49,6 +57,9 @@ else:
     ChangeActionLiteral = choices_literal(ChangeAction)
     ChangeSetSourceLiteral = choices_literal(ChangeSetSource)
     ChangeSetStatusLiteral = choices_literal(ChangeSetStatus)
+    ChatTargetTypeLiteral = choices_literal(ChatTargetType)
+    ChatSessionStatusLiteral = choices_literal(ChatSessionStatus)
+    ChatRoleLiteral = choices_literal(ChatRole)
 
 
 class ProposalIn(InputSchema):
@@ -176,3 +187,70 @@ class ReviewBriefOut(Schema):
     phase_id: str
     unresolved: int
     markdown: str
+
+
+class ChatSessionIn(InputSchema):
+    """Open (or get) the active chat session on a phase or task."""
+
+    target_type: ChatTargetTypeLiteral
+    target_id: Id = Field(description="The phase or task.")
+    agent_id: Id | None = Field(
+        None, description="The agent to chat with; ignored when a session is already active."
+    )
+
+
+class ChatSessionOut(FromRecord):
+    id: str
+    target_type: ChatTargetTypeLiteral
+    target_id: str
+    initiative_id: str
+    agent_id: str | None
+    status: ChatSessionStatusLiteral
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatMessageIn(InputSchema):
+    role: ChatRoleLiteral
+    content: Text = Field(
+        max_length=TEXT_MAX_LENGTH, description="Not blank; at most 1,000,000 characters."
+    )
+    change_set_id: Id | None = Field(
+        None,
+        description=(
+            "The change set an assistant message applied (of the session's initiative); "
+            "revert it with POST /change-sets/{id}/revert."
+        ),
+    )
+
+
+class ChatMessageOut(FromRecord):
+    id: str
+    chat_session_id: str
+    role: ChatRoleLiteral
+    content: str
+    change_set_id: str | None
+    created_at: datetime
+
+
+class ChatMessageFilters(Schema):
+    """``GET /chat-sessions/{id}/messages`` query: a keyset page after a message."""
+
+    after: Id | None = Field(
+        None, description="The id of the last message seen (none: from the first)."
+    )
+    limit: int = Field(
+        DEFAULT_KEYSET_PAGE_SIZE,
+        ge=1,
+        le=MAX_KEYSET_PAGE_SIZE,
+        description=f"Messages per answer (at most {MAX_KEYSET_PAGE_SIZE}).",
+    )
+
+
+class ChatMessagePageOut(Schema):
+    """The next messages of a session, oldest first, and the cursor to send next."""
+
+    items: list[ChatMessageOut]
+    next_after: str | None = Field(
+        description="The last item's id, or the ``after`` given when there is none."
+    )

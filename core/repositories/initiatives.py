@@ -8,6 +8,7 @@ from typing_extensions import Unpack
 from core.errors import Conflict
 from core.models import ExecutionMode, Initiative, InitiativeStatus
 from core.repositories.base import Repository
+from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
 from core.repositories.validation import check_choice
 
 
@@ -36,6 +37,16 @@ class InitiativeRepository(Repository[Initiative]):
     def find_by_status(self, status: str) -> list[Initiative]:
         check_choice(InitiativeStatus, status, "status")
         return list(self.queryset().filter(status=status))
+
+    def find_page(
+        self, *, status: str | None = None, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> OffsetPage[Initiative]:
+        """One offset page of the initiatives (of ``status`` when given), oldest first,
+        with the total: two queries."""
+        qs = self.queryset().order_by("created_at", "id")
+        if status is not None:
+            qs = qs.filter(status=check_choice(InitiativeStatus, status, "status"))
+        return offset_page(qs, limit=limit, offset=offset)
 
     def name_of(self, id: str) -> str:
         """The initiative's name (``initiative_not_found`` when there is none)."""

@@ -107,6 +107,25 @@ class PageRepository(RevertibleRecords[Page], Repository[Page]):
         """The pages of ``ids`` that exist, oldest first."""
         return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))
 
+    def find_tree(self, initiative_id: str) -> list[Page]:
+        """Every page of the initiative in tree order (depth first: a parent before its
+        children, siblings by ``sort_order`` then age), in one query."""
+        rows = list(
+            self.queryset()
+            .filter(initiative_id=initiative_id)
+            .order_by("sort_order", "created_at", "id")
+        )
+        children: dict[str | None, list[Page]] = {}
+        for page in rows:
+            children.setdefault(page.parent_page_id, []).append(page)
+        ordered: list[Page] = []
+        stack = list(reversed(children.get(None, [])))
+        while stack:
+            page = stack.pop()
+            ordered.append(page)
+            stack.extend(reversed(children.get(page.pk, [])))
+        return ordered
+
     def find_by_initiative_id(self, initiative_id: str) -> list[Page]:
         return list(self.queryset().filter(initiative_id=initiative_id))
 

@@ -7,6 +7,7 @@ from typing_extensions import Unpack
 from core.models import Initiative, Phase, PhaseDependency, PhaseStatus
 from core.repositories.base import RevertibleRecords
 from core.repositories.dependencies import DependencyRepository
+from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
 from core.repositories.validation import check_choice
 
 
@@ -36,6 +37,23 @@ class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
 
     def find_by_initiative_id(self, initiative_id: str) -> list[Phase]:
         return list(self.queryset().filter(initiative_id=initiative_id))
+
+    def find_page(
+        self,
+        *,
+        initiative_id: str | None = None,
+        status: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+    ) -> OffsetPage[Phase]:
+        """One offset page of the phases (of an initiative, in a status), oldest first,
+        with the total: two queries."""
+        qs = self.queryset().order_by("created_at", "id")
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        if status is not None:
+            qs = qs.filter(status=check_choice(PhaseStatus, status, "status"))
+        return offset_page(qs, limit=limit, offset=offset)
 
     def initiative_id_of(self, phase_id: str) -> str:
         """The id of the phase's initiative (``phase_not_found`` when there is none)."""

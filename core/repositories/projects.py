@@ -11,6 +11,7 @@ from core.errors import InvalidInput, NotFound
 from core.models import InitiativeProject, Project
 from core.repositories.base import Repository
 from core.repositories.initiatives import InitiativeRepository
+from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
 
 
 class ProjectFields(TypedDict):
@@ -41,6 +42,10 @@ class ProjectRepository(Repository[Project]):
     def delete(self, id: str) -> bool:
         """Delete a project and its links to initiatives."""
         return self._delete(id)
+
+    def find_page(self, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0) -> OffsetPage[Project]:
+        """One offset page of the projects by name, with the total: two queries."""
+        return offset_page(self.queryset().order_by("name", "id"), limit=limit, offset=offset)
 
     def find_by_name(self, name: str) -> Project | None:
         return self.queryset().filter(name=name).first()

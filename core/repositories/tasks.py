@@ -21,6 +21,7 @@ from core.models import (
 )
 from core.repositories.base import RevertibleRecords, relation_id
 from core.repositories.dependencies import DependencyRepository
+from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
 from core.repositories.phases import PhaseRepository
 from core.repositories.validation import check_choice
 
@@ -169,6 +170,54 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
             )
 
     # --- reads ---------------------------------------------------------------------
+
+    def find_page(
+        self,
+        *,
+        initiative_id: str | None = None,
+        phase_id: str | None = None,
+        status: str | None = None,
+        type: str | None = None,
+        parent_task_id: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+    ) -> OffsetPage[Task]:
+        """One offset page of the tasks matching every filter given, in their phase's
+        ``order`` then oldest first, with the total: two queries."""
+        qs = self.queryset().order_by("order", "created_at", "id")
+        if status is not None:
+            qs = qs.filter(status=check_choice(TaskStatus, status, "status"))
+        if type is not None:
+            qs = qs.filter(type=check_choice(TaskType, type, "type"))
+        criteria = {
+            "initiative_id": initiative_id,
+            "phase_id": phase_id,
+            "parent_task_id": parent_task_id,
+        }
+        qs = qs.filter(**{name: value for name, value in criteria.items() if value is not None})
+        return offset_page(qs, limit=limit, offset=offset)
+
+    def ids_in_phase(self, phase_id: str) -> list[str]:
+        """The ids of the phase's tasks, oldest first."""
+        return list(
+            self.model._default_manager.filter(phase_id=phase_id)
+            .order_by("created_at", "id")
+            .values_list("pk", flat=True)
+        )
+
+    def descendant_ids(self, task_id: str) -> list[str]:
+        """The ids of the task's subtasks at every depth (one query per level)."""
+        found: list[str] = []
+        level = [task_id]
+        while level:
+            level = list(
+                self.model._default_manager.filter(parent_task_id__in=level)
+                .exclude(pk__in=[task_id, *found])
+                .order_by("created_at", "id")
+                .values_list("pk", flat=True)
+            )
+            found.extend(level)
+        return found
 
     def find_by_phase_id(self, phase_id: str) -> list[Task]:
         return list(self.queryset().filter(phase_id=phase_id))

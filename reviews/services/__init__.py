@@ -6,7 +6,8 @@ One module per topic, their public names importable from here:
 - ``change_sets``: recording what an operation changed, and reverting it exactly,
   through a registry of the tables a change set may touch;
 - ``brief``: a phase's unresolved review comments as markdown;
-- ``review``: requesting changes on a phase in review.
+- ``review``: review comments, and requesting changes on a phase in review;
+- ``chat``: chat sessions on a phase or task, and their messages.
 
 Each public function is one transaction with keyword-only arguments and raises the
 domain errors of ``core.errors`` with stable codes.
@@ -19,6 +20,7 @@ from reviews.services.change_sets import (
     change_set_revert,
     snapshot,
 )
+from reviews.services.chat import chat_message_post, chat_session_close, chat_session_open
 from reviews.services.proposals import (
     proposal_accept,
     proposal_accept_all,
@@ -27,13 +29,20 @@ from reviews.services.proposals import (
     proposal_dismiss_all,
     proposal_update,
 )
-from reviews.services.review import phase_request_changes
+from reviews.services.review import (
+    phase_request_changes,
+    review_comment_create,
+    review_comment_resolve,
+)
 
 __all__ = [
     "REGISTRY",
     "ChangeRecorder",
     "ReviewBrief",
     "change_set_revert",
+    "chat_message_post",
+    "chat_session_close",
+    "chat_session_open",
     "phase_request_changes",
     "phase_review_brief",
     "proposal_accept",
@@ -43,5 +52,7 @@ __all__ = [
     "proposal_dismiss_all",
     "proposal_update",
     "render_brief",
+    "review_comment_create",
+    "review_comment_resolve",
     "snapshot",
 ]

@@ -20,6 +20,7 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.utils.dateparse import parse_datetime
 
 from core.errors import Conflict, InvalidInput
+from core.events import event_record
 from core.models import Page, Phase, Task
 from core.repositories import (
     DependencyRepository,
@@ -353,7 +354,15 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
         if current[(entry.entity_type, entry.entity_id)] is None and _vanished_ok(table):
             continue
         table.undo(entry)
-    return change_sets.mark_reverted(change_set_id)
+    reverted = change_sets.mark_reverted(change_set_id)
+    event_record(
+        "change_set.reverted",
+        subject_type="change_set",
+        subject_id=reverted.pk,
+        initiative_id=reverted.initiative_id,
+        data={"proposal_id": reverted.proposal_id, "chat_session_id": reverted.chat_session_id},
+    )
+    return reverted
 
 
 def _vanished_ok(table: RevertibleTable) -> bool:

@@ -15,7 +15,9 @@ from django.db import models, transaction
 from typing_extensions import Unpack
 
 from agents.repositories import AgentRepository
+from core.actors import Actor, require_person
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.events import event_record
 from core.models import (
     Initiative,
     InitiativeStatus,
@@ -35,6 +37,7 @@ from core.repositories import (
     check_choice,
     require_text,
 )
+from core.tiptap import markdown_to_tiptap_json
 from reviews.models import ChangeSet, ChangeSetSource, Proposal, ProposalStatus, ProposalTargetType
 from reviews.repositories import (
     TARGET_REPOSITORIES,
@@ -43,7 +46,6 @@ from reviews.repositories import (
     ProposalRepository,
 )
 from reviews.services.change_sets import ChangeRecorder, snapshot
-from reviews.tiptap import markdown_to_tiptap_json
 
 proposals = ProposalRepository()
 change_sets = ChangeSetRepository()
@@ -81,7 +83,7 @@ def proposal_create(
     initiatives.require(initiative_id)
     title = require_text(title, "title").strip()
     _Metadata(metadata, target_type=target_type, title=title).check_shape()
-    return proposals.create(
+    proposal = proposals.create(
         agent_id=agent_id,
         initiative_id=initiative_id,
         target_type=target_type,
@@ -92,6 +94,14 @@ def proposal_create(
         metadata=metadata,
         sort_order=sort_order,
     )
+    event_record(
+        "proposal.created",
+        subject_type="proposal",
+        subject_id=proposal.pk,
+        initiative_id=initiative_id,
+        data={"target_type": target_type, "target_id": target_id},
+    )
+    return proposal
 
 
 @transaction.atomic
@@ -113,31 +123,39 @@ def proposal_update(*, proposal_id: str, **changes: Unpack[ProposalChanges]) -> 
 
 
 @transaction.atomic
-def proposal_accept(*, proposal_id: str) -> ChangeSet:
-    """Apply a pending proposal to its target and return the change set that records it.
+def proposal_accept(*, proposal_id: str, actor: Actor | None = None) -> ChangeSet:
+    """A person applies a pending proposal to its target; returns the change set that
+    records it.
 
     Pages and phases get the markdown ``content`` as a Tiptap document; tasks keep it as
     their description. ``metadata`` supplies what the target needs (a task's phase,
     category, type, priority, order and dependencies; a page's parent; a phase's
     dependencies). A proposal that is not pending, or whose target is gone, is refused
-    and nothing is written.
+    and nothing is written; so is any ``actor`` but a person (403 ``person_required``).
     """
+    require_person(actor, "accept a proposal")
     return _accept(_lock_pending(proposal_id))
 
 
 @transaction.atomic
-def proposal_dismiss(*, proposal_id: str) -> Proposal:
-    """Mark a pending proposal dismissed (exactly once); nothing else changes."""
-    return proposals.dismiss(proposal_id)
+def proposal_dismiss(*, proposal_id: str, actor: Actor | None = None) -> Proposal:
+    """A person marks a pending proposal dismissed (exactly once); nothing else changes.
+    Any ``actor`` but a person is refused (403 ``person_required``)."""
+    require_person(actor, "dismiss a proposal")
+    proposal = proposals.dismiss(proposal_id)
+    _record_dismissed(proposal)
+    return proposal
 
 
 @transaction.atomic
-def proposal_accept_all(*, agent_id: str) -> list[ChangeSet]:
-    """Accept every pending proposal of an agent, in order, all or nothing.
+def proposal_accept_all(*, agent_id: str, actor: Actor | None = None) -> list[ChangeSet]:
+    """A person accepts every pending proposal of an agent, in order, all or nothing.
 
     If one proposal is refused, none is applied, and the error names the proposal in
-    ``details['proposal_id']``.
+    ``details['proposal_id']``. Any ``actor`` but a person is refused (403
+    ``person_required``).
     """
+    require_person(actor, "accept proposals")
     applied = []
     for proposal in _lock_pending_of_agent(agent_id):
         try:
@@ -151,10 +169,15 @@ def proposal_accept_all(*, agent_id: str) -> list[ChangeSet]:
 
 
 @transaction.atomic
-def proposal_dismiss_all(*, agent_id: str) -> int:
-    """Dismiss every pending proposal of an agent in one statement; returns how many."""
-    _lock_pending_of_agent(agent_id)
-    return proposals.dismiss_pending_of_agent(agent_id)
+def proposal_dismiss_all(*, agent_id: str, actor: Actor | None = None) -> int:
+    """A person dismisses every pending proposal of an agent in one statement; returns
+    how many. Any ``actor`` but a person is refused (403 ``person_required``)."""
+    require_person(actor, "dismiss proposals")
+    pending = _lock_pending_of_agent(agent_id)
+    dismissed = proposals.dismiss_pending_of_agent(agent_id)
+    for proposal in pending:
+        _record_dismissed(proposal)
+    return dismissed
 
 
 def _lock_pending(proposal_id: str) -> Proposal:
@@ -181,12 +204,29 @@ def _accept(proposal: Proposal) -> ChangeSet:
     _APPLIERS[proposal.target_type](proposal, _Metadata.of(proposal), recorder)
     before = snapshot(proposal)
     recorder.updated(proposals.accept(proposal), before)
-    return change_sets.create(
+    change_set = change_sets.create(
         initiative_id=proposal.initiative_id,
         source=ChangeSetSource.PROPOSAL,
         proposal_id=proposal.pk,
         description=f"Accepted {proposal.target_type} proposal '{proposal.title}'",
         entries=recorder.entries,
+    )
+    event_record(
+        "proposal.accepted",
+        subject_type="proposal",
+        subject_id=proposal.pk,
+        initiative_id=proposal.initiative_id,
+        data={"change_set_id": change_set.pk},
+    )
+    return change_set
+
+
+def _record_dismissed(proposal: Proposal) -> None:
+    event_record(
+        "proposal.dismissed",
+        subject_type="proposal",
+        subject_id=proposal.pk,
+        initiative_id=proposal.initiative_id,
     )
 
 

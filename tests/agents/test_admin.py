@@ -12,7 +12,9 @@ from django.urls import reverse
 from agents import services
 from agents.admin import AGENT_RUNTIME_FIELDS
 from agents.models import Account, Agent, AgentLogChunk, Message
+from core.models import Event
 from tests import factories as f
+from tests.admin_actions import run_admin_action
 
 pytestmark = pytest.mark.django_db
 
@@ -381,3 +383,26 @@ def test_the_log_chunk_list_filters_by_agent_and_session(admin_client):
 
     assert response.status_code == HTTPStatus.OK
     assert [c.pk for c in response.context["cl"].result_list] == [wanted.pk]
+
+
+# --- agents change through the services' actions ------------------------------------------
+
+
+def test_dismiss_action_dismisses_a_finished_agent_and_refuses_one_at_work(admin_client):
+    finished = f.AgentFactory(status="stopped")
+    working = f.AgentFactory(status="running")
+    shown = run_admin_action(admin_client, "agents_agent", "agent_dismiss", finished, working)
+    finished.refresh_from_db()
+    working.refresh_from_db()
+    assert finished.user_dismissed_at is not None
+    assert working.user_dismissed_at is None
+    assert any("done for 1" in message for message in shown)
+    assert any(working.name in message for message in shown)
+    assert list(Event.objects.values_list("kind", flat=True)) == ["agent.dismissed"]
+
+
+def test_mark_stopped_action_stops_a_running_agent(admin_client):
+    agent = f.AgentFactory(status="running")
+    run_admin_action(admin_client, "agents_agent", "agent_mark_stopped", agent)
+    agent.refresh_from_db()
+    assert agent.status == "stopped"

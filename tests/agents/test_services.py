@@ -8,6 +8,7 @@ from django.utils import timezone
 from agents import services
 from agents.models import Account, MessageStatus
 from core.errors import Conflict, InvalidInput, NotFound
+from core.models import Event
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +95,32 @@ def test_message_mark_read_reads_a_pending_message_once():
     assert services.message_mark_read(message_id=message.id).status == MessageStatus.READ
     with pytest.raises(NotFound):
         services.message_mark_read(message_id="missing")
+
+
+# --- account events -------------------------------------------------------------------------
+
+
+def test_account_claim_records_account_claimed():
+    account = f.AccountFactory()
+    services.account_claim(provider="claude")
+    event = Event.objects.get(kind="account.claimed")
+    assert (event.subject_type, event.subject_id) == ("account", account.id)
+
+
+def test_account_exhaust_and_release_record_their_events():
+    account = f.AccountFactory()
+    until = timezone.now() + timedelta(hours=1)
+    services.account_mark_exhausted(account_id=account.id, until=until)
+    services.account_release(account_id=account.id)
+    events = list(Event.objects.order_by("id"))
+    assert [e.kind for e in events] == ["account.exhausted", "account.released"]
+    assert events[0].data == {"until": until.isoformat()}
+
+
+def test_clearing_expired_exhaustion_records_a_release_per_account():
+    lapsed = f.AccountFactory(is_exhausted=True, exhausted_until=timezone.now() - timedelta(1))
+    f.AccountFactory(is_exhausted=True, exhausted_until=timezone.now() + timedelta(1))
+    assert services.account_clear_expired_exhaustion() == 1
+    assert list(Event.objects.values_list("kind", "subject_id")) == [
+        ("account.released", lapsed.id)
+    ]

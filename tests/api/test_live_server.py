@@ -26,9 +26,13 @@ def call(base: str, method: str, path: str, token: str | None = None, body: byte
         return error.code, json.loads(error.read())
 
 
-def test_a_tool_proposes_a_person_accepts_and_secrets_stay_write_only(live_server):
+def test_a_tool_proposes_a_person_accepts_and_secrets_stay_write_only(
+    live_server, django_user_model
+):
     base = live_server.url
     _token, clear = api_token_create(name="orchestrator")
+    lead = django_user_model.objects.create_user(username="lead", password="x" * 16)
+    _personal, personal = api_token_create(name="lead-laptop", person=lead)
     agent = f.AgentFactory()
     initiative = f.InitiativeFactory()
     phase = f.PhaseFactory(initiative=initiative)
@@ -53,7 +57,10 @@ def test_a_tool_proposes_a_person_accepts_and_secrets_stay_write_only(live_serve
         ).encode(),
     )
     assert status == HTTPStatus.CREATED
-    status, change_set = call(base, "POST", f"/api/proposals/{proposal['id']}/accept", clear)
+    accept = f"/api/proposals/{proposal['id']}/accept"
+    status, refusal = call(base, "POST", accept, clear)
+    assert (status, refusal["code"]) == (HTTPStatus.FORBIDDEN, "person_required")
+    status, change_set = call(base, "POST", accept, personal)
     assert status == HTTPStatus.OK
     assert [e["entity_type"] for e in change_set["entries"]] == ["tasks", "proposals"]
     task_id = change_set["entries"][0]["entity_id"]

@@ -82,7 +82,8 @@ def raw_secret_columns(account_id: str) -> tuple[str | None, str | None]:
 def response_text(response) -> str:
     """The body and every header of a response, as one text to search."""
     headers = "\n".join(f"{name}: {value}" for name, value in response.items())
-    return headers + "\n" + response.content.decode(errors="replace")
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return headers + "\n" + body.decode(errors="replace")
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
-from core.models import Task, TaskPriority
+from core.models import Event, Task, TaskPriority
 from core.schemas import MAX_LIMIT
+from core.tokens import api_token_create
 from reviews.models import ChangeSet, ChangeSetStatus, Proposal, ProposalStatus
 from tests import factories as f
 from tests.api.helpers import as_json as iso
@@ -71,6 +73,14 @@ def statuses(*proposals: Proposal) -> list[str]:
 @pytest.fixture
 def agent():
     return f.AgentFactory()
+
+
+@pytest.fixture
+def person_client() -> Client:
+    """A client with a personal token: a person, who passes the people's gates."""
+    user = get_user_model().objects.create_user(username="reviewer", password="unused-password")
+    _token, clear = api_token_create(name="reviewer-token", person=user)
+    return Client(HTTP_AUTHORIZATION=f"Bearer {clear}")
 
 
 @pytest.fixture
@@ -593,7 +603,7 @@ def test_retrieve_unknown_proposal_is_404(api_client):
 
 
 def test_accept_proposal_creates_the_task_and_answers_its_change_set(
-    api_client, agent, initiative, phase
+    person_client, agent, initiative, phase
 ):
     proposal = make_proposal(
         agent,
@@ -603,7 +613,7 @@ def test_accept_proposal_creates_the_task_and_answers_its_change_set(
         metadata={"phase_id": phase.id, "priority": "high", "category": "research"},
     )
 
-    response = api_client.post(url("accept_proposal", proposal_id=proposal.id))
+    response = person_client.post(url("accept_proposal", proposal_id=proposal.id))
 
     assert response.status_code == HTTPStatus.OK
     change_set = ChangeSet.objects.get()
@@ -628,12 +638,12 @@ def test_accept_proposal_creates_the_task_and_answers_its_change_set(
     assert statuses(proposal) == ["accepted"]
 
 
-def test_accept_page_proposal_updates_the_page(api_client, agent, initiative):
+def test_accept_page_proposal_updates_the_page(person_client, agent, initiative):
     page = f.PageFactory(initiative=initiative, title="Old", content=None)
     proposal = make_proposal(
         agent, initiative, target_type="page", target_id=page.id, title="New", content="# Hi"
     )
-    body = api_client.post(url("accept_proposal", proposal_id=proposal.id)).json()
+    body = person_client.post(url("accept_proposal", proposal_id=proposal.id)).json()
     page.refresh_from_db()
     assert page.title == "New"
     assert json.loads(page.content)["type"] == "doc"
@@ -647,10 +657,12 @@ def test_accept_page_proposal_updates_the_page(api_client, agent, initiative):
 
 @pytest.mark.parametrize("status", [ProposalStatus.ACCEPTED, ProposalStatus.DISMISSED])
 @pytest.mark.parametrize("action", ["accept_proposal", "dismiss_proposal"])
-def test_accept_or_dismiss_a_decided_proposal_is_409(api_client, agent, initiative, status, action):
+def test_accept_or_dismiss_a_decided_proposal_is_409(
+    person_client, agent, initiative, status, action
+):
     proposal = make_proposal(agent, initiative, status=status)
     body = assert_error(
-        api_client.post(url(action, proposal_id=proposal.id)),
+        person_client.post(url(action, proposal_id=proposal.id)),
         HTTPStatus.CONFLICT,
         "proposal_not_pending",
     )
@@ -660,22 +672,22 @@ def test_accept_or_dismiss_a_decided_proposal_is_409(api_client, agent, initiati
 
 
 @pytest.mark.parametrize("action", ["accept_proposal", "dismiss_proposal"])
-def test_accept_or_dismiss_unknown_proposal_is_404(api_client, action):
+def test_accept_or_dismiss_unknown_proposal_is_404(person_client, action):
     assert_error(
-        api_client.post(url(action, proposal_id="nope")),
+        person_client.post(url(action, proposal_id="nope")),
         HTTPStatus.NOT_FOUND,
         "proposal_not_found",
     )
 
 
 def test_accept_proposal_whose_target_was_deleted_is_409_and_keeps_it_pending(
-    api_client, agent, initiative, phase
+    person_client, agent, initiative, phase
 ):
     task = f.TaskFactory(phase=phase)
     proposal = make_proposal(agent, initiative, target_id=task.id)
     Task.objects.filter(pk=task.pk).delete()
     body = assert_error(
-        api_client.post(url("accept_proposal", proposal_id=proposal.id)),
+        person_client.post(url("accept_proposal", proposal_id=proposal.id)),
         HTTPStatus.CONFLICT,
         "proposal_target_deleted",
     )
@@ -684,10 +696,12 @@ def test_accept_proposal_whose_target_was_deleted_is_409_and_keeps_it_pending(
     assert not ChangeSet.objects.exists()
 
 
-def test_accept_proposal_with_bad_metadata_is_400_and_writes_nothing(api_client, agent, initiative):
+def test_accept_proposal_with_bad_metadata_is_400_and_writes_nothing(
+    person_client, agent, initiative
+):
     proposal = make_proposal(agent, initiative, metadata={"priority": "urgent"})
     body = assert_error(
-        api_client.post(url("accept_proposal", proposal_id=proposal.id)),
+        person_client.post(url("accept_proposal", proposal_id=proposal.id)),
         HTTPStatus.BAD_REQUEST,
         "proposal_metadata_invalid",
     )
@@ -699,11 +713,11 @@ def test_accept_proposal_with_bad_metadata_is_400_and_writes_nothing(api_client,
 # --- dismiss ---------------------------------------------------------------------------------
 
 
-def test_dismiss_proposal_changes_only_its_status(api_client, agent, initiative):
+def test_dismiss_proposal_changes_only_its_status(person_client, agent, initiative):
     proposal = make_proposal(agent, initiative)
     before = proposal_body(proposal)
 
-    response = api_client.post(url("dismiss_proposal", proposal_id=proposal.id))
+    response = person_client.post(url("dismiss_proposal", proposal_id=proposal.id))
 
     assert response.status_code == HTTPStatus.OK
     body = response.json()
@@ -719,14 +733,14 @@ def test_dismiss_proposal_changes_only_its_status(api_client, agent, initiative)
 
 
 def test_accept_all_accepts_every_pending_proposal_of_the_agent_in_order(
-    api_client, agent, initiative
+    person_client, agent, initiative
 ):
     second = make_proposal(agent, initiative, title="Second", sort_order=2)
     first = make_proposal(agent, initiative, title="First", sort_order=1)
     dismissed = make_proposal(agent, initiative, status="dismissed")
     someone_elses = make_proposal(f.AgentFactory(), initiative)
 
-    response = api_client.post(url("accept_all_proposals", agent_id=agent.id))
+    response = person_client.post(url("accept_all_proposals", agent_id=agent.id))
 
     assert response.status_code == HTTPStatus.OK
     body = response.json()
@@ -741,19 +755,19 @@ def test_accept_all_accepts_every_pending_proposal_of_the_agent_in_order(
     assert sorted(Task.objects.values_list("name", flat=True)) == ["First", "Second"]
 
 
-def test_accept_all_with_nothing_pending_accepts_nothing(api_client, agent):
-    response = api_client.post(url("accept_all_proposals", agent_id=agent.id))
+def test_accept_all_with_nothing_pending_accepts_nothing(person_client, agent):
+    response = person_client.post(url("accept_all_proposals", agent_id=agent.id))
     assert response.status_code == HTTPStatus.OK
     assert response.json() == {"accepted": 0, "change_sets": []}
 
 
-def test_accept_all_is_all_or_nothing_and_names_the_bad_proposal(api_client, agent, initiative):
+def test_accept_all_is_all_or_nothing_and_names_the_bad_proposal(person_client, agent, initiative):
     good = make_proposal(agent, initiative, sort_order=1, metadata={"priority": "high"})
     bad = make_proposal(agent, initiative, sort_order=2, metadata={"priority": "urgent"})
     after = make_proposal(agent, initiative, sort_order=3)
 
     body = assert_error(
-        api_client.post(url("accept_all_proposals", agent_id=agent.id)),
+        person_client.post(url("accept_all_proposals", agent_id=agent.id)),
         HTTPStatus.BAD_REQUEST,
         "proposal_metadata_invalid",
     )
@@ -764,12 +778,12 @@ def test_accept_all_is_all_or_nothing_and_names_the_bad_proposal(api_client, age
     assert (Task.objects.count(), ChangeSet.objects.count()) == (0, 0)
 
 
-def test_dismiss_all_dismisses_only_the_agents_pending_proposals(api_client, agent, initiative):
+def test_dismiss_all_dismisses_only_the_agents_pending_proposals(person_client, agent, initiative):
     pending = [make_proposal(agent, initiative) for _ in range(3)]
     accepted = make_proposal(agent, initiative, status="accepted")
     someone_elses = make_proposal(f.AgentFactory(), initiative)
 
-    response = api_client.post(url("dismiss_all_proposals", agent_id=agent.id))
+    response = person_client.post(url("dismiss_all_proposals", agent_id=agent.id))
 
     assert response.status_code == HTTPStatus.OK
     assert response.json() == {"dismissed": 3}
@@ -791,9 +805,9 @@ def test_dismiss_all_dismisses_only_the_agents_pending_proposals(api_client, age
         ("get", "count_agent_proposals"),
     ],
 )
-def test_agent_proposal_operations_on_unknown_agent_are_404(api_client, method, name):
+def test_agent_proposal_operations_on_unknown_agent_are_404(person_client, method, name):
     body = assert_error(
-        getattr(api_client, method)(url(name, agent_id="nobody")),
+        getattr(person_client, method)(url(name, agent_id="nobody")),
         HTTPStatus.NOT_FOUND,
         "agent_not_found",
     )
@@ -820,9 +834,9 @@ def test_count_agent_proposals_of_an_agent_without_any_is_all_zero(api_client, a
 # --- change sets -----------------------------------------------------------------------------
 
 
-def test_retrieve_change_set_with_its_entries(api_client, agent, initiative):
-    change_set = accept(api_client, make_proposal(agent, initiative))
-    response = api_client.get(url("retrieve_change_set", change_set_id=change_set.id))
+def test_retrieve_change_set_with_its_entries(person_client, agent, initiative):
+    change_set = accept(person_client, make_proposal(agent, initiative))
+    response = person_client.get(url("retrieve_change_set", change_set_id=change_set.id))
     assert response.status_code == HTTPStatus.OK
     assert response.json() == change_set_body(change_set)
     assert len(response.json()["entries"]) == 2
@@ -840,12 +854,12 @@ def test_unknown_change_set_is_404(api_client, method, name):
     assert body["details"] == {"id": "nope"}
 
 
-def test_revert_change_set_undoes_the_accept(api_client, agent, initiative):
+def test_revert_change_set_undoes_the_accept(person_client, agent, initiative):
     proposal = make_proposal(agent, initiative)
-    change_set = accept(api_client, proposal)
+    change_set = accept(person_client, proposal)
     assert Task.objects.count() == 1
 
-    response = api_client.post(url("revert_change_set", change_set_id=change_set.id))
+    response = person_client.post(url("revert_change_set", change_set_id=change_set.id))
 
     assert response.status_code == HTTPStatus.OK
     body = response.json()
@@ -857,11 +871,11 @@ def test_revert_change_set_undoes_the_accept(api_client, agent, initiative):
     assert ChangeSet.objects.get().status == ChangeSetStatus.REVERTED
 
 
-def test_revert_twice_is_409(api_client, agent, initiative):
-    change_set = accept(api_client, make_proposal(agent, initiative))
-    api_client.post(url("revert_change_set", change_set_id=change_set.id))
+def test_revert_twice_is_409(person_client, agent, initiative):
+    change_set = accept(person_client, make_proposal(agent, initiative))
+    person_client.post(url("revert_change_set", change_set_id=change_set.id))
     body = assert_error(
-        api_client.post(url("revert_change_set", change_set_id=change_set.id)),
+        person_client.post(url("revert_change_set", change_set_id=change_set.id)),
         HTTPStatus.CONFLICT,
         "change_set_already_reverted",
     )
@@ -869,15 +883,15 @@ def test_revert_twice_is_409(api_client, agent, initiative):
 
 
 def test_revert_after_the_record_changed_is_409_stale_and_writes_nothing(
-    api_client, agent, initiative
+    person_client, agent, initiative
 ):
     proposal = make_proposal(agent, initiative)
-    change_set = accept(api_client, proposal)
+    change_set = accept(person_client, proposal)
     task = Task.objects.get()
     Task.objects.filter(pk=task.pk).update(priority=TaskPriority.LOW, name="Edited by hand")
 
     body = assert_error(
-        api_client.post(url("revert_change_set", change_set_id=change_set.id)),
+        person_client.post(url("revert_change_set", change_set_id=change_set.id)),
         HTTPStatus.CONFLICT,
         "change_set_stale",
     )
@@ -977,7 +991,7 @@ def test_hostile_values_in_a_well_formed_proposal_never_give_a_500(
     "name", ["accept_proposal", "dismiss_proposal", "accept_all_proposals", "revert_change_set"]
 )
 def test_garbage_body_to_an_action_without_body_is_ignored(
-    api_client, agent, initiative, name, raw
+    person_client, agent, initiative, name, raw
 ):
     proposal = make_proposal(agent, initiative)
     kwargs = {
@@ -986,7 +1000,7 @@ def test_garbage_body_to_an_action_without_body_is_ignored(
         "accept_all_proposals": {"agent_id": agent.id},
         "revert_change_set": {"change_set_id": "no-such-change-set"},
     }[name]
-    response = api_client.post(url(name, **kwargs), raw, content_type="application/json")
+    response = person_client.post(url(name, **kwargs), raw, content_type="application/json")
     expected = HTTPStatus.NOT_FOUND if name == "revert_change_set" else HTTPStatus.OK
     assert response.status_code == expected, response.content[:500]
 
@@ -1015,3 +1029,83 @@ def test_nul_byte_in_a_list_filter_is_not_a_500(api_client, param):
         assert response.json()["items"] == []
     else:
         assert set(response.json()) == {"code", "message", "details"}
+
+
+# --- people's gates ------------------------------------------------------------------------
+
+GATED = ["accept_proposal", "dismiss_proposal", "accept_all_proposals", "dismiss_all_proposals"]
+
+
+def gated_path(name: str, proposal: Proposal) -> str:
+    if name in {"accept_proposal", "dismiss_proposal"}:
+        return url(name, proposal_id=proposal.id)
+    return url(name, agent_id=proposal.agent_id)
+
+
+@pytest.mark.parametrize("name", GATED)
+def test_a_tools_token_is_refused_403_person_required_and_nothing_changes(
+    api_client, agent, initiative, name
+):
+    proposal = make_proposal(agent, initiative, metadata=None)
+    events_before = Event.objects.count()
+
+    body = assert_error(
+        api_client.post(gated_path(name, proposal)), HTTPStatus.FORBIDDEN, "person_required"
+    )
+
+    assert body["details"] == {"action": body["details"]["action"], "actor": "tool"}
+    assert statuses(proposal) == [ProposalStatus.PENDING]
+    assert (ChangeSet.objects.count(), Event.objects.count()) == (0, events_before)
+
+
+@pytest.mark.parametrize("name", GATED)
+@pytest.mark.parametrize("who", ["person_client", "staff_client"])
+def test_a_personal_token_or_a_staff_session_passes_the_gate(request, agent, initiative, name, who):
+    client = request.getfixturevalue(who)
+    proposal = make_proposal(agent, initiative, metadata=None)
+
+    response = client.post(gated_path(name, proposal))
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert statuses(proposal) != [ProposalStatus.PENDING]
+    kind = "proposal.accepted" if "accept" in name else "proposal.dismissed"
+    assert Event.objects.filter(kind=kind, subject_id=proposal.id).count() == 1
+
+
+def test_the_gate_refuses_before_looking_up_the_record(api_client):
+    assert_error(
+        api_client.post(url("accept_proposal", proposal_id="missing")),
+        HTTPStatus.FORBIDDEN,
+        "person_required",
+    )
+
+
+def test_creating_a_proposal_records_proposal_created(api_client, agent, initiative):
+    response = post_json(
+        api_client,
+        url("create_proposal"),
+        {"agent_id": agent.id, "initiative_id": initiative.id, "target_type": "task", "title": "T"},
+    )
+
+    event = Event.objects.get(kind="proposal.created")
+    assert (event.subject_id, event.initiative_id) == (response.json()["id"], initiative.id)
+
+
+def test_a_refused_proposal_records_nothing(api_client, agent):
+    response = post_json(
+        api_client,
+        url("create_proposal"),
+        {"agent_id": agent.id, "initiative_id": "missing", "target_type": "task", "title": "T"},
+    )
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert not Event.objects.exists()
+
+
+def test_revert_records_change_set_reverted(person_client, api_client, agent, initiative):
+    change_set = accept(person_client, make_proposal(agent, initiative, metadata=None))
+
+    api_client.post(url("revert_change_set", change_set_id=change_set.id))
+
+    event = Event.objects.get(kind="change_set.reverted")
+    assert (event.subject_id, event.initiative_id) == (change_set.id, initiative.id)

@@ -7,11 +7,13 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from core.models import ExecutionMode, InitiativeStatus, PhaseStatus, Task
+from core.models import Event, ExecutionMode, InitiativeStatus, PhaseStatus, Task
 from core.schemas import MAX_LIMIT
+from core.tokens import api_token_create
 from reviews.models import ReviewComment
 from tests import factories as f
 from tests.api.helpers import as_json as iso
@@ -98,6 +100,14 @@ def phase_in_review():
 @pytest.fixture
 def comment(phase):
     return f.ReviewCommentFactory(phase=phase, body="Rename this.")
+
+
+@pytest.fixture
+def person_client() -> Client:
+    """A client with a personal token: a person, who passes the people's gates."""
+    user = get_user_model().objects.create_user(username="reviewer", password="unused-password")
+    _token, clear = api_token_create(name="reviewer-token", person=user)
+    return Client(HTTP_AUTHORIZATION=f"Bearer {clear}")
 
 
 # --- authentication ------------------------------------------------------------------------
@@ -556,9 +566,9 @@ def test_review_brief_without_comments_says_so(api_client, phase):
         ("post", "create_review_comment"),
     ],
 )
-def test_phase_operations_on_unknown_phase_are_404(api_client, method, name):
+def test_phase_operations_on_unknown_phase_are_404(person_client, method, name):
     path = url(name, phase_id="nope")
-    response = send_json(api_client, method, path, VALID_COMMENT)
+    response = send_json(person_client, method, path, VALID_COMMENT)
     body = assert_error(response, HTTPStatus.NOT_FOUND, "phase_not_found")
     assert body["details"] == {"id": "nope"}
 
@@ -566,12 +576,14 @@ def test_phase_operations_on_unknown_phase_are_404(api_client, method, name):
 # --- request changes -------------------------------------------------------------------------
 
 
-def test_request_changes_makes_one_review_task_and_reopens_the_phase(api_client, phase_in_review):
+def test_request_changes_makes_one_review_task_and_reopens_the_phase(
+    person_client, phase_in_review
+):
     first = f.ReviewCommentFactory(phase=phase_in_review, body="Rename x")
     second = f.ReviewCommentFactory(phase=phase_in_review, body="Add a test")
     done = f.ReviewCommentFactory(phase=phase_in_review, body="Old news", resolved=True)
 
-    response = api_client.post(url("request_phase_changes", phase_id=phase_in_review.id))
+    response = person_client.post(url("request_phase_changes", phase_id=phase_in_review.id))
 
     assert response.status_code == HTTPStatus.CREATED
     task = Task.objects.get()
@@ -595,11 +607,11 @@ def test_request_changes_makes_one_review_task_and_reopens_the_phase(api_client,
 
 
 def test_request_changes_without_unresolved_comments_is_400_and_changes_nothing(
-    api_client, phase_in_review
+    person_client, phase_in_review
 ):
     f.ReviewCommentFactory(phase=phase_in_review, resolved=True)
     body = assert_error(
-        api_client.post(url("request_phase_changes", phase_id=phase_in_review.id)),
+        person_client.post(url("request_phase_changes", phase_id=phase_in_review.id)),
         HTTPStatus.BAD_REQUEST,
         "review_no_comments",
     )
@@ -614,11 +626,11 @@ def test_request_changes_without_unresolved_comments_is_400_and_changes_nothing(
     [PhaseStatus.PENDING, PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS, PhaseStatus.COMPLETED],
 )
 @pytest.mark.parametrize("name", ["request_phase_changes", "approve_phase"])
-def test_review_decision_on_a_phase_not_in_review_is_409(api_client, status, name):
+def test_review_decision_on_a_phase_not_in_review_is_409(person_client, status, name):
     phase = f.PhaseFactory(status=status)
     comment = f.ReviewCommentFactory(phase=phase)
     body = assert_error(
-        api_client.post(url(name, phase_id=phase.id)),
+        person_client.post(url(name, phase_id=phase.id)),
         HTTPStatus.CONFLICT,
         "transition_not_allowed",
     )
@@ -636,12 +648,12 @@ def test_review_decision_on_a_phase_not_in_review_is_409(api_client, status, nam
 # --- approve ---------------------------------------------------------------------------------
 
 
-def test_approve_phase_completes_it(api_client):
+def test_approve_phase_completes_it(person_client):
     initiative = f.InitiativeFactory(execution_mode=ExecutionMode.REVIEW_PER_PHASE)
     phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.PENDING_REVIEW)
     f.PhaseFactory(initiative=initiative, status=PhaseStatus.IN_PROGRESS)
 
-    response = api_client.post(url("approve_phase", phase_id=phase.id))
+    response = person_client.post(url("approve_phase", phase_id=phase.id))
 
     assert response.status_code == HTTPStatus.OK
     assert response.json() == phase_body(phase)
@@ -650,11 +662,11 @@ def test_approve_phase_completes_it(api_client):
     assert initiative.status == InitiativeStatus.ACTIVE  # another phase is still open
 
 
-def test_approving_the_last_phase_puts_the_initiative_in_review(api_client):
+def test_approving_the_last_phase_puts_the_initiative_in_review(person_client):
     initiative = f.InitiativeFactory(execution_mode=ExecutionMode.REVIEW_PER_PHASE)
     phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.PENDING_REVIEW)
     f.PhaseFactory(initiative=initiative, status=PhaseStatus.COMPLETED)
-    assert api_client.post(url("approve_phase", phase_id=phase.id)).status_code == HTTPStatus.OK
+    assert person_client.post(url("approve_phase", phase_id=phase.id)).status_code == HTTPStatus.OK
     initiative.refresh_from_db()
     assert initiative.status == InitiativeStatus.PENDING_REVIEW
 
@@ -752,11 +764,11 @@ def test_nul_byte_in_a_patched_body_never_gives_a_500(api_client, comment):
     ],
 )
 def test_garbage_body_to_an_action_without_body_is_ignored(
-    api_client, phase_in_review, name, status, raw
+    person_client, phase_in_review, name, status, raw
 ):
     comment = f.ReviewCommentFactory(phase=phase_in_review)
     kwargs = {"comment_id": comment.id} if "comment" in name else {"phase_id": phase_in_review.id}
-    response = api_client.post(url(name, **kwargs), raw, content_type="application/json")
+    response = person_client.post(url(name, **kwargs), raw, content_type="application/json")
     assert response.status_code == status, response.content[:500]
 
 
@@ -769,8 +781,71 @@ def test_garbage_body_to_an_action_without_body_is_ignored(
         ("post", "approve_phase", {"phase_id": "a\u0000b"}),
     ],
 )
-def test_nul_byte_in_a_path_id_is_refused_not_a_500(api_client, method, name, kwargs):
+def test_nul_byte_in_a_path_id_is_refused_not_a_500(person_client, method, name, kwargs):
     # No record can have such an id: a 404, or a 400/422 refusing the value, are both fine.
-    response = getattr(api_client, method)(url(name, **kwargs))
+    response = getattr(person_client, method)(url(name, **kwargs))
     assert response.status_code in (400, 404, 422), response.content[:500]
     assert set(response.json()) == {"code", "message", "details"}
+
+
+# --- people's gate and events ----------------------------------------------------------------
+
+
+def test_request_changes_with_a_tools_token_is_403_person_required_and_changes_nothing(
+    api_client, phase_in_review
+):
+    comment = f.ReviewCommentFactory(phase=phase_in_review)
+
+    body = assert_error(
+        api_client.post(url("request_phase_changes", phase_id=phase_in_review.id)),
+        HTTPStatus.FORBIDDEN,
+        "person_required",
+    )
+
+    assert body["details"]["actor"] == "tool"
+    phase_in_review.refresh_from_db()
+    comment.refresh_from_db()
+    assert (phase_in_review.status, comment.resolved) == (PhaseStatus.PENDING_REVIEW, False)
+    assert not Task.objects.exists()
+    assert not Event.objects.exists()
+
+
+def test_request_changes_in_a_staff_session_passes_the_gate(staff_client, phase_in_review):
+    f.ReviewCommentFactory(phase=phase_in_review)
+
+    response = staff_client.post(url("request_phase_changes", phase_id=phase_in_review.id))
+
+    assert response.status_code == HTTPStatus.CREATED
+    assert Event.objects.filter(kind="review_comment.resolved").count() == 1
+
+
+def test_creating_and_resolving_a_comment_record_events(api_client, phase):
+    response = send_json(
+        api_client, "post", url("create_review_comment", phase_id=phase.id), VALID_COMMENT
+    )
+    comment_id = response.json()["id"]
+    api_client.post(url("resolve_review_comment", comment_id=comment_id))
+    api_client.post(url("resolve_review_comment", comment_id=comment_id))
+
+    assert list(Event.objects.values_list("kind", "subject_id", "initiative_id")) == [
+        ("review_comment.created", comment_id, phase.initiative_id),
+        ("review_comment.resolved", comment_id, phase.initiative_id),
+    ]
+
+
+def test_a_refused_comment_records_nothing(api_client, phase):
+    response = send_json(
+        api_client,
+        "post",
+        url("create_review_comment", phase_id=phase.id),
+        {**VALID_COMMENT, "file_path": "a\nb"},
+    )
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert not Event.objects.exists()
+
+
+def test_approve_phase_is_no_longer_a_reviews_operation():
+    from reviews.api import router
+
+    assert all(not path.endswith("/approve") for path in router.path_operations)

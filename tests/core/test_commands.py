@@ -1,10 +1,15 @@
-"""Operator commands of the core app: the first superuser."""
+"""Operator commands of the core app: the first superuser, pruning the event feed."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from core.events import event_record
+from core.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +69,32 @@ def test_the_embedded_database_folder_is_made_on_first_connection(tmp_path, sett
     finally:
         wrapper.close()
     assert path.exists()
+
+
+class TestPruneEvents:
+    @pytest.fixture
+    def old_and_new(self):
+        old, new = (
+            event_record("task.started", subject_type="task", subject_id=name)
+            for name in ("old", "new")
+        )
+        Event.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+        return old, new
+
+    def test_removes_events_older_than_the_age_and_says_how_many(self, capsys, old_and_new):
+        call_command("prune_events", "--older-than", "30d")
+
+        assert "Removed 1 event(s)" in capsys.readouterr().out
+        assert list(Event.objects.values_list("subject_id", flat=True)) == ["new"]
+
+    def test_dry_run_counts_and_removes_nothing(self, capsys, old_and_new):
+        call_command("prune_events", "--older-than", "48h", "--dry-run")
+
+        assert "Would remove 1 event(s)" in capsys.readouterr().out
+        assert Event.objects.count() == 2
+
+    @pytest.mark.parametrize("age", ["30", "0d", "-3d", "2w", "1.5h", "d"])
+    def test_an_unreadable_age_is_refused_in_one_line(self, age):
+        with pytest.raises(CommandError, match="like 30d or 12h") as refused:
+            call_command("prune_events", f"--older-than={age}")
+        assert "\n" not in str(refused.value)

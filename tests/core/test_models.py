@@ -16,8 +16,8 @@ from core.repositories import (
     Repository,
     TaskRepository,
 )
+from core.tiptap import markdown_to_tiptap_json
 from core.validators import NAME_MAX_LENGTH, TEXT_MAX_LENGTH, validate_git_url
-from reviews.tiptap import markdown_to_tiptap_json
 from tests import factories as f
 from tests.model_checks import assert_validation_failed
 

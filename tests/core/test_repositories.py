@@ -574,3 +574,48 @@ def test_a_locked_read_outside_a_transaction_is_refused_as_a_programming_error()
         initiatives.get_for_update(initiative.id)
     with transaction.atomic():
         assert initiatives.get_for_update(initiative.id) == initiative
+
+
+# --- the plans API's reads ----------------------------------------------------------------
+
+
+def test_page_tree_lists_a_parent_before_its_children_and_siblings_by_sort_order():
+    root = f.PageFactory(parent_page=None, title="root")
+    second = f.PageFactory(initiative=root.initiative, parent_page=root, sort_order=2, title="b")
+    first = f.PageFactory(initiative=root.initiative, parent_page=root, sort_order=1, title="a")
+    f.PageFactory(initiative=root.initiative, parent_page=second, sort_order=0, title="b1")
+    f.PageFactory(initiative=first.initiative, parent_page=first, sort_order=5, title="a1")
+    f.PageFactory(parent_page=None, title="another initiative's")
+
+    tree = PageRepository().find_tree(root.initiative_id)
+
+    assert [p.title for p in tree] == ["root", "a", "a1", "b", "b1"]
+
+
+def test_task_pages_filter_by_every_criterion_and_count_all_matches():
+    phase = f.PhaseFactory()
+    parent = f.TaskFactory(phase=phase, order=1)
+    child = f.TaskFactory(phase=phase, parent_task=parent, order=0)
+    f.TaskFactory(phase=phase, status="completed")
+    f.TaskFactory()
+
+    tasks = TaskRepository()
+    page = tasks.find_page(phase_id=phase.id, status="pending", limit=1)
+
+    assert (page.total, page.items) == (2, [child])
+    assert tasks.find_page(parent_task_id=parent.id).items == [child]
+    assert tasks.descendant_ids(parent.id) == [child.id]
+    assert tasks.ids_in_phase(phase.id)[:2] == [parent.id, child.id]
+    with pytest.raises(InvalidInput):
+        tasks.find_page(status="nope")
+
+
+def test_initiative_and_phase_pages_filter_by_status():
+    active = f.InitiativeFactory()
+    f.InitiativeFactory(status="archived")
+    approved = f.PhaseFactory(initiative=active, status="approved")
+    f.PhaseFactory(initiative=active)
+
+    assert InitiativeRepository().find_page(status="active").items == [active]
+    phases = PhaseRepository().find_page(initiative_id=active.id, status="approved")
+    assert (phases.total, phases.items) == (1, [approved])

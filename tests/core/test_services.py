@@ -26,6 +26,12 @@ def person():
     return User.objects.create_user(username="lead", password="x" * 12)
 
 
+def _person() -> Actor:
+    """A person who passes the people's gates."""
+    user, _ = User.objects.get_or_create(username="lead")
+    return Actor.person(user)
+
+
 def _refresh(*records):
     for record in records:
         record.refresh_from_db()
@@ -206,11 +212,11 @@ def test_ready_query_count_is_fixed(rows, django_assert_max_num_queries):
 
 def test_phase_plan_approval_and_start():
     phase = f.PhaseFactory()
-    services.phase_approve_plan(phase_id=phase.id)
+    services.phase_approve_plan(phase_id=phase.id, actor=_person())
     _refresh(phase)
     assert phase.status == PhaseStatus.APPROVED
     with pytest.raises(TransitionNotAllowed):
-        services.phase_approve_plan(phase_id=phase.id)
+        services.phase_approve_plan(phase_id=phase.id, actor=_person())
     services.phase_start(phase_id=phase.id)
     _refresh(phase)
     assert phase.status == PhaseStatus.IN_PROGRESS
@@ -281,21 +287,23 @@ def test_phase_in_review_waits_for_a_person_then_the_initiative_waits_too():
     services.task_start(task_id=task.id)
     services.task_complete(task_id=task.id)
 
-    services.phase_approve(phase_id=phase.id)
+    services.phase_approve(phase_id=phase.id, actor=_person())
 
     _refresh(phase, phase.initiative)
     assert phase.status == PhaseStatus.COMPLETED
     assert phase.initiative.status == InitiativeStatus.PENDING_REVIEW
-    services.initiative_approve(initiative_id=phase.initiative_id)
+    services.initiative_approve(initiative_id=phase.initiative_id, actor=_person())
     _refresh(phase.initiative)
     assert phase.initiative.status == InitiativeStatus.COMPLETED
 
 
 def test_phase_approve_is_refused_outside_review():
     with pytest.raises(TransitionNotAllowed):
-        services.phase_approve(phase_id=f.PhaseFactory(status=PhaseStatus.IN_PROGRESS).id)
+        services.phase_approve(
+            phase_id=f.PhaseFactory(status=PhaseStatus.IN_PROGRESS).id, actor=_person()
+        )
     with pytest.raises(TransitionNotAllowed):
-        services.initiative_approve(initiative_id=f.InitiativeFactory().id)
+        services.initiative_approve(initiative_id=f.InitiativeFactory().id, actor=_person())
 
 
 def test_phase_complete_finishes_an_empty_phase_and_refuses_open_work():
@@ -330,7 +338,7 @@ def test_a_phase_in_review_with_open_tasks_cannot_be_approved():
     phase = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
     f.TaskFactory(phase=phase)
     with pytest.raises(TransitionNotAllowed) as error:
-        services.phase_approve(phase_id=phase.id)
+        services.phase_approve(phase_id=phase.id, actor=_person())
     assert error.value.code == "phase_tasks_incomplete"
 
 
@@ -338,7 +346,7 @@ def test_an_initiative_in_review_with_open_phases_cannot_be_approved():
     initiative = f.InitiativeFactory(status=InitiativeStatus.PENDING_REVIEW)
     f.PhaseFactory(initiative=initiative)
     with pytest.raises(TransitionNotAllowed) as error:
-        services.initiative_approve(initiative_id=initiative.id)
+        services.initiative_approve(initiative_id=initiative.id, actor=_person())
     assert error.value.code == "initiative_phases_incomplete"
 
 
@@ -380,3 +388,108 @@ def test_tasks_of_an_archived_initiative_are_never_ready():
     f.TaskFactory(phase=phase)
     services.initiative_archive(initiative_id=phase.initiative_id)
     assert services.task_list_ready() == []
+
+
+# --- events and people's gates ----------------------------------------------------------
+
+
+def _events(*kinds):
+    from core.models import Event
+
+    qs = Event.objects.order_by("id")
+    if kinds:
+        qs = qs.filter(kind__in=kinds)
+    return [(e.kind, e.subject_id, e.data) for e in qs]
+
+
+def test_a_task_run_records_started_then_completed_and_the_phase_moves():
+    phase = approved_phase()
+    task = f.TaskFactory(phase=phase)
+
+    services.task_start(task_id=task.id)
+    services.task_complete(task_id=task.id, summary="done it")
+
+    assert _events() == [
+        ("phase.status_changed", phase.id, {"from": "approved", "to": "in_progress"}),
+        ("task.started", task.id, {}),
+        ("task.completed", task.id, {"summary": "done it"}),
+        ("phase.status_changed", phase.id, {"from": "in_progress", "to": "completed"}),
+        (
+            "initiative.status_changed",
+            phase.initiative_id,
+            {"from": "active", "to": "completed"},
+        ),
+    ]
+
+
+def test_block_and_unblock_record_where_the_task_was_and_went():
+    task = f.TaskFactory(phase=approved_phase())
+
+    services.task_block(task_id=task.id)
+    services.task_unblock(task_id=task.id)
+
+    assert _events() == [
+        ("task.blocked", task.id, {"from": "pending"}),
+        ("task.unblocked", task.id, {"to": "pending"}),
+    ]
+
+
+def test_phase_transitions_record_status_changes_with_from_and_to():
+    phase = f.PhaseFactory()
+
+    services.phase_approve_plan(phase_id=phase.id, actor=_person())
+    services.phase_block(phase_id=phase.id)
+    services.phase_unblock(phase_id=phase.id)
+    services.phase_start(phase_id=phase.id)
+
+    assert [data for _kind, _id, data in _events("phase.status_changed")] == [
+        {"from": "pending", "to": "approved"},
+        {"from": "approved", "to": "blocked"},
+        {"from": "blocked", "to": "approved"},
+        {"from": "approved", "to": "in_progress"},
+    ]
+
+
+def test_a_refused_transition_records_nothing():
+    task = f.TaskFactory(phase=f.PhaseFactory())  # its phase is not approved: not ready
+
+    with pytest.raises(TransitionNotAllowed):
+        services.task_start(task_id=task.id)
+    with pytest.raises(TransitionNotAllowed):
+        services.task_unblock(task_id=task.id)
+
+    assert _events() == []
+
+
+def test_archiving_records_the_initiatives_status_change():
+    initiative = f.InitiativeFactory()
+
+    services.initiative_archive(initiative_id=initiative.id)
+
+    assert _events() == [
+        ("initiative.status_changed", initiative.id, {"from": "active", "to": "archived"})
+    ]
+
+
+@pytest.mark.parametrize("who", [None, Actor.tool("orchestrator")])
+def test_every_gate_refuses_a_tool_or_nobody_and_writes_nothing(who):
+    pending = f.PhaseFactory()
+    in_review = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
+    initiative = f.InitiativeFactory(status=InitiativeStatus.PENDING_REVIEW)
+
+    for gate in (
+        lambda: services.phase_approve_plan(phase_id=pending.id, actor=who),
+        lambda: services.phase_approve(phase_id=in_review.id, actor=who),
+        lambda: services.initiative_approve(initiative_id=initiative.id, actor=who),
+    ):
+        with pytest.raises(PermissionRequired) as error:
+            gate()
+        assert error.value.code == "person_required"
+
+    _refresh(pending, in_review, initiative)
+    assert (pending.status, in_review.status, initiative.status) == (
+        PhaseStatus.PENDING,
+        PhaseStatus.PENDING_REVIEW,
+        InitiativeStatus.PENDING_REVIEW,
+    )
+    assert _events() == []

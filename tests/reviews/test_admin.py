@@ -224,10 +224,10 @@ def test_a_chat_session_is_closed_by_the_action_not_by_its_form(admin_client):
     session.refresh_from_db()
     assert (session.agent_id, session.status) == (agent.pk, ChatSessionStatus.ACTIVE)
 
-    run_action(admin_client, "chatsession", "close_session", session)
+    run_action(admin_client, "chatsession", "chat_session_close", session)
     session.refresh_from_db()
     assert session.status == ChatSessionStatus.CLOSED
-    response = run_action(admin_client, "chatsession", "close_session", session)
+    response = run_action(admin_client, "chatsession", "chat_session_close", session)
     assert "is closed" in response.content.decode()
 
 

@@ -16,7 +16,7 @@ from reviews.models import ChangeSetStatus, ProposalStatus
 from reviews.repositories import ChangeSetRepository
 from reviews.services import snapshot
 from tests import factories as f
-from tests.reviews.helpers import database_state, propose
+from tests.reviews.helpers import a_person, database_state, propose
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_accept_then_revert_leaves_the_database_as_it_was(agent, initiative, bui
     proposal = propose(agent, initiative, **build(phase.id, task.id))
     before = database_state()
 
-    change_set = services.proposal_accept(proposal_id=proposal.id)
+    change_set = services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert database_state() != before
     services.change_set_revert(change_set_id=change_set.id)
 
@@ -60,7 +60,7 @@ def test_page_update_reverts_to_exactly_what_it_was(agent, initiative):
     proposal = propose(agent, initiative, target_type="page", target_id=page.id, title="New")
     before = database_state()
 
-    change_set = services.proposal_accept(proposal_id=proposal.id)
+    change_set = services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     services.change_set_revert(change_set_id=change_set.id)
 
     assert database_state() == before
@@ -69,7 +69,8 @@ def test_page_update_reverts_to_exactly_what_it_was(agent, initiative):
 def test_revert_is_refused_when_a_touched_record_changed_since(agent, initiative):
     task = f.TaskFactory(phase=f.PhaseFactory(initiative=initiative))
     change_set = services.proposal_accept(
-        proposal_id=propose(agent, initiative, target_id=task.id, title="By agent").id
+        proposal_id=propose(agent, initiative, target_id=task.id, title="By agent").id,
+        actor=a_person(),
     )
     Task.objects.filter(pk=task.id).update(name="By a person")
 
@@ -83,13 +84,15 @@ def test_revert_is_refused_when_a_touched_record_changed_since(agent, initiative
 
 
 def test_revert_is_refused_when_a_created_record_was_deleted_and_twice(agent, initiative):
-    change_set = services.proposal_accept(proposal_id=propose(agent, initiative).id)
+    change_set = services.proposal_accept(
+        proposal_id=propose(agent, initiative).id, actor=a_person()
+    )
     Task.objects.all().delete()
     with pytest.raises(Conflict) as error:
         services.change_set_revert(change_set_id=change_set.id)
     assert error.value.code == "change_set_stale"
 
-    other = services.proposal_accept(proposal_id=propose(agent, initiative).id)
+    other = services.proposal_accept(proposal_id=propose(agent, initiative).id, actor=a_person())
     services.change_set_revert(change_set_id=other.id)
     with pytest.raises(Conflict) as error:
         services.change_set_revert(change_set_id=other.id)
@@ -100,16 +103,20 @@ def test_revert_is_refused_when_a_created_record_was_deleted_and_twice(agent, in
 
 def test_a_reverted_proposal_is_pending_again_and_can_be_accepted(agent, initiative):
     proposal = propose(agent, initiative)
-    services.change_set_revert(change_set_id=services.proposal_accept(proposal_id=proposal.id).id)
+    services.change_set_revert(
+        change_set_id=services.proposal_accept(proposal_id=proposal.id, actor=a_person()).id
+    )
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.PENDING
-    services.proposal_accept(proposal_id=proposal.id)
+    services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert Task.objects.count() == 1
 
 
 def test_revert_still_works_after_the_proposing_agent_was_deleted(agent, initiative):
     before = database_state()
-    change_set = services.proposal_accept(proposal_id=propose(agent, initiative).id)
+    change_set = services.proposal_accept(
+        proposal_id=propose(agent, initiative).id, actor=a_person()
+    )
     agent.delete()  # its proposals go with it
 
     services.change_set_revert(change_set_id=change_set.id)
@@ -124,7 +131,8 @@ def test_revert_still_works_after_the_proposing_agent_was_deleted(agent, initiat
 
 def test_revert_refuses_to_delete_work_added_under_what_it_created(agent, initiative):
     change_set = services.proposal_accept(
-        proposal_id=propose(agent, initiative, target_type="phase", title="New phase").id
+        proposal_id=propose(agent, initiative, target_type="phase", title="New phase").id,
+        actor=a_person(),
     )
     phase = Phase.objects.get(name="New phase")
     added = f.TaskFactory(phase=phase, name="Added by a person")
@@ -140,7 +148,8 @@ def test_revert_refuses_to_delete_work_added_under_what_it_created(agent, initia
 def test_revert_refuses_to_drop_a_dependency_added_on_what_it_created(agent, initiative):
     phase = f.PhaseFactory(initiative=initiative)
     change_set = services.proposal_accept(
-        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id
+        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id,
+        actor=a_person(),
     )
     created = Task.objects.get(name="Created")
     later = f.TaskFactory(phase=phase)
@@ -153,10 +162,10 @@ def test_revert_refuses_to_drop_a_dependency_added_on_what_it_created(agent, ini
 
 def test_two_pages_then_reverting_the_first_cannot_take_the_second_with_it(agent, initiative):
     first = services.proposal_accept(
-        proposal_id=propose(agent, initiative, target_type="page", title="One").id
+        proposal_id=propose(agent, initiative, target_type="page", title="One").id, actor=a_person()
     )
     services.proposal_accept(
-        proposal_id=propose(agent, initiative, target_type="page", title="Two").id
+        proposal_id=propose(agent, initiative, target_type="page", title="Two").id, actor=a_person()
     )
     with pytest.raises(Conflict) as error:
         services.change_set_revert(change_set_id=first.id)
@@ -167,7 +176,8 @@ def test_two_pages_then_reverting_the_first_cannot_take_the_second_with_it(agent
 def test_revert_refuses_to_unlink_conversations_or_orphan_chat_sessions(agent, initiative):
     phase = f.PhaseFactory(initiative=initiative)
     change_set = services.proposal_accept(
-        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id
+        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id,
+        actor=a_person(),
     )
     created = Task.objects.get(name="Created")
     f.ConversationFactory(task=created)
@@ -177,7 +187,8 @@ def test_revert_refuses_to_unlink_conversations_or_orphan_chat_sessions(agent, i
     assert error.value.code == "change_set_stale"
 
     other = services.proposal_accept(
-        proposal_id=propose(agent, initiative, title="Chatted", metadata={"phase_id": phase.id}).id
+        proposal_id=propose(agent, initiative, title="Chatted", metadata={"phase_id": phase.id}).id,
+        actor=a_person(),
     )
     chatted = Task.objects.get(name="Chatted")
     f.ChatSessionFactory(initiative=initiative, target_type="task", target_id=chatted.id)
@@ -189,7 +200,8 @@ def test_revert_refuses_to_unlink_conversations_or_orphan_chat_sessions(agent, i
 def test_revert_refuses_to_unlink_an_agent_working_on_what_it_created(agent, initiative):
     phase = f.PhaseFactory(initiative=initiative)
     change_set = services.proposal_accept(
-        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id
+        proposal_id=propose(agent, initiative, title="Created", metadata={"phase_id": phase.id}).id,
+        actor=a_person(),
     )
     worker = f.AgentFactory(task=Task.objects.get(name="Created"))
 

@@ -19,7 +19,7 @@ from core.models import (
 from reviews import services
 from reviews.models import ChangeSet, Proposal, ProposalStatus
 from tests import factories as f
-from tests.reviews.helpers import database_state, propose
+from tests.reviews.helpers import a_person, database_state, propose
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_proposal_update_edits_a_pending_proposal_with_the_checks_of_create(agen
 
 def test_an_accepted_or_dismissed_proposal_is_not_edited(agent, initiative):
     proposal = propose(agent, initiative)
-    services.proposal_dismiss(proposal_id=proposal.id)
+    services.proposal_dismiss(proposal_id=proposal.id, actor=a_person())
     with pytest.raises(Conflict) as error:
         services.proposal_update(proposal_id=proposal.id, title="Too late")
     assert error.value.code == "proposal_not_pending"
@@ -89,7 +89,7 @@ def test_accept_page_create_converts_markdown_and_files_it_under_the_root(agent,
         agent, initiative, target_type="page", title="Auth design", content="# Auth\n\n**JWT**"
     )
 
-    change_set = services.proposal_accept(proposal_id=proposal.id)
+    change_set = services.proposal_accept(proposal_id=proposal.id, actor=a_person())
 
     root = Page.objects.get(initiative=initiative, parent_page=None)
     page = Page.objects.get(initiative=initiative, parent_page=root)
@@ -114,7 +114,8 @@ def test_accept_page_update_and_explicit_parent(agent, initiative):
     services.proposal_accept(
         proposal_id=propose(
             agent, initiative, target_type="page", target_id=child.id, title="New", content="b"
-        ).id
+        ).id,
+        actor=a_person(),
     )
     child.refresh_from_db()
     assert child.title == "New"
@@ -124,7 +125,7 @@ def test_accept_page_update_and_explicit_parent(agent, initiative):
         proposal_id=propose(
             agent, initiative, target_type="page", title="Grandchild",
             metadata={"parent_page_id": child.id},
-        ).id
+        ).id, actor=a_person()
     )  # fmt: skip
     assert Page.objects.get(title="Grandchild").parent_page_id == child.id
 
@@ -135,7 +136,7 @@ def test_accept_phase_create_with_dependencies_and_update(agent, initiative):
         proposal_id=propose(
             agent, initiative, target_type="phase", title="Build", content="- a\n- b",
             metadata={"dependencies": [design.id]},
-        ).id
+        ).id, actor=a_person()
     )  # fmt: skip
     build = Phase.objects.get(name="Build")
     assert build.status == PhaseStatus.PENDING
@@ -147,7 +148,8 @@ def test_accept_phase_create_with_dependencies_and_update(agent, initiative):
     services.proposal_accept(
         proposal_id=propose(
             agent, initiative, target_type="phase", target_id=build.id, title="Build it"
-        ).id
+        ).id,
+        actor=a_person(),
     )
     build.refresh_from_db()
     assert build.name == "Build it"
@@ -163,7 +165,7 @@ def test_accept_task_create_uses_metadata(agent, initiative):
                 "phase_id": phase.id, "category": "verify", "type": "checkpoint:human-verify",
                 "priority": "high", "dependencies": [first.id],
             },
-        ).id
+        ).id, actor=a_person()
     )  # fmt: skip
     task = Task.objects.get(name="Write tests")
     assert (task.phase_id, task.initiative_id) == (phase.id, initiative.id)
@@ -184,7 +186,7 @@ def test_accept_task_update_changes_only_what_it_names(agent, initiative):
         proposal_id=propose(
             agent, initiative, target_id=task.id, title="New", content="Details",
             metadata={"priority": "high"},
-        ).id
+        ).id, actor=a_person()
     )  # fmt: skip
     task.refresh_from_db()
     assert (task.name, task.description, task.priority, task.category) == (
@@ -203,7 +205,8 @@ def test_an_update_without_content_keeps_the_content(agent, initiative, target_t
     services.proposal_accept(
         proposal_id=propose(
             agent, initiative, target_type=target_type, target_id=record.id, title="Renamed"
-        ).id
+        ).id,
+        actor=a_person(),
     )
     record.refresh_from_db()
     assert record.content == '{"type": "doc", "content": [{"type": "paragraph"}]}'
@@ -241,7 +244,7 @@ def test_accept_refuses_bad_metadata_without_writing(agent, initiative, metadata
     proposal = f.ProposalFactory(agent=agent, initiative=initiative, metadata=metadata)
     before = database_state()
     with pytest.raises(InvalidInput) as error:
-        services.proposal_accept(proposal_id=proposal.id)
+        services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert error.value.code == "proposal_metadata_invalid"
     assert error.value.details["key"] == key
     assert database_state() == before
@@ -249,21 +252,21 @@ def test_accept_refuses_bad_metadata_without_writing(agent, initiative, metadata
 
 def test_accept_refuses_a_proposal_that_is_not_pending_or_whose_target_is_gone(agent, initiative):
     proposal = propose(agent, initiative)
-    services.proposal_accept(proposal_id=proposal.id)
+    services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     with pytest.raises(Conflict) as error:
-        services.proposal_accept(proposal_id=proposal.id)
+        services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert error.value.code == "proposal_not_pending"
 
     task = f.TaskFactory(phase=f.PhaseFactory(initiative=initiative))
     doomed = propose(agent, initiative, target_id=task.id)
     task.delete()
     with pytest.raises(Conflict) as error:
-        services.proposal_accept(proposal_id=doomed.id)
+        services.proposal_accept(proposal_id=doomed.id, actor=a_person())
     assert error.value.code == "proposal_target_deleted"
     doomed.refresh_from_db()
     assert doomed.status == ProposalStatus.PENDING
     with pytest.raises(NotFound):
-        services.proposal_accept(proposal_id="missing")
+        services.proposal_accept(proposal_id="missing", actor=a_person())
 
 
 def test_dependency_that_would_close_a_cycle_is_refused_on_accept(agent, initiative):
@@ -273,7 +276,7 @@ def test_dependency_that_would_close_a_cycle_is_refused_on_accept(agent, initiat
     TaskDependency.objects.create(task=b, depends_on_task=a)
     proposal = propose(agent, initiative, target_id=a.id, metadata={"dependencies": [b.id]})
     with pytest.raises(Conflict) as error:
-        services.proposal_accept(proposal_id=proposal.id)
+        services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert error.value.code == "dependency_cycle"
     assert TaskDependency.objects.count() == 1
 
@@ -283,7 +286,7 @@ def test_a_task_cannot_be_proposed_into_a_closed_phase(agent, initiative, status
     phase = f.PhaseFactory(initiative=initiative, status=status)
     proposal = propose(agent, initiative, metadata={"phase_id": phase.id})
     with pytest.raises(Conflict) as error:
-        services.proposal_accept(proposal_id=proposal.id)
+        services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert error.value.code == "phase_closed"
     assert not Task.objects.exists()
 
@@ -293,7 +296,7 @@ def test_a_phase_cannot_be_proposed_into_a_closed_initiative(agent, status):
     initiative = f.InitiativeFactory(status=status)
     proposal = f.ProposalFactory(agent=agent, initiative=initiative, target_type="phase")
     with pytest.raises(Conflict) as error:
-        services.proposal_accept(proposal_id=proposal.id)
+        services.proposal_accept(proposal_id=proposal.id, actor=a_person())
     assert error.value.code == "initiative_closed"
     assert not Phase.objects.exists()
 
@@ -303,13 +306,13 @@ def test_a_phase_cannot_be_proposed_into_a_closed_initiative(agent, status):
 
 def test_dismiss_changes_nothing_else(agent, initiative):
     proposal = propose(agent, initiative, target_type="page", title="Nope")
-    services.proposal_dismiss(proposal_id=proposal.id)
+    services.proposal_dismiss(proposal_id=proposal.id, actor=a_person())
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.DISMISSED
     assert not Page.objects.exists()
     assert not ChangeSet.objects.exists()
     with pytest.raises(Conflict):
-        services.proposal_dismiss(proposal_id=proposal.id)
+        services.proposal_dismiss(proposal_id=proposal.id, actor=a_person())
 
 
 def test_accept_all_applies_every_pending_proposal_of_the_agent(agent, initiative):
@@ -319,7 +322,7 @@ def test_accept_all_applies_every_pending_proposal_of_the_agent(agent, initiativ
     other_agent = f.AgentFactory()
     propose(other_agent, initiative, title="not mine")
 
-    applied = services.proposal_accept_all(agent_id=agent.id)
+    applied = services.proposal_accept_all(agent_id=agent.id, actor=a_person())
 
     assert len(applied) == 3
     assert sorted(Task.objects.values_list("name", flat=True)) == ["one", "three", "two"]
@@ -336,7 +339,7 @@ def test_accept_all_is_all_or_nothing(agent, initiative):
     before = database_state()
 
     with pytest.raises(InvalidInput) as error:
-        services.proposal_accept_all(agent_id=agent.id)
+        services.proposal_accept_all(agent_id=agent.id, actor=a_person())
 
     assert error.value.details["proposal_id"] == bad.id
     assert "'bad'" in error.value.message
@@ -346,11 +349,11 @@ def test_accept_all_is_all_or_nothing(agent, initiative):
 
 def test_dismiss_all_dismisses_only_pending_proposals_of_the_agent(agent, initiative):
     accepted = propose(agent, initiative)
-    services.proposal_accept(proposal_id=accepted.id)
+    services.proposal_accept(proposal_id=accepted.id, actor=a_person())
     propose(agent, initiative)
     propose(agent, initiative)
-    assert services.proposal_dismiss_all(agent_id=agent.id) == 2
+    assert services.proposal_dismiss_all(agent_id=agent.id, actor=a_person()) == 2
     accepted.refresh_from_db()
     assert accepted.status == ProposalStatus.ACCEPTED
     with pytest.raises(NotFound):
-        services.proposal_dismiss_all(agent_id="missing")
+        services.proposal_dismiss_all(agent_id="missing", actor=a_person())

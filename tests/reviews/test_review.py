@@ -11,6 +11,7 @@ from core.models import (
 from reviews import services
 from reviews.models import ReviewComment
 from tests import factories as f
+from tests.reviews.helpers import a_person
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +20,7 @@ def test_request_changes_turns_comments_into_one_review_task(phase_in_review):
     f.ReviewCommentFactory(phase=phase_in_review, body="Rename x")
     f.ReviewCommentFactory(phase=phase_in_review, body="Add a test")
 
-    task = services.phase_request_changes(phase_id=phase_in_review.id)
+    task = services.phase_request_changes(phase_id=phase_in_review.id, actor=a_person())
 
     phase_in_review.refresh_from_db()
     assert phase_in_review.status == PhaseStatus.IN_PROGRESS
@@ -31,14 +32,14 @@ def test_request_changes_turns_comments_into_one_review_task(phase_in_review):
 
 def test_request_changes_refusals(phase_in_review):
     with pytest.raises(InvalidInput) as error:
-        services.phase_request_changes(phase_id=phase_in_review.id)
+        services.phase_request_changes(phase_id=phase_in_review.id, actor=a_person())
     assert error.value.code == "review_no_comments"
     phase_in_review.refresh_from_db()
     assert phase_in_review.status == PhaseStatus.PENDING_REVIEW
     open_phase = f.PhaseFactory(status=PhaseStatus.IN_PROGRESS)
     f.ReviewCommentFactory(phase=open_phase)
     with pytest.raises(TransitionNotAllowed):
-        services.phase_request_changes(phase_id=open_phase.id)
+        services.phase_request_changes(phase_id=open_phase.id, actor=a_person())
     assert Task.objects.count() == 0
 
 

@@ -74,7 +74,7 @@ def person():
 def test_yolo_initiative_runs_from_plan_approval_to_completion(person):
     initiative, made = plan(ExecutionMode.YOLO)
     for phase, _tasks in made:  # a person approves the whole plan up front
-        core.phase_approve_plan(phase_id=phase.id)
+        core.phase_approve_plan(phase_id=phase.id, actor=Actor.person(person))
 
     for phase, _tasks in made:
         work_through(phase, person)
@@ -90,7 +90,7 @@ def test_yolo_initiative_runs_from_plan_approval_to_completion(person):
 def test_review_per_phase_initiative_waits_for_people_at_each_phase(person):
     initiative, made = plan(ExecutionMode.REVIEW_PER_PHASE)
     for phase, _tasks in made:
-        core.phase_approve_plan(phase_id=phase.id)
+        core.phase_approve_plan(phase_id=phase.id, actor=Actor.person(person))
 
     for index, (phase, _tasks) in enumerate(made):
         work_through(phase, person)
@@ -106,18 +106,20 @@ def test_review_per_phase_initiative_waits_for_people_at_each_phase(person):
                 phase_id=phase.id, file_path="pay.py", line_number=3, line_type="added",
                 body="Handle refunds.",
             )  # fmt: skip
-            review_task = reviews.phase_request_changes(phase_id=phase.id)
+            review_task = reviews.phase_request_changes(
+                phase_id=phase.id, actor=Actor.person(person)
+            )
             assert core.task_list_ready(initiative_id=initiative.id) == [review_task]
             work_through(phase, person)
             phase.refresh_from_db()
             assert phase.status == PhaseStatus.PENDING_REVIEW
 
-        core.phase_approve(phase_id=phase.id)
+        core.phase_approve(phase_id=phase.id, actor=Actor.person(person))
         phase.refresh_from_db()
         assert phase.status == PhaseStatus.COMPLETED
 
     initiative.refresh_from_db()
     assert initiative.status == InitiativeStatus.PENDING_REVIEW
-    core.initiative_approve(initiative_id=initiative.id)
+    core.initiative_approve(initiative_id=initiative.id, actor=Actor.person(person))
     initiative.refresh_from_db()
     assert initiative.status == InitiativeStatus.COMPLETED

@@ -12,6 +12,7 @@ from core.models import ExecutionMode, InitiativeStatus, PhaseStatus, TaskStatus
 from reviews import services as reviews
 from reviews.models import ChangeSet, ProposalStatus
 from tests import factories as f
+from tests.reviews.helpers import a_person
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 
@@ -66,9 +67,10 @@ def test_one_task_started_twice_at_once_starts_once():
 
 def test_one_proposal_accepted_twice_at_once_is_applied_once():
     proposal = f.ProposalFactory(metadata=None)
+    person = a_person()
 
     results, errors = race(
-        *(lambda: reviews.proposal_accept(proposal_id=proposal.id) for _ in range(4))
+        *(lambda: reviews.proposal_accept(proposal_id=proposal.id, actor=person) for _ in range(4))
     )
 
     assert len(results) == 1
@@ -81,10 +83,11 @@ def test_one_proposal_accepted_twice_at_once_is_applied_once():
 
 def test_accept_and_dismiss_racing_leave_one_outcome():
     proposal = f.ProposalFactory(metadata=None)
+    person = a_person()
 
     results, errors = race(
-        lambda: reviews.proposal_accept(proposal_id=proposal.id),
-        lambda: reviews.proposal_dismiss(proposal_id=proposal.id),
+        lambda: reviews.proposal_accept(proposal_id=proposal.id, actor=person),
+        lambda: reviews.proposal_dismiss(proposal_id=proposal.id, actor=person),
     )
 
     assert (len(results), len(errors)) == (1, 1)
@@ -105,9 +108,10 @@ def test_applying_a_proposal_and_a_lifecycle_transition_never_deadlock(round_):
         title="Sharper name",
         metadata={"dependencies": [done.id]},
     )
+    person = a_person()
 
     _results, errors = race(
-        lambda: reviews.proposal_accept(proposal_id=proposal.id),
+        lambda: reviews.proposal_accept(proposal_id=proposal.id, actor=person),
         lambda: core.task_start(task_id=task.id),
     )
 
@@ -129,9 +133,10 @@ def test_accept_all_and_a_lifecycle_transition_never_deadlock(round_):
         title="Sharper name",
         metadata={"dependencies": [done.id]},
     )
+    person = a_person()
 
     _results, errors = race(
-        lambda: reviews.proposal_accept_all(agent_id=agent.id),
+        lambda: reviews.proposal_accept_all(agent_id=agent.id, actor=person),
         lambda: core.task_start(task_id=task.id),
     )
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reviews.tiptap import markdown_to_tiptap, markdown_to_tiptap_json, tiptap_to_text
+from core.tiptap import markdown_to_tiptap, markdown_to_tiptap_json, tiptap_to_text
 
 # Pure functions: no database is touched.
 

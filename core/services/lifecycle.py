@@ -1,14 +1,17 @@
 """What may happen to planning records: the task, phase and initiative lifecycles.
 
 Every public ``<entity>_<action>`` function here is one transaction, takes keyword-only
-arguments, and raises a
+arguments, records its events (``task.started``, ``phase.status_changed`` with ``from``
+and ``to``, …) in the same transaction, after its writes, and raises a
 ``core.errors.DomainError`` with a stable code when a transition is not allowed. The
 admin, the API and the management commands all call these; none of them changes a
 status on its own. (``lock_phase_with_initiative`` and ``phase_reopen_for_changes``
 are building blocks for other apps' services and run inside their caller's transaction.)
 
 Task-level approval does not exist: tasks complete directly, and what happens when a
-phase's last task completes is decided by the initiative's ``execution_mode``.
+phase's last task completes is decided by the initiative's ``execution_mode``. Approving
+a plan, a phase review or an initiative, and completing a checkpoint, are people's gates
+(``core.actors.require_person``).
 
 Concurrency: a transition locks the rows it reads before deciding (initiative, then
 phase, then task: always in that order, so two transitions cannot deadlock). On
@@ -23,6 +26,7 @@ from django.db import transaction
 
 from core.actors import Actor, require_person
 from core.errors import PermissionRequired, TransitionNotAllowed
+from core.events import event_record
 from core.models import (
     ExecutionMode,
     Initiative,
@@ -42,6 +46,42 @@ from core.repositories import (
 initiatives = InitiativeRepository()
 phases = PhaseRepository()
 tasks = TaskRepository()
+
+
+def _record_task(kind: str, task: Task, **data: Any) -> None:
+    event_record(
+        kind, subject_type="task", subject_id=task.pk, initiative_id=task.initiative_id, data=data
+    )
+
+
+def _record_phase_status(phase: Phase, before: str) -> None:
+    event_record(
+        "phase.status_changed",
+        subject_type="phase",
+        subject_id=phase.pk,
+        initiative_id=phase.initiative_id,
+        data={"from": before, "to": phase.status},
+    )
+
+
+def _set_phase_status(phase: Phase, status: str) -> None:
+    """Move a locked phase to ``status`` and record ``phase.status_changed``."""
+    before = phase.status
+    phases.set_status(phase, status)
+    _record_phase_status(phase, before)
+
+
+def _set_initiative_status(initiative: Initiative, status: str) -> None:
+    """Move a locked initiative to ``status`` and record ``initiative.status_changed``."""
+    before = initiative.status
+    initiatives.set_status(initiative, status)
+    event_record(
+        "initiative.status_changed",
+        subject_type="initiative",
+        subject_id=initiative.pk,
+        initiative_id=initiative.pk,
+        data={"from": before, "to": initiative.status},
+    )
 
 
 def _refuse(kind: str, record: Any, action: str, allowed: Sequence[str]) -> TransitionNotAllowed:
@@ -96,8 +136,9 @@ def task_start(*, task_id: str) -> Task:
         )
     _require_ready(task)
     if phase is not None and phase.status == PhaseStatus.APPROVED:
-        phases.set_status(phase, PhaseStatus.IN_PROGRESS)
+        _set_phase_status(phase, PhaseStatus.IN_PROGRESS)
     tasks.set_status(task, TaskStatus.IN_PROGRESS)
+    _record_task("task.started", task)
     return task
 
 
@@ -129,8 +170,9 @@ def task_complete(*, task_id: str, summary: str | None = None, actor: Actor | No
     elif task.status != TaskStatus.IN_PROGRESS:
         raise _refuse("task", task, "complete", [TaskStatus.IN_PROGRESS])
     tasks.set_status(task, TaskStatus.COMPLETED, summary=summary)
+    _record_task("task.completed", task, summary=task.summary)
     if phase is not None and phase.status == PhaseStatus.APPROVED:
-        phases.set_status(phase, PhaseStatus.IN_PROGRESS)
+        _set_phase_status(phase, PhaseStatus.IN_PROGRESS)
     if phase is not None:
         _finish_phase_if_done(phase, initiative)
     return task
@@ -140,7 +182,9 @@ def task_complete(*, task_id: str, summary: str | None = None, actor: Actor | No
 def task_block(*, task_id: str) -> Task:
     """Block a pending or in-progress task; unblocking returns it to that status."""
     task, _phase, _initiative = _lock_task_with_parents(task_id)
+    before = task.status
     _block(task, tasks, "task", [TaskStatus.PENDING, TaskStatus.IN_PROGRESS])
+    _record_task("task.blocked", task, **{"from": before})
     return task
 
 
@@ -149,6 +193,7 @@ def task_unblock(*, task_id: str) -> Task:
     """Return a blocked task to the status it was blocked from."""
     task, _phase, _initiative = _lock_task_with_parents(task_id)
     _unblock(task, tasks, "task")
+    _record_task("task.unblocked", task, to=task.status)
     return task
 
 
@@ -230,12 +275,13 @@ def task_list_waiting_checkpoints(
 
 
 @transaction.atomic
-def phase_approve_plan(*, phase_id: str) -> Phase:
+def phase_approve_plan(*, phase_id: str, actor: Actor | None = None) -> Phase:
     """A person approves a pending phase's plan; its tasks may then start."""
+    require_person(actor, "approve a phase's plan")
     phase, _initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.PENDING:
         raise _refuse("phase", phase, "approve the plan of", [PhaseStatus.PENDING])
-    phases.set_status(phase, PhaseStatus.APPROVED)
+    _set_phase_status(phase, PhaseStatus.APPROVED)
     return phase
 
 
@@ -259,7 +305,7 @@ def phase_start(*, phase_id: str) -> Phase:
     if phase.status != PhaseStatus.APPROVED:
         raise _refuse("phase", phase, "start", [PhaseStatus.APPROVED])
     _require_dependencies_completed(phase, "start")
-    phases.set_status(phase, PhaseStatus.IN_PROGRESS)
+    _set_phase_status(phase, PhaseStatus.IN_PROGRESS)
     return phase
 
 
@@ -268,7 +314,9 @@ def phase_block(*, phase_id: str) -> Phase:
     """Block any phase that is not completed; unblocking returns it to where it was."""
     phase, _initiative = lock_phase_with_initiative(phase_id)
     allowed = [s for s in PhaseStatus.values if s not in ("completed", "blocked")]
+    before = phase.status
     _block(phase, phases, "phase", allowed)
+    _record_phase_status(phase, before)
     return phase
 
 
@@ -276,7 +324,9 @@ def phase_block(*, phase_id: str) -> Phase:
 def phase_unblock(*, phase_id: str) -> Phase:
     """Return a blocked phase to where it was; finish it if its tasks all completed."""
     phase, initiative = lock_phase_with_initiative(phase_id)
+    before = phase.status
     _unblock(phase, phases, "phase")
+    _record_phase_status(phase, before)
     # Tasks already under way may have finished while the phase was blocked.
     _finish_phase_if_done(phase, initiative)
     return phase
@@ -304,13 +354,14 @@ def _require_no_open_tasks(phase: Phase) -> None:
 
 
 @transaction.atomic
-def phase_approve(*, phase_id: str) -> Phase:
+def phase_approve(*, phase_id: str, actor: Actor | None = None) -> Phase:
     """A person approves a phase waiting for review: it becomes completed."""
+    require_person(actor, "approve a phase's review")
     phase, initiative = lock_phase_with_initiative(phase_id)
     if phase.status != PhaseStatus.PENDING_REVIEW:
         raise _refuse("phase", phase, "approve", [PhaseStatus.PENDING_REVIEW])
     _require_no_open_tasks(phase)
-    phases.set_status(phase, PhaseStatus.COMPLETED)
+    _set_phase_status(phase, PhaseStatus.COMPLETED)
     _finish_initiative_if_done(initiative)
     return phase
 
@@ -322,7 +373,7 @@ def phase_reopen_for_changes(*, phase: Phase) -> Phase:
     """
     if phase.status != PhaseStatus.PENDING_REVIEW:
         raise _refuse("phase", phase, "request changes on", [PhaseStatus.PENDING_REVIEW])
-    phases.set_status(phase, PhaseStatus.IN_PROGRESS)
+    _set_phase_status(phase, PhaseStatus.IN_PROGRESS)
     return phase
 
 
@@ -338,10 +389,10 @@ def _finish_phase_if_done(phase: Phase, initiative: Initiative | None) -> None:
 def _finish_phase(phase: Phase, initiative: Initiative | None) -> None:
     initiative = initiative or initiatives.get(phase.initiative_id)
     if initiative.execution_mode == ExecutionMode.YOLO:
-        phases.set_status(phase, PhaseStatus.COMPLETED)
+        _set_phase_status(phase, PhaseStatus.COMPLETED)
         _finish_initiative_if_done(initiative)
     else:
-        phases.set_status(phase, PhaseStatus.PENDING_REVIEW)
+        _set_phase_status(phase, PhaseStatus.PENDING_REVIEW)
 
 
 def _finish_initiative_if_done(initiative: Initiative) -> None:
@@ -350,33 +401,35 @@ def _finish_initiative_if_done(initiative: Initiative) -> None:
     if phases.count_open(initiative.pk):
         return
     if initiative.execution_mode == ExecutionMode.YOLO:
-        initiatives.set_status(initiative, InitiativeStatus.COMPLETED)
+        _set_initiative_status(initiative, InitiativeStatus.COMPLETED)
     else:
-        initiatives.set_status(initiative, InitiativeStatus.PENDING_REVIEW)
+        _set_initiative_status(initiative, InitiativeStatus.PENDING_REVIEW)
 
 
 # --- initiatives -----------------------------------------------------------------------
 
 
 @transaction.atomic
-def initiative_approve(*, initiative_id: str) -> Initiative:
+def initiative_approve(*, initiative_id: str, actor: Actor | None = None) -> Initiative:
     """A person approves an initiative whose phases are all completed and reviewed."""
+    require_person(actor, "approve an initiative")
     initiative = initiatives.get_for_update(initiative_id)
     if initiative.status != InitiativeStatus.PENDING_REVIEW:
         raise _refuse("initiative", initiative, "approve", [InitiativeStatus.PENDING_REVIEW])
     _refuse_open_children(initiative, "initiative", "phases", phases.count_open(initiative.pk))
-    initiatives.set_status(initiative, InitiativeStatus.COMPLETED)
+    _set_initiative_status(initiative, InitiativeStatus.COMPLETED)
     return initiative
 
 
 @transaction.atomic
 def initiative_archive(*, initiative_id: str) -> Initiative:
+    """Archive an initiative in any other status (its tasks are never ready again)."""
     initiative = initiatives.get_for_update(initiative_id)
     if initiative.status == InitiativeStatus.ARCHIVED:
         raise _refuse(
             "initiative", initiative, "archive", ["active", "pending_review", "completed"]
         )
-    initiatives.set_status(initiative, InitiativeStatus.ARCHIVED)
+    _set_initiative_status(initiative, InitiativeStatus.ARCHIVED)
     return initiative
 
 

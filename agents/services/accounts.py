@@ -1,4 +1,4 @@
-"""What may happen to agents' records: provider accounts, and messages being read.
+"""What may happen to provider accounts: added, changed, claimed, parked and released.
 
 Keyword-only functions, each one transaction, raising ``core.errors`` domain errors
 with stable codes. Every door (the API, the admin, commands) adds and changes accounts
@@ -16,12 +16,12 @@ from django.core.validators import validate_email
 from django.db import transaction
 from typing_extensions import Unpack
 
-from agents.models import Account, Message
-from agents.repositories import AccountChanges, AccountRepository, MessageRepository
+from agents.models import Account
+from agents.repositories import AccountChanges, AccountRepository
 from core.errors import Conflict, InvalidInput
+from core.events import event_record
 
 accounts = AccountRepository()
-messages = MessageRepository()
 
 SECRET_FIELDS = ("config_json", "credentials")
 
@@ -93,6 +93,14 @@ def account_claim(*, provider: str) -> Account:
     Refused with Conflict ``no_account_available`` when every account of the provider
     is exhausted (or there is none).
     """
+    account = claim_next_account(provider=provider)
+    record_account_claimed(account)
+    return account
+
+
+def claim_next_account(*, provider: str) -> Account:
+    """The claim itself, inside the caller's transaction and without its event (a
+    building block of ``account_claim`` and ``agent_register``)."""
     account = accounts.find_next_available(provider)
     if account is None:
         raise Conflict(
@@ -103,6 +111,15 @@ def account_claim(*, provider: str) -> Account:
     return account
 
 
+def record_account_claimed(account: Account, *, agent_id: str | None = None) -> None:
+    """Record ``account.claimed`` in the caller's transaction (a claim, or a registration
+    that claimed an account for its agent)."""
+    data: dict[str, Any] = {"provider": account.provider}
+    if agent_id is not None:
+        data["agent_id"] = agent_id
+    event_record("account.claimed", subject_type="account", subject_id=account.pk, data=data)
+
+
 def _next_release(provider: str) -> str | None:
     soonest = accounts.next_release_at(provider)
     return soonest.isoformat() if soonest else None
@@ -110,29 +127,37 @@ def _next_release(provider: str) -> str | None:
 
 @transaction.atomic
 def account_mark_exhausted(*, account_id: str, until: datetime) -> Account:
-    """Park an account (rate-limited) until ``until``."""
-    return accounts.mark_exhausted(account_id, until)
+    """Park an account (rate-limited) until ``until``; records ``account.exhausted``."""
+    account = accounts.mark_exhausted(account_id, until)
+    event_record(
+        "account.exhausted",
+        subject_type="account",
+        subject_id=account.pk,
+        data={"until": until.isoformat()},
+    )
+    return account
 
 
 @transaction.atomic
 def account_release(*, account_id: str) -> Account:
-    """Put a parked (exhausted) account back in the rotation now."""
-    return accounts.release(account_id)
+    """Put a parked (exhausted) account back in the rotation now; records
+    ``account.released``."""
+    account = accounts.release(account_id)
+    event_record("account.released", subject_type="account", subject_id=account.pk)
+    return account
 
 
 @transaction.atomic
 def account_clear_expired_exhaustion() -> int:
-    """Release every account whose exhaustion has passed; returns how many."""
-    return accounts.clear_expired_exhaustion()
+    """Release every account whose exhaustion has passed; returns how many. Records
+    ``account.released`` for each."""
+    released = accounts.release_expired()
+    for account_id in released:
+        event_record("account.released", subject_type="account", subject_id=account_id)
+    return len(released)
 
 
 def account_rotate_secrets() -> int:
     """Re-encrypt every account's secrets under the current key; returns how many
     accounts were rewritten (one transaction, rows locked while rewritten)."""
     return accounts.rotate_secrets()
-
-
-@transaction.atomic
-def message_mark_read(*, message_id: str) -> Message:
-    """Mark a pending message read (one already read or responded to stays as it is)."""
-    return messages.mark_read(message_id)

@@ -1,0 +1,79 @@
+"""What may happen to agents' records, one module per topic: accounts, agents, logs,
+messages and conversations.
+
+Every public ``<entity>_<action>`` function is keyword-only and one transaction, raises
+``core.errors`` domain errors with stable codes, and records its event (``core.events``)
+in that transaction. Every door (the API, the admin, commands) calls these.
+"""
+
+from agents.services.accounts import (
+    SECRET_FIELDS,
+    account_claim,
+    account_clear_expired_exhaustion,
+    account_create,
+    account_mark_exhausted,
+    account_release,
+    account_rotate_secrets,
+    account_update,
+    claim_next_account,
+    record_account_claimed,
+    validate_account_fields,
+)
+from agents.services.agents import (
+    ALLOWED_FROM,
+    DISMISSIBLE_FROM,
+    agent_dismiss,
+    agent_mark_crashed,
+    agent_mark_idle,
+    agent_mark_running,
+    agent_mark_stopped,
+    agent_mark_waiting,
+    agent_register,
+)
+from agents.services.conversations import (
+    conversation_answer,
+    conversation_ask,
+    conversation_list_pending,
+)
+from agents.services.logs import (
+    MAX_LOG_BATCH,
+    agent_log_append,
+    agent_log_delete,
+    agent_log_iter,
+    check_log_batch_size,
+)
+from agents.services.messages import message_mark_read, message_reply, message_send
+
+__all__ = [
+    "ALLOWED_FROM",
+    "DISMISSIBLE_FROM",
+    "MAX_LOG_BATCH",
+    "SECRET_FIELDS",
+    "account_claim",
+    "account_clear_expired_exhaustion",
+    "account_create",
+    "account_mark_exhausted",
+    "account_release",
+    "account_rotate_secrets",
+    "account_update",
+    "agent_dismiss",
+    "agent_log_append",
+    "agent_log_delete",
+    "agent_log_iter",
+    "agent_mark_crashed",
+    "agent_mark_idle",
+    "agent_mark_running",
+    "agent_mark_stopped",
+    "agent_mark_waiting",
+    "agent_register",
+    "check_log_batch_size",
+    "claim_next_account",
+    "conversation_answer",
+    "conversation_ask",
+    "conversation_list_pending",
+    "message_mark_read",
+    "message_reply",
+    "message_send",
+    "record_account_claimed",
+    "validate_account_fields",
+]

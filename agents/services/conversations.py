@@ -1,0 +1,93 @@
+"""What may happen to a conversation: one agent asks another a question, which is
+answered exactly once; the asked agent finds its pending questions, optionally waiting
+a bounded time for one to arrive."""
+
+import time
+
+from django.db import transaction
+
+from agents.models import Conversation
+from agents.repositories import AgentRepository, ConversationRepository
+from core.errors import InvalidInput
+from core.events import MAX_WAIT_SECONDS, POLL_INTERVAL_SECONDS, event_record
+
+agents = AgentRepository()
+conversations = ConversationRepository()
+
+
+@transaction.atomic
+def conversation_ask(
+    *,
+    from_agent_id: str,
+    to_agent_id: str,
+    question: str,
+    initiative_id: str | None = None,
+    phase_id: str | None = None,
+    task_id: str | None = None,
+) -> Conversation:
+    """One agent asks another a question (pending until answered); records
+    ``question.asked``. Unknown agents are ``agent_not_found``, a blank question
+    ``empty_question``."""
+    agents.require(from_agent_id)
+    agents.require(to_agent_id)
+    conversation = conversations.create(
+        from_agent_id=from_agent_id,
+        to_agent_id=to_agent_id,
+        question=question,
+        initiative_id=initiative_id,
+        phase_id=phase_id,
+        task_id=task_id,
+    )
+    event_record(
+        "question.asked",
+        subject_type="conversation",
+        subject_id=conversation.pk,
+        initiative_id=conversation.initiative_id,
+        data={"from_agent_id": from_agent_id, "to_agent_id": to_agent_id},
+    )
+    return conversation
+
+
+@transaction.atomic
+def conversation_answer(*, conversation_id: str, answer: str) -> Conversation:
+    """Answer a question, exactly once: a second answer is 409
+    ``conversation_already_answered``; records ``question.answered``."""
+    conversation = conversations.answer(conversation_id, answer)
+    event_record(
+        "question.answered",
+        subject_type="conversation",
+        subject_id=conversation.pk,
+        initiative_id=conversation.initiative_id,
+        data={
+            "from_agent_id": conversation.from_agent_id,
+            "to_agent_id": conversation.to_agent_id,
+        },
+    )
+    return conversation
+
+
+def conversation_list_pending(*, agent_id: str, wait: float = 0) -> list[Conversation]:
+    """The unanswered questions addressed to ``agent_id``, oldest first. With ``wait``
+    (seconds, 0 to ``MAX_WAIT_SECONDS``) the call returns as soon as one is pending, or
+    empty once the wait is over; outside that range is ``invalid_wait``.
+
+    Each look is its own read (no transaction is held while waiting), so a question
+    committed meanwhile is seen at the next look.
+    """
+    if (
+        isinstance(wait, bool)
+        or not isinstance(wait, int | float)
+        or not 0 <= wait <= MAX_WAIT_SECONDS
+    ):
+        raise InvalidInput(
+            f"wait must be from 0 to {MAX_WAIT_SECONDS} seconds.",
+            code="invalid_wait",
+            details={"wait": str(wait), "max": MAX_WAIT_SECONDS},
+        )
+    agents.require(agent_id)
+    deadline = time.monotonic() + wait
+    while True:
+        found = conversations.find_pending_for_agent(agent_id)
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))

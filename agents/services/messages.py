@@ -1,0 +1,115 @@
+"""What may happen to messages between agents and people: sent, replied to, read.
+
+A reply marks the message it answers ``responded`` in the same transaction, and a
+message that has been answered is in neither "pending for a person" nor "requiring a
+response" (``MessageRepository.unanswered``). Answering a message addressed to a person
+is a person's gate (``require_person``).
+"""
+
+from django.db import transaction
+
+from agents.models import Message, MessageType, ParticipantType
+from agents.repositories import AgentRepository, MessageRepository
+from core.actors import Actor, require_person
+from core.errors import InvalidInput
+from core.events import event_record
+
+agents = AgentRepository()
+messages = MessageRepository()
+
+
+def _check_participant(role: str, kind: str, participant_id: str | None) -> None:
+    """An agent participant must name an existing agent (``agent_not_found``); a
+    recipient agent must be named (``message_recipient_required``)."""
+    if kind != ParticipantType.AGENT:
+        return
+    if participant_id is None:
+        if role == "recipient":
+            raise InvalidInput(
+                "A message to an agent names the agent (recipient_id).",
+                code="message_recipient_required",
+                details={"field": "recipient_id"},
+            )
+        return
+    agents.require(participant_id)
+
+
+def _record_sent(message: Message) -> None:
+    event_record(
+        "message.sent",
+        subject_type="message",
+        subject_id=message.pk,
+        data={
+            "recipient_type": message.recipient_type,
+            "recipient_id": message.recipient_id,
+            "parent_id": message.parent_message_id,
+        },
+    )
+
+
+@transaction.atomic
+def message_send(
+    *,
+    sender_type: str,
+    recipient_type: str,
+    content: str,
+    sender_id: str | None = None,
+    recipient_id: str | None = None,
+    type: str = MessageType.INFO,
+    requires_response: bool = False,
+) -> Message:
+    """Send a message (pending); records ``message.sent``. Blank content is
+    ``empty_content``; an agent participant that does not exist is ``agent_not_found``."""
+    _check_participant("sender", sender_type, sender_id)
+    _check_participant("recipient", recipient_type, recipient_id)
+    message = messages.create(
+        sender_type=sender_type,
+        sender_id=sender_id,
+        recipient_type=recipient_type,
+        recipient_id=recipient_id,
+        type=type,
+        content=content,
+        requires_response=requires_response,
+    )
+    _record_sent(message)
+    return message
+
+
+@transaction.atomic
+def message_reply(
+    *,
+    message_id: str,
+    sender_type: str,
+    content: str,
+    sender_id: str | None = None,
+    actor: Actor | None = None,
+) -> Message:
+    """Reply to a message: the reply (type ``response``) goes to the message's sender,
+    and the message is marked ``responded`` in the same transaction; records
+    ``message.sent``.
+
+    Replying to a message addressed to a person is a person's gate: anyone else gets
+    403 ``person_required``.
+    """
+    parent = messages.get_for_update(message_id)
+    if parent.recipient_type == ParticipantType.USER:
+        require_person(actor, "answer a message addressed to a person")
+    _check_participant("sender", sender_type, sender_id)
+    reply = messages.create(
+        sender_type=sender_type,
+        sender_id=sender_id,
+        recipient_type=parent.sender_type,
+        recipient_id=parent.sender_id,
+        type=MessageType.RESPONSE,
+        content=content,
+        parent_message=parent,
+    )
+    messages.mark_responded(parent.pk)
+    _record_sent(reply)
+    return reply
+
+
+@transaction.atomic
+def message_mark_read(*, message_id: str) -> Message:
+    """Mark a pending message read (one already read or responded to stays as it is)."""
+    return messages.mark_read(message_id)

@@ -1,0 +1,111 @@
+"""The core router's event feed: every committed state change, read forward by id.
+
+A reader keeps the ``next_after`` of each answer and sends it back as ``after``: ids
+follow commit order (``core.events``), so it sees every committed event exactly once.
+"""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.http import HttpRequest
+from ninja import Field, Query, Schema
+
+from core.api.router import router
+from core.events import EVENT_KINDS, MAX_WAIT_SECONDS, event_list
+from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
+from core.schemas import AUTH_ERRORS, ErrorOut, FromRecord, Id
+
+if TYPE_CHECKING:
+    EventKind = str
+else:
+    #: One of ``core.events.EVENT_KINDS``: an enum in the OpenAPI document, 422 otherwise.
+    EventKind = Literal[tuple(EVENT_KINDS)]
+
+#: The largest cursor: the events' ids are 64-bit.
+MAX_CURSOR = 2**63 - 1
+
+
+class EventFilters(Schema):
+    """Query parameters of ``GET /events``."""
+
+    after: int = Field(
+        0, ge=0, le=MAX_CURSOR, description="The id of the last event seen (0: from the start)."
+    )
+    initiative_id: Id | None = Field(
+        None,
+        description=(
+            "Only this initiative's events (an id that names nothing gives none: events "
+            "outlive what they describe)."
+        ),
+    )
+    kind: list[EventKind] | None = Field(
+        None, description="Only events of these kinds (repeat the parameter for several)."
+    )
+    limit: int = Field(
+        DEFAULT_KEYSET_PAGE_SIZE,
+        ge=1,
+        le=MAX_KEYSET_PAGE_SIZE,
+        description=f"Events per answer (at most {MAX_KEYSET_PAGE_SIZE}).",
+    )
+    wait: float = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        allow_inf_nan=False,
+        description=(
+            f"Seconds to wait for an event when there is none yet (at most {MAX_WAIT_SECONDS}); "
+            "the answer comes as soon as one commits."
+        ),
+    )
+
+
+class EventOut(FromRecord):
+    """One state change: what happened (``kind``), to which record, and when."""
+
+    id: int = Field(description="The event's position in commit order.")
+    kind: str = Field(description="One of the kinds listed on ``GET /events``.")
+    subject_type: str = Field(description="The kind of record the event is about.")
+    subject_id: str
+    initiative_id: str | None
+    data: Any = Field(description="What the kind says it carries (a JSON object).")
+    created_at: datetime
+
+
+class EventPageOut(Schema):
+    """The next events after the cursor, and the cursor to send next."""
+
+    items: list[EventOut]
+    next_after: int = Field(
+        description="The last item's id, or the ``after`` given when there is none."
+    )
+
+
+_KIND_LIST = "\n".join(f"- `{kind}`: {meaning}" for kind, meaning in EVENT_KINDS.items())
+
+
+@router.get(
+    "/events",
+    response={200: EventPageOut, 400: ErrorOut, 422: ErrorOut, **AUTH_ERRORS},
+    tags=["events"],
+    summary="List events after a cursor",
+    description=(
+        "The next events after `after`, oldest first, in commit order: a reader that sends "
+        "back each answer's `next_after` sees every committed event exactly once. "
+        "Filter by `initiative_id` and by `kind` (repeatable).\n\n"
+        f"With `wait` (at most {MAX_WAIT_SECONDS} s) an empty answer is held until an "
+        "event commits or the wait runs out (a long poll). A waiting call holds one of "
+        "the server's worker threads (and its database connection) for that long: size "
+        "the server's workers for the number of readers that wait at once, or poll "
+        "without `wait`.\n\n"
+        f"Kinds:\n\n{_KIND_LIST}"
+    ),
+)
+def list_events(request: HttpRequest, filters: Query[EventFilters]) -> dict[str, Any]:
+    items = event_list(
+        after=filters.after,
+        limit=filters.limit,
+        initiative_id=filters.initiative_id,
+        kinds=list(filters.kind) if filters.kind else None,
+        wait=filters.wait,
+    )
+    return {"items": items, "next_after": items[-1].id if items else filters.after}

@@ -1,0 +1,92 @@
+"""The log services (``agents/services/logs.py``): a batch is all or nothing, bounded,
+and names its bad chunk; reading iterates keyset pages."""
+
+import pytest
+
+from agents import services
+from agents.models import AgentLogChunk
+from core.errors import InvalidInput, NotFound
+from core.models import Event
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+def test_agent_log_append_writes_the_batch_in_order_with_the_agents_name():
+    agent = f.AgentFactory(name="calm-fox")
+    created = services.agent_log_append(
+        agent_id=agent.id,
+        chunks=[{"content": '{"n":1}'}, {"content": '{"n":2}', "session_number": 2}],
+    )
+    assert [c.id for c in created] == sorted(c.id for c in created)
+    rows = list(AgentLogChunk.objects.filter(agent_id=agent.id).order_by("id"))
+    assert [(r.agent_name, r.session_number, r.content) for r in rows] == [
+        ("calm-fox", 1, '{"n":1}'),
+        ("calm-fox", 2, '{"n":2}'),
+    ]
+    # Logs are output, not state changes.
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        ({"content": "not json"}, "validation_failed"),
+        ({"content": '{"a": "x\x00"}'}, "invalid_value"),
+        ({"content": '{"n":3}', "session_number": 0}, "invalid_session_number"),
+        ({"content": "   "}, "empty_content"),
+    ],
+)
+def test_a_bad_chunk_names_its_index_and_writes_nothing(bad, code):
+    agent = f.AgentFactory()
+    with pytest.raises(InvalidInput) as error:
+        services.agent_log_append(agent_id=agent.id, chunks=[{"content": "{}"}, bad])
+    assert error.value.code == code
+    assert error.value.details["index"] == 1
+    assert not AgentLogChunk.objects.exists()
+
+
+def test_an_oversized_or_empty_batch_is_refused():
+    agent = f.AgentFactory()
+    with pytest.raises(InvalidInput) as error:
+        services.agent_log_append(
+            agent_id=agent.id, chunks=[{"content": "{}"}] * (services.MAX_LOG_BATCH + 1)
+        )
+    assert error.value.code == "log_batch_too_large"
+    assert error.value.details["max_chunks"] == 1000
+    with pytest.raises(InvalidInput) as error:
+        services.agent_log_append(agent_id=agent.id, chunks=[])
+    assert error.value.code == "log_batch_empty"
+    assert not AgentLogChunk.objects.exists()
+
+
+def test_a_batch_of_the_maximum_size_is_accepted():
+    agent = f.AgentFactory()
+    created = services.agent_log_append(
+        agent_id=agent.id, chunks=[{"content": "{}"}] * services.MAX_LOG_BATCH
+    )
+    assert len(created) == AgentLogChunk.objects.count() == 1000
+
+
+def test_appending_to_an_unknown_agent_is_not_found():
+    with pytest.raises(NotFound) as error:
+        services.agent_log_append(agent_id="nope", chunks=[{"content": "{}"}])
+    assert error.value.code == "agent_not_found"
+
+
+def test_agent_log_iter_reads_page_by_page(django_assert_num_queries):
+    agent = f.AgentFactory()
+    services.agent_log_append(
+        agent_id=agent.id, chunks=[{"content": f'{{"n":{i}}}'} for i in range(7)]
+    )
+    # Three pages of 3 (the last short): three queries, every chunk once, in order.
+    with django_assert_num_queries(3):
+        contents = [c.content for c in services.agent_log_iter(agent_id=agent.id, page_size=3)]
+    assert contents == [f'{{"n":{i}}}' for i in range(7)]
+
+
+def test_agent_log_delete_removes_the_whole_log():
+    agent = f.AgentFactory()
+    services.agent_log_append(agent_id=agent.id, chunks=[{"content": "{}"}] * 3)
+    assert services.agent_log_delete(agent_id=agent.id) == 3
+    assert not AgentLogChunk.objects.exists()

@@ -1,0 +1,208 @@
+"""The logs API (tag ``logs``): batches appended as a JSON array or NDJSON, all or
+nothing; the keyset read; the streamed NDJSON; the session count; delete."""
+
+import json
+from http import HTTPStatus
+
+import pytest
+from django.db import connection
+from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
+
+from agents import services
+from agents.models import AgentLogChunk
+from tests.api.helpers import assert_error, post_json, url
+from tests.factories import AgentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def agent():
+    return AgentFactory(name="calm-fox")
+
+
+def append(agent_id: str, count: int, session_number: int = 1) -> list[AgentLogChunk]:
+    return services.agent_log_append(
+        agent_id=agent_id,
+        chunks=[
+            {"content": f'{{"n":{i}}}', "session_number": session_number} for i in range(count)
+        ],
+    )
+
+
+def post_ndjson(client, path: str, text: str):
+    return client.post(path, text.encode(), content_type="application/x-ndjson")
+
+
+def test_append_a_json_array(api_client, agent):
+    response = post_json(
+        api_client,
+        url("append_agent_log", agent_id=agent.id),
+        [{"content": '{"a":1}'}, {"content": '{"b":2}\n{"c":3}', "session_number": 2}],
+    )
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    rows = list(AgentLogChunk.objects.order_by("id"))
+    assert response.json() == {"count": 2, "first_id": rows[0].id, "last_id": rows[1].id}
+    assert [(r.agent_name, r.session_number) for r in rows] == [("calm-fox", 1), ("calm-fox", 2)]
+
+
+def test_append_ndjson_one_chunk_a_line_in_the_session_given(api_client, agent):
+    path = url("append_agent_log", agent_id=agent.id) + "?session_number=3"
+    response = post_ndjson(api_client, path, '{"a":1}\n\n{"b":2}\n')
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response.json()["count"] == 2
+    rows = list(AgentLogChunk.objects.order_by("id").values_list("content", "session_number"))
+    assert rows == [('{"a":1}', 3), ('{"b":2}', 3)]
+
+
+def test_an_oversized_batch_is_refused_with_its_code(api_client, agent):
+    path = url("append_agent_log", agent_id=agent.id)
+    response = post_json(api_client, path, [{"content": "{}"}] * 1001)
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "log_batch_too_large")
+    assert body["details"]["max_chunks"] == 1000
+    response = post_ndjson(api_client, path, "{}\n" * 1001)
+    assert_error(response, HTTPStatus.BAD_REQUEST, "log_batch_too_large")
+    assert not AgentLogChunk.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("chunk", "code"),
+    [
+        ({"content": "a\x00"}, "invalid_log_chunk"),
+        ({"content": ""}, "invalid_log_chunk"),
+        ({"content": "   "}, "empty_content"),
+        ({"content": "not json"}, "validation_failed"),
+        ({"content": "{}", "session_number": 0}, "invalid_log_chunk"),
+        ({"content": "{}", "session_number": "2"}, "invalid_log_chunk"),
+        ({"content": "{}", "colour": "red"}, "invalid_log_chunk"),
+        ("just text", "invalid_log_chunk"),
+    ],
+)
+def test_a_bad_chunk_names_its_index_and_writes_nothing(api_client, agent, chunk, code):
+    response = post_json(
+        api_client,
+        url("append_agent_log", agent_id=agent.id),
+        [{"content": "{}"}, {"content": "{}"}, chunk],
+    )
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, code)
+    assert body["details"]["index"] == 2
+    assert "\x00" not in response.content.decode()
+    assert not AgentLogChunk.objects.exists()
+
+
+def test_a_bad_ndjson_line_names_its_index_and_writes_nothing(api_client, agent):
+    response = post_ndjson(
+        api_client, url("append_agent_log", agent_id=agent.id), '{"ok":1}\nnot json\n'
+    )
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "validation_failed")
+    assert body["details"]["index"] == 1
+    assert not AgentLogChunk.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        (b'{"content": "{}"}', "application/json", "invalid_log_body"),
+        (b"[", "application/json", "invalid_log_body"),
+        (b"\xff\xfe", "application/x-ndjson", "invalid_log_body"),
+        (b"{}", "text/plain", "invalid_log_body"),
+        (b"[]", "application/json", "log_batch_empty"),
+        (b"\n\n", "application/x-ndjson", "log_batch_empty"),
+    ],
+)
+def test_a_body_that_is_no_batch_is_refused(api_client, agent, body, content_type, code):
+    response = api_client.post(
+        url("append_agent_log", agent_id=agent.id), body, content_type=content_type
+    )
+    assert_error(response, HTTPStatus.BAD_REQUEST, code)
+    assert not AgentLogChunk.objects.exists()
+
+
+def test_appending_to_an_unknown_agent_is_404(api_client):
+    response = post_json(api_client, url("append_agent_log", agent_id="nope"), [{"content": "{}"}])
+    assert_error(response, HTTPStatus.NOT_FOUND, "agent_not_found")
+
+
+def test_read_the_log_with_the_id_cursor(api_client, agent):
+    chunks = append(agent.id, 5)
+    path = url("list_agent_log", agent_id=agent.id)
+    first = api_client.get(path, {"limit": 3}).json()
+    assert [item["id"] for item in first["items"]] == [c.id for c in chunks[:3]]
+    assert first["next_after"] == chunks[2].id
+    second = api_client.get(path, {"limit": 3, "after": first["next_after"]}).json()
+    assert [item["content"] for item in second["items"]] == ['{"n":3}', '{"n":4}']
+    end = api_client.get(path, {"after": chunks[-1].id}).json()
+    assert end == {"items": [], "next_after": chunks[-1].id}
+    assert_error(api_client.get(path, {"limit": 1001}), 422, "validation_error")
+
+
+def test_read_one_session(api_client, agent):
+    append(agent.id, 2, session_number=1)
+    wanted = append(agent.id, 2, session_number=2)
+    body = api_client.get(url("list_agent_log", agent_id=agent.id), {"session_number": 2}).json()
+    assert [item["id"] for item in body["items"]] == [c.id for c in wanted]
+
+
+def test_reading_an_unknown_agents_log_is_404(api_client):
+    assert_error(api_client.get(url("list_agent_log", agent_id="nope")), 404, "agent_not_found")
+
+
+def test_a_log_page_costs_the_same_queries_at_1_and_100_chunks(api_client, agent):
+    append(agent.id, 1)
+    path = url("list_agent_log", agent_id=agent.id)
+    api_client.get(path)
+    with CaptureQueriesContext(connection) as one:
+        api_client.get(path)
+    append(agent.id, 99)
+    with CaptureQueriesContext(connection) as hundred:
+        assert len(api_client.get(path).json()["items"]) == 100
+    assert len(hundred) == len(one)
+
+
+def test_stream_the_whole_log_as_ndjson(api_client, agent):
+    chunks = append(agent.id, 3)
+    response = api_client.get(url("stream_agent_log", agent_id=agent.id))
+    assert response.status_code == HTTPStatus.OK
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "application/x-ndjson"
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert [json.loads(line) for line in lines] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert lines == [c.content for c in chunks]
+
+
+def test_streaming_reads_one_page_at_a_time(api_client, agent, monkeypatch):
+    monkeypatch.setattr(services.logs, "STREAM_PAGE_SIZE", 2)
+    append(agent.id, 5)
+    response = api_client.get(url("stream_agent_log", agent_id=agent.id))
+    stream = iter(response.streaming_content)
+    with CaptureQueriesContext(connection) as queries:
+        first = next(stream)
+    # Only the first page has been read for the first line.
+    assert first == b'{"n":0}\n'
+    assert len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        rest = b"".join(stream)
+    assert rest.decode().splitlines() == ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}']
+    assert len(queries) == 2
+
+
+def test_stream_one_session_and_an_unknown_agent(api_client, agent):
+    append(agent.id, 1, session_number=1)
+    append(agent.id, 1, session_number=2)
+    response = api_client.get(url("stream_agent_log", agent_id=agent.id), {"session_number": 2})
+    assert b"".join(response.streaming_content) == b'{"n":0}\n'
+    assert_error(api_client.get(url("stream_agent_log", agent_id="nope")), 404, "agent_not_found")
+
+
+def test_session_count_and_delete(api_client, agent):
+    path = url("retrieve_agent_log_sessions", agent_id=agent.id)
+    assert api_client.get(path).json() == {"count": 0}
+    append(agent.id, 1, session_number=3)
+    assert api_client.get(path).json() == {"count": 3}
+    response = api_client.delete(url("delete_agent_log", agent_id=agent.id))
+    assert response.status_code == HTTPStatus.NO_CONTENT
+    assert not AgentLogChunk.objects.exists()
+    assert_error(
+        api_client.delete(url("delete_agent_log", agent_id="nope")), 404, "agent_not_found"
+    )
