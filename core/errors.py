@@ -93,16 +93,6 @@ class PermissionRequired(DomainError):
     default_code = "permission_required"
 
 
-def not_found(model_name: str, record_id: object) -> NotFound:
-    """The NotFound for one missing record, with a code such as ``task_not_found``."""
-    slug = model_name.lower().replace(" ", "_")
-    return NotFound(
-        f"{model_name} '{record_id}' does not exist.",
-        code=f"{slug}_not_found",
-        details={"id": str(record_id)},
-    )
-
-
 # --- the catalogue ---------------------------------------------------------------------
 
 

@@ -70,6 +70,10 @@ class DependencyRepository(Repository[N]):
             )
         )
 
+    def initiative_id_of(self, node_id: str) -> str | None:
+        """The id of the initiative the record belongs to (``<slug>_not_found`` if none)."""
+        raise NotImplementedError
+
     def dependency_edges(self, initiative_id: str | None) -> list[tuple[str, str]]:
         """Every ``(node, depends_on)`` edge among one initiative's records, in one query."""
         return self._edges_in_scope(initiative_id)

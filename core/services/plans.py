@@ -18,6 +18,7 @@ from core.errors import NotFound
 from core.events import event_record
 from core.models import Initiative, Page, Phase, Project, Task
 from core.repositories import (
+    DependencyRepository,
     InitiativeRepository,
     PageRepository,
     PhaseRepository,
@@ -111,17 +112,13 @@ def phase_delete(*, phase_id: str) -> None:
 def phase_add_dependency(*, phase_id: str, depends_on_id: str) -> None:
     """``phase_id`` may not start before ``depends_on_id`` completes; refused across
     initiatives (400), for a duplicate (409) or a cycle (409 ``dependency_cycle``)."""
-    phases.create_dependency(phase_id, depends_on_id)
-    _record_dependency("dependency.added", "phase", phase_id, depends_on_id)
+    _add_dependency(phases, "phase", phase_id, depends_on_id)
 
 
 @transaction.atomic
 def phase_remove_dependency(*, phase_id: str, depends_on_id: str) -> None:
     """Remove an edge (404 ``dependency_not_found`` when there is none)."""
-    phases.require(phase_id)
-    if not phases.remove_dependency(phase_id, depends_on_id):
-        raise _no_dependency("phase", phase_id, depends_on_id)
-    _record_dependency("dependency.removed", "phase", phase_id, depends_on_id)
+    _remove_dependency(phases, "phase", phase_id, depends_on_id)
 
 
 # --- tasks -----------------------------------------------------------------------------
@@ -198,35 +195,51 @@ def task_delete(*, task_id: str) -> None:
 def task_add_dependency(*, task_id: str, depends_on_id: str) -> None:
     """``task_id`` may not start before ``depends_on_id`` completes; refused across
     initiatives (400), for a duplicate (409) or a cycle (409 ``dependency_cycle``)."""
-    tasks.create_dependency(task_id, depends_on_id)
-    _record_dependency("dependency.added", "task", task_id, depends_on_id)
+    _add_dependency(tasks, "task", task_id, depends_on_id)
 
 
 @transaction.atomic
 def task_remove_dependency(*, task_id: str, depends_on_id: str) -> None:
     """Remove an edge (404 ``dependency_not_found`` when there is none)."""
-    tasks.require(task_id)
-    if not tasks.remove_dependency(task_id, depends_on_id):
-        raise _no_dependency("task", task_id, depends_on_id)
-    _record_dependency("dependency.removed", "task", task_id, depends_on_id)
+    _remove_dependency(tasks, "task", task_id, depends_on_id)
 
 
-def _record_dependency(kind: str, subject_type: str, node_id: str, depends_on_id: str) -> None:
-    repository = phases if subject_type == "phase" else tasks
+def _add_dependency(
+    repository: DependencyRepository[Any], kind: str, node_id: str, depends_on_id: str
+) -> None:
+    """One rule for phases and tasks: create the edge, then record ``dependency.added``."""
+    repository.create_dependency(node_id, depends_on_id)
+    _record_dependency(repository, "dependency.added", kind, node_id, depends_on_id)
+
+
+def _remove_dependency(
+    repository: DependencyRepository[Any], kind: str, node_id: str, depends_on_id: str
+) -> None:
+    """Remove the edge (``dependency_not_found`` when there is none), then record
+    ``dependency.removed``."""
+    repository.require(node_id)
+    if not repository.remove_dependency(node_id, depends_on_id):
+        raise NotFound(
+            f"The {kind} '{node_id}' does not depend on '{depends_on_id}'.",
+            code="dependency_not_found",
+            details={"id": node_id, "depends_on_id": depends_on_id},
+        )
+    _record_dependency(repository, "dependency.removed", kind, node_id, depends_on_id)
+
+
+def _record_dependency(
+    repository: DependencyRepository[Any],
+    event: str,
+    kind: str,
+    node_id: str,
+    depends_on_id: str,
+) -> None:
     event_record(
-        kind,
-        subject_type=subject_type,
+        event,
+        subject_type=kind,
         subject_id=node_id,
         initiative_id=repository.initiative_id_of(node_id),
         data={"depends_on_id": depends_on_id},
-    )
-
-
-def _no_dependency(kind: str, node_id: str, depends_on_id: str) -> NotFound:
-    return NotFound(
-        f"The {kind} '{node_id}' does not depend on '{depends_on_id}'.",
-        code="dependency_not_found",
-        details={"id": node_id, "depends_on_id": depends_on_id},
     )
 
 

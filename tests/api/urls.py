@@ -11,12 +11,13 @@ from ninja.errors import AuthorizationError, HttpError
 from core import errors
 from core.auth import API_AUTH
 from core.models import ApiToken
+from core.repositories import TaskRepository
 from core.schemas import Page, PageParams, paginate
 from cw_project.api import CwNinjaAPI
 
 RAISED = {
     "domain": errors.DomainError("Generic refusal.", code="invalid_value"),
-    "not_found": errors.not_found("Task", "t1"),
+    "not_found": TaskRepository().not_found("t1"),
     "invalid_input": errors.InvalidInput("Bad value.", code="invalid_field", details={"f": 1}),
     "conflict": errors.Conflict("Clash.", code="token_already_revoked"),
     "transition": errors.TransitionNotAllowed("Cannot go there.", code="task_not_ready"),

@@ -156,24 +156,12 @@ def _call_site_codes(function: str, template: str, *params: tuple[int, str]) -> 
     return codes
 
 
-def _not_found_labels() -> set[str]:
-    """``core.errors.not_found("Chat session", …)`` raises ``chat_session_not_found``; a
-    computed label names a record whose repository's slug the slug test covers."""
-    codes = set()
-    for _, call, bindings in _calls_with_bindings():
-        if _callee(call) == "not_found" and call.args:
-            for label in _argument(call, bindings, 0, "model_name") or ():
-                codes.add(f"{label.lower().replace(' ', '_')}_not_found")
-    return codes
-
-
 #: Each code built at run time (an f-string ``code=``), with the concrete codes it builds.
 #: A new one must be added here, with its codes declared in the catalogue.
 FAMILIES = {
     _normalised('f"{self.slug}_not_found"'): lambda: {
         f"{repo.slug}_not_found" for repo in _repositories()
     },
-    _normalised('f"{slug}_not_found"'): _not_found_labels,
     _normalised('f"{self.slug}_conflict"'): lambda: {
         f"{repo.slug}_conflict" for repo in _repositories() if _has_unnamed_unique_rule(repo.model)
     },
