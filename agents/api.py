@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Status
 from pydantic import ValidationError
@@ -61,7 +62,9 @@ from agents.services.logs import NewLogChunk
 from core.actors import Actor, actor_from_auth
 from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
+from core.repositories import INT32, text_problem
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
+from core.validators import TEXT_MAX_LENGTH
 
 router = Router(tags=["accounts"])
 
@@ -247,18 +250,23 @@ def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLog
             raise InvalidInput(
                 "An NDJSON body must be UTF-8 text.", code="invalid_log_body"
             ) from error
+        # Lines end at "\n" (a "\r" before it is part of the ending), never at the other
+        # separators str.splitlines knows, which a JSON string may hold raw.
         raw: Any = [
             {"content": line}
             if session_number is None
             else {"content": line, "session_number": session_number}
-            for line in text.splitlines()
+            for line in text.replace("\r\n", "\n").split("\n")
             if line.strip()
         ]
     elif content_type == "application/json":
         try:
-            raw = json.loads(request.body)
-        except ValueError as error:
-            raise InvalidInput("The body is not JSON.", code="invalid_log_body") from error
+            raw = orjson.loads(request.body)
+        except ValueError:
+            try:  # orjson is the stricter: what it refuses, json decides
+                raw = json.loads(request.body)
+            except ValueError as error:
+                raise InvalidInput("The body is not JSON.", code="invalid_log_body") from error
         if not isinstance(raw, list):
             raise InvalidInput(
                 "A JSON body is an array of chunks ({content, session_number?}).",
@@ -273,9 +281,12 @@ def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLog
     services.check_log_batch_size(len(raw))
     chunks: list[NewLogChunk] = []
     for index, item in enumerate(raw):
+        if (chunk := _plain_chunk(item)) is not None:
+            chunks.append(chunk)
+            continue
         try:
-            chunk = LogChunkIn.model_validate(item)
-            chunks.append({"content": chunk.content, "session_number": chunk.session_number})
+            checked = LogChunkIn.model_validate(item)
+            chunks.append({"content": checked.content, "session_number": checked.session_number})
         except ValidationError as error:
             problems = [
                 {"loc": list(problem["loc"]), "msg": problem["msg"]}
@@ -287,6 +298,24 @@ def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLog
                 details={"index": index, "errors": problems},
             ) from None
     return chunks
+
+
+def _plain_chunk(item: Any) -> NewLogChunk | None:
+    """``item`` as a chunk when plain comparisons show ``LogChunkIn`` would accept it (the
+    usual case, checked without building a model per chunk); None to let it decide."""
+    if type(item) is not dict:
+        return None
+    content, session = item.get("content"), item.get("session_number", 1)
+    if (
+        type(content) is str
+        and 0 < len(content) <= TEXT_MAX_LENGTH
+        and len(item) == (2 if "session_number" in item else 1)
+        and type(session) is int
+        and 1 <= session <= INT32[1]
+        and ((content.isascii() and "\x00" not in content) or text_problem(content) is None)
+    ):
+        return {"content": content, "session_number": session}
+    return None
 
 
 @router.post(
@@ -305,11 +334,8 @@ def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessio
     nothing.
     """
     chunks = _log_chunks(request, params.session_number)
-    created = services.agent_log_append(agent_id=agent_id, chunks=chunks)
-    return Status(
-        HTTPStatus.CREATED,
-        {"count": len(created), "first_id": created[0].id, "last_id": created[-1].id},
-    )
+    ids = services.agent_log_append(agent_id=agent_id, chunks=chunks)
+    return Status(HTTPStatus.CREATED, {"count": len(ids), "first_id": ids[0], "last_id": ids[-1]})
 
 
 @router.get("/agents/{agent_id}/logs", response={200: LogPageOut, **ERRORS}, tags=["logs"])

@@ -7,13 +7,24 @@ status, a conversation's answer, an account's exhaustion) are refused by ``updat
 change only through their named transitions.
 """
 
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import Any, NotRequired, Required, TypedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, NotRequired, Required, TypedDict
 
-from django.db import connection, models, transaction
+import orjson
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DataError,
+    IntegrityError,
+    connection,
+    connections,
+    models,
+    transaction,
+)
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BooleanField,
     Exists,
@@ -50,11 +61,14 @@ from core.repositories import (
     Repository,
     check_choice,
     check_keyset_page,
+    hot,
     offset_page,
     relation_id,
     require_int,
     require_text,
+    text_problem,
 )
+from core.validators import TEXT_MAX_LENGTH
 
 # --- accounts ------------------------------------------------------------------------------
 
@@ -401,6 +415,15 @@ class AgentRepository(Repository[Agent]):
     def find_by_name(self, name: str) -> Agent | None:
         return self.queryset().filter(name=name).first()
 
+    def name_of(self, id: str) -> str:
+        """The agent's name (what its log chunks carry), or ``agent_not_found``: one
+        prepared statement, as every log append asks it."""
+        db = connections[DEFAULT_DB_ALIAS]
+        rows = hot.fetch_all(db, _agent_name_sql(db.vendor), [id]) if isinstance(id, str) else []
+        if not rows:
+            raise self.not_found(id)
+        return rows[0][0]
+
     def find_by_task_id(self, task_id: str) -> list[Agent]:
         """Every agent that worked on ``task_id`` (a retried task has several), oldest first."""
         return list(self.queryset().filter(task_id=task_id))
@@ -482,6 +505,12 @@ class AgentRepository(Repository[Agent]):
 
 
 # --- messages ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _agent_name_sql(vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    return f"SELECT {quote('name')} FROM {quote(Agent._meta.db_table)} WHERE {quote('id')} = %s"  # noqa: S608
 
 
 class MessageFields(TypedDict):
@@ -626,11 +655,44 @@ class LogChunkFields(TypedDict):
     session_number: NotRequired[int]
 
 
+class LogChunkRow(NamedTuple):
+    """A log chunk as it is read: a plain row, not a model instance (a page of a log is
+    only ever shown or sent on, so building models for it would be wasted work)."""
+
+    id: int
+    agent_id: str
+    agent_name: str
+    session_number: int
+    content: str
+    created_at: datetime
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+#: The columns a chunk is written with, in the order of the rows handed to the driver.
+_CHUNK_COLUMNS = ("agent_id", "agent_name", "session_number", "content", "created_at")
+_ROW_COLUMNS = ("id", *_CHUNK_COLUMNS)
+_INT32_MAX = 2**31 - 1
+_AGENT_ID_MAX = AgentLogChunk._meta.get_field("agent_id").max_length or 0
+_AGENT_NAME_MAX = AgentLogChunk._meta.get_field("agent_name").max_length or 0
+
+
 class LogChunkRepository(Repository[AgentLogChunk]):
     """Agents' raw JSONL output, appended and read forward with an id cursor, never edited.
 
     Chunk ids increase in write order, so "the chunks after id N" is a keyset page that
     costs the same at the end of a long log as at its start (index ``(agent_id, id)``).
+
+    This is the path agents hit all day, so it pays per batch, not per row: a batch is
+    checked in one pass of plain comparisons (and ``orjson`` for each line's JSON), then
+    written with one multi-row ``INSERT … RETURNING id`` per ``rows_per_statement``
+    rows on Django's connection; pages are read with one prepared ``SELECT`` into
+    ``LogChunkRow`` tuples. The rules are the model's, unchanged: a batch the quick
+    pass cannot vouch for goes through the model's full validation, which refuses it
+    with the same coded error as any other write (or lets it through when the quick
+    pass was merely cautious).
     """
 
     model = AgentLogChunk
@@ -638,51 +700,51 @@ class LogChunkRepository(Repository[AgentLogChunk]):
     label = "Agent log chunk"
     default_page_size = DEFAULT_KEYSET_PAGE_SIZE
     max_page_size = MAX_KEYSET_PAGE_SIZE
-    #: Rows per INSERT statement when appending a batch.
-    insert_batch_size = 5000
+    #: The most rows one INSERT statement carries (fewer when the database allows fewer
+    #: parameters in a statement).
+    rows_per_statement = 500
     chunk_fields = frozenset({"agent_id", "agent_name", "session_number", "content"})
     required_chunk_fields = frozenset({"agent_id", "agent_name", "content"})
 
     def insert_chunk(
         self, *, agent_id: str, agent_name: str, session_number: int, content: str
-    ) -> AgentLogChunk:
+    ) -> LogChunkRow:
         """Append one chunk to an agent's log (``session_number`` from 1; ``content`` JSON
-        Lines)."""
-        return self._insert(
-            self._build(
-                {
-                    "agent_id": agent_id,
-                    "agent_name": agent_name,
-                    "session_number": session_number,
-                    "content": content,
-                }
-            )
+        Lines) and return it as stored."""
+        db, created_at = connections[DEFAULT_DB_ALIAS], timezone.now()
+        stamp = _stamp(db, created_at)
+        try:
+            row = _quick_row(agent_id, agent_name, session_number, content, stamp)
+        except (_Unsure, ValueError):
+            chunk = {
+                "agent_id": agent_id,
+                "agent_name": agent_name,
+                "session_number": session_number,
+                "content": content,
+            }
+            (row,) = self._checked_rows([chunk], stamp, quick=False)  # type: ignore[list-item]
+        (id,) = self._insert_rows(db, [row])
+        return tuple.__new__(
+            LogChunkRow, (id, agent_id, agent_name, session_number, content, created_at)
         )
 
     def insert_chunks(self, chunks: Iterable[LogChunkFields]) -> int:
-        """Append many chunks in order, all or none; one INSERT per batch. Returns the count.
+        """Append many chunks in order, all or none. Returns the count.
 
         Each has ``agent_id``, ``agent_name``, ``content`` and optionally
         ``session_number`` (default 1); any other key is ``invalid_log_chunk``.
         """
         return len(self.append_chunks(chunks))
 
-    def append_chunks(self, chunks: Iterable[LogChunkFields]) -> list[AgentLogChunk]:
-        """Append many chunks in order, all or none, and return them with their ids.
+    def append_chunks(self, chunks: Iterable[LogChunkFields]) -> list[int]:
+        """Append many chunks in order, all or none, and return their ids (ascending).
 
         Every chunk is checked before anything is written; a refusal carries the chunk's
-        position in ``details["index"]`` (from 0).
+        position in ``details["index"]`` (from 0). One batch shares one ``created_at``.
         """
-        objs = [self._at_index(index, self._build, chunk) for index, chunk in enumerate(chunks)]
-        for index, obj in enumerate(objs):
-            self._at_index(index, self._validate, obj)
-        if not objs:
-            return []
-        with transaction.atomic():
-            created = self.model._default_manager.bulk_create(
-                objs, batch_size=self.insert_batch_size
-            )
-        return created
+        db = connections[DEFAULT_DB_ALIAS]
+        rows = self._checked_rows(list(chunks), _stamp(db, timezone.now()))
+        return self._write_rows(db, rows) if rows else []
 
     def find_by_agent_id(
         self,
@@ -691,7 +753,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         after: int | None = None,
         limit: int = default_page_size,
         session_number: int | None = None,
-    ) -> list[AgentLogChunk]:
+    ) -> list[LogChunkRow]:
         """Up to ``limit`` chunks of an agent's log (of one session when
         ``session_number`` is given) with an id above ``after``, oldest first.
 
@@ -700,22 +762,14 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         pagination contract): beyond it is ``invalid_limit``, never clamped.
         """
         check_keyset_page(limit, after, integer_cursor=True)
-        qs = self.model._default_manager.filter(agent_id=agent_id)
-        if after is not None:
-            qs = qs.filter(id__gt=after)
+        params: list[Any] = [agent_id, after or 0]
         if session_number is not None:
-            qs = qs.filter(session_number=session_number)
-        return list(qs.order_by("id")[:limit])
-
-    @staticmethod
-    def _at_index(index: int, check: Callable[[Any], Any], value: Any) -> Any:
-        """``check(value)``, with a refusal naming the chunk's position in the batch."""
-        try:
-            return check(value)
-        except DomainError as error:
-            error.details = {**error.details, "index": index}
-            error.message = f"Chunk {index}: {error.message}"
-            raise
+            params.append(session_number)
+        params.append(limit)
+        db = connections[DEFAULT_DB_ALIAS]
+        return _log_rows(
+            hot.fetch_all(db, self._page_sql(db.vendor, session_number is not None), params)
+        )
 
     def delete_by_agent_id(self, agent_id: str) -> int:
         """Delete an agent's whole log; returns how many chunks were deleted."""
@@ -729,7 +783,68 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         )
         return result["n"] or 0
 
+    # --- the batch check -----------------------------------------------------------
+
+    def _checked_rows(
+        self, chunks: list[LogChunkFields], stamp: Any, *, quick: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """The chunks as rows in ``_CHUNK_COLUMNS`` order, or the refusal of the first bad
+        one; nothing is written either way. ``stamp`` is ``created_at`` as the driver
+        takes it."""
+        if quick:
+            rows: list[tuple[Any, ...]] = []
+            known: set[tuple[Any, Any]] = set()
+            try:
+                for chunk in chunks:
+                    if type(chunk) is not dict or not (
+                        len(chunk) == 3 or (len(chunk) == 4 and "session_number" in chunk)
+                    ):
+                        raise _Unsure
+                    names = (chunk["agent_id"], chunk["agent_name"])
+                    rows.append(
+                        _quick_row(
+                            *names,
+                            chunk.get("session_number", 1),
+                            chunk["content"],
+                            stamp,
+                            names in known,
+                        )
+                    )
+                    known.add(names)
+                return rows
+            except (_Unsure, KeyError, ValueError):
+                pass
+        # The quick pass cannot vouch for this batch: the model's own rules decide,
+        # refusing with the error any write of such a chunk gets.
+        return [
+            (*(getattr(obj, name) for name in _CHUNK_COLUMNS[:-1]), stamp)
+            for obj in self._validated_models(chunks)
+        ]
+
+    def _validated_models(self, chunks: list[LogChunkFields]) -> list[AgentLogChunk]:
+        """Every chunk built and validated as a model (the slow, authoritative path)."""
+        objs = [self._at_index(index, self._build, chunk) for index, chunk in enumerate(chunks)]
+        for index, obj in enumerate(objs):
+            self._at_index(index, self._validate, obj)
+        return objs
+
+    @staticmethod
+    def _at_index(index: int, check: Callable[[Any], Any], value: Any) -> Any:
+        """``check(value)``, with a refusal naming the chunk's position in the batch."""
+        try:
+            return check(value)
+        except DomainError as error:
+            error.details = {**error.details, "index": index}
+            error.message = f"Chunk {index}: {error.message}"
+            raise
+
     def _build(self, chunk: Mapping[str, Any]) -> AgentLogChunk:
+        if not isinstance(chunk, Mapping):
+            raise InvalidInput(
+                "A log chunk is an object with agent_id, agent_name and content.",
+                code="invalid_log_chunk",
+                details={"unknown": [], "missing": sorted(self.required_chunk_fields)},
+            )
         unknown = sorted(set(chunk) - self.chunk_fields)
         missing = sorted(self.required_chunk_fields - set(chunk))
         if unknown or missing:
@@ -747,6 +862,157 @@ class LogChunkRepository(Repository[AgentLogChunk]):
             code="invalid_session_number",
         )
         return AgentLogChunk(**values)
+
+    # --- the statements ------------------------------------------------------------
+
+    def _write_rows(self, db: BaseDatabaseWrapper, rows: list[tuple[Any, ...]]) -> list[int]:
+        """INSERT the rows, all or none (one statement is atomic by itself; more run in
+        one transaction); their ids in order."""
+        most = db.features.max_query_params
+        size = (
+            self.rows_per_statement
+            if most is None
+            else max(1, min(self.rows_per_statement, most // len(_CHUNK_COLUMNS)))
+        )
+        if len(rows) <= size:
+            return self._insert_rows(db, rows)
+        with transaction.atomic(using=db.alias):
+            return [
+                id
+                for start in range(0, len(rows), size)
+                for id in self._insert_rows(db, rows[start : start + size])
+            ]
+
+    def _insert_rows(self, db: BaseDatabaseWrapper, rows: list[tuple[Any, ...]]) -> list[int]:
+        params = [value for row in rows for value in row]
+        try:
+            if db.vendor == "sqlite":
+                # The statement holds SQLite's write lock, so its rows take consecutive
+                # ids ending at lastrowid; RETURNING would cost a third more a row.
+                last = hot.execute(db, self._insert_sql(db.vendor, len(rows), False), params)
+                assert last is not None
+                return list(range(last - len(rows) + 1, last + 1))
+            sql = self._insert_sql(db.vendor, len(rows), True)
+            return [id for (id,) in hot.fetch_all(db, sql, params)]
+        except IntegrityError as error:
+            raise self._integrity_refusal(self.model(), error) from error
+        except DataError as error:
+            raise InvalidInput(
+                "A value of this log chunk cannot be stored (too long or out of range).",
+                code="invalid_value",
+            ) from error
+
+    @staticmethod
+    @functools.cache
+    def _insert_sql(vendor: str, rows: int, returning: bool) -> str:
+        quote = connection.ops.quote_name
+        values = "(" + ", ".join(["%s"] * len(_CHUNK_COLUMNS)) + ")"
+        # Identifiers from the model, quoted; every value is a parameter.
+        return (
+            f"INSERT INTO {quote(AgentLogChunk._meta.db_table)} "  # noqa: S608
+            f"({', '.join(quote(c) for c in _CHUNK_COLUMNS)}) "
+            f"VALUES {', '.join([values] * rows)}"
+            + (f" RETURNING {quote('id')}" if returning else "")
+        )
+
+    @staticmethod
+    @functools.cache
+    def _page_sql(vendor: str, by_session: bool) -> str:
+        quote = connection.ops.quote_name
+        session = f" AND {quote('session_number')} = %s" if by_session else ""
+        columns = [quote(c) for c in _ROW_COLUMNS]
+        return (
+            f"SELECT {', '.join(columns)} "  # noqa: S608
+            f"FROM {quote(AgentLogChunk._meta.db_table)} "
+            f"WHERE {quote('agent_id')} = %s AND {quote('id')} > %s{session} "
+            f"ORDER BY {quote('id')} LIMIT %s"
+        )
+
+
+class _Unsure(Exception):
+    """The quick check of a log batch cannot vouch for a chunk."""
+
+
+def _quick_row(
+    agent_id: Any, agent_name: Any, session: Any, content: Any, stamp: Any, names_ok: bool = False
+) -> tuple[Any, ...]:
+    """The row of a chunk that plain comparisons (and ``orjson`` for each line) show
+    to be valid, else ``_Unsure`` (or orjson's ``ValueError``): a cautious subset of the
+    model's rules, which decide whatever this cannot vouch for."""
+    if not names_ok and (agent_id, agent_name) not in _GOOD_NAMES:
+        if not (_good_name(agent_id, _AGENT_ID_MAX) and _good_name(agent_name, _AGENT_NAME_MAX)):
+            raise _Unsure
+        if len(_GOOD_NAMES) >= 4096:
+            _GOOD_NAMES.clear()
+        _GOOD_NAMES.add((agent_id, agent_name))
+    if type(session) is not int or not 1 <= session <= _INT32_MAX:
+        raise _Unsure
+    if type(content) is not str or len(content) > TEXT_MAX_LENGTH or "\x00" in content:
+        raise _Unsure
+    # orjson refuses all that the model's JSON check refuses (NaN, bad syntax, lone
+    # surrogates, blank text) and a little more (huge numbers, deep nesting).
+    newline = content.find("\n")
+    if newline == -1 or newline == len(content) - 1:
+        orjson.loads(content)  # one line, the usual chunk (a newline is JSON whitespace)
+    else:
+        blank = True
+        for line in content.split("\n"):
+            if line and not line.isspace():
+                orjson.loads(line)
+                blank = False
+        if blank:
+            raise _Unsure
+    return (agent_id, agent_name, session, content, stamp)
+
+
+#: (agent id, agent name) pairs ``_good_name`` accepted: an agent's name is checked once,
+#: not with every chunk it writes (a pure check, so remembering it is safe; bounded).
+_GOOD_NAMES: set[tuple[str, str]] = set()
+
+
+def _stamp(db: BaseDatabaseWrapper, created_at: datetime) -> Any:
+    """``created_at`` as the driver takes it: Django's adaptation, short-cut for the
+    common case of SQLite and a UTC time (``str`` of the naive UTC time, which is what
+    ``adapt_datetimefield_value`` answers there, at a fraction of its cost)."""
+    if created_at.tzinfo is UTC and db.vendor == "sqlite" and db.timezone is UTC:
+        return str(created_at)[:-6]
+    return db.ops.adapt_datetimefield_value(created_at)
+
+
+def _good_name(value: Any, most: int) -> bool:
+    """A short required text (an agent's id or name) every database stores alike."""
+    return type(value) is str and 0 < len(value) <= most and text_problem(value) is None
+
+
+def _log_rows(rows: list[tuple[Any, ...]]) -> list[LogChunkRow]:
+    """``LogChunkRow``s of fetched rows (``_ROW_COLUMNS``), with aware ``created_at``.
+
+    Built with ``tuple.__new__`` (the named tuple's own ``__new__`` is Python code) and,
+    for SQLite's text timestamps, one ``fromisoformat`` each: a page is read at close
+    to the driver's own speed.
+    """
+    new, row_type = tuple.__new__, LogChunkRow
+    if rows and type(rows[0][-1]) is str:
+        parse = datetime.fromisoformat
+        try:
+            return [
+                new(row_type, (i, a, n, s, c, parse(t + "+00:00"))) for i, a, n, s, c, t in rows
+            ]
+        except ValueError:
+            pass  # a stamp with its own offset: the general path below
+    return [new(row_type, (i, a, n, s, c, _aware(t))) for i, a, n, s, c, t in rows]
+
+
+def _aware(value: Any) -> datetime:
+    """A timestamp column as the driver returned it (an aware datetime from PostgreSQL;
+    from SQLite the stored text, naive UTC), as an aware datetime."""
+    if type(value) is str:
+        try:
+            # Several times cheaper than parsing and then replace(tzinfo=UTC).
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:
+            value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- conversations -------------------------------------------------------------------------

@@ -83,8 +83,13 @@ def validate_git_url(value: str) -> None:
 
 
 def validate_jsonl(value: str) -> None:
-    """Every non-blank line of the value is a JSON document (JSON Lines)."""
-    for number, line in enumerate(value.splitlines(), start=1):
+    """Every non-blank line of the value is a JSON document (JSON Lines).
+
+    Lines end at ``\n`` alone (``\r\n`` too: the ``\r`` is JSON whitespace), as the
+    JSON Lines format says, not at every separator ``str.splitlines`` knows: a JSON
+    string may hold a raw U+2028 or U+0085, and a coding CLI's output does.
+    """
+    for number, line in enumerate(value.split("\n"), start=1):
         if not line.strip():
             continue
         try:

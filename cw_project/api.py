@@ -22,6 +22,7 @@ from agents.api import router as agents_router
 from core.api import router as core_router
 from core.auth import API_AUTH
 from cw_project.errors import install_error_handlers, unknown_api_path, with_json_routing_errors
+from cw_project.renderers import FastJSONRenderer
 from reviews.api import router as reviews_router
 
 API_VERSION = "1.0.0"
@@ -56,6 +57,7 @@ api = CwNinjaAPI(
         "session of a staff user. Every error is `{code, message, details}`."
     ),
     auth=API_AUTH,
+    renderer=FastJSONRenderer(),
     urls_namespace="api-1",
 )
 api.add_router("", core_router)

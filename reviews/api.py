@@ -71,8 +71,8 @@ def _actor(request: HttpRequest) -> Actor:
 def list_proposals(request: HttpRequest, filters: Query[ProposalFilters]) -> dict[str, Any]:
     """Proposals, filtered by agent, initiative, status and target type; oldest first."""
     criteria = filters.dict(include={"agent_id", "initiative_id", "status", "target_type"})
-    items = proposals.find(**criteria, limit=filters.limit, offset=filters.offset)
-    return page_of(items, total=proposals.count(**criteria), params=filters)
+    page = proposals.find_page_rows(**criteria, limit=filters.limit, offset=filters.offset)
+    return page_of(page.items, total=page.total, params=filters)
 
 
 @router.post(
@@ -192,7 +192,7 @@ def list_review_comments(
 ) -> dict[str, Any]:
     """A phase's comments by file and line; ``resolved`` filters open or resolved ones."""
     phases.require(phase_id)
-    page = review_comments.find_page(
+    page = review_comments.find_page_rows(
         phase_id, resolved=filters.resolved, limit=filters.limit, offset=filters.offset
     )
     return page_of(page.items, total=page.total, params=filters)

@@ -8,8 +8,7 @@ from typing import TypedDict
 
 from django.db import transaction
 
-from agents.models import AgentLogChunk
-from agents.repositories import AgentRepository, LogChunkFields, LogChunkRepository
+from agents.repositories import AgentRepository, LogChunkFields, LogChunkRepository, LogChunkRow
 from core.errors import InvalidInput
 
 agents = AgentRepository()
@@ -40,26 +39,25 @@ def check_log_batch_size(count: int) -> None:
 
 
 @transaction.atomic
-def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[AgentLogChunk]:
+def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
     """Append a batch of chunks (``content`` JSON Lines, ``session_number`` from 1,
-    default 1) to an agent's log, in order, all or nothing; returns them with their ids.
+    default 1) to an agent's log, in order, all or nothing; returns their ids.
 
     Refused, writing nothing: an unknown agent (404), an empty batch
     (``log_batch_empty``), more than ``MAX_LOG_BATCH`` chunks (``log_batch_too_large``),
     or any bad chunk (its ``details["index"]`` names it).
     """
-    agent = agents.get(agent_id)
+    name = agents.name_of(agent_id)
     check_log_batch_size(len(chunks))
-    rows: list[LogChunkFields] = []
-    for chunk in chunks:
-        row: LogChunkFields = {
-            "agent_id": agent.pk,
-            "agent_name": agent.name,
+    rows: list[LogChunkFields] = [
+        {
+            "agent_id": agent_id,
+            "agent_name": name,
             "content": chunk.get("content", ""),
+            "session_number": chunk.get("session_number", 1),
         }
-        if "session_number" in chunk:
-            row["session_number"] = chunk["session_number"]
-        rows.append(row)
+        for chunk in chunks
+    ]
     return logs.append_chunks(rows)
 
 
@@ -72,7 +70,7 @@ def agent_log_delete(*, agent_id: str) -> int:
 
 def agent_log_iter(
     *, agent_id: str, session_number: int | None = None, page_size: int | None = None
-) -> Iterator[AgentLogChunk]:
+) -> Iterator[LogChunkRow]:
     """Every chunk of an agent's log (of one session when given), oldest first, read one
     keyset page (``STREAM_PAGE_SIZE`` by default) at a time, so a long log is never held
     in memory whole."""

@@ -6,6 +6,7 @@ The base (``base``), the shared checks (``validation``) and the pagination contr
 public ones, importable from ``core.repositories``.
 """
 
+from core.repositories import hot
 from core.repositories.base import (
     Repository,
     RevertibleRecords,
@@ -65,6 +66,7 @@ __all__ = [
     "check_keyset_page",
     "check_offset_page",
     "find_cycle",
+    "hot",
     "integrity_error_kind",
     "invalid_cursor",
     "is_int32",

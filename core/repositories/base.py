@@ -12,15 +12,17 @@ a domain error with the constraint's own code and message; each write runs in it
 savepoint so a refusal never poisons the caller's transaction.
 """
 
+import functools
 from collections.abc import Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import DataError, IntegrityError, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, models, transaction
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.repositories import hot
 from core.repositories.pagination import MAX_PAGE_SIZE, check_offset_page
 from core.repositories.validation import (
     outside_int32,
@@ -139,7 +141,18 @@ class Repository(Generic[M]):
             raise self.not_found(id)
         return obj
 
+    def as_rows(self, qs: models.QuerySet[M]) -> models.QuerySet[Any]:
+        """``qs`` as plain rows: a dict of every column (foreign keys by their ``_id``
+        names), converted as the ORM converts them, with no model instance built."""
+        return qs.values(*(field.attname for field in self.model._meta.concrete_fields))
+
     def exists(self, id: Any) -> bool:
+        """Whether a record has this id. Every door checks ids with it (``require``), so
+        a text id is looked up with one prepared statement, not a compiled queryset."""
+        pk = self.model._meta.pk
+        if isinstance(id, str) and isinstance(pk, models.CharField):
+            db = connections[DEFAULT_DB_ALIAS]
+            return bool(hot.fetch_all(db, _exists_sql(db.vendor, self.model), [id]))
         return self.model._default_manager.filter(pk=id).exists()
 
     def require(self, id: Any) -> None:
@@ -382,3 +395,12 @@ class RevertibleRecords(Repository[M]):
         record = self._insert(self.model(**values))  # type: ignore[arg-type]
         self._update_many(self.model._default_manager.filter(pk=record.pk), **values)
         return record
+
+
+@functools.cache
+def _exists_sql(vendor: str, model: type[models.Model]) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    return (
+        f"SELECT 1 FROM {quote(model._meta.db_table)} "  # noqa: S608 - identifiers only
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )

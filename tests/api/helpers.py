@@ -3,9 +3,10 @@
 import json
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
 from django.urls import reverse
+
+from cw_project.renderers import FastJSONRenderer
 
 
 def url(name: str, **kwargs: str) -> str:
@@ -14,8 +15,9 @@ def url(name: str, **kwargs: str) -> str:
 
 
 def as_json(value: Any) -> Any:
-    """``value`` as the API's JSON encoder writes it (e.g. datetimes to the millisecond)."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """``value`` as the API's renderer writes it (datetimes in RFC 3339, to the
+    microsecond, ``Z`` for UTC)."""
+    return json.loads(FastJSONRenderer().render(None, value, response_status=200))  # type: ignore[arg-type]
 
 
 def send_json(client: Client, method: str, path: str, data: Any) -> Any:

@@ -23,12 +23,14 @@ def agent():
 
 
 def append(agent_id: str, count: int, session_number: int = 1) -> list[AgentLogChunk]:
-    return services.agent_log_append(
+    """Append ``count`` chunks; the stored chunks, in order."""
+    ids = services.agent_log_append(
         agent_id=agent_id,
         chunks=[
             {"content": f'{{"n":{i}}}', "session_number": session_number} for i in range(count)
         ],
     )
+    return list(AgentLogChunk.objects.filter(pk__in=ids).order_by("id"))
 
 
 def post_ndjson(client, path: str, text: str):
@@ -54,6 +56,16 @@ def test_append_ndjson_one_chunk_a_line_in_the_session_given(api_client, agent):
     assert response.json()["count"] == 2
     rows = list(AgentLogChunk.objects.order_by("id").values_list("content", "session_number"))
     assert rows == [('{"a":1}', 3), ('{"b":2}', 3)]
+
+
+def test_ndjson_lines_end_at_newlines_only(api_client, agent):
+    # U+2028 and U+0085 may stand raw inside a JSON string: they do not end a line.
+    text = '{"text": "a\u2028b"}\r\n{"text": "c\u0085d"}\n'
+    response = post_ndjson(api_client, url("append_agent_log", agent_id=agent.id), text)
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response.json()["count"] == 2
+    contents = list(AgentLogChunk.objects.order_by("id").values_list("content", flat=True))
+    assert contents == ['{"text": "a\u2028b"}', '{"text": "c\u0085d"}']
 
 
 def test_an_oversized_batch_is_refused_with_its_code(api_client, agent):

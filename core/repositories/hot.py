@@ -1,0 +1,180 @@
+"""Statements for hot paths: prepared SQL run on Django's connection with as little in
+between as the driver allows.
+
+A repository method that runs thousands of times a minute (appending an agent's log,
+reading a page of it) cannot afford the ORM's per-call compiling and per-row model
+building, nor Django's cursor wrapper (a placeholder rewrite by regular expression and
+several layers of calls per statement). ``run`` executes SQL written once, in Django's
+``%s`` style, on the driver's own cursor of Django's connection, so it shares the
+connection's transaction (``transaction.atomic`` applies as to any query) and raises
+Django's database errors (``IntegrityError``, ``DataError``).
+
+Whenever something watches the connection's statements (query logging under DEBUG or
+a test's ``CaptureQueriesContext``; an ``execute_wrapper`` for instrumentation or
+query blocking), the statement goes through Django's cursor instead, so it is logged,
+counted and wrapped like every other.
+"""
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
+
+
+def fetch_all(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Execute ``sql`` (``%s`` placeholders) with ``params`` on ``db``; its rows."""
+    return _run(db, sql, params, fetch=True)
+
+
+def execute(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> int | None:
+    """Execute ``sql`` (``%s`` placeholders) with ``params`` on ``db``; the cursor's
+    ``lastrowid`` (the id of the row an INSERT of one or more rows wrote last on SQLite;
+    None where the driver has no such thing)."""
+    return _run(db, sql, params, fetch=False)
+
+
+def _run(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any], *, fetch: bool) -> Any:
+    conn = db.connection
+    if conn is None or db.queries_logged or db.execute_wrappers or db.needs_rollback:
+        # Connecting, logging, wrapped or refusing (a broken transaction): Django's way.
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if fetch else getattr(cursor, "lastrowid", None)
+    db.validate_thread_sharing()
+    try:
+        paramstyle = db.Database.paramstyle  # type: ignore[attr-defined]
+        cursor = conn.execute(driver_sql(paramstyle, sql), params)
+        try:
+            return cursor.fetchall() if fetch else getattr(cursor, "lastrowid", None)
+        finally:
+            cursor.close()
+    except Exception:
+        with db.wrap_database_errors:  # the driver's error as Django's (IntegrityError…)
+            raise
+
+
+@functools.cache
+def driver_sql(paramstyle: str, sql: str) -> str:
+    """``sql`` written with Django's ``%s`` placeholders, in the driver's own style."""
+    if paramstyle == "qmark":
+        return sql.replace("%%", "\0").replace("%s", "?").replace("\0", "%")
+    return sql
+
+
+class Columns:
+    """A model's concrete columns, selected by hand-written SQL and turned back into
+    instances exactly as the ORM would (each column through the converters Django itself
+    applies: text to datetimes and booleans on SQLite, JSON, encrypted fields…).
+
+    ``select(alias)`` is the column list for a ``SELECT``; ``build(db, row, start)``
+    makes the instance from ``row[start:start + len(columns)]`` (None when a LEFT JOIN
+    found nothing, i.e. its primary key is NULL).
+    """
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.attnames = [field.attname for field in self.fields]
+        self.pk_index = self.fields.index(model._meta.pk)
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def select(self, db: BaseDatabaseWrapper, alias: str) -> str:
+        quote = db.ops.quote_name
+        return ", ".join(f"{quote(alias)}.{quote(field.column)}" for field in self.fields)
+
+    def build(self, db: BaseDatabaseWrapper, row: Sequence[Any], start: int = 0) -> Model | None:
+        values = list(row[start : start + len(self.fields)])
+        if values[self.pk_index] is None:
+            return None
+        for index, column, converters in self._converters(db.vendor, db.alias):
+            value = values[index]
+            for convert in converters:
+                value = convert(value, column, db)
+            values[index] = value
+        return self.model.from_db(db.alias, self.attnames, values)
+
+    @functools.cache  # noqa: B019 - one per model and database, for the process's life
+    def _converters(self, vendor: str, alias: str) -> list[tuple[int, Any, list[Any]]]:
+        from django.db import connections
+
+        db = connections[alias]
+        table = self.model._meta.db_table
+        found = []
+        for index, field in enumerate(self.fields):
+            column = field.get_col(table)
+            # The backend's converters, then the field's: as the ORM's compiler does.
+            converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
+            if converters:
+                found.append((index, column, converters))
+        return found
+
+
+class Listing:
+    """One offset page of a model's rows, filtered by equality on columns, in the
+    model's ``Meta.ordering``, with the total: a ``SELECT`` and a ``COUNT`` prepared once
+    per combination of filters, the rows dicts of every column (foreign keys by their
+    ``_id`` names) converted as the ORM converts them.
+
+    For the lists tools read all day, where compiling two querysets per request cost
+    more than running them. Anything richer than equality filters stays with the ORM.
+    """
+
+    def __init__(self, model: type[Model]) -> None:
+        self.columns = Columns(model)
+        self.model = model
+
+    def page(
+        self, db: BaseDatabaseWrapper, filters: dict[str, Any], *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(the rows of the page, the total), filtered by ``filters`` (column attname ->
+        value; None leaves that column unfiltered)."""
+        used = tuple(sorted(name for name, value in filters.items() if value is not None))
+        params = [filters[name] for name in used]
+        select, count = self._sql(db.vendor, used)
+        rows = fetch_all(db, select, [*params, limit, offset])
+        if rows and len(rows) < limit:
+            total = offset + len(rows)  # a short page is the last: no need to count
+        else:
+            total = fetch_all(db, count, params)[0][0]
+        return [self._row(db, row) for row in rows], total
+
+    def _row(self, db: BaseDatabaseWrapper, row: Sequence[Any]) -> dict[str, Any]:
+        values = list(row)
+        for index, column, converters in self.columns._converters(db.vendor, db.alias):
+            value = values[index]
+            for convert in converters:
+                value = convert(value, column, db)
+            values[index] = value
+        return dict(zip(self.columns.attnames, values, strict=True))
+
+    def _column(self, name: str) -> str:
+        field = self.model._meta.pk if name == "pk" else self.model._meta.get_field(name)
+        column = getattr(field, "column", None)
+        assert isinstance(column, str), f"{name} is not a column"
+        return column
+
+    @functools.cache  # noqa: B019 - one per model, vendor and filter set
+    def _sql(self, vendor: str, used: tuple[str, ...]) -> tuple[str, str]:
+        from django.db import connections
+
+        db = connections[DEFAULT_DB_ALIAS]
+        quote = db.ops.quote_name
+        meta = self.model._meta
+        table = quote(meta.db_table)
+        where = " AND ".join(f"{quote(self._column(name))} = %s" for name in used)
+        where = f" WHERE {where}" if where else ""
+        order = []
+        for name in meta.ordering or ["pk"]:
+            assert isinstance(name, str), "only field names in Meta.ordering"
+            column = self._column(name.removeprefix("-"))
+            order.append(f"{quote(column)}{' DESC' if name.startswith('-') else ''}")
+        select = (
+            f"SELECT {self.columns.select(db, meta.db_table)} FROM {table}{where} "  # noqa: S608
+            f"ORDER BY {', '.join(order)} LIMIT %s OFFSET %s"
+        )
+        return select, f"SELECT COUNT(*) FROM {table}{where}"  # noqa: S608
