@@ -196,7 +196,22 @@ class AccountRepository(Repository[Account]):
 
     def _claim_once(self, provider: str) -> tuple[Account | None, bool]:
         """One claim attempt: (the account, or None; whether rows were skipped as locked)."""
+        outermost = not connection.in_atomic_block
         with transaction.atomic():
+            if outermost and connection.vendor == "postgresql":
+                # Take turns with the other claims of this provider: the lock is held to
+                # the commit, so the clock below is read after the previous claim's stamp
+                # is visible and stamps follow the order claims were served in (without
+                # it, a thread stalled between the clock and the row lock stamped its
+                # account older than claims served after it, and the account came round
+                # again within the same round). Inside an outer transaction the lock
+                # would last until that one ends: there SKIP LOCKED alone keeps claims
+                # apart.
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        [f"cw.account_claim:{provider}"],
+                    )
             # Read the clock inside the transaction: on SQLite that is after the write
             # lock is held, so stamps follow the order in which claims were served.
             now = timezone.now()
@@ -865,15 +880,18 @@ class LogChunkRepository(Repository[AgentLogChunk]):
 
     # --- the statements ------------------------------------------------------------
 
+    def rows_per_insert(self, db: BaseDatabaseWrapper) -> int:
+        """How many chunks one INSERT statement carries on ``db``: ``rows_per_statement``,
+        fewer where the database takes fewer parameters a statement."""
+        most = db.features.max_query_params
+        if most is None:
+            return self.rows_per_statement
+        return max(1, min(self.rows_per_statement, most // len(_CHUNK_COLUMNS)))
+
     def _write_rows(self, db: BaseDatabaseWrapper, rows: list[tuple[Any, ...]]) -> list[int]:
         """INSERT the rows, all or none (one statement is atomic by itself; more run in
         one transaction); their ids in order."""
-        most = db.features.max_query_params
-        size = (
-            self.rows_per_statement
-            if most is None
-            else max(1, min(self.rows_per_statement, most // len(_CHUNK_COLUMNS)))
-        )
+        size = self.rows_per_insert(db)
         if len(rows) <= size:
             return self._insert_rows(db, rows)
         with transaction.atomic(using=db.alias):

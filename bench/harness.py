@@ -184,7 +184,7 @@ class Result:
 def _figure(value: float | None, unit: str) -> str:
     if value is None:
         return ""
-    if unit.endswith("/s") or value >= 100:
+    if unit.endswith("/s") or value >= 100 or float(value).is_integer():
         return f"{value:,.0f} {unit}"
     return f"{value:,.2f} {unit}"
 

@@ -104,6 +104,16 @@ if os.environ.get("DATABASE_URL"):
     DATABASES["default"]["ENGINE"] = CW_ENGINES.get(
         DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
     )
+    if DATABASES["default"]["ENGINE"] == CW_ENGINES["django.db.backends.postgresql"]:
+        # The hot paths (core.repositories.hot) run server-side-bound statements, which
+        # psycopg prepares after this many runs on a connection: planning a query again
+        # on every call tripled the time of a page of a log. (The ORM binds on the
+        # client and is never prepared.) CW_PG_PREPARE_THRESHOLD=off turns preparing off,
+        # for a connection pooler that cannot keep prepared statements.
+        _threshold = os.environ.get("CW_PG_PREPARE_THRESHOLD", "5")
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            None if _threshold.lower() in {"off", "none", ""} else int(_threshold)
+        )
 else:
     DATABASES = {
         "default": {

@@ -45,8 +45,14 @@ def _run(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any], *, fetch: boo
             return cursor.fetchall() if fetch else getattr(cursor, "lastrowid", None)
     db.validate_thread_sharing()
     try:
-        paramstyle = db.Database.paramstyle  # type: ignore[attr-defined]
-        cursor = conn.execute(driver_sql(paramstyle, sql), params)
+        if db.vendor == "postgresql":
+            # Bound on the server (Django's cursors bind on the client), so that psycopg
+            # prepares the statement after its prepare_threshold runs (see settings).
+            cursor = _server_bound_cursor(conn)
+            cursor.execute(sql, params)
+        else:
+            paramstyle = db.Database.paramstyle  # type: ignore[attr-defined]
+            cursor = conn.execute(driver_sql(paramstyle, sql), params)
         try:
             return cursor.fetchall() if fetch else getattr(cursor, "lastrowid", None)
         finally:
@@ -54,6 +60,12 @@ def _run(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any], *, fetch: boo
     except Exception:
         with db.wrap_database_errors:  # the driver's error as Django's (IntegrityError…)
             raise
+
+
+def _server_bound_cursor(conn: Any) -> Any:
+    import psycopg
+
+    return psycopg.Cursor(conn)
 
 
 @functools.cache
@@ -100,6 +112,9 @@ class Columns:
 
     @functools.cache  # noqa: B019 - one per model and database, for the process's life
     def _converters(self, vendor: str, alias: str) -> list[tuple[int, Any, list[Any]]]:
+        # Converters are the backend's and the fields' functions; the backend's are bound
+        # to the operations of the connection that first asked, and use it only for
+        # settings every connection of the alias shares (its time zone).
         from django.db import connections
 
         db = connections[alias]

@@ -514,8 +514,10 @@ def test_insert_chunks_of_nothing_runs_no_query(django_assert_num_queries):
 
 def test_insert_chunks_issues_one_insert_per_batch():
     chunks = [{"agent_id": "a", "agent_name": "n", "content": "{}"} for _ in range(1000)]
-    fields = [f for f in AgentLogChunk._meta.concrete_fields if f.name != "id"]
-    batch = min(logs.max_page_size, connection.ops.bulk_batch_size(fields, chunks))
+    batch = logs.rows_per_insert(connection)
+    # As many rows a statement as the database's parameter limit allows (5 a row).
+    limit = connection.features.max_query_params
+    assert batch == min(logs.rows_per_statement, limit // 5 if limit else 10**9)
 
     with CaptureQueriesContext(connection) as captured:
         assert logs.insert_chunks(chunks) == 1000
