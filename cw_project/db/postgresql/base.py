@@ -46,6 +46,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         if self.native_timestamps and "context" in params:
             context = AdaptersMap(params["context"])
+            assert _NATIVE_TIMESTAMPTZ_LOADER is not None
             context.register_loader("timestamptz", _NATIVE_TIMESTAMPTZ_LOADER)
             params["context"] = context
         return params
@@ -58,7 +59,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not name:
             return self.connection.cursor()
         if self.settings_dict["OPTIONS"].get("server_side_binding") is not True:
-            return base.ServerSideCursor(
+            return base.ServerSideCursor(  # type: ignore[attr-defined]
                 self.connection, name=name, scrollable=False, withhold=self.connection.autocommit
             )
         return self.connection.cursor(name, scrollable=False, withhold=self.connection.autocommit)
