@@ -702,8 +702,8 @@ class LogChunkRepository(Repository[AgentLogChunk]):
 
     This is the path agents hit all day, so it pays per batch, not per row: a batch is
     checked in one pass of plain comparisons (and ``orjson`` for each line's JSON), then
-    written with one multi-row ``INSERT … RETURNING id`` per ``rows_per_statement``
-    rows on Django's connection; pages are read with one prepared ``SELECT`` into
+    written with one multi-row ``INSERT`` per ``rows_per_insert`` rows on Django's
+    connection (``core.repositories.hot``); pages are read with one prepared ``SELECT`` into
     ``LogChunkRow`` tuples. The rules are the model's, unchanged: a batch the quick
     pass cannot vouch for goes through the model's full validation, which refuses it
     with the same coded error as any other write (or lets it through when the quick
@@ -731,13 +731,17 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         try:
             row = _quick_row(agent_id, agent_name, session_number, content, stamp)
         except (_Unsure, ValueError):
-            chunk = {
-                "agent_id": agent_id,
-                "agent_name": agent_name,
-                "session_number": session_number,
-                "content": content,
-            }
-            (row,) = self._checked_rows([chunk], stamp, quick=False)  # type: ignore[list-item]
+            # The model decides, refusing as any single write (no batch index).
+            obj = self._build(
+                {
+                    "agent_id": agent_id,
+                    "agent_name": agent_name,
+                    "session_number": session_number,
+                    "content": content,
+                }
+            )
+            self._validate(obj)
+            row = (*(getattr(obj, name) for name in _CHUNK_COLUMNS[:-1]), stamp)
         (id,) = self._insert_rows(db, [row])
         return tuple.__new__(
             LogChunkRow, (id, agent_id, agent_name, session_number, content, created_at)

@@ -127,3 +127,11 @@ def test_a_page_reads_the_rows_the_orm_reads():
     assert all(row.created_at.tzinfo is not None for row in page)
     second = logs.find_by_agent_id("a" * 22, session_number=2)
     assert [row.content for row in second] == ["1"]
+
+
+def test_insert_chunk_refuses_like_a_single_write_without_a_batch_index():
+    with pytest.raises(InvalidInput) as refused:
+        logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content="{nope")
+    assert refused.value.code == "validation_failed"
+    assert "index" not in refused.value.details
+    assert not AgentLogChunk.objects.exists()
