@@ -4,8 +4,9 @@ between as the driver allows.
 A repository method that runs thousands of times a minute (appending an agent's log,
 reading a page of it) cannot afford the ORM's per-call compiling and per-row model
 building, nor Django's cursor wrapper (a placeholder rewrite by regular expression and
-several layers of calls per statement). ``run`` executes SQL written once, in Django's
-``%s`` style, on the driver's own cursor of Django's connection, so it shares the
+several layers of calls per statement). ``fetch_all`` and ``execute`` run SQL written
+once, in Django's ``%s`` style, on the driver's own cursor of Django's connection (bound
+on the server on PostgreSQL, so it can be prepared), so it shares the
 connection's transaction (``transaction.atomic`` applies as to any query) and raises
 Django's database errors (``IntegrityError``, ``DataError``).
 
@@ -81,7 +82,7 @@ class Columns:
     instances exactly as the ORM would (each column through the converters Django itself
     applies: text to datetimes and booleans on SQLite, JSON, encrypted fields…).
 
-    ``select(alias)`` is the column list for a ``SELECT``; ``build(db, row, start)``
+    ``select(db, alias)`` is the column list for a ``SELECT``; ``build(db, row, start)``
     makes the instance from ``row[start:start + len(columns)]`` (None when a LEFT JOIN
     found nothing, i.e. its primary key is NULL).
     """
