@@ -378,27 +378,6 @@ class ProposalRepository(RevertibleRecords[Proposal], _InitiativeOwnedRepository
             )
         return list(offset_slice(qs, limit=limit, offset=offset))
 
-    def find_rows(
-        self,
-        *,
-        agent_id: str | None = None,
-        initiative_id: str | None = None,
-        status: str | None = None,
-        target_type: str | None = None,
-        limit: int = DEFAULT_PAGE_SIZE,
-        offset: int = 0,
-    ) -> list[dict[str, Any]]:
-        """The page ``find`` answers, as plain rows (every column, from ``values()``): for
-        lists that are only serialized, at a fraction of the cost of model instances."""
-        return self.find_page_rows(
-            agent_id=agent_id,
-            initiative_id=initiative_id,
-            status=status,
-            target_type=target_type,
-            limit=limit,
-            offset=offset,
-        ).items
-
     def find_page_rows(
         self,
         *,
@@ -409,8 +388,10 @@ class ProposalRepository(RevertibleRecords[Proposal], _InitiativeOwnedRepository
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
     ) -> OffsetPage[dict[str, Any]]:
-        """``find_rows``'s page with how many match in all: two prepared statements (one
-        when the page is the last), the rows never model instances."""
+        """The page ``find`` answers (by offset), as plain rows (every column, foreign
+        keys by their ``_id`` names), with how many match in all: two prepared
+        statements (one when the page is the last), never a model instance, for lists
+        that are only serialized."""
         check_offset_page(limit, offset)
         filters = {
             "agent_id": agent_id,

@@ -141,11 +141,6 @@ class Repository(Generic[M]):
             raise self.not_found(id)
         return obj
 
-    def as_rows(self, qs: models.QuerySet[M]) -> models.QuerySet[Any]:
-        """``qs`` as plain rows: a dict of every column (foreign keys by their ``_id``
-        names), converted as the ORM converts them, with no model instance built."""
-        return qs.values(*(field.attname for field in self.model._meta.concrete_fields))
-
     def exists(self, id: Any) -> bool:
         """Whether a record has this id. Every door checks ids with it (``require``), so
         a text id is looked up with one prepared statement, not a compiled queryset."""
