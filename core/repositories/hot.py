@@ -101,15 +101,20 @@ class Columns:
         return ", ".join(f"{quote(alias)}.{quote(field.column)}" for field in self.fields)
 
     def build(self, db: BaseDatabaseWrapper, row: Sequence[Any], start: int = 0) -> Model | None:
-        values = list(row[start : start + len(self.fields)])
+        values = self.convert(db, row[start : start + len(self.fields)])
         if values[self.pk_index] is None:
             return None
+        return self.model.from_db(db.alias, self.attnames, values)
+
+    def convert(self, db: BaseDatabaseWrapper, row: Sequence[Any]) -> list[Any]:
+        """The row's values through the converters the ORM applies to these columns."""
+        values = list(row)
         for index, column, converters in self._converters(db.vendor, db.alias):
             value = values[index]
             for convert in converters:
                 value = convert(value, column, db)
             values[index] = value
-        return self.model.from_db(db.alias, self.attnames, values)
+        return values
 
     @functools.cache  # noqa: B019 - one per model and database, for the process's life
     def _converters(self, vendor: str, alias: str) -> list[tuple[int, Any, list[Any]]]:
@@ -160,13 +165,7 @@ class Listing:
         return [self._row(db, row) for row in rows], total
 
     def _row(self, db: BaseDatabaseWrapper, row: Sequence[Any]) -> dict[str, Any]:
-        values = list(row)
-        for index, column, converters in self.columns._converters(db.vendor, db.alias):
-            value = values[index]
-            for convert in converters:
-                value = convert(value, column, db)
-            values[index] = value
-        return dict(zip(self.columns.attnames, values, strict=True))
+        return dict(zip(self.columns.attnames, self.columns.convert(db, row), strict=True))
 
     def _column(self, name: str) -> str:
         field = self.model._meta.pk if name == "pk" else self.model._meta.get_field(name)
