@@ -10,11 +10,13 @@ change only through their named transitions.
 import functools
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, NotRequired, Required, TypedDict
 
 import orjson
+from django.core.exceptions import ValidationError
+from django.core.management.color import no_style
 from django.db import (
     DEFAULT_DB_ALIAS,
     DataError,
@@ -27,6 +29,7 @@ from django.db import (
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BooleanField,
+    Count,
     Exists,
     ExpressionWrapper,
     F,
@@ -68,6 +71,7 @@ from core.repositories import (
     require_text,
     text_problem,
 )
+from core.repositories.validation import unstorable_datetime
 from core.validators import TEXT_MAX_LENGTH
 
 # --- accounts ------------------------------------------------------------------------------
@@ -156,6 +160,31 @@ class AccountRepository(Repository[Account]):
             .order_by("exhausted_until")
             .values_list("exhausted_until", flat=True)
             .first()
+        )
+
+    def find_exhausted_page(
+        self, *, now: datetime, limit: int = DEFAULT_PAGE_SIZE
+    ) -> OffsetPage[Account]:
+        """The accounts not available at ``now`` (parked until a later time, or until a
+        person releases them), the soonest back first and those with no time last, with
+        the total: two queries, no secret read. An exhaustion that has passed is not
+        listed: the account is available (the next claim clears it)."""
+        qs = (
+            self.queryset()
+            .filter(is_exhausted=True)
+            .filter(Q(exhausted_until__isnull=True) | Q(exhausted_until__gt=now))
+            .order_by(F("exhausted_until").asc(nulls_last=True), "provider", "email", "id")
+        )
+        return offset_page(qs, limit=limit)
+
+    def availability_by_provider(self, *, now: datetime) -> list[dict[str, Any]]:
+        """For each provider: ``provider``, ``total`` accounts and how many are
+        ``available`` at ``now`` (see the class docstring), by provider name; one query."""
+        available = Q(is_exhausted=False) | Q(exhausted_until__lte=now)
+        return list(
+            Account.objects.order_by("provider")
+            .values("provider")
+            .annotate(total=Count("pk"), available=Count("pk", filter=available))
         )
 
     # --- writes --------------------------------------------------------------------
@@ -471,6 +500,28 @@ class AgentRepository(Repository[Agent]):
             qs = qs.filter(initiative_id=initiative_id)
         return offset_page(qs, limit=limit, offset=offset)
 
+    def find_undismissed_page(
+        self,
+        status: str,
+        *,
+        initiative_id: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+    ) -> OffsetPage[Agent]:
+        """One offset page of the agents in ``status`` that no person has dismissed (of
+        an initiative when given), longest in that state first (by ``updated_at``), with
+        their task, with the total: two queries."""
+        qs = (
+            self.queryset()
+            .select_related("task")
+            .filter(
+                status=check_choice(AgentStatus, status, "status"), user_dismissed_at__isnull=True
+            )
+            .order_by("updated_at", "id")
+        )
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        return offset_page(qs, limit=limit)
+
     def create(self, **fields: Unpack[AgentFields]) -> Agent:
         """Create an agent (``worktree_id`` required); without a ``name`` one is generated
         (``brave-otter``).
@@ -585,6 +636,30 @@ class MessageRepository(Repository[Message]):
         """Messages that require a response and are not answered, oldest first."""
         return self.unanswered().filter(requires_response=True)
 
+    def awaiting_person(self, *, initiative_id: str | None = None) -> QuerySet[Message]:
+        """Unanswered messages to people that still wait for one: unread, or read but
+        requiring a response; oldest first, each annotated with ``sender_name`` (the
+        sending agent's name, None for a person). With ``initiative_id``, only those
+        sent by that initiative's agents."""
+        qs = (
+            self.unanswered()
+            .filter(recipient_type=ParticipantType.USER)
+            .filter(Q(status=MessageStatus.PENDING) | Q(requires_response=True))
+            .annotate(
+                sender_name=Subquery(
+                    Agent.objects.filter(pk=OuterRef("sender_id")).order_by().values("name")[:1]
+                )
+            )
+        )
+        if initiative_id is not None:
+            qs = qs.filter(
+                sender_type=ParticipantType.AGENT,
+                sender_id__in=Agent.objects.filter(initiative_id=initiative_id)
+                .order_by()
+                .values("pk"),
+            )
+        return qs
+
     def find_pending_for_user(self) -> list[Message]:
         """Messages addressed to people that are still pending (unread and unanswered),
         oldest first (one query)."""
@@ -686,6 +761,15 @@ class LogChunkRow(NamedTuple):
         return self.id
 
 
+class AgentLogCount(NamedTuple):
+    """How many chunks of one agent's log a question found (``agent_name`` as the chunks
+    recorded it, so it is known after the agent is deleted)."""
+
+    agent_id: str
+    agent_name: str
+    chunks: int
+
+
 #: The columns a chunk is written with, in the order of the rows handed to the driver.
 _CHUNK_COLUMNS = ("agent_id", "agent_name", "session_number", "content", "created_at")
 _ROW_COLUMNS = ("id", *_CHUNK_COLUMNS)
@@ -765,6 +849,68 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         rows = self._checked_rows(list(chunks), _stamp(db, timezone.now()))
         return self._write_rows(db, rows) if rows else []
 
+    def restore_chunks(self, chunks: Sequence[Mapping[str, Any]], *, keep_ids: bool) -> list[int]:
+        """Insert log chunks as an export recorded them (see ``Repository.restore``): each
+        with its own ``created_at`` and, when ``keep_ids``, its ``id`` (on PostgreSQL the
+        id sequence then moves past them). All or none; returns the ids.
+
+        Each chunk has ``agent_id``, ``agent_name``, ``session_number``, ``content`` and
+        ``created_at`` (and ``id``), and is checked as an appended one is: the quick pass,
+        or the model's own validation, refusing with the chunk's ``details["index"]``.
+        """
+        db = connections[DEFAULT_DB_ALIAS]
+        created = AgentLogChunk._meta.get_field("created_at")
+        appended: list[LogChunkFields] = []
+        stamps: list[Any] = []
+        ids: list[Any] = []
+        for index, chunk in enumerate(chunks):
+            values = dict(chunk)
+            ids.append(values.pop("id", None))
+            at = self._at_index(index, _recorded_time, (created, values.pop("created_at", None)))
+            stamps.append(_stamp(db, at))
+            appended.append(values)  # type: ignore[arg-type]
+            if keep_ids and type(ids[-1]) is not int:
+                raise InvalidInput(
+                    f"Chunk {index}: a restored log chunk keeps a whole-number id.",
+                    code="invalid_log_chunk",
+                    details={"index": index, "unknown": [], "missing": ["id"]},
+                )
+        rows = [
+            (*row[:-1], stamp)
+            for row, stamp in zip(self._checked_rows(appended, None), stamps, strict=True)
+        ]
+        if not rows:
+            return []
+        if not keep_ids:
+            return self._write_rows(db, rows)
+        size = self.rows_per_insert(db)
+        with transaction.atomic(using=db.alias):
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                params = [
+                    v
+                    for id, row in zip(ids[start : start + size], batch, strict=True)
+                    for v in (id, *row)
+                ]
+                try:
+                    hot.execute(db, self._restore_sql(db.vendor, len(batch)), params)
+                except IntegrityError as error:
+                    raise self._integrity_refusal(self.model(), error) from error
+            for sql in db.ops.sequence_reset_sql(no_style(), [AgentLogChunk]):
+                hot.execute(db, sql, [])
+        return ids
+
+    @staticmethod
+    @functools.cache
+    def _restore_sql(vendor: str, rows: int) -> str:
+        quote = connection.ops.quote_name
+        values = "(" + ", ".join(["%s"] * len(_ROW_COLUMNS)) + ")"
+        return (
+            f"INSERT INTO {quote(AgentLogChunk._meta.db_table)} "  # noqa: S608
+            f"({', '.join(quote(c) for c in _ROW_COLUMNS)}) "
+            f"VALUES {', '.join([values] * rows)}"
+        )
+
     def find_by_agent_id(
         self,
         agent_id: str,
@@ -801,6 +947,50 @@ class LogChunkRepository(Repository[AgentLogChunk]):
             n=Max("session_number")
         )
         return result["n"] or 0
+
+    def find_last_by_agent_id(
+        self, agent_id: str, *, before: int | None = None, limit: int = default_page_size
+    ) -> list[LogChunkRow]:
+        """The last ``limit`` chunks of an agent's log (with an id below ``before`` when
+        given), oldest first: a tail, read backwards a page at a time with ``before`` set
+        to the first id of the page before."""
+        check_keyset_page(limit, before, integer_cursor=True)
+        qs = self.model._default_manager.filter(agent_id=agent_id)
+        if before is not None:
+            qs = qs.filter(id__lt=before)
+        rows = list(qs.order_by("-id").values_list(*_ROW_COLUMNS)[:limit])
+        rows.reverse()
+        return _log_rows(rows)
+
+    def count_created_before(
+        self, before: datetime, *, agent_id: str | None = None
+    ) -> list[AgentLogCount]:
+        """How many chunks of each agent's log (of ``agent_id`` only when given) were
+        written before ``before``: one row per agent that has any, by agent name."""
+        qs = self.model._default_manager.filter(created_at__lt=before)
+        if agent_id is not None:
+            qs = qs.filter(agent_id=agent_id)
+        counted = (
+            qs.order_by()
+            .values("agent_id")
+            .annotate(name=Max("agent_name"), chunks=Count("id"))
+            .order_by("name", "agent_id")
+        )
+        return [AgentLogCount(row["agent_id"], row["name"], row["chunks"]) for row in counted]
+
+    def delete_created_before(self, before: datetime, *, agent_id: str, limit: int) -> int:
+        """Delete the oldest ``limit`` chunks (at most) of an agent's log that were
+        written before ``before``; returns how many (0 once none is left).
+
+        One short ``DELETE`` of an id range: a caller that loops over it never holds one
+        huge transaction, nor the writers' lock for long.
+        """
+        old = self.model._default_manager.filter(agent_id=agent_id, created_at__lt=before)
+        bound = list(old.order_by("id").values_list("id", flat=True)[limit - 1 : limit])
+        if bound:
+            old = old.filter(id__lte=bound[0])
+        deleted, _ = old.delete()
+        return deleted
 
     # --- the batch check -----------------------------------------------------------
 
@@ -1023,6 +1213,23 @@ def _log_rows(rows: list[tuple[Any, ...]]) -> list[LogChunkRow]:
         except ValueError:
             pass  # a stamp with its own offset: the general path below
     return [new(row_type, (i, a, n, s, c, _aware(t))) for i, a, n, s, c, t in rows]
+
+
+def _recorded_time(field_and_value: tuple[Any, Any]) -> datetime:
+    """A recorded ``created_at`` (a datetime or ISO 8601 text with a zone), or the
+    refusal ``invalid_value``."""
+    field, value = field_and_value
+    try:
+        at = field.to_python(value)
+    except ValidationError:
+        at = None
+    if not isinstance(at, datetime) or timezone.is_naive(at) or unstorable_datetime(at):
+        raise InvalidInput(
+            "A log chunk's created_at must be a date and time with a zone.",
+            code="invalid_value",
+            details={"fields": {"created_at": ["must be a date and time with a zone"]}},
+        )
+    return at
 
 
 def _aware(value: Any) -> datetime:

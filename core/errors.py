@@ -348,6 +348,8 @@ declare("core", "initiative_not_found", NotFound, "No initiative has this id.")
 declare("core", "phase_not_found", NotFound, "No phase has this id.")
 declare("core", "task_not_found", NotFound, "No task has this id.")
 declare("core", "page_not_found", NotFound, "No page has this id.")
+declare("core", "phase_dependency_not_found", NotFound, "No phase dependency has this id.")
+declare("core", "task_dependency_not_found", NotFound, "No task dependency has this id.")
 declare(
     "core",
     "project_not_found",

@@ -24,6 +24,9 @@ events = EventRepository()
 EVENT_KINDS: dict[str, str] = {
     "initiative.created": "An initiative was created.",
     "initiative.status_changed": "An initiative's status changed (data: from, to).",
+    "initiative.imported": (
+        "An initiative was imported from an export file (data: source_id, as_new, counts)."
+    ),
     "phase.created": "A phase was added to an initiative.",
     "phase.status_changed": "A phase's status changed (data: from, to).",
     "phase.deleted": "A phase was deleted.",

@@ -8,12 +8,13 @@ exactly once, never by a plain update. Other tables are read only through their 
 repositories' named accessors.
 """
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NotRequired, TypedDict, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 from typing_extensions import Unpack
 
@@ -36,6 +37,7 @@ from core.repositories import (
     invalid_cursor,
     offset_page,
     offset_slice,
+    record_store,
     relation_id,
     require_text,
     validation_error_details,
@@ -260,7 +262,7 @@ class ProposalRepository(RevertibleRecords[Proposal], _InitiativeOwnedRepository
     def not_pending(proposal: Proposal) -> Conflict:
         """The refusal of a proposal that was already accepted or dismissed."""
         return Conflict(
-            f"Proposal '{proposal}' is already {proposal.status}.",
+            f"Proposal '{proposal.title}' is already {proposal.status}.",
             code="proposal_not_pending",
             details={"id": proposal.pk, "status": proposal.status},
         )
@@ -416,6 +418,24 @@ class ProposalRepository(RevertibleRecords[Proposal], _InitiativeOwnedRepository
         return self._filtered(
             agent_id=agent_id, initiative_id=initiative_id, status=status, target_type=target_type
         ).count()
+
+    def pending_counts_by_agent(
+        self, *, initiative_id: str | None = None, limit: int = DEFAULT_PAGE_SIZE
+    ) -> OffsetPage[dict[str, Any]]:
+        """Pending proposals counted per agent (of an initiative when given): rows of
+        ``agent_id``, ``agent_name``, ``pending`` and ``oldest_at``, most pending first
+        (then the longest waiting); one page of ``limit`` with how many agents have
+        any. Two queries whatever the number of proposals."""
+        qs = self.model._default_manager.filter(status=ProposalStatus.PENDING)
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        grouped = (
+            qs.order_by()
+            .values("agent_id", agent_name=F("agent__name"))
+            .annotate(pending=Count("pk"), oldest_at=Min("created_at"))
+            .order_by("-pending", "oldest_at", "agent_id")
+        )
+        return offset_page(grouped, limit=limit)
 
     def _filtered(
         self,
@@ -712,6 +732,10 @@ class ChatSessionRepository(_InitiativeOwnedRepository[ChatSession]):
             status=ChatSessionStatus.CLOSED,
         )
 
+    def restore_messages(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert chat messages as an export recorded them (see ``restore``)."""
+        return self._messages.restore(rows)
+
     def create_message(
         self,
         *,
@@ -885,6 +909,14 @@ class ChangeSetRepository(_InitiativeOwnedRepository[ChangeSet]):
             self._insert(change_set)
             self.entry_model._default_manager.bulk_create(rows)
         return change_set
+
+    def restore_entries(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert change-set entries as an export recorded them (see ``restore``)."""
+        return self._entries.restore(rows)
+
+    @functools.cached_property
+    def _entries(self) -> Repository[ChangeSetEntry]:
+        return record_store(ChangeSetEntry, "change_set_entry", "Change set entry")
 
     def mark_reverted(self, id: str) -> ChangeSet:
         """Mark an applied change set reverted (stamping ``reverted_at``) and return it.

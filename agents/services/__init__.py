@@ -40,6 +40,7 @@ from agents.services.logs import (
     agent_log_append,
     agent_log_delete,
     agent_log_iter,
+    agent_log_prune,
     check_log_batch_size,
 )
 from agents.services.messages import message_mark_read, message_reply, message_send
@@ -60,6 +61,7 @@ __all__ = [
     "agent_log_append",
     "agent_log_delete",
     "agent_log_iter",
+    "agent_log_prune",
     "agent_mark_crashed",
     "agent_mark_idle",
     "agent_mark_running",

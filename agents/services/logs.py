@@ -1,14 +1,22 @@
-"""What may happen to an agent's log: batches of JSONL chunks appended, the log deleted.
+"""What may happen to an agent's log: batches of JSONL chunks appended, the log deleted,
+old chunks pruned.
 
 Logs are output, not state changes: appending records no event.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TypedDict
 
 from django.db import transaction
 
-from agents.repositories import AgentRepository, LogChunkFields, LogChunkRepository, LogChunkRow
+from agents.repositories import (
+    AgentLogCount,
+    AgentRepository,
+    LogChunkFields,
+    LogChunkRepository,
+    LogChunkRow,
+)
 from core.errors import InvalidInput
 
 agents = AgentRepository()
@@ -18,6 +26,8 @@ logs = LogChunkRepository()
 MAX_LOG_BATCH = 1000
 #: Chunks read per query while streaming a log.
 STREAM_PAGE_SIZE = 1000
+#: The most chunks one statement of a prune deletes.
+PRUNE_BATCH_SIZE = 5000
 
 
 class NewLogChunk(TypedDict, total=False):
@@ -69,13 +79,16 @@ def agent_log_delete(*, agent_id: str) -> int:
 
 
 def agent_log_iter(
-    *, agent_id: str, session_number: int | None = None, page_size: int | None = None
+    *,
+    agent_id: str,
+    session_number: int | None = None,
+    page_size: int | None = None,
+    after: int | None = None,
 ) -> Iterator[LogChunkRow]:
-    """Every chunk of an agent's log (of one session when given), oldest first, read one
-    keyset page (``STREAM_PAGE_SIZE`` by default) at a time, so a long log is never held
-    in memory whole."""
+    """Every chunk of an agent's log (of one session when given; with an id above
+    ``after`` when given), oldest first, read one keyset page (``STREAM_PAGE_SIZE`` by
+    default) at a time, so a long log is never held in memory whole."""
     page_size = page_size or STREAM_PAGE_SIZE
-    after: int | None = None
     while True:
         page = logs.find_by_agent_id(
             agent_id, after=after, limit=page_size, session_number=session_number
@@ -84,3 +97,42 @@ def agent_log_iter(
         if len(page) < page_size:
             return
         after = page[-1].id
+
+
+def agent_log_prune(
+    *,
+    older_than: datetime,
+    agent_id: str | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[AgentLogCount]:
+    """Delete the chunks written before ``older_than`` (an aware time) from every
+    agent's log, or from ``agent_id``'s only; returns, per agent that had any, how many
+    were deleted (with ``dry_run``, how many would be, deleting nothing).
+
+    Logs outlive their agents, so ``agent_id`` need not name an existing agent. Not one
+    transaction: each agent's old chunks go in short ``DELETE`` statements of at most
+    ``batch_size`` (``PRUNE_BATCH_SIZE``) chunks, oldest first, each committed on its
+    own, so a prune of millions of rows never holds the writers off for long and an
+    interrupted one has removed a prefix of what it set out to. ``on_batch`` is told
+    each batch's count (for a progress bar).
+    """
+    if older_than.tzinfo is None:
+        raise ValueError("agent_log_prune needs an aware older_than.")
+    batch_size = batch_size or PRUNE_BATCH_SIZE
+    found = logs.count_created_before(older_than, agent_id=agent_id)
+    if dry_run:
+        return found
+    pruned: list[AgentLogCount] = []
+    for count in found:
+        deleted = 0
+        while batch := logs.delete_created_before(
+            older_than, agent_id=count.agent_id, limit=batch_size
+        ):
+            deleted += batch
+            if on_batch is not None:
+                on_batch(batch)
+        if deleted:
+            pruned.append(count._replace(chunks=deleted))
+    return pruned

@@ -11,6 +11,7 @@ from core.repositories.base import (
     Repository,
     RevertibleRecords,
     integrity_error_kind,
+    record_store,
     relation_id,
     validation_error_details,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "is_int32",
     "offset_page",
     "offset_slice",
+    "record_store",
     "relation_id",
     "require_int",
     "require_text",

@@ -13,7 +13,7 @@ savepoint so a refusal never poisons the caller's transaction.
 """
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -31,6 +31,9 @@ from core.repositories.validation import (
 )
 
 M = TypeVar("M", bound=models.Model)
+
+#: Rows a ``restore`` inserts (and puts ``updated_at`` back on) per statement.
+RESTORE_BATCH = 250
 
 
 def integrity_error_kind(error: IntegrityError) -> str:
@@ -150,6 +153,18 @@ class Repository(Generic[M]):
             return bool(hot.fetch_all(db, _exists_sql(db.vendor, self.model), [id]))
         return self.model._default_manager.filter(pk=id).exists()
 
+    def existing_ids(self, ids: Iterable[Any]) -> set[Any]:
+        """Which of ``ids`` name a record (one query per ``RESTORE_BATCH`` ids)."""
+        wanted = list(dict.fromkeys(ids))
+        manager = self.model._default_manager
+        return {
+            id
+            for start in range(0, len(wanted), RESTORE_BATCH)
+            for id in manager.filter(pk__in=wanted[start : start + RESTORE_BATCH]).values_list(
+                "pk", flat=True
+            )
+        }
+
     def require(self, id: Any) -> None:
         """Refuse an id that names no record (``<slug>_not_found``); reads nothing else."""
         if not self.exists(id):
@@ -243,6 +258,70 @@ class Repository(Generic[M]):
         deleted, _ = self.model._default_manager.filter(pk=id).delete()
         return deleted > 0
 
+    def restore(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert records exactly as an export recorded them: ids, timestamps and
+        lifecycle states included, which no other write may set. For ``cw_import``
+        only (``reviews.services.transfer``), which checks the rules that span records.
+
+        ``rows`` map column attribute names (``phase_id``, not ``phase``) to values the
+        fields accept. Each row is validated as any insert is (``_validate``; a refusal
+        carries its position in ``details["index"]``), except that the records its
+        foreign keys name are not looked up one by one: the caller checks them in bulk,
+        and the database's foreign keys refuse the rest when the transaction commits.
+        The rows are then inserted in batches in one savepoint, so a refusal by the
+        database (a taken id or name) writes nothing. Returns the count.
+        """
+        model = self.model
+        objs: list[M] = []
+        for index, values in enumerate(rows):
+            unknown = sorted(set(values) - _attnames(model))
+            try:
+                if unknown:
+                    raise InvalidInput(
+                        f"A {self.label.lower()} has no {', '.join(unknown)}.",
+                        code="invalid_field",
+                        details={"fields": unknown},
+                    )
+                obj = model(**values)
+                self._validate(obj, references=False)  # type: ignore[arg-type]
+            except DomainError as error:
+                error.details = {**error.details, "index": index, "id": values.get("id")}
+                raise
+            objs.append(obj)  # type: ignore[arg-type]
+        if not objs:
+            return 0
+        try:
+            with transaction.atomic():
+                model._default_manager.bulk_create(objs, batch_size=RESTORE_BATCH)
+                if self._has_updated_at():
+                    # ``auto_now`` stamped every row with now: put the recorded times back.
+                    self._put_back_updated_at(rows)
+        except IntegrityError as error:
+            raise self._integrity_refusal(objs[0], error) from error
+        except DataError as error:
+            raise InvalidInput(
+                f"A value of a {self.label.lower()} cannot be stored (too long or out of range).",
+                code="invalid_value",
+            ) from error
+        return len(objs)
+
+    def _put_back_updated_at(self, rows: Sequence[dict[str, Any]]) -> None:
+        field = self.model._meta.get_field("updated_at")
+        recorded = [
+            (values["id"], field.to_python(values["updated_at"]))  # type: ignore[union-attr]
+            for values in rows
+            if values.get("updated_at") is not None
+        ]
+        manager = self.model._default_manager
+        for start in range(0, len(recorded), RESTORE_BATCH):
+            batch = recorded[start : start + RESTORE_BATCH]
+            manager.filter(pk__in=[id for id, _ in batch]).update(
+                updated_at=models.Case(
+                    *(models.When(pk=id, then=models.Value(at)) for id, at in batch),
+                    output_field=models.DateTimeField(),
+                )
+            )
+
     def _update_many(self, qs: models.QuerySet, **fields: Any) -> int:
         """``QuerySet.update()`` that also moves ``updated_at`` (which ``update()`` skips)."""
         if self._has_updated_at():
@@ -289,10 +368,14 @@ class Repository(Generic[M]):
                 details={"fields": refused},
             )
 
-    def _validate(self, obj: M, only: Iterable[str] | None = None) -> None:
+    def _validate(
+        self, obj: M, only: Iterable[str] | None = None, *, references: bool = True
+    ) -> None:
         """Refuse values no database stores alike, then run the model's own validation
-        (field validators, choices, lengths, required) on the checked fields."""
-        fields = list(self.model._meta.concrete_fields)
+        (field validators, choices, lengths, required) on the checked fields.
+        ``references=False`` leaves out looking up the records foreign keys name (a
+        query each), for a caller that checked them in bulk."""
+        fields = list(type(obj)._meta.concrete_fields)
         if only is not None:
             changed = {field.name for name in only if (field := self._field(name))}
             fields = [f for f in fields if f.name in changed]
@@ -313,7 +396,11 @@ class Repository(Generic[M]):
                 code="invalid_value",
                 details={"fields": errors},
             )
-        exclude = [f.name for f in self.model._meta.concrete_fields if f not in fields]
+        exclude = [
+            f.name
+            for f in type(obj)._meta.concrete_fields
+            if f not in fields or (not references and f.is_relation)
+        ]
         try:
             obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
         except ValidationError as error:
@@ -390,6 +477,23 @@ class RevertibleRecords(Repository[M]):
         record = self._insert(self.model(**values))  # type: ignore[arg-type]
         self._update_many(self.model._default_manager.filter(pk=record.pk), **values)
         return record
+
+
+@functools.cache
+def record_store(model: type[M], slug: str, label: str) -> Repository[M]:
+    """A repository for a table written only on behalf of another repository (the edges
+    of a dependency graph, a change set's entries, a chat session's messages): its
+    owner validates, saves and restores those rows through it. One per model (cached):
+    its ``slug`` names its codes (``<slug>_not_found``), declared in the catalogue."""
+    store = type(
+        f"_{model.__name__}Store", (Repository,), {"model": model, "slug": slug, "label": label}
+    )
+    return store()
+
+
+@functools.cache
+def _attnames(model: type[models.Model]) -> frozenset[str]:
+    return frozenset(field.attname for field in model._meta.concrete_fields)
 
 
 @functools.cache

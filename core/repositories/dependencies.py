@@ -1,13 +1,14 @@
 """Dependency graphs shared by phases and tasks: edges, cycle refusal, ordering."""
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from graphlib import CycleError, TopologicalSorter
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from django.db import models, transaction
 
 from core.errors import Conflict, DependencyCycle, InvalidInput
-from core.repositories.base import Repository
+from core.repositories.base import Repository, record_store
 
 N = TypeVar("N", bound=models.Model)
 
@@ -132,6 +133,57 @@ class DependencyRepository(Repository[N]):
             )
             self._save(edge, force_insert=True)  # type: ignore[arg-type]
             return edge
+
+    def restore_dependencies(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert dependency edges as an export recorded them (see ``restore``), refusing
+        a self-edge, an edge across initiatives, and edges that close a cycle together
+        with those already stored. Returns the count."""
+        src, dst = f"{self.edge_from}_id", f"{self.edge_to}_id"
+        pairs = [(row.get(src), row.get(dst)) for row in rows]
+        label = self.label.lower()
+        for index, (node_id, depends_on_id) in enumerate(pairs):
+            if node_id == depends_on_id:
+                raise InvalidInput(
+                    f"A {label} cannot depend on itself.",
+                    code="dependency_self_edge",
+                    details={"id": node_id, "index": index},
+                )
+        scope = dict(
+            self.queryset()
+            .filter(pk__in={node for pair in pairs for node in pair})
+            .values_list("pk", "initiative_id")
+        )
+        for index, (node_id, depends_on_id) in enumerate(pairs):
+            if (
+                node_id in scope
+                and depends_on_id in scope
+                and scope[node_id] != scope[depends_on_id]
+            ):
+                raise InvalidInput(
+                    f"{self.label}s '{node_id}' and '{depends_on_id}' belong to different "
+                    "initiatives.",
+                    code="dependency_cross_initiative",
+                    details={"id": node_id, "depends_on_id": depends_on_id, "index": index},
+                )
+        edges = [
+            edge
+            for initiative_id in set(scope.values())
+            for edge in self._edges_in_scope(initiative_id)
+        ]
+        cycle = find_cycle([*edges, *pairs])  # type: ignore[list-item]
+        if cycle:
+            raise DependencyCycle(
+                f"These {label} dependencies close a cycle: {' -> '.join(cycle)}.",
+                details={"cycle": cycle},
+            )
+        return self._edges.restore(rows)
+
+    @functools.cached_property
+    def _edges(self) -> Repository[models.Model]:
+        name = self.edge_model._meta.db_table
+        return record_store(
+            self.edge_model, name.removesuffix("ies") + "y", f"{self.label} dependency"
+        )
 
     def remove_dependency(self, node_id: str, depends_on_id: str) -> bool:
         deleted, _ = self.edge_model._default_manager.filter(

@@ -55,6 +55,12 @@ class InitiativeRepository(Repository[Initiative]):
             raise self.not_found(id)
         return name
 
+    def names_of(self, ids: list[str]) -> dict[str, str]:
+        """The names of the initiatives of ``ids`` that exist, by id (one query)."""
+        return dict(
+            self.model._default_manager.filter(pk__in=ids).values_list("pk", "name").order_by()
+        )
+
     def create(self, **fields: Unpack[InitiativeFields]) -> Initiative:
         """Create an initiative; without a ``branch`` one is made from its name
         (``cw/user-auth``, then ``cw/user-auth-2``, … when taken)."""

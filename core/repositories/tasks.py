@@ -3,7 +3,8 @@
 from typing import Any, NotRequired, TypedDict
 
 from django.db import models
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
+from django.db.models.functions import RowNumber
 from typing_extensions import Unpack
 
 from core.errors import InvalidInput
@@ -312,3 +313,62 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         if limit is not None:
             qs = qs[:limit]
         return list(qs)
+
+    def count_ready(self, *, initiative_id: str | None = None, checkpoints: bool = False) -> int:
+        """How many tasks ``find_ready`` would list without a limit (one query)."""
+        qs = self.ready_queryset(checkpoints=checkpoints)
+        if initiative_id is not None:
+            qs = qs.filter(initiative_id=initiative_id)
+        return qs.count()
+
+    def find_ready_per_initiative(
+        self, initiative_ids: list[str], *, limit: int, checkpoints: bool = False
+    ) -> tuple[dict[str, int], dict[str, list[Task]]]:
+        """For each of ``initiative_ids``: how many tasks are ready (see
+        ``ready_queryset``), and the first ``limit`` of them in ready order.
+
+        Two queries whatever the number of initiatives: one grouped count, and one read
+        that keeps each initiative's first ``limit`` rows with a window function.
+        Initiatives without a ready task are absent from both mappings.
+        """
+        ready = self.ready_queryset(checkpoints=checkpoints).filter(
+            initiative_id__in=initiative_ids
+        )
+        counts = dict(
+            ready.order_by()
+            .values("initiative_id")
+            .annotate(ready=models.Count("pk"))
+            .values_list("initiative_id", "ready")
+        )
+        if not counts:
+            return {}, {}
+        ranked = ready.annotate(
+            position=models.Window(
+                RowNumber(),
+                partition_by=[F("initiative_id")],
+                order_by=[F("priority_rank").asc(), F("created_at").asc(), F("id").asc()],
+            )
+        ).filter(position__lte=limit)
+        found: dict[str, list[Task]] = {}
+        for task in ranked:
+            found.setdefault(str(task.initiative_id), []).append(task)
+        return counts, found
+
+    def count_by_status_per_initiative(
+        self, initiative_ids: list[str]
+    ) -> dict[str, dict[str, int]]:
+        """For each of ``initiative_ids``, its tasks counted by status (every status,
+        zeros included), in one grouped query."""
+        counts: dict[str, dict[str, int]] = {
+            id: dict.fromkeys(TaskStatus.values, 0) for id in initiative_ids
+        }
+        rows = (
+            self.model._default_manager.filter(initiative_id__in=initiative_ids)
+            .order_by()
+            .values("initiative_id", "status")
+            .annotate(n=models.Count("pk"))
+            .values_list("initiative_id", "status", "n")
+        )
+        for initiative_id, status, n in rows:
+            counts[initiative_id][status] = n
+        return counts

@@ -18,10 +18,8 @@ Every change goes through the ``agents.services`` account functions; a refusal e
 with status 1 and one line on standard error: the reason and its code.
 """
 
-import json
-import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +35,10 @@ from agents.services import (
     account_release,
 )
 from core.errors import DomainError
+from core.management.commandline import DURATION_PATTERN, parse_duration, refusal, write_json
 
 accounts = AccountRepository()
 
-#: ``<whole number><unit>``: ``m`` for minutes, ``h`` for hours, ``d`` for days.
-DURATION_PATTERN = re.compile(r"(?P<count>\d{1,6})(?P<unit>[mhd])")
-UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 #: Standard input's name where a file's path is expected.
 STDIN = "-"
@@ -57,11 +53,8 @@ def parse_until(text: str) -> datetime:
     ``CommandError`` naming the accepted forms.
     """
     value = text.strip()
-    match = DURATION_PATTERN.fullmatch(value)
-    if match is not None:
-        if int(match["count"]) == 0:
-            raise CommandError(f"--until must be a positive duration (got '{text}').")
-        return timezone.now() + timedelta(**{UNITS[match["unit"]]: int(match["count"])})
+    if DURATION_PATTERN.fullmatch(value) is not None:
+        return timezone.now() + parse_duration("--until", value)
     try:
         return datetime.fromisoformat(value)
     except ValueError:
@@ -117,10 +110,6 @@ def account_state(account: Account, now: datetime) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _refusal(error: DomainError) -> CommandError:
-    return CommandError(f"{error.message} ({error.code})")
 
 
 class Command(BaseCommand):
@@ -223,7 +212,7 @@ class Command(BaseCommand):
         try:
             handlers[options["action"]](options)
         except DomainError as error:
-            raise _refusal(error) from error
+            raise refusal(error) from error
 
     # --- subcommands -------------------------------------------------------------------
 
@@ -309,4 +298,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Released {released} {noun}.")
 
     def _json(self, data: Any) -> None:
-        self.stdout.write(json.dumps(data, indent=2))
+        write_json(self.stdout, data)

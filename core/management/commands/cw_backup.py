@@ -32,6 +32,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import connection
 
+from core.management.commandline import progress
+
 #: Pages copied per step of the online backup; the source is read-locked only per step.
 STEP_PAGES = 1024
 #: A writer between two steps makes SQLite start the copy again from the first page.
@@ -93,7 +95,14 @@ class Command(BaseCommand):
         database = str(connection.settings_dict["NAME"])
         target = _checked_target(options["path"], database, force=options["force"])
         started = time.monotonic()
-        size = backup_sqlite(database, target)
+        with progress(desc="Backup", unit="page", stream=self.stderr) as bar:
+
+            def advance(remaining: int, total: int) -> None:
+                bar.total = total
+                bar.n = total - remaining
+                bar.refresh()
+
+            size = backup_sqlite(database, target, advance)
         seconds = time.monotonic() - started
         if options["json"]:
             result = {
@@ -174,10 +183,13 @@ def _checked_target(path: str, database: str, *, force: bool) -> str:
     return target
 
 
-def backup_sqlite(database: str, target: str) -> int:
+def backup_sqlite(
+    database: str, target: str, advance: Callable[[int, int], None] | None = None
+) -> int:
     """Copy ``database`` online to ``target`` through a checked temporary file.
 
-    Returns the size of the copy in bytes. ``target`` is only replaced (atomically)
+    ``advance(remaining, total)`` is told the pages left after each step. Returns the
+    size of the copy in bytes. ``target`` is only replaced (atomically)
     once the copy has passed ``PRAGMA integrity_check``; on any failure the temporary
     file is removed and ``target`` is left as it was.
     """
@@ -185,7 +197,7 @@ def backup_sqlite(database: str, target: str) -> int:
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     os.close(handle)
     try:
-        _copy(database, temporary)
+        _copy(database, temporary, advance)
         problems = _integrity(temporary)
         if problems != ["ok"]:
             shown = "; ".join(problems[:3]) or "no answer"
@@ -201,13 +213,13 @@ def backup_sqlite(database: str, target: str) -> int:
     return os.path.getsize(target)
 
 
-def _copy(database: str, temporary: str) -> None:
+def _copy(database: str, temporary: str, advance: Callable[[int, int], None] | None = None) -> None:
     source = sqlite3.connect(database, timeout=30)
     try:
         destination = sqlite3.connect(temporary)
         try:
             try:
-                source.backup(destination, pages=STEP_PAGES, progress=_restart_counter())
+                source.backup(destination, pages=STEP_PAGES, progress=_restart_counter(advance))
             except _Restarting:
                 source.backup(destination, pages=-1)
             # A self-contained file: no -wal next to it once restored or opened.
@@ -220,20 +232,25 @@ def _copy(database: str, temporary: str) -> None:
         source.close()
 
 
-def _restart_counter() -> Callable[[int, int, int], None]:
-    """A progress callback that gives up once the copy has started over too often."""
+def _restart_counter(
+    advance: Callable[[int, int], None] | None = None,
+) -> Callable[[int, int, int], None]:
+    """A progress callback that gives up once the copy has started over too often (and
+    tells ``advance`` how far the copy is)."""
     last_remaining: int | None = None
     restarts = 0
 
-    def progress(status: int, remaining: int, total: int) -> None:
+    def step(status: int, remaining: int, total: int) -> None:
         nonlocal last_remaining, restarts
         if last_remaining is not None and remaining >= last_remaining:
             restarts += 1
             if restarts > MAX_RESTARTS:
                 raise _Restarting
         last_remaining = remaining
+        if advance is not None:
+            advance(remaining, total)
 
-    return progress
+    return step
 
 
 def _integrity(path: str) -> list[str]:

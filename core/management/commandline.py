@@ -1,0 +1,110 @@
+"""What cw's operator commands share: refusals, JSON output and progress bars.
+
+Every ``cw_*`` command follows the same conventions:
+
+- a domain refusal becomes one line on standard error, the reason and its stable code
+  (``refusal``), and exit status 1 (Django's ``CommandError``);
+- ``--json`` prints one JSON document on standard output (``write_json``), nothing else;
+- anything that can take more than a second shows a progress bar on standard error, but
+  only when standard error is a terminal and only once the work has run for a second
+  (``progress``): under cron, in a pipe or in tests the bar writes nothing.
+"""
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import IO, Any, TypeVar
+
+from django.core.management.base import CommandError, OutputWrapper
+from tqdm import tqdm
+
+from core.errors import DomainError
+
+T = TypeVar("T")
+
+#: ``<whole number><unit>``: ``m`` for minutes, ``h`` for hours, ``d`` for days.
+DURATION_PATTERN = re.compile(r"(?P<count>\d{1,6})(?P<unit>[mhd])")
+DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+#: Seconds a piece of work runs before its progress bar appears.
+PROGRESS_DELAY = 1.0
+
+
+def refusal(error: DomainError) -> CommandError:
+    """The command's refusal for a domain error: ``message (code)``, exit status 1."""
+    return CommandError(f"{error.message} ({error.code})")
+
+
+def parse_duration(option: str, text: str) -> timedelta:
+    """A positive duration written ``90m``, ``2h`` or ``30d``; a ``CommandError`` naming
+    ``option`` and the accepted forms otherwise."""
+    match = DURATION_PATTERN.fullmatch(text.strip())
+    if match is None or int(match["count"]) == 0:
+        raise CommandError(
+            f"{option} must be a positive duration like 90m, 2h or 30d (got '{text}')."
+        )
+    return timedelta(**{DURATION_UNITS[match["unit"]]: int(match["count"])})
+
+
+def write_json(stdout: OutputWrapper | IO[str], data: Any) -> None:
+    """One JSON document (indented, keys in the order given) and a newline."""
+    stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _stream(stream: OutputWrapper | IO[str] | None) -> IO[str]:
+    """The real stream behind Django's ``OutputWrapper`` (standard error by default)."""
+    if stream is None:
+        return sys.stderr
+    if isinstance(stream, OutputWrapper):
+        return stream._out  # type: ignore[return-value]
+    return stream
+
+
+def is_terminal(stream: OutputWrapper | IO[str] | None) -> bool:
+    real = _stream(stream)
+    try:
+        return bool(real.isatty())
+    except (AttributeError, ValueError):  # closed or not a file
+        return False
+
+
+def progress(
+    iterable: Iterable[T] | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "row",
+    stream: OutputWrapper | IO[str] | None = None,
+) -> "tqdm[T]":
+    """A tqdm progress bar on ``stream`` (standard error) when it is a terminal, shown
+    after ``PROGRESS_DELAY`` seconds; a silent pass-through otherwise.
+
+    Use it around an iterable (``for row in progress(rows, total=n, desc="Export")``)
+    or as a context manager that is advanced by hand (``bar.update(n)``).
+    """
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        file=_stream(stream),
+        disable=not is_terminal(stream),
+        delay=PROGRESS_DELAY,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of at most ``size``."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
