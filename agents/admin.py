@@ -1,26 +1,172 @@
 """The agents app's admin: every add and change form saves through the repositories or
 the account services, statuses are read-only (they change through services), log chunks
-are read-only history, and an account's secrets are write-only."""
+are read-only history, and an account's secrets are write-only.
 
-from typing import Any
+What a person does to one of these records is a button on its page: answer an agent's
+question, reply to a message, answer a conversation, release or park an account. Each is
+a POST form (with its CSRF token) to an admin URL that checks the change permission,
+calls one service and comes back to the page with the outcome in words — a refusal's
+message, never a traceback (``PersonButtonsAdmin``). An agent's log is read on its own
+page, a session and a page of chunks at a time (``AgentAdmin.log_view``).
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from agents import services
-from agents.models import Account, Agent, AgentLogChunk, Conversation, Message
+from agents.logformat import LogRecord, parse_chunk
+from agents.models import (
+    Account,
+    Agent,
+    AgentLogChunk,
+    AgentStatus,
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageType,
+    ParticipantType,
+    one_line,
+)
 from agents.repositories import (
     AccountRepository,
     AgentRepository,
     ConversationRepository,
+    LogChunkRepository,
+    LogChunkRow,
     MessageRepository,
 )
 from agents.services import SECRET_FIELDS
+from core.actors import Actor
 from core.admin_base import RepositoryAdmin, service_action
-from core.errors import InvalidInput
+from core.errors import DomainError, InvalidInput
 
 #: The account columns a person edits on the form (secrets have their own fields).
 ACCOUNT_FORM_FIELDS = ("email", "provider", "sort_order")
+#: How long a person may park an account from its page: (hours, in words).
+PARK_CHOICES = ((1, "an hour"), (5, "5 hours"), (24, "a day"))
+#: The chunks one page of the log viewer shows (each holds one record or more).
+LOG_PAGE_CHUNKS = 100
+#: The newest sessions the log viewer names as tabs (older ones by number).
+LOG_SESSION_TABS = 20
+
+logs = LogChunkRepository()
+message_records = MessageRepository()
+
+
+class Refused(Exception):
+    """A button pressed when the record's state does not allow it: said in words."""
+
+
+class PersonButtonsAdmin(RepositoryAdmin):
+    """A ``RepositoryAdmin`` whose records' pages carry buttons for what a person does.
+
+    ``buttons`` names them; each ``button_<name>(request, obj)`` calls one service and
+    returns the success message, raising ``DomainError`` (a service's refusal) or
+    ``Refused`` (the state does not allow it). It is served at ``<id>/<name>/`` (URL name
+    ``<app>_<model>_<name>``), POST only, behind ``admin_view`` and the change permission.
+    """
+
+    buttons: ClassVar[tuple[str, ...]] = ()
+
+    def get_urls(self):
+        opts = self.model._meta
+        own = [
+            path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(self._button_view(name)),
+                name=f"{opts.app_label}_{opts.model_name}_{name}",
+            )
+            for name in self.buttons
+        ]
+        return own + super().get_urls()
+
+    def _button_view(self, name: str) -> Callable[..., HttpResponse]:
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            return self.press(request, object_id, getattr(self, f"button_{name}"))
+
+        view.__name__ = f"button_{name}"
+        return view
+
+    def press(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        button: Callable[[HttpRequest, Any], str],
+    ) -> HttpResponse:
+        """Run ``button`` on the record and go back to its page with the outcome."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self.not_found(request, object_id)
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        try:
+            done = button(request, obj)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        except Refused as refusal:
+            self.message_user(request, str(refusal), messages.WARNING)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(self.change_url(obj))
+
+    def not_found(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Back to the list, saying the record is not there (deleted meanwhile)."""
+        self.message_user(
+            request,
+            f"There is no {self.opts.verbose_name} with the id “{unquote(object_id)}”; "
+            "perhaps it was deleted.",
+            messages.WARNING,
+        )
+        opts = self.opts
+        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+
+    def change_url(self, obj: Any) -> str:
+        opts = self.opts
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+
+    def button_urls(self, obj: Any) -> dict[str, str]:
+        """Each button's URL for ``obj``, by name (for the page's forms)."""
+        opts = self.opts
+        return {
+            name: reverse(f"admin:{opts.app_label}_{opts.model_name}_{name}", args=[quote(obj.pk)])
+            for name in self.buttons
+        }
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not add:
+            context["can_press"] = self.has_change_permission(request, obj)
+            context["button_urls"] = self.button_urls(obj)
+            context.update(self.panel_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def panel_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        """What the page's buttons panel shows besides the buttons."""
+        return {}
+
+
+def content_of(request: HttpRequest) -> str:
+    """The text a person typed in a button's form."""
+    return request.POST.get("content", "")
+
+
+# --- accounts ------------------------------------------------------------------------------
 
 
 class SecretTextarea(forms.Textarea):
@@ -82,11 +228,18 @@ class AccountAdminForm(forms.ModelForm):
         return changes
 
 
+def account_park_for_an_hour(*, account_id: str) -> Account:
+    """Park an account for an hour (the changelist's action)."""
+    return services.account_mark_exhausted(
+        account_id=account_id, until=timezone.now() + timedelta(hours=1)
+    )
+
+
 @admin.register(Account)
-class AccountAdmin(RepositoryAdmin):
+class AccountAdmin(PersonButtonsAdmin):
     """Accounts are added and changed through the same services as the API, so a
     duplicate or malformed one is refused on the form; exhaustion is read-only (the API
-    parks an account, people release it with the action)."""
+    parks an account; people release or park it with the buttons and actions)."""
 
     repository = AccountRepository()
     form = AccountAdminForm
@@ -115,7 +268,13 @@ class AccountAdmin(RepositoryAdmin):
             id_argument="account_id",
             description="Release (not exhausted)",
         ),
+        service_action(
+            account_park_for_an_hour,
+            id_argument="account_id",
+            description="Park (exhausted) for an hour",
+        ),
     )
+    buttons = ("release", "park")
 
     def get_queryset(self, request):
         # Secrets are neither read nor decrypted to render a page; whether they are set
@@ -135,9 +294,9 @@ class AccountAdmin(RepositoryAdmin):
         saved = self.write(form)
         # Copy what the write loaded: a secret it left unread is not read (nor decrypted)
         # just to fill in the form's instance.
-        for field in saved._meta.concrete_fields:
-            if field.attname in saved.__dict__:
-                setattr(obj, field.attname, saved.__dict__[field.attname])
+        for field_ in saved._meta.concrete_fields:
+            if field_.attname in saved.__dict__:
+                setattr(obj, field_.attname, saved.__dict__[field_.attname])
         obj._state.adding = False
         obj._state.db = saved._state.db
 
@@ -149,22 +308,159 @@ class AccountAdmin(RepositoryAdmin):
     def has_credentials(self, account: Account) -> bool:
         return account.credentials_are_set  # type: ignore[attr-defined]  # see has_config
 
+    def panel_context(self, request, obj: Account) -> dict[str, Any]:
+        return {"park_choices": PARK_CHOICES}
+
+    def button_release(self, request, account: Account) -> str:
+        if not account.is_exhausted:
+            raise Refused(f"{account} is in the rotation already: there is nothing to release.")
+        services.account_release(account_id=account.pk)
+        return f"The account {account} is back in the rotation."
+
+    def button_park(self, request, account: Account) -> str:
+        hours = dict(PARK_CHOICES)
+        try:
+            chosen = int(request.POST.get("hours", ""))
+        except ValueError:
+            chosen = 0
+        if chosen not in hours:
+            raise Refused("Choose how long to park the account: " + ", ".join(hours.values()))
+        until = timezone.now() + timedelta(hours=chosen)
+        services.account_mark_exhausted(account_id=account.pk, until=until)
+        return f"The account {account} is parked for {hours[chosen]}."
+
+
+# --- agents --------------------------------------------------------------------------------
 
 #: What an agent's process reports, and its status: changed only by the orchestrator's
 #: services, never on a form.
 AGENT_RUNTIME_FIELDS = ("status", "pid", "exit_code", "session_id", "result", "pending_questions")
 
 
+@dataclass(frozen=True)
+class LogPage:
+    """One page of an agent's log: chunks of one session with their records, oldest
+    first, and the cursors of the pages either side (None where there is none)."""
+
+    session: int  # 0 when the log is empty
+    latest_session: int
+    chunks: list[tuple[LogChunkRow, list[LogRecord]]] = field(default_factory=list)
+    older: int | None = None  # read on with ?before=<older>
+    newer: int | None = None  # read on with ?after=<newer>
+
+
+def read_log_page(
+    agent_id: str,
+    *,
+    session: int | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    size: int = LOG_PAGE_CHUNKS,
+) -> LogPage:
+    """A page of ``size`` chunks of one session of an agent's log (the latest session
+    when none is named): after the chunk ``after``, before the chunk ``before``, or else
+    the session's last ones.
+
+    Two or three short keyset reads on the ``(agent_id, id)`` index whatever the log's
+    length: nothing counts or reads the whole log. Sessions follow one another (a
+    session's chunks are written after the previous one's), so the latest session is
+    the last chunk's, and a session ends where the next begins.
+    """
+    last = logs.find_last_by_agent_id(agent_id, limit=1)
+    if not last:
+        return LogPage(session=0, latest_session=0)
+    latest = last[0].session_number
+    if session is None or not 1 <= session <= latest:
+        session = latest
+
+    if after is not None:
+        rows = logs.find_by_agent_id(agent_id, after=after, limit=size + 1, session_number=session)
+        shown = rows[:size]
+        return LogPage(
+            session,
+            latest,
+            _with_records(shown),
+            older=shown[0].id if shown and after > 0 else None,
+            newer=shown[-1].id if len(rows) > size else None,
+        )
+
+    end = before
+    if end is None and session != latest:
+        following = logs.find_by_agent_id(agent_id, limit=1, session_number=session + 1)
+        end = following[0].id if following else None
+    rows = logs.find_last_by_agent_id(agent_id, before=end, limit=size + 1)
+    page = rows[-size:]
+    shown = [row for row in page if row.session_number == session]
+    # One more chunk than a page, of this session: there are older ones.
+    has_older = len(rows) > size and rows[0].session_number == session
+    newer = None
+    if before is not None:
+        newer = shown[-1].id if shown else before - 1
+    return LogPage(
+        session,
+        latest,
+        _with_records(shown),
+        older=shown[0].id if has_older and shown else None,
+        newer=newer,
+    )
+
+
+def _with_records(rows: list[LogChunkRow]) -> list[tuple[LogChunkRow, list[LogRecord]]]:
+    return [(row, parse_chunk(row.content)) for row in rows]
+
+
+def _cursor(request: HttpRequest, name: str) -> int | None:
+    """A whole number from the query string (a session or a chunk id), None if absent
+    or not one."""
+    value = request.GET.get(name, "")
+    if not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+def pending_questions_of(agent: Agent) -> list[str]:
+    """An agent's pending questions in words: ``[{"question": …}]``, a list of texts, or
+    any other JSON shown as it is."""
+    if not agent.pending_questions:
+        return []
+    try:
+        value = json.loads(agent.pending_questions)
+    except ValueError:
+        return [agent.pending_questions]
+    items = value if isinstance(value, list) else [value]
+    questions = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("question"), str):
+            questions.append(item["question"])
+        elif isinstance(item, str):
+            questions.append(item)
+        else:
+            questions.append(json.dumps(item, ensure_ascii=False, indent=2))
+    return questions
+
+
 @admin.register(Agent)
-class AgentAdmin(RepositoryAdmin):
+class AgentAdmin(PersonButtonsAdmin):
     """Agents are added and changed through ``AgentRepository``; their status and runtime
-    columns are read-only."""
+    columns are read-only. A waiting agent's questions are answered on its page; its log
+    is read on its own page (``log/``)."""
 
     repository = AgentRepository()
-    list_display = ("name", "status", "mode", "task", "initiative", "account", "created_at")
-    list_filter = ("status", "mode", "provider")
+    list_display = (
+        "name",
+        "status",
+        "mode",
+        "task",
+        "initiative",
+        "account",
+        "created_at",
+        "log_link",
+    )
+    list_filter = ("status", ("initiative", admin.RelatedOnlyFieldListFilter), "mode", "provider")
     search_fields = ("name", "session_id", "worktree_id")
     list_select_related = ("task", "initiative", "account")
+    autocomplete_fields = ("task", "initiative", "account")
+    date_hierarchy = "created_at"
     readonly_fields = (*AGENT_RUNTIME_FIELDS, "user_dismissed_at", "created_at", "updated_at")
     actions = (
         service_action(
@@ -174,6 +470,7 @@ class AgentAdmin(RepositoryAdmin):
             services.agent_mark_stopped, id_argument="agent_id", description="Mark stopped"
         ),
     )
+    buttons = ("answer",)
 
     def get_queryset(self, request):
         # The account column shows the login only: its secrets are not read (nor decrypted).
@@ -185,38 +482,205 @@ class AgentAdmin(RepositoryAdmin):
             kwargs["queryset"] = AccountRepository().queryset()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def get_urls(self):
+        log = path(
+            "<path:object_id>/log/",
+            self.admin_site.admin_view(self.log_view),
+            name="agents_agent_log",
+        )
+        return [log, *super().get_urls()]
+
+    @admin.display(description="log")
+    def log_link(self, agent: Agent) -> str:
+        return format_html('<a href="{}">log</a>', log_url(agent.pk))
+
+    # --- the answer to a waiting agent ---------------------------------------------
+
+    def open_questions(self, agent: Agent) -> QuerySet[Message]:
+        """The agent's messages to people that still wait for one, oldest first."""
+        return message_records.awaiting_person().filter(
+            sender_type=ParticipantType.AGENT, sender_id=agent.pk
+        )
+
+    def panel_context(self, request, obj: Agent) -> dict[str, Any]:
+        return {
+            "log_url": log_url(obj.pk),
+            "pending_questions": pending_questions_of(obj),
+            "open_questions": list(self.open_questions(obj)),
+            "is_waiting": obj.status == AgentStatus.WAITING_FOR_INPUT,
+        }
+
+    def button_answer(self, request, agent: Agent) -> str:
+        """Reply to one of the agent's open messages (``message`` in the form), or, when
+        the agent waits with no message open, send it the answer."""
+        content = content_of(request)
+        question_id = request.POST.get("message")
+        if question_id:
+            question = message_records.get(question_id)
+            if question.sender_type != ParticipantType.AGENT or question.sender_id != agent.pk:
+                raise Refused(f"That message is not from {agent.name}.")
+            services.message_reply(
+                message_id=question.pk,
+                sender_type=ParticipantType.USER,
+                sender_id=str(request.user.pk),
+                content=content,
+                actor=Actor.person(request.user),
+            )
+            return f"Your answer was sent to {agent.name}."
+        if agent.status != AgentStatus.WAITING_FOR_INPUT:
+            raise Refused(
+                f"{agent.name} is {agent.get_status_display().lower()}: it is not waiting "
+                "for an answer."
+            )
+        services.message_send(
+            sender_type=ParticipantType.USER,
+            sender_id=str(request.user.pk),
+            recipient_type=ParticipantType.AGENT,
+            recipient_id=agent.pk,
+            type=MessageType.RESPONSE,
+            content=content,
+        )
+        return f"Your answer was sent to {agent.name}."
+
+    # --- the log viewer ------------------------------------------------------------
+
+    def log_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """An agent's log, read-only: one session (newest first in the tabs) and one page
+        of its chunks, each record shown by kind. The log outlives its agent, so a
+        deleted agent's log is shown too (under the name its chunks recorded)."""
+        agent_id = unquote(object_id)
+        agent = self.get_object(request, agent_id)
+        if not self.has_view_permission(request, agent):
+            raise PermissionDenied
+        page = read_log_page(
+            agent_id,
+            session=_cursor(request, "session"),
+            after=_cursor(request, "after"),
+            before=_cursor(request, "before"),
+        )
+        if agent is None and not page.latest_session:
+            return self.not_found(request, object_id)
+        name = agent.name if agent is not None else _recorded_name(page)
+        base = log_url(agent_id)
+
+        def link(**params: int) -> str:
+            return f"{base}?{urlencode({'session': page.session, **params})}"
+
+        sessions = range(page.latest_session, 0, -1)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Log of {name}",
+            "subtitle": f"session {page.session}" if page.session else None,
+            "agent": agent,
+            "agent_name": name,
+            "page": page,
+            "sessions": [
+                {"number": n, "url": f"{base}?session={n}", "current": n == page.session}
+                for n in sessions[:LOG_SESSION_TABS]
+            ],
+            "more_sessions": len(sessions) > LOG_SESSION_TABS,
+            "log_url": base,
+            "change_url": self.change_url(agent) if agent is not None else None,
+            "older_url": link(before=page.older) if page.older else None,
+            "newer_url": link(after=page.newer) if page.newer else None,
+            "latest_url": f"{base}?session={page.session}",
+            "first_url": link(after=0),
+            "page_size": LOG_PAGE_CHUNKS,
+        }
+        return TemplateResponse(request, "admin/agents/agent/log.html", context)
+
+
+def log_url(agent_id: str) -> str:
+    """The log viewer's address for an agent (or a deleted agent's log)."""
+    return reverse("admin:agents_agent_log", args=[quote(agent_id)])
+
+
+def _recorded_name(page: LogPage) -> str:
+    return page.chunks[0][0].agent_name if page.chunks else "a deleted agent"
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def _agent_name(id_column: str) -> Subquery:
+    return Subquery(Agent.objects.filter(pk=OuterRef(id_column)).order_by().values("name")[:1])
+
 
 @admin.register(Message)
-class MessageAdmin(RepositoryAdmin):
+class MessageAdmin(PersonButtonsAdmin):
     """Messages are written through ``MessageRepository``; their status changes only
-    through the services (the action marks pending messages read)."""
+    through the services (the action marks pending messages read, a reply marks the
+    message responded). A person replies on the message's page."""
 
     repository = MessageRepository()
     list_display = (
         "__str__",
-        "type",
+        "to",
         "status",
         "requires_response",
-        "parent_message",
+        "in_reply_to",
         "created_at",
     )
     list_filter = ("status", "type", "sender_type", "recipient_type", "requires_response")
     search_fields = ("content", "sender_id", "recipient_id")
     list_select_related = ("parent_message",)
+    autocomplete_fields = ("parent_message",)
+    date_hierarchy = "created_at"
     readonly_fields = ("status", "created_at", "updated_at")
     actions = (
         service_action(
             services.message_mark_read, id_argument="message_id", description="Mark read"
         ),
     )
+    buttons = ("reply",)
+
+    def get_queryset(self, request):
+        # The agents' names come with the rows, so labels never look one up per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                sender_name=_agent_name("sender_id"), recipient_name=_agent_name("recipient_id")
+            )
+        )
+
+    @admin.display(description="to", ordering="recipient_type")
+    def to(self, message: Message) -> str:
+        if message.recipient_type == ParticipantType.AGENT:
+            return message.recipient_name or "an agent"  # type: ignore[attr-defined]
+        return "a person"
+
+    @admin.display(description="in reply to", ordering="parent_message")
+    def in_reply_to(self, message: Message) -> str:
+        parent = message.parent_message
+        if parent is None:
+            return "—"
+        return f"{parent.get_type_display()}: {one_line(parent.content, 40)}"
+
+    def panel_context(self, request, obj: Message) -> dict[str, Any]:
+        return {"replies": message_records.find_replies(obj.pk)}
+
+    def button_reply(self, request, message: Message) -> str:
+        services.message_reply(
+            message_id=message.pk,
+            sender_type=ParticipantType.USER,
+            sender_id=str(request.user.pk),
+            content=content_of(request),
+            actor=Actor.person(request.user),
+        )
+        return "Your reply was sent."
+
+
+# --- log chunks ----------------------------------------------------------------------------
 
 
 @admin.register(AgentLogChunk)
 class AgentLogChunkAdmin(admin.ModelAdmin):
     """Log chunks are the output agents wrote: history, never added or edited here (a
-    person may delete them)."""
+    person may delete them). They are read in the log viewer, linked from each row."""
 
-    list_display = ("id", "agent_name", "agent_id", "session_number", "created_at")
+    list_display = ("id", "agent_name", "agent_id", "session_number", "created_at", "in_log")
     list_filter = ("agent_id", "session_number")
     search_fields = ("agent_name", "agent_id")
     # Logs grow long: do not count the whole table for every page.
@@ -228,13 +692,35 @@ class AgentLogChunkAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="log")
+    def in_log(self, chunk: AgentLogChunk) -> str:
+        query = urlencode({"session": chunk.session_number, "after": chunk.id - 1})
+        return format_html(
+            '<a href="{}?{}#chunk-{}">in the log</a>', log_url(chunk.agent_id), query, chunk.id
+        )
+
+
+# --- conversations -------------------------------------------------------------------------
+
 
 @admin.register(Conversation)
-class ConversationAdmin(RepositoryAdmin):
-    """A question is answered once, by ``answer()``: the answer and status are read-only."""
+class ConversationAdmin(PersonButtonsAdmin):
+    """A question is answered once, by ``conversation_answer`` (the button on a pending
+    question's page): the answer and status are read-only on the form."""
 
     repository = ConversationRepository()
-    list_display = ("question", "from_agent", "to_agent", "status", "created_at")
+    list_display = ("__str__", "status", "initiative", "created_at")
     list_filter = ("status",)
-    list_select_related = ("from_agent", "to_agent")
+    search_fields = ("question", "answer", "from_agent__name", "to_agent__name")
+    list_select_related = ("from_agent", "to_agent", "initiative")
+    autocomplete_fields = ("from_agent", "to_agent", "initiative", "phase", "task")
+    date_hierarchy = "created_at"
     readonly_fields = ("answer", "status")
+    buttons = ("answer",)
+
+    def panel_context(self, request, obj: Conversation) -> dict[str, Any]:
+        return {"is_pending": obj.status == ConversationStatus.PENDING}
+
+    def button_answer(self, request, conversation: Conversation) -> str:
+        services.conversation_answer(conversation_id=conversation.pk, answer=content_of(request))
+        return f"Your answer was sent to {conversation.from_agent.name}."

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Now
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from agents.secrets import EncryptedTextField
 from core.models import (
@@ -25,6 +26,15 @@ from core.validators import (
     validate_json,
     validate_jsonl,
 )
+
+#: The most characters of a message or question a record's label shows.
+LABEL_WIDTH = 60
+
+
+def one_line(text: str, width: int = LABEL_WIDTH) -> str:
+    """``text`` on one line, cut to ``width`` characters with ``…``: a long message or
+    question in a list, a dropdown or a refusal."""
+    return Truncator(" ".join(text.split())).chars(width)
 
 
 class Account(TimestampedModel):
@@ -159,7 +169,7 @@ class Agent(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name} ({self.get_status_display().lower()})"
 
 
 class AgentLogChunk(models.Model):
@@ -193,7 +203,7 @@ class AgentLogChunk(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.agent_name} #{self.session_number} chunk {self.id}"
+        return f"{self.agent_name}, session {self.session_number}, chunk {self.id}"
 
 
 class ParticipantType(models.TextChoices):
@@ -259,7 +269,20 @@ class Message(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.sender_type} -> {self.recipient_type}: {self.content[:40]}"
+        return f"{self.get_type_display()} from {self._sender_words()}: {one_line(self.content)}"
+
+    def _sender_words(self) -> str:
+        if self.sender_type != ParticipantType.AGENT:
+            return "a person"
+        # The admin's and ``MessageRepository.awaiting_person``'s querysets annotate the
+        # sender's name; otherwise it is looked up once.
+        if "sender_name" not in self.__dict__:
+            self.__dict__["sender_name"] = (
+                Agent._default_manager.filter(pk=self.sender_id)
+                .values_list("name", flat=True)
+                .first()
+            )
+        return self.__dict__["sender_name"] or "an agent"
 
 
 class ConversationStatus(models.TextChoices):
@@ -315,4 +338,4 @@ class Conversation(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return self.question[:60]
+        return f"{self.from_agent.name} asks {self.to_agent.name}: {one_line(self.question)}"

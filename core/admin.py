@@ -1,18 +1,72 @@
-from django.contrib import admin
+"""The plan in the admin: initiatives, phases, tasks, pages, projects and their links.
+
+Besides the forms (saved through the repositories) and the lifecycle actions (calling
+the services), the plan's pages show what a person needs around a record, read-only:
+
+- an initiative: its phases with their progress, its pages, its projects, and the
+  picture of its phase dependency graph (and, with ``?phase=<id>``, of one phase's task
+  graph), drawn on the server by ``core.graphs``; the picture alone is served at
+  ``<initiative>/graph/`` (``?phase=<id>`` for a phase's tasks);
+- a phase: what it depends on and what depends on it, its tasks and their picture;
+- a task: its dependencies and dependents, its subtasks, and its context (the summaries
+  of the tasks it depends on, ``services.task_context``).
+
+Each page has a button for every lifecycle step that applies to the record's status
+(``RecordButton``): a POST to ``<record>/do/<step>/`` that calls the same service as the
+changelist action and comes back with a message in words. Everything that belongs to
+the agents or reviews apps (review comments, request changes, the agents on a task) is
+added by ``reviews.admin_plan``, since core never imports them.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.defaultfilters import truncatechars
+from django.urls import path, reverse
+from django.utils.safestring import mark_safe
 
 from core import services
+from core.actors import Actor
 from core.admin_base import DependencyAdmin, RepositoryAdmin, service_action
+from core.errors import DomainError
+from core.graphs import GraphNode, render_svg
 from core.models import (
     ApiToken,
     Event,
     Initiative,
     InitiativeProject,
+    InitiativeStatus,
     Page,
     Phase,
     PhaseDependency,
+    PhaseStatus,
     Project,
     Task,
     TaskDependency,
+    TaskStatus,
+    TaskType,
 )
 from core.repositories import (
     InitiativeProjectRepository,
@@ -23,6 +77,291 @@ from core.repositories import (
     TaskRepository,
 )
 from core.tokens import api_token_revoke
+
+phases = PhaseRepository()
+tasks = TaskRepository()
+pages = PageRepository()
+
+#: How many characters of a name a list shows (the record's page shows all of it).
+LIST_NAME_CHARACTERS = 60
+#: Lifecycle columns change only through the services (the actions and buttons).
+LIFECYCLE_FIELDS = ("status", "blocked_from_status")
+
+
+# --- labels in words -----------------------------------------------------------------------
+
+
+#: Between an initiative's name and its phase's or task's, in choices.
+CHOICE_SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "
+
+
+def choice_label(record: models.Model) -> str:
+    """How a phase or task reads in a dropdown: its initiative's name, an angle quote,
+    then its own name (the initiative loaded with it, so a list costs one query)."""
+    initiative = getattr(record, "initiative", None)
+    name = str(record)
+    return f"{initiative.name}{CHOICE_SEPARATOR}{name}" if initiative is not None else name
+
+
+class PlanChoiceField(forms.ModelChoiceField):
+    """A choice of phase or task labelled with its initiative."""
+
+    def label_from_instance(self, obj: models.Model) -> str:
+        return choice_label(obj)
+
+
+class PlanAutocompleteSelect(AutocompleteSelect):
+    """The admin's autocomplete, asking ``PlanAutocompleteJsonView`` (on the target's
+    admin) so the choices found are labelled with their initiative too."""
+
+    def get_url(self) -> str:
+        opts = self.field.remote_field.model._meta
+        return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_choices")
+
+
+class PlanAutocompleteJsonView(AutocompleteJsonView):
+    """Django's autocomplete answer, each result labelled with ``choice_label``."""
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("initiative")
+
+    def serialize_result(self, obj, to_field_name):
+        return {"id": str(getattr(obj, to_field_name)), "text": choice_label(obj)}
+
+
+def _editing_id(request: HttpRequest) -> str | None:
+    """The id of the record whose change form ``request`` is for, or None."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or not (match.url_name or "").endswith("_change"):
+        return None
+    object_id = match.kwargs.get("object_id")
+    return unquote(object_id) if object_id else None
+
+
+def _editing_initiative_id(request: HttpRequest, find: Callable[[str], str | None]) -> Any:
+    """The initiative of the record being edited (``find(record_id)``), looked up once
+    per request however many fields ask (``None`` when not on a change form)."""
+    record_id = _editing_id(request)
+    if record_id is None:
+        return None
+    memo: dict[str, Any] = request.__dict__.setdefault("_cw_editing_initiative", {})
+    if record_id not in memo:
+        memo[record_id] = find(record_id)
+    return memo[record_id]
+
+
+class PlanChoicesAdmin(RepositoryAdmin):
+    """Phase and task choices labelled with their initiative (``choice_label``), in
+    dropdowns and autocompletes alike."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        target = db_field.remote_field.model
+        if target in (Phase, Task):
+            kwargs.setdefault("form_class", PlanChoiceField)
+            if "queryset" not in kwargs:
+                kwargs["queryset"] = target._default_manager.select_related("initiative")
+            if db_field.name in self.get_autocomplete_fields(request) and "widget" not in kwargs:
+                kwargs["widget"] = PlanAutocompleteSelect(
+                    db_field, self.admin_site, using=kwargs.get("using")
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_urls(self):
+        opts = self.model._meta
+        if self.model not in (Phase, Task):
+            return super().get_urls()
+        choices = PlanAutocompleteJsonView.as_view(admin_site=self.admin_site)
+        return [
+            path(
+                "choices/",
+                self.admin_site.admin_view(choices),
+                name=f"{opts.app_label}_{opts.model_name}_choices",
+            ),
+            *super().get_urls(),
+        ]
+
+
+def _short(text: str | None) -> str:
+    return truncatechars(text or "", LIST_NAME_CHARACTERS)
+
+
+def change_url(record: models.Model) -> str:
+    opts = record._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(record.pk)])
+
+
+# --- buttons on a record's page --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordButton:
+    """One lifecycle step a person takes from a record's page.
+
+    ``service`` is called as ``service(<id_argument>=record.pk)`` (with ``actor=`` the
+    person when ``pass_actor``); ``shown_for`` says when the button is offered (the
+    service still decides, and a refusal comes back as a message).
+    """
+
+    name: str
+    label: str
+    service: Callable[..., Any]
+    id_argument: str
+    shown_for: Callable[[Any], bool]
+    pass_actor: bool = False
+    style: str = ""
+
+
+class RecordButtonsAdmin(PlanChoicesAdmin):
+    """Record pages with a POST button for each of ``buttons`` that applies."""
+
+    buttons: ClassVar[tuple[RecordButton, ...]] = ()
+
+    def get_buttons(self, request: HttpRequest) -> tuple[RecordButton, ...]:
+        return self.buttons
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<path:object_id>/do/<slug:step>/",
+                self.admin_site.admin_view(self.button_view),
+                name=f"{opts.app_label}_{opts.model_name}_do",
+            ),
+            *super().get_urls(),
+        ]
+
+    def button_view(self, request: HttpRequest, object_id: str, step: str) -> HttpResponse:
+        """Run one button's service on the record, then go back to its page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        record = self.get_object(request, unquote(object_id))
+        if record is None:
+            raise Http404(f"No {self.opts.verbose_name} with this id.")
+        if not self.has_change_permission(request, record):
+            raise PermissionDenied
+        button = next((b for b in self.get_buttons(request) if b.name == step), None)
+        if button is None:
+            raise Http404(f"No step '{step}' on a {self.opts.verbose_name}.")
+        kwargs: dict[str, Any] = {button.id_argument: record.pk}
+        if button.pass_actor:
+            kwargs["actor"] = Actor.person(request.user)
+        try:
+            result = button.service(**kwargs)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        else:
+            self.message_user(request, self.done_message(button, record, result), messages.SUCCESS)
+        return redirect(change_url(record))
+
+    def done_message(self, button: RecordButton, record: models.Model, result: Any) -> str:
+        kind = self.opts.verbose_name
+        return f"{button.label}: done for {kind} '{_short(str(record))}'."
+
+    def buttons_for(self, request: HttpRequest, record: models.Model) -> list[dict[str, str]]:
+        if not self.has_change_permission(request, record):
+            return []
+        opts = self.model._meta
+        return [
+            {
+                "label": button.label,
+                "style": button.style,
+                "url": reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_do",
+                    args=[quote(record.pk), button.name],
+                ),
+            }
+            for button in self.get_buttons(request)
+            if button.shown_for(record)
+        ]
+
+
+# --- changelist filters -------------------------------------------------------------------
+
+
+class InitiativeListFilter(admin.SimpleListFilter):
+    """By initiative (the same parameter as Django's own related filter, so links to
+    ``?initiative__id__exact=<id>`` keep working)."""
+
+    title = "initiative"
+    parameter_name = "initiative__id__exact"
+
+    def lookups(self, request, model_admin):
+        return list(Initiative.objects.order_by("name").values_list("pk", "name"))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(initiative_id=self.value()) if self.value() else queryset
+
+
+class PhaseListFilter(admin.SimpleListFilter):
+    """By phase: the phases of the initiative chosen in ``InitiativeListFilter`` (or of
+    the chosen phase's), never every phase of every initiative."""
+
+    title = "phase"
+    parameter_name = "phase__id__exact"
+
+    def lookups(self, request, model_admin):
+        initiative_id = request.GET.get(InitiativeListFilter.parameter_name)
+        phase_id = request.GET.get(self.parameter_name)
+        if not initiative_id and phase_id:
+            initiative_id = (
+                Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True).first()
+            )
+        if not initiative_id:
+            return []
+        return list(
+            Phase.objects.filter(initiative_id=initiative_id)
+            .order_by("created_at", "id")
+            .values_list("pk", "name")
+        )
+
+    def queryset(self, request, queryset):
+        return queryset.filter(phase_id=self.value()) if self.value() else queryset
+
+
+class ReadyListFilter(admin.SimpleListFilter):
+    """Ready now (for an agent, or for a person when a checkpoint) or not."""
+
+    title = "ready"
+    parameter_name = "ready"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Ready now"), ("no", "Not ready"))
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(is_ready=self.value() == "yes")
+        return queryset
+
+
+def annotate_ready(queryset: models.QuerySet[Task]) -> models.QuerySet[Task]:
+    """``is_ready`` on every row, from the repository's ready rule (one query in all)."""
+
+    def ready(checkpoints: bool) -> Exists:
+        found = tasks.ready_queryset(checkpoints=checkpoints).filter(pk=OuterRef("pk"))
+        return Exists(found.order_by())
+
+    return queryset.annotate(
+        is_ready=ExpressionWrapper(Q(ready(False)) | Q(ready(True)), output_field=BooleanField())
+    )
+
+
+def annotate_task_counts(queryset: models.QuerySet[Phase]) -> models.QuerySet[Phase]:
+    """``task_total`` and ``task_done`` on every phase, as two subqueries."""
+
+    def count(**filters: Any) -> Coalesce:
+        found = (
+            Task.objects.filter(phase_id=OuterRef("pk"), **filters)
+            .order_by()
+            .values("phase_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return Coalesce(Subquery(found, output_field=IntegerField()), Value(0))
+
+    return queryset.annotate(task_total=count(), task_done=count(status=TaskStatus.COMPLETED))
+
+
+# --- projects and links --------------------------------------------------------------------
 
 
 @admin.register(Project)
@@ -39,7 +378,8 @@ class InitiativeProjectAdmin(RepositoryAdmin):
     repository = InitiativeProjectRepository()
     list_display = ("__str__", "initiative", "project", "created_at")
     list_select_related = ("initiative", "project")
-    list_filter = ("project",)
+    list_filter = (InitiativeListFilter, "project")
+    autocomplete_fields = ("initiative", "project")
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
@@ -52,42 +392,121 @@ class InitiativeProjectAdmin(RepositoryAdmin):
 
 
 @admin.register(PhaseDependency)
-class PhaseDependencyAdmin(DependencyAdmin):
+class PhaseDependencyAdmin(PlanChoicesAdmin, DependencyAdmin):
     repository = PhaseRepository()
     edge_fields = ("phase", "depends_on_phase")
-    list_display = ("phase", "depends_on_phase", "created_at")
-    list_select_related = ("phase", "depends_on_phase")
+    list_display = ("__str__", "initiative", "created_at")
+    list_select_related = ("phase__initiative", "depends_on_phase")
+    autocomplete_fields = ("phase", "depends_on_phase")
+    search_fields = ("phase__name", "depends_on_phase__name")
+
+    @admin.display(description="initiative", ordering="phase__initiative__name")
+    def initiative(self, edge: PhaseDependency) -> str:
+        return _short(edge.phase.initiative.name)
 
 
 @admin.register(TaskDependency)
-class TaskDependencyAdmin(DependencyAdmin):
+class TaskDependencyAdmin(PlanChoicesAdmin, DependencyAdmin):
     repository = TaskRepository()
     edge_fields = ("task", "depends_on_task")
-    list_display = ("task", "depends_on_task", "created_at")
-    list_select_related = ("task", "depends_on_task")
+    list_display = ("__str__", "initiative", "created_at")
+    list_select_related = ("task__initiative", "depends_on_task")
+    autocomplete_fields = ("task", "depends_on_task")
+    search_fields = ("task__name", "depends_on_task__name")
+
+    @admin.display(description="initiative", ordering="task__initiative__name")
+    def initiative(self, edge: TaskDependency) -> str:
+        return _short(edge.task.initiative.name if edge.task.initiative else "")
 
 
 @admin.register(Page)
 class PageAdmin(RepositoryAdmin):
-    repository = PageRepository()
-    list_display = ("title", "initiative", "parent_page", "sort_order", "updated_at")
-    search_fields = ("title",)
+    repository = pages
+    list_display = ("short_title", "initiative", "parent_page", "sort_order", "updated_at")
+    list_filter = (InitiativeListFilter,)
+    search_fields = ("title", "initiative__name")
     list_select_related = ("initiative", "parent_page")
+    autocomplete_fields = ("initiative", "parent_page")
+
+    @admin.display(description="title", ordering="title")
+    def short_title(self, page: Page) -> str:
+        return _short(page.title)
 
     def get_readonly_fields(self, request, obj=None):
         return ("initiative",) if obj else ()
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        page_id = _editing_id(request)
+        if db_field.name == "parent_page" and page_id:
+            initiative_id = _editing_initiative_id(request, pages.initiative_id_of)
+            kwargs["queryset"] = Page.objects.filter(initiative_id=initiative_id).exclude(
+                pk=page_id
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-#: Lifecycle columns change only through the services (the actions below).
-LIFECYCLE_FIELDS = ("status", "blocked_from_status")
+
+# --- initiatives ---------------------------------------------------------------------------
+
+
+def _phase_graph_svg(initiative: Initiative, phase_rows: list[Phase]) -> str:
+    nodes = [GraphNode(p.pk, p.name, p.status, change_url(p)) for p in phase_rows]
+    return render_svg(
+        nodes,
+        phases.dependency_edges(initiative.pk),
+        title=f"Phases of {initiative.name}",
+        statuses=PhaseStatus.choices,
+    )
+
+
+def _task_graph_svg(phase: Phase, task_rows: list[Task]) -> str:
+    nodes = [GraphNode(t.pk, t.name, t.status, change_url(t)) for t in task_rows]
+    return render_svg(
+        nodes,
+        tasks.dependency_edges(phase.initiative_id),
+        title=f"Tasks of {phase.name}",
+        statuses=TaskStatus.choices,
+    )
+
+
+def _subquery_count(model: type[models.Model], **filters: Any) -> Coalesce:
+    found = (
+        model._default_manager.filter(initiative_id=OuterRef("pk"), **filters)
+        .order_by()
+        .values("initiative_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(found, output_field=IntegerField()), Value(0))
+
+
+INITIATIVE_BUTTONS: tuple[RecordButton, ...] = (
+    RecordButton(
+        "approve",
+        "Approve",
+        services.initiative_approve,
+        "initiative_id",
+        lambda initiative: initiative.status == InitiativeStatus.PENDING_REVIEW,
+        pass_actor=True,
+        style="default",
+    ),
+    RecordButton(
+        "archive",
+        "Archive",
+        services.initiative_archive,
+        "initiative_id",
+        lambda initiative: initiative.status != InitiativeStatus.ARCHIVED,
+    ),
+)
 
 
 @admin.register(Initiative)
-class InitiativeAdmin(RepositoryAdmin):
+class InitiativeAdmin(RecordButtonsAdmin):
     repository = InitiativeRepository()
-    list_display = ("name", "status", "execution_mode", "branch", "created_at")
+    buttons = INITIATIVE_BUTTONS
+    list_display = ("short_name", "status", "phases_done", "tasks_done", "execution_mode", "branch")
     list_filter = ("status", "execution_mode")
     search_fields = ("name", "branch")
+    date_hierarchy = "created_at"
     readonly_fields = ("status",)
     actions = (
         service_action(
@@ -101,19 +520,199 @@ class InitiativeAdmin(RepositoryAdmin):
         ),
     )
 
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                phase_total=_subquery_count(Phase),
+                phase_done=_subquery_count(Phase, status=PhaseStatus.COMPLETED),
+                task_total=_subquery_count(Task),
+                task_done=_subquery_count(Task, status=TaskStatus.COMPLETED),
+            )
+        )
+
+    @admin.display(description="name", ordering="name")
+    def short_name(self, initiative: Initiative) -> str:
+        return _short(initiative.name)
+
+    @admin.display(description="phases done")
+    def phases_done(self, initiative: Any) -> str:
+        return f"{initiative.phase_done} / {initiative.phase_total}"
+
+    @admin.display(description="tasks done")
+    def tasks_done(self, initiative: Any) -> str:
+        return f"{initiative.task_done} / {initiative.task_total}"
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<path:object_id>/graph/",
+                self.admin_site.admin_view(self.graph_view),
+                name=f"{opts.app_label}_{opts.model_name}_graph",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _get_viewable(self, request: HttpRequest, object_id: str) -> Initiative:
+        initiative = self.get_object(request, unquote(object_id))
+        if initiative is None:
+            raise Http404("No initiative with this id.")
+        if not self.has_view_or_change_permission(request, initiative):
+            raise PermissionDenied
+        return initiative
+
+    def _chosen_phase(self, request: HttpRequest, initiative: Initiative) -> Phase | None:
+        phase_id = request.GET.get("phase")
+        if not phase_id:
+            return None
+        phase = phases.find_in_initiative(phase_id, initiative.pk)
+        if phase is None:
+            raise Http404("No phase with this id in this initiative.")
+        return phase
+
+    def graph_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The initiative's phase graph as an SVG document; ``?phase=<id>``: that
+        phase's task graph."""
+        initiative = self._get_viewable(request, object_id)
+        phase = self._chosen_phase(request, initiative)
+        if phase is None:
+            svg = _phase_graph_svg(initiative, phases.find_by_initiative_id(initiative.pk))
+        else:
+            svg = _task_graph_svg(phase, tasks.find_by_phase_id(phase.pk))
+        return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        initiative = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if initiative is not None and self.has_view_or_change_permission(request, initiative):
+            context = {**self.plan_context(request, initiative), **context}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def plan_context(self, request: HttpRequest, initiative: Initiative) -> dict[str, Any]:
+        """What the initiative's page shows around its form: phases, pages, projects and
+        the dependency pictures (a fixed number of queries whatever the plan's size)."""
+        phase_rows = list(
+            annotate_task_counts(Phase.objects.filter(initiative_id=initiative.pk)).order_by(
+                "created_at", "id"
+            )
+        )
+        names = {p.pk: p.name for p in phase_rows}
+        edges = phases.dependency_edges(initiative.pk)
+        depends_on: dict[str, list[str]] = {}
+        for node, target in edges:
+            depends_on.setdefault(node, []).append(names.get(target, target))
+        page_rows = pages.find_tree(initiative.pk)
+        depth: dict[str, int] = {}
+        for page in page_rows:
+            depth[page.pk] = depth[page.parent_page_id] + 1 if page.parent_page_id in depth else 0
+        chosen = self._chosen_phase(request, initiative)
+        graph_url = reverse("admin:core_initiative_graph", args=[quote(initiative.pk)])
+        nodes = [GraphNode(p.pk, p.name, p.status, change_url(p)) for p in phase_rows]
+        return {
+            "plan_buttons": self.buttons_for(request, initiative),
+            "plan_phases": [
+                {
+                    "phase": phase,
+                    "url": change_url(phase),
+                    "depends_on": sorted(depends_on.get(phase.pk, [])),
+                    "done": phase.task_done,  # type: ignore[attr-defined]
+                    "total": phase.task_total,  # type: ignore[attr-defined]
+                    "graph_url": f"?phase={quote(phase.pk)}",
+                }
+                for phase in phase_rows
+            ],
+            "plan_pages": [
+                {"page": page, "url": change_url(page), "indent": depth[page.pk]}
+                for page in page_rows
+            ],
+            "plan_projects": [
+                {"project": project, "url": change_url(project)}
+                for project in ProjectRepository().find_projects_by_initiative_id(initiative.pk)
+            ],
+            "phase_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
+                render_svg(
+                    nodes,
+                    edges,
+                    title=f"Phases of {initiative.name}",
+                    statuses=PhaseStatus.choices,
+                )
+            ),
+            "phase_graph_url": graph_url,
+            "chosen_phase": chosen,
+            "task_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
+                _task_graph_svg(chosen, tasks.find_by_phase_id(chosen.pk))
+            )
+            if chosen
+            else None,
+            "task_graph_url": f"{graph_url}?phase={quote(chosen.pk)}" if chosen else None,
+        }
+
+
+# --- phases --------------------------------------------------------------------------------
+
+
+def _status_in(*statuses: str) -> Callable[[Any], bool]:
+    return lambda record: record.status in statuses
+
+
+PHASE_BUTTONS: tuple[RecordButton, ...] = (
+    RecordButton(
+        "approve-plan",
+        "Approve the plan",
+        services.phase_approve_plan,
+        "phase_id",
+        _status_in(PhaseStatus.PENDING),
+        pass_actor=True,
+        style="default",
+    ),
+    RecordButton(
+        "start", "Start", services.phase_start, "phase_id", _status_in(PhaseStatus.APPROVED)
+    ),
+    RecordButton(
+        "approve",
+        "Approve the review",
+        services.phase_approve,
+        "phase_id",
+        _status_in(PhaseStatus.PENDING_REVIEW),
+        pass_actor=True,
+        style="default",
+    ),
+    RecordButton(
+        "complete",
+        "Complete (all tasks done)",
+        services.phase_complete,
+        "phase_id",
+        _status_in(PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS),
+    ),
+    RecordButton(
+        "block",
+        "Block",
+        services.phase_block,
+        "phase_id",
+        lambda phase: phase.status not in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED),
+    ),
+    RecordButton(
+        "unblock", "Unblock", services.phase_unblock, "phase_id", _status_in(PhaseStatus.BLOCKED)
+    ),
+)
+
+
+def _linked(records: Iterable[models.Model]) -> list[dict[str, Any]]:
+    return [{"record": record, "url": change_url(record)} for record in records]
+
 
 @admin.register(Phase)
-class PhaseAdmin(RepositoryAdmin):
-    repository = PhaseRepository()
-    list_display = ("name", "initiative", "status", "created_at")
-    list_filter = ("status",)
-    search_fields = ("name",)
+class PhaseAdmin(RecordButtonsAdmin):
+    repository = phases
+    list_display = ("short_name", "initiative", "status", "tasks_done", "created_at")
+    list_filter = (InitiativeListFilter, "status")
+    search_fields = ("name", "initiative__name")
     list_select_related = ("initiative",)
+    autocomplete_fields = ("initiative",)
     readonly_fields = LIFECYCLE_FIELDS
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
-
+    buttons = PHASE_BUTTONS
     actions = tuple(
         service_action(fn, id_argument="phase_id", description=label, pass_actor=gate)
         for fn, label, gate in (
@@ -126,20 +725,108 @@ class PhaseAdmin(RepositoryAdmin):
         )
     )
 
-
-@admin.register(Task)
-class TaskAdmin(RepositoryAdmin):
-    repository = TaskRepository()
-    list_display = ("name", "phase", "type", "category", "priority", "status", "created_at")
-    list_filter = ("status", "type", "category", "priority")
-    search_fields = ("name", "description")
-    list_select_related = ("phase",)
-    readonly_fields = LIFECYCLE_FIELDS
+    def get_queryset(self, request):
+        return annotate_task_counts(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
 
+    @admin.display(description="name", ordering="name")
+    def short_name(self, phase: Phase) -> str:
+        return _short(phase.name)
+
+    @admin.display(description="tasks done")
+    def tasks_done(self, phase: Any) -> str:
+        return f"{phase.task_done} / {phase.task_total}"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        phase = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if phase is not None and self.has_view_or_change_permission(request, phase):
+            context = {**self.plan_context(request, phase), **context}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
+        """The phase's neighbours, its tasks (with whether each is ready) and their
+        picture, and the buttons that apply (a fixed number of queries)."""
+        task_rows = list(annotate_ready(Task.objects.filter(phase_id=phase.pk)))
+        return {
+            "plan_buttons": self.buttons_for(request, phase),
+            "plan_initiative": {"record": phase.initiative, "url": change_url(phase.initiative)},
+            "plan_depends_on": _linked(phases.get_dependencies(phase.pk)),
+            "plan_dependents": _linked(phases.get_dependents(phase.pk)),
+            "plan_tasks": _linked(task_rows),
+            "task_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
+                _task_graph_svg(phase, task_rows)
+            ),
+            "task_graph_url": reverse(
+                "admin:core_initiative_graph", args=[quote(phase.initiative_id)]
+            )
+            + f"?phase={quote(phase.pk)}",
+        }
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+def _completable(task: Task) -> bool:
+    if task.type == TaskType.AUTO:
+        return task.status == TaskStatus.IN_PROGRESS
+    return task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+
+TASK_BUTTONS: tuple[RecordButton, ...] = (
+    RecordButton(
+        "start",
+        "Start",
+        services.task_start,
+        "task_id",
+        lambda task: task.status == TaskStatus.PENDING and task.type == TaskType.AUTO,
+        style="default",
+    ),
+    RecordButton(
+        "complete",
+        "Complete",
+        services.task_complete,
+        "task_id",
+        _completable,
+        pass_actor=True,
+        style="default",
+    ),
+    RecordButton(
+        "block",
+        "Block",
+        services.task_block,
+        "task_id",
+        _status_in(TaskStatus.PENDING, TaskStatus.IN_PROGRESS),
+    ),
+    RecordButton(
+        "unblock", "Unblock", services.task_unblock, "task_id", _status_in(TaskStatus.BLOCKED)
+    ),
+)
+
+
+@admin.register(Task)
+class TaskAdmin(RecordButtonsAdmin):
+    repository = tasks
+    list_display = ("short_name", "place", "status", "ready", "type", "priority", "created_at")
+    list_filter = (
+        InitiativeListFilter,
+        PhaseListFilter,
+        ReadyListFilter,
+        "status",
+        "type",
+        "category",
+        "priority",
+    )
+    search_fields = ("name", "description")
+    list_select_related = ("phase", "initiative")
+    autocomplete_fields = ("initiative", "phase", "parent_task")
+    date_hierarchy = "created_at"
+    readonly_fields = LIFECYCLE_FIELDS
+    buttons = TASK_BUTTONS
     actions = (
+        service_action(services.task_start, id_argument="task_id", description="Start"),
         service_action(
             services.task_complete,
             id_argument="task_id",
@@ -149,6 +836,73 @@ class TaskAdmin(RepositoryAdmin):
         service_action(services.task_block, id_argument="task_id", description="Block"),
         service_action(services.task_unblock, id_argument="task_id", description="Unblock"),
     )
+
+    def get_queryset(self, request):
+        return annotate_ready(super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
+
+    def get_autocomplete_fields(self, request):
+        # A task's phase is one of its own initiative's few phases: a plain dropdown.
+        if _editing_id(request):
+            return tuple(name for name in self.autocomplete_fields if name != "phase")
+        return self.autocomplete_fields
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        task_id = _editing_id(request)
+        if task_id and db_field.name in ("phase", "parent_task"):
+            initiative_id = _editing_initiative_id(request, tasks.initiative_id_of)
+            related = Phase if db_field.name == "phase" else Task
+            queryset = related._default_manager.filter(initiative_id=initiative_id)
+            if related is Task:
+                queryset = queryset.exclude(pk=task_id)
+            kwargs["queryset"] = queryset.select_related("initiative")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="name", ordering="name")
+    def short_name(self, task: Task) -> str:
+        return _short(task.name)
+
+    @admin.display(description="initiative and phase", ordering="initiative__name")
+    def place(self, task: Task) -> str:
+        names = [record.name for record in (task.initiative, task.phase) if record is not None]
+        return CHOICE_SEPARATOR.join(_short(name) for name in names) if names else "—"
+
+    @admin.display(description="ready", boolean=True, ordering="is_ready")
+    def ready(self, task: Any) -> bool:
+        return task.is_ready
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        task = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if task is not None and self.has_view_or_change_permission(request, task):
+            context = {**self.plan_context(request, task), **context}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def plan_context(self, request: HttpRequest, task: Any) -> dict[str, Any]:
+        """The task's neighbours both ways, its subtasks and its context (the summaries
+        of what it depends on), and the buttons that apply."""
+        return {
+            "plan_buttons": self.buttons_for(request, task),
+            "plan_ready": task.is_ready,
+            "plan_initiative": {"record": task.initiative, "url": change_url(task.initiative)}
+            if task.initiative_id
+            else None,
+            "plan_phase": {"record": task.phase, "url": change_url(task.phase)}
+            if task.phase_id
+            else None,
+            "plan_depends_on": _linked(tasks.get_dependencies(task.pk)),
+            "plan_dependents": _linked(tasks.get_dependents(task.pk)),
+            "plan_subtasks": _linked(tasks.find_by_parent_task_id(task.pk)),
+            "plan_context": [
+                {"entry": entry, "url": reverse("admin:core_task_change", args=[entry.task_id])}
+                for entry in services.task_context(task_id=task.pk)
+            ],
+        }
+
+
+# --- tokens and events ---------------------------------------------------------------------
 
 
 @admin.register(ApiToken)

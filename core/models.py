@@ -211,7 +211,9 @@ class PhaseDependency(CreatedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.phase_id} depends on {self.depends_on_phase_id}"
+        if self.phase_id is None or self.depends_on_phase_id is None:
+            return "New phase dependency"
+        return f"{self.phase.name} depends on {self.depends_on_phase.name}"
 
 
 class TaskType(models.TextChoices):
@@ -357,7 +359,9 @@ class TaskDependency(CreatedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task_id} depends on {self.depends_on_task_id}"
+        if self.task_id is None or self.depends_on_task_id is None:
+            return "New task dependency"
+        return f"{self.task.name} depends on {self.depends_on_task.name}"
 
 
 class Page(TimestampedModel):
@@ -449,7 +453,9 @@ class InitiativeProject(CreatedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.initiative_id} uses {self.project_id}"
+        if self.initiative_id is None or self.project_id is None:
+            return "New initiative-project link"
+        return f"{self.initiative.name} uses {self.project.name}"
 
 
 class ApiToken(CreatedModel):

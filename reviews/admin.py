@@ -1,43 +1,309 @@
 """The reviews' admin: every add and change form saves through the service or repository
-the API uses, so a person meets the same rules; statuses change only through actions;
-change sets and their entries are read-only history."""
+the API uses, so a person meets the same rules; statuses change only through actions and
+through the buttons on a record's page (accept or dismiss a proposal, resolve a review
+comment, revert a change set), which call the same services; change sets and their
+entries are read-only history.
 
-from typing import cast
+A pending proposal's page previews what accepting it would do to the current records
+(``proposal_preview``, the accept's own rules without writing): the before and after of
+each field an update changes, or what a create adds and where.
+"""
 
-from django.contrib import admin
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Case, OuterRef, Subquery, Value, When
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+
+from core.actors import Actor
 from core.admin_base import RepositoryAdmin, service_action
+from core.errors import DomainError
+from core.models import Initiative, Page, Phase, Task
+from core.repositories import (
+    DependencyRepository,
+    InitiativeRepository,
+    PageRepository,
+    PhaseRepository,
+    Repository,
+    TaskRepository,
+)
+from core.tiptap import tiptap_to_text
 from reviews import services
 from reviews.models import (
+    LABEL_LENGTH,
     ChangeSet,
     ChangeSetEntry,
+    ChangeSetStatus,
     ChatMessage,
     ChatSession,
+    ChatTargetType,
     Proposal,
     ProposalStatus,
+    ProposalTargetType,
     ReviewComment,
 )
 from reviews.repositories import (
+    TARGET_REPOSITORIES,
+    ChangeSetRepository,
     ChatSessionRepository,
     ProposalRepository,
     ReviewCommentRepository,
 )
+from reviews.services.proposals import ProposalPlan, proposal_preview
 
 sessions = ChatSessionRepository()
 comments = ReviewCommentRepository()
+change_sets = ChangeSetRepository()
+
+#: What a preview names by id, and where to find it.
+_RECORDS: dict[type[models.Model], Repository[Any]] = {
+    Initiative: InitiativeRepository(),
+    Page: PageRepository(),
+    Phase: PhaseRepository(),
+    Task: TaskRepository(),
+}
+_TARGET_MODELS: dict[str, type[Page | Phase | Task]] = {
+    ProposalTargetType.PAGE: Page,
+    ProposalTargetType.PHASE: Phase,
+    ProposalTargetType.TASK: Task,
+}
+
+
+def truncated(text: str | None) -> str:
+    """A title or a text cut to what a list shows."""
+    return Truncator(text or "").chars(LABEL_LENGTH)
+
+
+def admin_link(record: models.Model) -> SafeString:
+    """The record's name, linking to its admin page."""
+    opts = record._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(record.pk)])
+    return format_html('<a href="{}">{}</a>', url, str(record))
+
+
+# --- buttons on a record's page ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button on a record's page: a POST to ``<record>/<slug>/`` running ``run``.
+
+    ``run(request, record)`` calls a service and returns the success message; a refusal
+    (a ``DomainError``) becomes an error message in its words. Either way the person is
+    sent back to the record's page.
+    """
+
+    slug: str
+    label: str
+    run: Callable[[HttpRequest, Any], str | SafeString]
+    #: Whether the button is shown for ``record`` (its POST is allowed regardless, and
+    #: the service says no in words when the record is not in the right state).
+    shown: Callable[[Any], bool] = lambda record: True
+
+
+class ButtonsAdmin(admin.ModelAdmin):
+    """Adds ``buttons`` to the record's page, each at its own admin URL, login- and
+    CSRF-protected by ``admin_view`` and allowed to whoever may change such records."""
+
+    buttons: tuple[Button, ...] = ()
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.model._meta
+        own = [
+            path(
+                f"<path:object_id>/{button.slug}/",
+                self.admin_site.admin_view(self._button_view(button)),
+                name=f"{opts.app_label}_{opts.model_name}_{button.slug}",
+            )
+            for button in self.buttons
+        ]
+        return own + super().get_urls()
+
+    def may_press(self, request: HttpRequest) -> bool:
+        opts = self.model._meta
+        codename = get_permission_codename("change", opts)
+        return request.user.has_perm(f"{opts.app_label}.{codename}")
+
+    def _button_view(self, button: Button) -> Callable[..., HttpResponse]:
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            if not self.may_press(request):
+                raise PermissionDenied
+            opts = self.model._meta
+            record = self.get_object(request, unquote(object_id))
+            if record is None:
+                self.message_user(
+                    request,
+                    f"There is no {opts.verbose_name} '{object_id}' any more.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(
+                    reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+                )
+            try:
+                self.message_user(request, button.run(request, record), messages.SUCCESS)
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(
+                reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_change",
+                    args=[quote(record.pk)],
+                )
+            )
+
+        view.__name__ = f"{self.model._meta.model_name}_{button.slug}"
+        return view
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.may_press(request):
+            opts = self.model._meta
+            context["record_buttons"] = [
+                (
+                    button,
+                    reverse(
+                        f"admin:{opts.app_label}_{opts.model_name}_{button.slug}",
+                        args=[quote(obj.pk)],
+                    ),
+                )
+                for button in self.buttons
+                if button.shown(obj)
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+# --- proposals -------------------------------------------------------------------------------
+
+
+def _accept(request: HttpRequest, proposal: Proposal) -> SafeString:
+    change_set = services.proposal_accept(proposal_id=proposal.pk, actor=Actor.person(request.user))
+    return format_html(
+        "Accepted “{}”: what it changed is {}, which can be reverted.",
+        truncated(proposal.title),
+        admin_link(change_set),
+    )
+
+
+def _dismiss(request: HttpRequest, proposal: Proposal) -> str:
+    services.proposal_dismiss(proposal_id=proposal.pk, actor=Actor.person(request.user))
+    return f"Dismissed “{truncated(proposal.title)}”."
+
+
+def _pending(proposal: Proposal) -> bool:
+    return proposal.status == ProposalStatus.PENDING
+
+
+class ProposalPreviewPanel:
+    """A proposal's preview in words for its page: the rows of a before/after table (an
+    update) or of what is created (a create), each value readable (a Tiptap document as
+    its text, a choice by its label, an id by the record's name, linked)."""
+
+    def __init__(self, plan: ProposalPlan) -> None:
+        self.plan = plan
+        self.model = _TARGET_MODELS[plan.proposal.target_type]
+
+    @property
+    def target(self) -> SafeString | None:
+        return None if self.plan.target is None else admin_link(self.plan.target)
+
+    @property
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        return [
+            (
+                self.label(change.field),
+                self.readable(change.field, change.before),
+                self.readable(change.field, change.after),
+            )
+            for change in self.plan.changes
+        ]
+
+    @property
+    def created(self) -> list[tuple[str, Any]]:
+        if self.plan.target is not None:
+            return []
+        return [
+            (self.label(name), self.readable(name, value))
+            for name, value in self.plan.values.items()
+            if name != "initiative_id" and (value is not None or name == "parent_page_id")
+        ]
+
+    @property
+    def dependencies(self) -> list[SafeString]:
+        """The records the target comes to depend on (not those it depends on already)."""
+        ids = self.plan.dependencies
+        repository = TARGET_REPOSITORIES[self.plan.proposal.target_type]
+        target = self.plan.target
+        if target is not None and ids and isinstance(repository, DependencyRepository):
+            existing = repository.get_dependency_ids([target.pk])[target.pk]
+            ids = [pk for pk in ids if pk not in existing]
+        if not ids:
+            return []
+        found = {record.pk: record for record in repository.find_by_ids(ids)}
+        return [
+            admin_link(found[pk]) if pk in found else format_html("'{}' (not found)", pk)
+            for pk in ids
+        ]
+
+    def field(self, name: str) -> models.Field:
+        return cast(models.Field, self.model._meta.get_field(name))
+
+    def label(self, name: str) -> str:
+        field = self.field(name)
+        return str(field.verbose_name).capitalize().removesuffix(" id")
+
+    def readable(self, name: str, value: Any) -> Any:
+        field = self.field(name)
+        if value is None:
+            if name == "parent_page_id":
+                return "The initiative's root page (created with it if there is none)"
+            return "—"
+        if isinstance(field, models.ForeignKey):
+            records = _RECORDS.get(cast(type[models.Model], field.related_model))
+            found = None if records is None else records.find_by_id(value)
+            return admin_link(found) if found is not None else f"'{value}' (not found)"
+        if field.choices:
+            return dict(field.flatchoices).get(value, value)
+        if name == "content" and self.model in (Page, Phase):
+            try:
+                return tiptap_to_text(value, block_separator="\n\n")
+            except (ValueError, TypeError, AttributeError):
+                return value
+        return value
 
 
 @admin.register(Proposal)
-class ProposalAdmin(RepositoryAdmin):
+class ProposalAdmin(ButtonsAdmin, RepositoryAdmin):
     """Saved through ``proposal_create`` / ``proposal_update`` (a target of the proposal's
     initiative, metadata that is a JSON object of the right shape); accepted and
-    dismissed through the actions, after which a proposal is history."""
+    dismissed through the buttons on its page (which preview the change) and the
+    actions, after which a proposal is history."""
 
     repository = ProposalRepository()
-    list_display = ("title", "target_type", "status", "agent", "initiative", "created_at")
-    list_filter = ("status", "target_type")
+    list_display = ("short_title", "change", "status", "agent", "initiative", "created_at")
+    list_filter = (
+        "status",
+        "target_type",
+        ("agent", admin.RelatedOnlyFieldListFilter),
+        ("initiative", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("title", "summary")
     list_select_related = ("agent", "initiative")
+    autocomplete_fields = ("agent", "initiative")
+    date_hierarchy = "created_at"
+    buttons = (
+        Button("accept", "Accept", _accept, shown=_pending),
+        Button("dismiss", "Dismiss", _dismiss, shown=_pending),
+    )
     actions = (
         service_action(
             services.proposal_accept,
@@ -55,12 +321,38 @@ class ProposalAdmin(RepositoryAdmin):
     #: Who proposes what, for which initiative: fixed once proposed.
     fixed_fields = ("agent", "initiative", "target_type", "target_id")
 
+    @admin.display(description="title", ordering="title")
+    def short_title(self, proposal: Proposal) -> str:
+        return truncated(proposal.title)
+
+    @admin.display(description="proposes", ordering="target_type")
+    def change(self, proposal: Proposal) -> str:
+        return f"{'an update to a' if proposal.target_id else 'a new'} {proposal.target_type}"
+
+    @admin.display(description="change sets")
+    def change_set_links(self, proposal: Proposal) -> SafeString | str:
+        found = change_sets.find_by_proposal_id(proposal.pk)
+        if not found:
+            return "—"
+        return format_html(
+            "<br>".join(["{}"] * len(found)), *(admin_link(change_set) for change_set in found)
+        )
+
     def get_readonly_fields(self, request, obj=None):
-        return ("status", *self.fixed_fields) if obj else ("status",)
+        if obj is None:
+            return ("status",)
+        return ("status", *self.fixed_fields, "change_set_links")
 
     def has_change_permission(self, request, obj=None) -> bool:
         pending = obj is None or obj.status == ProposalStatus.PENDING
         return pending and super().has_change_permission(request, obj)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.status == ProposalStatus.PENDING:
+            preview = proposal_preview(proposal_id=obj.pk)
+            context["proposal_refusal"] = preview.refusal and preview.refusal.message
+            context["proposal_preview"] = preview.plan and ProposalPreviewPanel(preview.plan)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def write(self, form) -> Proposal:
         data = form.cleaned_data
@@ -81,17 +373,36 @@ class ProposalAdmin(RepositoryAdmin):
         )
 
 
+# --- review comments -------------------------------------------------------------------------
+
+
+def _resolve(request: HttpRequest, comment: ReviewComment) -> str:
+    services.review_comment_resolve(comment_id=comment.pk)
+    return f"Resolved “{comment}”."
+
+
+def _unresolve(request: HttpRequest, comment: ReviewComment) -> str:
+    comments.unresolve(comment.pk)
+    return f"Reopened “{comment}”: it is unresolved again."
+
+
 @admin.register(ReviewComment)
-class ReviewCommentAdmin(RepositoryAdmin):
+class ReviewCommentAdmin(ButtonsAdmin, RepositoryAdmin):
     """Added through ``review_comment_create`` and changed through the repository's
-    ``update`` (one-line file path, line number of at least 1, …); resolved through the
-    actions."""
+    ``update`` (one-line file path, line number of at least 1, …); resolved and
+    reopened through the button on its page and the actions."""
 
     repository = comments
-    list_display = ("file_path", "line_number", "line_type", "author", "resolved", "phase")
-    list_filter = ("resolved", "line_type")
+    list_display = ("location", "line", "short_body", "author", "resolved", "phase")
+    list_filter = (("phase", admin.RelatedOnlyFieldListFilter), "resolved", "line_type")
     search_fields = ("file_path", "body")
-    list_select_related = ("phase",)
+    list_select_related = ("phase", "phase__initiative")
+    autocomplete_fields = ("phase",)
+    date_hierarchy = "created_at"
+    buttons = (
+        Button("resolve", "Resolve", _resolve, shown=lambda comment: not comment.resolved),
+        Button("unresolve", "Unresolve", _unresolve, shown=lambda comment: comment.resolved),
+    )
     actions = (
         service_action(
             services.review_comment_resolve, id_argument="comment_id", description="Resolve"
@@ -99,8 +410,25 @@ class ReviewCommentAdmin(RepositoryAdmin):
         service_action(comments.unresolve, id_argument="id", description="Unresolve"),
     )
 
+    @admin.display(description="where", ordering="file_path")
+    def location(self, comment: ReviewComment) -> str:
+        return f"{comment.file_path}:{comment.line_number}"
+
+    @admin.display(description="line", ordering="line_type")
+    def line(self, comment: ReviewComment) -> str:
+        """The line type in words: which side of the diff the line number counts on."""
+        return {
+            "added": "an added line (new side)",
+            "removed": "a removed line (old side)",
+            "context": "an unchanged line",
+        }.get(comment.line_type, comment.line_type)
+
+    @admin.display(description="comment")
+    def short_body(self, comment: ReviewComment) -> str:
+        return truncated(comment.body)
+
     def get_readonly_fields(self, request, obj=None):
-        return ("resolved", "phase") if obj else ("resolved",)
+        return ("resolved", "phase", "location", "line") if obj else ("resolved",)
 
     def write(self, form) -> ReviewComment:
         if not form.instance._state.adding:
@@ -116,18 +444,55 @@ class ReviewCommentAdmin(RepositoryAdmin):
         )
 
 
+# --- chat sessions and messages ----------------------------------------------------------
+
+
+def with_target_names(queryset: models.QuerySet, *, prefix: str = "", name: str = "target_name"):
+    """``queryset`` with the name of each chat session's phase or task annotated as
+    ``name`` (``prefix`` leads from the queryset's model to the session), so that labels
+    in words cost no query per row."""
+
+    def name_of(model: type[Phase | Task]) -> Subquery:
+        rows = model._default_manager.filter(pk=OuterRef(f"{prefix}target_id"))
+        return Subquery(rows.values("name")[:1])
+
+    return queryset.annotate(
+        **{
+            name: Case(
+                When(**{f"{prefix}target_type": ChatTargetType.PHASE}, then=name_of(Phase)),
+                When(**{f"{prefix}target_type": ChatTargetType.TASK}, then=name_of(Task)),
+                default=Value(None),
+                output_field=models.TextField(),
+            )
+        }
+    )
+
+
 @admin.register(ChatSession)
 class ChatSessionAdmin(RepositoryAdmin):
     """Opened through ``create_session`` (a target of the initiative, at most one active
     session per target); only its agent is edited; closed through the action."""
 
     repository = sessions
-    list_display = ("target_type", "target_id", "status", "initiative", "agent", "created_at")
-    list_filter = ("status", "target_type")
+    list_display = ("__str__", "status", "initiative", "agent", "created_at")
+    list_filter = (
+        "status",
+        "target_type",
+        ("initiative", admin.RelatedOnlyFieldListFilter),
+        ("agent", admin.RelatedOnlyFieldListFilter),
+    )
+    #: ``target_name`` is annotated by ``get_queryset``: a session is found by its
+    #: phase's or task's name.
+    search_fields = ("target_name", "target_id", "initiative__name")
     list_select_related = ("initiative", "agent")
+    autocomplete_fields = ("initiative", "agent")
+    date_hierarchy = "created_at"
     actions = (
         service_action(services.chat_session_close, id_argument="session_id", description="Close"),
     )
+
+    def get_queryset(self, request):
+        return with_target_names(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return ("status", "target_type", "target_id", "initiative") if obj else ("status",)
@@ -151,10 +516,23 @@ class ChatMessageAdmin(RepositoryAdmin):
     session's initiative on an assistant message); a transcript, so never edited."""
 
     repository = sessions
-    list_display = ("__str__", "role", "chat_session", "change_set", "created_at")
+    list_display = ("__str__", "role", "session", "change_set", "created_at")
     list_filter = ("role",)
     search_fields = ("content",)
-    list_select_related = ("chat_session", "change_set")
+    list_select_related = ("chat_session", "change_set", "change_set__proposal")
+    autocomplete_fields = ("chat_session", "change_set")
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        return with_target_names(
+            super().get_queryset(request), prefix="chat_session__", name="session_target_name"
+        )
+
+    @admin.display(description="chat session", ordering="chat_session")
+    def session(self, message: ChatMessage) -> str:
+        session = message.chat_session
+        session.target_name = getattr(message, "session_target_name", None)
+        return str(session)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
@@ -167,6 +545,9 @@ class ChatMessageAdmin(RepositoryAdmin):
             content=data["content"],
             change_set_id=data["change_set"].pk if data.get("change_set") else None,
         )
+
+
+# --- change sets: history ----------------------------------------------------------------
 
 
 class ChangeSetEntryInline(admin.TabularInline):
@@ -183,20 +564,41 @@ class ChangeSetEntryInline(admin.TabularInline):
         return False
 
 
+def _revert(request: HttpRequest, change_set: ChangeSet) -> str:
+    reverted = services.change_set_revert(change_set_id=change_set.pk)
+    return f"Reverted: {reverted}."
+
+
 @admin.register(ChangeSet)
-class ChangeSetAdmin(admin.ModelAdmin):
+class ChangeSetAdmin(ButtonsAdmin):
     """History that ``change_set_revert`` relies on: written only by the services, never
-    added or edited here (not even moved to another initiative); reverted by the action."""
+    added or edited here (not even moved to another initiative); reverted by the button
+    on its page and the action."""
 
     list_display = ("__str__", "source", "status", "initiative", "created_at", "reverted_at")
-    list_filter = ("status", "source")
-    list_select_related = ("initiative",)
+    list_filter = ("status", "source", ("initiative", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("description", "proposal__title")
+    list_select_related = ("initiative", "proposal")
+    date_hierarchy = "created_at"
     inlines = (ChangeSetEntryInline,)
+    buttons = (
+        Button(
+            "revert",
+            "Revert",
+            _revert,
+            shown=lambda change_set: change_set.status == ChangeSetStatus.APPLIED,
+        ),
+    )
     actions = (
         service_action(
             services.change_set_revert, id_argument="change_set_id", description="Revert"
         ),
     )
+
+    def get_queryset(self, request):
+        # Its label names the proposal (autocomplete and change pages included); the
+        # list then keeps this select_related instead of its list_select_related.
+        return super().get_queryset(request).select_related(*self.list_select_related)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -209,13 +611,17 @@ class ChangeSetAdmin(admin.ModelAdmin):
 class ChangeSetEntryAdmin(admin.ModelAdmin):
     """Entries are history, written once with their change set: read-only here."""
 
-    list_display = ("change_set", "entity_type", "entity_id", "action", "created_at")
+    list_display = ("__str__", "change_set", "entity_type", "entity_id", "action", "created_at")
     list_filter = ("entity_type", "action")
     search_fields = ("entity_id",)
-    list_select_related = ("change_set",)
+    list_select_related = ("change_set", "change_set__proposal")
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# The plan's phase and task pages with their review and agents (registered again there).
+import reviews.admin_plan  # noqa: E402, F401

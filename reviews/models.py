@@ -6,9 +6,10 @@ carry the validators of what they hold.
 
 from django.db import models
 from django.db.models import Q
+from django.utils.text import Truncator
 
 from agents.models import Agent
-from core.models import CreatedModel, Initiative, Phase, TimestampedModel, enum_check
+from core.models import CreatedModel, Initiative, Phase, Task, TimestampedModel, enum_check
 from core.validators import (
     NAME_MAX_LENGTH,
     PATH_MAX_LENGTH,
@@ -17,6 +18,9 @@ from core.validators import (
     path_length,
     text_length,
 )
+
+#: How many characters of a title or a name a record's label shows.
+LABEL_LENGTH = 60
 
 
 class ProposalTargetType(models.TextChoices):
@@ -76,7 +80,10 @@ class Proposal(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return self.title
+        """``Split the auth task (update task, pending)``."""
+        change = "update" if self.target_id else "new"
+        title = Truncator(self.title).chars(LABEL_LENGTH)
+        return f"{title} ({change} {self.target_type}, {self.status})"
 
 
 class ReviewLineType(models.TextChoices):
@@ -117,7 +124,8 @@ class ReviewComment(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.file_path}:{self.line_number}"
+        """``src/auth.py:42 — Rename this…``."""
+        return f"{self.file_path}:{self.line_number} — {Truncator(self.body).chars(40)}"
 
 
 class ChatTargetType(models.TextChoices):
@@ -144,6 +152,9 @@ class ChatSession(TimestampedModel):
     agent = models.ForeignKey(
         Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="chat_sessions"
     )
+    #: The name of the phase or task, when a list annotated it (see ``__str__``).
+    target_name: str | None
+
     status = models.CharField(
         max_length=8,
         choices=ChatSessionStatus.choices,
@@ -173,7 +184,18 @@ class ChatSession(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.target_type} {self.target_id} ({self.status})"
+        """``Chat on task 'Add login'`` (``(closed)`` once closed). The target's name is
+        read once, unless a list annotated its rows with ``target_name``."""
+        if not hasattr(self, "target_name"):
+            model = Phase if self.target_type == ChatTargetType.PHASE else Task
+            self.target_name = (
+                model._default_manager.filter(pk=self.target_id)
+                .values_list("name", flat=True)
+                .first()
+            )
+        name = Truncator(self.target_name or self.target_id).chars(LABEL_LENGTH)
+        closed = " (closed)" if self.status == ChatSessionStatus.CLOSED else ""
+        return f"Chat on {self.target_type} '{name}'{closed}"
 
 
 class ChangeSetSource(models.TextChoices):
@@ -221,7 +243,17 @@ class ChangeSet(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return self.description or f"change set {self.id}"
+        """``Change set from proposal 'Add login' (applied)``; a chat edit's says what
+        the edit was."""
+        if self.proposal_id is not None and self.proposal is not None:
+            origin = f"proposal '{Truncator(self.proposal.title).chars(LABEL_LENGTH)}'"
+        elif self.source == ChangeSetSource.CHAT:
+            origin = "a chat edit"
+            if self.description:
+                origin += f": {Truncator(self.description).chars(LABEL_LENGTH)}"
+        else:
+            origin = Truncator(self.description).chars(LABEL_LENGTH) or "a proposal since deleted"
+        return f"Change set from {origin} ({self.status})"
 
 
 class ChangeAction(models.TextChoices):

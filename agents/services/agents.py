@@ -99,7 +99,7 @@ def _move(agent_id: str, target: str, runtime: AgentRuntime) -> Agent:
     allowed = ALLOWED_FROM[target]
     if agent.status not in allowed:
         raise TransitionNotAllowed(
-            f"Agent '{agent}' is {agent.status}; it can become {target} only from "
+            f"Agent '{agent.name}' is {agent.status}; it can become {target} only from "
             f"{' or '.join(allowed)}.",
             details={
                 "id": agent.pk,
@@ -181,13 +181,13 @@ def agent_dismiss(*, agent_id: str) -> Agent:
     agent = agents.get_for_update(agent_id)
     if agent.user_dismissed_at is not None:
         raise Conflict(
-            f"Agent '{agent}' is already dismissed.",
+            f"Agent '{agent.name}' is already dismissed.",
             code="agent_already_dismissed",
             details={"id": agent.pk, "dismissed_at": agent.user_dismissed_at.isoformat()},
         )
     if agent.status not in DISMISSIBLE_FROM:
         raise TransitionNotAllowed(
-            f"Agent '{agent}' is {agent.status}; only an agent that is "
+            f"Agent '{agent.name}' is {agent.status}; only an agent that is "
             f"{' or '.join(DISMISSIBLE_FROM)} can be dismissed.",
             details={
                 "id": agent.pk,

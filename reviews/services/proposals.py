@@ -8,7 +8,9 @@ records it applies to (as ``core.services`` does), so an accept and a lifecycle
 transition on the same records wait for each other instead of deadlocking.
 """
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models, transaction
@@ -24,6 +26,7 @@ from core.models import (
     Page,
     Phase,
     PhaseStatus,
+    Task,
     TaskCategory,
     TaskPriority,
     TaskType,
@@ -162,7 +165,7 @@ def proposal_accept_all(*, agent_id: str, actor: Actor | None = None) -> list[Ch
             applied.append(_accept(proposal))
         except DomainError as error:
             error.details = {**error.details, "proposal_id": proposal.pk}
-            error.message = f"Proposal '{proposal}' could not be applied: {error.message}"
+            error.message = f"Proposal '{proposal.title}' could not be applied: {error.message}"
             error.args = (error.message,)
             raise
     return applied
@@ -201,7 +204,7 @@ def _lock_pending_of_agent(agent_id: str) -> list[Proposal]:
 def _accept(proposal: Proposal) -> ChangeSet:
     """Apply a pending proposal whose initiative and row the caller has locked."""
     recorder = ChangeRecorder()
-    _APPLIERS[proposal.target_type](proposal, _Metadata.of(proposal), recorder)
+    _apply(_plan(proposal, lock=True), recorder)
     before = snapshot(proposal)
     recorder.updated(proposals.accept(proposal), before)
     change_set = change_sets.create(
@@ -306,14 +309,104 @@ class _Metadata:
         return list(dict.fromkeys(value))
 
 
-# --- applying to the target ------------------------------------------------------------
+# --- planning and applying to the target -----------------------------------------------
 
 
-def _target_of(proposal: Proposal) -> Any:
-    """The proposal's target, locked; gone since proposing is a conflict, not a 404."""
-    target_type, target_id = proposal.target_type, str(proposal.target_id)
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of the target an update changes: its current and its proposed value."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class ProposalPlan:
+    """What accepting a proposal does, worked out from the proposal, its metadata and
+    the current records before anything is written.
+
+    ``values`` are, for an update, the fields it sets on ``target`` (None: the record
+    keeps its value); for a create (``target`` None), the values the record is created
+    with (a page's ``parent_page_id`` None: under the initiative's root page, created
+    with it when there is none yet). ``dependencies`` are the ids the new or changed
+    phase or task comes to depend on (the ones it depends on already are kept).
+    """
+
+    proposal: Proposal
+    target: Page | Phase | Task | None
+    values: dict[str, Any]
+    dependencies: list[str]
+
+    @property
+    def changes(self) -> list[FieldChange]:
+        """For an update, each field whose value the accept would change."""
+        if self.target is None:
+            return []
+        return [
+            FieldChange(name, getattr(self.target, name), value)
+            for name, value in self.values.items()
+            if value is not None and not _same_value(name, getattr(self.target, name), value)
+        ]
+
+
+@dataclass(frozen=True)
+class ProposalPreview:
+    """What accepting a proposal would do now (``plan``), or the refusal the accept
+    would give (``refusal``): exactly one of the two is set."""
+
+    proposal: Proposal
+    plan: ProposalPlan | None
+    refusal: DomainError | None
+
+
+def proposal_preview(*, proposal_id: str) -> ProposalPreview:
+    """What accepting the proposal would do as things stand, worked out by the same
+    rules as ``proposal_accept`` without writing or locking anything (NotFound when
+    there is no such proposal). A refusal the accept would give now (not pending,
+    target gone, metadata naming what is not there) is returned, not raised; one only
+    the writes find (a dependency cycle) shows when accepting."""
+    proposal = proposals.get(proposal_id)
     try:
-        target = TARGET_REPOSITORIES[target_type].get_for_update(target_id)
+        if proposal.status != ProposalStatus.PENDING:
+            raise proposals.not_pending(proposal)
+        return ProposalPreview(proposal, _plan(proposal, lock=False), None)
+    except DomainError as error:
+        return ProposalPreview(proposal, None, error)
+
+
+def _plan(proposal: Proposal, *, lock: bool) -> ProposalPlan:
+    """The proposal's plan; with ``lock``, its target is locked for the writes to come."""
+    return _PLANNERS[proposal.target_type](proposal, _Metadata.of(proposal), lock)
+
+
+def _apply(plan: ProposalPlan, recorder: ChangeRecorder) -> models.Model:
+    """Write ``plan`` (planned under lock) and record each write in ``recorder``."""
+    proposal = plan.proposal
+    repository = TARGET_REPOSITORIES[proposal.target_type]
+    record: models.Model
+    if plan.target is not None:
+        record = plan.target
+        _apply_update(record, recorder, repository, **plan.values)
+    else:
+        values = dict(plan.values)
+        if proposal.target_type == ProposalTargetType.PAGE and values["parent_page_id"] is None:
+            initiative = initiatives.get(proposal.initiative_id)
+            values["parent_page_id"] = _root_page(initiative, recorder).pk
+        record = repository.create(**values)
+        recorder.created(record)
+    if isinstance(repository, DependencyRepository):
+        _add_dependencies(repository, record, plan.dependencies, recorder)
+    return record
+
+
+def _target_of(proposal: Proposal, *, lock: bool) -> Any:
+    """The proposal's target (locked with ``lock``); gone since proposing is a conflict,
+    not a 404."""
+    target_type, target_id = proposal.target_type, str(proposal.target_id)
+    repository = TARGET_REPOSITORIES[target_type]
+    try:
+        target = repository.get_for_update(target_id) if lock else repository.get(target_id)
     except NotFound:
         raise Conflict(
             f"The {target_type} this proposal changes ('{target_id}') no longer exists.",
@@ -322,6 +415,21 @@ def _target_of(proposal: Proposal) -> Any:
         ) from None
     proposals.check_target(target_type, target_id, proposal.initiative_id)
     return target
+
+
+#: The fields holding a Tiptap document as JSON text, compared as documents.
+_TIPTAP_FIELDS = frozenset({"content"})
+
+
+def _same_value(field: str, current: Any, proposed: Any) -> bool:
+    if current == proposed:
+        return True
+    if field in _TIPTAP_FIELDS and isinstance(current, str) and isinstance(proposed, str):
+        try:
+            return bool(json.loads(current) == json.loads(proposed))
+        except ValueError:
+            return False
+    return False
 
 
 def _apply_update(
@@ -373,45 +481,37 @@ def _root_page(initiative: Initiative, recorder: ChangeRecorder) -> Page:
     return root
 
 
-def _apply_page(proposal: Proposal, meta: _Metadata, recorder: ChangeRecorder) -> models.Model:
-    content = _tiptap_content(proposal)
+def _plan_page(proposal: Proposal, meta: _Metadata, lock: bool) -> ProposalPlan:
+    values: dict[str, Any] = {"title": proposal.title, "content": _tiptap_content(proposal)}
     if proposal.target_id:
-        page = _target_of(proposal)
-        _apply_update(page, recorder, pages, title=proposal.title, content=content)
-        return page
+        return ProposalPlan(proposal, _target_of(proposal, lock=lock), values, [])
     parent_id = meta.text("parent_page_id")
     if parent_id is None:
-        parent_id = _root_page(initiatives.get(proposal.initiative_id), recorder).pk
+        root = pages.find_root_page(proposal.initiative_id)
+        parent_id = None if root is None else root.pk
     elif pages.find_in_initiative(parent_id, proposal.initiative_id) is None:
         raise meta.invalid("parent_page_id", "must name a page of this initiative")
-    page = pages.create(
-        initiative_id=proposal.initiative_id,
-        parent_page_id=parent_id,
-        title=proposal.title,
-        content=content,
-        sort_order=meta.integer("sort_order") or 0,
-    )
-    recorder.created(page)
-    return page
+    values = {
+        "initiative_id": proposal.initiative_id,
+        "parent_page_id": parent_id,
+        **values,
+        "sort_order": meta.integer("sort_order") or 0,
+    }
+    return ProposalPlan(proposal, None, values, [])
 
 
-def _apply_phase(proposal: Proposal, meta: _Metadata, recorder: ChangeRecorder) -> models.Model:
-    content = _tiptap_content(proposal)
+def _plan_phase(proposal: Proposal, meta: _Metadata, lock: bool) -> ProposalPlan:
+    values: dict[str, Any] = {"name": proposal.title, "content": _tiptap_content(proposal)}
     depends_on = meta.ids("dependencies")
     if proposal.target_id:
-        phase = _target_of(proposal)
-        _apply_update(phase, recorder, phases, name=proposal.title, content=content)
-    else:
-        _require_open_initiative(initiatives.get(proposal.initiative_id))
-        phase = phases.create(
-            initiative_id=proposal.initiative_id, name=proposal.title, content=content
-        )
-        recorder.created(phase)
-    _add_dependencies(phases, phase, depends_on, recorder)
-    return phase
+        return ProposalPlan(proposal, _target_of(proposal, lock=lock), values, depends_on)
+    _require_open_initiative(initiatives.get(proposal.initiative_id))
+    return ProposalPlan(
+        proposal, None, {"initiative_id": proposal.initiative_id, **values}, depends_on
+    )
 
 
-def _apply_task(proposal: Proposal, meta: _Metadata, recorder: ChangeRecorder) -> models.Model:
+def _plan_task(proposal: Proposal, meta: _Metadata, lock: bool) -> ProposalPlan:
     fields: dict[str, Any] = {
         "category": meta.choice("category", TaskCategory),
         "type": meta.choice("type", TaskType),
@@ -419,32 +519,27 @@ def _apply_task(proposal: Proposal, meta: _Metadata, recorder: ChangeRecorder) -
         "order": meta.integer("order"),
     }
     depends_on = meta.ids("dependencies")
+    values: dict[str, Any] = {"name": proposal.title, "description": proposal.content}
     if proposal.target_id:
-        task = _target_of(proposal)
-        _apply_update(
-            task, recorder, tasks, name=proposal.title, description=proposal.content, **fields
-        )
+        target = _target_of(proposal, lock=lock)
+        return ProposalPlan(proposal, target, {**values, **fields}, depends_on)
+    phase_id = meta.text("phase_id")
+    if phase_id is not None:
+        phase = phases.find_in_initiative(phase_id, proposal.initiative_id)
+        if phase is None:
+            raise meta.invalid("phase_id", "must name a phase of this initiative")
+        _require_open_phase(phase)
     else:
-        phase_id = meta.text("phase_id")
-        if phase_id is not None:
-            phase = phases.find_in_initiative(phase_id, proposal.initiative_id)
-            if phase is None:
-                raise meta.invalid("phase_id", "must name a phase of this initiative")
-            _require_open_phase(phase)
-        else:
-            _require_open_initiative(initiatives.get(proposal.initiative_id))
-        given = {name: value for name, value in fields.items() if value is not None}
-        task = tasks.create(
-            initiative_id=proposal.initiative_id,
-            phase_id=phase_id,
-            parent_task_id=meta.text("parent_task_id"),
-            name=proposal.title,
-            description=proposal.content,
-            **given,
-        )
-        recorder.created(task)
-    _add_dependencies(tasks, task, depends_on, recorder)
-    return task
+        _require_open_initiative(initiatives.get(proposal.initiative_id))
+    given = {name: value for name, value in fields.items() if value is not None}
+    values = {
+        "initiative_id": proposal.initiative_id,
+        "phase_id": phase_id,
+        "parent_task_id": meta.text("parent_task_id"),
+        **values,
+        **given,
+    }
+    return ProposalPlan(proposal, None, values, depends_on)
 
 
 def _require_open_phase(phase: Phase) -> None:
@@ -468,8 +563,8 @@ def _require_open_initiative(initiative: Initiative) -> None:
         )
 
 
-_APPLIERS: dict[str, Callable[[Proposal, _Metadata, ChangeRecorder], models.Model]] = {
-    ProposalTargetType.PAGE: _apply_page,
-    ProposalTargetType.PHASE: _apply_phase,
-    ProposalTargetType.TASK: _apply_task,
+_PLANNERS: dict[str, Callable[[Proposal, _Metadata, bool], ProposalPlan]] = {
+    ProposalTargetType.PAGE: _plan_page,
+    ProposalTargetType.PHASE: _plan_phase,
+    ProposalTargetType.TASK: _plan_task,
 }

@@ -1,0 +1,100 @@
+"""The phase and task pages of ``core.admin``, with what the other apps know about them.
+
+Core never imports the agents or reviews apps, so the plan's pages are completed here:
+a phase's page shows its review comments grouped by file with the review brief an agent
+would get, the agents that worked on its tasks, and a "Request changes" button on a
+phase in review (``phase_request_changes``); a task's page shows the agents that worked
+on it. Phase and Task are registered again with these subclasses.
+"""
+
+from collections.abc import Iterable
+from itertools import groupby
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+from django.urls import reverse
+
+from agents.models import Agent
+from agents.repositories import AgentRepository
+from core.admin import PhaseAdmin, RecordButton, TaskAdmin, change_url
+from core.models import Phase, PhaseStatus, Task
+from reviews import services
+from reviews.repositories import ReviewCommentRepository
+
+agents = AgentRepository()
+review_comments = ReviewCommentRepository()
+
+REQUEST_CHANGES = RecordButton(
+    "request-changes",
+    "Request changes",
+    services.phase_request_changes,
+    "phase_id",
+    lambda phase: phase.status == PhaseStatus.PENDING_REVIEW,
+    pass_actor=True,
+)
+
+
+def _agent_rows(found: Iterable[Agent]) -> list[dict[str, Any]]:
+    return [{"agent": agent, "url": change_url(agent)} for agent in found]
+
+
+class ReviewedPhaseAdmin(PhaseAdmin):
+    """``PhaseAdmin`` plus the phase's review and the agents that worked on it."""
+
+    change_form_template = "admin/core/phase/change_form_reviewed.html"
+    buttons = (*PhaseAdmin.buttons, REQUEST_CHANGES)
+
+    def done_message(self, button: RecordButton, record: models.Model, result: Any) -> str:
+        if button is REQUEST_CHANGES:
+            return (
+                f"Changes requested on '{record}': the comments became the task "
+                f"'{result}', and the phase is in progress again."
+            )
+        return super().done_message(button, record, result)
+
+    def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
+        context = super().plan_context(request, phase)
+        comments = review_comments.find_by_phase_id(phase.pk)
+        by_file = [
+            {"path": path, "comments": list(rows)}
+            for path, rows in groupby(
+                sorted(comments, key=lambda c: (c.file_path, c.line_number, c.created_at)),
+                key=lambda c: c.file_path,
+            )
+        ]
+        unresolved = [c for c in comments if not c.resolved]
+        worked = (
+            Agent.objects.filter(task__phase_id=phase.pk)
+            .select_related("task")
+            .order_by("-created_at", "id")
+        )
+        return {
+            **context,
+            "review_files": by_file,
+            "review_unresolved": len(unresolved),
+            "review_brief": services.render_brief(phase, unresolved),
+            "review_comments_url": _comments_url(phase),
+            "plan_agents": _agent_rows(worked),
+        }
+
+
+class WorkedTaskAdmin(TaskAdmin):
+    """``TaskAdmin`` plus the agents that worked on the task (a retried task has several)."""
+
+    change_form_template = "admin/core/task/change_form_worked.html"
+
+    def plan_context(self, request: HttpRequest, task: Any) -> dict[str, Any]:
+        context = super().plan_context(request, task)
+        return {**context, "plan_agents": _agent_rows(agents.find_by_task_id(task.pk))}
+
+
+def _comments_url(phase: Phase) -> str:
+    return reverse("admin:reviews_reviewcomment_changelist") + f"?phase__id__exact={phase.pk}"
+
+
+admin.site.unregister(Phase)
+admin.site.register(Phase, ReviewedPhaseAdmin)
+admin.site.unregister(Task)
+admin.site.register(Task, WorkedTaskAdmin)

@@ -1,0 +1,80 @@
+"""Browser tests: Playwright driving a real headless Chromium against ``live_server``.
+
+They use the system's Chromium (Debian's ``chromium`` package, ``/usr/bin/chromium``;
+``CW_CHROMIUM`` names another binary), never a browser Playwright downloads. Where no
+Chromium can be found or started, every browser test is skipped with the reason; CI
+(``.ci/run``) installs it first, so there they run.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test's thread; the test itself still
+# reads and writes the database synchronously (factories, assertions), which Django
+# would otherwise refuse inside a running loop.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PASSWORD = "a long browser-test passphrase"
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CW_CHROMIUM"), "/usr/bin/chromium", "chromium"):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path = chromium_path()
+    if path is None:
+        pytest.skip("No Chromium found (apt-get install chromium, or set CW_CHROMIUM)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(
+                executable_path=path, headless=True, args=["--no-sandbox"]
+            )
+        except Exception as error:  # any launch failure means no browser here
+            pytest.skip(f"Chromium at {path} cannot start: {error}")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def lead(django_user_model):
+    return django_user_model.objects.create_superuser(
+        username="lead", email="lead@example.com", password=PASSWORD
+    )
+
+
+@pytest.fixture
+def page(browser, live_server, lead) -> Iterator[object]:
+    """A page logged into the admin as ``lead``, at the dashboard."""
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1400, "height": 1000}
+    )
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    tab.goto("/admin/login/")
+    tab.fill("#id_username", "lead")
+    tab.fill("#id_password", PASSWORD)
+    tab.click("input[type=submit]")
+    tab.wait_for_url(f"{live_server.url}/admin/")
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def screenshots() -> Path | None:
+    """Where to write the README's screenshots: ``docs/screenshots`` when
+    ``CW_SCREENSHOTS=1`` (to refresh the committed ones), else nowhere."""
+    if os.environ.get("CW_SCREENSHOTS") != "1":
+        return None
+    target = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
