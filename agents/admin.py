@@ -4,25 +4,25 @@ are read-only history, and an account's secrets are write-only.
 
 What a person does to one of these records is a button on its page: answer an agent's
 question, reply to a message, answer a conversation, release or park an account. Each is
-a POST form (with its CSRF token) to an admin URL that checks the change permission,
-calls one service and comes back to the page with the outcome in words — a refusal's
-message, never a traceback (``PersonButtonsAdmin``). An agent's log is read on its own
+a POST form (with its CSRF token, and the fields it posts: an answer, how long to park) to
+the record's ``<id>/do/<slug>/`` URL, which checks the change permission, calls one
+service and comes back to the page with the outcome in words — a refusal's message,
+never a traceback (``core.admin_base.ButtonsAdmin``). An agent's log is read on its own
 page, a session and a page of chunks at a time (``AgentAdmin.log_view``).
 """
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -52,8 +52,16 @@ from agents.repositories import (
 )
 from agents.services import SECRET_FIELDS
 from core.actors import Actor
-from core.admin_base import RepositoryAdmin, service_action
-from core.errors import DomainError, InvalidInput
+from core.admin import PlanChoicesAdmin
+from core.admin_base import (
+    Button,
+    ButtonsAdmin,
+    Refused,
+    RepositoryAdmin,
+    change_url,
+    service_action,
+)
+from core.errors import InvalidInput
 
 #: The account columns a person edits on the form (secrets have their own fields).
 ACCOUNT_FORM_FIELDS = ("email", "provider", "sort_order")
@@ -66,99 +74,6 @@ LOG_SESSION_TABS = 20
 
 logs = LogChunkRepository()
 message_records = MessageRepository()
-
-
-class Refused(Exception):
-    """A button pressed when the record's state does not allow it: said in words."""
-
-
-class PersonButtonsAdmin(RepositoryAdmin):
-    """A ``RepositoryAdmin`` whose records' pages carry buttons for what a person does.
-
-    ``buttons`` names them; each ``button_<name>(request, obj)`` calls one service and
-    returns the success message, raising ``DomainError`` (a service's refusal) or
-    ``Refused`` (the state does not allow it). It is served at ``<id>/<name>/`` (URL name
-    ``<app>_<model>_<name>``), POST only, behind ``admin_view`` and the change permission.
-    """
-
-    buttons: ClassVar[tuple[str, ...]] = ()
-
-    def get_urls(self):
-        opts = self.model._meta
-        own = [
-            path(
-                f"<path:object_id>/{name}/",
-                self.admin_site.admin_view(self._button_view(name)),
-                name=f"{opts.app_label}_{opts.model_name}_{name}",
-            )
-            for name in self.buttons
-        ]
-        return own + super().get_urls()
-
-    def _button_view(self, name: str) -> Callable[..., HttpResponse]:
-        def view(request: HttpRequest, object_id: str) -> HttpResponse:
-            return self.press(request, object_id, getattr(self, f"button_{name}"))
-
-        view.__name__ = f"button_{name}"
-        return view
-
-    def press(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        button: Callable[[HttpRequest, Any], str],
-    ) -> HttpResponse:
-        """Run ``button`` on the record and go back to its page with the outcome."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            return self.not_found(request, object_id)
-        if not self.has_change_permission(request, obj):
-            raise PermissionDenied
-        try:
-            done = button(request, obj)
-        except DomainError as error:
-            self.message_user(request, error.message, messages.ERROR)
-        except Refused as refusal:
-            self.message_user(request, str(refusal), messages.WARNING)
-        else:
-            self.message_user(request, done, messages.SUCCESS)
-        return HttpResponseRedirect(self.change_url(obj))
-
-    def not_found(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Back to the list, saying the record is not there (deleted meanwhile)."""
-        self.message_user(
-            request,
-            f"There is no {self.opts.verbose_name} with the id “{unquote(object_id)}”; "
-            "perhaps it was deleted.",
-            messages.WARNING,
-        )
-        opts = self.opts
-        return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
-
-    def change_url(self, obj: Any) -> str:
-        opts = self.opts
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
-
-    def button_urls(self, obj: Any) -> dict[str, str]:
-        """Each button's URL for ``obj``, by name (for the page's forms)."""
-        opts = self.opts
-        return {
-            name: reverse(f"admin:{opts.app_label}_{opts.model_name}_{name}", args=[quote(obj.pk)])
-            for name in self.buttons
-        }
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and not add:
-            context["can_press"] = self.has_change_permission(request, obj)
-            context["button_urls"] = self.button_urls(obj)
-            context.update(self.panel_context(request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def panel_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
-        """What the page's buttons panel shows besides the buttons."""
-        return {}
 
 
 def content_of(request: HttpRequest) -> str:
@@ -235,8 +150,29 @@ def account_park_for_an_hour(*, account_id: str) -> Account:
     )
 
 
+def _release(request: HttpRequest, account: Account) -> str:
+    if not account.is_exhausted:
+        raise Refused(f"{account} is in the rotation already: there is nothing to release.")
+    services.account_release(account_id=account.pk)
+    return f"The account {account} is back in the rotation."
+
+
+def _park(request: HttpRequest, account: Account) -> str:
+    """Park the account for the hours its form posts (one of ``PARK_CHOICES``)."""
+    hours = dict(PARK_CHOICES)
+    try:
+        chosen = int(request.POST.get("hours", ""))
+    except ValueError:
+        chosen = 0
+    if chosen not in hours:
+        raise Refused("Choose how long to park the account: " + ", ".join(hours.values()))
+    until = timezone.now() + timedelta(hours=chosen)
+    services.account_mark_exhausted(account_id=account.pk, until=until)
+    return f"The account {account} is parked for {hours[chosen]}."
+
+
 @admin.register(Account)
-class AccountAdmin(PersonButtonsAdmin):
+class AccountAdmin(ButtonsAdmin, RepositoryAdmin):
     """Accounts are added and changed through the same services as the API, so a
     duplicate or malformed one is refused on the form; exhaustion is read-only (the API
     parks an account; people release or park it with the buttons and actions)."""
@@ -274,7 +210,10 @@ class AccountAdmin(PersonButtonsAdmin):
             description="Park (exhausted) for an hour",
         ),
     )
-    buttons = ("release", "park")
+    buttons = (
+        Button("release", "Release it now", _release, shown=lambda account: account.is_exhausted),
+        Button("park", "Park", _park, shown=lambda account: not account.is_exhausted),
+    )
 
     def get_queryset(self, request):
         # Secrets are neither read nor decrypted to render a page; whether they are set
@@ -308,26 +247,8 @@ class AccountAdmin(PersonButtonsAdmin):
     def has_credentials(self, account: Account) -> bool:
         return account.credentials_are_set  # type: ignore[attr-defined]  # see has_config
 
-    def panel_context(self, request, obj: Account) -> dict[str, Any]:
-        return {"park_choices": PARK_CHOICES}
-
-    def button_release(self, request, account: Account) -> str:
-        if not account.is_exhausted:
-            raise Refused(f"{account} is in the rotation already: there is nothing to release.")
-        services.account_release(account_id=account.pk)
-        return f"The account {account} is back in the rotation."
-
-    def button_park(self, request, account: Account) -> str:
-        hours = dict(PARK_CHOICES)
-        try:
-            chosen = int(request.POST.get("hours", ""))
-        except ValueError:
-            chosen = 0
-        if chosen not in hours:
-            raise Refused("Choose how long to park the account: " + ", ".join(hours.values()))
-        until = timezone.now() + timedelta(hours=chosen)
-        services.account_mark_exhausted(account_id=account.pk, until=until)
-        return f"The account {account} is parked for {hours[chosen]}."
+    def button_context(self, request, record: Account) -> dict[str, Any]:
+        return {**super().button_context(request, record), "park_choices": PARK_CHOICES}
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -439,8 +360,48 @@ def pending_questions_of(agent: Agent) -> list[str]:
     return questions
 
 
+def open_questions(agent: Agent) -> QuerySet[Message]:
+    """The agent's messages to people that still wait for one, oldest first."""
+    return message_records.awaiting_person().filter(
+        sender_type=ParticipantType.AGENT, sender_id=agent.pk
+    )
+
+
+def _answer_agent(request: HttpRequest, agent: Agent) -> str:
+    """Reply to one of the agent's open messages (``message`` in the form), or, when the
+    agent waits with no message open, send it the answer."""
+    content = content_of(request)
+    question_id = request.POST.get("message")
+    if question_id:
+        question = message_records.get(question_id)
+        if question.sender_type != ParticipantType.AGENT or question.sender_id != agent.pk:
+            raise Refused(f"That message is not from {agent.name}.")
+        services.message_reply(
+            message_id=question.pk,
+            sender_type=ParticipantType.USER,
+            sender_id=str(request.user.pk),
+            content=content,
+            actor=Actor.person(request.user),
+        )
+        return f"Your answer was sent to {agent.name}."
+    if agent.status != AgentStatus.WAITING_FOR_INPUT:
+        raise Refused(
+            f"{agent.name} is {agent.get_status_display().lower()}: it is not waiting "
+            "for an answer."
+        )
+    services.message_send(
+        sender_type=ParticipantType.USER,
+        sender_id=str(request.user.pk),
+        recipient_type=ParticipantType.AGENT,
+        recipient_id=agent.pk,
+        type=MessageType.RESPONSE,
+        content=content,
+    )
+    return f"Your answer was sent to {agent.name}."
+
+
 @admin.register(Agent)
-class AgentAdmin(PersonButtonsAdmin):
+class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
     """Agents are added and changed through ``AgentRepository``; their status and runtime
     columns are read-only. A waiting agent's questions are answered on its page; its log
     is read on its own page (``log/``)."""
@@ -470,7 +431,7 @@ class AgentAdmin(PersonButtonsAdmin):
             services.agent_mark_stopped, id_argument="agent_id", description="Mark stopped"
         ),
     )
-    buttons = ("answer",)
+    buttons = (Button("answer", "Send the answer", _answer_agent),)
 
     def get_queryset(self, request):
         # The account column shows the login only: its secrets are not read (nor decrypted).
@@ -496,51 +457,14 @@ class AgentAdmin(PersonButtonsAdmin):
 
     # --- the answer to a waiting agent ---------------------------------------------
 
-    def open_questions(self, agent: Agent) -> QuerySet[Message]:
-        """The agent's messages to people that still wait for one, oldest first."""
-        return message_records.awaiting_person().filter(
-            sender_type=ParticipantType.AGENT, sender_id=agent.pk
-        )
-
-    def panel_context(self, request, obj: Agent) -> dict[str, Any]:
+    def button_context(self, request, record: Agent) -> dict[str, Any]:
         return {
-            "log_url": log_url(obj.pk),
-            "pending_questions": pending_questions_of(obj),
-            "open_questions": list(self.open_questions(obj)),
-            "is_waiting": obj.status == AgentStatus.WAITING_FOR_INPUT,
+            **super().button_context(request, record),
+            "log_url": log_url(record.pk),
+            "pending_questions": pending_questions_of(record),
+            "open_questions": list(open_questions(record)),
+            "is_waiting": record.status == AgentStatus.WAITING_FOR_INPUT,
         }
-
-    def button_answer(self, request, agent: Agent) -> str:
-        """Reply to one of the agent's open messages (``message`` in the form), or, when
-        the agent waits with no message open, send it the answer."""
-        content = content_of(request)
-        question_id = request.POST.get("message")
-        if question_id:
-            question = message_records.get(question_id)
-            if question.sender_type != ParticipantType.AGENT or question.sender_id != agent.pk:
-                raise Refused(f"That message is not from {agent.name}.")
-            services.message_reply(
-                message_id=question.pk,
-                sender_type=ParticipantType.USER,
-                sender_id=str(request.user.pk),
-                content=content,
-                actor=Actor.person(request.user),
-            )
-            return f"Your answer was sent to {agent.name}."
-        if agent.status != AgentStatus.WAITING_FOR_INPUT:
-            raise Refused(
-                f"{agent.name} is {agent.get_status_display().lower()}: it is not waiting "
-                "for an answer."
-            )
-        services.message_send(
-            sender_type=ParticipantType.USER,
-            sender_id=str(request.user.pk),
-            recipient_type=ParticipantType.AGENT,
-            recipient_id=agent.pk,
-            type=MessageType.RESPONSE,
-            content=content,
-        )
-        return f"Your answer was sent to {agent.name}."
 
     # --- the log viewer ------------------------------------------------------------
 
@@ -559,7 +483,7 @@ class AgentAdmin(PersonButtonsAdmin):
             before=_cursor(request, "before"),
         )
         if agent is None and not page.latest_session:
-            return self.not_found(request, object_id)
+            return self.record_gone(request, object_id)
         name = agent.name if agent is not None else _recorded_name(page)
         base = log_url(agent_id)
 
@@ -581,7 +505,7 @@ class AgentAdmin(PersonButtonsAdmin):
             ],
             "more_sessions": len(sessions) > LOG_SESSION_TABS,
             "log_url": base,
-            "change_url": self.change_url(agent) if agent is not None else None,
+            "change_url": change_url(agent) if agent is not None else None,
             "older_url": link(before=page.older) if page.older else None,
             "newer_url": link(after=page.newer) if page.newer else None,
             "latest_url": f"{base}?session={page.session}",
@@ -607,8 +531,19 @@ def _agent_name(id_column: str) -> Subquery:
     return Subquery(Agent.objects.filter(pk=OuterRef(id_column)).order_by().values("name")[:1])
 
 
+def _reply(request: HttpRequest, message: Message) -> str:
+    services.message_reply(
+        message_id=message.pk,
+        sender_type=ParticipantType.USER,
+        sender_id=str(request.user.pk),
+        content=content_of(request),
+        actor=Actor.person(request.user),
+    )
+    return "Your reply was sent."
+
+
 @admin.register(Message)
-class MessageAdmin(PersonButtonsAdmin):
+class MessageAdmin(ButtonsAdmin, RepositoryAdmin):
     """Messages are written through ``MessageRepository``; their status changes only
     through the services (the action marks pending messages read, a reply marks the
     message responded). A person replies on the message's page."""
@@ -633,7 +568,7 @@ class MessageAdmin(PersonButtonsAdmin):
             services.message_mark_read, id_argument="message_id", description="Mark read"
         ),
     )
-    buttons = ("reply",)
+    buttons = (Button("reply", "Send the reply", _reply),)
 
     def get_queryset(self, request):
         # The agents' names come with the rows, so labels never look one up per row.
@@ -658,18 +593,11 @@ class MessageAdmin(PersonButtonsAdmin):
             return "—"
         return f"{parent.get_type_display()}: {one_line(parent.content, 40)}"
 
-    def panel_context(self, request, obj: Message) -> dict[str, Any]:
-        return {"replies": message_records.find_replies(obj.pk)}
-
-    def button_reply(self, request, message: Message) -> str:
-        services.message_reply(
-            message_id=message.pk,
-            sender_type=ParticipantType.USER,
-            sender_id=str(request.user.pk),
-            content=content_of(request),
-            actor=Actor.person(request.user),
-        )
-        return "Your reply was sent."
+    def button_context(self, request, record: Message) -> dict[str, Any]:
+        return {
+            **super().button_context(request, record),
+            "replies": message_records.find_replies(record.pk),
+        }
 
 
 # --- log chunks ----------------------------------------------------------------------------
@@ -703,8 +631,13 @@ class AgentLogChunkAdmin(admin.ModelAdmin):
 # --- conversations -------------------------------------------------------------------------
 
 
+def _answer_conversation(request: HttpRequest, conversation: Conversation) -> str:
+    services.conversation_answer(conversation_id=conversation.pk, answer=content_of(request))
+    return f"Your answer was sent to {conversation.from_agent.name}."
+
+
 @admin.register(Conversation)
-class ConversationAdmin(PersonButtonsAdmin):
+class ConversationAdmin(ButtonsAdmin, PlanChoicesAdmin):
     """A question is answered once, by ``conversation_answer`` (the button on a pending
     question's page): the answer and status are read-only on the form."""
 
@@ -716,11 +649,17 @@ class ConversationAdmin(PersonButtonsAdmin):
     autocomplete_fields = ("from_agent", "to_agent", "initiative", "phase", "task")
     date_hierarchy = "created_at"
     readonly_fields = ("answer", "status")
-    buttons = ("answer",)
+    buttons = (
+        Button(
+            "answer",
+            "Send the answer",
+            _answer_conversation,
+            shown=lambda conversation: conversation.status == ConversationStatus.PENDING,
+        ),
+    )
 
-    def panel_context(self, request, obj: Conversation) -> dict[str, Any]:
-        return {"is_pending": obj.status == ConversationStatus.PENDING}
-
-    def button_answer(self, request, conversation: Conversation) -> str:
-        services.conversation_answer(conversation_id=conversation.pk, answer=content_of(request))
-        return f"Your answer was sent to {conversation.from_agent.name}."
+    def button_context(self, request, record: Conversation) -> dict[str, Any]:
+        return {
+            **super().button_context(request, record),
+            "is_pending": record.status == ConversationStatus.PENDING,
+        }

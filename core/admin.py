@@ -12,18 +12,17 @@ the services), the plan's pages show what a person needs around a record, read-o
   of the tasks it depends on, ``services.task_context``).
 
 Each page has a button for every lifecycle step that applies to the record's status
-(``RecordButton``): a POST to ``<record>/do/<step>/`` that calls the same service as the
-changelist action and comes back with a message in words. Everything that belongs to
-the agents or reviews apps (review comments, request changes, the agents on a task) is
-added by ``reviews.admin_plan``, since core never imports them.
+(``core.admin_base.service_button``): a POST to ``<record>/do/<step>/`` that calls the
+same service as the changelist action and comes back with a message in words.
+Everything that belongs to the agents or reviews apps (review comments, request changes,
+the agents on a task) is added by ``reviews.admin_plan``, since core never imports them.
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.widgets import AutocompleteSelect
@@ -41,16 +40,21 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
-from django.shortcuts import redirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import truncatechars
 from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from core import services
-from core.actors import Actor
-from core.admin_base import DependencyAdmin, RepositoryAdmin, service_action
-from core.errors import DomainError
+from core.admin_base import (
+    Button,
+    ButtonsAdmin,
+    DependencyAdmin,
+    RepositoryAdmin,
+    change_url,
+    service_action,
+    service_button,
+)
 from core.graphs import GraphNode, render_svg
 from core.models import (
     ApiToken,
@@ -183,96 +187,6 @@ class PlanChoicesAdmin(RepositoryAdmin):
 
 def _short(text: str | None) -> str:
     return truncatechars(text or "", LIST_NAME_CHARACTERS)
-
-
-def change_url(record: models.Model) -> str:
-    opts = record._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(record.pk)])
-
-
-# --- buttons on a record's page --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordButton:
-    """One lifecycle step a person takes from a record's page.
-
-    ``service`` is called as ``service(<id_argument>=record.pk)`` (with ``actor=`` the
-    person when ``pass_actor``); ``shown_for`` says when the button is offered (the
-    service still decides, and a refusal comes back as a message).
-    """
-
-    name: str
-    label: str
-    service: Callable[..., Any]
-    id_argument: str
-    shown_for: Callable[[Any], bool]
-    pass_actor: bool = False
-    style: str = ""
-
-
-class RecordButtonsAdmin(PlanChoicesAdmin):
-    """Record pages with a POST button for each of ``buttons`` that applies."""
-
-    buttons: ClassVar[tuple[RecordButton, ...]] = ()
-
-    def get_buttons(self, request: HttpRequest) -> tuple[RecordButton, ...]:
-        return self.buttons
-
-    def get_urls(self):
-        opts = self.model._meta
-        return [
-            path(
-                "<path:object_id>/do/<slug:step>/",
-                self.admin_site.admin_view(self.button_view),
-                name=f"{opts.app_label}_{opts.model_name}_do",
-            ),
-            *super().get_urls(),
-        ]
-
-    def button_view(self, request: HttpRequest, object_id: str, step: str) -> HttpResponse:
-        """Run one button's service on the record, then go back to its page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        record = self.get_object(request, unquote(object_id))
-        if record is None:
-            raise Http404(f"No {self.opts.verbose_name} with this id.")
-        if not self.has_change_permission(request, record):
-            raise PermissionDenied
-        button = next((b for b in self.get_buttons(request) if b.name == step), None)
-        if button is None:
-            raise Http404(f"No step '{step}' on a {self.opts.verbose_name}.")
-        kwargs: dict[str, Any] = {button.id_argument: record.pk}
-        if button.pass_actor:
-            kwargs["actor"] = Actor.person(request.user)
-        try:
-            result = button.service(**kwargs)
-        except DomainError as error:
-            self.message_user(request, error.message, messages.ERROR)
-        else:
-            self.message_user(request, self.done_message(button, record, result), messages.SUCCESS)
-        return redirect(change_url(record))
-
-    def done_message(self, button: RecordButton, record: models.Model, result: Any) -> str:
-        kind = self.opts.verbose_name
-        return f"{button.label}: done for {kind} '{_short(str(record))}'."
-
-    def buttons_for(self, request: HttpRequest, record: models.Model) -> list[dict[str, str]]:
-        if not self.has_change_permission(request, record):
-            return []
-        opts = self.model._meta
-        return [
-            {
-                "label": button.label,
-                "style": button.style,
-                "url": reverse(
-                    f"admin:{opts.app_label}_{opts.model_name}_do",
-                    args=[quote(record.pk), button.name],
-                ),
-            }
-            for button in self.get_buttons(request)
-            if button.shown_for(record)
-        ]
 
 
 # --- changelist filters -------------------------------------------------------------------
@@ -479,28 +393,28 @@ def _subquery_count(model: type[models.Model], **filters: Any) -> Coalesce:
     return Coalesce(Subquery(found, output_field=IntegerField()), Value(0))
 
 
-INITIATIVE_BUTTONS: tuple[RecordButton, ...] = (
-    RecordButton(
+INITIATIVE_BUTTONS: tuple[Button, ...] = (
+    service_button(
         "approve",
         "Approve",
         services.initiative_approve,
-        "initiative_id",
-        lambda initiative: initiative.status == InitiativeStatus.PENDING_REVIEW,
+        id_argument="initiative_id",
+        shown=lambda initiative: initiative.status == InitiativeStatus.PENDING_REVIEW,
         pass_actor=True,
         style="default",
     ),
-    RecordButton(
+    service_button(
         "archive",
         "Archive",
         services.initiative_archive,
-        "initiative_id",
-        lambda initiative: initiative.status != InitiativeStatus.ARCHIVED,
+        id_argument="initiative_id",
+        shown=lambda initiative: initiative.status != InitiativeStatus.ARCHIVED,
     ),
 )
 
 
 @admin.register(Initiative)
-class InitiativeAdmin(RecordButtonsAdmin):
+class InitiativeAdmin(ButtonsAdmin, PlanChoicesAdmin):
     repository = InitiativeRepository()
     buttons = INITIATIVE_BUTTONS
     list_display = ("short_name", "status", "phases_done", "tasks_done", "execution_mode", "branch")
@@ -611,7 +525,6 @@ class InitiativeAdmin(RecordButtonsAdmin):
         graph_url = reverse("admin:core_initiative_graph", args=[quote(initiative.pk)])
         nodes = [GraphNode(p.pk, p.name, p.status, change_url(p)) for p in phase_rows]
         return {
-            "plan_buttons": self.buttons_for(request, initiative),
             "plan_phases": [
                 {
                     "phase": phase,
@@ -657,44 +570,52 @@ def _status_in(*statuses: str) -> Callable[[Any], bool]:
     return lambda record: record.status in statuses
 
 
-PHASE_BUTTONS: tuple[RecordButton, ...] = (
-    RecordButton(
+PHASE_BUTTONS: tuple[Button, ...] = (
+    service_button(
         "approve-plan",
         "Approve the plan",
         services.phase_approve_plan,
-        "phase_id",
-        _status_in(PhaseStatus.PENDING),
+        id_argument="phase_id",
+        shown=_status_in(PhaseStatus.PENDING),
         pass_actor=True,
         style="default",
     ),
-    RecordButton(
-        "start", "Start", services.phase_start, "phase_id", _status_in(PhaseStatus.APPROVED)
+    service_button(
+        "start",
+        "Start",
+        services.phase_start,
+        id_argument="phase_id",
+        shown=_status_in(PhaseStatus.APPROVED),
     ),
-    RecordButton(
+    service_button(
         "approve",
         "Approve the review",
         services.phase_approve,
-        "phase_id",
-        _status_in(PhaseStatus.PENDING_REVIEW),
+        id_argument="phase_id",
+        shown=_status_in(PhaseStatus.PENDING_REVIEW),
         pass_actor=True,
         style="default",
     ),
-    RecordButton(
+    service_button(
         "complete",
         "Complete (all tasks done)",
         services.phase_complete,
-        "phase_id",
-        _status_in(PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS),
+        id_argument="phase_id",
+        shown=_status_in(PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS),
     ),
-    RecordButton(
+    service_button(
         "block",
         "Block",
         services.phase_block,
-        "phase_id",
-        lambda phase: phase.status not in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED),
+        id_argument="phase_id",
+        shown=lambda phase: phase.status not in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED),
     ),
-    RecordButton(
-        "unblock", "Unblock", services.phase_unblock, "phase_id", _status_in(PhaseStatus.BLOCKED)
+    service_button(
+        "unblock",
+        "Unblock",
+        services.phase_unblock,
+        id_argument="phase_id",
+        shown=_status_in(PhaseStatus.BLOCKED),
     ),
 )
 
@@ -704,7 +625,7 @@ def _linked(records: Iterable[models.Model]) -> list[dict[str, Any]]:
 
 
 @admin.register(Phase)
-class PhaseAdmin(RecordButtonsAdmin):
+class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
     repository = phases
     list_display = ("short_name", "initiative", "status", "tasks_done", "created_at")
     list_filter = (InitiativeListFilter, "status")
@@ -751,7 +672,6 @@ class PhaseAdmin(RecordButtonsAdmin):
         picture, and the buttons that apply (a fixed number of queries)."""
         task_rows = list(annotate_ready(Task.objects.filter(phase_id=phase.pk)))
         return {
-            "plan_buttons": self.buttons_for(request, phase),
             "plan_initiative": {"record": phase.initiative, "url": change_url(phase.initiative)},
             "plan_depends_on": _linked(phases.get_dependencies(phase.pk)),
             "plan_dependents": _linked(phases.get_dependents(phase.pk)),
@@ -775,39 +695,43 @@ def _completable(task: Task) -> bool:
     return task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 
 
-TASK_BUTTONS: tuple[RecordButton, ...] = (
-    RecordButton(
+TASK_BUTTONS: tuple[Button, ...] = (
+    service_button(
         "start",
         "Start",
         services.task_start,
-        "task_id",
-        lambda task: task.status == TaskStatus.PENDING and task.type == TaskType.AUTO,
+        id_argument="task_id",
+        shown=lambda task: task.status == TaskStatus.PENDING and task.type == TaskType.AUTO,
         style="default",
     ),
-    RecordButton(
+    service_button(
         "complete",
         "Complete",
         services.task_complete,
-        "task_id",
-        _completable,
+        id_argument="task_id",
+        shown=_completable,
         pass_actor=True,
         style="default",
     ),
-    RecordButton(
+    service_button(
         "block",
         "Block",
         services.task_block,
-        "task_id",
-        _status_in(TaskStatus.PENDING, TaskStatus.IN_PROGRESS),
+        id_argument="task_id",
+        shown=_status_in(TaskStatus.PENDING, TaskStatus.IN_PROGRESS),
     ),
-    RecordButton(
-        "unblock", "Unblock", services.task_unblock, "task_id", _status_in(TaskStatus.BLOCKED)
+    service_button(
+        "unblock",
+        "Unblock",
+        services.task_unblock,
+        id_argument="task_id",
+        shown=_status_in(TaskStatus.BLOCKED),
     ),
 )
 
 
 @admin.register(Task)
-class TaskAdmin(RecordButtonsAdmin):
+class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
     repository = tasks
     list_display = ("short_name", "place", "status", "ready", "type", "priority", "created_at")
     list_filter = (
@@ -884,7 +808,6 @@ class TaskAdmin(RecordButtonsAdmin):
         """The task's neighbours both ways, its subtasks and its context (the summaries
         of what it depends on), and the buttons that apply."""
         return {
-            "plan_buttons": self.buttons_for(request, task),
             "plan_ready": task.is_ready,
             "plan_initiative": {"record": task.initiative, "url": change_url(task.initiative)}
             if task.initiative_id

@@ -9,25 +9,22 @@ A pending proposal's page previews what accepting it would do to the current rec
 each field an update changes, or what a create adds and where.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
-from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Case, OuterRef, Subquery, Value, When
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from core.actors import Actor
-from core.admin_base import RepositoryAdmin, service_action
-from core.errors import DomainError
+from core.admin import PlanChoicesAdmin
+from core.admin_base import Button, ButtonsAdmin, RepositoryAdmin, service_action
 from core.models import Initiative, Page, Phase, Task
 from core.repositories import (
     DependencyRepository,
@@ -89,97 +86,6 @@ def admin_link(record: models.Model) -> SafeString:
     opts = record._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(record.pk)])
     return format_html('<a href="{}">{}</a>', url, str(record))
-
-
-# --- buttons on a record's page ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Button:
-    """A button on a record's page: a POST to ``<record>/<slug>/`` running ``run``.
-
-    ``run(request, record)`` calls a service and returns the success message; a refusal
-    (a ``DomainError``) becomes an error message in its words. Either way the person is
-    sent back to the record's page.
-    """
-
-    slug: str
-    label: str
-    run: Callable[[HttpRequest, Any], str | SafeString]
-    #: Whether the button is shown for ``record`` (its POST is allowed regardless, and
-    #: the service says no in words when the record is not in the right state).
-    shown: Callable[[Any], bool] = lambda record: True
-
-
-class ButtonsAdmin(admin.ModelAdmin):
-    """Adds ``buttons`` to the record's page, each at its own admin URL, login- and
-    CSRF-protected by ``admin_view`` and allowed to whoever may change such records."""
-
-    buttons: tuple[Button, ...] = ()
-
-    def get_urls(self) -> list[URLPattern]:
-        opts = self.model._meta
-        own = [
-            path(
-                f"<path:object_id>/{button.slug}/",
-                self.admin_site.admin_view(self._button_view(button)),
-                name=f"{opts.app_label}_{opts.model_name}_{button.slug}",
-            )
-            for button in self.buttons
-        ]
-        return own + super().get_urls()
-
-    def may_press(self, request: HttpRequest) -> bool:
-        opts = self.model._meta
-        codename = get_permission_codename("change", opts)
-        return request.user.has_perm(f"{opts.app_label}.{codename}")
-
-    def _button_view(self, button: Button) -> Callable[..., HttpResponse]:
-        def view(request: HttpRequest, object_id: str) -> HttpResponse:
-            if request.method != "POST":
-                return HttpResponseNotAllowed(["POST"])
-            if not self.may_press(request):
-                raise PermissionDenied
-            opts = self.model._meta
-            record = self.get_object(request, unquote(object_id))
-            if record is None:
-                self.message_user(
-                    request,
-                    f"There is no {opts.verbose_name} '{object_id}' any more.",
-                    messages.WARNING,
-                )
-                return HttpResponseRedirect(
-                    reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-                )
-            try:
-                self.message_user(request, button.run(request, record), messages.SUCCESS)
-            except DomainError as error:
-                self.message_user(request, error.message, messages.ERROR)
-            return HttpResponseRedirect(
-                reverse(
-                    f"admin:{opts.app_label}_{opts.model_name}_change",
-                    args=[quote(record.pk)],
-                )
-            )
-
-        view.__name__ = f"{self.model._meta.model_name}_{button.slug}"
-        return view
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and self.may_press(request):
-            opts = self.model._meta
-            context["record_buttons"] = [
-                (
-                    button,
-                    reverse(
-                        f"admin:{opts.app_label}_{opts.model_name}_{button.slug}",
-                        args=[quote(obj.pk)],
-                    ),
-                )
-                for button in self.buttons
-                if button.shown(obj)
-            ]
-        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 # --- proposals -------------------------------------------------------------------------------
@@ -301,7 +207,7 @@ class ProposalAdmin(ButtonsAdmin, RepositoryAdmin):
     autocomplete_fields = ("agent", "initiative")
     date_hierarchy = "created_at"
     buttons = (
-        Button("accept", "Accept", _accept, shown=_pending),
+        Button("accept", "Accept", _accept, shown=_pending, style="default"),
         Button("dismiss", "Dismiss", _dismiss, shown=_pending),
     )
     actions = (
@@ -347,6 +253,11 @@ class ProposalAdmin(ButtonsAdmin, RepositoryAdmin):
         pending = obj is None or obj.status == ProposalStatus.PENDING
         return pending and super().has_change_permission(request, obj)
 
+    def has_button_permission(self, request, record) -> bool:
+        # A decided proposal is history, yet a button pressed on a page left open says
+        # in words why it is refused (the services' refusal) rather than "forbidden".
+        return self.has_change_permission(request)
+
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.status == ProposalStatus.PENDING:
             preview = proposal_preview(proposal_id=obj.pk)
@@ -387,7 +298,7 @@ def _unresolve(request: HttpRequest, comment: ReviewComment) -> str:
 
 
 @admin.register(ReviewComment)
-class ReviewCommentAdmin(ButtonsAdmin, RepositoryAdmin):
+class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
     """Added through ``review_comment_create`` and changed through the repository's
     ``update`` (one-line file path, line number of at least 1, …); resolved and
     reopened through the button on its page and the actions."""
@@ -400,8 +311,20 @@ class ReviewCommentAdmin(ButtonsAdmin, RepositoryAdmin):
     autocomplete_fields = ("phase",)
     date_hierarchy = "created_at"
     buttons = (
-        Button("resolve", "Resolve", _resolve, shown=lambda comment: not comment.resolved),
-        Button("unresolve", "Unresolve", _unresolve, shown=lambda comment: comment.resolved),
+        Button(
+            "resolve",
+            "Resolve",
+            _resolve,
+            shown=lambda comment: not comment.resolved,
+            style="default",
+        ),
+        Button(
+            "unresolve",
+            "Unresolve",
+            _unresolve,
+            shown=lambda comment: comment.resolved,
+            style="default",
+        ),
     )
     actions = (
         service_action(
@@ -587,6 +510,7 @@ class ChangeSetAdmin(ButtonsAdmin):
             "Revert",
             _revert,
             shown=lambda change_set: change_set.status == ChangeSetStatus.APPLIED,
+            style="default",
         ),
     )
     actions = (
@@ -605,6 +529,11 @@ class ChangeSetAdmin(ButtonsAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_button_permission(self, request, record) -> bool:
+        # Its form is read-only history; reverting it is for whoever may change them.
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
 @admin.register(ChangeSetEntry)

@@ -12,13 +12,13 @@ from itertools import groupby
 from typing import Any
 
 from django.contrib import admin
-from django.db import models
 from django.http import HttpRequest
 from django.urls import reverse
 
 from agents.models import Agent
 from agents.repositories import AgentRepository
-from core.admin import PhaseAdmin, RecordButton, TaskAdmin, change_url
+from core.admin import PhaseAdmin, TaskAdmin
+from core.admin_base import change_url, service_button
 from core.models import Phase, PhaseStatus, Task
 from reviews import services
 from reviews.repositories import ReviewCommentRepository
@@ -26,13 +26,17 @@ from reviews.repositories import ReviewCommentRepository
 agents = AgentRepository()
 review_comments = ReviewCommentRepository()
 
-REQUEST_CHANGES = RecordButton(
+REQUEST_CHANGES = service_button(
     "request-changes",
     "Request changes",
     services.phase_request_changes,
-    "phase_id",
-    lambda phase: phase.status == PhaseStatus.PENDING_REVIEW,
+    id_argument="phase_id",
+    shown=lambda phase: phase.status == PhaseStatus.PENDING_REVIEW,
     pass_actor=True,
+    done=lambda phase, task: (
+        f"Changes requested on '{phase}': the comments became the task '{task}', and the "
+        "phase is in progress again."
+    ),
 )
 
 
@@ -45,14 +49,6 @@ class ReviewedPhaseAdmin(PhaseAdmin):
 
     change_form_template = "admin/core/phase/change_form_reviewed.html"
     buttons = (*PhaseAdmin.buttons, REQUEST_CHANGES)
-
-    def done_message(self, button: RecordButton, record: models.Model, result: Any) -> str:
-        if button is REQUEST_CHANGES:
-            return (
-                f"Changes requested on '{record}': the comments became the task "
-                f"'{result}', and the phase is in progress again."
-            )
-        return super().done_message(button, record, result)
 
     def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
         context = super().plan_context(request, phase)

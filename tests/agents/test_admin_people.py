@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def press(client, model: str, button: str, obj, **data):
     """Post a button's form and follow back to the page; the response and its messages."""
-    url = reverse(f"admin:agents_{model}_{button}", args=[obj.pk])
+    url = reverse(f"admin:agents_{model}_do", args=[obj.pk, button])
     response = client.post(url, data, follow=True)
     assert response.status_code == HTTPStatus.OK
     assert response.redirect_chain[0][0] == reverse(f"admin:agents_{model}_change", args=[obj.pk])
@@ -54,7 +54,7 @@ def test_a_waiting_agents_page_shows_its_questions_and_an_answer_form(admin_clie
 
     assert "saffron-tern is waiting for you" in page
     assert "Limit per email or per IP?" in page
-    assert f'action="{reverse("admin:agents_agent_answer", args=[agent.pk])}"' in page
+    assert f'action="{reverse("admin:agents_agent_do", args=[agent.pk, "answer"])}"' in page
     assert f'name="message" value="{question.pk}"' in page
     assert "csrfmiddlewaretoken" in page
 
@@ -130,7 +130,7 @@ def test_an_answer_to_another_agents_message_is_refused(admin_client, waiting):
 def test_a_message_page_has_a_reply_form_that_replies(admin_client, waiting):
     _, question = waiting
     page = admin_client.get(reverse("admin:agents_message_change", args=[question.pk]))
-    assert reverse("admin:agents_message_reply", args=[question.pk]) in page.content.decode()
+    assert reverse("admin:agents_message_do", args=[question.pk, "reply"]) in page.content.decode()
 
     _, shown = press(admin_client, "message", "reply", question, content="Per email.")
 
@@ -154,13 +154,13 @@ def test_a_blank_reply_is_refused_and_nothing_is_written(admin_client, waiting):
 def test_a_button_is_a_post_only(admin_client, waiting):
     _, question = waiting
 
-    response = admin_client.get(reverse("admin:agents_message_reply", args=[question.pk]))
+    response = admin_client.get(reverse("admin:agents_message_do", args=[question.pk, "reply"]))
 
     assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
 
 
 def test_a_reply_to_a_deleted_message_goes_back_to_the_list(admin_client):
-    url = reverse("admin:agents_message_reply", args=["gone"])
+    url = reverse("admin:agents_message_do", args=["gone", "reply"])
 
     response = admin_client.post(url, {"content": "Hi"}, follow=True)
 
@@ -175,7 +175,7 @@ def test_a_pending_conversation_is_answered_once(admin_client):
     asker = f.AgentFactory(name="saffron-tern")
     conversation = f.ConversationFactory(from_agent=asker, question="Does it raise?")
     page = admin_client.get(reverse("admin:agents_conversation_change", args=[conversation.pk]))
-    assert reverse("admin:agents_conversation_answer", args=[conversation.pk]) in (
+    assert reverse("admin:agents_conversation_do", args=[conversation.pk, "answer"]) in (
         page.content.decode()
     )
 
@@ -255,7 +255,7 @@ def test_the_park_action_parks_accounts_for_an_hour(admin_client):
 
 
 def test_anonymous_people_are_sent_to_log_in_and_nothing_changes(client, parked):
-    response = client.post(reverse("admin:agents_account_release", args=[parked.pk]))
+    response = client.post(reverse("admin:agents_account_do", args=[parked.pk, "release"]))
 
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith(reverse("admin:login"))
@@ -270,7 +270,7 @@ def test_staff_who_may_only_view_are_refused_and_see_no_button(parked):
     client.login(username="viewer", password="pw")
 
     page = client.get(reverse("admin:agents_account_change", args=[parked.pk]))
-    response = client.post(reverse("admin:agents_account_release", args=[parked.pk]))
+    response = client.post(reverse("admin:agents_account_do", args=[parked.pk, "release"]))
 
     assert page.status_code == HTTPStatus.OK
     assert "Release it now" not in page.content.decode()

@@ -405,3 +405,27 @@ def test_long_names_are_truncated_in_lists(admin_client):
     html = admin_client.get(_url("core_task_changelist")).content.decode()
     shown = re.findall(r'field-short_name"><a [^>]*>([^<]*)</a>', html)
     assert shown == ["x" * 59 + "…"]
+
+
+@pytest.mark.parametrize(
+    ("app_label", "model_name", "field_name", "choices"),
+    [
+        ("reviews", "reviewcomment", "phase", "core_phase_choices"),
+        ("agents", "agent", "task", "core_task_choices"),
+        ("agents", "conversation", "phase", "core_phase_choices"),
+    ],
+)
+def test_other_apps_phase_and_task_choices_name_their_initiative(
+    admin_client, plan, app_label, model_name, field_name, choices
+):
+    form = admin_client.get(_url(f"{app_label}_{model_name}_add")).content.decode()
+    assert f'data-ajax--url="{_url(choices)}"' in form
+    response = admin_client.get(
+        _url(choices),
+        {"term": "", "app_label": app_label, "model_name": model_name, "field_name": field_name},
+    )
+    texts = [r["text"] for r in response.json()["results"]]
+    assert texts and all(
+        t.startswith("Payments rewrite \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ")
+        for t in texts
+    )

@@ -1,7 +1,6 @@
 """The dependency pictures (``core.graphs``): layered layout and server-side SVG."""
 
 import random
-import time
 import xml.etree.ElementTree as ET
 
 from core.graphs import GraphNode, layout, render_svg, truncate
@@ -120,7 +119,9 @@ def test_names_are_escaped_and_truncated_with_the_full_name_in_the_title():
     assert "<script>" not in svg
 
 
-def test_two_hundred_tasks_and_four_hundred_edges_render_in_a_fraction_of_a_second():
+def test_two_hundred_tasks_and_four_hundred_edges_are_all_drawn():
+    """Its speed is measured by the benchmark (``python -m bench --only graphs``), as a
+    ratio in one run: a timed assertion here would flake on a busy machine."""
     random.seed(12)
     nodes = [
         GraphNode(
@@ -132,11 +133,8 @@ def test_two_hundred_tasks_and_four_hundred_edges_render_in_a_fraction_of_a_seco
     while len(edges) < 400:
         low, high = sorted(random.sample(range(200), 2))
         edges.add((f"t{high}", f"t{low}"))
-    started = time.perf_counter()
     svg = render_svg(nodes, sorted(edges), title="Big", statuses=TaskStatus.choices)
-    elapsed = time.perf_counter() - started
     root = _parse(svg)
     assert len(_nodes(root)) == 200 and len(_edges(root)) == 400
-    assert elapsed < 0.25, f"{elapsed:.3f}s"
     # It grows downwards rather than sideways: still a readable width.
     assert int(root.get("width")) < 1400

@@ -35,7 +35,7 @@ def change_url(record) -> str:
 
 
 def button_url(record, slug: str) -> str:
-    return reverse(f"admin:reviews_{record._meta.model_name}_{slug}", args=[record.pk])
+    return reverse(f"admin:reviews_{record._meta.model_name}_do", args=[record.pk, slug])
 
 
 def press(client, record, slug: str) -> list[str]:
