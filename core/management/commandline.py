@@ -13,7 +13,7 @@ Every ``cw_*`` command follows the same conventions:
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import IO, Any, TypeVar
 
@@ -96,15 +96,3 @@ def progress(
         leave=False,
         dynamic_ncols=True,
     )
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of at most ``size``."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

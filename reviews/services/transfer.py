@@ -440,10 +440,6 @@ class _Plan:
         #: Old id -> new id of every text-id record in the file (shortuuids are unique
         #: across tables, so one map serves every reference).
         self.ids: dict[str, str] = {}
-        #: Ids per table that the file holds (old ids).
-        self.in_file: dict[str, set[Any]] = {
-            t: {r["id"] for r in rows} for t, rows in self.tables.items()
-        }
         self._match_projects()
         for table, rows in self.tables.items():
             if table in (LOGS, "projects"):

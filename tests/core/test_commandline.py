@@ -10,7 +10,6 @@ from django.core.management.base import CommandError, OutputWrapper
 from core.errors import NotFound
 from core.management import commandline
 from core.management.commandline import (
-    chunked,
     is_terminal,
     parse_duration,
     progress,
@@ -75,8 +74,3 @@ def test_progress_waits_a_second_before_showing(monkeypatch):
     with progress(total=10, desc="Quick", stream=stream) as bar:
         bar.update(10)
     assert "Quick" not in stream.getvalue()
-
-
-def test_chunked():
-    assert list(chunked(range(5), 2)) == [[0, 1], [2, 3], [4]]
-    assert list(chunked([], 3)) == []
