@@ -1,294 +1,44 @@
-"""An initiative as one versioned JSON document, and back (``cw_export`` / ``cw_import``).
-
-The document::
-
-    {"format": "cw.initiative", "version": 1, "exported_at": "…Z",
-     "initiative_id": "…", "with_logs": true, "counts": {"tasks": 1000, …},
-     "tables": {"projects": [{…}, …], "initiatives": [{…}], "phases": […], …}}
-
-``tables`` holds, under each table's name, its rows as they are stored: every column by
-its attribute name (``phase_id``, not ``phase``), times in RFC 3339 with microseconds,
-JSON columns as JSON. One row per line, so a file can be read, grepped and diffed.
-
-**What an initiative takes with it**: its phases and their dependencies, its tasks
-(those of its phases too) and their dependencies, its pages, the projects it links and
-the links, its agents (those of its tasks, and any agent one of its proposals,
-conversations or chat sessions names), their messages and log chunks (with
-``with_logs``), its proposals, change sets with their entries, review comments on its
-phases, conversations and chat sessions with their messages. Not exported: accounts
-(they hold secrets: an agent's ``account_id`` is kept when that account exists where the
-file is imported, and cleared otherwise), API tokens and the event feed.
-
-**Importing** writes every record through its repository's ``restore`` (each row is
-validated as any insert is; ids, times and states are kept) in one transaction: all or
-nothing. Before writing it checks the document (format, version, table and column
-names, one initiative), that every reference points to a record in the file or in the
-database (an optional one that does not is cleared and counted; a required one is
-refused), that the dependency graphs have no cycle, and that no id or unique name is
-taken. Taken ids are refused with the list of clashes (``import_clash``), unless
-``as_new``: then every record gets a fresh id, every reference follows it (soft ones
-too: a proposal's or chat session's target, a message's agent, a log chunk's agent, a
-change-set entry's record and the ids recorded in its before/after values), and taken
-names (an agent's, an initiative's branch) get the first free ``-2``, ``-3``… suffix.
-
-Projects are shared between initiatives, so they are matched rather than clashed: a
-project with the same id, or else the same URL, is linked as it is; only a project the
-database does not have is created. Log chunks keep their ids when all are free (always
-so in an empty database); otherwise they are appended under new ids, in the same order.
-"""
+"""Reading an export document back into the database (see ``reviews.services.transfer``)."""
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
-from django.utils import timezone
 
-from agents.models import Agent, AgentLogChunk, Conversation, Message, ParticipantType
+from agents.models import ParticipantType
 from agents.repositories import (
-    AccountRepository,
     AgentRepository,
-    ConversationRepository,
     LogChunkRepository,
-    MessageRepository,
 )
 from core.errors import Conflict, DomainError, InvalidInput
 from core.events import event_record
 from core.models import (
-    Initiative,
-    InitiativeProject,
-    Page,
-    Phase,
-    PhaseDependency,
-    Project,
-    Task,
-    TaskDependency,
     generate_id,
 )
 from core.repositories import (
-    InitiativeProjectRepository,
     InitiativeRepository,
-    PageRepository,
-    PhaseRepository,
     ProjectRepository,
     Repository,
-    TaskRepository,
     find_cycle,
-    record_store,
 )
-from core.repositories.pagination import MAX_KEYSET_PAGE_SIZE
-from reviews.models import (
-    ChangeSet,
-    ChangeSetEntry,
-    ChatMessage,
-    ChatSession,
-    Proposal,
-    ReviewComment,
-)
-from reviews.repositories import (
-    ChangeSetRepository,
-    ChatSessionRepository,
-    ProposalRepository,
-    ReviewCommentRepository,
+from reviews.services.transfer.document import (
+    FORMAT,
+    LOGS,
+    SELF_REFERENCES,
+    TABLES,
+    VERSION,
+    WRITERS,
+    Progress,
+    reader,
+    store,
 )
 
-FORMAT = "cw.initiative"
-#: The format version this cw writes. It reads this version and every older one.
-VERSION = 1
-#: Log chunks written per ``restore_chunks`` call on import.
+#: Log chunks written per ``restore_chunks`` call.
 CHUNK_BATCH = 5000
-
-#: The tables of a document, in the order they are written on import (a record after
-#: those it refers to).
-MODELS: tuple[type[models.Model], ...] = (
-    Project,
-    Initiative,
-    Phase,
-    PhaseDependency,
-    Task,
-    TaskDependency,
-    Page,
-    InitiativeProject,
-    Agent,
-    AgentLogChunk,
-    Message,
-    Conversation,
-    Proposal,
-    ReviewComment,
-    ChatSession,
-    ChangeSet,
-    ChangeSetEntry,
-    ChatMessage,
-)
-TABLES: dict[str, type[models.Model]] = {m._meta.db_table: m for m in MODELS}
-LOGS = AgentLogChunk._meta.db_table
-#: Tables whose rows point at their own table (written parents first).
-SELF_REFERENCES = {
-    "tasks": "parent_task_id",
-    "pages": "parent_page_id",
-    "messages": "parent_message_id",
-}
-#: Target types of the soft references, by the table they name.
-TARGET_TABLES = {"page": "pages", "phase": "phases", "task": "tasks"}
-
-#: Told ``(table, rows just written, rows in the whole document)`` as work proceeds.
-Progress = Callable[[str, int, int], None]
-
-
-# --- export ------------------------------------------------------------------------------
-
-
-def export_initiative(
-    initiative_id: str,
-    out: IO[bytes],
-    *,
-    with_logs: bool = False,
-    progress: Progress | None = None,
-) -> dict[str, int]:
-    """Write the initiative's document to ``out`` (see the module docstring), streamed
-    table by table and row by row (log chunks a page at a time, never all in memory).
-    Returns the rows written per table. Refuses an unknown initiative
-    (``initiative_not_found``)."""
-    InitiativeRepository().require(initiative_id)
-    selection = _Selection(initiative_id, with_logs=with_logs)
-    counts = selection.counts()
-    total = sum(counts.values())
-    header = {
-        "format": FORMAT,
-        "version": VERSION,
-        "exported_at": timezone.now(),
-        "initiative_id": initiative_id,
-        "with_logs": with_logs,
-        "counts": counts,
-    }
-    out.write(orjson.dumps(header, option=orjson.OPT_UTC_Z)[:-1] + b', "tables": {')
-    for position, table in enumerate(TABLES):
-        out.write(b"%s\n%s: [" % (b"," if position else b"", orjson.dumps(table)))
-        first = True
-        for row in selection.rows(table):
-            out.write(b"\n" if first else b",\n")
-            out.write(orjson.dumps(row, option=orjson.OPT_UTC_Z))
-            first = False
-            if progress is not None:
-                progress(table, 1, total)
-        out.write(b"]")
-    out.write(b"\n}}\n")
-    return counts
-
-
-class _Selection:
-    """Which rows of each table belong to one initiative's document."""
-
-    def __init__(self, initiative_id: str, *, with_logs: bool) -> None:
-        self.initiative_id = initiative_id
-        self.with_logs = with_logs
-        phases = Phase._default_manager.filter(initiative_id=initiative_id).values("pk")
-        tasks = Task._default_manager.filter(
-            Q(initiative_id=initiative_id) | Q(phase_id__in=phases)
-        ).values("pk")
-        self.where: dict[str, Q] = {
-            "initiatives": Q(pk=initiative_id),
-            "phases": Q(initiative_id=initiative_id),
-            "phase_dependencies": Q(phase_id__in=phases),
-            "tasks": Q(pk__in=tasks),
-            "task_dependencies": Q(task_id__in=tasks),
-            "pages": Q(initiative_id=initiative_id),
-            "initiative_projects": Q(initiative_id=initiative_id),
-            "projects": Q(
-                pk__in=InitiativeProject._default_manager.filter(
-                    initiative_id=initiative_id
-                ).values("project_id")
-            ),
-            "proposals": Q(initiative_id=initiative_id),
-            "review_comments": Q(phase_id__in=phases),
-            "conversations": Q(initiative_id=initiative_id)
-            | Q(phase_id__in=phases)
-            | Q(task_id__in=tasks),
-            "chat_sessions": Q(initiative_id=initiative_id),
-            "chat_messages": Q(
-                chat_session_id__in=ChatSession._default_manager.filter(
-                    initiative_id=initiative_id
-                ).values("pk")
-            ),
-            "change_sets": Q(initiative_id=initiative_id),
-            "change_set_entries": Q(
-                change_set_id__in=ChangeSet._default_manager.filter(
-                    initiative_id=initiative_id
-                ).values("pk")
-            ),
-        }
-        self.agent_ids = self._agent_ids(tasks)
-        self.where["agents"] = Q(pk__in=self.agent_ids)
-        self.where["messages"] = Q(
-            sender_type=ParticipantType.AGENT, sender_id__in=self.agent_ids
-        ) | Q(recipient_type=ParticipantType.AGENT, recipient_id__in=self.agent_ids)
-        self.where[LOGS] = Q(agent_id__in=self.agent_ids) if with_logs else Q(pk__in=[])
-
-    def _agent_ids(self, tasks: models.QuerySet) -> list[str]:
-        """The initiative's agents, its tasks' agents, and every agent a proposal, a
-        conversation or a chat session of the initiative names (a required reference
-        must travel with the record)."""
-        ids = set(
-            Agent._default_manager.filter(
-                Q(initiative_id=self.initiative_id) | Q(task_id__in=tasks)
-            ).values_list("pk", flat=True)
-        )
-        named = [
-            ("proposals", ("agent_id",)),
-            ("conversations", ("from_agent_id", "to_agent_id")),
-            ("chat_sessions", ("agent_id",)),
-        ]
-        for table, columns in named:
-            for values in _store(table).queryset().filter(self.where[table]).values_list(*columns):
-                ids.update(value for value in values if value is not None)
-        return sorted(ids)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            table: _store(table).queryset().filter(self.where[table]).count() for table in TABLES
-        }
-
-    def rows(self, table: str) -> Iterator[dict[str, Any]]:
-        if table == LOGS:
-            yield from self._log_rows()
-            return
-        columns = [f.attname for f in TABLES[table]._meta.concrete_fields]
-        yield from (
-            _store(table)
-            .queryset()
-            .filter(self.where[table])
-            .order_by("pk")
-            .values(*columns)
-            .iterator(chunk_size=2000)
-        )
-
-    def _log_rows(self) -> Iterator[dict[str, Any]]:
-        if not self.with_logs:
-            return
-        logs = LogChunkRepository()
-        for agent_id in self.agent_ids:
-            after = 0
-            while page := logs.find_by_agent_id(agent_id, after=after, limit=MAX_KEYSET_PAGE_SIZE):
-                for chunk in page:
-                    yield chunk._asdict()
-                after = page[-1].id
-
-
-def _store(table: str) -> Repository[Any]:
-    """A repository reading ``table`` (its own, or a store for a table another owns)."""
-    return _STORES[table]
-
-
-def _reader(table: str) -> Repository[Any]:
-    """A repository reading ``table``, one a document holds or one it refers to."""
-    return _STORES.get(table) or _REFERRED[table]
-
-
-# --- import ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -476,7 +226,7 @@ class _Plan:
         if not self.as_new:
             for table, rows in self.tables.items():
                 if table != LOGS and rows:
-                    taken = _store(table).existing_ids(row["id"] for row in rows)
+                    taken = store(table).existing_ids(row["id"] for row in rows)
                     if taken:
                         clashes[table] = sorted(taken)
         names: list[tuple[str, str, Repository[Any], int]] = [
@@ -529,7 +279,7 @@ class _Plan:
                     for row in rows
                     if row.get(f.attname) is not None and row[f.attname] not in self.ids
                 }
-                known = _reader(target).existing_ids(outside)
+                known = reader(target).existing_ids(outside)
                 for row in rows:
                     value = row.get(f.attname)
                     if value is None:
@@ -610,7 +360,7 @@ class _Plan:
                 counts[table] = self._write_logs(rows, progress)
                 continue
             try:
-                counts[table] = _WRITERS[table](rows)
+                counts[table] = WRITERS[table](rows)
             except DomainError as error:
                 raise _in_table(table, rows, error, self.file_ids) from error
             if progress is not None:
@@ -662,42 +412,3 @@ def _free_name(repo: Repository[Any], column: str, name: str, most: int, wanted:
         if candidate not in wanted and not repo.queryset().filter(**{column: candidate}).exists():
             return candidate
     raise Conflict(f"No free name like '{name}' is left.", code="import_clash")
-
-
-_phases, _tasks = PhaseRepository(), TaskRepository()
-_change_sets, _chats = ChangeSetRepository(), ChatSessionRepository()
-
-#: The repository each table is read through.
-_STORES: dict[str, Repository[Any]] = {
-    "projects": ProjectRepository(),
-    "initiatives": InitiativeRepository(),
-    "phases": _phases,
-    "phase_dependencies": record_store(PhaseDependency, "phase_dependency", "Phase dependency"),
-    "tasks": _tasks,
-    "task_dependencies": record_store(TaskDependency, "task_dependency", "Task dependency"),
-    "pages": PageRepository(),
-    "initiative_projects": InitiativeProjectRepository(),
-    "agents": AgentRepository(),
-    LOGS: LogChunkRepository(),
-    "messages": MessageRepository(),
-    "conversations": ConversationRepository(),
-    "proposals": ProposalRepository(),
-    "review_comments": ReviewCommentRepository(),
-    "chat_sessions": _chats,
-    "change_sets": _change_sets,
-    "change_set_entries": record_store(ChangeSetEntry, "change_set_entry", "Change set entry"),
-    "chat_messages": record_store(ChatMessage, "chat_message", "Chat message"),
-}
-
-#: Tables a document refers to without holding them.
-_REFERRED: dict[str, Repository[Any]] = {"accounts": AccountRepository()}
-
-#: How each table's rows are written: its owner's ``restore`` (the dependency edges,
-#: a change set's entries and a session's messages through their owners).
-_WRITERS: dict[str, Callable[[list[dict[str, Any]]], int]] = {
-    **{table: repo.restore for table, repo in _STORES.items()},
-    "phase_dependencies": _phases.restore_dependencies,
-    "task_dependencies": _tasks.restore_dependencies,
-    "change_set_entries": _change_sets.restore_entries,
-    "chat_messages": _chats.restore_messages,
-}
