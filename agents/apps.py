@@ -6,5 +6,6 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        # Declares the agents' error codes in the catalogue (core.errors).
-        from agents import errors  # noqa: F401
+        # Declares the agents' error codes in the catalogue (core.errors), and registers
+        # the system check that the configured keys read the stored secrets.
+        from agents import checks, errors  # noqa: F401

@@ -46,6 +46,13 @@ declare(
     Conflict,
     "No account of the provider is available: all are exhausted, or none exists.",
 )
+declare(
+    "agents",
+    "account_secret_unreadable",
+    Conflict,
+    "The claimed account's stored secrets cannot be decrypted with `CW_SECRET_KEYS` "
+    "(`details.account_ids`): restore the key, or set the secrets again.",
+)
 
 # Agents, messages, log chunks and conversations.
 declare(

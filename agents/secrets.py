@@ -5,15 +5,21 @@ decrypt (``MultiFernet``), so a new key can be put first while old rows stay rea
 and ``rotate()`` re-encrypts a stored value with it (``AccountRepository.rotate_secrets``
 does so for every row). The keys are read on first use, never at import time, and re-read
 whenever the setting changes.
+
+Serialization (``dumpdata``) writes a secret in its encrypted form, never in clear, and
+``loaddata`` stores that form as is. ``agents.checks`` samples the stored secrets at
+start-up, so keys that cannot read them are reported before a claim needs them.
 """
 
 import functools
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import models
+from django.db.models import F, Q, QuerySet
 from django.dispatch import receiver
 
 #: Marks a stored value as a Fernet token, so clear values written before encryption
@@ -53,6 +59,11 @@ def _reset_keys(*, setting: str, **kwargs) -> None:
     # override_settings and pytest-django's ``settings`` fixture send this signal.
     if setting == SETTING:
         _fernet.cache_clear()
+
+
+def check_keys() -> None:
+    """Raise ``SecretKeyError`` when ``CW_SECRET_KEYS`` is empty or holds an invalid key."""
+    _fernet()
 
 
 def is_encrypted(value: str) -> bool:
@@ -95,6 +106,46 @@ def rotate(value: str) -> str:
     return PREFIX + token.decode("ascii")
 
 
+def can_decrypt(value: str) -> bool:
+    """Whether the configured keys read ``value`` (a clear value always reads)."""
+    try:
+        decrypt(value)
+    except SecretKeyError:
+        return False
+    return True
+
+
+def find_undecryptable(queryset: QuerySet[Any], *, limit: int | None = None) -> list[Any]:
+    """The pks of the rows of ``queryset`` holding a secret that no configured key
+    decrypts (all of them when the keys themselves are unusable).
+
+    Only rows with a secret are read, in pk order, at most ``limit`` of them: the stored
+    tokens are read as plain text (nothing decrypted by the fields) and tried one by one.
+    """
+    names = [
+        field.attname
+        for field in queryset.model._meta.concrete_fields
+        if isinstance(field, EncryptedTextField)
+    ]
+    if not names:
+        return []
+    raw = {
+        f"raw_{name}": models.ExpressionWrapper(F(name), output_field=models.TextField())
+        for name in names
+    }
+    has_secret = Q()
+    for name in names:
+        has_secret |= Q(**{f"{name}__isnull": False})
+    rows = (queryset.filter(has_secret).annotate(**raw).order_by("pk").values_list("pk", *raw))[
+        :limit
+    ]
+    return [
+        pk
+        for pk, *values in rows
+        if not all(can_decrypt(value) for value in values if value is not None)
+    ]
+
+
 def _undecryptable() -> SecretKeyError:
     return SecretKeyError(
         f"A stored secret cannot be decrypted with any key in settings.{SETTING}: the key "
@@ -107,7 +158,9 @@ class EncryptedTextField(models.TextField):
 
     Every write path encrypts (``save()``, ``QuerySet.update()``, ``bulk_create``), None
     stays NULL. Because each encryption is randomised, equality lookups on the clear
-    text cannot match; only ``isnull`` is meaningful in a filter.
+    text cannot match; only ``isnull`` is meaningful in a filter. Serializers
+    (``dumpdata``) get the encrypted form, and a value already encrypted is stored as is,
+    so ``loaddata`` restores the same secret.
     """
 
     def from_db_value(self, value, expression, connection):
@@ -117,6 +170,15 @@ class EncryptedTextField(models.TextField):
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
+        if value is None:
+            return None
+        return encrypt(value)
+
+    def value_to_string(self, obj: models.Model) -> Any:
+        # What Django's serializers write: the encrypted form, never the clear text. The
+        # token is a fresh one under the current key (Fernet tokens are randomised), so
+        # loading the dump stores it unchanged and it decrypts to the same secret.
+        value = self.value_from_object(obj)
         if value is None:
             return None
         return encrypt(value)

@@ -269,6 +269,13 @@ declare(
 )
 declare(
     "core",
+    "json_too_deep",
+    InvalidInput,
+    "A JSON value (a proposal's metadata) nests objects and arrays deeper than "
+    "`details.max_depth` allows; `details.field` names it.",
+)
+declare(
+    "core",
     "validation_failed",
     InvalidInput,
     "A field's value breaks that field's own rules (length, format, required); "

@@ -10,7 +10,9 @@ import hashlib
 import os
 from pathlib import Path
 
-import dj_database_url
+# SQLITE_OPTIONS is a setting too: tests open extra SQLite files with the default's options.
+from cw_project.database import SQLITE_OPTIONS as SQLITE_OPTIONS
+from cw_project.database import database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -48,6 +50,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early: a URL with a NUL or non-UTF-8 bytes gets a 400 before any other work.
+    "cw_project.middleware.RejectUnstorableUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -76,56 +80,19 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-# The embedded default is a SQLite file under var/ (git ignores it). WAL lets readers
-# proceed while one writer writes; the busy timeout makes a writer wait for the lock
-# instead of failing at once; IMMEDIATE transactions take the write lock when a
-# transaction begins, so two read-then-write transactions cannot deadlock on upgrade.
-# DATABASE_URL (postgres://user@host:port/name) switches to PostgreSQL.
+# The embedded default is a SQLite file under var/ (git ignores it), in WAL mode with a
+# busy timeout and IMMEDIATE transactions (cw_project/database.py says why).
+# DATABASE_URL switches to PostgreSQL (postgres://user@host:port/name), or to another
+# SQLite file (sqlite:////path/to/file.sqlite3) run the same way as the default.
 SQLITE_PATH = Path(os.environ.get("CW_SQLITE_PATH", BASE_DIR / "var" / "cw.sqlite3"))
-SQLITE_OPTIONS = {
-    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-    "transaction_mode": "IMMEDIATE",
-    "timeout": 30,
-}
-
-# The cw_project.db backends are Django's, writing the seed's ON DELETE rules into the
-# schema's foreign keys too (see cw_project/db/__init__.py).
-CW_ENGINES = {
-    "django.db.backends.sqlite3": "cw_project.db.sqlite3",
-    "django.db.backends.postgresql": "cw_project.db.postgresql",
-}
-
-if os.environ.get("DATABASE_URL"):
-    DATABASES = {
-        "default": dj_database_url.parse(
-            os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
-        )
-    }
-    DATABASES["default"]["ENGINE"] = CW_ENGINES.get(
-        DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
+DATABASES = {
+    "default": database_settings(
+        os.environ.get("DATABASE_URL"),
+        sqlite_path=SQLITE_PATH,
+        test_suffix=str(os.getpid()),
+        prepare_threshold=os.environ.get("CW_PG_PREPARE_THRESHOLD", "5"),
     )
-    if DATABASES["default"]["ENGINE"] == CW_ENGINES["django.db.backends.postgresql"]:
-        # The hot paths (core.repositories.hot) run server-side-bound statements, which
-        # psycopg prepares after this many runs on a connection: planning a query again
-        # on every call tripled the time of a page of a log. (The ORM binds on the
-        # client and is never prepared.) CW_PG_PREPARE_THRESHOLD=off turns preparing off,
-        # for a connection pooler that cannot keep prepared statements.
-        _threshold = os.environ.get("CW_PG_PREPARE_THRESHOLD", "5")
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-            None if _threshold.lower() in {"off", "none", ""} else int(_threshold)
-        )
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": CW_ENGINES["django.db.backends.sqlite3"],
-            "NAME": str(SQLITE_PATH),
-            "OPTIONS": SQLITE_OPTIONS,
-            # Tests use a file too, never :memory:, so that threads in concurrency
-            # tests each get a real connection to the same database; one file per test
-            # run (by process id), so two runs on one checkout never share a database.
-            "TEST": {"NAME": SQLITE_PATH.with_name(f"test_{os.getpid()}_{SQLITE_PATH.name}")},
-        }
-    }
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -8,7 +8,6 @@ exactly once, never by a plain update. Other tables are read only through their 
 repositories' named accessors.
 """
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NotRequired, TypedDict, TypeVar
 
@@ -914,9 +913,10 @@ class ChangeSetRepository(_InitiativeOwnedRepository[ChangeSet]):
         """Insert change-set entries as an export recorded them (see ``restore``)."""
         return self._entries.restore(rows)
 
-    @functools.cached_property
-    def _entries(self) -> Repository[ChangeSetEntry]:
-        return record_store(ChangeSetEntry, "change_set_entry", "Change set entry")
+    #: Its entries' store (created with the class, so its codes are always found).
+    _entries: ClassVar[Repository[ChangeSetEntry]] = record_store(
+        ChangeSetEntry, "change_set_entry", "Change set entry"
+    )
 
     def mark_reverted(self, id: str) -> ChangeSet:
         """Mark an applied change set reverted (stamping ``reverted_at``) and return it.

@@ -18,6 +18,7 @@ from typing_extensions import Unpack
 
 from agents.models import Account
 from agents.repositories import AccountChanges, AccountRepository
+from agents.secrets import SETTING, SecretKeyError, find_undecryptable
 from core.errors import Conflict, InvalidInput
 from core.events import event_record
 
@@ -100,8 +101,15 @@ def account_claim(*, provider: str) -> Account:
 
 def claim_next_account(*, provider: str) -> Account:
     """The claim itself, inside the caller's transaction and without its event (a
-    building block of ``account_claim`` and ``agent_register``)."""
-    account = accounts.find_next_available(provider)
+    building block of ``account_claim`` and ``agent_register``).
+
+    Refused with Conflict ``account_secret_unreadable`` when the account's secrets cannot
+    be decrypted with the configured keys: nothing is claimed.
+    """
+    try:
+        account = accounts.find_next_available(provider)
+    except SecretKeyError as error:
+        raise _secret_unreadable(provider) from error
     if account is None:
         raise Conflict(
             f"No '{provider}' account is available: all are exhausted, or none exists.",
@@ -118,6 +126,35 @@ def record_account_claimed(account: Account, *, agent_id: str | None = None) -> 
     if agent_id is not None:
         data["agent_id"] = agent_id
     event_record("account.claimed", subject_type="account", subject_id=account.pk, data=data)
+
+
+#: At most this many unreadable accounts are named in ``account_secret_unreadable``.
+_UNREADABLE_NAMED = 20
+
+
+def _secret_unreadable(provider: str) -> Conflict:
+    """The refusal of a claim that met a secret the configured keys cannot decrypt,
+    naming the provider's accounts in that state (never a secret, nor a key)."""
+    unreadable = set(
+        find_undecryptable(accounts.queryset().filter(provider=provider), limit=_UNREADABLE_NAMED)
+    )
+    named = [account for account in accounts.find_by_provider(provider) if account.pk in unreadable]
+    which = ", ".join(f"{account.email} ({account.pk})" for account in named) or "unknown"
+    # 409, like no_account_available: the claim conflicts with the stored state, and a
+    # retry cannot succeed until a person restores the key or replaces the secrets.
+    return Conflict(
+        f"The secrets of the '{provider}' account(s) {which} cannot be decrypted with the "
+        f"keys in settings.{SETTING}. Put the key they were encrypted with back in "
+        f"{SETTING} (keeping the new one first) and run `manage.py rotate_secrets`, or "
+        "set the accounts' secrets again in the admin; see the README, "
+        '"Rotating the secret keys".',
+        code="account_secret_unreadable",
+        details={
+            "provider": provider,
+            "account_ids": [account.pk for account in named],
+            "setting": SETTING,
+        },
+    )
 
 
 def _next_release(provider: str) -> str | None:

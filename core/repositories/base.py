@@ -25,6 +25,7 @@ from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.repositories import hot
 from core.repositories.pagination import MAX_PAGE_SIZE, check_offset_page
 from core.repositories.validation import (
+    check_json_depth,
     outside_int32,
     unstorable_datetime,
     unstorable_text,
@@ -382,6 +383,9 @@ class Repository(Generic[M]):
         errors: dict[str, list[str]] = {}
         for field in fields:
             value = getattr(obj, field.attname)
+            # First, so the walks below (and ``full_clean``'s ``json.dumps``) only ever
+            # see a bounded depth.
+            check_json_depth(value, field.name)
             if unstorable_text(value):
                 errors[field.name] = ["contains a NUL character or invalid Unicode"]
             elif outside_int32(field, value):

@@ -16,6 +16,12 @@ from core.errors import InvalidInput
 #: exactly the same values.
 INT32 = (-(2**31), 2**31 - 1)
 
+#: How deep a JSON value from a caller may nest objects and arrays (the outermost counts
+#: as 1: ``{}`` is 1 deep, ``{"a": []}`` 2). Far beyond what any metadata or record snapshot
+#: needs, and far below what breaks a recursive reader or writer of JSON: Python's parser
+#: and ``json.dumps`` (about 1,000, the recursion limit), orjson (255), pydantic-core.
+MAX_JSON_DEPTH = 64
+
 
 def check_choice(choices: type[models.TextChoices], value: Any, field: str) -> str:
     """Return ``value`` when it is one of ``choices``; else InvalidInput ``invalid_<field>``."""
@@ -96,6 +102,41 @@ def unstorable_text(value: Any) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return False
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests dicts, lists or tuples more than ``limit`` deep (see
+    ``MAX_JSON_DEPTH``; a string or number is 0 deep).
+
+    An explicit stack, not recursion, that stops at the first container past the limit:
+    a value nested a hundred thousand deep is refused after ``limit`` steps down, and a
+    value that contains itself (no JSON does, but a Python value may) is refused too.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_json_depth(value: Any, field: str) -> None:
+    """Refuse a value nested deeper than ``MAX_JSON_DEPTH`` with InvalidInput
+    ``json_too_deep`` naming ``field``. Run it before any other walk of the value."""
+    if json_depth_exceeds(value):
+        raise InvalidInput(
+            f"The {field.replace('_', ' ')} nests objects and arrays more than "
+            f"{MAX_JSON_DEPTH} deep.",
+            code="json_too_deep",
+            details={"field": field, "max_depth": MAX_JSON_DEPTH},
+        )
 
 
 def outside_int32(field: models.Field, value: Any) -> bool:
