@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run demo test test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
+.PHONY: help venv run serve demo test test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ superuser: migrate ## Make sure an admin user exists (prints a generated passwor
 run: superuser ## Install, migrate, and serve the admin and API on http://127.0.0.1:8000/ (HOST, PORT)
 	@echo "Admin: http://$(HOST):$(PORT)/admin/   API docs: http://$(HOST):$(PORT)/api/docs"
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+serve: migrate ## Serve with gunicorn for production (DEBUG off; WORKERS, HOST, PORT; see README)
+	DJANGO_DEBUG=false $(PY) manage.py collectstatic --no-input
+	DJANGO_DEBUG=false $(VENV)/bin/gunicorn cw_project.wsgi --workers $${WORKERS:-3} --bind $(HOST):$(PORT)
 
 demo: migrate ## Load the demo initiatives, agents, logs and accounts (safe to run twice)
 	$(PY) manage.py cw_demo

@@ -50,6 +50,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from STATIC_ROOT in every process, gunicorn included: nothing else
+    # serves the admin's CSS and the API docs' Swagger assets when DEBUG is off.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Early: a URL with a NUL or non-UTF-8 bytes gets a 400 before any other work.
     "cw_project.middleware.RejectUnstorableUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -109,7 +112,39 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `collectstatic` gathers the files here (var/ is git-ignored); WhiteNoise serves them.
+STATIC_ROOT = Path(os.environ.get("CW_STATIC_ROOT", BASE_DIR / "var" / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Without DEBUG, file names carry a content hash (so WhiteNoise can let browsers cache
+    # them for ever) and are served compressed; that needs the manifest `collectstatic`
+    # writes. With DEBUG (runserver), files are served as they are in the apps.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- HTTPS ----------------------------------------------------------------------------
+# Off by default so `make run` serves plain HTTP on loopback. In production, behind a
+# proxy that terminates TLS, CW_HTTPS=true redirects HTTP to HTTPS, sends HSTS and keeps
+# the session and CSRF cookies off plain HTTP; CW_BEHIND_PROXY=true trusts the proxy's
+# X-Forwarded-Proto (only safe when the proxy sets it and clients cannot reach cw directly).
+CW_HTTPS = _env_bool("CW_HTTPS", False)
+SECURE_SSL_REDIRECT = CW_HTTPS
+SESSION_COOKIE_SECURE = CW_HTTPS
+CSRF_COOKIE_SECURE = CW_HTTPS
+# A year, with subdomains and the preload flag, as `check --deploy` asks. An operator
+# whose other subdomains are not on HTTPS yet turns those two off (and `check --deploy`
+# then says so, as it should): browsers keep refusing plain HTTP for the whole lifetime.
+SECURE_HSTS_SECONDS = int(os.environ.get("CW_HSTS_SECONDS", "31536000")) if CW_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = CW_HTTPS and _env_bool("CW_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = CW_HTTPS and _env_bool("CW_HSTS_PRELOAD", True)
+if _env_bool("CW_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Origins (scheme and host) allowed to POST forms, e.g. https://cw.example.com.
+CSRF_TRUSTED_ORIGINS = _env_list("CW_CSRF_TRUSTED_ORIGINS", "")
 
 LOGGING = {
     "version": 1,

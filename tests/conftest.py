@@ -1,5 +1,27 @@
+from collections.abc import Iterator
+
 import pytest
 from django.db import connection
+from django.test import override_settings
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_from_the_apps() -> Iterator[None]:
+    """Serve static files from the apps, as runserver does, whatever DJANGO_DEBUG says.
+
+    The suite never runs `collectstatic`: the manifest storage used without DEBUG would
+    refuse every `{% static %}` it has no manifest entry for, and WhiteNoise would find
+    no STATIC_ROOT.
+    """
+    with override_settings(
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        WHITENOISE_USE_FINDERS=True,
+        WHITENOISE_AUTOREFRESH=True,
+    ):
+        yield
 
 
 @pytest.fixture
