@@ -13,11 +13,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test's thread; the test itself still
-# reads and writes the database synchronously (factories, assertions), which Django
-# would otherwise refuse inside a running loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 PASSWORD = "a long browser-test passphrase"
 
 
@@ -28,8 +23,19 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+@pytest.fixture(scope="module", autouse=True)
+def _database_calls_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in the test's thread while the browser is
+    open; the tests still read and write the database synchronously (factories,
+    assertions), which Django refuses inside a running loop unless this is set. Only for
+    these modules: the variable never reaches other tests or the processes they start."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def browser(_database_calls_beside_playwright: None) -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     path = chromium_path()
     if path is None:
