@@ -8,23 +8,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from agents.models import Agent, ParticipantType
+from agents.models import ParticipantType
 from agents.repositories import (
     LogChunkRepository,
-)
-from core.models import (
-    InitiativeProject,
-    Phase,
-    Task,
 )
 from core.repositories import (
     InitiativeRepository,
 )
 from core.repositories.pagination import MAX_KEYSET_PAGE_SIZE
-from reviews.models import (
-    ChangeSet,
-    ChatSession,
-)
 from reviews.services.transfer.document import FORMAT, LOGS, TABLES, VERSION, Progress, store
 
 
@@ -72,10 +63,9 @@ class _Selection:
     def __init__(self, initiative_id: str, *, with_logs: bool) -> None:
         self.initiative_id = initiative_id
         self.with_logs = with_logs
-        phases = Phase._default_manager.filter(initiative_id=initiative_id).values("pk")
-        tasks = Task._default_manager.filter(
-            Q(initiative_id=initiative_id) | Q(phase_id__in=phases)
-        ).values("pk")
+        own = Q(initiative_id=initiative_id)
+        phases = _column("phases", own)
+        tasks = _column("tasks", own | Q(phase_id__in=phases))
         self.where: dict[str, Q] = {
             "initiatives": Q(pk=initiative_id),
             "phases": Q(initiative_id=initiative_id),
@@ -84,28 +74,16 @@ class _Selection:
             "task_dependencies": Q(task_id__in=tasks),
             "pages": Q(initiative_id=initiative_id),
             "initiative_projects": Q(initiative_id=initiative_id),
-            "projects": Q(
-                pk__in=InitiativeProject._default_manager.filter(
-                    initiative_id=initiative_id
-                ).values("project_id")
-            ),
+            "projects": Q(pk__in=_column("initiative_projects", own, "project_id")),
             "proposals": Q(initiative_id=initiative_id),
             "review_comments": Q(phase_id__in=phases),
             "conversations": Q(initiative_id=initiative_id)
             | Q(phase_id__in=phases)
             | Q(task_id__in=tasks),
             "chat_sessions": Q(initiative_id=initiative_id),
-            "chat_messages": Q(
-                chat_session_id__in=ChatSession._default_manager.filter(
-                    initiative_id=initiative_id
-                ).values("pk")
-            ),
+            "chat_messages": Q(chat_session_id__in=_column("chat_sessions", own)),
             "change_sets": Q(initiative_id=initiative_id),
-            "change_set_entries": Q(
-                change_set_id__in=ChangeSet._default_manager.filter(
-                    initiative_id=initiative_id
-                ).values("pk")
-            ),
+            "change_set_entries": Q(change_set_id__in=_column("change_sets", own)),
         }
         self.agent_ids = self._agent_ids(tasks)
         self.where["agents"] = Q(pk__in=self.agent_ids)
@@ -119,9 +97,10 @@ class _Selection:
         conversation or a chat session of the initiative names (a required reference
         must travel with the record)."""
         ids = set(
-            Agent._default_manager.filter(
-                Q(initiative_id=self.initiative_id) | Q(task_id__in=tasks)
-            ).values_list("pk", flat=True)
+            store("agents")
+            .queryset()
+            .filter(Q(initiative_id=self.initiative_id) | Q(task_id__in=tasks))
+            .values_list("pk", flat=True)
         )
         named = [
             ("proposals", ("agent_id",)),
@@ -162,3 +141,9 @@ class _Selection:
                 for chunk in page:
                     yield chunk._asdict()
                 after = page[-1].id
+
+
+def _column(table: str, where: Q, column: str = "pk") -> models.QuerySet:
+    """A subquery: ``column`` of the rows of ``table`` matching ``where``, read through the
+    table's repository."""
+    return store(table).queryset().filter(where).values(column)
