@@ -152,14 +152,14 @@ def build_dashboard(status: Mapping[str, Any], *, now: datetime) -> Dashboard:
         _initiatives_review_card(status["initiatives_pending_review"], now),
         _checkpoints_card(status["checkpoints"]),
         _messages_card(status["messages"], now),
-        _questions_card(status["questions"], now),
-        _crashed_card(status["agents"]["crashed"], now),
+        _agents_card("questions", status["questions"], now),
+        _agents_card("crashed", status["agents"]["crashed"], now),
         _accounts_card(status["accounts"], now),
     ]
     initiatives = status["initiatives"]
     return Dashboard(
         attention=[card for card in cards if card.total],
-        running=_running_card(status["agents"]["running"], now),
+        running=_agents_card("running", status["agents"]["running"], now),
         initiatives=[_initiative_row(item) for item in initiatives["items"]],
         initiatives_total=initiatives["total"],
         initiatives_url=changelist_url(Initiative, status__exact=InitiativeStatus.ACTIVE),
@@ -355,35 +355,22 @@ def _agents_url(status: str) -> str:
     return changelist_url(Agent, status__exact=status, user_dismissed_at__isnull="True")
 
 
-def _questions_card(section: Mapping[str, Any], now: datetime) -> Card:
+#: The agent cards: key, title and the status they list.
+AGENT_CARDS = {
+    "questions": ("Agents waiting for an answer", AgentStatus.WAITING_FOR_INPUT),
+    "crashed": ("Crashed agents", AgentStatus.CRASHED),
+    "running": ("Agents at work", AgentStatus.RUNNING),
+}
+
+
+def _agents_card(key: str, section: Mapping[str, Any], now: datetime) -> Card:
+    title, status = AGENT_CARDS[key]
     return Card(
-        key="questions",
-        title="Agents waiting for an answer",
+        key=key,
+        title=title,
         total=section["total"],
-        url=_agents_url(AgentStatus.WAITING_FOR_INPUT),
-        lines=_agent_lines(section, now),
-        more=section["total"] - len(section["items"]),
-    )
-
-
-def _crashed_card(section: Mapping[str, Any], now: datetime) -> Card:
-    return Card(
-        key="crashed",
-        title="Crashed agents",
-        total=section["total"],
-        url=_agents_url(AgentStatus.CRASHED),
-        lines=_agent_lines(section, now, crashed=True),
-        more=section["total"] - len(section["items"]),
-    )
-
-
-def _running_card(section: Mapping[str, Any], now: datetime) -> Card:
-    return Card(
-        key="running",
-        title="Agents at work",
-        total=section["total"],
-        url=_agents_url(AgentStatus.RUNNING),
-        lines=_agent_lines(section, now),
+        url=_agents_url(status),
+        lines=_agent_lines(section, now, crashed=status == AgentStatus.CRASHED),
         more=section["total"] - len(section["items"]),
     )
 
