@@ -128,8 +128,9 @@ def delete_account(request: HttpRequest, account_id: Id) -> Status:
 
 @router.post("/accounts/{account_id}/exhaust", response={200: AccountOut, **ERRORS})
 def mark_account_exhausted(request: HttpRequest, account_id: Id, payload: AccountExhaustIn) -> Any:
-    """Park the account (rate-limited) until the given time."""
-    return services.account_mark_exhausted(account_id=account_id, until=payload.until)
+    """Park the account (rate-limited) until the given time: at most a year away (a later
+    time parks it for a year); a time already past leaves it available (released)."""
+    return services.account_report_exhausted(account_id=account_id, until=payload.until)
 
 
 # --- agents --------------------------------------------------------------------------------

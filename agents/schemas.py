@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, AwareDatetime, field_validator
+from pydantic import AwareDatetime, ConfigDict, field_validator
 
 from agents.models import (
     AgentMode,
@@ -24,10 +24,23 @@ from agents.services.logs import MAX_LOG_BATCH
 from core.events import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import FromRecord, Id, InputSchema, Int32, NonBlankText, Text
-from core.schemas.base import _refuse_unstorable_json
+from core.schemas.base import JSON_RULES, Documented, PositiveInt32
+from core.schemas.base import JsonValue as BaseJsonValue
 from core.validators import TEXT_MAX_LENGTH
 
-Email = Annotated[NonBlankText, Field(min_length=3, max_length=320)]
+#: An email address as Django's ``validate_email`` takes it (``invalid_email`` otherwise):
+#: the document says ``format: email``, which every address it accepts meets.
+Email = Annotated[NonBlankText, Field(min_length=3, max_length=320), Documented(format="email")]
+
+#: A secret: JSON text (400 ``invalid_json`` otherwise), which the document says with
+#: ``contentMediaType`` (JSON Schema has no way to check it).
+JsonText = Annotated[
+    Text,
+    Documented(
+        content_media_type="application/json",
+        description="JSON text (400 `invalid_json` otherwise).",
+    ),
+]
 
 #: The default of a patch field that may be left out but never sent as ``null``: the
 #: field stays required-when-sent (not Optional), and a patch applies only the fields set.
@@ -37,10 +50,10 @@ NOT_SENT: Any = None
 class AccountIn(InputSchema):
     email: Email
     provider: NonBlankText = Field("claude", max_length=64)
-    config_json: Text | None = Field(
+    config_json: JsonText | None = Field(
         None, description="Serialized .claude.json (write-only; stored encrypted)."
     )
-    credentials: Text | None = Field(
+    credentials: JsonText | None = Field(
         None, description="Serialized .credentials.json (write-only; stored encrypted)."
     )
     sort_order: Int32 = 0
@@ -51,8 +64,8 @@ class AccountPatch(InputSchema):
 
     email: Email = NOT_SENT
     provider: NonBlankText = Field(NOT_SENT, max_length=64)
-    config_json: Text | None = None
-    credentials: Text | None = None
+    config_json: JsonText | None = None
+    credentials: JsonText | None = None
     sort_order: Int32 = NOT_SENT
 
 
@@ -101,7 +114,13 @@ class AccountClaimIn(InputSchema):
 
 
 class AccountExhaustIn(InputSchema):
-    until: AwareDatetime = Field(description="When the account may be used again (with zone).")
+    until: AwareDatetime = Field(
+        description=(
+            "When the account may be used again (with a zone). A time more than a year "
+            "away parks it for a year; a time already past leaves it available at once "
+            "(released, if it was parked)."
+        )
+    )
 
 
 class ReleasedOut(Schema):
@@ -111,7 +130,7 @@ class ReleasedOut(Schema):
 # --- agents --------------------------------------------------------------------------------
 
 #: Any JSON value from a client (stored as JSON text), storable on both databases.
-JsonValue = Annotated[Any, AfterValidator(_refuse_unstorable_json)]
+JsonValue = BaseJsonValue
 #: Text a client writes into a long text column (at most 1,000,000 characters).
 LongText = Annotated[NonBlankText, Field(max_length=TEXT_MAX_LENGTH)]
 
@@ -179,12 +198,14 @@ class AgentRunningIn(InputSchema):
 
 
 class AgentWaitingIn(InputSchema):
-    pending_questions: JsonValue = Field(description="The questions it waits on (JSON).")
+    pending_questions: JsonValue = Field(
+        description=f"The questions it waits on (JSON). {JSON_RULES}"
+    )
 
 
 class AgentFinishedIn(InputSchema):
     exit_code: Int32 | None = None
-    result: JsonValue = Field(None, description="What it produced (JSON).")
+    result: JsonValue = Field(None, description=f"What it produced (JSON). {JSON_RULES}")
 
 
 # --- logs ----------------------------------------------------------------------------------
@@ -194,9 +215,7 @@ class LogChunkIn(InputSchema):
     content: Annotated[Text, Field(min_length=1, max_length=TEXT_MAX_LENGTH)] = Field(
         description="JSON Lines: one JSON document a line."
     )
-    session_number: int = Field(
-        1, strict=True, ge=1, le=2**31 - 1, description="1 on spawn, +1 on each resume."
-    )
+    session_number: PositiveInt32 = Field(1, description="1 on spawn, +1 on each resume.")
 
 
 class LogAppendedOut(Schema):
@@ -269,10 +288,22 @@ LOG_APPEND_BODY: dict[str, Any] = {
 
 
 class MessageIn(InputSchema):
+    # A message to an agent names it (400 message_recipient_required otherwise).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"recipient_type": {"const": "agent"}}},
+            "then": {
+                "required": ["recipient_id"],
+                "properties": {"recipient_id": {"type": "string"}},
+            },
+        },
+    )
+
     sender_type: ParticipantType
     sender_id: Id | None = Field(None, description="The agent's id; a person's id or null.")
     recipient_type: ParticipantType
-    recipient_id: Id | None = Field(None, description="Required for an agent.")
+    recipient_id: Id | None = Field(None, description="Required (not null) for an agent.")
     type: MessageType = MessageType.INFO
     content: LongText
     requires_response: bool = False

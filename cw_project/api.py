@@ -14,14 +14,18 @@ Routers are mounted without a prefix: each declares its resource paths itself
 (``/proposals``, ``/agents/{agent_id}/proposals/counts``, ``/accounts``, …).
 """
 
+from typing import Any
+
 from django.urls import URLPattern, URLResolver, path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
+from ninja.openapi.schema import OpenAPISchema
 
 from agents.api import router as agents_router
 from core.api import router as core_router
 from core.auth import API_AUTH
 from cw_project.errors import install_error_handlers, unknown_api_path, with_json_routing_errors
+from cw_project.openapi import add_links
 from cw_project.renderers import FastJSONRenderer
 from reviews.api import router as reviews_router
 
@@ -46,6 +50,15 @@ class CwNinjaAPI(NinjaAPI):
                 pattern.callback = with_json_routing_errors(pattern.callback)
         patterns.append(path("<path:unknown>", csrf_exempt(unknown_api_path), name="unknown"))
         return patterns, app_name, namespace
+
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        """Ninja's document, post-processed (``cw_project.openapi``) with what Ninja cannot
+        generate: the links from each create to the operations on what it created."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        add_links(schema)
+        return schema
 
 
 api = CwNinjaAPI(

@@ -5,10 +5,11 @@ document's enums are the database's (inline, in the choices' order) and cannot d
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from django.db import models
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 from core.repositories import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import (
@@ -20,6 +21,12 @@ from core.schemas import (
     NonBlankText,
     PageParams,
     Text,
+)
+from core.schemas.base import (
+    JSON_RULES,
+    TEXT_NOT_BLANK_PATTERN,
+    Documented,
+    PositiveInt32,
 )
 from core.validators import TEXT_MAX_LENGTH
 from reviews.models import (
@@ -79,8 +86,7 @@ class ProposalIn(InputSchema):
         description=(
             "What the target needs. task: phase_id, category, type, priority, order, "
             "dependencies (task ids), parent_task_id. page: parent_page_id, sort_order. "
-            "phase: dependencies (phase ids). No NUL or lone surrogate in any key or "
-            "string, no NaN or Infinity."
+            f"phase: dependencies (phase ids). {JSON_RULES}"
         ),
     )
     sort_order: Int32 = 0
@@ -154,9 +160,7 @@ class DismissAllOut(Schema):
 
 class ReviewCommentIn(InputSchema):
     file_path: NonBlankText = Field(max_length=4096)
-    line_number: int = Field(
-        strict=True, ge=1, le=2**31 - 1, description="New-side line; old-side for removed lines."
-    )
+    line_number: PositiveInt32 = Field(description="New-side line; old-side for removed lines.")
     line_type: LineTypeLiteral
     body: NonBlankText
     author: NonBlankText = Field("you", max_length=255)
@@ -211,15 +215,24 @@ class ChatSessionOut(FromRecord):
 
 
 class ChatMessageIn(InputSchema):
+    # Only an assistant message names a change set (400 chat_change_set_not_assistant).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
+            "then": {"properties": {"change_set_id": {"type": "null"}}},
+        },
+    )
+
     role: ChatRoleLiteral
-    content: Text = Field(
+    content: Annotated[Text, Documented(pattern=TEXT_NOT_BLANK_PATTERN)] = Field(
         max_length=TEXT_MAX_LENGTH, description="Not blank; at most 1,000,000 characters."
     )
     change_set_id: Id | None = Field(
         None,
         description=(
             "The change set an assistant message applied (of the session's initiative); "
-            "revert it with POST /change-sets/{id}/revert."
+            "null for any other role. Revert it with POST /change-sets/{id}/revert."
         ),
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils import timezone
 from typing_extensions import Unpack
 
 from agents.models import Account
@@ -173,6 +174,25 @@ def account_mark_exhausted(*, account_id: str, until: datetime) -> Account:
         data={"until": until.isoformat()},
     )
     return account
+
+
+@transaction.atomic
+def account_report_exhausted(*, account_id: str, until: datetime) -> Account:
+    """A tool's report that an account is rate-limited until ``until``, any aware time:
+    one more than ``longest_exhaustion`` (a year) away parks it for that long, and one
+    already past means it is usable now, so it is released (``account_release``);
+    otherwise ``account_mark_exhausted``.
+
+    The API's door: a client cannot know the server's clock (a reset time a second away
+    may arrive late), and its schema cannot say "in the future".
+    """
+    latest = timezone.now() + accounts.longest_exhaustion
+    try:
+        return account_mark_exhausted(account_id=account_id, until=min(until, latest))
+    except InvalidInput as error:
+        if error.code != "exhausted_until_past":
+            raise
+    return account_release(account_id=account_id)
 
 
 @transaction.atomic

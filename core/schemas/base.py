@@ -12,15 +12,28 @@ above ``MAX_OFFSET`` (which would overflow the database driver).
 """
 
 import math
-from typing import Annotated, Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar, Union
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    TypeAdapter,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from typing_extensions import TypeAliasType
 
 from core.repositories import DEFAULT_PAGE_SIZE as DEFAULT_LIMIT
 from core.repositories import MAX_OFFSET, offset_page, text_problem
 from core.repositories import MAX_PAGE_SIZE as MAX_LIMIT
+from core.repositories.validation import MAX_JSON_DEPTH
 
 ItemT = TypeVar("ItemT")
 
@@ -78,26 +91,201 @@ def _short(key: str) -> str:
     return key if len(key) <= 40 else key[:37] + "..."
 
 
+#: What stripping removes, and only that: Unicode's White_Space (pydantic strips these).
+_BLANK = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: The JSON Schema pattern of ``Text``: no NUL. (A lone surrogate is refused too, but it is
+#: no Unicode text: a JSON Schema string cannot hold one.) ECMA-262 and Python read it alike.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+#: The pattern of ``NonBlankText``: some character besides white space, and no NUL. Linear
+#: for a backtracking engine: the leading white space is matched by one class only.
+NOT_BLANK_PATTERN = rf"^[{_BLANK}]*[^\u0000{_BLANK}][^\u0000]*$"
+#: What Python's ``str.strip`` removes: ``_BLANK`` and the four separators U+001C-U+001F.
+_PY_BLANK = _BLANK + r"\u001c-\u001f"
+#: The pattern of a text kept as sent but refused when blank to ``str.strip`` (a chat
+#: message: ``require_text``): something besides that white space, and no NUL.
+TEXT_NOT_BLANK_PATTERN = rf"^[{_PY_BLANK}]*[^\u0000{_PY_BLANK}][^\u0000]*$"
+
+
+@dataclass(frozen=True)
+class Documented:
+    """Annotation metadata stating in the JSON Schema a rule a validator enforces (its
+    ``pattern``, its ``description``), so the OpenAPI document says what the server
+    accepts; validation itself is left to the validator, whose messages are clearer."""
+
+    pattern: str | None = None
+    format: str | None = None
+    content_media_type: str | None = None
+    description: str | None = None
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
+        if self.format is not None:
+            schema["format"] = self.format
+        if self.content_media_type is not None:
+            schema["contentMediaType"] = self.content_media_type
+        if self.description is not None:
+            schema.setdefault("description", self.description)
+        return schema
+
+
 #: An id or a filter value from a path or query string (no NUL, valid Unicode), so both
 #: databases answer a lookup of a malformed id alike (422) instead of one refusing it.
-Id = Annotated[str, StringConstraints(max_length=64), AfterValidator(_refuse_unstorable)]
+Id = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_refuse_unstorable),
+    Documented(pattern=NO_NUL_PATTERN),
+]
 #: Text from a client: any string a database can store (no NUL, valid Unicode).
-Text = Annotated[str, AfterValidator(_refuse_unstorable)]
+Text = Annotated[str, AfterValidator(_refuse_unstorable), Documented(pattern=NO_NUL_PATTERN)]
 #: A required name-like string: trimmed, at least one character, storable like ``Text``.
 NonBlankText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_refuse_unstorable)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1),
+    AfterValidator(_refuse_unstorable),
+    Documented(pattern=NOT_BLANK_PATTERN),
 ]
+#: What the document says of every free-form JSON value a client sends.
+JSON_RULES = (
+    f"No NUL character or lone surrogate in any key or string, no NaN or Infinity, and "
+    f"nested at most {MAX_JSON_DEPTH} levels deep (400 `json_too_deep` beyond)."
+)
+
+
+class _NoNulKeys:
+    """States that an object's keys hold no NUL (``propertyNames``)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["propertyNames"] = {"pattern": NO_NUL_PATTERN}
+        return schema
+
+
+_NoNulStr = Annotated[str, Field(pattern=NO_NUL_PATTERN)]
+#: The document's ``JsonValue`` and ``JsonObject`` components: any JSON whose keys and
+#: strings hold no NUL, at any depth (for the document only: validation stays with
+#: ``_refuse_unstorable_json``, which also bounds the depth, stated in words).
+JsonValueSchema = TypeAliasType(  # type: ignore[misc]
+    "JsonValue",
+    Union[  # noqa: UP007 (forward references cannot be joined with |)
+        bool,
+        int,
+        float,
+        _NoNulStr,
+        list["JsonValue"],
+        Annotated[dict[str, "JsonValue"], _NoNulKeys()],
+        None,
+    ],
+)
+JsonObjectSchema = TypeAliasType(  # type: ignore[misc]
+    "JsonObject",
+    Annotated[dict[str, JsonValueSchema], _NoNulKeys()],  # type: ignore[valid-type]
+)
+
+
+@dataclass(frozen=True)
+class DocumentedAs:
+    """Annotation metadata giving a value the JSON Schema of ``shape`` (a type used for the
+    document only), where validation is a validator's."""
+
+    shape: Any
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # A one-way anyOf rather than a bare $ref: a $ref with a default beside it is put
+        # in an allOf, which openapi-spec-validator follows for ever into the recursion.
+        return {"anyOf": [handler(TypeAdapter(self.shape).core_schema)]}
+
+
 #: A JSON object from a client whose keys and strings, at any depth, are storable like
 #: ``Text`` and whose numbers are finite, so a JSON column holds it alike on both databases.
-JsonObject = Annotated[dict[str, Any], AfterValidator(_refuse_unstorable_json)]
-#: An integer the databases store (32-bit), given as a JSON number (not true or "12").
-Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_refuse_unstorable_json),
+    DocumentedAs(JsonObjectSchema),
+    Documented(description=JSON_RULES),
+]
+#: Any JSON value from a client, storable like ``JsonObject``'s (its fields' descriptions
+#: say ``JSON_RULES``).
+JsonValue = Annotated[Any, AfterValidator(_refuse_unstorable_json), DocumentedAs(JsonValueSchema)]
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    """An integral float (``198.0``, an integer to JSON Schema) as the int it is; any other
+    value as given, for strict validation to judge (``true``, ``"12"``, ``12.5`` refused)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A 32-bit integer (what the databases store) given as a JSON number: ``12``, or ``12.0``
+#: (JSON Schema counts it an integer), not ``true``, ``"12"`` or ``12.5``. (The validator
+#: comes last so the bounds stay in the document as ``minimum`` and ``maximum``.)
+Int32 = Annotated[
+    int, Field(strict=True, ge=-(2**31), le=2**31 - 1), BeforeValidator(_integral_float_to_int)
+]
+#: A positive ``Int32`` (a line or session number).
+PositiveInt32 = Annotated[
+    int, Field(strict=True, ge=1, le=2**31 - 1), BeforeValidator(_integral_float_to_int)
+]
+
+
+def _stripped_length_pattern(min_length: int, max_length: int | None) -> str:
+    """``NOT_BLANK_PATTERN`` for a length counted once stripped (as pydantic counts it):
+    white space around a run of ``min_length`` to ``max_length`` characters that starts
+    and ends with something else."""
+    edge = f"[^\\u0000{_BLANK}]"
+    if max_length == 1:
+        core = edge
+    else:
+        low = max(0, min_length - 2)
+        high = "" if max_length is None else str(max_length - 2)
+        core = f"{edge}(?:[^\\u0000]{{{low},{high}}}{edge})" + ("" if min_length >= 2 else "?")
+    return f"^[{_BLANK}]*{core}[{_BLANK}]*$"
+
+
+#: The longest length ``_state_stripped_lengths`` states in a pattern.
+_LONGEST_PATTERN_LENGTH = 10_000
+
+
+def _state_stripped_lengths(schema: JsonSchemaValue) -> None:
+    """Restate the length bounds of the stripped strings of ``schema`` (an object's JSON
+    Schema, changed in place) in their patterns: the server counts a name's length once
+    stripped, where ``maxLength`` would count the white space around it too."""
+    for prop in schema.get("properties", {}).values():
+        for candidate in [prop, *prop.get("anyOf", [])]:
+            if candidate.get("pattern") != NOT_BLANK_PATTERN:
+                continue
+            if candidate.get("maxLength", 0) > _LONGEST_PATTERN_LENGTH:
+                # A pattern counting a million characters is more than generators and
+                # validators handle: the bound stays on the text as sent (what the
+                # server allows beyond it, white space around the longest text, no
+                # client needs).
+                continue
+            low = candidate.pop("minLength", 1)
+            high = candidate.pop("maxLength", None)
+            candidate["pattern"] = _stripped_length_pattern(low, high)
 
 
 class InputSchema(Schema):
     """Base of request bodies: an unknown field is a 422, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        _state_stripped_lengths(handler.resolve_ref_schema(schema))
+        return schema
 
 
 class FromRecord(BaseModel):

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from ninja import Field, Schema
-from pydantic import model_validator
+from pydantic import ConfigDict, model_validator
 
 from core.models import (
     ExecutionMode,
@@ -22,7 +22,9 @@ from core.models import (
 )
 from core.schemas.base import (
     DEFAULT_LIMIT,
+    JSON_RULES,
     MAX_LIMIT,
+    Documented,
     FromRecord,
     Id,
     InputSchema,
@@ -86,7 +88,8 @@ Markdown = Annotated[
     Text, Field(max_length=TEXT_MAX_LENGTH, description="Markdown, converted to a Tiptap document.")
 ]
 TiptapDocument = Annotated[
-    JsonObject, Field(description='A Tiptap (ProseMirror) document: {"type": "doc", …}.')
+    JsonObject,
+    Field(description=f'A Tiptap (ProseMirror) document: {{"type": "doc", …}}. {JSON_RULES}'),
 ]
 Branch = Annotated[NonBlankText, Field(max_length=255)]
 
@@ -126,6 +129,12 @@ class InitiativeFilters(PageParams):
 
 class _WithContent(InputSchema):
     """A body that may give a phase's or page's content as Tiptap JSON or as markdown."""
+
+    # The document states the one-or-the-other rule the validator below enforces.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"not": {"required": ["content", "content_markdown"]}},
+    )
 
     content: TiptapDocument | None = None
     content_markdown: Markdown | None = None
@@ -267,7 +276,32 @@ class ProjectOut(FromRecord):
 
 
 ProjectName = Annotated[NonBlankText, Field(max_length=255)]
-GitUrl = Annotated[NonBlankText, Field(max_length=1024)]
+
+#: What the document says a git URL is: a part of what ``validate_git_url`` accepts
+#: (printable ASCII; the schemes spelt in lower case; a port of at most 4 digits), so a
+#: URL the document allows is never refused.
+_URL_HOST = r"(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,4})?"
+#: A path with something besides slashes before any query or fragment.
+_URL_PATH = r"/+[!-\"$-.0->@-~][!-~]*"
+GIT_URL_PATTERN = (
+    r"^(?:"
+    rf"(?:https?|ssh|git|git\+ssh|ssh\+git)://{_URL_HOST}{_URL_PATH}"
+    rf"|file://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)?{_URL_PATH}"
+    r"|(?:[A-Za-z0-9._~+-]+@)?(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r":(?!//)(?:(?!://)[!-~])+"
+    r")$"
+)
+GitUrl = Annotated[
+    NonBlankText,
+    Field(
+        max_length=1024,
+        description=(
+            "A URL git clones from: https://, http://, ssh://, git:// or file:// with a "
+            "path, or the scp-like user@host:path."
+        ),
+    ),
+    Documented(pattern=GIT_URL_PATTERN),
+]
 
 
 class ProjectIn(InputSchema):

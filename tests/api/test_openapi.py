@@ -205,3 +205,36 @@ def test_docs_page_points_at_the_schema():
     response = Client().get("/api/docs")
     assert response.status_code == HTTPStatus.OK
     assert b"openapi.json" in response.content
+
+
+def test_links_reach_every_operation_taking_an_id_from_a_create(document):
+    """Each operation with a path parameter is the target of a link from a create (so a
+    stateful client reaches it with a real id), and every link names an operation and
+    gives exactly its path parameters."""
+    operations = {
+        operation["operationId"]: operation
+        for item in document["paths"].values()
+        for operation in item.values()
+    }
+    targets = set()
+    for operation in operations.values():
+        for response in operation["responses"].values():
+            for link in response.get("links", {}).values():
+                target = operations[link["operationId"]]
+                path_params = {p["name"] for p in target["parameters"] if p["in"] == "path"}
+                assert set(link["parameters"]) == path_params, link
+                assert all(
+                    v.startswith(("$response.body#/", "$request.path."))
+                    for v in link["parameters"].values()
+                )
+                targets.add(link["operationId"])
+    with_ids = {
+        operation_id
+        for operation_id, operation in operations.items()
+        if any(p["in"] == "path" for p in operation.get("parameters", []))
+    }
+    assert with_ids <= targets
+    created = document["paths"]["/api/initiatives"]["post"]["responses"]["201"]["links"]
+    assert created["core_api_plans_retrieve_initiative"]["parameters"] == {
+        "initiative_id": "$response.body#/id"
+    }
