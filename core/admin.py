@@ -19,6 +19,7 @@ the agents on a task) is added by ``reviews.admin_plan``, since core never impor
 """
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -57,6 +58,7 @@ from core.admin_base import (
 )
 from core.graphs import GraphNode, render_svg
 from core.models import (
+    ApiRateWindow,
     ApiToken,
     Event,
     Initiative,
@@ -844,6 +846,28 @@ class ApiTokenAdmin(admin.ModelAdmin):
     )
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ApiRateWindow)
+class ApiRateWindowAdmin(admin.ModelAdmin):
+    """The API's write counters (``core.ratelimits``): who wrote how much this minute.
+    Read-only; a caller's old windows go when its next one opens."""
+
+    list_display = ("caller", "window_opened", "hits")
+    search_fields = ("caller",)
+    ordering = ("-window_start", "caller")
+    readonly_fields = ("caller", "window_opened", "hits")
+    fields = readonly_fields
+
+    @admin.display(description="window opened", ordering="window_start")
+    def window_opened(self, obj: ApiRateWindow) -> datetime:
+        return datetime.fromtimestamp(obj.window_start, tz=UTC)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 

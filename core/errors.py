@@ -336,6 +336,7 @@ declare(
 
 # API tokens (core.tokens).
 declare("core", "api_token_not_found", NotFound, "No API token has this id or prefix.")
+declare("core", "api_rate_window_not_found", NotFound, "No API write counter has this id.")
 declare(
     "core",
     "token_name_too_long",

@@ -522,6 +522,34 @@ class ApiToken(CreatedModel):
         return "person" if self.person_id else "tool"
 
 
+class ApiRateWindow(models.Model):
+    """How many writes one API caller made in one window of the write rate limit.
+
+    ``caller`` is ``token:<id>`` or ``user:<id>`` (a staff session); ``window_start`` is
+    the window's first second (Unix time, a multiple of the window's length). Kept in
+    the database so the limit holds across every process serving the API; a caller's
+    past windows are deleted when its next window opens (``core.ratelimits``).
+    """
+
+    caller = models.CharField(max_length=40)
+    window_start = models.BigIntegerField()
+    hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "api_rate_windows"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["caller", "window_start"],
+                name="api_rate_windows_caller_window_unique",
+                violation_error_code="rate_window_taken",
+                violation_error_message="This caller already has a row for this window.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.caller}: {self.hits} writes from {self.window_start}"
+
+
 class Event(models.Model):
     """One state change a service made, recorded in the same transaction as the change.
 

@@ -5,6 +5,7 @@ Conventions every operation follows (see ``core/schemas.py`` for the shared sche
 - authentication is the default for every router (``core.auth.API_AUTH``): a
   bearer token for tools, or an admin session for a staff user; only ``/api/docs`` and
   ``/api/openapi.json`` answer without it;
+- writes are limited per token (``core.ratelimits``: 429 ``throttled``, ``Retry-After``);
 - every error has the ``ErrorOut`` shape (``cw_project/errors.py`` has the mapping);
 - lists take ``PageParams`` and answer ``Page[ItemOut]``;
 - handlers are named verb_noun (``list_proposals``, ``retrieve_whoami``); the name is
@@ -24,7 +25,13 @@ from ninja.openapi.schema import OpenAPISchema
 from agents.api import router as agents_router
 from core.api import router as core_router
 from core.auth import API_AUTH
-from cw_project.errors import install_error_handlers, unknown_api_path, with_json_routing_errors
+from core.ratelimits import WriteRateThrottle
+from cw_project.errors import (
+    document_throttling,
+    install_error_handlers,
+    unknown_api_path,
+    with_json_routing_errors,
+)
 from cw_project.openapi import add_links
 from cw_project.renderers import FastJSONRenderer
 from reviews.api import router as reviews_router
@@ -55,9 +62,11 @@ class CwNinjaAPI(NinjaAPI):
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:
         """Ninja's document, post-processed (``cw_project.openapi``) with what Ninja cannot
-        generate: the links from each create to the operations on what it created."""
+        generate: the links from each create to the operations on what it created, and the
+        429 of the write rate limit (``cw_project.errors``)."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         add_links(schema)
+        document_throttling(schema)
         return schema
 
 
@@ -70,6 +79,7 @@ api = CwNinjaAPI(
         "session of a staff user. Every error is `{code, message, details}`."
     ),
     auth=API_AUTH,
+    throttle=[WriteRateThrottle()],
     renderer=FastJSONRenderer(),
     urls_namespace="api-1",
 )

@@ -16,6 +16,7 @@ no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authen
 ``Http404``, unknown ``/api/`` URL 404     ``not_found``
 ``DataError`` (unstorable value)   400     ``invalid_value``
 ``RequestDataTooBig`` (big body)   413     ``payload_too_large`` (``details.max_bytes``)
+too many writes (``Throttled``)    429     ``throttled`` (+ ``Retry-After``)
 wrong HTTP method                  405     ``method_not_allowed`` (+ ``Allow``)
 other ``HttpError``                its     the code declared for its status, else
                                            ``http_<status>``
@@ -41,7 +42,13 @@ from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.utils.log import log_response
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    HttpError,
+    Throttled,
+    ValidationError,
+)
 
 from core.errors import DomainError, ErrorCode, declare, lookup
 
@@ -79,7 +86,13 @@ VALIDATION_ERROR = declare(
     "A body, query or path parameter does not parse or validate (`details.errors`).",
 )
 MALFORMED_JSON = declare("api", "malformed_json", 422, "The request body is not valid JSON.")
-THROTTLED = declare("api", "throttled", 429, "Too many requests; try again later.")
+THROTTLED = declare(
+    "api",
+    "throttled",
+    429,
+    "Too many writes from one token this minute (`details.limit_per_minute`); retry after "
+    "`Retry-After` seconds (`details.retry_after`).",
+)
 INTERNAL_ERROR = declare(
     "api", "internal_error", 500, "An unexpected error; it is logged, never described."
 )
@@ -171,6 +184,15 @@ def install_error_handlers(api: NinjaAPI) -> None:
         # A body nested too deep for the parser raises RecursionError instead.
         if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
             return respond(request, MALFORMED_JSON, "The request body is not valid JSON.")
+        if isinstance(exc, Throttled):
+            # Ninja adds the Retry-After header to this response (core.ratelimits).
+            limit = getattr(request, "cw_rate_limit", None)
+            return respond(
+                request,
+                THROTTLED,
+                f"Too many writes: a token may make {limit} a minute; retry in {exc.wait} s.",
+                {"retry_after": exc.wait, "limit_per_minute": limit},
+            )
         code = _HTTP_ERROR_CODES.get(exc.status_code)
         if code is None:
             body = error_body(f"http_{exc.status_code}", exc.message)
@@ -285,3 +307,24 @@ def unknown_api_path(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRes
         f"No API endpoint at {request.path}; the documentation lists them all.",
         {"path": request.path},
     )
+
+
+def document_throttling(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare in an OpenAPI document, on every write, the 429 of ``core.ratelimits``."""
+    from core.ratelimits import SAFE_METHODS
+
+    refusal = {
+        "description": "Too Many Requests: the token's writes this minute are used up.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until the token may write again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            if method.upper() not in SAFE_METHODS:
+                operation["responses"]["429"] = refusal
+    return schema

@@ -8,6 +8,7 @@ DEBUG on, loopback hosts only).
 import base64
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
 # SQLITE_OPTIONS is a setting too: tests open extra SQLite files with the default's options.
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_extensions",
     "ninja",
+    "axes",
     "core",
     "agents",
     "reviews",
@@ -61,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: answers a locked-out login attempt (see "Logins" below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cw_project.urls"
@@ -105,6 +109,36 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Logins ---------------------------------------------------------------------------
+# django-axes counts failed admin logins per username and address (in the database, so
+# every worker sees them): after CW_LOGIN_FAILURE_LIMIT failures in a row that pair is
+# locked out for CW_LOGIN_COOLOFF_MINUTES (429, templates/axes/locked_out.html) and a
+# success resets the count. Locking the pair, not the user alone, keeps a stranger from
+# locking a person out by mistyping on purpose. `manage.py axes_reset` lifts every
+# lock-out; the admin lists attempts under "Axes". Behind a proxy (CW_BEHIND_PROXY) the
+# address is the client's, from X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("CW_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("CW_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "axes/locked_out.html"
+if _env_bool("CW_BEHIND_PROXY", False):
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:  # a client could write any X-Forwarded-For it likes
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# --- API limits -----------------------------------------------------------------------
+# Writes (POST, PUT, PATCH, DELETE) each token may make per minute, counted in the
+# database so the limit holds across processes (core/ratelimits.py); beyond it the API
+# answers 429 with Retry-After. 0 turns the limit off. Reads are not limited; body size,
+# page sizes, log batches and long-poll waits have caps of their own (README, "Limits").
+CW_API_WRITE_RATE_LIMIT = int(os.environ.get("CW_API_WRITE_RATE_LIMIT", "3000"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

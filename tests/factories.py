@@ -219,6 +219,15 @@ class ApiTokenFactory(DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
+class ApiRateWindowFactory(DjangoModelFactory):
+    class Meta:
+        model = "core.ApiRateWindow"
+
+    caller = factory.Sequence(lambda n: f"token:{n}")
+    window_start = 1_800_000_000
+    hits = 1
+
+
 class EventFactory(DjangoModelFactory):
     class Meta:
         model = Event

@@ -303,18 +303,16 @@ def test_people_who_are_not_staff_are_sent_to_log_in(agent, client):
     url = log_url(agent.pk)
     assert client.get(url).status_code == HTTPStatus.FOUND
 
-    User.objects.create_user("guest", password="pw")
     guest = Client()
-    guest.login(username="guest", password="pw")
+    guest.force_login(User.objects.create_user("guest", password="pw"))
     response = guest.get(url)
     assert response.status_code == HTTPStatus.FOUND
     assert response["Location"].startswith(reverse("admin:login"))
 
 
 def test_staff_without_the_view_permission_are_refused(agent):
-    User.objects.create_user("staff", password="pw", is_staff=True)
     staff = Client()
-    staff.login(username="staff", password="pw")
+    staff.force_login(User.objects.create_user("staff", password="pw", is_staff=True))
 
     assert staff.get(log_url(agent.pk)).status_code == HTTPStatus.FORBIDDEN
 

@@ -267,7 +267,7 @@ def test_staff_who_may_only_view_are_refused_and_see_no_button(parked):
     viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_account"))
     client = Client()
-    client.login(username="viewer", password="pw")
+    client.force_login(viewer)
 
     page = client.get(reverse("admin:agents_account_change", args=[parked.pk]))
     response = client.post(reverse("admin:agents_account_do", args=[parked.pk, "release"]))

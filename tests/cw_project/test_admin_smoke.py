@@ -59,6 +59,7 @@ FACTORIES = {
     "core.Page": "PageFactory",
     "core.Project": "ProjectFactory",
     "core.InitiativeProject": "InitiativeProjectFactory",
+    "core.ApiRateWindow": "ApiRateWindowFactory",
     "core.ApiToken": "ApiTokenFactory",
     "core.Event": "EventFactory",
     "agents.Account": "AccountFactory",
@@ -97,7 +98,7 @@ def test_changelists_cost_the_same_queries_at_one_row_and_at_twenty(admin_client
     assert queries() == one
 
 
-def test_only_history_log_chunks_and_tokens_cannot_be_added_in_the_admin(admin_client):
+def test_only_history_log_chunks_tokens_and_counters_cannot_be_added_in_the_admin(admin_client):
     request = admin_client.request().wsgi_request
     no_add = {
         model._meta.label
@@ -105,6 +106,7 @@ def test_only_history_log_chunks_and_tokens_cannot_be_added_in_the_admin(admin_c
         if not admin.site.get_model_admin(model).has_add_permission(request)
     }
     assert no_add == {
+        "core.ApiRateWindow",
         "core.ApiToken",
         "core.Event",
         "agents.AgentLogChunk",

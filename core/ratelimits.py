@@ -1,0 +1,86 @@
+"""The API's per-caller limit on writes (OWASP API4), shared by every process serving it.
+
+Each token (or staff user, for a session) may make ``CW_API_WRITE_RATE_LIMIT`` writes
+(POST, PUT, PATCH, DELETE) per minute; reads are never limited. The counter of the
+current minute lives in the database (``api_rate_windows``), counted up in one statement
+by the request that writes, so the limit holds however many gunicorn workers or hosts
+serve the API. A write beyond the limit is refused before its handler runs, with 429
+``throttled`` and ``Retry-After`` (seconds until the minute ends); it writes nothing.
+
+Windows are fixed minutes: a caller can burst up to twice the limit across a minute's
+boundary, which is fine for what this guards against (a runaway loop, a leaked token in
+a storm), and costs one indexed upsert per write instead of a log of timestamps.
+
+``CW_API_WRITE_RATE_LIMIT=0`` turns the limit off.
+"""
+
+import math
+import threading
+import time
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest
+from ninja.throttling import BaseThrottle
+
+from core.models import ApiToken
+from core.repositories.ratelimits import ApiRateWindowRepository
+
+#: Length of a window of the limit, in seconds.
+WINDOW_SECONDS = 60
+#: Methods that never count against the limit.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Callers over the limit one process remembers (a bound on memory, never reached).
+MAX_SPENT_REMEMBERED = 10_000
+
+windows = ApiRateWindowRepository()
+
+
+def write_rate_limit() -> int:
+    """Writes a caller may make per window; 0 when the limit is off."""
+    return int(getattr(settings, "CW_API_WRITE_RATE_LIMIT", 0) or 0)
+
+
+def caller_key(auth: object) -> str | None:
+    """``token:<id>`` or ``user:<id>`` for what authenticated the request."""
+    if isinstance(auth, ApiToken):
+        return f"token:{auth.pk}"
+    if isinstance(auth, AbstractBaseUser):
+        return f"user:{auth.pk}"
+    return None
+
+
+class WriteRateThrottle(BaseThrottle):
+    """Ninja's throttle hook (run after authentication) over the database counter."""
+
+    def __init__(self) -> None:
+        # One instance serves every thread of a process: the wait of a refusal is per call.
+        self._local = threading.local()
+        # Callers this process has seen over the limit, with the window they used up and
+        # the limit then in force: a count never goes down within a window, so their
+        # further writes in it are refused without touching the database (a storm costs
+        # a read per request, not a write).
+        self._spent: dict[str, tuple[int, int]] = {}
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        self._local.wait = None
+        limit = write_rate_limit()
+        if limit <= 0 or request.method in SAFE_METHODS:
+            return True
+        key = caller_key(getattr(request, "auth", None))
+        if key is None:
+            return True
+        now = time.time()
+        start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        if self._spent.get(key) != (start, limit):
+            if windows.hit(key, start) <= limit:
+                return True
+            if len(self._spent) > MAX_SPENT_REMEMBERED:
+                self._spent.clear()
+            self._spent[key] = (start, limit)
+        self._local.wait = max(1, math.ceil(start + WINDOW_SECONDS - now))
+        request.cw_rate_limit = limit  # type: ignore[attr-defined]  # for the 429's message
+        return False
+
+    def wait(self) -> float | None:
+        return getattr(self._local, "wait", None)

@@ -1,0 +1,46 @@
+"""The API's write counters: one row per caller and window, counted up in one statement."""
+
+import functools
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from core.models import ApiRateWindow
+from core.repositories.base import Repository
+
+
+@functools.cache
+def _hit_sql(vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    table = quote(ApiRateWindow._meta.db_table)
+    caller, start, hits = quote("caller"), quote("window_start"), quote("hits")
+    # One statement on both databases (SQLite 3.35+, PostgreSQL 9.5+): the unique
+    # constraint serialises concurrent first hits, so no count is ever lost.
+    return (
+        f"INSERT INTO {table} ({caller}, {start}, {hits}) VALUES (%s, %s, 1) "  # noqa: S608
+        f"ON CONFLICT ({caller}, {start}) DO UPDATE SET {hits} = {table}.{hits} + 1 "
+        f"RETURNING {hits}"
+    )
+
+
+class ApiRateWindowRepository(Repository[ApiRateWindow]):
+    """Write counters of the API's rate limit. Rows are only ever counted up or pruned."""
+
+    model = ApiRateWindow
+    slug = "api_rate_window"
+    label = "API rate window"
+
+    def hit(self, caller: str, window_start: int) -> int:
+        """Count one write of ``caller`` in the window starting at ``window_start``; the
+        window's count with it. The first hit of a window deletes the caller's older ones."""
+        db = connections[DEFAULT_DB_ALIAS]
+        with transaction.atomic(), db.cursor() as cursor:
+            cursor.execute(_hit_sql(db.vendor), [caller, window_start])
+            (hits,) = cursor.fetchone()
+            if hits == 1:
+                ApiRateWindow.objects.filter(caller=caller, window_start__lt=window_start).delete()
+        return int(hits)
+
+    def prune(self, *, before: int) -> int:
+        """Delete every window that started before ``before``; how many went."""
+        deleted, _ = ApiRateWindow.objects.filter(window_start__lt=before).delete()
+        return deleted
