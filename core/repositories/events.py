@@ -41,6 +41,14 @@ class EventRepository(Repository[Event]):
         self._require_atomic("append")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
+                # Run the foreign-key checks deferred so far (Django's are DEFERRABLE
+                # INITIALLY DEFERRED) now, before the event lock: left to COMMIT they
+                # would take their KEY SHARE row locks while this transaction holds the
+                # event lock, and a transaction holding such a row FOR UPDATE and
+                # waiting for the event lock would deadlock with it (a review comment's
+                # check on its phase against a task start, seen under load).
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_ORDER_LOCK])
         last = Event.objects.aggregate(last=Max("id"))["last"] or 0
         return self._insert(
