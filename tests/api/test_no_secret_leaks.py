@@ -10,9 +10,7 @@ secret they carried.
 """
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
 
@@ -20,37 +18,20 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from agents.models import Account
-from cw_project.api import api
-from reviews.models import ProposalTargetType
 from tests.api.helpers import post_json
-from tests.factories import (
-    AgentFactory,
-    AgentLogChunkFactory,
-    ChangeSetFactory,
-    ChatMessageFactory,
-    ChatSessionFactory,
-    ConversationFactory,
-    InitiativeFactory,
-    InitiativeProjectFactory,
-    MessageFactory,
-    PageFactory,
-    PhaseFactory,
-    ProposalFactory,
-    ReviewCommentFactory,
-    TaskFactory,
+from tests.api.openapi_calls import (
+    SECRET_FIELDS,
+    call,
+    operations,
+    plausible_records,
+    response_text,
 )
 
 pytestmark = pytest.mark.django_db
 
-SECRET_FIELDS = ("config_json", "credentials")
 CLAIM_OPERATION = ("post", "/api/accounts/claim")
-#: The id put in a path parameter that names no record the test made.
-DUMMY_ID = "x" * 22
-#: Unsafe methods run after reads, deletes last, so every read sees every record.
-METHOD_ORDER = {"get": 0, "post": 1, "put": 2, "patch": 2, "delete": 3}
 
 
 @dataclass
@@ -77,13 +58,6 @@ def raw_secret_columns(account_id: str) -> tuple[str | None, str | None]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT config_json, credentials FROM accounts WHERE id = %s", [account_id])
         return cursor.fetchone()
-
-
-def response_text(response) -> str:
-    """The body and every header of a response, as one text to search."""
-    headers = "\n".join(f"{name}: {value}" for name, value in response.items())
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    return headers + "\n" + body.decode(errors="replace")
 
 
 @pytest.fixture
@@ -114,121 +88,7 @@ def accounts(api_client, secrets) -> list[Account]:
 @pytest.fixture
 def records(accounts) -> dict[str, str]:
     """A real id for each kind of record a path parameter may name (``<kind>_id``)."""
-    initiative = InitiativeFactory()
-    phase = PhaseFactory(initiative=initiative)
-    task = TaskFactory(phase=phase)
-    agent = AgentFactory(account=accounts[0], initiative=initiative, task=task)
-    proposal = ProposalFactory(
-        agent=agent, initiative=initiative, target_type=ProposalTargetType.PAGE, target_id=None
-    )
-    comment = ReviewCommentFactory(phase=phase)
-    chat_session = ChatSessionFactory(initiative=initiative, target_id=phase.id, agent=agent)
-    ids = {
-        "account": accounts[0].id,
-        "agent": agent.id,
-        "initiative": initiative.id,
-        "phase": phase.id,
-        "task": task.id,
-        "page": PageFactory(initiative=initiative).id,
-        "project": InitiativeProjectFactory(initiative=initiative).project_id,
-        "proposal": proposal.id,
-        "comment": comment.id,
-        "review_comment": comment.id,
-        "change_set": ChangeSetFactory(initiative=initiative).id,
-        "chat_session": chat_session.id,
-        "chat_message": ChatMessageFactory(chat_session=chat_session).id,
-        "message": MessageFactory(sender_id=agent.id).id,
-        "conversation": ConversationFactory(from_agent=agent).id,
-        "log_chunk": AgentLogChunkFactory(agent_id=agent.id).id,
-    }
-    ids["session"] = ids["chat_session"]
-    ids["chunk"] = ids["log_chunk"]
-    return ids
-
-
-# --- building requests from the OpenAPI document ------------------------------------------
-
-
-def resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
-    for combinator in ("anyOf", "oneOf", "allOf"):
-        if combinator in schema:
-            options = [resolve(option, components) for option in schema[combinator]]
-            concrete = [option for option in options if option.get("type") != "null"]
-            return concrete[0] if concrete else options[0]
-    return schema
-
-
-def example(
-    name: str, schema: dict[str, Any], components: dict[str, Any], ids: dict[str, str], secrets
-) -> Any:
-    """A plausible value for property ``name``: real ids, secrets for secret fields."""
-    schema = resolve(schema, components)
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    kind = schema.get("type")
-    if kind == "object":
-        properties = schema.get("properties", {})
-        wanted = set(schema.get("required", ())) | (set(SECRET_FIELDS) & set(properties))
-        return {
-            prop: example(prop, properties[prop], components, ids, secrets)
-            for prop in properties
-            if prop in wanted
-        }
-    if kind == "array":
-        return []
-    if kind == "boolean":
-        return False
-    if kind in ("integer", "number"):
-        return max(schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
-    if name in SECRET_FIELDS:
-        return secrets.new()
-    if schema.get("format") == "date-time":
-        return (timezone.now() + timedelta(hours=1)).isoformat()
-    if name.endswith("_id"):
-        return ids.get(name.removesuffix("_id"), DUMMY_ID)
-    if name == "email":
-        return "crawler@example.com"
-    return "text" + "x" * max(schema.get("minLength", 0) - 4, 0)
-
-
-def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
-    schema = api.get_openapi_schema()
-    found = [
-        (method, path, operation)
-        for path, item in schema["paths"].items()
-        for method, operation in item.items()
-        if method in METHOD_ORDER
-    ]
-    yield from sorted(found, key=lambda op: METHOD_ORDER[op[0]])
-
-
-def call(client: Client, method: str, path: str, operation: dict, ids, secrets):
-    components = api.get_openapi_schema().get("components", {}).get("schemas", {})
-    for parameter in operation.get("parameters", ()):
-        if parameter["in"] == "path":
-            kind = parameter["name"].removesuffix("_id")
-            path = path.replace("{" + parameter["name"] + "}", ids.get(kind, DUMMY_ID))
-    query = {
-        parameter["name"]: example(
-            parameter["name"], parameter.get("schema", {}), components, ids, secrets
-        )
-        for parameter in operation.get("parameters", ())
-        if parameter["in"] == "query" and parameter.get("required")
-    }
-    if method == "get":
-        return client.get(path, query)
-    body_schema = (
-        operation.get("requestBody", {})
-        .get("content", {})
-        .get("application/json", {})
-        .get("schema")
-    )
-    body = example("", body_schema, components, ids, secrets) if body_schema else {}
-    return getattr(client, method)(path, body, content_type="application/json")
+    return plausible_records(accounts[0])
 
 
 def crawl(client: Client, ids, secrets) -> dict[tuple[str, str], Any]:
