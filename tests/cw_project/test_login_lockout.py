@@ -60,6 +60,7 @@ def test_after_the_limit_even_the_right_password_is_refused_with_429(client, lea
 
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert "Login locked" in response.text
+    assert "locked for 15 minutes after the last attempt" in response.text
     assert "manage.py axes_reset" in response.text
     assert "_auth_user_id" not in client.session
     # Thirty more tries are all refused the same way, never checked against the password.
