@@ -15,7 +15,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests.serverprocess import scratch_database
+from tests.serverprocess import manage, scratch_database
 
 pytestmark = pytest.mark.concurrency
 
@@ -33,18 +33,6 @@ def _recipe() -> str:
     block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert block, "the README's rotation section has no sh block"
     return block.group(1)
-
-
-def _run(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603  (manage.py, with arguments the test chose)
-        [sys.executable, "manage.py", *arguments],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_the_readme_recipe_moves_the_secrets_off_the_derived_key(tmp_path):
@@ -88,12 +76,12 @@ def test_the_readme_recipe_moves_the_secrets_off_the_derived_key(tmp_path):
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "CW_SECRET_KEYS": new_key,
         }
-        assert _run(moved, "check").returncode == 0
-        shown = _run(moved, "shell", "-v", "0", "-c", SHOW_SECRET)
+        assert manage(moved, "check").returncode == 0
+        shown = manage(moved, "shell", "-v", "0", "-c", SHOW_SECRET)
         assert shown.stdout.strip() == CREDENTIALS, shown.stderr
 
         # Without the recipe, the same change of DJANGO_SECRET_KEY is caught at start-up.
         unmoved = database.env | {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
-        refused = _run(unmoved, "check")
+        refused = manage(unmoved, "check")
         assert refused.returncode != 0
         assert "agents.E001" in refused.stderr

@@ -9,7 +9,6 @@ import importlib.util
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.serverprocess import free_port, manage
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -33,24 +34,9 @@ SWAGGER_ASSET = re.compile(r"""(?:src|href)="(/static/[^"]+)\"""")
 
 
 def _manage(env: dict[str, str], *arguments: str) -> str:
-    env = {k: v for k, v in env.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    run = subprocess.run(  # noqa: S603  (manage.py, with arguments we chose)
-        [sys.executable, "manage.py", *arguments],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = manage(env, *arguments)
     assert run.returncode == 0, run.stderr + run.stdout
     return run.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, str, bytes]:
@@ -97,7 +83,7 @@ def test_gunicorn_without_debug_serves_static_files_the_api_docs_and_the_api(tmp
     created = _manage(env, "create_api_token", "smoke-test")
     token = next(line for line in created.splitlines() if line.startswith("cw_"))
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "gunicorn", "cw_project.wsgi", "--workers", "2"]
     log = tmp_path / "gunicorn.log"
@@ -156,15 +142,6 @@ def test_check_deploy_warns_when_https_is_off(tmp_path):
         "DJANGO_ALLOWED_HOSTS": "cw.example.com",
         "CW_HTTPS": "false",
     }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    run = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert run.returncode != 0
     assert "security.W004" in run.stderr + run.stdout  # no HSTS
