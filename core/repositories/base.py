@@ -409,11 +409,17 @@ class Repository(Generic[M]):
             obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
         except ValidationError as error:
             details = validation_error_details(error)
+            message = f"Invalid {self.label.lower()}: " + "; ".join(
+                f"{name}: {' '.join(msgs)}" for name, msgs in sorted(details.items())
+            )
+            if _only_missing_references(obj, error):
+                # A foreign key naming no record: the code the database's refusal of the
+                # same write gets.
+                raise InvalidInput(
+                    message, code="invalid_reference", details={"fields": details}
+                ) from error
             raise InvalidInput(
-                f"Invalid {self.label.lower()}: "
-                + "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in sorted(details.items())),
-                code="validation_failed",
-                details={"fields": details},
+                message, code="validation_failed", details={"fields": details}
             ) from error
 
     def _save(self, obj: M, **kwargs: Any) -> None:
@@ -459,6 +465,18 @@ class Repository(Generic[M]):
             code="invalid_value",
             details={"rule": kind},
         )
+
+
+def _only_missing_references(obj: models.Model, error: ValidationError) -> bool:
+    """Every message of ``error`` is a foreign key's "not a valid choice" (no such record)."""
+    by_field = getattr(error, "error_dict", None)
+    if not by_field:
+        return False
+    relations = {f.name for f in obj._meta.concrete_fields if f.is_relation}
+    return all(
+        name in relations and all(e.code == "invalid" for e in errors)
+        for name, errors in by_field.items()
+    )
 
 
 class RevertibleRecords(Repository[M]):

@@ -89,6 +89,16 @@ def test_register_agent_generates_a_name_and_binds_the_task(api_client):
     assert Event.objects.filter(kind="agent.registered", subject_id=agent.id).exists()
 
 
+def test_registering_with_an_unknown_initiative_is_an_invalid_reference(api_client):
+    response = post_json(
+        api_client, url("register_agent"), {"worktree_id": "/w/1", "initiative_id": "paths"}
+    )
+
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_reference")
+    assert set(body["details"]["fields"]) == {"initiative"}
+    assert not Agent.objects.exists()
+
+
 def test_a_tool_registers_an_agent_with_a_claimed_account_and_its_secrets(api_client):
     account = AccountFactory(credentials=CREDENTIALS)
     response = post_json(

@@ -456,7 +456,7 @@ def test_update_by_column_name_still_checks_the_reference():
     agent = f.AgentFactory()
     with pytest.raises(InvalidInput) as error:
         AgentRepository().update(agent.id, account_id="missing")
-    assert error.value.code == "validation_failed"
+    assert error.value.code == "invalid_reference"
     assert "account" in error.value.details["fields"]
 
 
