@@ -13,7 +13,7 @@ above ``MAX_OFFSET`` (which would overflow the database driver).
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from django.db.models import QuerySet
 from ninja import Field, Schema
@@ -215,6 +215,61 @@ JsonObject = Annotated[
 #: Any JSON value from a client, storable like ``JsonObject``'s (its fields' descriptions
 #: say ``JSON_RULES``).
 JsonValue = Annotated[Any, AfterValidator(_refuse_unstorable_json), DocumentedAs(JsonValueSchema)]
+
+
+_NO_NUL_KEYS = {"propertyNames": {"pattern": NO_NUL_PATTERN}}
+
+
+class TiptapMark(BaseModel):
+    """A mark of a Tiptap node, as ``core.validators.validate_tiptap_document`` checks it:
+    an object with a string ``type``; anything else it holds is free JSON."""
+
+    model_config = ConfigDict(title="TiptapMark", extra="allow", json_schema_extra=_NO_NUL_KEYS)
+    __pydantic_extra__: dict[str, JsonValueSchema]  # type: ignore[valid-type]
+
+    type: _NoNulStr
+
+
+class TiptapNode(BaseModel):
+    """A Tiptap (ProseMirror) node, as the validator checks it: a string ``type``; a
+    ``text`` string when the type is ``text``; typed ``marks``; ``attrs`` an object or
+    null; ``content`` a list of nodes; anything else free JSON."""
+
+    model_config = ConfigDict(
+        title="TiptapNode",
+        extra="allow",
+        json_schema_extra={
+            **_NO_NUL_KEYS,
+            "if": {"properties": {"type": {"const": "text"}}, "required": ["type"]},
+            "then": {
+                "properties": {"text": {"type": "string", "pattern": NO_NUL_PATTERN}},
+                "required": ["text"],
+            },
+        },
+    )
+    __pydantic_extra__: dict[str, JsonValueSchema]  # type: ignore[valid-type]
+
+    type: _NoNulStr
+    marks: list[TiptapMark] = []
+    attrs: Annotated[dict[str, JsonValueSchema], _NoNulKeys()] | None = None  # type: ignore[valid-type]
+    content: list["TiptapNode"] = []
+
+
+class TiptapDoc(TiptapNode):
+    """The root of a Tiptap document: a node whose type is ``doc``."""
+
+    model_config = ConfigDict(title="TiptapDoc")
+
+    type: Literal["doc"]  # type: ignore[assignment]
+
+
+#: A Tiptap document from a client, validated as ``JsonObject`` here and as a document by
+#: the model (``validate_tiptap_document``); the document states that shape in full.
+TiptapDocument = Annotated[
+    dict[str, Any],
+    AfterValidator(_refuse_unstorable_json),
+    DocumentedAs(TiptapDoc),
+]
 
 
 def _integral_float_to_int(value: Any) -> Any:

@@ -29,11 +29,11 @@ from core.schemas.base import (
     Id,
     InputSchema,
     Int32,
-    JsonObject,
     NonBlankText,
     PageParams,
     Text,
 )
+from core.schemas.base import TiptapDocument as TiptapDocumentBase
 from core.tiptap import markdown_to_tiptap_json
 from core.validators import NAME_MAX_LENGTH, TEXT_MAX_LENGTH
 
@@ -88,7 +88,7 @@ Markdown = Annotated[
     Text, Field(max_length=TEXT_MAX_LENGTH, description="Markdown, converted to a Tiptap document.")
 ]
 TiptapDocument = Annotated[
-    JsonObject,
+    TiptapDocumentBase,
     Field(description=f'A Tiptap (ProseMirror) document: {{"type": "doc", …}}. {JSON_RULES}'),
 ]
 Branch = Annotated[NonBlankText, Field(max_length=255)]

@@ -972,7 +972,7 @@ def test_change_set_create_inserts_entries_in_one_statement(
         ({"entries": [entry(ChangeAction.UPDATE, before=None)]}, "invalid_entry"),
         ({"entries": [entry(ChangeAction.DELETE, after={"name": "x"})]}, "invalid_entry"),
         ({"entries": [entry(entity_id="x" * 23)]}, "invalid_entry"),
-        ({"initiative_id": "x" * 22}, "validation_failed"),
+        ({"initiative_id": "x" * 22}, "invalid_reference"),
     ],
 )
 def test_change_set_create_refuses_bad_input_and_writes_nothing(
