@@ -26,6 +26,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
 )
+from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType
@@ -217,7 +218,7 @@ JsonObject = Annotated[
 JsonValue = Annotated[Any, AfterValidator(_refuse_unstorable_json), DocumentedAs(JsonValueSchema)]
 
 
-_NO_NUL_KEYS = {"propertyNames": {"pattern": NO_NUL_PATTERN}}
+_NO_NUL_KEYS: JsonDict = {"propertyNames": {"pattern": NO_NUL_PATTERN}}
 
 
 class TiptapMark(BaseModel):
@@ -260,7 +261,7 @@ class TiptapDoc(TiptapNode):
 
     model_config = ConfigDict(title="TiptapDoc")
 
-    type: Literal["doc"]  # type: ignore[assignment]
+    type: Literal["doc"]
 
 
 #: A Tiptap document from a client, validated as ``JsonObject`` here and as a document by
