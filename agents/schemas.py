@@ -24,7 +24,7 @@ from agents.services.logs import MAX_LOG_BATCH
 from core.events import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import FromRecord, Id, InputSchema, Int32, NonBlankText, Text
-from core.schemas.base import JSON_RULES, Documented, PositiveInt32
+from core.schemas.base import JSON_RULES, TEXT_NOT_BLANK_PATTERN, Documented, PositiveInt32
 from core.schemas.base import JsonValue as BaseJsonValue
 from core.validators import TEXT_MAX_LENGTH
 
@@ -212,9 +212,11 @@ class AgentFinishedIn(InputSchema):
 
 
 class LogChunkIn(InputSchema):
-    content: Annotated[Text, Field(min_length=1, max_length=TEXT_MAX_LENGTH)] = Field(
-        description="JSON Lines: one JSON document a line."
-    )
+    content: Annotated[
+        Text,
+        Field(min_length=1, max_length=TEXT_MAX_LENGTH),
+        Documented(pattern=TEXT_NOT_BLANK_PATTERN),
+    ] = Field(description="JSON Lines: one JSON document a line; not blank.")
     session_number: PositiveInt32 = Field(1, description="1 on spawn, +1 on each resume.")
 
 

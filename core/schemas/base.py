@@ -92,19 +92,20 @@ def _short(key: str) -> str:
     return key if len(key) <= 40 else key[:37] + "..."
 
 
-#: What stripping removes, and only that: Unicode's White_Space (pydantic strips these).
-_BLANK = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: What stripping removes, and only that: Python's ``str.strip`` (Unicode's White_Space
+#: and the separators U+001C-U+001F), which ``NonBlankText`` and the repositories'
+#: ``require_text`` both use, so "blank" means one thing from the document to the database.
+_BLANK = r"\t-\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: The JSON Schema pattern of ``Text``: no NUL. (A lone surrogate is refused too, but it is
 #: no Unicode text: a JSON Schema string cannot hold one.) ECMA-262 and Python read it alike.
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 #: The pattern of ``NonBlankText``: some character besides white space, and no NUL. Linear
 #: for a backtracking engine: the leading white space is matched by one class only.
 NOT_BLANK_PATTERN = rf"^[{_BLANK}]*[^\u0000{_BLANK}][^\u0000]*$"
-#: What Python's ``str.strip`` removes: ``_BLANK`` and the four separators U+001C-U+001F.
-_PY_BLANK = _BLANK + r"\u001c-\u001f"
-#: The pattern of a text kept as sent but refused when blank to ``str.strip`` (a chat
-#: message: ``require_text``): something besides that white space, and no NUL.
-TEXT_NOT_BLANK_PATTERN = rf"^[{_PY_BLANK}]*[^\u0000{_PY_BLANK}][^\u0000]*$"
+#: The pattern of a text kept as sent but refused when blank (a chat message, a log chunk:
+#: ``require_text``): something besides white space, and no NUL. (The same rule as
+#: ``NOT_BLANK_PATTERN``, written apart: only a stripped text's lengths are restated.)
+TEXT_NOT_BLANK_PATTERN = rf"^(?:[{_BLANK}])*[^\u0000{_BLANK}][^\u0000]*$"
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,10 @@ Text = Annotated[str, AfterValidator(_refuse_unstorable), Documented(pattern=NO_
 #: A required name-like string: trimmed, at least one character, storable like ``Text``.
 NonBlankText = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1),
+    # Stripped as Python strips (pydantic's strip_whitespace keeps U+001C-U+001F), before
+    # the length bounds count it.
+    BeforeValidator(lambda value: value.strip() if isinstance(value, str) else value),
+    StringConstraints(min_length=1),
     AfterValidator(_refuse_unstorable),
     Documented(pattern=NOT_BLANK_PATTERN),
 ]
