@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime, ConfigDict, field_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, field_validator
 
 from agents.models import (
     AgentMode,
@@ -131,8 +131,24 @@ class ReleasedOut(Schema):
 
 #: Any JSON value from a client (stored as JSON text), storable on both databases.
 JsonValue = BaseJsonValue
+
+
 #: Text a client writes into a long text column (at most 1,000,000 characters).
-LongText = Annotated[NonBlankText, Field(max_length=TEXT_MAX_LENGTH)]
+def _refuse_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+#: A message, question or answer: kept as sent (its white space is the sender's), refused
+#: when blank (to Python's ``strip``, as the repositories' ``require_text``), its length
+#: counted as sent, as the document's ``maxLength`` counts it.
+LongText = Annotated[
+    Text,
+    Field(min_length=1, max_length=TEXT_MAX_LENGTH),
+    AfterValidator(_refuse_blank),
+    Documented(pattern=TEXT_NOT_BLANK_PATTERN),
+]
 
 AGENT_NAME_MAX_LENGTH = 100
 
