@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 from ninja.utils import check_csrf
 
+from core.actors import actor_from_auth, set_actor
 from core.errors import PermissionRequired
 from core.models import ApiToken
 from core.tokens import api_token_authenticate
@@ -33,7 +34,10 @@ class BearerTokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        return api_token_authenticate(token)
+        found = api_token_authenticate(token)
+        if found is not None:
+            set_actor(actor_from_auth(found))
+        return found
 
 
 class StaffSessionAuth(SessionAuth):
@@ -66,6 +70,7 @@ class StaffSessionAuth(SessionAuth):
                 "CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header.",
                 code="csrf_failed",
             )
+        set_actor(actor_from_auth(user))
         return user
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import current_actor
 from core.errors import InvalidInput
 from core.models import Event
 from core.repositories.events import EventRepository
@@ -72,8 +73,9 @@ def event_record(
     initiative_id: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> Event:
-    """Record an event in the caller's transaction. An unknown kind is a programming
-    error (``LookupError``): every kind is listed in ``EVENT_KINDS``."""
+    """Record an event in the caller's transaction, made by the actor the door named
+    (``core.actors.current_actor``). An unknown kind is a programming error
+    (``LookupError``): every kind is listed in ``EVENT_KINDS``."""
     if kind not in EVENT_KINDS:
         raise LookupError(f"Unknown event kind {kind!r}; add it to core.events.EVENT_KINDS.")
     with transaction.atomic():
@@ -83,6 +85,7 @@ def event_record(
             subject_id=subject_id,
             initiative_id=initiative_id,
             data=data,
+            actor=current_actor().as_fields(),
         )
 
 

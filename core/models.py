@@ -565,6 +565,32 @@ class Event(models.Model):
     subject_type = models.CharField(max_length=32)
     subject_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict, blank=True)
+    actor_type = models.CharField(
+        max_length=8,
+        choices=[("person", "Person"), ("tool", "Tool"), ("system", "System")],
+        default="system",
+        db_default="system",
+        help_text="Who made the change: a person, a tool (an API token) or the system.",
+    )
+    actor_id = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="The person's user id or the tool's token id (plain text: events outlive them).",
+    )
+    actor_name = models.CharField(
+        max_length=150,
+        default="cw",
+        db_default="cw",
+        help_text="The person's username, the token's name, or the command or sweep.",
+    )
+    actor_via = models.CharField(
+        max_length=8,
+        choices=[("admin", "Admin"), ("api", "API"), ("command", "Command"), ("system", "System")],
+        default="system",
+        db_default="system",
+        help_text="The door the actor used.",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_default=Now())
 
     class Meta:
@@ -573,8 +599,20 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["initiative_id", "id"], name="events_initiative_idx"),
             models.Index(fields=["kind", "id"], name="events_kind_idx"),
+            # A record's history (the admin's History page): its events in order.
+            models.Index(fields=["subject_type", "subject_id", "id"], name="events_subject_idx"),
             models.Index(fields=["created_at"], name="events_created_at_idx"),
         ]
 
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} {self.subject_type} {self.subject_id}"
+
+    @property
+    def actor(self) -> dict[str, str | None]:
+        """Who made the change, as the API shows it (``ActorOut``)."""
+        return {
+            "type": self.actor_type,
+            "id": self.actor_id,
+            "name": self.actor_name,
+            "via": self.actor_via,
+        }

@@ -13,7 +13,7 @@ from ninja import Field, Query, Schema
 from core.api.router import router
 from core.events import EVENT_KINDS, MAX_WAIT_SECONDS, event_list
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
-from core.schemas import AUTH_ERRORS, ErrorOut, FromRecord, Id
+from core.schemas import AUTH_ERRORS, ActorOut, ErrorOut, FromRecord, Id
 
 if TYPE_CHECKING:
     EventKind = str
@@ -60,7 +60,7 @@ class EventFilters(Schema):
 
 
 class EventOut(FromRecord):
-    """One state change: what happened (``kind``), to which record, and when."""
+    """One state change: what happened (``kind``), to which record, by whom, and when."""
 
     id: int = Field(description="The event's position in commit order.")
     kind: str = Field(description="One of the kinds listed on ``GET /events``.")
@@ -68,6 +68,7 @@ class EventOut(FromRecord):
     subject_id: str
     initiative_id: str | None
     data: Any = Field(description="What the kind says it carries (a JSON object).")
+    actor: ActorOut = Field(description="Who made the change.")
     created_at: datetime
 
 

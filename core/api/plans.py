@@ -60,12 +60,14 @@ TAGS = ["plans"]
 
 
 @router.get("/whoami", response={200: WhoamiOut, **AUTH_ERRORS})
-def retrieve_whoami(request: HttpRequest) -> dict[str, str]:
-    """Who the API thinks is calling: a token (by name) or a staff user (by username)."""
+def retrieve_whoami(request: HttpRequest) -> dict[str, Any]:
+    """Who the API thinks is calling — a token (by name) or a staff user (by username) —
+    and whom the events of its changes name (the person a personal token acts for)."""
     auth = request.auth  # type: ignore[attr-defined]
+    actor = actor_from_auth(auth).as_dict()
     if isinstance(auth, ApiToken):
-        return {"kind": "token", "name": auth.name}
-    return {"kind": "user", "name": auth.get_username()}
+        return {"kind": "token", "name": auth.name, "actor": actor}
+    return {"kind": "user", "name": auth.get_username(), "actor": actor}
 
 
 def _actor(request: HttpRequest) -> Any:

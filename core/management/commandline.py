@@ -7,19 +7,23 @@ Every ``cw_*`` command follows the same conventions:
 - ``--json`` prints one JSON document on standard output (``write_json``), nothing else;
 - anything that can take more than a second shows a progress bar on standard error, but
   only when standard error is a terminal and only once the work has run for a second
-  (``progress``): under cron, in a pipe or in tests the bar writes nothing.
+  (``progress``): under cron, in a pipe or in tests the bar writes nothing;
+- every change a command makes is recorded as the system's, under the command's name
+  and the operator's when given (``--operator`` or ``CW_OPERATOR``): ``CwCommand``.
 """
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import IO, Any, TypeVar
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from tqdm import tqdm
 
+from core.actors import Actor, acting_as
 from core.errors import DomainError
 
 T = TypeVar("T")
@@ -30,6 +34,32 @@ DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 #: Seconds a piece of work runs before its progress bar appears.
 PROGRESS_DELAY = 1.0
+
+
+#: The environment variable naming the operator when ``--operator`` is not given.
+OPERATOR_VARIABLE = "CW_OPERATOR"
+
+
+class CwCommand(BaseCommand):
+    """A cw command: what it changes is recorded as done by the system under the
+    command's name, with the operator's name when given (``--operator NAME`` or the
+    ``CW_OPERATOR`` variable), e.g. ``cw_accounts (alice)``."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.add_argument(
+            "--operator",
+            default=None,
+            help=f"Who runs the command, for the event feed (default: ${OPERATOR_VARIABLE}).",
+        )
+        return parser
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        command = type(self).__module__.rsplit(".", 1)[-1]
+        operator = (options.get("operator") or os.environ.get(OPERATOR_VARIABLE) or "").strip()
+        name = f"{command} ({operator})" if operator else command
+        with acting_as(Actor.system(name, via="command")):
+            return super().execute(*args, **options)
 
 
 def refusal(error: DomainError) -> CommandError:

@@ -36,8 +36,10 @@ class EventRepository(Repository[Event]):
         subject_id: str,
         initiative_id: str | None = None,
         data: dict[str, Any] | None = None,
+        actor: dict[str, Any] | None = None,
     ) -> Event:
-        """Record one event in the caller's transaction (which must be atomic)."""
+        """Record one event in the caller's transaction (which must be atomic); ``actor``
+        holds the ``actor_*`` fields (who made the change)."""
         self._require_atomic("append")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -59,6 +61,7 @@ class EventRepository(Repository[Event]):
                 subject_id=str(subject_id),
                 initiative_id=initiative_id,
                 data=data or {},
+                **(actor or {}),
             )
         )
 

@@ -20,6 +20,7 @@ from core.schemas.base import (
     paginate,
 )
 from core.schemas.plans import (
+    ActorOut,
     CheckpointFilters,
     DependencyIn,
     DependencyOut,
@@ -56,6 +57,7 @@ __all__ = [
     "ERRORS",
     "MAX_LIMIT",
     "MAX_OFFSET",
+    "ActorOut",
     "CheckpointFilters",
     "DependencyIn",
     "DependencyOut",

@@ -38,11 +38,38 @@ from core.tiptap import markdown_to_tiptap_json
 from core.validators import NAME_MAX_LENGTH, TEXT_MAX_LENGTH
 
 
+class ActorOut(Schema):
+    """Who made a change: a person, a tool or the system, and the door they used."""
+
+    type: Literal["person", "tool", "system"] = Field(
+        description=(
+            "`person`: a user (a staff session or a personal token); `tool`: an API token "
+            "that is no person's; `system`: a command or a sweep."
+        )
+    )
+    id: str | None = Field(
+        description="The person's user id, or the tool's token id; null for the system."
+    )
+    name: str = Field(
+        description=(
+            "The person's username, the token's name, or the command's name (with the "
+            "operator's in parentheses when given)."
+        )
+    )
+    via: Literal["admin", "api", "command", "system"] = Field(description="The door used.")
+
+
 class WhoamiOut(Schema):
-    """Who the API thinks is calling."""
+    """Who the API thinks is calling, and whom its changes are recorded as."""
 
     kind: Literal["token", "user"] = Field(description="A bearer token, or a staff session.")
     name: str = Field(description="The token's name, or the user's username.")
+    actor: ActorOut = Field(
+        description=(
+            "Whom the events of this caller's changes name: the person a personal token or "
+            "a session acts for, or the tool."
+        )
+    )
 
 
 class PhaseOut(FromRecord):

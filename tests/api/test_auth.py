@@ -49,7 +49,11 @@ def test_valid_token_is_200_and_stamps_last_used_at(api_client, api_token):
     assert token.last_used_at is None
     response = api_client.get(WHOAMI)
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"kind": "token", "name": "test-tool"}
+    assert response.json() == {
+        "kind": "token",
+        "name": "test-tool",
+        "actor": {"type": "tool", "id": token.pk, "name": "test-tool", "via": "api"},
+    }
     token.refresh_from_db()
     assert token.last_used_at is not None
     assert timezone.now() - token.last_used_at < timedelta(seconds=5)
@@ -78,10 +82,14 @@ def test_last_used_at_older_than_a_minute_is_stamped_again(api_client, api_token
     assert token.last_used_at > stale + timedelta(minutes=1)
 
 
-def test_staff_session_is_200_as_the_user(staff_client):
+def test_staff_session_is_200_as_the_user(staff_client, staff_user):
     response = staff_client.get(WHOAMI)
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"kind": "user", "name": "lead"}
+    assert response.json() == {
+        "kind": "user",
+        "name": "lead",
+        "actor": {"type": "person", "id": str(staff_user.pk), "name": "lead", "via": "api"},
+    }
 
 
 def test_non_staff_session_is_403_staff_required():
@@ -106,7 +114,8 @@ def test_bad_bearer_token_does_not_fall_back_to_the_session(staff_client):
 def test_bearer_token_wins_over_a_session(staff_client, api_token):
     _, clear = api_token
     response = staff_client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {clear}")
-    assert response.json() == {"kind": "token", "name": "test-tool"}
+    assert response.json()["actor"]["type"] == "tool"
+    assert response.json()["name"] == "test-tool"
 
 
 @pytest.mark.parametrize("path", ["/api/docs", "/api/openapi.json"])

@@ -38,6 +38,7 @@ def test_an_event_reads_back_whole_to_a_staff_session(staff_client):
                 "subject_id": "t1",
                 "initiative_id": "i1",
                 "data": {"summary": "done"},
+                "actor": {"type": "system", "id": None, "name": "cw", "via": "system"},
                 "created_at": as_json(event.created_at),
             }
         ],

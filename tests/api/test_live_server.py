@@ -39,8 +39,18 @@ def test_a_tool_proposes_a_person_accepts_and_secrets_stay_write_only(
 
     assert call(base, "GET", "/api/whoami", clear) == (
         HTTPStatus.OK,
-        {"kind": "token", "name": "orchestrator"},
+        {
+            "kind": "token",
+            "name": "orchestrator",
+            "actor": {"type": "tool", "id": _token.pk, "name": "orchestrator", "via": "api"},
+        },
     )
+    assert call(base, "GET", "/api/whoami", personal)[1]["actor"] == {
+        "type": "person",
+        "id": str(lead.pk),
+        "name": "lead",
+        "via": "api",
+    }
     status, proposal = call(
         base,
         "POST",

@@ -120,7 +120,8 @@ def test_create_command_prints_the_token_once_and_it_authenticates():
     assert output.count(clear) == 1
     assert "cannot be shown again" in output
     response = Client(HTTP_AUTHORIZATION=f"Bearer {clear}").get("/api/whoami")
-    assert response.json() == {"kind": "token", "name": "orchestrator"}
+    assert response.json()["name"] == "orchestrator"
+    assert response.json()["actor"]["type"] == "tool"
 
 
 def test_create_command_records_the_creator():

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from agents.models import Account
@@ -35,7 +35,13 @@ from agents.services import (
     account_release,
 )
 from core.errors import DomainError
-from core.management.commandline import DURATION_PATTERN, parse_duration, refusal, write_json
+from core.management.commandline import (
+    DURATION_PATTERN,
+    CwCommand,
+    parse_duration,
+    refusal,
+    write_json,
+)
 
 accounts = AccountRepository()
 
@@ -112,7 +118,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = (
         "Manage the provider accounts agents run under: add, list, exhaust, release, "
         "clear-expired. Secrets are read from files or standard input, never printed."

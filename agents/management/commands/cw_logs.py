@@ -41,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.management.color import no_style
 from django.utils import timezone
 
@@ -51,6 +51,7 @@ from agents.repositories import AgentLogCount, AgentRepository, LogChunkReposito
 from agents.services import agent_log_iter, agent_log_prune
 from core.errors import DomainError
 from core.management.commandline import (
+    CwCommand,
     is_terminal,
     parse_duration,
     progress,
@@ -128,7 +129,7 @@ def _terminal_kind(record: LogRecord) -> str:
 # --- the command -----------------------------------------------------------------------
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = (
         "Read, export and prune agents' logs: tail (and follow) an agent's log, export "
         "it as NDJSON, prune chunks older than a duration."

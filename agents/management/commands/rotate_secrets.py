@@ -4,13 +4,14 @@ Rotation: put the new key first in CW_SECRET_KEYS (keeping the old one after it)
 this command, then drop the old key.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from agents.secrets import SecretKeyError
 from agents.services import account_rotate_secrets
+from core.management.commandline import CwCommand
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = "Re-encrypt every stored secret with the current key of CW_SECRET_KEYS."
 
     def handle(self, *args, **options):

@@ -11,13 +11,14 @@ it and you revoke it and create another.
 """
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.errors import DomainError
+from core.management.commandline import CwCommand
 from core.tokens import api_token_create
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = "Create a named API token and print it once (it cannot be shown again)."
 
     def add_arguments(self, parser):

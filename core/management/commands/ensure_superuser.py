@@ -9,10 +9,12 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from core.management.commandline import CwCommand
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = "Create the admin superuser if none exists, printing its credentials once."
 
     def handle(self, *args, **options):

@@ -3,8 +3,7 @@ revocation. Never a secret."""
 
 from datetime import datetime
 
-from django.core.management.base import BaseCommand
-
+from core.management.commandline import CwCommand
 from core.tokens import api_token_list
 
 
@@ -12,7 +11,7 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = "List API tokens (the clear token and its hash are never shown)."
 
     def handle(self, *args, **options):

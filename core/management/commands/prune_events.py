@@ -10,10 +10,11 @@ event left: ids are never reused.
 import re
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.events import event_prune, events
+from core.management.commandline import CwCommand
 
 #: ``<whole number><unit>``: ``d`` for days, ``h`` for hours.
 AGE_PATTERN = re.compile(r"(?P<count>\d{1,6})(?P<unit>[dh])")
@@ -31,7 +32,7 @@ def parse_age(text: str) -> timedelta:
     return timedelta(**{UNITS[match["unit"]]: int(match["count"])})
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = "Delete the events older than an age (Nd or Nh); --dry-run only counts them."
 
     def add_arguments(self, parser):

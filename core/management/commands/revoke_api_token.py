@@ -3,13 +3,14 @@
 manage.py revoke_api_token cw_Ab3dE
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.errors import DomainError
+from core.management.commandline import CwCommand
 from core.tokens import api_token_revoke
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = "Revoke an API token (by id or prefix); it stops authenticating at once."
 
     def add_arguments(self, parser):

@@ -20,11 +20,11 @@ standard error, the reason and its code, and exit status 1.
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from core.actors import Actor
 from core.errors import DomainError
-from core.management.commandline import refusal, write_json
+from core.management.commandline import CwCommand, refusal, write_json
 from reviews.demo import DemoSummary, load_demo
 
 #: Who makes the people's decisions when ``--as`` is not given: the operator running the
@@ -43,7 +43,7 @@ def person(username: str | None) -> Actor:
     return Actor.person(user)
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = (
         "Load a realistic demo (two initiatives with phases, tasks, pages, projects, "
         "accounts, agents and their logs, proposals, a review and a chat) so every screen "

@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from core.errors import DomainError
-from core.management.commandline import progress, refusal, write_json
+from core.management.commandline import CwCommand, progress, refusal, write_json
 from reviews.services.transfer import ImportResult, import_initiative, load_document
 
 STDIN = "-"
@@ -37,7 +37,7 @@ class _DryRun(Exception):
         self.result = result
 
 
-class Command(BaseCommand):
+class Command(CwCommand):
     help = (
         "Import an initiative from a cw_export document, keeping ids and relationships "
         "(or under fresh ids with --as-new). All or nothing."
