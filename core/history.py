@@ -1,0 +1,187 @@
+"""A record's history in words: each event of the feed said as a sentence a person reads.
+
+``event_sentence(event)`` says who did what ("alice approved the plan", "tool ci-runner
+started the task", "cw_accounts (bob) parked the account until 18:00"); the admin's
+History pages list a record's events this way. Every kind of ``core.events.EVENT_KINDS``
+has its phrase in ``PHRASES`` (a test keeps it so): a phrase is the verb and its object
+as the actor's sentence goes on, built from the event's ``data``.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from core.models import Event
+
+Phrase = Callable[[dict[str, Any], str], str]
+
+
+def actor_words(event: Event) -> str:
+    """Who acted, as a sentence starts: a person by name, a tool or a command named as
+    such, cw itself as "cw"."""
+    if event.actor_type == "person":
+        return event.actor_name
+    if event.actor_type == "tool":
+        return f"tool {event.actor_name}"
+    if event.actor_via == "command":
+        return f"command {event.actor_name}"
+    return event.actor_name or "cw"
+
+
+def _label(value: Any) -> str:
+    return str(value or "").replace("_", " ")
+
+
+#: What reaching a status means, by the record's kind and the status reached (and left).
+_PHASE_STATUS: dict[tuple[str | None, str], str] = {
+    ("pending", "approved"): "approved the plan",
+    ("approved", "in_progress"): "started the phase",
+    ("in_progress", "pending_review"): "sent the phase for review",
+    ("pending_review", "completed"): "approved the phase's review",
+    ("pending_review", "in_progress"): "requested changes on the phase",
+    ("in_progress", "completed"): "completed the phase",
+}
+_INITIATIVE_STATUS: dict[tuple[str | None, str], str] = {
+    ("active", "pending_review"): "sent the initiative for its final review",
+    ("pending_review", "completed"): "approved the initiative",
+    ("active", "completed"): "completed the initiative",
+}
+
+
+def _status_change(kind: str, table: dict[tuple[str | None, str], str]) -> Phrase:
+    def phrase(data: dict[str, Any], subject: str) -> str:
+        before, after = data.get("from"), data.get("to")
+        known = table.get((before, after))
+        if known:
+            return known
+        if after == "blocked":
+            return f"blocked the {kind}"
+        if before == "blocked":
+            return f"unblocked the {kind}"
+        if after == "archived":
+            return f"archived the {kind}"
+        return f"moved the {kind} from {_label(before)} to {_label(after)}"
+
+    return phrase
+
+
+def _fixed(text: str) -> Phrase:
+    return lambda data, subject: text
+
+
+def _with(text: str, key: str, template: str) -> Phrase:
+    """``text``, then ``template`` filled with ``data[key]`` when the event carries it."""
+
+    def phrase(data: dict[str, Any], subject: str) -> str:
+        value = data.get(key)
+        if value in (None, "", [], {}):
+            return text
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        return text + template.format(value=_label(value) if key in _LABELLED else value)
+
+    return phrase
+
+
+#: Data keys whose values are codes said in words (``in_progress`` → "in progress").
+_LABELLED = frozenset({"to", "from", "execution_mode", "target_type", "role"})
+
+
+def _changed_fields(thing: str) -> Phrase:
+    def phrase(data: dict[str, Any], subject: str) -> str:
+        fields = data.get("fields") or data.get("changed") or []
+        if not fields:
+            return f"changed the {thing}"
+        return f"changed the {thing}'s " + ", ".join(_label(f) for f in fields)
+
+    return phrase
+
+
+def _agent_status(data: dict[str, Any], subject: str) -> str:
+    after = data.get("to")
+    words = {
+        "running": "marked the agent running",
+        "waiting_for_input": "marked the agent waiting for input",
+        "idle": "marked the agent idle",
+        "stopped": "stopped the agent",
+        "crashed": "marked the agent crashed",
+    }
+    return words.get(after, f"moved the agent from {_label(data.get('from'))} to {_label(after)}")
+
+
+def _via_change_set(text: str) -> Phrase:
+    """A record's change made by accepting a proposal or applying a chat change set says so."""
+
+    def phrase(data: dict[str, Any], subject: str) -> str:
+        if data.get("reverted"):
+            return f"{text} (reverting a change set)"
+        if data.get("change_set_id"):
+            return f"{text} (through a change set)"
+        return text
+
+    return phrase
+
+
+#: Every event kind's phrase; the sentence is "<actor> <phrase>".
+PHRASES: dict[str, Phrase] = {
+    "initiative.created": _fixed("created the initiative"),
+    "initiative.updated": _changed_fields("initiative"),
+    "initiative.status_changed": _status_change("initiative", _INITIATIVE_STATUS),
+    "initiative.execution_mode_changed": _with(
+        "changed the execution mode", "to", " to {value}"
+    ),
+    "initiative.projects_changed": _fixed("changed the initiative's projects"),
+    "initiative.imported": _fixed("imported the initiative from an export file"),
+    "phase.created": _via_change_set("added the phase"),
+    "phase.updated": _via_change_set("changed the phase"),
+    "phase.status_changed": _status_change("phase", _PHASE_STATUS),
+    "phase.deleted": _via_change_set("deleted the phase"),
+    "task.created": _via_change_set("added the task"),
+    "task.updated": _via_change_set("changed the task"),
+    "task.started": _fixed("started the task"),
+    "task.completed": _with("completed the task", "summary", ": {value}"),
+    "task.blocked": _fixed("blocked the task"),
+    "task.unblocked": _fixed("unblocked the task"),
+    "task.deleted": _via_change_set("deleted the task"),
+    "dependency.added": _via_change_set("added a dependency"),
+    "dependency.removed": _via_change_set("removed a dependency"),
+    "page.created": _via_change_set("added the page"),
+    "page.updated": _via_change_set("changed the page"),
+    "page.moved": _fixed("moved the page"),
+    "page.deleted": _via_change_set("deleted the page"),
+    "project.created": _fixed("registered the project"),
+    "project.updated": _changed_fields("project"),
+    "project.fetched": _fixed("fetched the project"),
+    "project.deleted": _fixed("deleted the project"),
+    "agent.registered": _with("registered the agent", "name", " {value}"),
+    "agent.status_changed": _agent_status,
+    "agent.dismissed": _fixed("dismissed the agent"),
+    "proposal.created": _with("proposed a change", "target_type", " to a {value}"),
+    "proposal.accepted": _fixed("accepted the proposal"),
+    "proposal.dismissed": _fixed("dismissed the proposal"),
+    "change_set.reverted": _fixed("reverted the change set"),
+    "question.asked": _fixed("asked a question"),
+    "question.answered": _fixed("answered the question"),
+    "message.sent": _with("sent a message", "recipient_type", " to a {value}"),
+    "review_comment.created": _fixed("commented on the phase's diff"),
+    "review_comment.updated": _fixed("edited the review comment"),
+    "review_comment.resolved": _fixed("resolved the review comment"),
+    "review_comment.unresolved": _fixed("reopened the review comment"),
+    "review_comment.deleted": _fixed("deleted the review comment"),
+    "account.created": _fixed("added the account"),
+    "account.updated": _changed_fields("account"),
+    "account.deleted": _fixed("deleted the account"),
+    "account.claimed": _fixed("claimed the account for an agent"),
+    "account.exhausted": _with("parked the account", "until", " until {value}"),
+    "account.released": _fixed("put the account back in the rotation"),
+    "chat.opened": _with("opened a chat", "target_type", " on a {value}"),
+    "chat.message_posted": _with("posted in the chat", "role", " as {value}"),
+    "chat.closed": _fixed("closed the chat"),
+}
+
+
+def event_sentence(event: Event) -> str:
+    """The event as a sentence: "<who> <did what>"."""
+    phrase = PHRASES.get(event.kind)
+    data = event.data if isinstance(event.data, dict) else {}
+    said = phrase(data, event.subject_id) if phrase else f"recorded {event.kind}"
+    return f"{actor_words(event)} {said}"
