@@ -50,11 +50,13 @@ from core import services
 from core.admin_base import (
     Button,
     ButtonsAdmin,
-    DependencyAdmin,
     RepositoryAdmin,
     change_url,
     service_action,
     service_button,
+)
+from core.admin_base import (
+    OldDependencyAdmin as DependencyAdmin,
 )
 from core.graphs import GraphNode, render_svg
 from core.models import (

@@ -27,11 +27,14 @@ from django.db import models, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.defaultfilters import truncatechars
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 
 from core.actors import Actor
 from core.errors import DomainError
+from core.history import HISTORY_LIMIT, record_history
 from core.repositories import DependencyRepository, Repository
 
 #: How many characters of a record's name a button's message shows.
@@ -40,6 +43,24 @@ MESSAGE_NAME_CHARACTERS = 60
 
 class _DryRun(Exception):
     """Raised to roll back a write that only checked the rules."""
+
+
+@dataclass(frozen=True)
+class Writes:
+    """The services an admin's add form, change form and deletes call.
+
+    ``create(**fields)`` makes a record from the add form's values; ``update(<id>=pk,
+    **changed)`` changes the fields the change form changed; ``delete(<id>=pk)`` deletes
+    one record (a bulk delete calls it for each, in one transaction). A relation is
+    passed as ``<name>_id``. ``fields`` turns a form's values into the service's
+    arguments when they differ. A missing service means the admin does not offer it.
+    """
+
+    id_argument: str
+    create: Callable[..., Any] | None = None
+    update: Callable[..., Any] | None = None
+    delete: Callable[..., Any] | None = None
+    fields: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: values
 
 
 def service_action(
@@ -74,6 +95,201 @@ def service_action(
     return admin.action(description=description)(action)
 
 
+class HistoryAdmin(admin.ModelAdmin):
+    """A record's History page lists its events in words, newest first ("alice approved
+    the plan", "tool ci-runner started the task"), instead of Django's admin log."""
+
+    def history_view(self, request, object_id, extra_context=None):
+        record = self.get_object(request, unquote(object_id))
+        if record is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_or_change_permission(request, record):
+            raise PermissionDenied
+        history = record_history(record, limit=HISTORY_LIMIT)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {record}",
+            "subtitle": None,
+            "history": history,
+            "history_cut": len(history) == HISTORY_LIMIT,
+            "module_name": str(capfirst(self.opts.verbose_name_plural)),
+            "object": record,
+            "opts": self.opts,
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/cw/object_history.html", context)
+
+
+class _DeleteRefused(Exception):
+    """A bulk delete a service refused: the action says why instead of "deleted"."""
+
+
+class ServiceAdmin(HistoryAdmin):
+    """A ``ModelAdmin`` whose add and change forms and deletes write through services
+    (``writes``), so each change is checked by the same rules as in the API and recorded
+    on the event feed as the logged-in person's. The form first tries the write in a
+    transaction it rolls back, so a refusal is shown on the form instead of a server
+    error; a refused delete comes back with the reason. Django's own admin log is not
+    written: a record's History is its events (``history_view``).
+    """
+
+    writes: ClassVar[Writes]
+
+    # --- what is offered -------------------------------------------------------------
+
+    def has_add_permission(self, request) -> bool:
+        return self.writes.create is not None and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self.writes.update is not None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.writes.delete is not None and super().has_delete_permission(request, obj)
+
+    # --- forms -----------------------------------------------------------------------
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class ServiceForm(form_class):  # type: ignore[misc,valid-type]
+            def _post_clean(self) -> None:
+                super()._post_clean()
+                if self.errors:
+                    return
+                try:
+                    with transaction.atomic():
+                        model_admin.write(self)
+                        raise _DryRun
+                except _DryRun:
+                    pass
+                except DomainError as error:
+                    self.add_error(None, error.message)
+
+        return ServiceForm
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = self.write(form)
+        for field in saved._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
+        obj._state.db = saved._state.db
+
+    def write(self, form) -> models.Model:
+        """Create or update the form's record through the service."""
+        if form.instance._state.adding:
+            assert self.writes.create is not None  # no add form otherwise
+            return self.writes.create(**self.writes.fields(self.form_values(form)))
+        assert self.writes.update is not None  # no change form otherwise
+        changed = self.writes.fields(self.form_values(form, only=form.changed_data))
+        return self.writes.update(**{self.writes.id_argument: form.instance.pk}, **changed)
+
+    def form_values(self, form, only: list[str] | None = None) -> dict[str, Any]:
+        """The form's values of the model's fields (all, or ``only`` those), a relation
+        as ``<name>_id``."""
+        values: dict[str, Any] = {}
+        for field in self.model._meta.concrete_fields:
+            if field.name not in form.cleaned_data or (only is not None and field.name not in only):
+                continue
+            value = form.cleaned_data[field.name]
+            if field.is_relation:
+                values[field.attname] = None if value is None else value.pk
+            else:
+                values[field.name] = value
+        return values
+
+    # --- deletes ---------------------------------------------------------------------
+
+    def delete_model(self, request, obj) -> None:
+        assert self.writes.delete is not None  # no delete otherwise
+        self.writes.delete(**{self.writes.id_argument: obj.pk})
+
+    def delete_queryset(self, request, queryset) -> None:
+        assert self.writes.delete is not None  # no delete otherwise
+        try:
+            with transaction.atomic():
+                for pk in list(queryset.values_list("pk", flat=True)):
+                    self.writes.delete(**{self.writes.id_argument: pk})
+        except DomainError as error:
+            raise _DeleteRefused(error.message) from error
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            opts = self.opts
+            return redirect(
+                f"admin:{opts.app_label}_{opts.model_name}_change", quote(unquote(object_id))
+            )
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except _DeleteRefused as refusal:
+            self.message_user(request, f"Nothing was deleted: {refusal}", messages.ERROR)
+            return redirect(request.get_full_path())
+
+    # --- history: the record's events, not Django's admin log -------------------------
+
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None
+
+
+class DependencyAdmin(ServiceAdmin):
+    """Dependency edges are added through the ``<kind>_add_dependency`` service (no
+    self-edge, duplicate, cross-initiative edge or cycle) and never edited; they may be
+    deleted through ``<kind>_remove_dependency``."""
+
+    edge_fields: ClassVar[tuple[str, str]]
+    #: The services that add and remove an edge: ``add(<kind>_id=…, depends_on_id=…)``.
+    add_edge: ClassVar[Callable[..., Any]]
+    remove_edge: ClassVar[Callable[..., Any]]
+
+    def has_add_permission(self, request) -> bool:
+        return admin.ModelAdmin.has_add_permission(self, request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+    def write(self, form) -> models.Model:
+        node_field, depends_field = self.edge_fields
+        node, depends_on = form.cleaned_data[node_field], form.cleaned_data[depends_field]
+        type(self).add_edge(**{f"{node_field}_id": node.pk, "depends_on_id": depends_on.pk})
+        return self.model._default_manager.get(
+            **{node_field: node.pk, depends_field: depends_on.pk}
+        )
+
+    def delete_model(self, request, obj) -> None:
+        node_field, depends_field = self.edge_fields
+        type(self).remove_edge(
+            **{
+                f"{node_field}_id": getattr(obj, f"{node_field}_id"),
+                "depends_on_id": getattr(obj, f"{depends_field}_id"),
+            }
+        )
+
+    def delete_queryset(self, request, queryset) -> None:
+        try:
+            with transaction.atomic():
+                for obj in queryset:
+                    self.delete_model(request, obj)
+        except DomainError as error:
+            raise _DeleteRefused(error.message) from error
+
+
+# TODO(issue 19): the admins still on repositories move to ServiceAdmin, then this goes.
 class RepositoryAdmin(admin.ModelAdmin):
     """A ``ModelAdmin`` whose add and change forms save through ``repository``."""
 
@@ -122,7 +338,7 @@ class RepositoryAdmin(admin.ModelAdmin):
         )
 
 
-class DependencyAdmin(RepositoryAdmin):
+class OldDependencyAdmin(RepositoryAdmin):
     """Dependency edges are added through ``create_dependency`` (no self-edge, duplicate,
     cross-initiative edge or cycle) and never edited; they may be deleted."""
 
@@ -197,7 +413,7 @@ def service_button(
     return Button(slug, label, run, shown=shown, style=style)
 
 
-class ButtonsAdmin(admin.ModelAdmin):
+class ButtonsAdmin(HistoryAdmin):
     """A ``ModelAdmin`` whose records' pages carry ``buttons``, served at one URL per
     model, ``<record>/do/<slug>/``: POST only, behind ``admin_view`` (login and CSRF) and
     ``has_button_permission`` (by default the change permission on the record)."""

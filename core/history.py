@@ -7,10 +7,17 @@ has its phrase in ``PHRASES`` (a test keeps it so): a phrase is the verb and its
 as the actor's sentence goes on, built from the event's ``data``.
 """
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from django.db import models
+
 from core.models import Event
+from core.repositories.events import EventRepository
+
+#: The most events a record's History page lists (the newest).
+HISTORY_LIMIT = 500
 
 Phrase = Callable[[dict[str, Any], str], str]
 
@@ -126,9 +133,7 @@ PHRASES: dict[str, Phrase] = {
     "initiative.created": _fixed("created the initiative"),
     "initiative.updated": _changed_fields("initiative"),
     "initiative.status_changed": _status_change("initiative", _INITIATIVE_STATUS),
-    "initiative.execution_mode_changed": _with(
-        "changed the execution mode", "to", " to {value}"
-    ),
+    "initiative.execution_mode_changed": _with("changed the execution mode", "to", " to {value}"),
     "initiative.projects_changed": _fixed("changed the initiative's projects"),
     "initiative.imported": _fixed("imported the initiative from an export file"),
     "phase.created": _via_change_set("added the phase"),
@@ -185,3 +190,17 @@ def event_sentence(event: Event) -> str:
     data = event.data if isinstance(event.data, dict) else {}
     said = phrase(data, event.subject_id) if phrase else f"recorded {event.kind}"
     return f"{actor_words(event)} {said}"
+
+
+def subject_type_of(model: type[models.Model]) -> str:
+    """The ``subject_type`` events give a record of ``model`` (``ReviewComment`` →
+    ``review_comment``)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", model.__name__).lower()
+
+
+def record_history(record: models.Model, *, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """The newest events about ``record``, newest first, each with its sentence."""
+    found = EventRepository().find_by_subject(
+        subject_type_of(type(record)), str(record.pk), limit=limit
+    )
+    return [{"event": event, "sentence": event_sentence(event)} for event in found]

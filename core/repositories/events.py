@@ -82,6 +82,14 @@ class EventRepository(Repository[Event]):
             qs = qs.filter(kind__in=kinds)
         return list(qs.order_by("id")[:limit])
 
+    def find_by_subject(self, subject_type: str, subject_id: str, *, limit: int) -> list[Event]:
+        """The newest ``limit`` events about one record, newest first (a record's history)."""
+        return list(
+            Event.objects.filter(subject_type=subject_type, subject_id=subject_id).order_by("-id")[
+                :limit
+            ]
+        )
+
     def last_id(self) -> int:
         """The id of the newest committed event (0 when there is none)."""
         return Event.objects.aggregate(last=Max("id"))["last"] or 0

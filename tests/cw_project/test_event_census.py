@@ -12,11 +12,15 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.contrib import admin
+from django.db import models
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import Agent
@@ -25,6 +29,7 @@ from core.tokens import api_token_create
 from reviews.models import ReviewComment
 from tests import factories as f
 from tests.api.openapi_calls import document, example, fill_path, operations, plausible_records
+from tests.cw_project.test_admin_census import FACTORY_FOR, VALID_ADD, form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -295,3 +300,116 @@ def test_each_api_write_succeeds_and_records_its_change_by_its_caller(
 #: Changes an operation makes that are not on the feed, by design: an agent's log output
 #: is a feed of its own, read forward with its own cursor (docs/decisions.md).
 UNRECORDED: dict[str, set[str]] = {"append_agent_log": {"agents.AgentLogChunk"}}
+
+
+# --- the admin -----------------------------------------------------------------------------
+
+
+def _admin_url(model: type[models.Model], view: str, *args: Any) -> str:
+    opts = model._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
+
+
+def _person(user) -> dict[str, Any]:
+    return {"type": "person", "id": str(user.pk), "name": user.username, "via": "admin"}
+
+
+def _assert_recorded(what: str, changed: list[str], recorded: list[Event], user) -> None:
+    assert changed, f"{what} changed nothing"
+    assert recorded, f"{what} changed {changed} and recorded no event"
+    for event in recorded:
+        assert event.actor == _person(user), (what, event.kind, event.actor)
+
+
+@pytest.mark.parametrize("label", sorted(VALID_ADD))
+def test_each_admin_add_records_the_new_record_by_the_person(admin_client, admin_user, label):
+    model = apps.get_model(label)
+    valid = VALID_ADD[label]()
+    census = Census()
+
+    response, changed, recorded = census.run(
+        lambda: admin_client.post(_admin_url(model, "add"), valid)
+    )
+
+    assert response.status_code == HTTPStatus.FOUND, label
+    _assert_recorded(f"adding a {label}", changed, recorded, admin_user)
+
+
+#: The field each change form edits, and the value it is given.
+EDITS = {
+    "core.Initiative": ("name", "Renamed"),
+    "core.Phase": ("name", "Renamed"),
+    "core.Task": ("name", "Renamed"),
+    "core.Page": ("title", "Renamed"),
+    "core.Project": ("name", "renamed"),
+    "agents.Account": ("sort_order", "7"),
+    "agents.Agent": ("worktree_id", "/srv/wt/renamed"),
+    "agents.Message": ("content", "Edited."),
+    "agents.Conversation": ("question", "Edited?"),
+    "reviews.Proposal": ("title", "Renamed"),
+    "reviews.ReviewComment": ("body", "Edited."),
+    "reviews.ChatSession": ("target_type", "phase"),
+    "reviews.ChatMessage": ("content", "Edited."),
+}
+
+
+@pytest.mark.parametrize("label", sorted(FACTORY_FOR))
+def test_each_admin_change_records_the_change_by_the_person(admin_client, admin_user, label):
+    model = apps.get_model(label)
+    obj = FACTORY_FOR[label]()
+    model_admin = admin.site.get_model_admin(model)
+    request = admin_client.request().wsgi_request
+    if not model_admin.has_change_permission(request, obj):
+        return
+    data = form_data(model_admin, request, obj)
+    name, value = EDITS[label]
+    if name not in data:
+        pytest.fail(f"{label}'s change form has no {name} field: {sorted(data)}")
+    census = Census()
+
+    response, changed, recorded = census.run(
+        lambda: admin_client.post(_admin_url(model, "change", obj.pk), {**data, name: value})
+    )
+
+    assert response.status_code == HTTPStatus.FOUND, response.content[:2000]
+    _assert_recorded(f"changing a {label}", changed, recorded, admin_user)
+
+
+DELETABLE = sorted(
+    label
+    for label in FACTORY_FOR
+    if type(admin.site.get_model_admin(apps.get_model(label))).has_delete_permission
+    is admin.ModelAdmin.has_delete_permission
+)
+
+
+@pytest.mark.parametrize("label", DELETABLE)
+def test_each_admin_delete_records_what_went_by_the_person(admin_client, admin_user, label):
+    model = apps.get_model(label)
+    obj = FACTORY_FOR[label]()
+    census = Census()
+
+    response, changed, recorded = census.run(
+        lambda: admin_client.post(_admin_url(model, "delete", obj.pk), {"post": "yes"})
+    )
+
+    assert response.status_code == HTTPStatus.FOUND, label
+    _assert_recorded(f"deleting a {label}", changed, recorded, admin_user)
+
+
+@pytest.mark.parametrize("label", DELETABLE)
+def test_each_admin_bulk_delete_records_each_record_by_the_person(admin_client, admin_user, label):
+    model = apps.get_model(label)
+    objs = [FACTORY_FOR[label]() for _ in range(2)]
+    census = Census()
+
+    response, changed, recorded = census.run(
+        lambda: admin_client.post(
+            _admin_url(model, "changelist"),
+            {"action": "delete_selected", "_selected_action": [o.pk for o in objs], "post": "yes"},
+        )
+    )
+
+    assert response.status_code == HTTPStatus.FOUND, label
+    _assert_recorded(f"deleting two {label}", changed, recorded, admin_user)
+    assert len({event.subject_id for event in recorded} & {str(o.pk) for o in objs}) == 2
