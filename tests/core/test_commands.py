@@ -95,8 +95,18 @@ class TestPruneEvents:
         assert "Would remove 1 event(s)" in capsys.readouterr().out
         assert Event.objects.count() == 2
 
+    def test_an_age_in_minutes_is_read_as_every_command_reads_durations(self, capsys):
+        old = event_record("task.started", subject_type="task", subject_id="old")
+        Event.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=91))
+        event_record("task.started", subject_type="task", subject_id="new")
+
+        call_command("prune_events", "--older-than", "90m")
+
+        assert "Removed 1 event(s) older than 90m" in capsys.readouterr().out
+        assert list(Event.objects.values_list("subject_id", flat=True)) == ["new"]
+
     @pytest.mark.parametrize("age", ["30", "0d", "-3d", "2w", "1.5h", "d"])
     def test_an_unreadable_age_is_refused_in_one_line(self, age):
-        with pytest.raises(CommandError, match="like 30d or 12h") as refused:
+        with pytest.raises(CommandError, match="like 90m, 2h or 30d") as refused:
             call_command("prune_events", f"--older-than={age}")
         assert "\n" not in str(refused.value)

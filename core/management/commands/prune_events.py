@@ -2,45 +2,27 @@
 
     manage.py prune_events --older-than 30d
     manage.py prune_events --older-than 12h --dry-run
+    manage.py prune_events --older-than 90m
 
 A reader whose cursor points into the pruned range simply continues with the oldest
 event left: ids are never reused.
 """
 
-import re
-from datetime import timedelta
-
-from django.core.management.base import CommandError
 from django.utils import timezone
 
 from core.events import event_prune, events
-from core.management.commandline import CwCommand
-
-#: ``<whole number><unit>``: ``d`` for days, ``h`` for hours.
-AGE_PATTERN = re.compile(r"(?P<count>\d{1,6})(?P<unit>[dh])")
-UNITS = {"d": "days", "h": "hours"}
-
-
-def parse_age(text: str) -> timedelta:
-    """``30d`` or ``12h`` as a duration; a ``CommandError`` naming the format otherwise."""
-    match = AGE_PATTERN.fullmatch(text.strip())
-    if match is None or int(match["count"]) == 0:
-        raise CommandError(
-            f"--older-than must be a positive whole number of days or hours, like 30d or "
-            f"12h (got '{text}')."
-        )
-    return timedelta(**{UNITS[match["unit"]]: int(match["count"])})
+from core.management.commandline import CwCommand, parse_duration
 
 
 class Command(CwCommand):
-    help = "Delete the events older than an age (Nd or Nh); --dry-run only counts them."
+    help = "Delete the events older than an age (90m, 12h, 30d); --dry-run only counts them."
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--older-than",
             required=True,
             metavar="AGE",
-            help="Delete events older than this: Nd (days) or Nh (hours), e.g. 30d.",
+            help="Delete events older than this: Nm, Nh or Nd (minutes, hours, days), e.g. 30d.",
         )
         parser.add_argument(
             "--dry-run",
@@ -49,7 +31,7 @@ class Command(CwCommand):
         )
 
     def handle(self, *args, **options):
-        age = parse_age(options["older_than"])
+        age = parse_duration("--older-than", options["older_than"])
         if options["dry_run"]:
             count = events.queryset().filter(created_at__lt=timezone.now() - age).count()
             self.stdout.write(f"Would remove {count} event(s) older than {options['older_than']}.")
