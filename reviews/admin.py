@@ -36,6 +36,7 @@ from core.repositories import (
 )
 from core.tiptap import tiptap_to_text
 from reviews import services
+from reviews.change_set_words import describe_entries
 from reviews.models import (
     LABEL_LENGTH,
     ChangeSet,
@@ -523,6 +524,23 @@ class ChangeSetAdmin(ButtonsAdmin):
         # Its label names the proposal (autocomplete and change pages included); the
         # list then keeps this select_related instead of its list_select_related.
         return super().get_queryset(request).select_related(*self.list_select_related)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            entries = change_sets.find_entries(obj.pk, newest_first=False)
+            context["entry_lines"] = [
+                {
+                    "text": line.text,
+                    "url": None
+                    if line.model is None
+                    else reverse(
+                        f"admin:{line.model._meta.app_label}_{line.model._meta.model_name}_change",
+                        args=[line.record_id],
+                    ),
+                }
+                for line in describe_entries(entries)
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_add_permission(self, request) -> bool:
         return False
