@@ -15,7 +15,7 @@ Each page has a button for every lifecycle step that applies to the record's sta
 (``core.admin_base.service_button``): a POST to ``<record>/do/<step>/`` that calls the
 same service as the changelist action and comes back with a message in words.
 Everything that belongs to the agents or reviews apps (review comments, request changes,
-the agents on a task) is added by ``reviews.admin_plan``, since core never imports them.
+the agents on a task) is added by ``operations.admin``, since core never imports them.
 """
 
 from collections.abc import Callable, Iterable

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "core",
     "agents",
     "reviews",
+    "operations",
 ]
 
 MIDDLEWARE = [

@@ -568,7 +568,3 @@ class ChangeSetEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-
-# The plan's phase and task pages with their review and agents (registered again there).
-import reviews.admin_plan  # noqa: E402, F401

@@ -157,7 +157,7 @@ declare("reviews", "empty_body", InvalidInput, "The body is missing or blank.")
 declare("reviews", "empty_author", InvalidInput, "The author is missing or blank.")
 declare("reviews", "empty_title", InvalidInput, "The title is missing or blank.")
 
-# Import of an initiative's export (reviews.services.transfer, cw_import).
+# Import of an initiative's export (operations.transfer, cw_import).
 declare(
     "reviews",
     "import_invalid_document",

@@ -262,7 +262,7 @@ class Repository(Generic[M]):
     def restore(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert records exactly as an export recorded them: ids, timestamps and
         lifecycle states included, which no other write may set. For ``cw_import``
-        only (``reviews.services.transfer``), which checks the rules that span records.
+        only (``operations.transfer``), which checks the rules that span records.
 
         ``rows`` map column attribute names (``phase_id``, not ``phase``) to values the
         fields accept. Each row is validated as any insert is (``_validate``; a refusal

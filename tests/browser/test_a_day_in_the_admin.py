@@ -13,7 +13,7 @@ from agents.repositories import LogChunkRepository
 from agents.services import agent_log_append
 from core.actors import Actor
 from core.models import Initiative, Phase, PhaseStatus
-from reviews.demo import load_demo
+from operations.demo import load_demo
 from reviews.models import Proposal, ProposalStatus, ReviewComment
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect

@@ -38,7 +38,7 @@ from core.repositories.base import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The packages whose source is scanned for codes.
-PACKAGES = ("core", "agents", "reviews", "cw_project")
+PACKAGES = ("core", "agents", "reviews", "operations", "cw_project")
 APPS = ("core", "agents", "reviews")
 REGENERATE = "`.venv/bin/python manage.py error_catalogue > docs/errors.md`"
 

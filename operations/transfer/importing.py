@@ -1,4 +1,4 @@
-"""Reading an export document back into the database (see ``reviews.services.transfer``)."""
+"""Reading an export document back into the database (see ``operations.transfer``)."""
 
 import re
 from collections.abc import Sequence
@@ -25,7 +25,7 @@ from core.repositories import (
     Repository,
     find_cycle,
 )
-from reviews.services.transfer.document import (
+from operations.transfer.document import (
     FORMAT,
     LOGS,
     SELF_REFERENCES,

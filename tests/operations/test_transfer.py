@@ -35,6 +35,7 @@ from core.models import (
     TaskDependency,
     TaskStatus,
 )
+from operations.transfer import FORMAT, MODELS, VERSION, import_initiative
 from reviews.models import (
     ChangeSet,
     ChangeSetEntry,
@@ -45,7 +46,6 @@ from reviews.models import (
     ProposalTargetType,
     ReviewComment,
 )
-from reviews.services.transfer import FORMAT, MODELS, VERSION, import_initiative
 from tests.factories import (
     AccountFactory,
     AgentFactory,

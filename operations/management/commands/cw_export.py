@@ -4,7 +4,7 @@
     manage.py cw_export <initiative-id> --with-logs -o auth-rewrite.json --json
     manage.py cw_export <initiative-id> | gzip > auth-rewrite.json.gz
 
-The document (``reviews.services.transfer`` describes it) holds the initiative's
+The document (``operations.transfer`` describes it) holds the initiative's
 phases, tasks, dependencies, pages, projects, agents, proposals, change sets, review
 comments, messages, conversations and chat sessions, and with ``--with-logs`` its
 agents' log chunks; ``cw_import`` reads it back. Accounts (secrets), API tokens and the
@@ -27,7 +27,7 @@ from django.core.management.base import CommandError
 
 from core.errors import DomainError
 from core.management.commandline import CwCommand, progress, refusal, write_json
-from reviews.services.transfer import export_initiative
+from operations.transfer import export_initiative
 
 
 class Command(CwCommand):

@@ -8,7 +8,7 @@ Two initiatives (one ``yolo``, one ``review_per_phase``) with dependent phases a
 in every state, a page tree, projects, provider accounts (fake secrets; one exhausted
 until tomorrow), agents in several states with their JSONL logs, questions, messages,
 pending proposals, a phase in review with comments, and a chat session whose change set
-can be reverted. ``reviews.demo`` describes it.
+can be reverted. ``operations.demo`` describes it.
 
 Safe to run twice: when the demo is there (its initiatives' branches
 ``cw/demo-billing-webhooks`` and ``cw/demo-magic-link-sign-in``), it says so and
@@ -25,7 +25,7 @@ from django.core.management.base import CommandError
 from core.actors import Actor
 from core.errors import DomainError
 from core.management.commandline import CwCommand, refusal, write_json
-from reviews.demo import DemoSummary, load_demo
+from operations.demo import DemoSummary, load_demo
 
 #: Who makes the people's decisions when ``--as`` is not given: the operator running the
 #: command, as a person who exists only for this run (no user is created).

@@ -36,7 +36,7 @@ from django.db import transaction
 from core.actors import Actor
 from core.models import Initiative
 from core.repositories import InitiativeRepository
-from reviews.demo.builder import BILLING_BRANCH, DEMO_BRANCHES, SIGN_IN_BRANCH, DemoBuilder
+from operations.demo.builder import BILLING_BRANCH, DEMO_BRANCHES, SIGN_IN_BRANCH, DemoBuilder
 
 __all__ = [
     "BILLING_BRANCH",

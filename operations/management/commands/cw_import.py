@@ -25,7 +25,7 @@ from django.db import transaction
 
 from core.errors import DomainError
 from core.management.commandline import CwCommand, progress, refusal, write_json
-from reviews.services.transfer import ImportResult, import_initiative, load_document
+from operations.transfer import ImportResult, import_initiative, load_document
 
 STDIN = "-"
 

@@ -37,9 +37,9 @@ database does not have is created. Log chunks keep their ids when all are free (
 so in an empty database); otherwise they are appended under new ids, in the same order.
 """
 
-from reviews.services.transfer.document import FORMAT, MODELS, TABLES, VERSION
-from reviews.services.transfer.exporting import export_initiative
-from reviews.services.transfer.importing import ImportResult, import_initiative, load_document
+from operations.transfer.document import FORMAT, MODELS, TABLES, VERSION
+from operations.transfer.exporting import export_initiative
+from operations.transfer.importing import ImportResult, import_initiative, load_document
 
 __all__ = [
     "FORMAT",

@@ -39,8 +39,8 @@ from core.models import (
 )
 from core.tiptap import tiptap_to_text
 from core.validators import validate_tiptap_document
+from operations.demo import DEMO_BRANCHES
 from reviews import services as reviews
-from reviews.demo import DEMO_BRANCHES
 from reviews.models import (
     ChangeSet,
     ChangeSetStatus,

@@ -1,4 +1,4 @@
-"""Writes the demo through the services (see ``reviews.demo``), counting what it made."""
+"""Writes the demo through the services (see ``operations.demo``), counting what it made."""
 
 import json
 from datetime import timedelta
@@ -53,7 +53,7 @@ from core.services import (
     task_start,
 )
 from core.tiptap import markdown_to_tiptap_json
-from reviews.demo.documents import (
+from operations.demo.documents import (
     BILLING_ADR_1,
     BILLING_ADR_2,
     BILLING_ARCHITECTURE,
@@ -65,8 +65,8 @@ from reviews.demo.documents import (
     SIGN_IN_ROLLOUT,
     SIGN_IN_THREAT_MODEL,
 )
-from reviews.demo.sessions import dunning_steps, email_steps, endpoint_steps, mapping_steps
-from reviews.demo.stream_json import Result, Say, Tool, session_id_of, transcript
+from operations.demo.sessions import dunning_steps, email_steps, endpoint_steps, mapping_steps
+from operations.demo.stream_json import Result, Say, Tool, session_id_of, transcript
 from reviews.models import ChatRole, ChatTargetType, ProposalTargetType, ReviewLineType
 from reviews.services import (
     chat_message_post,

@@ -1,4 +1,4 @@
-"""Writing an initiative's export document (see ``reviews.services.transfer``)."""
+"""Writing an initiative's export document (see ``operations.transfer``)."""
 
 from collections.abc import Iterator
 from typing import IO, Any
@@ -16,7 +16,7 @@ from core.repositories import (
     InitiativeRepository,
 )
 from core.repositories.pagination import MAX_KEYSET_PAGE_SIZE
-from reviews.services.transfer.document import FORMAT, LOGS, TABLES, VERSION, Progress, store
+from operations.transfer.document import FORMAT, LOGS, TABLES, VERSION, Progress, store
 
 
 def export_initiative(

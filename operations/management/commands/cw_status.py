@@ -52,7 +52,7 @@ from typing import Any
 from core.errors import DomainError
 from core.management.commandline import CwCommand, refusal, write_json
 from core.repositories import MAX_PAGE_SIZE
-from reviews.status import DEFAULT_LIMIT, gather_status
+from operations.status import DEFAULT_LIMIT, gather_status
 
 #: The longest a quoted text (a message, a question) runs on the screen.
 PREVIEW_LENGTH = 60
@@ -89,7 +89,7 @@ class Command(CwCommand):
             help=(
                 "Print one JSON document instead: generated_at, initiative, limit, "
                 "needs_attention, then each section as {total, items} (every key is "
-                "described in the module docstring of reviews/management/commands/"
+                "described in the module docstring of operations/management/commands/"
                 "cw_status.py)."
             ),
         )

@@ -1,7 +1,7 @@
 """What the demo's finished and running agents did in their sessions, step by step
 (``stream_json.transcript`` turns them into log chunks)."""
 
-from reviews.demo.stream_json import Say, Tool
+from operations.demo.stream_json import Say, Tool
 
 
 def endpoint_steps(cwd: str) -> list[Say | Tool]:

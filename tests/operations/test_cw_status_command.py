@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from agents.models import AgentStatus, MessageStatus, MessageType, ParticipantType
 from core.models import InitiativeStatus, PhaseStatus, TaskStatus, TaskType
-from reviews.management.commands import cw_status
+from operations.management.commands import cw_status
 from reviews.models import ProposalStatus
 from tests import factories as f
 

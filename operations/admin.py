@@ -1,10 +1,12 @@
-"""The phase and task pages of ``core.admin``, with what the other apps know about them.
+"""The phase and task pages of ``core.admin``, with what the apps above core know about them.
 
-Core never imports the agents or reviews apps, so the plan's pages are completed here:
-a phase's page shows its review comments grouped by file with the review brief an agent
-would get, the agents that worked on its tasks, and a "Request changes" button on a
-phase in review (``phase_request_changes``); a task's page shows the agents that worked
-on it. Phase and Task are registered again with these subclasses.
+Core never imports the agents or reviews apps, and these pages need both, so they are
+completed here, in the top app: a phase's page shows its review comments grouped by
+file with the review brief an agent would get, the agents that worked on its tasks, and
+a "Request changes" button on a phase in review (``phase_request_changes``); a task's
+page shows the agents that worked on it. Phase and Task are registered again with these
+subclasses (the admin's autodiscovery imports this module after ``core.admin``, as
+``operations`` comes after ``core`` in ``INSTALLED_APPS``).
 """
 
 from collections.abc import Iterable
