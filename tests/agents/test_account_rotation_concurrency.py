@@ -15,9 +15,9 @@ from django.db import connection
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 
-from agents import repositories as repos_module
 from agents.models import Account
 from agents.repositories import AccountRepository, AgentRepository, ConversationRepository
+from agents.repositories import agents as repos_module
 from core.errors import Conflict
 from tests import factories as f
 

@@ -9,7 +9,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents import repositories as repos_module
 from agents.models import (
     Account,
     Agent,
@@ -29,6 +28,7 @@ from agents.repositories import (
     LogChunkRepository,
     MessageRepository,
 )
+from agents.repositories import agents as repos_module
 from core.errors import Conflict, InvalidInput, NotFound
 from tests import factories as f
 
