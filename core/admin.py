@@ -29,18 +29,6 @@ from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import (
-    BooleanField,
-    Count,
-    Exists,
-    ExpressionWrapper,
-    IntegerField,
-    OuterRef,
-    Q,
-    Subquery,
-    Value,
-)
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import truncatechars
 from django.urls import path, reverse
@@ -58,6 +46,7 @@ from core.admin_base import (
 from core.admin_base import (
     OldDependencyAdmin as DependencyAdmin,
 )
+from core.errors import NotFound
 from core.graphs import GraphNode, render_svg
 from core.models import (
     ApiRateWindow,
@@ -83,6 +72,7 @@ from core.repositories import (
     PhaseRepository,
     ProjectRepository,
     TaskRepository,
+    plans,
 )
 from core.tokens import api_token_revoke
 
@@ -204,7 +194,7 @@ class InitiativeListFilter(admin.SimpleListFilter):
     parameter_name = "initiative__id__exact"
 
     def lookups(self, request, model_admin):
-        return list(Initiative.objects.order_by("name").values_list("pk", "name"))
+        return InitiativeRepository().names_by_name()
 
     def queryset(self, request, queryset):
         return queryset.filter(initiative_id=self.value()) if self.value() else queryset
@@ -221,16 +211,13 @@ class PhaseListFilter(admin.SimpleListFilter):
         initiative_id = request.GET.get(InitiativeListFilter.parameter_name)
         phase_id = request.GET.get(self.parameter_name)
         if not initiative_id and phase_id:
-            initiative_id = (
-                Phase.objects.filter(pk=phase_id).values_list("initiative_id", flat=True).first()
-            )
+            try:
+                initiative_id = phases.initiative_id_of(phase_id)
+            except NotFound:
+                return []
         if not initiative_id:
             return []
-        return list(
-            Phase.objects.filter(initiative_id=initiative_id)
-            .order_by("created_at", "id")
-            .values_list("pk", "name")
-        )
+        return phases.names_in_initiative(initiative_id)
 
     def queryset(self, request, queryset):
         return queryset.filter(phase_id=self.value()) if self.value() else queryset
@@ -249,34 +236,6 @@ class ReadyListFilter(admin.SimpleListFilter):
         if self.value() in ("yes", "no"):
             return queryset.filter(is_ready=self.value() == "yes")
         return queryset
-
-
-def annotate_ready(queryset: models.QuerySet[Task]) -> models.QuerySet[Task]:
-    """``is_ready`` on every row, from the repository's ready rule (one query in all)."""
-
-    def ready(checkpoints: bool) -> Exists:
-        found = tasks.ready_queryset(checkpoints=checkpoints).filter(pk=OuterRef("pk"))
-        return Exists(found.order_by())
-
-    return queryset.annotate(
-        is_ready=ExpressionWrapper(Q(ready(False)) | Q(ready(True)), output_field=BooleanField())
-    )
-
-
-def annotate_task_counts(queryset: models.QuerySet[Phase]) -> models.QuerySet[Phase]:
-    """``task_total`` and ``task_done`` on every phase, as two subqueries."""
-
-    def count(**filters: Any) -> Coalesce:
-        found = (
-            Task.objects.filter(phase_id=OuterRef("pk"), **filters)
-            .order_by()
-            .values("phase_id")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        return Coalesce(Subquery(found, output_field=IntegerField()), Value(0))
-
-    return queryset.annotate(task_total=count(), task_done=count(status=TaskStatus.COMPLETED))
 
 
 # --- projects and links --------------------------------------------------------------------
@@ -386,17 +345,6 @@ def _task_graph_svg(phase: Phase, task_rows: list[Task]) -> str:
     )
 
 
-def _subquery_count(model: type[models.Model], **filters: Any) -> Coalesce:
-    found = (
-        model._default_manager.filter(initiative_id=OuterRef("pk"), **filters)
-        .order_by()
-        .values("initiative_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(found, output_field=IntegerField()), Value(0))
-
-
 INITIATIVE_BUTTONS: tuple[Button, ...] = (
     service_button(
         "approve",
@@ -439,16 +387,7 @@ class InitiativeAdmin(ButtonsAdmin, PlanChoicesAdmin):
     )
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                phase_total=_subquery_count(Phase),
-                phase_done=_subquery_count(Phase, status=PhaseStatus.COMPLETED),
-                task_total=_subquery_count(Task),
-                task_done=_subquery_count(Task, status=TaskStatus.COMPLETED),
-            )
-        )
+        return plans.with_plan_progress(super().get_queryset(request))
 
     @admin.display(description="name", ordering="name")
     def short_name(self, initiative: Initiative) -> str:
@@ -511,47 +450,36 @@ class InitiativeAdmin(ButtonsAdmin, PlanChoicesAdmin):
     def plan_context(self, request: HttpRequest, initiative: Initiative) -> dict[str, Any]:
         """What the initiative's page shows around its form: phases, pages, projects and
         the dependency pictures (a fixed number of queries whatever the plan's size)."""
-        phase_rows = list(
-            annotate_task_counts(Phase.objects.filter(initiative_id=initiative.pk)).order_by(
-                "created_at", "id"
-            )
-        )
-        names = {p.pk: p.name for p in phase_rows}
-        edges = phases.dependency_edges(initiative.pk)
-        depends_on: dict[str, list[str]] = {}
-        for node, target in edges:
-            depends_on.setdefault(node, []).append(names.get(target, target))
-        page_rows = pages.find_tree(initiative.pk)
-        depth: dict[str, int] = {}
-        for page in page_rows:
-            depth[page.pk] = depth[page.parent_page_id] + 1 if page.parent_page_id in depth else 0
+        plan = plans.initiative_plan(initiative.pk)
         chosen = self._chosen_phase(request, initiative)
         graph_url = reverse("admin:core_initiative_graph", args=[quote(initiative.pk)])
-        nodes = [GraphNode(p.pk, p.name, p.status, change_url(p)) for p in phase_rows]
+        nodes = [
+            GraphNode(row.phase.pk, row.phase.name, row.phase.status, change_url(row.phase))
+            for row in plan.phases
+        ]
         return {
             "plan_phases": [
                 {
-                    "phase": phase,
-                    "url": change_url(phase),
-                    "depends_on": sorted(depends_on.get(phase.pk, [])),
-                    "done": phase.task_done,  # type: ignore[attr-defined]
-                    "total": phase.task_total,  # type: ignore[attr-defined]
-                    "graph_url": f"?phase={quote(phase.pk)}",
+                    "phase": row.phase,
+                    "url": change_url(row.phase),
+                    "depends_on": row.depends_on,
+                    "done": row.done,
+                    "total": row.total,
+                    "graph_url": f"?phase={quote(row.phase.pk)}",
                 }
-                for phase in phase_rows
+                for row in plan.phases
             ],
             "plan_pages": [
-                {"page": page, "url": change_url(page), "indent": depth[page.pk]}
-                for page in page_rows
+                {"page": entry.page, "url": change_url(entry.page), "indent": entry.depth}
+                for entry in plan.pages
             ],
             "plan_projects": [
-                {"project": project, "url": change_url(project)}
-                for project in ProjectRepository().find_projects_by_initiative_id(initiative.pk)
+                {"project": project, "url": change_url(project)} for project in plan.projects
             ],
             "phase_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
                 render_svg(
                     nodes,
-                    edges,
+                    plan.phase_edges,
                     title=f"Phases of {initiative.name}",
                     statuses=PhaseStatus.choices,
                 )
@@ -651,7 +579,7 @@ class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
     )
 
     def get_queryset(self, request):
-        return annotate_task_counts(super().get_queryset(request))
+        return plans.with_task_progress(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
@@ -674,14 +602,14 @@ class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
     def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
         """The phase's neighbours, its tasks (with whether each is ready) and their
         picture, and the buttons that apply (a fixed number of queries)."""
-        task_rows = list(annotate_ready(Task.objects.filter(phase_id=phase.pk)))
+        plan = plans.phase_plan(phase.pk)
         return {
             "plan_initiative": {"record": phase.initiative, "url": change_url(phase.initiative)},
-            "plan_depends_on": _linked(phases.get_dependencies(phase.pk)),
-            "plan_dependents": _linked(phases.get_dependents(phase.pk)),
-            "plan_tasks": _linked(task_rows),
+            "plan_depends_on": _linked(plan.depends_on),
+            "plan_dependents": _linked(plan.dependents),
+            "plan_tasks": _linked(plan.tasks),
             "task_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
-                _task_graph_svg(phase, task_rows)
+                _task_graph_svg(phase, plan.tasks)
             ),
             "task_graph_url": reverse(
                 "admin:core_initiative_graph", args=[quote(phase.initiative_id)]
@@ -766,7 +694,7 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
     )
 
     def get_queryset(self, request):
-        return annotate_ready(super().get_queryset(request))
+        return tasks.with_ready(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
@@ -811,6 +739,7 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
     def plan_context(self, request: HttpRequest, task: Any) -> dict[str, Any]:
         """The task's neighbours both ways, its subtasks and its context (the summaries
         of what it depends on), and the buttons that apply."""
+        plan = plans.task_plan(task.pk)
         return {
             "plan_ready": task.is_ready,
             "plan_initiative": {"record": task.initiative, "url": change_url(task.initiative)}
@@ -819,9 +748,9 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
             "plan_phase": {"record": task.phase, "url": change_url(task.phase)}
             if task.phase_id
             else None,
-            "plan_depends_on": _linked(tasks.get_dependencies(task.pk)),
-            "plan_dependents": _linked(tasks.get_dependents(task.pk)),
-            "plan_subtasks": _linked(tasks.find_by_parent_task_id(task.pk)),
+            "plan_depends_on": _linked(plan.depends_on),
+            "plan_dependents": _linked(plan.dependents),
+            "plan_subtasks": _linked(plan.subtasks),
             "plan_context": [
                 {"entry": entry, "url": reverse("admin:core_task_change", args=[entry.task_id])}
                 for entry in services.task_context(task_id=task.pk)

@@ -63,18 +63,13 @@ class ReviewedPhaseAdmin(PhaseAdmin):
             )
         ]
         unresolved = [c for c in comments if not c.resolved]
-        worked = (
-            Agent.objects.filter(task__phase_id=phase.pk)
-            .select_related("task")
-            .order_by("-created_at", "id")
-        )
         return {
             **context,
             "review_files": by_file,
             "review_unresolved": len(unresolved),
             "review_brief": services.render_brief(phase, unresolved),
             "review_comments_url": _comments_url(phase),
-            "plan_agents": _agent_rows(worked),
+            "plan_agents": _agent_rows(agents.find_by_phase_id(phase.pk)),
         }
 
 

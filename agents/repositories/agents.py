@@ -117,6 +117,16 @@ class AgentRepository(Repository[Agent]):
         """Every agent that worked on ``task_id`` (a retried task has several), oldest first."""
         return list(self.queryset().filter(task_id=task_id))
 
+    def find_by_phase_id(self, phase_id: str) -> list[Agent]:
+        """Every agent that worked on a task of ``phase_id``, newest first, each with its
+        task (one query)."""
+        return list(
+            self.queryset()
+            .filter(task__phase_id=phase_id)
+            .select_related("task")
+            .order_by("-created_at", "id")
+        )
+
     def find_by_session_id(self, session_id: str) -> Agent | None:
         """The agent running CLI session ``session_id`` (the newest, should two share it)."""
         return self.queryset().filter(session_id=session_id).order_by("-created_at", "-id").first()

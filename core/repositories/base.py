@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, models, transaction
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
@@ -205,6 +207,19 @@ class Repository(Generic[M]):
 
     def count(self) -> int:
         return self.model._default_manager.count()
+
+    def count_per(self, field: str, **filters: Any) -> Coalesce:
+        """How many of this table's rows (matching ``filters``) have ``field`` equal to
+        the outer row's id: a subquery expression (0 when none) to annotate another
+        table's rows with, e.g. each phase's tasks with ``count_per("phase_id")``."""
+        found = (
+            self.model._default_manager.filter(**{field: OuterRef("pk")}, **filters)
+            .order_by()
+            .values(field)
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        return Coalesce(Subquery(found, output_field=models.IntegerField()), Value(0))
 
     def _ancestor_ids(self, parent_attname: str, start_id: Any) -> set[Any]:
         """``start_id`` and every record above it along ``parent_attname`` (one query a

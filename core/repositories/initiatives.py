@@ -55,6 +55,10 @@ class InitiativeRepository(Repository[Initiative]):
             raise self.not_found(id)
         return name
 
+    def names_by_name(self) -> list[tuple[str, str]]:
+        """Every initiative's ``(id, name)``, by name (one query)."""
+        return list(self.model._default_manager.order_by("name").values_list("pk", "name"))
+
     def names_of(self, ids: list[str]) -> dict[str, str]:
         """The names of the initiatives of ``ids`` that exist, by id (one query)."""
         return dict(

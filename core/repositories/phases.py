@@ -66,6 +66,14 @@ class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
             raise self.not_found(phase_id)
         return found
 
+    def names_in_initiative(self, initiative_id: str) -> list[tuple[str, str]]:
+        """The ``(id, name)`` of each of the initiative's phases, oldest first."""
+        return list(
+            self.model._default_manager.filter(initiative_id=initiative_id)
+            .order_by("created_at", "id")
+            .values_list("pk", "name")
+        )
+
     def find_by_ids(self, ids: list[str]) -> list[Phase]:
         """The phases of ``ids`` that exist, oldest first."""
         return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))

@@ -3,7 +3,18 @@
 from typing import Any, NotRequired, TypedDict
 
 from django.db import models
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 from django.db.models.functions import RowNumber
 from typing_extensions import Unpack
 
@@ -295,6 +306,17 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
             .alias(priority_rank=rank)
             .order_by("priority_rank", "created_at", "id")
         )
+
+    def with_ready(self, queryset: models.QuerySet[Task]) -> models.QuerySet[Task]:
+        """``queryset`` with ``is_ready`` on every row: whether ``ready_queryset`` (for
+        agents, or for a person when a checkpoint) holds the task, in the same query."""
+
+        def ready(checkpoints: bool) -> Exists:
+            found = self.ready_queryset(checkpoints=checkpoints).filter(pk=OuterRef("pk"))
+            return Exists(found.order_by())
+
+        either = Q(ready(False)) | Q(ready(True))
+        return queryset.annotate(is_ready=ExpressionWrapper(either, output_field=BooleanField()))
 
     def is_ready(self, task: Task) -> bool:
         """Whether ``task`` may be taken now (see ``ready_queryset``)."""

@@ -24,6 +24,7 @@ from core.repositories import (
     ProjectRepository,
     TaskRepository,
     find_cycle,
+    plans,
     topological_order,
 )
 from tests import factories as f
@@ -278,6 +279,25 @@ def test_ready_tasks_follow_dependencies_phase_status_and_priority():
     assert tasks.find_ready() == [high, freed, loose, low]
     assert tasks.find_ready(initiative_id=initiative.id, limit=2) == [high, freed]
     assert tasks.find_ready(checkpoints=True) == [checkpoint]
+    # The admin's "ready" column is the same rule, for agents and people alike.
+    marked = {task.pk for task in tasks.with_ready(Task.objects.all()) if task.is_ready}
+    assert marked == {high.pk, freed.pk, loose.pk, low.pk, checkpoint.pk}
+
+
+def test_plan_progress_counts_each_phases_and_initiatives_records_as_subqueries():
+    initiative = f.InitiativeFactory()
+    phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.COMPLETED)
+    empty = f.PhaseFactory(initiative=initiative)
+    f.TaskFactory(phase=phase, status=TaskStatus.COMPLETED)
+    f.TaskFactory(phase=phase)
+
+    counted = {
+        p.pk: (p.task_done, p.task_total) for p in plans.with_task_progress(phases.queryset())
+    }
+    [row] = plans.with_plan_progress(initiatives.queryset().filter(pk=initiative.pk))
+
+    assert counted == {phase.pk: (1, 2), empty.pk: (0, 0)}
+    assert (row.phase_done, row.phase_total, row.task_done, row.task_total) == (1, 2, 1, 2)
 
 
 # --- pages -------------------------------------------------------------------------------
