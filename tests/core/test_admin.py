@@ -1,4 +1,4 @@
-"""The core admin (``core/admin.py``): actions call the lifecycle services (refusals
+"""The core admin (``core/admin/``): actions call the lifecycle services (refusals
 become messages naming the record), and forms save through the repositories."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""The plan's pages in the admin (``core/admin.py``, ``operations/admin.py``): the
+"""The plan's pages in the admin (``core/admin/``, ``operations/admin.py``): the
 initiative, phase and task pages with their dependency pictures, their lifecycle
 buttons, the task changelist's filters and ready column, and labels in words."""
 

@@ -1,0 +1,132 @@
+"""Phases: their progress in the list, and a page with their neighbours, tasks and task
+picture, and a button for each lifecycle step."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import quote, unquote
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+
+from core import services
+from core.admin.choices import PlanChoicesAdmin, shortened
+from core.admin.filters import InitiativeListFilter
+from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in, task_graph_svg
+from core.admin_base import Button, ButtonsAdmin, change_url, service_action, service_button
+from core.models import Phase, PhaseStatus
+from core.repositories import PhaseRepository, plans
+
+phases = PhaseRepository()
+
+
+PHASE_BUTTONS: tuple[Button, ...] = (
+    service_button(
+        "approve-plan",
+        "Approve the plan",
+        services.phase_approve_plan,
+        id_argument="phase_id",
+        shown=status_in(PhaseStatus.PENDING),
+        pass_actor=True,
+        style="default",
+    ),
+    service_button(
+        "start",
+        "Start",
+        services.phase_start,
+        id_argument="phase_id",
+        shown=status_in(PhaseStatus.APPROVED),
+    ),
+    service_button(
+        "approve",
+        "Approve the review",
+        services.phase_approve,
+        id_argument="phase_id",
+        shown=status_in(PhaseStatus.PENDING_REVIEW),
+        pass_actor=True,
+        style="default",
+    ),
+    service_button(
+        "complete",
+        "Complete (all tasks done)",
+        services.phase_complete,
+        id_argument="phase_id",
+        shown=status_in(PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS),
+    ),
+    service_button(
+        "block",
+        "Block",
+        services.phase_block,
+        id_argument="phase_id",
+        shown=lambda phase: phase.status not in (PhaseStatus.COMPLETED, PhaseStatus.BLOCKED),
+    ),
+    service_button(
+        "unblock",
+        "Unblock",
+        services.phase_unblock,
+        id_argument="phase_id",
+        shown=status_in(PhaseStatus.BLOCKED),
+    ),
+)
+
+
+@admin.register(Phase)
+class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
+    repository = phases
+    list_display = ("short_name", "initiative", "status", "tasks_done", "created_at")
+    list_filter = (InitiativeListFilter, "status")
+    search_fields = ("name", "initiative__name")
+    list_select_related = ("initiative",)
+    autocomplete_fields = ("initiative",)
+    readonly_fields = LIFECYCLE_FIELDS
+    buttons = PHASE_BUTTONS
+    actions = tuple(
+        service_action(fn, id_argument="phase_id", description=label, pass_actor=gate)
+        for fn, label, gate in (
+            (services.phase_approve_plan, "Approve the plan", True),
+            (services.phase_start, "Start", False),
+            (services.phase_approve, "Approve the review", True),
+            (services.phase_block, "Block", False),
+            (services.phase_unblock, "Unblock", False),
+            (services.phase_complete, "Complete (all tasks done)", False),
+        )
+    )
+
+    def get_queryset(self, request):
+        return plans.with_task_progress(super().get_queryset(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
+
+    @admin.display(description="name", ordering="name")
+    def short_name(self, phase: Phase) -> str:
+        return shortened(phase.name)
+
+    @admin.display(description="tasks done")
+    def tasks_done(self, phase: Any) -> str:
+        return f"{phase.task_done} / {phase.task_total}"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        phase = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if phase is not None and self.has_view_or_change_permission(request, phase):
+            context = {**self.plan_context(request, phase), **context}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
+        """The phase's neighbours, its tasks (with whether each is ready) and their
+        picture, and the buttons that apply (a fixed number of queries)."""
+        plan = plans.phase_plan(phase.pk)
+        return {
+            "plan_initiative": {"record": phase.initiative, "url": change_url(phase.initiative)},
+            "plan_depends_on": linked(plan.depends_on),
+            "plan_dependents": linked(plan.dependents),
+            "plan_tasks": linked(plan.tasks),
+            "task_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
+                task_graph_svg(phase, plan.tasks)
+            ),
+            "task_graph_url": reverse(
+                "admin:core_initiative_graph", args=[quote(phase.initiative_id)]
+            )
+            + f"?phase={quote(phase.pk)}",
+        }
