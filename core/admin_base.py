@@ -102,7 +102,12 @@ class HistoryAdmin(admin.ModelAdmin):
     def history_view(self, request, object_id, extra_context=None):
         record = self.get_object(request, unquote(object_id))
         if record is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            self.message_user(
+                request,
+                f"There is no {self.opts.verbose_name} '{unquote(object_id)}' any more.",
+                messages.WARNING,
+            )
+            return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
         if not self.has_view_or_change_permission(request, record):
             raise PermissionDenied
         history = record_history(record, limit=HISTORY_LIMIT)

@@ -39,7 +39,7 @@ def _label(value: Any) -> str:
 
 
 #: What reaching a status means, by the record's kind and the status reached (and left).
-_PHASE_STATUS: dict[tuple[str | None, str], str] = {
+_PHASE_STATUS: dict[tuple[Any, Any], str] = {
     ("pending", "approved"): "approved the plan",
     ("approved", "in_progress"): "started the phase",
     ("in_progress", "pending_review"): "sent the phase for review",
@@ -47,14 +47,14 @@ _PHASE_STATUS: dict[tuple[str | None, str], str] = {
     ("pending_review", "in_progress"): "requested changes on the phase",
     ("in_progress", "completed"): "completed the phase",
 }
-_INITIATIVE_STATUS: dict[tuple[str | None, str], str] = {
+_INITIATIVE_STATUS: dict[tuple[Any, Any], str] = {
     ("active", "pending_review"): "sent the initiative for its final review",
     ("pending_review", "completed"): "approved the initiative",
     ("active", "completed"): "completed the initiative",
 }
 
 
-def _status_change(kind: str, table: dict[tuple[str | None, str], str]) -> Phrase:
+def _status_change(kind: str, table: dict[tuple[Any, Any], str]) -> Phrase:
     def phrase(data: dict[str, Any], subject: str) -> str:
         before, after = data.get("from"), data.get("to")
         known = table.get((before, after))
@@ -112,7 +112,9 @@ def _agent_status(data: dict[str, Any], subject: str) -> str:
         "stopped": "stopped the agent",
         "crashed": "marked the agent crashed",
     }
-    return words.get(after, f"moved the agent from {_label(data.get('from'))} to {_label(after)}")
+    return words.get(
+        str(after), f"moved the agent from {_label(data.get('from'))} to {_label(after)}"
+    )
 
 
 def _via_change_set(text: str) -> Phrase:

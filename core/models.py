@@ -550,6 +550,19 @@ class ApiRateWindow(models.Model):
         return f"{self.caller}: {self.hits} writes from {self.window_start}"
 
 
+class ActorType(models.TextChoices):
+    PERSON = "person", "Person"
+    TOOL = "tool", "Tool"
+    SYSTEM = "system", "System"
+
+
+class ActorVia(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    COMMAND = "command", "Command"
+    SYSTEM = "system", "System"
+
+
 class Event(models.Model):
     """One state change a service made, recorded in the same transaction as the change.
 
@@ -567,7 +580,7 @@ class Event(models.Model):
     data = models.JSONField(default=dict, blank=True)
     actor_type = models.CharField(
         max_length=8,
-        choices=[("person", "Person"), ("tool", "Tool"), ("system", "System")],
+        choices=ActorType.choices,
         default="system",
         db_default="system",
         help_text="Who made the change: a person, a tool (an API token) or the system.",
@@ -586,7 +599,7 @@ class Event(models.Model):
     )
     actor_via = models.CharField(
         max_length=8,
-        choices=[("admin", "Admin"), ("api", "API"), ("command", "Command"), ("system", "System")],
+        choices=ActorVia.choices,
         default="system",
         db_default="system",
         help_text="The door the actor used.",
@@ -602,6 +615,10 @@ class Event(models.Model):
             # A record's history (the admin's History page): its events in order.
             models.Index(fields=["subject_type", "subject_id", "id"], name="events_subject_idx"),
             models.Index(fields=["created_at"], name="events_created_at_idx"),
+        ]
+        constraints = [
+            enum_check("events", "actor_type", ActorType),
+            enum_check("events", "actor_via", ActorVia),
         ]
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from reviews.services.change_sets import REGISTRY, DependencyTable
 
 #: Columns a person does not think of as "what changed".
 _BOOKKEEPING = frozenset({"updated_at", "created_at", "id"})
-_VERBS = {
+_VERBS: dict[str, str] = {
     ChangeAction.CREATE: "Added",
     ChangeAction.UPDATE: "Changed",
     ChangeAction.DELETE: "Deleted",

@@ -147,6 +147,10 @@ class Repository(Generic[M]):
             raise self.not_found(id)
         return obj
 
+    def find_by_ids(self, ids: list[Any]) -> list[M]:
+        """The records with these ids that exist (in no particular order)."""
+        return list(self.queryset().filter(pk__in=ids))
+
     def exists(self, id: Any) -> bool:
         """Whether a record has this id. Every door checks ids with it (``require``), so
         a text id is looked up with one prepared statement, not a compiled queryset."""

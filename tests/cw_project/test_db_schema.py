@@ -331,6 +331,8 @@ ENUM_FIELDS = [
     ("reviews.ChangeSet", "source", f.ChangeSetFactory),
     ("reviews.ChangeSet", "status", f.ChangeSetFactory),
     ("reviews.ChangeSetEntry", "action", f.ChangeSetEntryFactory),
+    ("core.Event", "actor_type", f.EventFactory),
+    ("core.Event", "actor_via", f.EventFactory),
 ]
 
 

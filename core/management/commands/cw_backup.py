@@ -29,10 +29,10 @@ from argparse import RawDescriptionHelpFormatter
 from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import CommandError, DjangoHelpFormatter
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import connection
 
-from core.management.commandline import CwCommand, progress
+from core.management.commandline import progress
 
 #: Pages copied per step of the online backup; the source is read-locked only per step.
 STEP_PAGES = 1024
@@ -60,7 +60,7 @@ class _Restarting(Exception):
     """Raised from the progress callback to give up on copying in steps."""
 
 
-class Command(CwCommand):
+class Command(BaseCommand):
     help = (
         "Copy the SQLite database to PATH, online and integrity-checked (on PostgreSQL, "
         "print the pg_dump command instead)."

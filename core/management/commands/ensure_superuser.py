@@ -9,12 +9,10 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import CommandError
-
-from core.management.commandline import CwCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
-class Command(CwCommand):
+class Command(BaseCommand):
     help = "Create the admin superuser if none exists, printing its credentials once."
 
     def handle(self, *args, **options):

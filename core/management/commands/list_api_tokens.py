@@ -3,7 +3,8 @@ revocation. Never a secret."""
 
 from datetime import datetime
 
-from core.management.commandline import CwCommand
+from django.core.management.base import BaseCommand
+
 from core.tokens import api_token_list
 
 
@@ -11,7 +12,7 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
 
 
-class Command(CwCommand):
+class Command(BaseCommand):
     help = "List API tokens (the clear token and its hash are never shown)."
 
     def handle(self, *args, **options):

@@ -23,14 +23,14 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from core.management.commandline import CwCommand, progress, refusal, write_json
+from core.management.commandline import progress, refusal, write_json
 from operations.transfer import export_initiative
 
 
-class Command(CwCommand):
+class Command(BaseCommand):
     help = (
         "Export an initiative (phases, tasks, dependencies, pages, projects, agents, "
         "proposals, change sets, review comments, messages, conversations, chat sessions, "

@@ -49,8 +49,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.management.base import BaseCommand
+
 from core.errors import DomainError
-from core.management.commandline import CwCommand, refusal, write_json
+from core.management.commandline import refusal, write_json
 from core.repositories import MAX_PAGE_SIZE
 from operations.status import DEFAULT_LIMIT, gather_status
 
@@ -58,7 +60,7 @@ from operations.status import DEFAULT_LIMIT, gather_status
 PREVIEW_LENGTH = 60
 
 
-class Command(CwCommand):
+class Command(BaseCommand):
     help = (
         "Show what needs attention now: proposals, reviews, checkpoints, messages, agents, "
         "exhausted accounts and the active initiatives' tasks. Reads only."
