@@ -8,7 +8,7 @@ is a person's gate (``require_person``).
 
 from django.db import transaction
 
-from agents.models import Message, MessageType, ParticipantType
+from agents.models import Message, MessageStatus, MessageType, ParticipantType
 from agents.repositories import AgentRepository, MessageRepository
 from core.actors import Actor, require_person
 from core.errors import InvalidInput
@@ -111,5 +111,10 @@ def message_reply(
 
 @transaction.atomic
 def message_mark_read(*, message_id: str) -> Message:
-    """Mark a pending message read (one already read or responded to stays as it is)."""
-    return messages.mark_read(message_id)
+    """Mark a pending message read (one already read or responded to stays as it is);
+    records ``message.read`` when it was pending."""
+    was_pending = messages.get_for_update(message_id).status == MessageStatus.PENDING
+    message = messages.mark_read(message_id)
+    if was_pending and message.status == MessageStatus.READ:
+        event_record("message.read", subject_type="message", subject_id=message.pk)
+    return message

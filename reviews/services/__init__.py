@@ -20,7 +20,12 @@ from reviews.services.change_sets import (
     change_set_revert,
     snapshot,
 )
-from reviews.services.chat import chat_message_post, chat_session_close, chat_session_open
+from reviews.services.chat import (
+    chat_message_post,
+    chat_session_close,
+    chat_session_open,
+    chat_session_update,
+)
 from reviews.services.proposals import (
     proposal_accept,
     proposal_accept_all,
@@ -32,7 +37,10 @@ from reviews.services.proposals import (
 from reviews.services.review import (
     phase_request_changes,
     review_comment_create,
+    review_comment_delete,
     review_comment_resolve,
+    review_comment_unresolve,
+    review_comment_update,
 )
 
 __all__ = [
@@ -43,6 +51,7 @@ __all__ = [
     "chat_message_post",
     "chat_session_close",
     "chat_session_open",
+    "chat_session_update",
     "phase_request_changes",
     "phase_review_brief",
     "proposal_accept",
@@ -53,6 +62,9 @@ __all__ = [
     "proposal_update",
     "render_brief",
     "review_comment_create",
+    "review_comment_delete",
     "review_comment_resolve",
+    "review_comment_unresolve",
+    "review_comment_update",
     "snapshot",
 ]

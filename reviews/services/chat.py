@@ -65,6 +65,24 @@ def chat_session_open(
 
 
 @transaction.atomic
+def chat_session_update(*, session_id: str, agent_id: str | None) -> ChatSession:
+    """Put another agent (or none) in a session; records ``chat.updated`` (nothing when
+    it is the agent already there). A missing session or agent is NotFound."""
+    session = sessions.get_for_update(session_id)
+    before = session.agent_id
+    sessions.update_session(session, agent_id=agent_id)
+    if session.agent_id != before:
+        event_record(
+            "chat.updated",
+            subject_type="chat_session",
+            subject_id=session.pk,
+            initiative_id=session.initiative_id,
+            data={"fields": ["agent_id"]},
+        )
+    return session
+
+
+@transaction.atomic
 def chat_message_post(
     *, session_id: str, role: str, content: str, change_set_id: str | None = None
 ) -> ChatMessage:
