@@ -43,10 +43,15 @@ class EventKind:
         return f"{self.summary} (data: {', '.join(keys)})" if keys else self.summary
 
 
-#: The key every event derived from a change set carries: the change set's id (an
-#: accepted proposal, a chat edit, or the revert of either; ``change_set_events``).
+#: The keys of an event derived from a change set (``change_set_events``): the change
+#: set's id (an accepted proposal, a chat edit), and ``reverted`` when the change undid
+#: it (a revert).
 CHANGE_SET_ID = "change_set_id"
-_FROM_CHANGE_SET = {CHANGE_SET_ID: "the change set that made the change (an accept or a revert)"}
+REVERTED = "reverted"
+_FROM_CHANGE_SET = {
+    CHANGE_SET_ID: "the change set that made the change (an accept, or its revert)",
+    REVERTED: "true when the change undid the change set (a revert)",
+}
 _FIELDS = {"fields": "the names of the fields whose values changed"}
 _FROM_TO = {"from": "the status before", "to": "the status after"}
 _DEPENDENCY = {"depends_on_id": "the phase or task it depends on"}
@@ -81,6 +86,12 @@ EVENT_KINDS: dict[str, EventKind] = {
         "initiative",
         "The projects an initiative uses changed.",
         {"added": "the ids of the projects linked", "removed": "the ids of the projects unlinked"},
+    ),
+    "initiative.deleted": _kind(
+        "initiative",
+        "An initiative was deleted, with everything it owned (phases, tasks, pages, "
+        "proposals, change sets, chat sessions, links to projects).",
+        {"name": "its name"},
     ),
     "initiative.imported": _kind(
         "initiative",
@@ -195,6 +206,14 @@ EVENT_KINDS: dict[str, EventKind] = {
     ),
     "agent.status_changed": _kind("agent", "An agent's status changed.", _FROM_TO),
     "agent.dismissed": _kind("agent", "A person dismissed an agent from the working views."),
+    "agent.updated": _kind(
+        "agent", "An agent's name, placement, account or mode changed.", _FIELDS
+    ),
+    "agent.deleted": _kind(
+        "agent",
+        "An agent was deleted, with its proposals and questions (its log stays).",
+        {"name": "its name"},
+    ),
     "agent.log_deleted": _kind(
         "agent", "An agent's whole log was deleted.", {"chunks": "how many chunks"}
     ),
@@ -234,6 +253,12 @@ EVENT_KINDS: dict[str, EventKind] = {
         },
     ),
     "message.read": _kind("message", "A pending message was marked read."),
+    "message.updated": _kind("message", "A message was edited.", _FIELDS),
+    "message.deleted": _kind(
+        "message",
+        "A message was deleted, with its replies.",
+        {"reply_ids": "the replies deleted with it"},
+    ),
     "question.asked": _kind(
         "conversation",
         "An agent asked another agent a question.",
@@ -243,6 +268,14 @@ EVENT_KINDS: dict[str, EventKind] = {
         "conversation",
         "A question was answered.",
         {"from_agent_id": "who asked", "to_agent_id": "who answered"},
+    ),
+    "question.updated": _kind(
+        "conversation", "A question, or who asks whom about what, was edited.", _FIELDS
+    ),
+    "question.deleted": _kind(
+        "conversation",
+        "A question was deleted.",
+        {"from_agent_id": "who asked", "to_agent_id": "who was asked"},
     ),
     # --- proposals and change sets ---
     "proposal.created": _kind(
@@ -260,9 +293,14 @@ EVENT_KINDS: dict[str, EventKind] = {
     "proposal.reopened": _kind(
         "proposal",
         "An accepted proposal is pending again: its change set was reverted.",
-        {CHANGE_SET_ID: "the change set reverted"},
+        {CHANGE_SET_ID: "the change set reverted", REVERTED: "true"},
     ),
     "proposal.dismissed": _kind("proposal", "A person dismissed a proposal."),
+    "proposal.deleted": _kind(
+        "proposal",
+        "A proposal was deleted (a change set that accepted it stays).",
+        {"target_type": "page, phase or task", "target_id": "the record it changed (or null)"},
+    ),
     "change_set.reverted": _kind(
         "change_set",
         "A change set was reverted; each record it put back has its own event, with this "
@@ -308,6 +346,20 @@ EVENT_KINDS: dict[str, EventKind] = {
         "chat_session",
         "A chat session was closed.",
         {"target_type": "phase or task", "target_id": "the phase or task"},
+    ),
+    "chat.deleted": _kind(
+        "chat_session",
+        "A chat session was deleted, with its messages.",
+        {
+            "target_type": "phase or task",
+            "target_id": "the phase or task",
+            "messages": "how many messages went with it",
+        },
+    ),
+    "chat.message_deleted": _kind(
+        "chat_message",
+        "A message was deleted from a chat session.",
+        {"chat_session_id": "the session"},
     ),
 }
 

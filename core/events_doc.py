@@ -13,7 +13,7 @@ from typing import get_args
 from django.conf import settings
 
 from core.actors import ActorKind, ActorVia
-from core.events import CHANGE_SET_ID, EVENT_KINDS, EventKind
+from core.events import CHANGE_SET_ID, EVENT_KINDS, REVERTED, EventKind
 
 START = "<!-- event-feed:start -->"
 END = "<!-- event-feed:end -->"
@@ -43,7 +43,7 @@ A reader sends back each answer's `next_after` as `after` and so sees every comm
 change exactly once. Every service records its events in the transaction of the change
 (a refused or rolled back change records none), whichever door called it: the API, the
 admin or a command. A change that changes nothing (an edit to the same values,
-resolving a resolved comment) records nothing.
+resolving a resolved comment) writes nothing and records nothing.
 
 - `subject_type` / `subject_id`: the record the event is about (events outlive it);
   `initiative_id`: its initiative, when it has one.
@@ -60,7 +60,7 @@ resolving a resolved comment) records nothing.
   `proposal.accepted`; reverting a change set records the reverse of each (a
   `task.deleted` for a task the accept created, a `dependency.removed` per edge, …) and
   then `change_set.reverted`. These events have the same data as when the change is made
-  directly, plus `{CHANGE_SET_ID}`.
+  directly, plus `{CHANGE_SET_ID}` (and `{REVERTED}: true` for a revert).
 - Not on the feed: the chunks of an agent's log (appended and pruned by age): output,
   not state, read forward through their own cursor (`list_agent_log`). Deleting a whole
   log is `agent.log_deleted`.

@@ -91,26 +91,27 @@ def account_update(*, account_id: str, **changes: Unpack[AccountChanges]) -> Acc
     refuses them (``invalid_field``), like any unknown name.
     """
     validate_account_fields(dict(changes))
+    accounts.check_update_fields(changes)
     before = _lock(account_id)
     was_set = {
         "config_json": before.config_is_set,  # type: ignore[attr-defined]
         "credentials": before.credentials_are_set,  # type: ignore[attr-defined]
     }
-    plain = {name: getattr(before, name, None) for name in changes if name not in SECRET_FIELDS}
+
+    def differs(name: str, value: Any) -> bool:
+        if name in SECRET_FIELDS:
+            # Never decrypted to be compared: a secret given is a change, unless it
+            # clears one that was not set.
+            return value is not None or was_set[name]
+        return bool(getattr(before, name) != value)
+
+    fields = [name for name, value in changes.items() if differs(name, value)]
+    if not fields:
+        return before
     account = accounts.update(account_id, **changes)
-    fields = [
-        name
-        for name, value in changes.items()
-        if (name in SECRET_FIELDS and (value is not None or was_set[name]))
-        or (name not in SECRET_FIELDS and getattr(account, name) != plain[name])
-    ]
-    if fields:
-        event_record(
-            "account.updated",
-            subject_type="account",
-            subject_id=account.pk,
-            data={"fields": fields},
-        )
+    event_record(
+        "account.updated", subject_type="account", subject_id=account.pk, data={"fields": fields}
+    )
     return account
 
 

@@ -12,13 +12,19 @@ every service records its events. An update that changes nothing records nothing
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models
 
 from core.events import event_record
 from core.models import Initiative, InitiativeProject, Page, Phase, Project, Task
-from core.repositories import DependencyRepository, PageRepository, PhaseRepository, TaskRepository
+from core.repositories import (
+    DependencyRepository,
+    PageRepository,
+    PhaseRepository,
+    Repository,
+    TaskRepository,
+)
 
 #: A record's columns by column name, JSON-safe (``snapshot``).
 Values = Mapping[str, Any]
@@ -45,6 +51,50 @@ def changed_columns(before: Values, after: Values) -> list[str]:
         for name, value in after.items()
         if name not in BOOKKEEPING and (name not in before or before[name] != value)
     ]
+
+
+def _field(model: type[models.Model], name: str) -> models.Field | None:
+    """The concrete field called ``name``, by name or attribute name (``phase_id``)."""
+    for model_field in model._meta.concrete_fields:
+        if name in (model_field.name, model_field.attname):
+            return model_field
+    return None
+
+
+def unchanged(record: models.Model, changes: Mapping[str, Any]) -> bool:
+    """Whether setting ``changes`` (by field name, or a relation's ``<name>_id``) would
+    leave every column of ``record`` as it is."""
+    for name, value in changes.items():
+        model_field = _field(type(record), name)
+        if model_field is None:
+            return False
+        if model_field.is_relation and isinstance(value, models.Model):
+            value = value.pk
+        if getattr(record, model_field.attname) != value:
+            return False
+    return True
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+def apply_update(
+    feed: "RecordFeed",
+    repository: Repository[Any],
+    record: M,
+    changes: Mapping[str, Any],
+) -> M:
+    """Update ``record`` (locked by the caller) through ``repository.update`` and
+    record what changed (``feed.updated``). An update that would change nothing is not
+    written (``updated_at`` stays) and records nothing; a field no update may set is
+    refused all the same."""
+    repository.check_update_fields(changes)
+    if unchanged(record, changes):
+        return record
+    before = snapshot(record)
+    repository.update(record, **changes)  # type: ignore[attr-defined]
+    record_all(feed.updated(before, snapshot(record)))
+    return record
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,11 @@ class RecordFeed:
     splits: tuple[Split, ...] = ()
     #: The column naming the record's initiative (``id`` for an initiative; None: none).
     initiative_column: str | None = "initiative_id"
+    #: What its kinds start with, when not the subject (a conversation's are ``question.*``).
+    prefix: str | None = None
+
+    def kind(self, action: str) -> str:
+        return f"{self.prefix or self.subject}.{action}"
 
     def initiative_id(self, values: Values) -> str | None:
         return None if self.initiative_column is None else values.get(self.initiative_column)
@@ -115,7 +170,7 @@ class RecordFeed:
         return PendingEvent(kind, self.subject, str(values["id"]), self.initiative_id(values), data)
 
     def created(self, values: Values, **extra: Any) -> list[PendingEvent]:
-        return [self._event(f"{self.subject}.created", values, self.created_data(values) | extra)]
+        return [self._event(self.kind("created"), values, self.created_data(values) | extra)]
 
     def updated(self, before: Values, after: Values, **extra: Any) -> list[PendingEvent]:
         """The events of the changes from ``before`` to ``after``: one per split whose
@@ -129,11 +184,11 @@ class RecordFeed:
                 events.append(self._event(kind, after, split.data(before, after) | extra))
         rest = [name for name in changed if not any(name in s.columns for s in self.splits)]
         if rest:
-            events.append(self._event(f"{self.subject}.updated", after, {"fields": rest} | extra))
+            events.append(self._event(self.kind("updated"), after, {"fields": rest} | extra))
         return events
 
     def deleted(self, values: Values, **extra: Any) -> list[PendingEvent]:
-        return [self._event(f"{self.subject}.deleted", values, self.deleted_data(values) | extra)]
+        return [self._event(self.kind("deleted"), values, self.deleted_data(values) | extra)]
 
     def events(
         self, action: str, before: Values | None, after: Values | None, **extra: Any
@@ -206,6 +261,7 @@ def _project_initiatives(values: Values) -> dict[str, Any]:
 INITIATIVES = RecordFeed(
     "initiative",
     created_data=lambda v: {"name": v["name"], "execution_mode": v["execution_mode"]},
+    deleted_data=lambda v: {"name": v["name"]},
     splits=(
         Split(
             frozenset({"execution_mode"}),

@@ -42,7 +42,7 @@ from core.repositories import (
     TaskRepository,
     topological_order,
 )
-from core.services.feed import INITIATIVES, record_all, snapshot
+from core.services.feed import INITIATIVES, apply_update
 
 initiatives = InitiativeRepository()
 phases = PhaseRepository()
@@ -439,8 +439,9 @@ def initiative_set_execution_mode(*, initiative_id: str, execution_mode: str) ->
     """Switch how the initiative's finished phases are handled (``yolo`` or
     ``review_per_phase``); an unknown mode is ``invalid_execution_mode``. Records
     ``initiative.execution_mode_changed`` (nothing when the mode was already so)."""
-    initiative = initiatives.get_for_update(initiative_id)
-    before = snapshot(initiative)
-    initiatives.update(initiative, execution_mode=execution_mode)
-    record_all(INITIATIVES.updated(before, snapshot(initiative)))
-    return initiative
+    return apply_update(
+        INITIATIVES,
+        initiatives,
+        initiatives.get_for_update(initiative_id),
+        {"execution_mode": execution_mode},
+    )

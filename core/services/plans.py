@@ -15,8 +15,9 @@ from django.utils import timezone
 from typing_extensions import Unpack
 
 from core.errors import NotFound
-from core.models import Initiative, Page, Phase, Project, Task
+from core.models import Initiative, InitiativeProject, Page, Phase, Project, Task
 from core.repositories import (
+    InitiativeProjectRepository,
     InitiativeRepository,
     PageRepository,
     PhaseRepository,
@@ -38,6 +39,7 @@ from core.services.feed import (
     TASKS,
     DependencyFeed,
     PendingEvent,
+    apply_update,
     record_all,
     snapshot,
 )
@@ -48,6 +50,7 @@ phases = PhaseRepository()
 tasks = TaskRepository()
 pages = PageRepository()
 projects = ProjectRepository()
+project_links = InitiativeProjectRepository()
 
 
 # --- initiatives -----------------------------------------------------------------------
@@ -71,11 +74,20 @@ def initiative_update(*, initiative_id: str, **changes: Unpack[InitiativeChanges
     """Rename an initiative or change its branch or execution mode (its status moves
     through the lifecycle); records ``initiative.updated`` with the fields that changed
     (``initiative.execution_mode_changed`` for the mode), nothing when none did."""
+    return apply_update(
+        INITIATIVES, initiatives, initiatives.get_for_update(initiative_id), changes
+    )
+
+
+@transaction.atomic
+def initiative_delete(*, initiative_id: str) -> None:
+    """Delete an initiative with everything it owns (phases, tasks, pages, proposals,
+    change sets, chat sessions, links to projects); ``initiative_not_found`` when there
+    is none. Records ``initiative.deleted``: one event, as for a phase's tasks."""
     initiative = initiatives.get_for_update(initiative_id)
-    before = snapshot(initiative)
-    initiatives.update(initiative, **changes)
-    record_all(INITIATIVES.updated(before, snapshot(initiative)))
-    return initiative
+    events = INITIATIVES.deleted(snapshot(initiative))
+    initiatives.delete(initiative.pk)
+    record_all(events)
 
 
 # --- phases ----------------------------------------------------------------------------
@@ -95,10 +107,7 @@ def phase_update(*, phase_id: str, **changes: Unpack[PhaseChanges]) -> Phase:
     """Change a phase's name or content; records ``phase.updated`` with the fields that
     changed (nothing when none did)."""
     phase, _initiative = lock_phase_with_initiative(phase_id)
-    before = snapshot(phase)
-    phases.update(phase, **changes)
-    record_all(PHASES.updated(before, snapshot(phase)))
-    return phase
+    return apply_update(PHASES, phases, phase, changes)
 
 
 @transaction.atomic
@@ -170,11 +179,7 @@ def task_create(
 def task_update(*, task_id: str, **changes: Unpack[TaskChanges]) -> Task:
     """Change a task's fields; it may move between its initiative's phases only. Records
     ``task.updated`` with the fields that changed (nothing when none did)."""
-    task = tasks.get_for_update(task_id)
-    before = snapshot(task)
-    tasks.update(task, **changes)
-    record_all(TASKS.updated(before, snapshot(task)))
-    return task
+    return apply_update(TASKS, tasks, tasks.get_for_update(task_id), changes)
 
 
 @transaction.atomic
@@ -273,11 +278,7 @@ def page_create(
 
 
 def _change_page(page_id: str, changes: PageChanges) -> Page:
-    page = pages.get_for_update(page_id)
-    before = snapshot(page)
-    pages.update(page, **changes)
-    record_all(PAGES.updated(before, snapshot(page)))
-    return page
+    return apply_update(PAGES, pages, pages.get_for_update(page_id), changes)
 
 
 @transaction.atomic
@@ -325,11 +326,7 @@ def project_create(*, name: str, url: str, default_branch: str | None = None) ->
 @transaction.atomic
 def project_update(*, project_id: str, **changes: Unpack[ProjectChanges]) -> Project:
     """Change a project's fields; records ``project.updated`` with those that changed."""
-    project = projects.get_for_update(project_id)
-    before = snapshot(project)
-    projects.update(project, **changes)
-    record_all(PROJECTS.updated(before, snapshot(project)))
-    return project
+    return apply_update(PROJECTS, projects, projects.get_for_update(project_id), changes)
 
 
 @transaction.atomic
@@ -350,6 +347,37 @@ def project_mark_fetched(*, project_id: str) -> Project:
     return project
 
 
+def _record_projects_changed(initiative_id: str, added: list[str], removed: list[str]) -> None:
+    PendingEvent(
+        "initiative.projects_changed",
+        "initiative",
+        initiative_id,
+        initiative_id,
+        {"added": added, "removed": removed},
+    ).record()
+
+
+@transaction.atomic
+def initiative_project_create(*, initiative_id: str, project_id: str) -> InitiativeProject:
+    """Link one project to an initiative (a second link of the pair is 409); records
+    ``initiative.projects_changed``."""
+    initiatives.get_for_update(initiative_id)
+    link = project_links.create(initiative_id=initiative_id, project_id=project_id)
+    _record_projects_changed(initiative_id, [project_id], [])
+    return link
+
+
+@transaction.atomic
+def initiative_project_delete(*, initiative_project_id: str) -> None:
+    """Remove one link between an initiative and a project
+    (``initiative_project_not_found`` when there is none); records
+    ``initiative.projects_changed``."""
+    link = project_links.get(initiative_project_id)
+    initiatives.get_for_update(link.initiative_id)
+    project_links.delete(link.pk)
+    _record_projects_changed(link.initiative_id, [], [link.project_id])
+
+
 @transaction.atomic
 def initiative_set_projects(*, initiative_id: str, project_ids: Iterable[str]) -> list[Project]:
     """Make the initiative's projects exactly ``project_ids`` (links diffed, not
@@ -362,11 +390,5 @@ def initiative_set_projects(*, initiative_id: str, project_ids: Iterable[str]) -
     added = [pk for pk in after if pk not in before]
     removed = sorted(pk for pk in before if pk not in after)
     if added or removed:
-        PendingEvent(
-            "initiative.projects_changed",
-            "initiative",
-            initiative_id,
-            initiative_id,
-            {"added": sorted(added), "removed": removed},
-        ).record()
+        _record_projects_changed(initiative_id, sorted(added), removed)
     return linked

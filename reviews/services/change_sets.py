@@ -26,7 +26,7 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.utils.dateparse import parse_datetime
 
 from core.errors import Conflict, InvalidInput
-from core.events import CHANGE_SET_ID, event_record
+from core.events import CHANGE_SET_ID, REVERTED, event_record
 from core.models import Page, Phase, Task
 from core.repositories import (
     DependencyRepository,
@@ -257,6 +257,7 @@ def _proposal_status_kind(before: Values, after: Values) -> str:
 PROPOSALS = RecordFeed(
     "proposal",
     created_data=lambda v: {"target_type": v["target_type"], "target_id": v["target_id"]},
+    deleted_data=lambda v: {"target_type": v["target_type"], "target_id": v["target_id"]},
     splits=(Split(frozenset({"status"}), _proposal_status_kind, lambda before, after: {}),),
 )
 
@@ -283,12 +284,16 @@ def change_set_events(
 ) -> list[PendingEvent]:
     """The events of a change set's entries, in their order: what each did, or with
     ``undoing`` what undoing it does (a create undone is a delete, a delete undone a
-    create, an update undone the update back), each with ``change_set_id`` in its data.
+    create, an update undone the update back), each with ``change_set_id`` in its data
+    (and ``reverted: true`` when undoing).
 
     Work them out before a revert's writes (a delete's event names what goes with the
     record, read now) and record them after (``record_all``). One function for every
     source of change sets: an accepted proposal, a chat edit, a revert of either.
     """
+    extra: dict[str, Any] = {CHANGE_SET_ID: change_set_id}
+    if undoing:
+        extra[REVERTED] = True
     events: list[PendingEvent] = []
     for entry in entries:
         if isinstance(entry, ChangeSetEntry):
@@ -304,7 +309,7 @@ def change_set_events(
         if undoing:
             action, before, after = _UNDONE_BY[ChangeAction(action)], after, before
         feed = FEEDS[revertible_table(table, change_set_id=change_set_id).table]
-        events += feed.events(action, before, after, **{CHANGE_SET_ID: change_set_id})
+        events += feed.events(action, before, after, **extra)
     return events
 
 

@@ -43,7 +43,7 @@ from core.repositories import (
     check_choice,
     require_text,
 )
-from core.services.feed import record_all
+from core.services.feed import apply_update, record_all
 from core.tiptap import markdown_to_tiptap_json
 from reviews.models import ChangeSet, ChangeSetSource, Proposal, ProposalStatus, ProposalTargetType
 from reviews.repositories import (
@@ -118,10 +118,19 @@ def proposal_update(*, proposal_id: str, **changes: Unpack[ProposalChanges]) -> 
         _Metadata(
             changes["metadata"], target_type=proposal.target_type, title=proposal.title
         ).check_shape()
-    before = snapshot(proposal)
-    proposals.update(proposal, **changes)
-    record_all(PROPOSALS.updated(before, snapshot(proposal)))
-    return proposal
+    return apply_update(PROPOSALS, proposals, proposal, changes)
+
+
+@transaction.atomic
+def proposal_delete(*, proposal_id: str) -> None:
+    """Delete a proposal, in any status (``proposal_not_found`` when there is none; a
+    change set that accepted it stays, unlinked, and still reverts); records
+    ``proposal.deleted``."""
+    initiatives.lock_many([proposals.initiative_id_of(proposal_id)])
+    proposal = proposals.get_for_update(proposal_id)
+    events = PROPOSALS.deleted(snapshot(proposal))
+    proposals.delete(proposal.pk)
+    record_all(events)
 
 
 # --- deciding --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from core.events import event_record
 from core.models import PhaseStatus, Task, TaskCategory, TaskPriority, TaskType
 from core.repositories import PhaseRepository, TaskRepository
 from core.services import lock_phase_with_initiative, phase_reopen_for_changes
-from core.services.feed import TASKS, changed_columns, record_all, snapshot
+from core.services.feed import TASKS, changed_columns, record_all, snapshot, unchanged
 from reviews.models import ReviewComment
 from reviews.repositories import (
     ReviewCommentChanges,
@@ -48,6 +48,9 @@ def review_comment_update(
     ``review_comment_create``; it stays on its phase) and record
     ``review_comment.updated`` with the fields that changed (nothing when none did)."""
     comment = review_comments.get_for_update(comment_id)
+    review_comments.check_update_fields(changes)
+    if unchanged(comment, changes):
+        return comment
     before = snapshot(comment)
     review_comments.update(comment, **changes)
     fields = changed_columns(before, snapshot(comment))

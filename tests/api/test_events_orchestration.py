@@ -119,6 +119,9 @@ def test_accepting_proposed_tasks_and_reverting_them_are_on_the_feed(api_client,
     assert sorted(event["data"]["depends_on_id"] for event in feed[1:3]) == sorted(
         wanted["Indexer"]
     )
-    assert all(event["data"]["change_set_id"] == change_sets[0] for event in feed[:4])
+    assert all(
+        (event["data"]["change_set_id"], event["data"]["reverted"]) == (change_sets[0], True)
+        for event in feed[:4]
+    )
     assert {event["actor"]["name"] for event in feed} == {"lead"}
     assert not Task.objects.filter(pk=indexer).exists()

@@ -3,6 +3,7 @@ every event fits its kind, every kind is recorded by some service, and ``docs/ap
 lists every kind as the catalogue says it."""
 
 import ast
+import importlib
 from io import StringIO
 from pathlib import Path
 
@@ -11,16 +12,13 @@ from django.core.management import call_command
 
 from core.events import EVENT_KINDS, check_event, event_record
 from core.events_doc import REGENERATE, api_md, committed_section, render_section, replace_section
-from core.services.feed import PLAN_FEEDS, RecordFeed
-from reviews.services.change_sets import FEEDS
+from core.services.feed import RecordFeed
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The code that records events: every app, but not the catalogue itself.
+#: The code that records events: the apps' services (not the catalogue, nor the words
+#: the history pages say each kind with).
 SOURCES = [
-    path
-    for app in ("core", "agents", "reviews")
-    for path in (ROOT / app).rglob("*.py")
-    if "migrations" not in path.parts and path.name not in ("events.py", "events_doc.py")
+    path for app in ("core", "agents", "reviews") for path in (ROOT / app).glob("services/**/*.py")
 ]
 
 
@@ -40,14 +38,27 @@ def _string_constants(path: Path) -> set[str]:
     }
 
 
+def _record_feeds() -> list[RecordFeed]:
+    """Every ``RecordFeed`` the services define (at their modules' top level)."""
+    modules = [
+        importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for path in SOURCES
+    ]
+    return [
+        value
+        for module in modules
+        for value in vars(module).values()
+        if isinstance(value, RecordFeed)
+    ]
+
+
 def _kinds_the_feeds_record() -> set[str]:
     """The kinds a table's feed records by its subject (``<subject>.created``, …) and
     the kinds its splits name."""
     found: set[str] = set()
-    for feed in {**PLAN_FEEDS, **FEEDS}.values():
-        if isinstance(feed, RecordFeed):
-            found |= {f"{feed.subject}.{action}" for action in ("created", "updated", "deleted")}
-            found |= {split.kind for split in feed.splits if isinstance(split.kind, str)}
+    for feed in _record_feeds():
+        found |= {feed.kind(action) for action in ("created", "updated", "deleted")}
+        found |= {split.kind for split in feed.splits if isinstance(split.kind, str)}
     return found
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from core import services
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
-from core.models import Event
+from core.models import Event, Task
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -374,3 +374,55 @@ def test_refused_project_writes_record_nothing():
         services.project_mark_fetched(project_id="missing")
 
     assert events() == []
+
+
+def test_an_update_that_changes_nothing_is_not_written():
+    task = f.TaskFactory(name="Same")
+    stamped = Task.objects.get(pk=task.pk).updated_at
+
+    services.task_update(task_id=task.id, name="Same", phase_id=task.phase_id)
+
+    assert Task.objects.get(pk=task.pk).updated_at == stamped
+    assert events() == []
+
+
+def test_a_field_no_update_sets_is_refused_even_at_its_current_value():
+    task = f.TaskFactory()
+
+    with pytest.raises(InvalidInput) as refused:
+        services.task_update(task_id=task.id, status=task.status)
+
+    assert refused.value.code == "invalid_field"
+
+
+# --- what the admin's forms need: an initiative deleted, one project linked or unlinked ------
+
+
+def test_initiative_delete_records_one_event_for_all_it_owned():
+    initiative = f.InitiativeFactory(name="Gone")
+    f.TaskFactory(phase=f.PhaseFactory(initiative=initiative))
+
+    services.initiative_delete(initiative_id=initiative.id)
+    with pytest.raises(NotFound):
+        services.initiative_delete(initiative_id=initiative.id)
+
+    assert events() == [
+        ("initiative.deleted", "initiative", initiative.id, initiative.id, {"name": "Gone"})
+    ]
+    assert not Task.objects.exists()
+
+
+def test_linking_and_unlinking_one_project_records_what_changed():
+    initiative, project = f.InitiativeFactory(), f.ProjectFactory()
+
+    link = services.initiative_project_create(initiative_id=initiative.id, project_id=project.id)
+    with pytest.raises(Conflict):
+        services.initiative_project_create(initiative_id=initiative.id, project_id=project.id)
+    services.initiative_project_delete(initiative_project_id=link.id)
+    with pytest.raises(NotFound):
+        services.initiative_project_delete(initiative_project_id=link.id)
+
+    assert [(kind, data) for kind, _t, _s, _i, data in events()] == [
+        ("initiative.projects_changed", {"added": [project.id], "removed": []}),
+        ("initiative.projects_changed", {"added": [], "removed": [project.id]}),
+    ]

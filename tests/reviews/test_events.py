@@ -139,14 +139,19 @@ def test_revert_records_the_reverse_of_each_entry_then_change_set_reverted(agent
             "proposal",
             proposal.id,
             initiative.id,
-            {"change_set_id": change_set.id},
+            {"change_set_id": change_set.id, "reverted": True},
         ),
         (
             "task.deleted",
             "task",
             task.id,
             initiative.id,
-            {"phase_id": None, "subtask_ids": [], "change_set_id": change_set.id},
+            {
+                "phase_id": None,
+                "subtask_ids": [],
+                "change_set_id": change_set.id,
+                "reverted": True,
+            },
         ),
         (
             "change_set.reverted",
@@ -263,11 +268,12 @@ def test_accepting_a_task_with_dependencies_records_the_task_and_each_edge(agent
     Event.objects.all().delete()
     services.change_set_revert(change_set_id=change_set.id)
 
+    undone = {**in_change_set, "reverted": True}
     assert [(kind, subject, data) for kind, _t, subject, _i, data in recorded()] == [
-        ("proposal.reopened", proposal.id, in_change_set),
-        ("dependency.removed", task.id, {"depends_on_id": second.id, **in_change_set}),
-        ("dependency.removed", task.id, {"depends_on_id": first.id, **in_change_set}),
-        ("task.deleted", task.id, {"phase_id": phase.id, "subtask_ids": [], **in_change_set}),
+        ("proposal.reopened", proposal.id, undone),
+        ("dependency.removed", task.id, {"depends_on_id": second.id, **undone}),
+        ("dependency.removed", task.id, {"depends_on_id": first.id, **undone}),
+        ("task.deleted", task.id, {"phase_id": phase.id, "subtask_ids": [], **undone}),
         (
             "change_set.reverted",
             change_set.id,
@@ -289,7 +295,10 @@ def test_accepting_an_update_records_the_fields_it_changed_and_the_revert_change
     updates = [(kind, data) for kind, _t, _s, _i, data in recorded() if kind == "task.updated"]
     assert updates == [
         ("task.updated", {"fields": ["name", "priority"], "change_set_id": change_set.id}),
-        ("task.updated", {"fields": ["name", "priority"], "change_set_id": change_set.id}),
+        (
+            "task.updated",
+            {"fields": ["name", "priority"], "change_set_id": change_set.id, "reverted": True},
+        ),
     ]
     task.refresh_from_db()
     assert (task.name, task.priority) == ("Old", "medium")
@@ -361,7 +370,7 @@ def test_the_events_of_a_change_set_come_from_its_entries_alike_for_any_source(i
             "phase",
             phase.id,
             initiative.id,
-            {"fields": ["name"], "change_set_id": change_set.id},
+            {"fields": ["name"], "change_set_id": change_set.id, "reverted": True},
         ),
         (
             "change_set.reverted",
@@ -450,3 +459,79 @@ def test_chat_session_update_records_a_change_of_agent_only():
             {"fields": ["agent_id"]},
         )
     ]
+
+
+# --- what the admin's forms need: proposals and chats deleted, a session opened once ---------
+
+
+def test_proposal_delete_records_proposal_deleted_and_its_change_set_still_reverts(
+    agent, initiative
+):
+    proposal = propose(agent, initiative)
+    change_set = services.proposal_accept(proposal_id=proposal.id, actor=a_person())
+    Event.objects.all().delete()
+
+    services.proposal_delete(proposal_id=proposal.id)
+    with pytest.raises(NotFound):
+        services.proposal_delete(proposal_id=proposal.id)
+    services.change_set_revert(change_set_id=change_set.id)
+
+    assert [(kind, subject) for kind, _t, subject, _i, _d in recorded()] == [
+        ("proposal.deleted", proposal.id),
+        ("task.deleted", Event.objects.get(kind="task.deleted").subject_id),
+        ("change_set.reverted", change_set.id),
+    ]
+    assert recorded()[0][4] == {"target_type": "task", "target_id": None}
+
+
+def test_chat_session_create_refuses_a_second_active_session_and_records_once():
+    phase = f.PhaseFactory()
+
+    session = services.chat_session_create(target_type="phase", target_id=phase.id)
+    with pytest.raises(Conflict) as refused:
+        services.chat_session_create(target_type="phase", target_id=phase.id)
+    with pytest.raises(InvalidInput):
+        services.chat_session_create(
+            target_type="phase", target_id=phase.id, initiative_id=f.InitiativeFactory().id
+        )
+
+    assert refused.value.code == "chat_session_already_active"
+    assert recorded() == [
+        (
+            "chat.opened",
+            "chat_session",
+            session.id,
+            phase.initiative_id,
+            {"target_type": "phase", "target_id": phase.id, "agent_id": None},
+        )
+    ]
+
+
+def test_chat_message_and_session_deletes_record_their_events():
+    session = f.ChatSessionFactory()
+    first, second = (f.ChatMessageFactory(chat_session=session) for _ in range(2))
+
+    services.chat_message_delete(message_id=first.id)
+    with pytest.raises(NotFound):
+        services.chat_message_delete(message_id=first.id)
+    services.chat_session_delete(session_id=session.id)
+    with pytest.raises(NotFound):
+        services.chat_session_delete(session_id=session.id)
+
+    assert recorded() == [
+        (
+            "chat.message_deleted",
+            "chat_message",
+            first.id,
+            session.initiative_id,
+            {"chat_session_id": session.id},
+        ),
+        (
+            "chat.deleted",
+            "chat_session",
+            session.id,
+            session.initiative_id,
+            {"target_type": session.target_type, "target_id": session.target_id, "messages": 1},
+        ),
+    ]
+    assert second.id not in {e.subject_id for e in Event.objects.all()}
