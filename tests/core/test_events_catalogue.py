@@ -15,10 +15,15 @@ from core.events_doc import REGENERATE, api_md, committed_section, render_sectio
 from core.services.feed import RecordFeed
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The code that records events: the apps' services (not the catalogue, nor the words
-#: the history pages say each kind with).
+#: The code that records events: the apps' services and the import (``operations``), not
+#: the catalogue, nor the words the history pages say each kind with.
 SOURCES = [
-    path for app in ("core", "agents", "reviews") for path in (ROOT / app).glob("services/**/*.py")
+    *(
+        path
+        for app in ("core", "agents", "reviews")
+        for path in (ROOT / app).glob("services/**/*.py")
+    ),
+    *(ROOT / "operations" / "transfer").glob("*.py"),
 ]
 
 
