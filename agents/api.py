@@ -121,8 +121,7 @@ def update_account(request: HttpRequest, account_id: Id, payload: AccountPatch) 
 
 @router.delete("/accounts/{account_id}", response={204: None, **ERRORS})
 def delete_account(request: HttpRequest, account_id: Id) -> Status:
-    if not accounts.delete(account_id):
-        raise accounts.not_found(account_id)
+    services.account_delete(account_id=account_id)
     return Status(HTTPStatus.NO_CONTENT, None)
 
 

@@ -7,6 +7,8 @@ yields every committed event exactly once. ``event_prune`` deletes old events by
 """
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -21,42 +23,344 @@ from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE
 
 events = EventRepository()
 
-#: Every kind of event, with what it says. ``subject_type`` names the record it is about.
-EVENT_KINDS: dict[str, str] = {
-    "initiative.created": "An initiative was created.",
-    "initiative.status_changed": "An initiative's status changed (data: from, to).",
-    "initiative.imported": (
-        "An initiative was imported from an export file (data: source_id, as_new, counts)."
+
+@dataclass(frozen=True)
+class EventKind:
+    """What one kind of event says: the record it is about (``subject``: the
+    ``subject_type`` it is recorded with), in words (``summary``), and the keys of its
+    ``data``: ``data`` always there, ``optional`` only sometimes (each with its meaning).
+    ``event_record`` refuses an event that does not fit its kind, so this catalogue is
+    what the feed holds (``docs/api.md``, "The event feed", is rendered from it)."""
+
+    subject: tuple[str, ...]
+    summary: str
+    data: Mapping[str, str] = field(default_factory=dict)
+    optional: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The kind in one line: its summary, then its data keys (optional ones with ?)."""
+        keys = [*self.data, *(f"{key}?" for key in self.optional)]
+        return f"{self.summary} (data: {', '.join(keys)})" if keys else self.summary
+
+
+#: The keys of an event derived from a change set (``change_set_events``): the change
+#: set's id (an accepted proposal, a chat edit), and ``reverted`` when the change undid
+#: it (a revert).
+CHANGE_SET_ID = "change_set_id"
+REVERTED = "reverted"
+_FROM_CHANGE_SET = {
+    CHANGE_SET_ID: "the change set that made the change (an accept, or its revert)",
+    REVERTED: "true when the change undid the change set (a revert)",
+}
+_FIELDS = {"fields": "the names of the fields whose values changed"}
+_FROM_TO = {"from": "the status before", "to": "the status after"}
+_DEPENDENCY = {"depends_on_id": "the phase or task it depends on"}
+_COMMENT = {"phase_id": "the phase whose diff the comment is on"}
+
+
+def _kind(
+    subject: str,
+    summary: str,
+    data: Mapping[str, str] | None = None,
+    optional: Mapping[str, str] | None = None,
+) -> EventKind:
+    return EventKind(tuple(subject.split("|")), summary, dict(data or {}), dict(optional or {}))
+
+
+#: Every kind of event, by name: the record it is about, what it says and its data.
+EVENT_KINDS: dict[str, EventKind] = {
+    # --- initiatives ---
+    "initiative.created": _kind(
+        "initiative",
+        "An initiative was created.",
+        {"name": "its name", "execution_mode": "yolo or review_per_phase"},
     ),
-    "phase.created": "A phase was added to an initiative.",
-    "phase.status_changed": "A phase's status changed (data: from, to).",
-    "phase.deleted": "A phase was deleted.",
-    "task.created": "A task was added.",
-    "task.started": "A task was started.",
-    "task.completed": "A task was completed (data: summary).",
-    "task.blocked": "A task was blocked (data: from).",
-    "task.unblocked": "A task was unblocked (data: to).",
-    "task.deleted": "A task was deleted.",
-    "dependency.added": "A phase or task now depends on another (data: depends_on_id).",
-    "dependency.removed": "A dependency was removed (data: depends_on_id).",
-    "agent.registered": "An agent was registered (data: name, task_id, account_id).",
-    "agent.status_changed": "An agent's status changed (data: from, to).",
-    "agent.dismissed": "An agent was dismissed.",
-    "proposal.created": "An agent proposed a change (data: target_type, target_id).",
-    "proposal.accepted": "A person accepted a proposal (data: change_set_id).",
-    "proposal.dismissed": "A person dismissed a proposal.",
-    "change_set.reverted": "A change set was reverted.",
-    "question.asked": "An agent asked another agent a question (data: to_agent_id).",
-    "question.answered": "A question was answered.",
-    "message.sent": "A message was sent (data: recipient_type, recipient_id, parent_id).",
-    "review_comment.created": "A review comment was added to a phase's diff.",
-    "review_comment.resolved": "A review comment was resolved.",
-    "account.claimed": "An account was claimed for an agent.",
-    "account.exhausted": "An account was parked (data: until).",
-    "account.released": "A parked account was released.",
-    "chat.opened": "A chat session was opened on a phase or task (data: target_type, target_id).",
-    "chat.message_posted": "A message was posted in a chat session.",
-    "chat.closed": "A chat session was closed.",
+    "initiative.updated": _kind("initiative", "An initiative's name or branch changed.", _FIELDS),
+    "initiative.execution_mode_changed": _kind(
+        "initiative",
+        "An initiative's execution mode changed.",
+        {"from": "the mode before", "to": "the mode after"},
+    ),
+    "initiative.status_changed": _kind("initiative", "An initiative's status changed.", _FROM_TO),
+    "initiative.projects_changed": _kind(
+        "initiative",
+        "The projects an initiative uses changed.",
+        {"added": "the ids of the projects linked", "removed": "the ids of the projects unlinked"},
+    ),
+    "initiative.deleted": _kind(
+        "initiative",
+        "An initiative was deleted, with everything it owned (phases, tasks, pages, "
+        "proposals, change sets, chat sessions, links to projects).",
+        {"name": "its name"},
+    ),
+    "initiative.imported": _kind(
+        "initiative",
+        "An initiative was imported from an export file.",
+        {
+            "source_id": "the initiative's id in the file",
+            "as_new": "whether it was imported under new ids",
+            "counts": "the records written, by table",
+        },
+    ),
+    # --- phases ---
+    "phase.created": _kind(
+        "phase", "A phase was added to an initiative.", {"name": "its name"}, _FROM_CHANGE_SET
+    ),
+    "phase.updated": _kind(
+        "phase", "A phase's name or content changed.", _FIELDS, _FROM_CHANGE_SET
+    ),
+    "phase.status_changed": _kind("phase", "A phase's status changed.", _FROM_TO),
+    "phase.deleted": _kind(
+        "phase",
+        "A phase was deleted, with its tasks.",
+        {"name": "its name", "task_ids": "the tasks deleted with it"},
+        _FROM_CHANGE_SET,
+    ),
+    # --- tasks ---
+    "task.created": _kind(
+        "task",
+        "A task was added.",
+        {
+            "name": "its name",
+            "phase_id": "its phase (null: none)",
+            "parent_task_id": "the task it is a subtask of (null: none)",
+            "category": "its category (execute, review, …)",
+        },
+        _FROM_CHANGE_SET,
+    ),
+    "task.updated": _kind(
+        "task", "A task's fields changed (not its status).", _FIELDS, _FROM_CHANGE_SET
+    ),
+    "task.started": _kind("task", "A task was started."),
+    "task.completed": _kind("task", "A task was completed.", {"summary": "what it did (or null)"}),
+    "task.blocked": _kind(
+        "task", "A task was blocked.", {"from": "the status it was blocked from"}
+    ),
+    "task.unblocked": _kind("task", "A task was unblocked.", {"to": "the status it went back to"}),
+    "task.deleted": _kind(
+        "task",
+        "A task was deleted, with its subtasks.",
+        {"phase_id": "its phase (null: none)", "subtask_ids": "the subtasks deleted with it"},
+        _FROM_CHANGE_SET,
+    ),
+    "dependency.added": _kind(
+        "phase|task",
+        "A phase or task now depends on another (the subject).",
+        _DEPENDENCY,
+        _FROM_CHANGE_SET,
+    ),
+    "dependency.removed": _kind(
+        "phase|task",
+        "A phase or task no longer depends on another (the subject).",
+        _DEPENDENCY,
+        _FROM_CHANGE_SET,
+    ),
+    # --- pages ---
+    "page.created": _kind(
+        "page",
+        "A page was added to an initiative's tree.",
+        {"title": "its title", "parent_page_id": "the page it is under (null: the root)"},
+        _FROM_CHANGE_SET,
+    ),
+    "page.updated": _kind("page", "A page's title or content changed.", _FIELDS, _FROM_CHANGE_SET),
+    "page.moved": _kind(
+        "page",
+        "A page moved in its initiative's tree: under another page, or to another place "
+        "among its siblings.",
+        {
+            "from_parent_page_id": "the page it was under",
+            "parent_page_id": "the page it is under",
+            "from_sort_order": "its place before",
+            "sort_order": "its place now",
+        },
+        _FROM_CHANGE_SET,
+    ),
+    "page.deleted": _kind(
+        "page",
+        "A page was deleted, with the pages under it.",
+        {"title": "its title", "page_ids": "the pages deleted with it"},
+        _FROM_CHANGE_SET,
+    ),
+    # --- projects ---
+    "project.created": _kind(
+        "project",
+        "A project (git repository) was registered.",
+        {"name": "its name", "url": "its URL"},
+    ),
+    "project.updated": _kind("project", "A project's fields changed.", _FIELDS),
+    "project.fetched": _kind("project", "A project's repository was fetched."),
+    "project.deleted": _kind(
+        "project",
+        "A project was deleted, and unlinked from its initiatives.",
+        {"name": "its name", "initiative_ids": "the initiatives that used it"},
+    ),
+    # --- agents ---
+    "agent.registered": _kind(
+        "agent",
+        "An agent was registered.",
+        {
+            "name": "its name",
+            "task_id": "its task (or null)",
+            "account_id": "the account claimed for it (or null)",
+        },
+    ),
+    "agent.status_changed": _kind("agent", "An agent's status changed.", _FROM_TO),
+    "agent.dismissed": _kind("agent", "A person dismissed an agent from the working views."),
+    "agent.updated": _kind(
+        "agent", "An agent's name, placement, account or mode changed.", _FIELDS
+    ),
+    "agent.deleted": _kind(
+        "agent",
+        "An agent was deleted, with its proposals and questions (its log stays).",
+        {"name": "its name"},
+    ),
+    "agent.log_deleted": _kind(
+        "agent", "An agent's whole log was deleted.", {"chunks": "how many chunks"}
+    ),
+    # --- accounts ---
+    "account.created": _kind(
+        "account",
+        "A provider account was added to the rotation.",
+        {"provider": "its provider", "email": "its login"},
+    ),
+    "account.updated": _kind(
+        "account",
+        "An account's fields changed (a secret given counts as changed; its value is never "
+        "on the feed).",
+        _FIELDS,
+    ),
+    "account.deleted": _kind(
+        "account", "An account was deleted.", {"provider": "its provider", "email": "its login"}
+    ),
+    "account.claimed": _kind(
+        "account",
+        "An account was claimed (for an agent).",
+        {"provider": "its provider"},
+        {"agent_id": "the agent registered with it"},
+    ),
+    "account.exhausted": _kind(
+        "account", "An account was parked (rate-limited).", {"until": "when it is usable again"}
+    ),
+    "account.released": _kind("account", "A parked account was put back in the rotation."),
+    # --- messages and questions ---
+    "message.sent": _kind(
+        "message",
+        "A message was sent.",
+        {
+            "recipient_type": "user or agent",
+            "recipient_id": "the agent (null: a person)",
+            "parent_id": "the message it replies to (or null)",
+        },
+    ),
+    "message.read": _kind("message", "A pending message was marked read."),
+    "message.updated": _kind("message", "A message was edited.", _FIELDS),
+    "message.deleted": _kind(
+        "message",
+        "A message was deleted, with its replies.",
+        {"reply_ids": "the replies deleted with it"},
+    ),
+    "question.asked": _kind(
+        "conversation",
+        "An agent asked another agent a question.",
+        {"from_agent_id": "who asks", "to_agent_id": "who is asked"},
+    ),
+    "question.answered": _kind(
+        "conversation",
+        "A question was answered.",
+        {"from_agent_id": "who asked", "to_agent_id": "who answered"},
+    ),
+    "question.updated": _kind(
+        "conversation", "A question, or who asks whom about what, was edited.", _FIELDS
+    ),
+    "question.deleted": _kind(
+        "conversation",
+        "A question was deleted.",
+        {"from_agent_id": "who asked", "to_agent_id": "who was asked"},
+    ),
+    # --- proposals and change sets ---
+    "proposal.created": _kind(
+        "proposal",
+        "An agent proposed a change.",
+        {"target_type": "page, phase or task", "target_id": "the record it changes (null: new)"},
+    ),
+    "proposal.updated": _kind("proposal", "A pending proposal was edited.", _FIELDS),
+    "proposal.accepted": _kind(
+        "proposal",
+        "A person accepted a proposal; the records it created or changed each have their "
+        "own event, with the same change_set_id.",
+        {CHANGE_SET_ID: "the change set that records what the accept did"},
+    ),
+    "proposal.reopened": _kind(
+        "proposal",
+        "An accepted proposal is pending again: its change set was reverted.",
+        {CHANGE_SET_ID: "the change set reverted", REVERTED: "true"},
+    ),
+    "proposal.dismissed": _kind("proposal", "A person dismissed a proposal."),
+    "proposal.deleted": _kind(
+        "proposal",
+        "A proposal was deleted (a change set that accepted it stays).",
+        {"target_type": "page, phase or task", "target_id": "the record it changed (or null)"},
+    ),
+    "change_set.reverted": _kind(
+        "change_set",
+        "A change set was reverted; each record it put back has its own event, with this "
+        "change_set_id.",
+        {
+            "proposal_id": "the proposal it accepted (or null)",
+            "chat_session_id": "the chat session it was made in (or null)",
+        },
+    ),
+    # --- review comments ---
+    "review_comment.created": _kind(
+        "review_comment", "A review comment was added to a phase's diff.", _COMMENT
+    ),
+    "review_comment.updated": _kind(
+        "review_comment", "A review comment was edited.", {**_COMMENT, **_FIELDS}
+    ),
+    "review_comment.resolved": _kind("review_comment", "A review comment was resolved.", _COMMENT),
+    "review_comment.unresolved": _kind(
+        "review_comment", "A resolved review comment was reopened.", _COMMENT
+    ),
+    "review_comment.deleted": _kind("review_comment", "A review comment was deleted.", _COMMENT),
+    # --- chat ---
+    "chat.opened": _kind(
+        "chat_session",
+        "A chat session was opened on a phase or task.",
+        {
+            "target_type": "phase or task",
+            "target_id": "the phase or task",
+            "agent_id": "the agent in the session (or null)",
+        },
+    ),
+    "chat.updated": _kind("chat_session", "A chat session's agent changed.", _FIELDS),
+    "chat.message_posted": _kind(
+        "chat_message",
+        "A message was posted in a chat session.",
+        {
+            "chat_session_id": "the session",
+            "role": "user, assistant or system",
+            CHANGE_SET_ID: "the change set an assistant's message applied (or null)",
+        },
+    ),
+    "chat.closed": _kind(
+        "chat_session",
+        "A chat session was closed.",
+        {"target_type": "phase or task", "target_id": "the phase or task"},
+    ),
+    "chat.deleted": _kind(
+        "chat_session",
+        "A chat session was deleted, with its messages.",
+        {
+            "target_type": "phase or task",
+            "target_id": "the phase or task",
+            "messages": "how many messages went with it",
+        },
+    ),
+    "chat.message_deleted": _kind(
+        "chat_message",
+        "A message was deleted from a chat session.",
+        {"chat_session_id": "the session"},
+    ),
 }
 
 #: The longest a reader may wait for new events in one call.
@@ -74,10 +378,10 @@ def event_record(
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Record an event in the caller's transaction, made by the actor the door named
-    (``core.actors.current_actor``). An unknown kind is a programming error
-    (``LookupError``): every kind is listed in ``EVENT_KINDS``."""
-    if kind not in EVENT_KINDS:
-        raise LookupError(f"Unknown event kind {kind!r}; add it to core.events.EVENT_KINDS.")
+    (``core.actors.current_actor``). An unknown kind, or a subject or ``data`` keys its
+    kind does not list, is a programming error (``LookupError``): every kind is listed
+    in ``EVENT_KINDS`` with what it carries."""
+    check_event(kind, subject_type, data or {})
     with transaction.atomic():
         return events.append(
             kind=kind,
@@ -86,6 +390,25 @@ def event_record(
             initiative_id=initiative_id,
             data=data,
             actor=current_actor().as_fields(),
+        )
+
+
+def check_event(kind: str, subject_type: str, data: Mapping[str, Any]) -> None:
+    """Refuse (``LookupError``) an event its kind does not describe: an unknown kind,
+    another subject, a ``data`` key missing or not listed."""
+    spec = EVENT_KINDS.get(kind)
+    if spec is None:
+        raise LookupError(f"Unknown event kind {kind!r}; add it to core.events.EVENT_KINDS.")
+    if subject_type not in spec.subject:
+        raise LookupError(
+            f"An event {kind!r} is about a {' or '.join(spec.subject)}, not a {subject_type!r}."
+        )
+    missing = sorted(set(spec.data) - set(data))
+    unknown = sorted(set(data) - set(spec.data) - set(spec.optional))
+    if missing or unknown:
+        raise LookupError(
+            f"The data of an event {kind!r} lacks {missing} or has unlisted keys {unknown}; "
+            "change the event or its entry in core.events.EVENT_KINDS."
         )
 
 

@@ -294,15 +294,15 @@ def _resolve(request: HttpRequest, comment: ReviewComment) -> str:
 
 
 def _unresolve(request: HttpRequest, comment: ReviewComment) -> str:
-    comments.unresolve(comment.pk)
+    services.review_comment_unresolve(comment_id=comment.pk)
     return f"Reopened “{comment}”: it is unresolved again."
 
 
 @admin.register(ReviewComment)
 class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
-    """Added through ``review_comment_create`` and changed through the repository's
-    ``update`` (one-line file path, line number of at least 1, …); resolved and
-    reopened through the button on its page and the actions."""
+    """Added through ``review_comment_create`` and changed through
+    ``review_comment_update`` (one-line file path, line number of at least 1, …);
+    resolved and reopened through the button on its page and the actions."""
 
     repository = comments
     list_display = ("location", "line", "short_body", "author", "resolved", "phase")
@@ -331,7 +331,9 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
         service_action(
             services.review_comment_resolve, id_argument="comment_id", description="Resolve"
         ),
-        service_action(comments.unresolve, id_argument="id", description="Unresolve"),
+        service_action(
+            services.review_comment_unresolve, id_argument="comment_id", description="Unresolve"
+        ),
     )
 
     @admin.display(description="where", ordering="file_path")
@@ -355,9 +357,11 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
         return ("resolved", "phase", "location", "line") if obj else ("resolved",)
 
     def write(self, form) -> ReviewComment:
-        if not form.instance._state.adding:
-            return cast(ReviewComment, super().write(form))
         data = form.cleaned_data
+        if not form.instance._state.adding:
+            editable = {"file_path", "line_number", "line_type", "body", "author"}
+            changes = {name: data[name] for name in form.changed_data if name in editable}
+            return services.review_comment_update(comment_id=form.instance.pk, **changes)
         return services.review_comment_create(
             phase_id=data["phase"].pk,
             file_path=data["file_path"],
@@ -394,8 +398,9 @@ def with_target_names(queryset: models.QuerySet, *, prefix: str = "", name: str 
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(RepositoryAdmin):
-    """Opened through ``create_session`` (a target of the initiative, at most one active
-    session per target); only its agent is edited; closed through the action."""
+    """Opened through ``chat_session_create`` (a target of the initiative, at most one
+    active session per target); only its agent is edited (``chat_session_update``);
+    closed through the action."""
 
     repository = sessions
     list_display = ("__str__", "status", "initiative", "agent", "created_at")
@@ -424,9 +429,13 @@ class ChatSessionAdmin(RepositoryAdmin):
     def write(self, form) -> ChatSession:
         data = form.cleaned_data
         if not form.instance._state.adding:
-            changes = {name: data[name] for name in form.changed_data if name == "agent"}
-            return sessions.update_session(form.instance.pk, **changes)
-        return sessions.create_session(
+            if "agent" not in form.changed_data:
+                return sessions.get(form.instance.pk)
+            return services.chat_session_update(
+                session_id=form.instance.pk,
+                agent_id=data["agent"].pk if data.get("agent") else None,
+            )
+        return services.chat_session_create(
             target_type=data["target_type"],
             target_id=data["target_id"],
             initiative_id=data["initiative"].pk,

@@ -1,7 +1,8 @@
 """The API router of the ``reviews`` app: proposals, change sets, phase review and chat.
 
-Handlers only parse, call a repository or service, and return a schema; every refusal
-is a domain error that ``cw_project.errors`` turns into the ``ErrorOut`` shape. The
+Handlers only parse, call a service (or read through a repository), and return a
+schema; every refusal is a domain error that ``cw_project.errors`` turns into the
+``ErrorOut`` shape. The
 people's gates (accepting or dismissing proposals, requesting changes) pass the
 request's actor to the service, which refuses a tool's token (403 ``person_required``).
 """
@@ -218,7 +219,7 @@ def create_review_comment(request: HttpRequest, phase_id: Id, payload: ReviewCom
     summary="Edit a review comment",
 )
 def update_review_comment(request: HttpRequest, comment_id: Id, payload: ReviewCommentPatch) -> Any:
-    return review_comments.update_body(comment_id, payload.body)
+    return services.review_comment_update(comment_id=comment_id, body=payload.body)
 
 
 @router.post(
@@ -238,7 +239,7 @@ def resolve_review_comment(request: HttpRequest, comment_id: Id) -> Any:
     summary="Reopen a review comment",
 )
 def unresolve_review_comment(request: HttpRequest, comment_id: Id) -> Any:
-    return review_comments.unresolve(comment_id)
+    return services.review_comment_unresolve(comment_id=comment_id)
 
 
 @router.delete(
@@ -248,8 +249,7 @@ def unresolve_review_comment(request: HttpRequest, comment_id: Id) -> Any:
     summary="Delete a review comment",
 )
 def delete_review_comment(request: HttpRequest, comment_id: Id) -> Status:
-    if not review_comments.delete(comment_id):
-        raise review_comments.not_found(comment_id)
+    services.review_comment_delete(comment_id=comment_id)
     return Status(HTTPStatus.NO_CONTENT, None)
 
 

@@ -268,18 +268,11 @@ class AccountRepository(Repository[Account]):
         account that is not parked stays as it is, but its ``updated_at`` moves."""
         return self._transition(self.get(id), is_exhausted=False, exhausted_until=None)
 
-    def clear_expired_exhaustion(self) -> int:
-        """Release every exhausted account whose ``exhausted_until`` has passed.
-
-        Returns how many were released. Accounts exhausted with no ``exhausted_until``
-        are left parked (see the class docstring).
-        """
-        return len(self.release_expired())
-
     def release_expired(self) -> list[str]:
         """Release every exhausted account whose ``exhausted_until`` has passed and return
-        their ids (so a service can record an event for each). Two queries; the rows are
-        locked between them on PostgreSQL."""
+        their ids, for ``account_clear_expired_exhaustion`` to record an event for each
+        (accounts exhausted with no ``exhausted_until`` are left parked). Two queries; the
+        rows are locked between them on PostgreSQL."""
         expired = Account.objects.filter(is_exhausted=True, exhausted_until__lte=timezone.now())
         with transaction.atomic():
             ids = list(expired.select_for_update().order_by("pk").values_list("pk", flat=True))

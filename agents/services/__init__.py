@@ -11,6 +11,7 @@ from agents.services.accounts import (
     account_claim,
     account_clear_expired_exhaustion,
     account_create,
+    account_delete,
     account_mark_exhausted,
     account_release,
     account_report_exhausted,
@@ -23,6 +24,7 @@ from agents.services.accounts import (
 from agents.services.agents import (
     ALLOWED_FROM,
     DISMISSIBLE_FROM,
+    agent_delete,
     agent_dismiss,
     agent_mark_crashed,
     agent_mark_idle,
@@ -30,11 +32,14 @@ from agents.services.agents import (
     agent_mark_stopped,
     agent_mark_waiting,
     agent_register,
+    agent_update,
 )
 from agents.services.conversations import (
     conversation_answer,
     conversation_ask,
+    conversation_delete,
     conversation_list_pending,
+    conversation_update,
 )
 from agents.services.logs import (
     MAX_LOG_BATCH,
@@ -44,7 +49,13 @@ from agents.services.logs import (
     agent_log_prune,
     check_log_batch_size,
 )
-from agents.services.messages import message_mark_read, message_reply, message_send
+from agents.services.messages import (
+    message_delete,
+    message_mark_read,
+    message_reply,
+    message_send,
+    message_update,
+)
 
 __all__ = [
     "ALLOWED_FROM",
@@ -54,11 +65,13 @@ __all__ = [
     "account_claim",
     "account_clear_expired_exhaustion",
     "account_create",
+    "account_delete",
     "account_mark_exhausted",
     "account_release",
     "account_report_exhausted",
     "account_rotate_secrets",
     "account_update",
+    "agent_delete",
     "agent_dismiss",
     "agent_log_append",
     "agent_log_delete",
@@ -70,14 +83,19 @@ __all__ = [
     "agent_mark_stopped",
     "agent_mark_waiting",
     "agent_register",
+    "agent_update",
     "check_log_batch_size",
     "claim_next_account",
     "conversation_answer",
     "conversation_ask",
+    "conversation_delete",
     "conversation_list_pending",
+    "conversation_update",
+    "message_delete",
     "message_mark_read",
     "message_reply",
     "message_send",
+    "message_update",
     "record_account_claimed",
     "validate_account_fields",
 ]

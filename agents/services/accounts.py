@@ -1,8 +1,9 @@
 """What may happen to provider accounts: added, changed, claimed, parked and released.
 
 Keyword-only functions, each one transaction, raising ``core.errors`` domain errors
-with stable codes. Every door (the API, the admin, commands) adds and changes accounts
-through ``account_create`` / ``account_update``. Secrets (``config_json``,
+with stable codes and recording their ``account.*`` events. Every door (the API, the
+admin, commands) adds, changes and deletes accounts through ``account_create`` /
+``account_update`` / ``account_delete``. Secrets (``config_json``,
 ``credentials``) are validated as JSON text here and encrypted by the model field;
 nothing here returns them except a claim.
 """
@@ -74,18 +75,69 @@ def account_create(
         "sort_order": sort_order,
     }
     validate_account_fields(fields)
-    return accounts.create(**fields)
+    account = accounts.create(**fields)
+    _record_account("account.created", account)
+    return account
 
 
 @transaction.atomic
 def account_update(*, account_id: str, **changes: Unpack[AccountChanges]) -> Account:
     """Change the fields given (``None`` clears a secret); others stay as they are.
+    Records ``account.updated`` naming the fields that changed (nothing when none did);
+    a secret given counts as changed unless it clears one that was not set (secrets are
+    never decrypted to be compared).
 
     Exhaustion and ``last_used_at`` are not fields a person edits: the repository
     refuses them (``invalid_field``), like any unknown name.
     """
     validate_account_fields(dict(changes))
-    return accounts.update(account_id, **changes)
+    accounts.check_update_fields(changes)
+    before = _lock(account_id)
+    was_set = {
+        "config_json": before.config_is_set,  # type: ignore[attr-defined]
+        "credentials": before.credentials_are_set,  # type: ignore[attr-defined]
+    }
+
+    def differs(name: str, value: Any) -> bool:
+        if name in SECRET_FIELDS:
+            # Never decrypted to be compared: a secret given is a change, unless it
+            # clears one that was not set.
+            return value is not None or was_set[name]
+        return bool(getattr(before, name) != value)
+
+    fields = [name for name, value in changes.items() if differs(name, value)]
+    if not fields:
+        return before
+    account = accounts.update(account_id, **changes)
+    event_record(
+        "account.updated", subject_type="account", subject_id=account.pk, data={"fields": fields}
+    )
+    return account
+
+
+@transaction.atomic
+def account_delete(*, account_id: str) -> None:
+    """Delete an account (``account_not_found`` when there is none); its agents keep
+    their records without it. Records ``account.deleted``."""
+    account = _lock(account_id)
+    accounts.delete(account.pk)
+    _record_account("account.deleted", account)
+
+
+def _lock(account_id: str) -> Account:
+    """Lock an account's row and read it without its secrets (nothing is decrypted);
+    ``account_not_found`` when there is none."""
+    accounts.lock_many([account_id])
+    return accounts.get(account_id)
+
+
+def _record_account(kind: str, account: Account) -> None:
+    event_record(
+        kind,
+        subject_type="account",
+        subject_id=account.pk,
+        data={"provider": account.provider, "email": account.email},
+    )
 
 
 @transaction.atomic
@@ -198,9 +250,11 @@ def account_report_exhausted(*, account_id: str, until: datetime) -> Account:
 @transaction.atomic
 def account_release(*, account_id: str) -> Account:
     """Put a parked (exhausted) account back in the rotation now; records
-    ``account.released``."""
+    ``account.released`` (nothing for an account that was not parked)."""
+    was_parked = _lock(account_id).is_exhausted
     account = accounts.release(account_id)
-    event_record("account.released", subject_type="account", subject_id=account.pk)
+    if was_parked:
+        event_record("account.released", subject_type="account", subject_id=account.pk)
     return account
 
 

@@ -14,16 +14,27 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from typing_extensions import Unpack
 
 from agents.models import Account, Agent, AgentStatus
-from agents.repositories import AgentRepository, AgentRuntime
+from agents.repositories import AccountRepository, AgentChanges, AgentRepository, AgentRuntime
 from agents.services.accounts import claim_next_account, record_account_claimed
-from core.errors import Conflict, TransitionNotAllowed
+from core.errors import Conflict, InvalidInput, TransitionNotAllowed
 from core.events import event_record
 from core.repositories import TaskRepository
+from core.services.feed import RecordFeed, apply_update, record_all, snapshot
 
 agents = AgentRepository()
 tasks = TaskRepository()
+
+#: An agent's edits and deletion on the feed (its registration is ``agent.registered``).
+AGENTS = RecordFeed("agent", deleted_data=lambda values: {"name": values["name"]})
+#: What an edit may change: the agent's name, placement, account, mode and output file.
+#: Its status and what its process reports move through the lifecycle, below.
+EDITABLE = frozenset(
+    {"name", "task_id", "initiative_id", "account_id", "worktree_id", "provider", "mode",
+     "output_file_path"}
+)  # fmt: skip
 
 #: For each status, the statuses an agent may move to it from.
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
@@ -52,15 +63,30 @@ def agent_register(
     task_id: str | None = None,
     initiative_id: str | None = None,
     claim_account: bool = False,
+    account_id: str | None = None,
+    output_file_path: str | None = None,
 ) -> tuple[Agent, Account | None]:
     """Register an agent (``idle``; a name such as ``brave-otter`` is generated when none
     is given), optionally bound to a task (its initiative is the task's unless given)
-    and to an account of ``provider`` claimed in the same transaction.
+    and to an account: one of ``provider`` claimed in the same transaction, or the one
+    ``account_id`` names (a person's choice in the admin; not claimed). Asking for both
+    is ``invalid_field``.
 
     Records ``agent.registered`` (and ``account.claimed``). Nothing is written when the
     task does not exist or no account is available (409 ``no_account_available``).
     """
+    if claim_account and account_id is not None:
+        raise InvalidInput(
+            "An agent either claims an account or is given one (account_id), not both.",
+            code="invalid_field",
+            details={"fields": ["account_id"]},
+        )
     fields: dict[str, Any] = {"worktree_id": worktree_id, "provider": provider}
+    if output_file_path is not None:
+        fields["output_file_path"] = output_file_path
+    if account_id is not None:
+        AccountRepository().require(account_id)
+        fields["account_id"] = account_id
     if name:
         fields["name"] = name
     if mode is not None:
@@ -90,6 +116,33 @@ def agent_register(
     if account is not None:
         record_account_claimed(account, agent_id=agent.pk)
     return agent, account
+
+
+@transaction.atomic
+def agent_update(*, agent_id: str, **changes: Unpack[AgentChanges]) -> Agent:
+    """Change an agent's name, task, initiative, account, worktree, provider, mode or
+    output file; records ``agent.updated`` with the fields that changed (nothing when
+    none did). Its status and runtime move through the lifecycle: another field is
+    ``invalid_field``."""
+    refused = sorted(set(changes) - EDITABLE)
+    if refused:
+        raise InvalidInput(
+            f"An agent's {', '.join(refused)} change only through its lifecycle.",
+            code="invalid_field",
+            details={"fields": refused},
+        )
+    return apply_update(AGENTS, agents, agents.get_for_update(agent_id), changes)
+
+
+@transaction.atomic
+def agent_delete(*, agent_id: str) -> None:
+    """Delete an agent (``agent_not_found`` when there is none) with its proposals and
+    conversations; its log stays (it names the agent, not a foreign key). Records
+    ``agent.deleted``."""
+    agent = agents.get_for_update(agent_id)
+    events = AGENTS.deleted(snapshot(agent))
+    agents.delete(agent.pk)
+    record_all(events)
 
 
 def _move(agent_id: str, target: str, runtime: AgentRuntime) -> Agent:

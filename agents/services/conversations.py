@@ -5,14 +5,26 @@ a bounded time for one to arrive."""
 import time
 
 from django.db import transaction
+from typing_extensions import Unpack
 
 from agents.models import Conversation
-from agents.repositories import AgentRepository, ConversationRepository
+from agents.repositories import AgentRepository, ConversationChanges, ConversationRepository
 from core.errors import InvalidInput
 from core.events import MAX_WAIT_SECONDS, POLL_INTERVAL_SECONDS, event_record
+from core.services.feed import RecordFeed, apply_update, record_all, snapshot
 
 agents = AgentRepository()
 conversations = ConversationRepository()
+
+#: A question's edits and deletion on the feed (``question.updated`` / ``.deleted``).
+QUESTIONS = RecordFeed(
+    "conversation",
+    prefix="question",
+    deleted_data=lambda values: {
+        "from_agent_id": values["from_agent_id"],
+        "to_agent_id": values["to_agent_id"],
+    },
+)
 
 
 @transaction.atomic
@@ -64,6 +76,27 @@ def conversation_answer(*, conversation_id: str, answer: str) -> Conversation:
         },
     )
     return conversation
+
+
+@transaction.atomic
+def conversation_update(
+    *, conversation_id: str, **changes: Unpack[ConversationChanges]
+) -> Conversation:
+    """Change who asks whom, the question or what it is about (never the answer, which
+    ``conversation_answer`` gives once); records ``question.updated`` with the fields
+    that changed (nothing when none did)."""
+    conversation = conversations.get_for_update(conversation_id)
+    return apply_update(QUESTIONS, conversations, conversation, changes)
+
+
+@transaction.atomic
+def conversation_delete(*, conversation_id: str) -> None:
+    """Delete a question (``conversation_not_found`` when there is none); records
+    ``question.deleted``."""
+    conversation = conversations.get_for_update(conversation_id)
+    events = QUESTIONS.deleted(snapshot(conversation))
+    conversations.delete(conversation.pk)
+    record_all(events)
 
 
 def conversation_list_pending(*, agent_id: str, wait: float = 0) -> list[Conversation]:

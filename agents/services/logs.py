@@ -1,7 +1,10 @@
 """What may happen to an agent's log: batches of JSONL chunks appended, the log deleted,
 old chunks pruned.
 
-Logs are output, not state changes: appending records no event.
+Logs are output, not state changes: appending chunks and pruning old ones record no
+event (the one exception to "every change is on the feed", ``docs/decisions.md``: an
+agent's ``agent.status_changed`` says it runs, and its log is read forward by its own
+cursor). Deleting an agent's whole log is a person's decision: ``agent.log_deleted``.
 """
 
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ from agents.repositories import (
     LogChunkRow,
 )
 from core.errors import InvalidInput
+from core.events import event_record
 
 agents = AgentRepository()
 logs = LogChunkRepository()
@@ -73,9 +77,19 @@ def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
 
 @transaction.atomic
 def agent_log_delete(*, agent_id: str) -> int:
-    """Delete an agent's whole log (the agent must exist); returns how many chunks."""
-    agents.require(agent_id)
-    return logs.delete_by_agent_id(agent_id)
+    """Delete an agent's whole log (the agent must exist); returns how many chunks.
+    Records ``agent.log_deleted`` (nothing when the log was empty)."""
+    agent = agents.get(agent_id)
+    deleted = logs.delete_by_agent_id(agent_id)
+    if deleted:
+        event_record(
+            "agent.log_deleted",
+            subject_type="agent",
+            subject_id=agent.pk,
+            initiative_id=agent.initiative_id,
+            data={"chunks": deleted},
+        )
+    return deleted
 
 
 def agent_log_iter(

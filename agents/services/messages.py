@@ -6,16 +6,34 @@ response" (``MessageRepository.unanswered``). Answering a message addressed to a
 is a person's gate (``require_person``).
 """
 
-from django.db import transaction
+from typing import Any
 
-from agents.models import Message, MessageType, ParticipantType
-from agents.repositories import AgentRepository, MessageRepository
+from django.db import transaction
+from typing_extensions import Unpack
+
+from agents.models import Message, MessageStatus, MessageType, ParticipantType
+from agents.repositories import AgentRepository, MessageChanges, MessageRepository
 from core.actors import Actor, require_person
 from core.errors import InvalidInput
 from core.events import event_record
+from core.services.feed import RecordFeed, apply_update, record_all, snapshot
 
 agents = AgentRepository()
 messages = MessageRepository()
+
+
+def _reply_ids(values: Any) -> dict[str, Any]:
+    """The replies a message's delete takes along, at every depth, oldest first."""
+    found: list[str] = []
+    level = [values["id"]]
+    while level:
+        level = [reply.pk for pk in level for reply in messages.find_replies(pk)]
+        found.extend(level)
+    return {"reply_ids": found}
+
+
+#: A message's edits and deletion on the feed (its sending is ``message.sent``).
+MESSAGES = RecordFeed("message", deleted_data=_reply_ids, initiative_column=None)
 
 
 def _check_participant(role: str, kind: str, participant_id: str | None) -> None:
@@ -57,11 +75,16 @@ def message_send(
     recipient_id: str | None = None,
     type: str = MessageType.INFO,
     requires_response: bool = False,
+    parent_message_id: str | None = None,
 ) -> Message:
-    """Send a message (pending); records ``message.sent``. Blank content is
-    ``empty_content``; an agent participant that does not exist is ``agent_not_found``."""
+    """Send a message (pending), in a thread under ``parent_message_id`` when given
+    (``message_not_found`` when there is no such message; a reply that answers it is
+    ``message_reply``); records ``message.sent``. Blank content is ``empty_content``; an
+    agent participant that does not exist is ``agent_not_found``."""
     _check_participant("sender", sender_type, sender_id)
     _check_participant("recipient", recipient_type, recipient_id)
+    if parent_message_id is not None:
+        messages.require(parent_message_id)
     message = messages.create(
         sender_type=sender_type,
         sender_id=sender_id,
@@ -70,6 +93,7 @@ def message_send(
         type=type,
         content=content,
         requires_response=requires_response,
+        parent_message_id=parent_message_id,
     )
     _record_sent(message)
     return message
@@ -110,6 +134,29 @@ def message_reply(
 
 
 @transaction.atomic
+def message_update(*, message_id: str, **changes: Unpack[MessageChanges]) -> Message:
+    """Change a message's fields (its status moves only by reading and replying: it is
+    ``invalid_field`` here); records ``message.updated`` with the fields that changed
+    (nothing when none did)."""
+    return apply_update(MESSAGES, messages, messages.get_for_update(message_id), changes)
+
+
+@transaction.atomic
+def message_delete(*, message_id: str) -> None:
+    """Delete a message with its replies (``message_not_found`` when there is none);
+    records ``message.deleted`` naming the replies that went with it."""
+    message = messages.get_for_update(message_id)
+    events = MESSAGES.deleted(snapshot(message))
+    messages.delete(message.pk)
+    record_all(events)
+
+
+@transaction.atomic
 def message_mark_read(*, message_id: str) -> Message:
-    """Mark a pending message read (one already read or responded to stays as it is)."""
-    return messages.mark_read(message_id)
+    """Mark a pending message read (one already read or responded to stays as it is);
+    records ``message.read`` when it was pending."""
+    was_pending = messages.get_for_update(message_id).status == MessageStatus.PENDING
+    message = messages.mark_read(message_id)
+    if was_pending and message.status == MessageStatus.READ:
+        event_record("message.read", subject_type="message", subject_id=message.pk)
+    return message

@@ -81,7 +81,7 @@ class EventPageOut(Schema):
     )
 
 
-_KIND_LIST = "\n".join(f"- `{kind}`: {meaning}" for kind, meaning in EVENT_KINDS.items())
+_KIND_LIST = "\n".join(f"- `{kind}`: {spec.describe()}" for kind, spec in EVENT_KINDS.items())
 
 
 @router.get(

@@ -236,6 +236,13 @@ class Repository(Generic[M]):
             current = manager.filter(pk=current).values_list(parent_attname, flat=True).first()
         return seen
 
+    def check_update_fields(self, fields: Iterable[str]) -> None:
+        """Refuse the names an update may not set (``invalid_field``): unknown ones,
+        ids and bookkeeping, and the fields only the lifecycle services change. A
+        service that finds an update would change nothing checks this before skipping
+        the write, so a forbidden field is refused either way."""
+        self._check_field_names(dict.fromkeys(fields), action="update")
+
     # --- protected writes ------------------------------------------------------------
 
     def _create(self, **fields: Any) -> M:

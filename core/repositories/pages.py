@@ -150,5 +150,19 @@ class PageRepository(RevertibleRecords[Page], Repository[Page]):
                 raise
             return page
 
+    def descendant_ids(self, page_id: str) -> list[str]:
+        """The ids of the pages under the page at every depth (one query per level)."""
+        found: list[str] = []
+        level = [page_id]
+        while level:
+            level = list(
+                self.model._default_manager.filter(parent_page_id__in=level)
+                .exclude(pk__in=[page_id, *found])
+                .order_by("sort_order", "created_at", "id")
+                .values_list("pk", flat=True)
+            )
+            found.extend(level)
+        return found
+
     def find_by_parent_page_id(self, parent_page_id: str) -> list[Page]:
         return list(self.queryset().filter(parent_page_id=parent_page_id))

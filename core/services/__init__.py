@@ -34,6 +34,9 @@ from core.services.lifecycle import (
 )
 from core.services.plans import (
     initiative_create,
+    initiative_delete,
+    initiative_project_create,
+    initiative_project_delete,
     initiative_set_projects,
     initiative_update,
     page_create,
@@ -62,6 +65,9 @@ __all__ = [
     "initiative_approve",
     "initiative_archive",
     "initiative_create",
+    "initiative_delete",
+    "initiative_project_create",
+    "initiative_project_delete",
     "initiative_set_execution_mode",
     "initiative_set_projects",
     "initiative_update",

@@ -42,6 +42,7 @@ from core.repositories import (
     TaskRepository,
     topological_order,
 )
+from core.services.feed import INITIATIVES, apply_update
 
 initiatives = InitiativeRepository()
 phases = PhaseRepository()
@@ -436,7 +437,11 @@ def initiative_archive(*, initiative_id: str) -> Initiative:
 @transaction.atomic
 def initiative_set_execution_mode(*, initiative_id: str, execution_mode: str) -> Initiative:
     """Switch how the initiative's finished phases are handled (``yolo`` or
-    ``review_per_phase``); an unknown mode is ``invalid_execution_mode``."""
-    return initiatives.update(
-        initiatives.get_for_update(initiative_id), execution_mode=execution_mode
+    ``review_per_phase``); an unknown mode is ``invalid_execution_mode``. Records
+    ``initiative.execution_mode_changed`` (nothing when the mode was already so)."""
+    return apply_update(
+        INITIATIVES,
+        initiatives,
+        initiatives.get_for_update(initiative_id),
+        {"execution_mode": execution_mode},
     )

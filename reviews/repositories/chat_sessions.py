@@ -175,6 +175,23 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
                 change_set_id=change_set_id,
             )
 
+    def delete_session(self, id: str) -> bool:
+        """Delete a session with its messages (a change set it made stays, unlinked);
+        False when there was none."""
+        return self._delete(id)
+
+    def get_message(self, id: str) -> ChatMessage:
+        """A message of any session (``chat_message_not_found`` when there is none)."""
+        return self._messages.get(id)
+
+    def count_messages(self, session_id: str) -> int:
+        """How many messages a session holds."""
+        return self._messages.queryset().filter(chat_session_id=session_id).count()
+
+    def delete_message(self, id: str) -> bool:
+        """Delete one message of a transcript; False when there was none."""
+        return self._messages._delete(id)
+
     @staticmethod
     def closed(id: str) -> Conflict:
         """The refusal of a write that needs an active session."""

@@ -20,11 +20,20 @@ from reviews.services.change_sets import (
     change_set_revert,
     snapshot,
 )
-from reviews.services.chat import chat_message_post, chat_session_close, chat_session_open
+from reviews.services.chat import (
+    chat_message_delete,
+    chat_message_post,
+    chat_session_close,
+    chat_session_create,
+    chat_session_delete,
+    chat_session_open,
+    chat_session_update,
+)
 from reviews.services.proposals import (
     proposal_accept,
     proposal_accept_all,
     proposal_create,
+    proposal_delete,
     proposal_dismiss,
     proposal_dismiss_all,
     proposal_update,
@@ -32,7 +41,10 @@ from reviews.services.proposals import (
 from reviews.services.review import (
     phase_request_changes,
     review_comment_create,
+    review_comment_delete,
     review_comment_resolve,
+    review_comment_unresolve,
+    review_comment_update,
 )
 
 __all__ = [
@@ -40,19 +52,27 @@ __all__ = [
     "ChangeRecorder",
     "ReviewBrief",
     "change_set_revert",
+    "chat_message_delete",
     "chat_message_post",
     "chat_session_close",
+    "chat_session_create",
+    "chat_session_delete",
     "chat_session_open",
+    "chat_session_update",
     "phase_request_changes",
     "phase_review_brief",
     "proposal_accept",
     "proposal_accept_all",
     "proposal_create",
+    "proposal_delete",
     "proposal_dismiss",
     "proposal_dismiss_all",
     "proposal_update",
     "render_brief",
     "review_comment_create",
+    "review_comment_delete",
     "review_comment_resolve",
+    "review_comment_unresolve",
+    "review_comment_update",
     "snapshot",
 ]

@@ -4,15 +4,21 @@ A change set holds, for every record an operation created, updated or deleted, i
 column values before and after (``snapshot``). ``change_set_revert`` puts those values
 back, refusing when anything it would touch changed since.
 
+The feed hears of each record a change set touches, applied or reverted, from one
+function, ``change_set_events``: each entry's table and action give the event (a
+created task is ``task.created``, an added edge ``dependency.added``, …; undone, the
+reverse: ``task.deleted``, ``dependency.removed``, …) with the data the plan services
+give the same kind (``core.services.feed``), plus the change set's id.
+
 The tables a change set may name are listed in ``REGISTRY``, each with the repository
 that writes it and how a revert undoes each action on it. A change set naming any other
 table, or an action its table does not undo, is refused (``change_set_invalid``) before
 anything is written: the revert can never touch a table that is not registered.
 """
 
-import datetime as dt
 from abc import ABC, abstractmethod
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from django.db import models, router, transaction
@@ -20,7 +26,7 @@ from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.utils.dateparse import parse_datetime
 
 from core.errors import Conflict, InvalidInput
-from core.events import event_record
+from core.events import CHANGE_SET_ID, REVERTED, event_record
 from core.models import Page, Phase, Task
 from core.repositories import (
     DependencyRepository,
@@ -28,6 +34,16 @@ from core.repositories import (
     PageRepository,
     PhaseRepository,
     TaskRepository,
+)
+from core.services.feed import (
+    PLAN_FEEDS,
+    DependencyFeed,
+    PendingEvent,
+    RecordFeed,
+    Split,
+    Values,
+    record_all,
+    snapshot,
 )
 from reviews.models import (
     ChangeAction,
@@ -37,6 +53,7 @@ from reviews.models import (
     ChatSession,
     ChatTargetType,
     Proposal,
+    ProposalStatus,
 )
 from reviews.repositories import ChangeSetRepository, ChatSessionRepository, ProposalRepository
 
@@ -48,18 +65,7 @@ initiatives = InitiativeRepository()
 Row = tuple[str, str]
 
 
-# --- snapshots: a record's column values, JSON-safe, and back ----------------------------
-
-
-def snapshot(record: models.Model) -> dict[str, Any]:
-    """Every column of ``record`` by column name, as JSON-safe values."""
-    values: dict[str, Any] = {}
-    for field in record._meta.concrete_fields:
-        value = getattr(record, field.attname)
-        if isinstance(value, dt.datetime):
-            value = value.isoformat()
-        values[field.column] = value
-    return values
+# --- snapshots: a record's column values, JSON-safe (``snapshot``), and back --------------
 
 
 def restorable(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +244,75 @@ REGISTRY: dict[str, RevertibleTable] = {
 }
 
 
+def _proposal_status_kind(before: Values, after: Values) -> str:
+    if after["status"] == ProposalStatus.ACCEPTED:
+        return "proposal.accepted"
+    if before["status"] == ProposalStatus.ACCEPTED and after["status"] == ProposalStatus.PENDING:
+        return "proposal.reopened"
+    raise ValueError(f"No event says a proposal went from {before['status']} to {after['status']}.")
+
+
+#: The proposals' events: accepted (its change set's entry, when accepting) and pending
+#: again (that entry undone); an edit names the fields it changed.
+PROPOSALS = RecordFeed(
+    "proposal",
+    created_data=lambda v: {"target_type": v["target_type"], "target_id": v["target_id"]},
+    deleted_data=lambda v: {"target_type": v["target_type"], "target_id": v["target_id"]},
+    splits=(Split(frozenset({"status"}), _proposal_status_kind, lambda before, after: {}),),
+)
+
+#: What the feed says of each table a change set may name (``change_set_events``).
+FEEDS: dict[str, RecordFeed | DependencyFeed] = {
+    **{table: PLAN_FEEDS[table] for table in REGISTRY if table in PLAN_FEEDS},
+    Proposal._meta.db_table: PROPOSALS,
+}
+assert set(FEEDS) == set(REGISTRY), "every table a change set may name has its feed"
+
+#: What undoing each action does: a create is undone by a delete, and so on.
+_UNDONE_BY = {
+    ChangeAction.CREATE: ChangeAction.DELETE,
+    ChangeAction.DELETE: ChangeAction.CREATE,
+    ChangeAction.UPDATE: ChangeAction.UPDATE,
+}
+
+
+def change_set_events(
+    change_set_id: str,
+    entries: Iterable[Mapping[str, Any] | ChangeSetEntry],
+    *,
+    undoing: bool = False,
+) -> list[PendingEvent]:
+    """The events of a change set's entries, in their order: what each did, or with
+    ``undoing`` what undoing it does (a create undone is a delete, a delete undone a
+    create, an update undone the update back), each with ``change_set_id`` in its data
+    (and ``reverted: true`` when undoing).
+
+    Work them out before a revert's writes (a delete's event names what goes with the
+    record, read now) and record them after (``record_all``). One function for every
+    source of change sets: an accepted proposal, a chat edit, a revert of either.
+    """
+    extra: dict[str, Any] = {CHANGE_SET_ID: change_set_id}
+    if undoing:
+        extra[REVERTED] = True
+    events: list[PendingEvent] = []
+    for entry in entries:
+        if isinstance(entry, ChangeSetEntry):
+            table, action, before, after = (
+                entry.entity_type,
+                entry.action,
+                entry.before,
+                entry.after,
+            )
+        else:
+            table, action = entry["entity_type"], entry["action"]
+            before, after = entry["before"], entry["after"]
+        if undoing:
+            action, before, after = _UNDONE_BY[ChangeAction(action)], after, before
+        feed = FEEDS[revertible_table(table, change_set_id=change_set_id).table]
+        events += feed.events(action, before, after, **extra)
+    return events
+
+
 def revertible_table(table: str, *, change_set_id: str | None = None) -> RevertibleTable:
     """The registered table called ``table``; InvalidInput ``change_set_invalid`` when a
     change set names one that is not registered."""
@@ -318,7 +393,9 @@ class ChangeRecorder:
 
 @transaction.atomic
 def change_set_revert(*, change_set_id: str) -> ChangeSet:
-    """Restore exactly the values before a change set (deleting what it created).
+    """Restore exactly the values before a change set (deleting what it created);
+    records what undoing each entry did (``change_set_events``), then
+    ``change_set.reverted``.
 
     Refused, with nothing written, when the change set is already reverted, names a
     table or an action the registry does not undo (``change_set_invalid``), or when a
@@ -349,12 +426,19 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
         current.update({(table_name, pk): state for pk, state in states.items()})
 
     _refuse_if_stale(change_set_id, entries, current)
-    for entry in entries:
-        table = REGISTRY[entry.entity_type]
-        if current[(entry.entity_type, entry.entity_id)] is None and _vanished_ok(table):
-            continue
-        table.undo(entry)
+    undone = [
+        entry
+        for entry in entries
+        if not (
+            current[(entry.entity_type, entry.entity_id)] is None
+            and _vanished_ok(REGISTRY[entry.entity_type])
+        )
+    ]
+    events = change_set_events(change_set_id, undone, undoing=True)
+    for entry in undone:
+        REGISTRY[entry.entity_type].undo(entry)
     reverted = change_sets.mark_reverted(change_set_id)
+    record_all(events)
     event_record(
         "change_set.reverted",
         subject_type="change_set",

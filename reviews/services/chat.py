@@ -40,12 +40,7 @@ def chat_session_open(
     if active is not None:
         return active, False
     try:
-        session = sessions.create_session(
-            target_type=target_type,
-            target_id=target_id,
-            initiative_id=initiative_id,
-            agent_id=agent_id,
-        )
+        session = _create(target_type, target_id, initiative_id, agent_id)
     except Conflict as error:
         # Another caller opened it since we looked: theirs is the one active session.
         if error.code != "chat_session_already_active":
@@ -54,6 +49,45 @@ def chat_session_open(
         if active is None:
             raise
         return active, False
+    return session, True
+
+
+@transaction.atomic
+def chat_session_create(
+    *,
+    target_type: str,
+    target_id: str,
+    initiative_id: str | None = None,
+    agent_id: str | None = None,
+) -> ChatSession:
+    """Open a session on a phase or task that has no active one (a person's add form):
+    where ``chat_session_open`` answers the active session, this refuses it (Conflict
+    ``chat_session_already_active``), and a given ``initiative_id`` must be the
+    target's (``target_not_in_initiative``). Records ``chat.opened``."""
+    check_choice(ChatTargetType, target_type, "target_type")
+    return _create(
+        target_type,
+        target_id,
+        initiative_id or target_initiative_id(target_type, target_id),
+        agent_id,
+    )
+
+
+def _create(
+    target_type: str, target_id: str, initiative_id: str | None, agent_id: str | None
+) -> ChatSession:
+    if initiative_id is None:
+        raise InvalidInput(
+            f"Task '{target_id}' belongs to no initiative: a chat session needs one.",
+            code="chat_target_without_initiative",
+            details={"target_type": target_type, "target_id": str(target_id)},
+        )
+    session = sessions.create_session(
+        target_type=target_type,
+        target_id=target_id,
+        initiative_id=initiative_id,
+        agent_id=agent_id,
+    )
     event_record(
         "chat.opened",
         subject_type="chat_session",
@@ -61,7 +95,25 @@ def chat_session_open(
         initiative_id=initiative_id,
         data={"target_type": target_type, "target_id": target_id, "agent_id": agent_id},
     )
-    return session, True
+    return session
+
+
+@transaction.atomic
+def chat_session_update(*, session_id: str, agent_id: str | None) -> ChatSession:
+    """Put another agent (or none) in a session; records ``chat.updated`` (nothing when
+    it is the agent already there). A missing session or agent is NotFound."""
+    session = sessions.get_for_update(session_id)
+    before = session.agent_id
+    sessions.update_session(session, agent_id=agent_id)
+    if session.agent_id != before:
+        event_record(
+            "chat.updated",
+            subject_type="chat_session",
+            subject_id=session.pk,
+            initiative_id=session.initiative_id,
+            data={"fields": ["agent_id"]},
+        )
+    return session
 
 
 @transaction.atomic
@@ -108,3 +160,39 @@ def chat_session_close(*, session_id: str) -> ChatSession:
         data={"target_type": session.target_type, "target_id": session.target_id},
     )
     return session
+
+
+@transaction.atomic
+def chat_session_delete(*, session_id: str) -> None:
+    """Delete a session with its messages (``chat_session_not_found`` when there is
+    none; a change set it made stays, unlinked); records ``chat.deleted``."""
+    session = sessions.get_for_update(session_id)
+    messages = sessions.count_messages(session.pk)
+    sessions.delete_session(session.pk)
+    event_record(
+        "chat.deleted",
+        subject_type="chat_session",
+        subject_id=session.pk,
+        initiative_id=session.initiative_id,
+        data={
+            "target_type": session.target_type,
+            "target_id": session.target_id,
+            "messages": messages,
+        },
+    )
+
+
+@transaction.atomic
+def chat_message_delete(*, message_id: str) -> None:
+    """Delete one message of a session's transcript (``chat_message_not_found`` when
+    there is none); records ``chat.message_deleted``."""
+    message = sessions.get_message(message_id)
+    initiative_id = sessions.initiative_id_of(message.chat_session_id)
+    sessions.delete_message(message.pk)
+    event_record(
+        "chat.message_deleted",
+        subject_type="chat_message",
+        subject_id=message.pk,
+        initiative_id=initiative_id,
+        data={"chat_session_id": message.chat_session_id},
+    )

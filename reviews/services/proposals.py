@@ -3,7 +3,10 @@
 
 Accepting records a change set holding every record it created or changed, with the
 values before (``change_sets``), so that ``change_set_revert`` can put the database back
-exactly. Every flow takes its locks in one order: initiative, then proposal, then the
+exactly; the feed gets an event for each of those records (``change_set_events``: a
+``task.created``, a ``dependency.added``, …), ending with ``proposal.accepted``.
+
+Every flow takes its locks in one order: initiative, then proposal, then the
 records it applies to (as ``core.services`` does), so an accept and a lifecycle
 transition on the same records wait for each other instead of deadlocking.
 """
@@ -40,6 +43,7 @@ from core.repositories import (
     check_choice,
     require_text,
 )
+from core.services.feed import apply_update, record_all
 from core.tiptap import markdown_to_tiptap_json
 from reviews.models import ChangeSet, ChangeSetSource, Proposal, ProposalStatus, ProposalTargetType
 from reviews.repositories import (
@@ -48,7 +52,7 @@ from reviews.repositories import (
     ProposalChanges,
     ProposalRepository,
 )
-from reviews.services.change_sets import ChangeRecorder, snapshot
+from reviews.services.change_sets import PROPOSALS, ChangeRecorder, change_set_events, snapshot
 
 proposals = ProposalRepository()
 change_sets = ChangeSetRepository()
@@ -97,13 +101,7 @@ def proposal_create(
         metadata=metadata,
         sort_order=sort_order,
     )
-    event_record(
-        "proposal.created",
-        subject_type="proposal",
-        subject_id=proposal.pk,
-        initiative_id=initiative_id,
-        data={"target_type": target_type, "target_id": target_id},
-    )
+    record_all(PROPOSALS.created(snapshot(proposal)))
     return proposal
 
 
@@ -111,7 +109,8 @@ def proposal_create(
 def proposal_update(*, proposal_id: str, **changes: Unpack[ProposalChanges]) -> Proposal:
     """A person edits a pending proposal's title, summary, content, metadata or sort
     order, with the checks of ``proposal_create``; an accepted or dismissed proposal is
-    history (Conflict ``proposal_not_pending``)."""
+    history (Conflict ``proposal_not_pending``). Records ``proposal.updated`` with the
+    fields that changed (nothing when none did)."""
     proposal = _lock_pending(proposal_id)
     if "title" in changes:
         changes["title"] = require_text(changes["title"], "title").strip()
@@ -119,7 +118,19 @@ def proposal_update(*, proposal_id: str, **changes: Unpack[ProposalChanges]) -> 
         _Metadata(
             changes["metadata"], target_type=proposal.target_type, title=proposal.title
         ).check_shape()
-    return proposals.update(proposal, **changes)
+    return apply_update(PROPOSALS, proposals, proposal, changes)
+
+
+@transaction.atomic
+def proposal_delete(*, proposal_id: str) -> None:
+    """Delete a proposal, in any status (``proposal_not_found`` when there is none; a
+    change set that accepted it stays, unlinked, and still reverts); records
+    ``proposal.deleted``."""
+    initiatives.lock_many([proposals.initiative_id_of(proposal_id)])
+    proposal = proposals.get_for_update(proposal_id)
+    events = PROPOSALS.deleted(snapshot(proposal))
+    proposals.delete(proposal.pk)
+    record_all(events)
 
 
 # --- deciding --------------------------------------------------------------------------
@@ -214,13 +225,9 @@ def _accept(proposal: Proposal) -> ChangeSet:
         description=f"Accepted {proposal.target_type} proposal '{proposal.title}'",
         entries=recorder.entries,
     )
-    event_record(
-        "proposal.accepted",
-        subject_type="proposal",
-        subject_id=proposal.pk,
-        initiative_id=proposal.initiative_id,
-        data={"change_set_id": change_set.pk},
-    )
+    # One event per entry, in order; the proposal's own entry (last) is
+    # ``proposal.accepted``.
+    record_all(change_set_events(change_set.pk, recorder.entries))
     return change_set
 
 

@@ -1,5 +1,11 @@
 """Phase review: a person's comments on a phase's diff, and requesting changes, which
-turns them into the agent's next task."""
+turns them into the agent's next task.
+
+Every write records its ``review_comment.*`` event; asking for the state a comment is
+already in (resolving a resolved one, an edit that changes nothing) records none.
+"""
+
+from typing import Any
 
 from django.db import transaction
 from typing_extensions import Unpack
@@ -10,8 +16,13 @@ from core.events import event_record
 from core.models import PhaseStatus, Task, TaskCategory, TaskPriority, TaskType
 from core.repositories import PhaseRepository, TaskRepository
 from core.services import lock_phase_with_initiative, phase_reopen_for_changes
+from core.services.feed import TASKS, changed_columns, record_all, snapshot, unchanged
 from reviews.models import ReviewComment
-from reviews.repositories import ReviewCommentFields, ReviewCommentRepository
+from reviews.repositories import (
+    ReviewCommentChanges,
+    ReviewCommentFields,
+    ReviewCommentRepository,
+)
 from reviews.services.brief import render_brief
 
 tasks = TaskRepository()
@@ -30,14 +41,59 @@ def review_comment_create(**fields: Unpack[ReviewCommentFields]) -> ReviewCommen
 
 
 @transaction.atomic
+def review_comment_update(
+    *, comment_id: str, **changes: Unpack[ReviewCommentChanges]
+) -> ReviewComment:
+    """Change a comment's text, author or place in the diff (the checks of
+    ``review_comment_create``; it stays on its phase) and record
+    ``review_comment.updated`` with the fields that changed (nothing when none did)."""
+    comment = review_comments.get_for_update(comment_id)
+    review_comments.check_update_fields(changes)
+    if unchanged(comment, changes):
+        return comment
+    before = snapshot(comment)
+    review_comments.update(comment, **changes)
+    fields = changed_columns(before, snapshot(comment))
+    if fields:
+        _record_comment("review_comment.updated", comment, fields=fields)
+    return comment
+
+
+@transaction.atomic
 def review_comment_resolve(*, comment_id: str) -> ReviewComment:
     """Mark a comment resolved and return it (NotFound when missing). Idempotent: a
     comment already resolved is returned unchanged, and no event is recorded again."""
-    before = review_comments.get(comment_id)
-    comment = review_comments.resolve(comment_id)
-    if not before.resolved:
-        _record_comment("review_comment.resolved", comment)
+    return _set_resolved(comment_id, True)
+
+
+@transaction.atomic
+def review_comment_unresolve(*, comment_id: str) -> ReviewComment:
+    """Reopen a resolved comment and record ``review_comment.unresolved`` (NotFound when
+    missing). Idempotent: a comment already unresolved is returned unchanged, and no
+    event is recorded."""
+    return _set_resolved(comment_id, False)
+
+
+def _set_resolved(comment_id: str, resolved: bool) -> ReviewComment:
+    was_resolved = review_comments.get_for_update(comment_id).resolved
+    if resolved:
+        comment = review_comments.resolve(comment_id)
+    else:
+        comment = review_comments.unresolve(comment_id)
+    if was_resolved != resolved:
+        kind = "review_comment.resolved" if resolved else "review_comment.unresolved"
+        _record_comment(kind, comment)
     return comment
+
+
+@transaction.atomic
+def review_comment_delete(*, comment_id: str) -> None:
+    """Delete a comment (NotFound ``review_comment_not_found`` when there is none) and
+    record ``review_comment.deleted``."""
+    comment = review_comments.get_for_update(comment_id)
+    initiative_id = phases.initiative_id_of(comment.phase_id)
+    review_comments.delete(comment.pk)
+    _record_comment("review_comment.deleted", comment, initiative_id=initiative_id)
 
 
 @transaction.atomic
@@ -71,23 +127,19 @@ def phase_request_changes(*, phase_id: str, actor: Actor | None = None) -> Task:
         priority=TaskPriority.HIGH,
     )
     review_comments.resolve_many([comment.pk for comment in comments])
-    event_record(
-        "task.created",
-        subject_type="task",
-        subject_id=task.pk,
-        initiative_id=phase.initiative_id,
-        data={"phase_id": phase.pk, "category": task.category},
-    )
+    record_all(TASKS.created(snapshot(task)))
     for comment in comments:
         _record_comment("review_comment.resolved", comment, initiative_id=phase.initiative_id)
     return task
 
 
-def _record_comment(kind: str, comment: ReviewComment, *, initiative_id: str | None = None) -> None:
+def _record_comment(
+    kind: str, comment: ReviewComment, *, initiative_id: str | None = None, **data: Any
+) -> None:
     event_record(
         kind,
         subject_type="review_comment",
         subject_id=comment.pk,
         initiative_id=initiative_id or phases.initiative_id_of(comment.phase_id),
-        data={"phase_id": comment.phase_id},
+        data={"phase_id": comment.phase_id, **data},
     )

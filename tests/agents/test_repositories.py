@@ -216,14 +216,14 @@ def test_mark_exhausted_refuses_a_time_in_the_past():
     assert Account.objects.get(pk=account.pk).is_exhausted is False
 
 
-def test_clear_expired_exhaustion_releases_only_lapsed_accounts_and_counts_them():
+def test_release_expired_releases_only_lapsed_accounts_and_names_them():
     stale = ago(days=1)
     lapsed = [f.AccountFactory(is_exhausted=True, exhausted_until=ago(minutes=m)) for m in (1, 60)]
     still_parked = f.AccountFactory(is_exhausted=True, exhausted_until=ahead(hours=1))
     parked_by_hand = f.AccountFactory(is_exhausted=True, exhausted_until=None)
     Account.objects.filter(pk__in=[a.pk for a in lapsed]).update(updated_at=stale)
 
-    assert accounts.clear_expired_exhaustion() == 2
+    assert sorted(accounts.release_expired()) == sorted(a.pk for a in lapsed)
 
     for account in lapsed:
         stored = Account.objects.get(pk=account.pk)
@@ -231,7 +231,7 @@ def test_clear_expired_exhaustion_releases_only_lapsed_accounts_and_counts_them(
         assert stored.updated_at > stale
     assert Account.objects.get(pk=still_parked.pk).is_exhausted is True
     assert Account.objects.get(pk=parked_by_hand.pk).is_exhausted is True
-    assert accounts.clear_expired_exhaustion() == 0
+    assert accounts.release_expired() == []
 
 
 # --- agents --------------------------------------------------------------------------------

@@ -124,3 +124,53 @@ def test_clearing_expired_exhaustion_records_a_release_per_account():
     assert list(Event.objects.values_list("kind", "subject_id")) == [
         ("account.released", lapsed.id)
     ]
+
+
+def account_events():
+    return list(Event.objects.order_by("id").values_list("kind", "subject_id", "data"))
+
+
+def test_account_create_update_and_delete_record_their_events_without_a_secret():
+    account = services.account_create(email="dev@example.com", config_json=CONFIG)
+    services.account_update(account_id=account.id, sort_order=0)  # no change
+    services.account_update(account_id=account.id, credentials=None)  # clears nothing set
+    services.account_update(account_id=account.id, sort_order=2, config_json=CONFIG)
+    services.account_delete(account_id=account.id)
+
+    login = {"provider": "claude", "email": "dev@example.com"}
+    assert account_events() == [
+        ("account.created", account.id, login),
+        ("account.updated", account.id, {"fields": ["sort_order", "config_json"]}),
+        ("account.deleted", account.id, login),
+    ]
+    assert "CONFIG-SECRET" not in str(list(Event.objects.values_list("data", flat=True)))
+    assert not Account.objects.exists()
+
+
+def test_clearing_a_secret_that_was_set_is_a_change():
+    account = f.AccountFactory(credentials=CONFIG)
+
+    services.account_update(account_id=account.id, credentials=None)
+
+    assert account_events() == [("account.updated", account.id, {"fields": ["credentials"]})]
+
+
+def test_refused_account_writes_record_nothing():
+    taken = f.AccountFactory(email="taken@example.com")
+
+    with pytest.raises(Conflict):
+        services.account_create(email="taken@example.com")
+    with pytest.raises(InvalidInput):
+        services.account_update(account_id=taken.id, email="not an email")
+    with pytest.raises(NotFound):
+        services.account_delete(account_id="missing")
+
+    assert account_events() == []
+
+
+def test_releasing_an_account_that_is_not_parked_records_nothing():
+    account = f.AccountFactory()
+
+    services.account_release(account_id=account.id)
+
+    assert account_events() == []

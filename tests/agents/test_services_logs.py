@@ -1,7 +1,10 @@
 """The log services (``agents/services/logs.py``): a batch is all or nothing, bounded,
 and names its bad chunk; reading iterates keyset pages."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from agents import services
 from agents.models import AgentLogChunk
@@ -90,3 +93,22 @@ def test_agent_log_delete_removes_the_whole_log():
     services.agent_log_append(agent_id=agent.id, chunks=[{"content": "{}"}] * 3)
     assert services.agent_log_delete(agent_id=agent.id) == 3
     assert not AgentLogChunk.objects.exists()
+
+
+def test_appending_and_pruning_chunks_record_no_event_deleting_the_log_does():
+    """Log chunks are output, the one exception to "every change is on the feed"
+    (docs/decisions.md); deleting a whole log is a person's decision and is on it."""
+    agent = f.AgentFactory()
+    services.agent_log_append(agent_id=agent.id, chunks=[{"content": "{}"}] * 2)
+    services.agent_log_prune(older_than=timezone.now() + timedelta(seconds=1))
+    services.agent_log_append(agent_id=agent.id, chunks=[{"content": "{}"}] * 3)
+    assert (AgentLogChunk.objects.count(), Event.objects.count()) == (3, 0)
+
+    services.agent_log_delete(agent_id=agent.id)
+    services.agent_log_delete(agent_id=agent.id)  # an empty log: nothing changed
+    with pytest.raises(NotFound):
+        services.agent_log_delete(agent_id="missing")
+
+    assert list(Event.objects.values_list("kind", "subject_id", "initiative_id", "data")) == [
+        ("agent.log_deleted", agent.id, agent.initiative_id, {"chunks": 3})
+    ]

@@ -128,3 +128,23 @@ def test_message_mark_read_leaves_pending_but_keeps_requiring_response():
     assert services.message_mark_read(message_id=question.id).status == MessageStatus.READ
     assert messages.find_pending_for_user() == []
     assert messages.find_requiring_response() == [question]
+
+
+def test_message_mark_read_records_message_read_once():
+    message = f.MessageFactory()
+
+    services.message_mark_read(message_id=message.id)
+    services.message_mark_read(message_id=message.id)  # already read: nothing changes
+    with pytest.raises(NotFound):
+        services.message_mark_read(message_id="missing")
+
+    assert list(Event.objects.values_list("kind", "subject_type", "subject_id", "data")) == [
+        ("message.read", "message", message.id, {})
+    ]
+
+
+def test_marking_a_responded_message_read_records_nothing():
+    message = f.MessageFactory(status=MessageStatus.RESPONDED)
+
+    assert services.message_mark_read(message_id=message.id).status == MessageStatus.RESPONDED
+    assert not Event.objects.exists()

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agents.models import Account
+from core.models import Event
 from core.schemas import MAX_LIMIT
 from cw_project.api import api
 from tests.api.helpers import as_json, assert_error, patch_json, post_json
@@ -614,6 +615,13 @@ def test_delete_removes_the_account_and_unlinks_its_agents(api_client):
     assert not Account.objects.filter(pk=account.id).exists()
     agent.refresh_from_db()
     assert agent.account_id is None
+    event = Event.objects.get()
+    assert (event.kind, event.subject_id, event.data, event.actor_via) == (
+        "account.deleted",
+        account.id,
+        {"provider": account.provider, "email": account.email},
+        "api",
+    )
 
 
 def test_delete_of_an_unknown_id_is_404_account_not_found(api_client):
@@ -622,6 +630,7 @@ def test_delete_of_an_unknown_id_is_404_account_not_found(api_client):
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response.json()["code"] == "account_not_found"
     assert Account.objects.count() == 1
+    assert not Event.objects.exists()
 
 
 # --- claim ------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 def record(kind: str = "task.started", subject_id: str = "t1", **fields) -> Event:
+    """Record a task's event; its data, when not given, is the kind's keys, all null."""
+    spec = EVENT_KINDS.get(kind)
+    fields.setdefault("data", dict.fromkeys(spec.data) if spec else None)
     return event_record(kind, subject_type="task", subject_id=subject_id, **fields)
 
 

@@ -234,7 +234,7 @@ def test_update_and_delete_a_phase(api_client):
     assert json.loads(updated.json()["content"])["type"] == "doc"
     assert api_client.delete(f"/api/phases/{phase.id}").status_code == HTTPStatus.NO_CONTENT
     assert_error(api_client.delete(f"/api/phases/{phase.id}"), 404, "phase_not_found")
-    assert _kinds() == ["phase.deleted"]
+    assert _kinds() == ["phase.updated", "phase.deleted"]
 
 
 def test_phase_dependencies_add_list_refuse_and_remove(api_client):
@@ -391,7 +391,7 @@ def test_update_block_unblock_and_delete_a_task(api_client):
     assert api_client.post(f"{path}/unblock").json()["status"] == "pending"
     assert api_client.delete(path).status_code == HTTPStatus.NO_CONTENT
     assert_error(api_client.get(path), 404, "task_not_found")
-    assert _kinds() == ["task.blocked", "task.unblocked", "task.deleted"]
+    assert _kinds() == ["task.updated", "task.blocked", "task.unblocked", "task.deleted"]
 
 
 def test_task_dependencies_refuse_other_initiatives_and_cycles(api_client):

@@ -849,3 +849,33 @@ def test_approve_phase_is_no_longer_a_reviews_operation():
     from reviews.api import router
 
     assert all(not path.endswith("/approve") for path in router.path_operations)
+
+
+# --- the feed ----------------------------------------------------------------------------
+
+
+def test_editing_reopening_and_deleting_a_comment_are_on_the_feed(api_client, comment):
+    comment.resolved = True
+    comment.save()
+    patch = url("update_review_comment", comment_id=comment.id)
+    reopen = url("unresolve_review_comment", comment_id=comment.id)
+
+    assert send_json(api_client, "patch", patch, {"body": "Rename it."}).status_code == 200
+    assert send_json(api_client, "patch", patch, {"body": "Rename it."}).status_code == 200
+    assert api_client.post(reopen).status_code == 200
+    assert api_client.post(reopen).status_code == 200
+    delete = url("delete_review_comment", comment_id=comment.id)
+    assert api_client.delete(delete).status_code == HTTPStatus.NO_CONTENT
+    assert_error(api_client.delete(delete), 404, "review_comment_not_found")
+
+    events = Event.objects.order_by("id")
+    assert [(e.kind, e.subject_id, e.data, e.actor_type) for e in events] == [
+        (
+            "review_comment.updated",
+            comment.id,
+            {"phase_id": comment.phase_id, "fields": ["body"]},
+            "tool",
+        ),
+        ("review_comment.unresolved", comment.id, {"phase_id": comment.phase_id}, "tool"),
+        ("review_comment.deleted", comment.id, {"phase_id": comment.phase_id}, "tool"),
+    ]

@@ -11,11 +11,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidInput
-from core.events import MAX_WAIT_SECONDS, event_list, event_prune, event_record
+from core.events import EVENT_KINDS, MAX_WAIT_SECONDS, event_list, event_prune, event_record
 from core.models import Event
 
 
 def record(kind: str = "task.started", subject_id: str = "t1", **fields) -> Event:
+    """Record a task's event; its data, when not given, is the kind's keys, all null."""
+    spec = EVENT_KINDS.get(kind)
+    fields.setdefault("data", dict.fromkeys(spec.data) if spec else None)
     return event_record(kind, subject_type="task", subject_id=subject_id, **fields)
 
 

@@ -36,7 +36,12 @@ def test_the_foreign_key_checks_run_before_the_event_lock(on_postgres):
 
     with transaction.atomic():
         ReviewCommentFactory(phase=phase)
-        event_record("review_comment.created", subject_type="review_comment", subject_id="c1")
+        event_record(
+            "review_comment.created",
+            subject_type="review_comment",
+            subject_id="c1",
+            data={"phase_id": phase.pk},
+        )
 
         # The comment's check on its phase has run: the phase row is held (KEY SHARE)
         # already, not only from COMMIT on, after the event lock.

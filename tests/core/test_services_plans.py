@@ -67,9 +67,10 @@ def test_phase_create_update_delete_record_their_events():
     assert not Phase.objects.exists()
     assert _events() == [
         ("phase.created", "phase", phase.id, {"name": "Build"}),
+        ("phase.updated", "phase", phase.id, {"fields": ["name"]}),
         ("phase.deleted", "phase", phase.id, {"name": "Build it", "task_ids": []}),
     ]
-    assert Event.objects.filter(initiative_id=initiative.id).count() == 2
+    assert Event.objects.filter(initiative_id=initiative.id).count() == 3
 
 
 def test_phase_create_in_an_unknown_initiative_is_404():

@@ -558,10 +558,26 @@ def check_events(reader: Reader, plan: Plan, accepted: dict[str, str]) -> None:
     proposal_ids = {id for (id,) in reader.rows("SELECT id FROM proposals")}
     others = [
         (id, kind, subject_id)
-        for id, kind, _, subject_id, _ in events
-        if kind not in ("proposal.created", "proposal.accepted")
+        for id, kind, _, subject_id, data in events
+        if kind != "proposal.created" and "change_set_id" not in data
     ]
     assert others == plan.setup_events, "events of changes the clients did not make"
+    # An accept records the record it created and its edge, then proposal.accepted, each
+    # with the change set's id, in its transaction.
+    target_types = dict(reader.rows("SELECT id, target_type FROM proposals"))
+    by_change_set: dict[str, list[tuple[str, str]]] = {}
+    for _, kind, _, subject_id, data in events:
+        if "change_set_id" in data:
+            by_change_set.setdefault(data["change_set_id"], []).append((kind, subject_id))
+    assert set(by_change_set) == set(accepted.values()), "events of a change set not applied"
+    for proposal_id, change_set_id in accepted.items():
+        (created_kind, record_id), (edge_kind, node_id), last = by_change_set[change_set_id]
+        assert (created_kind, edge_kind, last) == (
+            f"{target_types[proposal_id]}.created",
+            "dependency.added",
+            ("proposal.accepted", proposal_id),
+        ), f"events of the accept of {proposal_id}: {by_change_set[change_set_id]}"
+        assert node_id == record_id, f"the edge of {proposal_id} is not its record's"
     created = Counter(
         subject_id for _, kind, _, subject_id, _ in events if kind == "proposal.created"
     )

@@ -202,6 +202,12 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "start_task": lambda ids: (_task(ids, "pending"), Scenario())[1],
     "unblock_task": lambda ids: (_task(ids, "blocked"), Scenario())[1],
     "complete_task": lambda ids: (_task(ids, "in_progress"), Scenario())[1],
+    # An edit that changes nothing writes nothing: each edit here changes a field.
+    "update_initiative": lambda ids: Scenario(body={"name": "Renamed in the census"}),
+    "update_phase": lambda ids: Scenario(body={"name": "Renamed in the census"}),
+    "update_task": lambda ids: Scenario(body={"name": "Renamed in the census"}),
+    "update_page": lambda ids: Scenario(body={"title": "Renamed in the census"}),
+    "update_project": lambda ids: Scenario(body={"default_branch": "census"}),
     "retrieve_root_page": lambda ids: Scenario(ids={"initiative": f.InitiativeFactory().pk}),
     "move_page": _two_child_pages,
     "create_project": lambda ids: Scenario(

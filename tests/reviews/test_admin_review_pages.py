@@ -337,7 +337,9 @@ def test_review_comments_are_resolved_and_reopened_from_the_list(admin_client):
     first, second = f.ReviewCommentFactory.create_batch(2)
     run_admin_action(admin_client, "reviews_reviewcomment", "review_comment_resolve", first, second)
     assert ReviewComment.objects.filter(resolved=True).count() == 2
-    shown = run_admin_action(admin_client, "reviews_reviewcomment", "unresolve", first)
+    shown = run_admin_action(
+        admin_client, "reviews_reviewcomment", "review_comment_unresolve", first
+    )
     assert shown == ["Unresolve: done for 1 record(s)."]
     assert list(ReviewComment.objects.filter(resolved=False)) == [first]
 
