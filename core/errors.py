@@ -19,6 +19,11 @@ meaning (``docs/errors.md`` is generated from it: ``manage.py error_catalogue``)
 ``DomainError`` refuses a code the catalogue does not declare (``UndeclaredErrorCode``)
 or one declared for another status (``ErrorClassMismatch``): programming errors, never
 answered as a refusal, so a new code cannot reach an API user without an entry.
+
+A code renamed keeps its old spelling for one release as an alias: ``rename(old, new)``
+records it, the catalogue lists it under the new code (``ErrorCode.replaces``), the API
+answers the new code with the old ones in ``deprecated_codes``, and raising the old code
+is refused like any undeclared one.
 """
 
 import re
@@ -122,10 +127,14 @@ class ErrorCode:
     app: str
     #: The model constraints (``app_label.Model.constraint_name``) that carry the code.
     constraints: tuple[str, ...] = ()
+    #: The former codes of this refusal (``rename``), kept as aliases for one release.
+    replaces: tuple[str, ...] = ()
 
 
 _CODE_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _declared: dict[str, ErrorCode] = {}
+#: Each renamed code, by its former spelling (``rename``).
+_renamed: dict[str, str] = {}
 _complete: dict[str, ErrorCode] | None = None
 
 
@@ -149,6 +158,46 @@ def declare(app: str, code: str, error: type[DomainError] | int, meaning: str) -
     _declared[code] = entry
     _complete = None
     return entry
+
+
+def rename(old: str, new: str) -> None:
+    """Record that the refusal once answered ``old`` now answers ``new`` (declared, or a
+    constraint's code). ``old`` stays documented as an alias for one release: listed
+    beside ``new`` in ``docs/errors.md`` and answered in the API's ``deprecated_codes``;
+    raising it is refused (``UndeclaredErrorCode``)."""
+    global _complete
+    if not _CODE_PATTERN.fullmatch(old) or not _CODE_PATTERN.fullmatch(new) or old == new:
+        raise ValueError(f"Cannot rename {old!r} to {new!r}: two different snake_case codes.")
+    existing = _renamed.get(old)
+    if existing is not None and existing != new:
+        raise DuplicateErrorCode(f"Error code {old!r} is renamed twice: to {existing!r}, {new!r}.")
+    _renamed[old] = new
+    _complete = None
+
+
+def renamed() -> dict[str, str]:
+    """Every former code (an alias for one release), with the code that replaced it."""
+    return dict(_renamed)
+
+
+def _with_aliases(codes: dict[str, ErrorCode], *, complete: bool) -> dict[str, ErrorCode]:
+    """``codes`` with each entry's former codes (``replaces``); once ``complete``, a
+    rename to a code that is not declared, or of one still declared, is refused."""
+    by_new: dict[str, list[str]] = {}
+    for old, new in sorted(_renamed.items()):
+        if old in codes:
+            raise DuplicateErrorCode(
+                f"Error code {old!r} is renamed to {new!r} but still declared: drop it."
+            )
+        by_new.setdefault(new, []).append(old)
+    for new, olds in by_new.items():
+        entry = codes.get(new)
+        if entry is None:
+            if complete:
+                raise UndeclaredErrorCode(f"Error code {olds} renamed to {new!r}, undeclared.")
+            continue
+        codes[new] = replace(entry, replaces=tuple(olds))
+    return codes
 
 
 def constraint_error_class(constraint: models.BaseConstraint) -> type[DomainError]:
@@ -210,8 +259,8 @@ def _current() -> dict[str, ErrorCode]:
     from django.apps import apps
 
     if not apps.models_ready:
-        return _declared
-    _complete = _with_constraint_codes()
+        return _with_aliases(dict(_declared), complete=False)
+    _complete = _with_aliases(_with_constraint_codes(), complete=True)
     return _complete
 
 
@@ -227,8 +276,13 @@ def explicitly_declared() -> dict[str, ErrorCode]:
 
 
 def lookup(code: str) -> ErrorCode:
-    """The catalogue's entry for ``code``; ``UndeclaredErrorCode`` when there is none."""
+    """The catalogue's entry for ``code``; ``UndeclaredErrorCode`` when there is none (a
+    former code included: it is only an alias of the code that replaced it)."""
     entry = _current().get(code)
+    if entry is None and code in _renamed:
+        raise UndeclaredErrorCode(
+            f"Error code {code!r} was renamed to {_renamed[code]!r}: raise that one."
+        )
     if entry is None:
         raise UndeclaredErrorCode(
             f"Error code {code!r} is not in the catalogue: declare it (code, error class, "
@@ -434,12 +488,6 @@ declare(
 )
 declare(
     "core",
-    "checkpoint_requires_person",
-    PermissionRequired,
-    "A checkpoint task is started and completed by a person, not by an agent.",
-)
-declare(
-    "core",
     "phase_tasks_incomplete",
     TransitionNotAllowed,
     "The phase still has tasks that are not completed (`details.open_tasks`).",
@@ -484,8 +532,10 @@ declare(
     "core",
     "person_required",
     PermissionRequired,
-    "A person's gate (approving, accepting, answering a person): a tool's token cannot pass it.",
+    "A person's gate (approving, accepting, answering a person, starting or completing a "
+    "checkpoint task): a tool's token cannot pass it.",
 )
+rename("checkpoint_requires_person", "person_required")
 declare("core", "invalid_kind", InvalidInput, "An event kind that is not in the catalogue.")
 declare("core", "invalid_wait", InvalidInput, "A long-poll wait outside 0 to 30 seconds.")
 declare("core", "event_not_found", NotFound, "No event has this id (it may have been pruned).")

@@ -24,7 +24,9 @@ unexpected exception               500     ``internal_error`` (logged, signalled
 =================================  ======  ==========================================
 
 Every code is in the catalogue of ``core.errors`` (``docs/errors.md``); the codes only the
-API answers are declared here.
+API answers are declared here. A code that replaced others (``core.errors.rename``) is
+answered with them in ``deprecated_codes`` for one release, so a client still matching an
+old code finds it there (``docs/decisions.md``, "Error codes").
 
 No response ever describes an unexpected exception: its text may quote the request (a
 submitted secret). It goes to the log, where it belongs.
@@ -118,16 +120,24 @@ _HTTP_ERROR_CODES: dict[int, ErrorCode] = {
 }
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``ErrorOut`` body."""
-    return {"code": code, "message": message, "details": details or {}}
+def error_body(
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    replaces: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The ``ErrorOut`` body; ``deprecated_codes`` only for a code that replaced others."""
+    body = {"code": code, "message": message, "details": details or {}}
+    if replaces:
+        body["deprecated_codes"] = list(replaces)
+    return body
 
 
 def error_response(
     code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> JsonResponse:
     """A JSON error response outside a Ninja operation (routing, method fallbacks)."""
-    return JsonResponse(error_body(code.code, message, details), status=code.status)
+    return JsonResponse(error_body(code.code, message, details, code.replaces), status=code.status)
 
 
 def domain_error_status(error: DomainError) -> int:
@@ -146,7 +156,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
         *,
         status: int | None = None,
     ) -> HttpResponse:
-        body = error_body(code.code, message, details)
+        body = error_body(code.code, message, details, code.replaces)
         return api.create_response(request, body, status=status or code.status)
 
     def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:

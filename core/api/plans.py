@@ -324,8 +324,9 @@ def remove_task_dependency(request: HttpRequest, task_id: Id, depends_on_id: Id)
 
 @router.post("/tasks/{task_id}/start", response={200: TaskOut, **ERRORS}, tags=TAGS)
 def start_task(request: HttpRequest, task_id: Id) -> Task:
-    """Start a ready ``auto`` task (409 ``task_not_ready`` otherwise)."""
-    return services.task_start(task_id=task_id)
+    """Start a ready task (409 ``task_not_ready`` otherwise); a checkpoint only by a
+    person (403 ``person_required`` for a tool's token)."""
+    return services.task_start(task_id=task_id, actor=_actor(request))
 
 
 @router.post("/tasks/{task_id}/block", response={200: TaskOut, **ERRORS}, tags=TAGS)

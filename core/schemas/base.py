@@ -367,6 +367,13 @@ class ErrorOut(Schema):
     details: dict[str, Any] = Field(
         default_factory=dict, description="Structured context, e.g. field errors or ids."
     )
+    deprecated_codes: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Only while a renamed code keeps its former spelling (one release): the codes "
+            "this refusal answered before. Branch on `code`; see docs/errors.md."
+        ),
+    )
 
 
 #: Statuses any authenticated operation may answer; spread into ``response=``.

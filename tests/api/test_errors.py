@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
         ("conflict", HTTPStatus.CONFLICT, "token_already_revoked"),
         ("transition", HTTPStatus.CONFLICT, "task_not_ready"),
         ("cycle", HTTPStatus.CONFLICT, "dependency_cycle"),
-        ("permission", HTTPStatus.FORBIDDEN, "checkpoint_requires_person"),
+        ("permission", HTTPStatus.FORBIDDEN, "person_required"),
         ("domain", HTTPStatus.BAD_REQUEST, "invalid_value"),
         ("authorization", HTTPStatus.FORBIDDEN, "permission_denied"),
         ("http_error", 418, "http_418"),

@@ -6,6 +6,7 @@ import importlib
 import itertools
 import json
 import pkgutil
+import re
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -458,10 +459,12 @@ def test_the_api_answers_each_domain_code_with_its_catalogued_status(rf, entry):
     assert entry.error is not None
     response = api.on_exception(rf.get("/api/"), entry.error("Refused.", code=entry.code))
     assert response.status_code == entry.status
+    former = {"deprecated_codes": list(entry.replaces)} if entry.replaces else {}
     assert json.loads(response.content) == {
         "code": entry.code,
         "message": "Refused.",
         "details": {},
+        **former,
     }
 
 
@@ -478,6 +481,66 @@ def test_the_apis_own_codes_are_declared_by_the_api():
     assert all(load_catalogue()[code].error is None for code in api_codes)
 
 
+# --- renamed codes: aliases for one release ---------------------------------------------------
+
+
+def test_a_former_code_is_an_alias_listed_under_the_code_that_replaced_it():
+    codes = load_catalogue()
+    assert errors.renamed(), "no renamed code left: drop this test's subject, not the test"
+    for old, new in errors.renamed().items():
+        assert old not in codes, old
+        assert old in codes[new].replaces, (old, new)
+    assert sorted(old for entry in codes.values() for old in entry.replaces) == sorted(
+        errors.renamed()
+    )
+
+
+def test_raising_a_former_code_is_refused_with_the_new_one_named():
+    old, new = next(iter(errors.renamed().items()))
+    with pytest.raises(UndeclaredErrorCode, match=f"renamed to '{new}'"):
+        lookup(old)
+    with pytest.raises(UndeclaredErrorCode, match=f"renamed to '{new}'"):
+        DomainError("Refused.", code=old)
+
+
+def test_no_source_outside_the_catalogue_names_a_former_code():
+    # The old spellings live on only as aliases: in rename() calls, old migrations and
+    # the tests of the aliases themselves.
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, errors.renamed())) + r")\b")
+    found = []
+    for path in _source_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line) and "rename(" not in line:
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "Former codes still raised or named:\n" + "\n".join(found)
+
+
+@pytest.mark.usefixtures("scratch_catalogue")
+def test_a_rename_must_name_a_declared_code_and_retire_the_old_one(monkeypatch):
+    monkeypatch.setattr(errors, "_renamed", dict(errors._renamed))
+    declare("core", "scratch_refusal", InvalidInput, "A scratch refusal.")
+    errors.rename("scratch_former", "scratch_refusal")
+    assert lookup("scratch_refusal").replaces == ("scratch_former",)
+    with pytest.raises(DuplicateErrorCode):
+        errors.rename("scratch_former", "scratch_other")
+    with pytest.raises(ValueError, match="two different"):
+        errors.rename("scratch_refusal", "scratch_refusal")
+    errors.rename("scratch_ghost", "scratch_undeclared")
+    with pytest.raises(UndeclaredErrorCode, match="scratch_undeclared"):
+        catalogue()
+    del errors._renamed["scratch_ghost"]
+    declare("core", "scratch_former", InvalidInput, "A scratch refusal.")
+    with pytest.raises(DuplicateErrorCode, match="still declared"):
+        catalogue()
+
+
+def test_the_reference_pairs_each_former_code_with_its_code():
+    text = render_markdown()
+    for old, new in errors.renamed().items():
+        assert f"| `{old}` | `{new}` | {lookup(new).status} |" in text
+        assert f"Replaces `{old}`." in text
+
+
 # --- docs/errors.md is the catalogue ---------------------------------------------------------
 
 
@@ -491,8 +554,8 @@ def test_docs_errors_md_is_the_catalogue_rendered():
 
 def test_the_reference_lists_every_code_once_sorted_by_section():
     text = render_markdown()
-    for code in load_catalogue():
-        assert text.count(f"| `{code}` |") == 1, code
+    for code, entry in load_catalogue().items():
+        assert text.count(f"\n| `{code}` | {entry.status} |") == 1, code
     assert render_markdown() == text
 
 
