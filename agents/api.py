@@ -96,7 +96,7 @@ def claim_account(request: HttpRequest, payload: AccountClaimIn) -> Any:
     """Claim the next available account of a provider, round-robin, with its secrets.
 
     Tools only: needs a bearer token; a staff session is refused with 403
-    ``tool_token_required``. 409 ``no_account_available`` when every account of the
+    ``tool_token_required``. 409 ``account_unavailable`` when every account of the
     provider is exhausted.
     """
     return services.account_claim(provider=payload.provider)
@@ -154,7 +154,7 @@ def register_agent(request: HttpRequest, payload: AgentRegisterIn) -> Status:
 
     With ``claim_account`` the answer carries the account's secrets, so only a tool's
     token may ask: a person (staff session or personal token) gets 403
-    ``tool_token_required``. 409 ``no_account_available`` writes nothing.
+    ``tool_token_required``. 409 ``account_unavailable`` writes nothing.
     """
     if payload.claim_account and _actor(request).kind != "tool":
         raise PermissionRequired(

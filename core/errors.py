@@ -20,6 +20,11 @@ meaning (``docs/errors.md`` is generated from it: ``manage.py error_catalogue``)
 or one declared for another status (``ErrorClassMismatch``): programming errors, never
 answered as a refusal, so a new code cannot reach an API user without an entry.
 
+Codes follow one grammar, ``<thing>_<problem>`` (``task_not_found``, ``page_root_taken``,
+``dependency_other_initiative``), except the two generic problems of a value, which lead:
+``invalid_<thing>`` and ``empty_<thing>`` (``invalid_limit``, ``empty_name``), so the code
+of a refused field follows from the field's name (``docs/decisions.md``, "Error codes").
+
 A code renamed keeps its old spelling for one release as an alias: ``rename(old, new)``
 records it, the catalogue lists it under the new code (``ErrorCode.replaces``), the API
 answers the new code with the old ones in ``deprecated_codes``, and raising the old code
@@ -389,8 +394,10 @@ declare(
 )
 
 # API tokens (core.tokens).
-declare("core", "api_token_not_found", NotFound, "No API token has this id or prefix.")
-declare("core", "api_rate_window_not_found", NotFound, "No API write counter has this id.")
+declare("core", "token_not_found", NotFound, "No API token has this id or prefix.")
+rename("api_token_not_found", "token_not_found")
+declare("core", "rate_window_not_found", NotFound, "No API write counter has this id.")
+rename("api_rate_window_not_found", "rate_window_not_found")
 declare(
     "core",
     "token_name_too_long",
@@ -445,16 +452,19 @@ declare(
 )
 declare(
     "core",
-    "dependency_duplicate",
+    "dependency_taken",
     Conflict,
     "The phase or task already depends on that one.",
 )
+rename("dependency_duplicate", "dependency_taken")
 declare(
     "core",
-    "dependency_cross_initiative",
+    "dependency_other_initiative",
     InvalidInput,
-    "A dependency joins phases or tasks of different initiatives.",
+    "A dependency joins phases or tasks of different initiatives: the one depended on "
+    "belongs to another initiative.",
 )
+rename("dependency_cross_initiative", "dependency_other_initiative")
 declare(
     "core",
     "dependency_cycle",
@@ -463,16 +473,18 @@ declare(
 )
 declare(
     "core",
-    "task_initiative_mismatch",
+    "task_phase_other_initiative",
     InvalidInput,
-    "A task's initiative is not its phase's initiative.",
+    "A task's phase belongs to another initiative than the task.",
 )
+rename("task_initiative_mismatch", "task_phase_other_initiative")
 declare(
     "core",
-    "task_parent_mismatch",
+    "task_parent_other_initiative",
     InvalidInput,
-    "A subtask does not belong to its parent task's initiative.",
+    "A subtask's parent task belongs to another initiative than the subtask.",
 )
+rename("task_parent_mismatch", "task_parent_other_initiative")
 declare(
     "core",
     "task_parent_cycle",
@@ -506,10 +518,11 @@ declare(
 )
 declare(
     "core",
-    "page_parent_mismatch",
+    "page_parent_other_initiative",
     InvalidInput,
     "A page's parent belongs to another initiative.",
 )
+rename("page_parent_mismatch", "page_parent_other_initiative")
 declare(
     "core",
     "page_parent_cycle",
@@ -539,3 +552,7 @@ rename("checkpoint_requires_person", "person_required")
 declare("core", "invalid_kind", InvalidInput, "An event kind that is not in the catalogue.")
 declare("core", "invalid_wait", InvalidInput, "A long-poll wait outside 0 to 30 seconds.")
 declare("core", "event_not_found", NotFound, "No event has this id (it may have been pruned).")
+
+# Constraint codes renamed (declared on their constraints in core.models).
+rename("initiative_project_duplicate", "initiative_project_taken")
+rename("page_root_exists", "page_root_taken")

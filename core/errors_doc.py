@@ -26,7 +26,10 @@ This is every code, with the HTTP status it comes with and what it means. A code
 *(constraint)* is a database constraint's refusal (see `core/models.py` and the apps'
 models). An HTTP error with a status this list has no code for answers `http_<status>`.
 
-A renamed code keeps its former spelling for one release: the API answers the new `code`
+Codes read `<thing>_<problem>` (`task_not_found`, `page_root_taken`,
+`dependency_other_initiative`); the two generic problems of a value lead, `invalid_<thing>`
+and `empty_<thing>`, so a refused field's code is `invalid_<field>` (`invalid_limit`). A
+renamed code keeps its former spelling for one release: the API answers the new `code`
 and lists the former ones in `deprecated_codes`; the last section pairs them.
 """
 

@@ -58,7 +58,7 @@ def agent_register(
     and to an account of ``provider`` claimed in the same transaction.
 
     Records ``agent.registered`` (and ``account.claimed``). Nothing is written when the
-    task does not exist or no account is available (409 ``no_account_available``).
+    task does not exist or no account is available (409 ``account_unavailable``).
     """
     fields: dict[str, Any] = {"worktree_id": worktree_id, "provider": provider}
     if name:

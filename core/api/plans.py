@@ -285,7 +285,7 @@ def retrieve_task(request: HttpRequest, task_id: Id) -> Task:
 @router.patch("/tasks/{task_id}", response={200: TaskOut, **ERRORS}, tags=TAGS)
 def update_task(request: HttpRequest, task_id: Id, payload: TaskPatch) -> Task:
     """Change a task (only the fields sent change); it may move between its
-    initiative's phases only (400 ``task_initiative_mismatch``)."""
+    initiative's phases only (400 ``task_phase_other_initiative``)."""
     return services.task_update(task_id=task_id, **payload.dict(exclude_unset=True))
 
 

@@ -262,7 +262,7 @@ def page_create(
     sort_order: int | None = None,
 ) -> Page:
     """Add a page under ``parent_page_id`` (a page of the same initiative; 400
-    ``page_parent_mismatch`` otherwise), or under the root (created when missing)."""
+    ``page_parent_other_initiative`` otherwise), or under the root (created when missing)."""
     initiatives.require(initiative_id)
     if parent_page_id is None:
         parent_page_id = pages.get_or_create_root_page(initiative_id).pk

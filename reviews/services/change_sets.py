@@ -6,7 +6,7 @@ back, refusing when anything it would touch changed since.
 
 The tables a change set may name are listed in ``REGISTRY``, each with the repository
 that writes it and how a revert undoes each action on it. A change set naming any other
-table, or an action its table does not undo, is refused (``change_set_invalid``) before
+table, or an action its table does not undo, is refused (``invalid_change_set``) before
 anything is written: the revert can never touch a table that is not registered.
 """
 
@@ -216,7 +216,7 @@ class DependencyTable(RevertibleTable):
         if not isinstance(values, dict) or not {self._from, self._to} <= set(values):
             raise InvalidInput(
                 f"A change set entry of '{self.table}' does not record the edge's two ends.",
-                code="change_set_invalid",
+                code="invalid_change_set",
                 details={"table": self.table, "entity_id": entry.entity_id},
             )
         return values
@@ -239,13 +239,13 @@ REGISTRY: dict[str, RevertibleTable] = {
 
 
 def revertible_table(table: str, *, change_set_id: str | None = None) -> RevertibleTable:
-    """The registered table called ``table``; InvalidInput ``change_set_invalid`` when a
+    """The registered table called ``table``; InvalidInput ``invalid_change_set`` when a
     change set names one that is not registered."""
     registered = REGISTRY.get(table)
     if registered is None:
         raise InvalidInput(
             f"A change set names the table '{table}', which change sets do not touch.",
-            code="change_set_invalid",
+            code="invalid_change_set",
             details={"id": change_set_id, "table": table},
         )
     return registered
@@ -321,7 +321,7 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
     """Restore exactly the values before a change set (deleting what it created).
 
     Refused, with nothing written, when the change set is already reverted, names a
-    table or an action the registry does not undo (``change_set_invalid``), or when a
+    table or an action the registry does not undo (``invalid_change_set``), or when a
     record it touched was changed (or deleted) since, or deleting what it created would
     take other rows with it (``change_set_stale``). A proposal it accepted goes back to
     pending.
@@ -339,7 +339,7 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
             raise InvalidInput(
                 f"A change set entry {entry.action}s a row of '{table.table}', which a "
                 "revert does not undo.",
-                code="change_set_invalid",
+                code="invalid_change_set",
                 details={"id": change_set_id, "table": table.table, "action": entry.action},
             )
         by_table[table.table].append(entry)

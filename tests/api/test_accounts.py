@@ -343,7 +343,7 @@ def test_create_refuses_the_same_provider_and_email_twice_with_409(api_client, e
         {"email": email, "provider": "codex", "credentials": CREDENTIALS},
     )
 
-    body = assert_error(response, HTTPStatus.CONFLICT, "account_duplicate")
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_email_taken")
     assert "already exists" in body["message"]
     assert "claudeAiOauth" not in response.content.decode()
     assert Account.objects.count() == 1
@@ -534,7 +534,7 @@ def test_update_refuses_an_email_another_account_of_the_provider_has_with_409(ap
         api_client, url("update_account", account.id), {"email": "Taken@example.com"}
     )
 
-    assert_error(response, HTTPStatus.CONFLICT, "account_duplicate")
+    assert_error(response, HTTPStatus.CONFLICT, "account_email_taken")
     assert account_body(account) == before
 
 
@@ -764,7 +764,7 @@ def test_claim_with_every_account_exhausted_is_409_with_the_next_release(api_cli
 
     response = claim(api_client)
 
-    body = assert_error(response, HTTPStatus.CONFLICT, "no_account_available")
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_unavailable")
     assert body["message"] == (
         "No 'claude' account is available: all are exhausted, or none exists."
     )
@@ -778,7 +778,7 @@ def test_claim_with_no_account_of_the_provider_is_409_with_no_next_release(api_c
 
     response = claim(api_client, "gemini")
 
-    body = assert_error(response, HTTPStatus.CONFLICT, "no_account_available")
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_unavailable")
     assert body["details"] == {"provider": "gemini", "next_available_at": None}
 
 

@@ -132,7 +132,7 @@ def test_register_without_an_available_account_is_409_and_writes_nothing(api_cli
     response = post_json(
         api_client, url("register_agent"), {"worktree_id": "/w/1", "claim_account": True}
     )
-    assert_error(response, HTTPStatus.CONFLICT, "no_account_available")
+    assert_error(response, HTTPStatus.CONFLICT, "account_unavailable")
     assert not Agent.objects.exists() and not Event.objects.exists()
 
 

@@ -253,7 +253,7 @@ def test_a_change_set_of_another_initiative_is_400(api_client, session):
     response = post_message(
         api_client, session, role="assistant", content="Done", change_set_id=other.id
     )
-    assert_error(response, HTTPStatus.BAD_REQUEST, "change_set_not_in_initiative")
+    assert_error(response, HTTPStatus.BAD_REQUEST, "chat_change_set_other_initiative")
 
 
 def test_the_change_set_an_assistant_message_applied_reverts_through_revert(api_client, session):

@@ -119,8 +119,8 @@ def test_a_bad_ndjson_line_names_its_index_and_writes_nothing(api_client, agent)
         (b"[", "application/json", "invalid_log_body"),
         (b"\xff\xfe", "application/x-ndjson", "invalid_log_body"),
         (b"{}", "text/plain", "invalid_log_body"),
-        (b"[]", "application/json", "log_batch_empty"),
-        (b"\n\n", "application/x-ndjson", "log_batch_empty"),
+        (b"[]", "application/json", "empty_log_batch"),
+        (b"\n\n", "application/x-ndjson", "empty_log_batch"),
     ],
 )
 def test_a_body_that_is_no_batch_is_refused(api_client, agent, body, content_type, code):

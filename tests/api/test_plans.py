@@ -252,11 +252,9 @@ def test_phase_dependencies_add_list_refuse_and_remove(api_client):
         api_client, f"/api/phases/{first.id}/dependencies", {"depends_on_id": second.id}
     )
     assert_error(cycle, 409, "dependency_cycle")
-    assert_error(
-        post_json(api_client, deps, {"depends_on_id": first.id}), 409, "dependency_duplicate"
-    )
+    assert_error(post_json(api_client, deps, {"depends_on_id": first.id}), 409, "dependency_taken")
     cross = post_json(api_client, deps, {"depends_on_id": elsewhere.id})
-    assert_error(cross, 400, "dependency_cross_initiative")
+    assert_error(cross, 400, "dependency_other_initiative")
     assert_error(post_json(api_client, deps, {"depends_on_id": "nope"}), 404, "phase_not_found")
     assert PhaseDependency.objects.count() == 1
 
@@ -387,7 +385,7 @@ def test_update_block_unblock_and_delete_a_task(api_client):
 
     assert patch_json(api_client, path, {"name": "Renamed", "order": 3}).json()["order"] == 3
     moved = patch_json(api_client, path, {"phase_id": other_phase.id})
-    assert_error(moved, 400, "task_initiative_mismatch")
+    assert_error(moved, 400, "task_phase_other_initiative")
     assert_error(patch_json(api_client, path, {"status": "completed"}), 422, "validation_error")
     assert api_client.post(f"{path}/block").json()["status"] == "blocked"
     assert api_client.post(f"{path}/unblock").json()["status"] == "pending"
@@ -407,7 +405,7 @@ def test_task_dependencies_refuse_other_initiatives_and_cycles(api_client):
     )
     assert_error(back, 409, "dependency_cycle")
     other = post_json(api_client, deps, {"depends_on_id": f.TaskFactory().id})
-    assert_error(other, 400, "dependency_cross_initiative")
+    assert_error(other, 400, "dependency_other_initiative")
     assert_error(
         post_json(api_client, deps, {"depends_on_id": second.id}), 400, "dependency_self_edge"
     )
@@ -465,7 +463,7 @@ def test_a_page_parent_of_another_initiative_is_400(api_client):
         {"title": "X", "parent_page_id": other.id},
     )
 
-    assert_error(response, 400, "page_parent_mismatch")
+    assert_error(response, 400, "page_parent_other_initiative")
     assert Page.objects.filter(initiative=initiative).count() == 0
 
 

@@ -391,7 +391,7 @@ def test_create_proposal_refuses_a_target_of_another_initiative(api_client, agen
     body = assert_error(
         post_json(api_client, url("create_proposal"), payload),
         HTTPStatus.BAD_REQUEST,
-        "proposal_target_elsewhere",
+        "proposal_target_other_initiative",
     )
     assert body["details"] == {"target_type": "task", "target_id": foreign_task.id}
     assert not Proposal.objects.exists()
@@ -703,7 +703,7 @@ def test_accept_proposal_with_bad_metadata_is_400_and_writes_nothing(
     body = assert_error(
         person_client.post(url("accept_proposal", proposal_id=proposal.id)),
         HTTPStatus.BAD_REQUEST,
-        "proposal_metadata_invalid",
+        "invalid_metadata",
     )
     assert body["details"] == {"id": proposal.id, "key": "priority"}
     assert (Task.objects.count(), ChangeSet.objects.count()) == (0, 0)
@@ -769,7 +769,7 @@ def test_accept_all_is_all_or_nothing_and_names_the_bad_proposal(person_client, 
     body = assert_error(
         person_client.post(url("accept_all_proposals", agent_id=agent.id)),
         HTTPStatus.BAD_REQUEST,
-        "proposal_metadata_invalid",
+        "invalid_metadata",
     )
 
     assert body["details"]["proposal_id"] == bad.id

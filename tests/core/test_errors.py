@@ -376,7 +376,7 @@ def test_a_code_raised_with_a_class_of_another_status_is_refused():
 
 
 def test_a_subclass_of_the_declared_class_status_may_raise_it():
-    assert DependencyCycle("Refused.", code="dependency_duplicate").code == "dependency_duplicate"
+    assert DependencyCycle("Refused.", code="dependency_taken").code == "dependency_taken"
     assert DomainError("Refused.", code="invalid_value").error_code.status == 400
 
 
