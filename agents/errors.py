@@ -74,13 +74,15 @@ declare(
     "agents",
     "invalid_log_chunk",
     InvalidInput,
-    "A log chunk lacks `agent_id`, `agent_name` or `content`.",
+    "A log chunk is malformed: not an object, a key missing or unknown, or a value of the "
+    "wrong type (`details.index` names the chunk of a batch).",
 )
 declare(
     "agents",
     "invalid_session_number",
     InvalidInput,
-    "A log chunk's `session_number` is not a positive whole number.",
+    "A `session_number` (a log chunk's, or the one a log is appended or read with) is not a "
+    "whole number from 1 to 2147483647.",
 )
 declare(
     "agents",

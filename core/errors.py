@@ -356,7 +356,12 @@ declare(
     InvalidInput,
     "A page's `offset` is not a whole number from 0 to 2147483647.",
 )
-declare("core", "invalid_cursor", InvalidInput, "An `after` cursor names no item of the list.")
+declare(
+    "core",
+    "invalid_cursor",
+    InvalidInput,
+    "An `after` cursor is not an id of the list's items, or names no item of the list.",
+)
 declare(
     "core",
     "invalid_status",
@@ -549,8 +554,10 @@ declare(
     "checkpoint task): a tool's token cannot pass it.",
 )
 rename("checkpoint_requires_person", "person_required")
-declare("core", "invalid_kind", InvalidInput, "An event kind that is not in the catalogue.")
-declare("core", "invalid_wait", InvalidInput, "A long-poll wait outside 0 to 30 seconds.")
+declare("core", "invalid_kind", InvalidInput, "An event `kind` that is not in the catalogue.")
+declare(
+    "core", "invalid_wait", InvalidInput, "A long-poll `wait` is not a number from 0 to 30 seconds."
+)
 declare("core", "event_not_found", NotFound, "No event has this id (it may have been pruned).")
 
 # Constraint codes renamed (declared on their constraints in core.models).

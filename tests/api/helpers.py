@@ -49,3 +49,10 @@ def assert_error(response, status: int, code: str) -> dict[str, Any]:
     assert body.get("deprecated_codes", []) == replaces
     assert body.get("deprecated_codes") != []
     return body
+
+
+def assert_refusal(response, code: str) -> dict[str, Any]:
+    """The response is ``code`` with the status the catalogue gives it (400 for a field's
+    own code such as ``invalid_limit``, 422 for ``validation_error``)."""
+    entry = catalogue()[code]
+    return assert_error(response, entry.status, code)
