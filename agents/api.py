@@ -64,6 +64,7 @@ from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
 from core.repositories import INT32, text_problem
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
+from core.schemas.base import field_refusal_code
 from core.validators import TEXT_MAX_LENGTH
 
 router = Router(tags=["accounts"])
@@ -96,7 +97,7 @@ def claim_account(request: HttpRequest, payload: AccountClaimIn) -> Any:
     """Claim the next available account of a provider, round-robin, with its secrets.
 
     Tools only: needs a bearer token; a staff session is refused with 403
-    ``tool_token_required``. 409 ``no_account_available`` when every account of the
+    ``tool_token_required``. 409 ``account_unavailable`` when every account of the
     provider is exhausted.
     """
     return services.account_claim(provider=payload.provider)
@@ -153,7 +154,7 @@ def register_agent(request: HttpRequest, payload: AgentRegisterIn) -> Status:
 
     With ``claim_account`` the answer carries the account's secrets, so only a tool's
     token may ask: a person (staff session or personal token) gets 403
-    ``tool_token_required``. 409 ``no_account_available`` writes nothing.
+    ``tool_token_required``. 409 ``account_unavailable`` writes nothing.
     """
     if payload.claim_account and _actor(request).kind != "tool":
         raise PermissionRequired(
@@ -288,16 +289,31 @@ def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLog
             checked = LogChunkIn.model_validate(item)
             chunks.append({"content": checked.content, "session_number": checked.session_number})
         except ValidationError as error:
-            problems = [
-                {"loc": list(problem["loc"]), "msg": problem["msg"]}
-                for problem in error.errors(include_url=False, include_input=False)
-            ]
+            found = error.errors(include_url=False)
+            problems = [{"loc": list(problem["loc"]), "msg": problem["msg"]} for problem in found]
             raise InvalidInput(
                 f"Chunk {index} is malformed: {problems[0]['msg']}.",
-                code="invalid_log_chunk",
+                code=_chunk_refusal_code(found),
                 details={"index": index, "errors": problems},
             ) from None
     return chunks
+
+
+def _chunk_refusal_code(problems: list[Any]) -> str:
+    """A bad chunk's code: its field's (``empty_content``, ``invalid_session_number``: the
+    codes of those fields anywhere, ``core.schemas.base.field_refusal_code``) when each
+    problem has one, else ``invalid_log_chunk``."""
+    codes = [
+        field_refusal_code(
+            str(problem["loc"][0]) if problem["loc"] else None,
+            problem["type"],
+            problem.get("input"),
+            nested=len(problem["loc"]) > 1,
+        )
+        for problem in problems
+    ]
+    first = codes[0] if codes else None
+    return first if first is not None and None not in codes else "invalid_log_chunk"
 
 
 def _plain_chunk(item: Any) -> NewLogChunk | None:
@@ -309,6 +325,7 @@ def _plain_chunk(item: Any) -> NewLogChunk | None:
     if (
         type(content) is str
         and 0 < len(content) <= TEXT_MAX_LENGTH
+        and (not content[0].isspace() or content.strip() != "")
         and len(item) == (2 if "session_number" in item else 1)
         and type(session) is int
         and 1 <= session <= INT32[1]
@@ -330,8 +347,8 @@ def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessio
     The body is a JSON array of ``{content, session_number?}`` or, with
     ``Content-Type: application/x-ndjson``, one chunk a line (session from
     ``?session_number=``, default 1). At most 1,000 chunks (400 ``log_batch_too_large``)
-    and 2.5 MB (413); a bad chunk (400 ``invalid_log_chunk``, ``details.index``) writes
-    nothing.
+    and 2.5 MB (413); a bad chunk (400 ``invalid_log_chunk``; ``empty_content`` or
+    ``invalid_session_number`` for those fields; ``details.index``) writes nothing.
     """
     chunks = _log_chunks(request, params.session_number)
     ids = services.agent_log_append(agent_id=agent_id, chunks=chunks)

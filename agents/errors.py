@@ -1,11 +1,11 @@
 """The error codes the agents app raises, declared in the one catalogue (``core.errors``).
 
 Loaded by ``AgentsConfig.ready()``. Codes carried by the agents' model constraints
-(``account_duplicate``, ``agent_name_taken``, …) are declared on the constraints, and the
+(``account_email_taken``, ``agent_name_taken``, …) are declared on the constraints, and the
 codes every app shares (``invalid_status``, ``empty_content``, …) in ``core.errors``.
 """
 
-from core.errors import Conflict, InvalidInput, NotFound, declare
+from core.errors import Conflict, InvalidInput, NotFound, declare, rename
 
 declare("agents", "account_not_found", NotFound, "No account has this id.")
 declare("agents", "agent_not_found", NotFound, "No agent has this id.")
@@ -13,7 +13,8 @@ declare("agents", "message_not_found", NotFound, "No message has this id.")
 declare("agents", "agent_log_chunk_not_found", NotFound, "No agent log chunk has this id.")
 declare("agents", "conversation_not_found", NotFound, "No conversation has this id.")
 
-# Accounts.
+# Accounts (account_email_taken is declared on its constraint, agents.models.Account).
+rename("account_duplicate", "account_email_taken")
 declare("agents", "invalid_email", InvalidInput, "An account's email is not an email address.")
 declare(
     "agents",
@@ -23,10 +24,11 @@ declare(
 )
 declare(
     "agents",
-    "exhausted_until_invalid",
+    "invalid_exhausted_until",
     InvalidInput,
     "`exhausted_until` is not a date and time.",
 )
+rename("exhausted_until_invalid", "invalid_exhausted_until")
 declare(
     "agents",
     "exhausted_until_naive",
@@ -42,10 +44,11 @@ declare(
 )
 declare(
     "agents",
-    "no_account_available",
+    "account_unavailable",
     Conflict,
     "No account of the provider is available: all are exhausted, or none exists.",
 )
+rename("no_account_available", "account_unavailable")
 declare(
     "agents",
     "account_secret_unreadable",
@@ -71,13 +74,15 @@ declare(
     "agents",
     "invalid_log_chunk",
     InvalidInput,
-    "A log chunk lacks `agent_id`, `agent_name` or `content`.",
+    "A log chunk is malformed: not an object, a key missing or unknown, or a value of the "
+    "wrong type (`details.index` names the chunk of a batch).",
 )
 declare(
     "agents",
     "invalid_session_number",
     InvalidInput,
-    "A log chunk's `session_number` is not a positive whole number.",
+    "A `session_number` (a log chunk's, or the one a log is appended or read with) is not a "
+    "whole number from 1 to 2147483647.",
 )
 declare(
     "agents",
@@ -95,10 +100,11 @@ declare(
 )
 declare(
     "agents",
-    "log_batch_empty",
+    "empty_log_batch",
     InvalidInput,
     "A log append has no chunk.",
 )
+rename("log_batch_empty", "empty_log_batch")
 declare(
     "agents",
     "log_batch_too_large",

@@ -72,7 +72,7 @@ class Account(TimestampedModel):
                 "provider",
                 Lower("email"),
                 name="accounts_provider_email_unique",
-                violation_error_code="account_duplicate",
+                violation_error_code="account_email_taken",
                 violation_error_message=(
                     "An account with this provider and email already exists (emails "
                     "compare without regard to case)."

@@ -231,6 +231,7 @@ class LogChunkIn(InputSchema):
     content: Annotated[
         Text,
         Field(min_length=1, max_length=TEXT_MAX_LENGTH),
+        AfterValidator(_refuse_blank),
         Documented(pattern=TEXT_NOT_BLANK_PATTERN),
     ] = Field(description="JSON Lines: one JSON document a line; not blank.")
     session_number: PositiveInt32 = Field(1, description="1 on spawn, +1 on each resume.")
@@ -292,7 +293,8 @@ LOG_APPEND_BODY: dict[str, Any] = {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": MAX_LOG_BATCH,
-                "items": LogChunkIn.model_json_schema(),
+                # A chunk refused otherwise than by a field with a code of its own.
+                "items": {**LogChunkIn.model_json_schema(), "x-error-code": "invalid_log_chunk"},
             }
         },
         "application/x-ndjson": {

@@ -19,6 +19,16 @@ meaning (``docs/errors.md`` is generated from it: ``manage.py error_catalogue``)
 ``DomainError`` refuses a code the catalogue does not declare (``UndeclaredErrorCode``)
 or one declared for another status (``ErrorClassMismatch``): programming errors, never
 answered as a refusal, so a new code cannot reach an API user without an entry.
+
+Codes follow one grammar, ``<thing>_<problem>`` (``task_not_found``, ``page_root_taken``,
+``dependency_other_initiative``), except the two generic problems of a value, which lead:
+``invalid_<thing>`` and ``empty_<thing>`` (``invalid_limit``, ``empty_name``), so the code
+of a refused field follows from the field's name (``docs/decisions.md``, "Error codes").
+
+A code renamed keeps its old spelling for one release as an alias: ``rename(old, new)``
+records it, the catalogue lists it under the new code (``ErrorCode.replaces``), the API
+answers the new code with the old ones in ``deprecated_codes``, and raising the old code
+is refused like any undeclared one.
 """
 
 import re
@@ -122,10 +132,14 @@ class ErrorCode:
     app: str
     #: The model constraints (``app_label.Model.constraint_name``) that carry the code.
     constraints: tuple[str, ...] = ()
+    #: The former codes of this refusal (``rename``), kept as aliases for one release.
+    replaces: tuple[str, ...] = ()
 
 
 _CODE_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _declared: dict[str, ErrorCode] = {}
+#: Each renamed code, by its former spelling (``rename``).
+_renamed: dict[str, str] = {}
 _complete: dict[str, ErrorCode] | None = None
 
 
@@ -149,6 +163,46 @@ def declare(app: str, code: str, error: type[DomainError] | int, meaning: str) -
     _declared[code] = entry
     _complete = None
     return entry
+
+
+def rename(old: str, new: str) -> None:
+    """Record that the refusal once answered ``old`` now answers ``new`` (declared, or a
+    constraint's code). ``old`` stays documented as an alias for one release: listed
+    beside ``new`` in ``docs/errors.md`` and answered in the API's ``deprecated_codes``;
+    raising it is refused (``UndeclaredErrorCode``)."""
+    global _complete
+    if not _CODE_PATTERN.fullmatch(old) or not _CODE_PATTERN.fullmatch(new) or old == new:
+        raise ValueError(f"Cannot rename {old!r} to {new!r}: two different snake_case codes.")
+    existing = _renamed.get(old)
+    if existing is not None and existing != new:
+        raise DuplicateErrorCode(f"Error code {old!r} is renamed twice: to {existing!r}, {new!r}.")
+    _renamed[old] = new
+    _complete = None
+
+
+def renamed() -> dict[str, str]:
+    """Every former code (an alias for one release), with the code that replaced it."""
+    return dict(_renamed)
+
+
+def _with_aliases(codes: dict[str, ErrorCode], *, complete: bool) -> dict[str, ErrorCode]:
+    """``codes`` with each entry's former codes (``replaces``); once ``complete``, a
+    rename to a code that is not declared, or of one still declared, is refused."""
+    by_new: dict[str, list[str]] = {}
+    for old, new in sorted(_renamed.items()):
+        if old in codes:
+            raise DuplicateErrorCode(
+                f"Error code {old!r} is renamed to {new!r} but still declared: drop it."
+            )
+        by_new.setdefault(new, []).append(old)
+    for new, olds in by_new.items():
+        entry = codes.get(new)
+        if entry is None:
+            if complete:
+                raise UndeclaredErrorCode(f"Error code {olds} renamed to {new!r}, undeclared.")
+            continue
+        codes[new] = replace(entry, replaces=tuple(olds))
+    return codes
 
 
 def constraint_error_class(constraint: models.BaseConstraint) -> type[DomainError]:
@@ -210,8 +264,8 @@ def _current() -> dict[str, ErrorCode]:
     from django.apps import apps
 
     if not apps.models_ready:
-        return _declared
-    _complete = _with_constraint_codes()
+        return _with_aliases(dict(_declared), complete=False)
+    _complete = _with_aliases(_with_constraint_codes(), complete=True)
     return _complete
 
 
@@ -227,8 +281,13 @@ def explicitly_declared() -> dict[str, ErrorCode]:
 
 
 def lookup(code: str) -> ErrorCode:
-    """The catalogue's entry for ``code``; ``UndeclaredErrorCode`` when there is none."""
+    """The catalogue's entry for ``code``; ``UndeclaredErrorCode`` when there is none (a
+    former code included: it is only an alias of the code that replaced it)."""
     entry = _current().get(code)
+    if entry is None and code in _renamed:
+        raise UndeclaredErrorCode(
+            f"Error code {code!r} was renamed to {_renamed[code]!r}: raise that one."
+        )
     if entry is None:
         raise UndeclaredErrorCode(
             f"Error code {code!r} is not in the catalogue: declare it (code, error class, "
@@ -297,7 +356,12 @@ declare(
     InvalidInput,
     "A page's `offset` is not a whole number from 0 to 2147483647.",
 )
-declare("core", "invalid_cursor", InvalidInput, "An `after` cursor names no item of the list.")
+declare(
+    "core",
+    "invalid_cursor",
+    InvalidInput,
+    "An `after` cursor is not an id of the list's items, or names no item of the list.",
+)
 declare(
     "core",
     "invalid_status",
@@ -335,8 +399,10 @@ declare(
 )
 
 # API tokens (core.tokens).
-declare("core", "api_token_not_found", NotFound, "No API token has this id or prefix.")
-declare("core", "api_rate_window_not_found", NotFound, "No API write counter has this id.")
+declare("core", "token_not_found", NotFound, "No API token has this id or prefix.")
+rename("api_token_not_found", "token_not_found")
+declare("core", "rate_window_not_found", NotFound, "No API write counter has this id.")
+rename("api_rate_window_not_found", "rate_window_not_found")
 declare(
     "core",
     "token_name_too_long",
@@ -391,16 +457,19 @@ declare(
 )
 declare(
     "core",
-    "dependency_duplicate",
+    "dependency_taken",
     Conflict,
     "The phase or task already depends on that one.",
 )
+rename("dependency_duplicate", "dependency_taken")
 declare(
     "core",
-    "dependency_cross_initiative",
+    "dependency_other_initiative",
     InvalidInput,
-    "A dependency joins phases or tasks of different initiatives.",
+    "A dependency joins phases or tasks of different initiatives: the one depended on "
+    "belongs to another initiative.",
 )
+rename("dependency_cross_initiative", "dependency_other_initiative")
 declare(
     "core",
     "dependency_cycle",
@@ -409,16 +478,18 @@ declare(
 )
 declare(
     "core",
-    "task_initiative_mismatch",
+    "task_phase_other_initiative",
     InvalidInput,
-    "A task's initiative is not its phase's initiative.",
+    "A task's phase belongs to another initiative than the task.",
 )
+rename("task_initiative_mismatch", "task_phase_other_initiative")
 declare(
     "core",
-    "task_parent_mismatch",
+    "task_parent_other_initiative",
     InvalidInput,
-    "A subtask does not belong to its parent task's initiative.",
+    "A subtask's parent task belongs to another initiative than the subtask.",
 )
+rename("task_parent_mismatch", "task_parent_other_initiative")
 declare(
     "core",
     "task_parent_cycle",
@@ -431,12 +502,6 @@ declare(
     TransitionNotAllowed,
     "The task cannot start: a task it depends on, its phase's approval or a phase that "
     "phase depends on is not done.",
-)
-declare(
-    "core",
-    "checkpoint_requires_person",
-    PermissionRequired,
-    "A checkpoint task is started and completed by a person, not by an agent.",
 )
 declare(
     "core",
@@ -458,10 +523,11 @@ declare(
 )
 declare(
     "core",
-    "page_parent_mismatch",
+    "page_parent_other_initiative",
     InvalidInput,
     "A page's parent belongs to another initiative.",
 )
+rename("page_parent_mismatch", "page_parent_other_initiative")
 declare(
     "core",
     "page_parent_cycle",
@@ -484,8 +550,16 @@ declare(
     "core",
     "person_required",
     PermissionRequired,
-    "A person's gate (approving, accepting, answering a person): a tool's token cannot pass it.",
+    "A person's gate (approving, accepting, answering a person, starting or completing a "
+    "checkpoint task): a tool's token cannot pass it.",
 )
-declare("core", "invalid_kind", InvalidInput, "An event kind that is not in the catalogue.")
-declare("core", "invalid_wait", InvalidInput, "A long-poll wait outside 0 to 30 seconds.")
+rename("checkpoint_requires_person", "person_required")
+declare("core", "invalid_kind", InvalidInput, "An event `kind` that is not in the catalogue.")
+declare(
+    "core", "invalid_wait", InvalidInput, "A long-poll `wait` is not a number from 0 to 30 seconds."
+)
 declare("core", "event_not_found", NotFound, "No event has this id (it may have been pruned).")
+
+# Constraint codes renamed (declared on their constraints in core.models).
+rename("initiative_project_duplicate", "initiative_project_taken")
+rename("page_root_exists", "page_root_taken")

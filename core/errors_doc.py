@@ -25,6 +25,23 @@ Every error the API answers has one shape,
 This is every code, with the HTTP status it comes with and what it means. A code marked
 *(constraint)* is a database constraint's refusal (see `core/models.py` and the apps'
 models). An HTTP error with a status this list has no code for answers `http_<status>`.
+
+Codes read `<thing>_<problem>` (`task_not_found`, `page_root_taken`,
+`dependency_other_initiative`); the two generic problems of a value lead, `invalid_<thing>`
+and `empty_<thing>`, so a refused field's code is `invalid_<field>` (`invalid_limit`). A
+renamed code keeps its former spelling for one release: the API answers the new `code`
+and lists the former ones in `deprecated_codes`; the last section pairs them.
+"""
+
+_RENAMED_INTRO = """
+## Renamed codes
+
+Each former code on the left is answered as the code on the right, with the former one
+in the body's `deprecated_codes`, until the next release drops the former spellings:
+match on the new code.
+
+| former code | code | HTTP status |
+|---|---|---|
 """
 
 
@@ -62,5 +79,13 @@ def render_markdown(codes: dict[str, ErrorCode] | None = None) -> str:
         parts.append("| code | HTTP status | meaning |\n|---|---|---|\n")
         for entry in entries:
             origin = " *(constraint)*" if entry.constraints else ""
-            parts.append(f"| `{entry.code}` | {entry.status} | {_cell(entry.meaning)}{origin} |\n")
+            former = "".join(f" Replaces `{old}`." for old in entry.replaces)
+            parts.append(
+                f"| `{entry.code}` | {entry.status} | {_cell(entry.meaning)}{origin}{former} |\n"
+            )
+    renamed = sorted((old, entry) for entry in codes.values() for old in entry.replaces)
+    if renamed:
+        parts.append(_RENAMED_INTRO)
+        for old, entry in renamed:
+            parts.append(f"| `{old}` | `{entry.code}` | {entry.status} |\n")
     return "".join(parts)

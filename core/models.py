@@ -199,7 +199,7 @@ class PhaseDependency(CreatedModel):
             models.UniqueConstraint(
                 fields=["phase", "depends_on_phase"],
                 name="phase_dependencies_unique_pair",
-                violation_error_code="dependency_duplicate",
+                violation_error_code="dependency_taken",
                 violation_error_message="This phase already depends on that phase.",
             ),
             models.CheckConstraint(
@@ -347,7 +347,7 @@ class TaskDependency(CreatedModel):
             models.UniqueConstraint(
                 fields=["task", "depends_on_task"],
                 name="task_dependencies_unique_pair",
-                violation_error_code="dependency_duplicate",
+                violation_error_code="dependency_taken",
                 violation_error_message="This task already depends on that task.",
             ),
             models.CheckConstraint(
@@ -388,7 +388,7 @@ class Page(TimestampedModel):
                 fields=["initiative"],
                 condition=Q(parent_page__isnull=True),
                 name="pages_one_root_per_initiative",
-                violation_error_code="page_root_exists",
+                violation_error_code="page_root_taken",
                 violation_error_message=(
                     "This initiative already has a root page; give the new page a parent."
                 ),
@@ -447,7 +447,7 @@ class InitiativeProject(CreatedModel):
             models.UniqueConstraint(
                 fields=["initiative", "project"],
                 name="initiative_projects_unique_pair",
-                violation_error_code="initiative_project_duplicate",
+                violation_error_code="initiative_project_taken",
                 violation_error_message="This project is already linked to this initiative.",
             ),
         ]

@@ -81,7 +81,7 @@ def api_token_create(
 def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
     """Revoke the token with this id or display prefix; it never authenticates again.
 
-    ``NotFound`` (``api_token_not_found``) when nothing matches, ``InvalidInput``
+    ``NotFound`` (``token_not_found``) when nothing matches, ``InvalidInput``
     (``token_prefix_ambiguous``) when a prefix matches several tokens, ``Conflict``
     (``token_already_revoked``) when it is revoked already.
     """
@@ -90,7 +90,7 @@ def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
     if not matches:
         raise NotFound(
             f"No API token has the id or prefix '{key}'.",
-            code="api_token_not_found",
+            code="token_not_found",
             details={"id_or_prefix": key},
         )
     if len(matches) > 1:

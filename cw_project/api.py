@@ -20,6 +20,7 @@ from typing import Any
 from django.urls import URLPattern, URLResolver, path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
+from ninja.errors import ValidationError, ValidationErrorContext
 from ninja.openapi.schema import OpenAPISchema
 
 from agents.api import router as agents_router
@@ -27,6 +28,7 @@ from core.api import router as core_router
 from core.auth import API_AUTH
 from core.ratelimits import WriteRateThrottle
 from cw_project.errors import (
+    document_field_codes,
     document_throttling,
     install_error_handlers,
     unknown_api_path,
@@ -49,6 +51,21 @@ class CwNinjaAPI(NinjaAPI):
     def set_default_exception_handlers(self) -> None:
         install_error_handlers(self)
 
+    def validation_error_from_error_contexts(
+        self, error_contexts: list[ValidationErrorContext]
+    ) -> ValidationError:
+        """Ninja's error, each item keeping the ``input`` Ninja drops: the handler tells a
+        blank field from one refused otherwise by it, and never answers it."""
+        error = super().validation_error_from_error_contexts(error_contexts)
+        inputs = [
+            item.get("input")
+            for context in error_contexts
+            for item in context.pydantic_validation_error.errors(include_url=False)
+        ]
+        for item, value in zip(error.errors, inputs, strict=True):
+            item["input"] = value
+        return error
+
     @property
     def urls(self) -> tuple[list[URLPattern | URLResolver], str, str]:
         patterns, app_name, namespace = super().urls
@@ -62,11 +79,13 @@ class CwNinjaAPI(NinjaAPI):
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:
         """Ninja's document, post-processed (``cw_project.openapi``) with what Ninja cannot
-        generate: the links from each create to the operations on what it created, and the
-        429 of the write rate limit (``cw_project.errors``)."""
+        generate: the links from each create to the operations on what it created, the
+        429 of the write rate limit, and the code of each field that has one
+        (``cw_project.errors``)."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         add_links(schema)
         document_throttling(schema)
+        document_field_codes(schema)
         return schema
 
 

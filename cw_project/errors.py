@@ -9,7 +9,10 @@ a ``core.errors.DomainError``      its     the error's code, with the status the
                                    code's  catalogue declares for it (404 ``NotFound``,
                                            400 ``InvalidInput``, 409 ``Conflict``,
                                            403 ``PermissionRequired``)
-bad body/query/path parameters     422     ``validation_error`` (``details.errors``)
+a refused value of a field that     400     the field's code (``invalid_limit``,
+has a code of its own                      ``empty_name``, …: ``FIELD_CODES``), the
+                                           code a service gives it (``details.errors``)
+other bad body/query/path params   422     ``validation_error`` (``details.errors``)
 unparsable JSON body               422     ``malformed_json``
 no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authenticate``)
 ``AuthorizationError``             403     ``permission_denied``
@@ -24,13 +27,16 @@ unexpected exception               500     ``internal_error`` (logged, signalled
 =================================  ======  ==========================================
 
 Every code is in the catalogue of ``core.errors`` (``docs/errors.md``); the codes only the
-API answers are declared here.
+API answers are declared here. A code that replaced others (``core.errors.rename``) is
+answered with them in ``deprecated_codes`` for one release, so a client still matching an
+old code finds it there (``docs/decisions.md``, "Error codes").
 
 No response ever describes an unexpected exception: its text may quote the request (a
 submitted secret). It goes to the log, where it belongs.
 """
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +57,7 @@ from ninja.errors import (
 )
 
 from core.errors import DomainError, ErrorCode, declare, lookup
+from core.schemas.base import BLANK_FIELD_CODES, FIELD_CODES, field_refusal_code
 
 # --- the codes only the API answers (the domain's are declared by the apps) -------------
 
@@ -118,16 +125,52 @@ _HTTP_ERROR_CODES: dict[int, ErrorCode] = {
 }
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``ErrorOut`` body."""
-    return {"code": code, "message": message, "details": details or {}}
+def error_body(
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    replaces: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The ``ErrorOut`` body; ``deprecated_codes`` only for a code that replaced others."""
+    body = {"code": code, "message": message, "details": details or {}}
+    if replaces:
+        body["deprecated_codes"] = list(replaces)
+    return body
 
 
 def error_response(
     code: ErrorCode, message: str, details: dict[str, Any] | None = None
 ) -> JsonResponse:
     """A JSON error response outside a Ninja operation (routing, method fallbacks)."""
-    return JsonResponse(error_body(code.code, message, details), status=code.status)
+    return JsonResponse(error_body(code.code, message, details, code.replaces), status=code.status)
+
+
+def _refused_field(loc: tuple[Any, ...]) -> tuple[str | None, bool]:
+    """The request field a schema error's ``loc`` is about, and whether the error is
+    about a part of its value: a query parameter (``("query", "limit")``, or
+    ``("query", "filters", "kind", 1)`` for an item of a repeated one), or a top-level
+    field of the JSON body (``("body", "payload", "name", …)``); (None, False) else."""
+    if loc[:1] == ("query",):
+        names = [part for part in loc[1:] if isinstance(part, str)]
+        return (names[-1] if names else None), False
+    if loc[:1] == ("body",) and len(loc) >= 3 and isinstance(loc[2], str):
+        return loc[2], len(loc) > 3
+    return None, False
+
+
+def refusal_code(errors: list[dict[str, Any]]) -> ErrorCode:
+    """The code of a request the schema refused with ``errors`` (pydantic's, with their
+    ``input``): the first error's field code (``core.schemas.base.FIELD_CODES``) when
+    every error has one, so a refusal the services also make answers their code; else
+    ``validation_error``, which names no field, for a request malformed otherwise."""
+    codes = []
+    for error in errors:
+        field, nested = _refused_field(tuple(error.get("loc", ())))
+        code = field_refusal_code(field, error.get("type", ""), error.get("input"), nested=nested)
+        if code is None:
+            return VALIDATION_ERROR
+        codes.append(code)
+    return lookup(codes[0]) if codes else VALIDATION_ERROR
 
 
 def domain_error_status(error: DomainError) -> int:
@@ -146,7 +189,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
         *,
         status: int | None = None,
     ) -> HttpResponse:
-        body = error_body(code.code, message, details)
+        body = error_body(code.code, message, details, code.replaces)
         return api.create_response(request, body, status=status or code.status)
 
     def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
@@ -162,7 +205,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
             f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors[:5]
         )
         return respond(
-            request, VALIDATION_ERROR, f"Invalid request: {summary}.", {"errors": errors}
+            request, refusal_code(exc.errors), f"Invalid request: {summary}.", {"errors": errors}
         )
 
     def on_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
@@ -307,6 +350,62 @@ def unknown_api_path(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRes
         f"No API endpoint at {request.path}; the documentation lists them all.",
         {"path": request.path},
     )
+
+
+def document_field_codes(schema: dict[str, Any]) -> dict[str, Any]:
+    """State in an OpenAPI document, on each query parameter and top-level body field with
+    a code of its own (``FIELD_CODES``, ``BLANK_FIELD_CODES``), the code a refused value
+    of it answers: ``x-error-code``, and a sentence of its description."""
+    components = schema.get("components", {}).get("schemas", {})
+
+    def resolved(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        return components[ref.rsplit("/", 1)[-1]] if isinstance(ref, str) else node
+
+    def refuses_blank(node: dict[str, Any]) -> bool:
+        """Whether the document refuses a blank string for ``node`` (by its pattern)."""
+        node = resolved(node)
+        choices = node.get("anyOf", [node])
+        return any(
+            isinstance(pattern := resolved(choice).get("pattern"), str)
+            and re.search(pattern, " ") is None
+            for choice in choices
+        )
+
+    def document(field: dict[str, Any], name: str) -> None:
+        if name in FIELD_CODES:
+            _document_field_code(field, FIELD_CODES[name], "A refused value is 400 `%s`.")
+        elif name in BLANK_FIELD_CODES and refuses_blank(field.get("schema", field)):
+            _document_field_code(
+                field,
+                BLANK_FIELD_CODES[name],
+                "Blank (or left out, or null, where required) is 400 `%s`.",
+            )
+
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    document(parameter, parameter["name"])
+            content = operation.get("requestBody", {}).get("content", {})
+            body = content.get("application/json", {}).get("schema")
+            if body is None:
+                continue
+            body = resolved(body)
+            if body.get("type") == "array":
+                body = resolved(body.get("items", {}))
+            for name, field in body.get("properties", {}).items():
+                document(field, name)
+    return schema
+
+
+def _document_field_code(field: dict[str, Any], code: str, sentence: str) -> None:
+    if field.get("x-error-code") == code:
+        return  # a component already stated (several operations share it)
+    field["x-error-code"] = code
+    sentence = sentence % code
+    description = field.get("description")
+    field["description"] = f"{description.rstrip()} {sentence}" if description else sentence
 
 
 def document_throttling(schema: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ page (cw's, Django's auth admin, changelists, change, history, delete, autocompl
 is covered at once, whatever its lookups.
 
 The API is left to itself: it validates its path and query parameters and answers a
-NUL there with a 422 ``validation_error`` in its own error shape (``cw_project/errors.py``),
-which its clients already handle.
+NUL there in its own error shape (``cw_project/errors.py``): 422 ``validation_error``, or
+the parameter's own code (400 ``invalid_status``) when it has one.
 """
 
 from collections.abc import Callable

@@ -6,7 +6,7 @@ constraints, and the codes every app shares (``invalid_status``, ``empty_content
 ``core.errors``.
 """
 
-from core.errors import Conflict, InvalidInput, NotFound, declare
+from core.errors import Conflict, InvalidInput, NotFound, declare, rename
 
 declare("reviews", "proposal_not_found", NotFound, "No proposal has this id.")
 declare("reviews", "review_comment_not_found", NotFound, "No review comment has this id.")
@@ -39,10 +39,11 @@ declare(
 )
 declare(
     "reviews",
-    "proposal_target_elsewhere",
+    "proposal_target_other_initiative",
     InvalidInput,
     "A proposal's target belongs to another initiative than the proposal.",
 )
+rename("proposal_target_elsewhere", "proposal_target_other_initiative")
 declare(
     "reviews",
     "proposal_target_deleted",
@@ -57,11 +58,12 @@ declare(
 )
 declare(
     "reviews",
-    "proposal_metadata_invalid",
+    "invalid_metadata",
     InvalidInput,
     "A proposal's metadata is not a JSON object, or one of its keys has the wrong shape "
     "(`details.key`).",
 )
+rename("proposal_metadata_invalid", "invalid_metadata")
 declare(
     "reviews",
     "phase_closed",
@@ -92,10 +94,11 @@ declare(
 # Chat sessions and messages.
 declare(
     "reviews",
-    "target_not_in_initiative",
+    "chat_target_other_initiative",
     InvalidInput,
     "A chat session's phase or task belongs to another initiative.",
 )
+rename("target_not_in_initiative", "chat_target_other_initiative")
 declare(
     "reviews",
     "chat_target_without_initiative",
@@ -117,18 +120,20 @@ declare(
 )
 declare(
     "reviews",
-    "change_set_not_in_initiative",
+    "chat_change_set_other_initiative",
     InvalidInput,
     "A chat message's change set belongs to another initiative than its session.",
 )
+rename("change_set_not_in_initiative", "chat_change_set_other_initiative")
 
 # Change sets and their revert.
 declare(
     "reviews",
-    "missing_source_reference",
+    "change_set_source_missing",
     InvalidInput,
     "A change set does not name the proposal or chat session it comes from.",
 )
+rename("missing_source_reference", "change_set_source_missing")
 declare("reviews", "empty_change_set", InvalidInput, "A change set has no entries.")
 declare(
     "reviews",
@@ -138,11 +143,12 @@ declare(
 )
 declare(
     "reviews",
-    "change_set_invalid",
+    "invalid_change_set",
     InvalidInput,
     "A change set entry names a table or action revert does not handle, or an edge"
     " without both ends.",
 )
+rename("change_set_invalid", "invalid_change_set")
 declare("reviews", "change_set_already_reverted", Conflict, "The change set is already reverted.")
 declare(
     "reviews",

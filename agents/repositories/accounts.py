@@ -47,7 +47,7 @@ class AccountRepository(Repository[Account]):
     An account is *available* when it is not exhausted, or when its ``exhausted_until``
     has passed. An exhausted account without an ``exhausted_until`` stays parked until a
     person releases it (``release``): nothing releases it by time. A provider has each
-    email once (compared without regard to case): a second is ``account_duplicate``.
+    email once (compared without regard to case): a second is ``account_email_taken``.
     """
 
     model = Account
@@ -139,7 +139,7 @@ class AccountRepository(Repository[Account]):
 
     def create(self, **fields: Unpack[AccountFields]) -> Account:
         """Add an account to the rotation (its secrets are encrypted by their fields on
-        save); the same provider and email twice is ``Conflict`` ``account_duplicate``."""
+        save); the same provider and email twice is ``Conflict`` ``account_email_taken``."""
         return self._create(**fields)
 
     def update(self, account: Account | str, /, **changes: Unpack[AccountChanges]) -> Account:
@@ -239,7 +239,7 @@ class AccountRepository(Repository[Account]):
         if not isinstance(until, datetime):
             raise InvalidInput(
                 "exhausted_until must be a date and time with a zone.",
-                code="exhausted_until_invalid",
+                code="invalid_exhausted_until",
                 details={"until": str(until)},
             )
         if timezone.is_naive(until):

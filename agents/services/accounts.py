@@ -66,7 +66,7 @@ def account_create(
     sort_order: int = 0,
 ) -> Account:
     """Add a provider account to the rotation; the same provider and email twice is
-    ``Conflict`` ``account_duplicate``."""
+    ``Conflict`` ``account_email_taken``."""
     fields: dict[str, Any] = {
         "email": email,
         "provider": provider,
@@ -144,7 +144,7 @@ def _record_account(kind: str, account: Account) -> None:
 def account_claim(*, provider: str) -> Account:
     """Hand out the next available account of ``provider`` (round-robin), atomically.
 
-    Refused with Conflict ``no_account_available`` when every account of the provider
+    Refused with Conflict ``account_unavailable`` when every account of the provider
     is exhausted (or there is none).
     """
     account = claim_next_account(provider=provider)
@@ -166,7 +166,7 @@ def claim_next_account(*, provider: str) -> Account:
     if account is None:
         raise Conflict(
             f"No '{provider}' account is available: all are exhausted, or none exists.",
-            code="no_account_available",
+            code="account_unavailable",
             details={"provider": provider, "next_available_at": _next_release(provider)},
         )
     return account
@@ -193,7 +193,7 @@ def _secret_unreadable(provider: str) -> Conflict:
     )
     named = [account for account in accounts.find_by_provider(provider) if account.pk in unreadable]
     which = ", ".join(f"{account.email} ({account.pk})" for account in named) or "unknown"
-    # 409, like no_account_available: the claim conflicts with the stored state, and a
+    # 409, like account_unavailable: the claim conflicts with the stored state, and a
     # retry cannot succeed until a person restores the key or replaces the secrets.
     return Conflict(
         f"The secrets of the '{provider}' account(s) {which} cannot be decrypted with the "

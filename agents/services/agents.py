@@ -73,7 +73,7 @@ def agent_register(
     is ``invalid_field``.
 
     Records ``agent.registered`` (and ``account.claimed``). Nothing is written when the
-    task does not exist or no account is available (409 ``no_account_available``).
+    task does not exist or no account is available (409 ``account_unavailable``).
     """
     if claim_account and account_id is not None:
         raise InvalidInput(

@@ -40,10 +40,10 @@ class NewLogChunk(TypedDict, total=False):
 
 
 def check_log_batch_size(count: int) -> None:
-    """Refuse a batch of no chunk (``log_batch_empty``) or of more than ``MAX_LOG_BATCH``
+    """Refuse a batch of no chunk (``empty_log_batch``) or of more than ``MAX_LOG_BATCH``
     (``log_batch_too_large``); every door checks this before validating each chunk."""
     if count == 0:
-        raise InvalidInput("A log batch needs at least one chunk.", code="log_batch_empty")
+        raise InvalidInput("A log batch needs at least one chunk.", code="empty_log_batch")
     if count > MAX_LOG_BATCH:
         raise InvalidInput(
             f"A log batch has at most {MAX_LOG_BATCH} chunks; this one has {count}.",
@@ -58,7 +58,7 @@ def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
     default 1) to an agent's log, in order, all or nothing; returns their ids.
 
     Refused, writing nothing: an unknown agent (404), an empty batch
-    (``log_batch_empty``), more than ``MAX_LOG_BATCH`` chunks (``log_batch_too_large``),
+    (``empty_log_batch``), more than ``MAX_LOG_BATCH`` chunks (``log_batch_too_large``),
     or any bad chunk (its ``details["index"]`` names it).
     """
     name = agents.name_of(agent_id)

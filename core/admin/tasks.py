@@ -86,7 +86,9 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
     readonly_fields = LIFECYCLE_FIELDS
     buttons = TASK_BUTTONS
     actions = (
-        service_action(services.task_start, id_argument="task_id", description="Start"),
+        service_action(
+            services.task_start, id_argument="task_id", description="Start", pass_actor=True
+        ),
         service_action(
             services.task_complete,
             id_argument="task_id",

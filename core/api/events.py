@@ -18,7 +18,8 @@ from core.schemas import AUTH_ERRORS, ActorOut, ErrorOut, FromRecord, Id
 if TYPE_CHECKING:
     EventKind = str
 else:
-    #: One of ``core.events.EVENT_KINDS``: an enum in the OpenAPI document, 422 otherwise.
+    #: One of ``core.events.EVENT_KINDS``: an enum in the OpenAPI document, 400
+    #: ``invalid_kind`` otherwise (the code ``core.events.event_list`` gives).
     EventKind = Literal[tuple(EVENT_KINDS)]
 
 #: The largest cursor: the events' ids are 64-bit.

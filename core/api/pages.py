@@ -73,7 +73,7 @@ def delete_page(request: HttpRequest, page_id: Id) -> Status:
 @router.post("/pages/{page_id}/move", response={200: PageOut, **ERRORS}, tags=TAGS)
 def move_page(request: HttpRequest, page_id: Id, payload: PageMoveIn) -> Page:
     """Place a page under another page of its initiative (400 ``page_root_fixed`` for the
-    root, ``page_parent_cycle`` under itself, ``page_parent_mismatch`` elsewhere)."""
+    root, ``page_parent_cycle`` under itself, ``page_parent_other_initiative`` elsewhere)."""
     return services.page_move(
         page_id=page_id, parent_page_id=payload.parent_page_id, sort_order=payload.sort_order
     )

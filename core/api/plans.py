@@ -285,7 +285,7 @@ def retrieve_task(request: HttpRequest, task_id: Id) -> Task:
 @router.patch("/tasks/{task_id}", response={200: TaskOut, **ERRORS}, tags=TAGS)
 def update_task(request: HttpRequest, task_id: Id, payload: TaskPatch) -> Task:
     """Change a task (only the fields sent change); it may move between its
-    initiative's phases only (400 ``task_initiative_mismatch``)."""
+    initiative's phases only (400 ``task_phase_other_initiative``)."""
     return services.task_update(task_id=task_id, **payload.dict(exclude_unset=True))
 
 
@@ -324,8 +324,9 @@ def remove_task_dependency(request: HttpRequest, task_id: Id, depends_on_id: Id)
 
 @router.post("/tasks/{task_id}/start", response={200: TaskOut, **ERRORS}, tags=TAGS)
 def start_task(request: HttpRequest, task_id: Id) -> Task:
-    """Start a ready ``auto`` task (409 ``task_not_ready`` otherwise)."""
-    return services.task_start(task_id=task_id)
+    """Start a ready task (409 ``task_not_ready`` otherwise); a checkpoint only by a
+    person (403 ``person_required`` for a tool's token)."""
+    return services.task_start(task_id=task_id, actor=_actor(request))
 
 
 @router.post("/tasks/{task_id}/block", response={200: TaskOut, **ERRORS}, tags=TAGS)

@@ -105,7 +105,7 @@ class DependencyRepository(Repository[N]):
             if initiative_id != target.initiative_id:  # type: ignore[attr-defined]
                 raise InvalidInput(
                     f"{self.label} '{node}' and '{target}' belong to different initiatives.",
-                    code="dependency_cross_initiative",
+                    code="dependency_other_initiative",
                     details={"id": node_id, "depends_on_id": depends_on_id},
                 )
             if initiative_id is not None:
@@ -114,7 +114,7 @@ class DependencyRepository(Repository[N]):
             if (node_id, depends_on_id) in edges:
                 raise Conflict(
                     f"{self.label} '{node}' already depends on '{target}'.",
-                    code="dependency_duplicate",
+                    code="dependency_taken",
                     details={"id": node_id, "depends_on_id": depends_on_id},
                 )
             cycle = find_cycle([*edges, (node_id, depends_on_id)])
@@ -161,7 +161,7 @@ class DependencyRepository(Repository[N]):
                 raise InvalidInput(
                     f"{self.label}s '{node_id}' and '{depends_on_id}' belong to different "
                     "initiatives.",
-                    code="dependency_cross_initiative",
+                    code="dependency_other_initiative",
                     details={"id": node_id, "depends_on_id": depends_on_id, "index": index},
                 )
         edges = [

@@ -50,14 +50,14 @@ class PageRepository(RevertibleRecords[Page], Repository[Page]):
             elif initiative_id != parent_initiative:
                 raise InvalidInput(
                     "A page's parent must belong to the same initiative.",
-                    code="page_parent_mismatch",
+                    code="page_parent_other_initiative",
                 )
         try:
             return self._create(**values)
         except Conflict as error:
             raise Conflict(
                 "This initiative already has a root page; give the new page a parent.",
-                code="page_root_exists",
+                code="page_root_taken",
             ) from error
 
     def update(self, page: Page | str, /, **changes: Unpack[PageChanges]) -> Page:
@@ -75,7 +75,7 @@ class PageRepository(RevertibleRecords[Page], Repository[Page]):
             if self.initiative_id_of(parent_id) != obj.initiative_id:
                 raise InvalidInput(
                     "A page's parent must belong to the same initiative.",
-                    code="page_parent_mismatch",
+                    code="page_parent_other_initiative",
                 )
             if obj.pk in self._ancestor_ids("parent_page_id", parent_id):
                 raise InvalidInput(

@@ -8,8 +8,8 @@
   the last item read; ``limit`` is 1..``MAX_KEYSET_PAGE_SIZE``.
 
 A value outside its range is refused with ``invalid_limit`` / ``invalid_offset`` /
-``invalid_cursor`` (a 400 from a repository, a 422 from the API's schema): never clamped,
-so a caller cannot mistake a short page for the end of a list.
+``invalid_cursor`` (400, whether a repository or the API's schema meets it first): never
+clamped, so a caller cannot mistake a short page for the end of a list.
 """
 
 from dataclasses import dataclass

@@ -26,7 +26,7 @@ class ApiRateWindowRepository(Repository[ApiRateWindow]):
     """Write counters of the API's rate limit. Rows are only ever counted up or pruned."""
 
     model = ApiRateWindow
-    slug = "api_rate_window"
+    slug = "rate_window"
     label = "API rate window"
 
     def hit(self, caller: str, window_start: int) -> int:

@@ -107,7 +107,7 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
             if initiative_id is not None and initiative_id != phase_initiative:
                 raise InvalidInput(
                     "A task's initiative must be its phase's initiative.",
-                    code="task_initiative_mismatch",
+                    code="task_phase_other_initiative",
                 )
             initiative_id = phase_initiative
         for name in ("phase", "initiative", "parent_task"):
@@ -131,7 +131,7 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         ):
             raise InvalidInput(
                 "A task can move only to a phase of its own initiative.",
-                code="task_initiative_mismatch",
+                code="task_phase_other_initiative",
             )
         has_parent, parent_id = relation_id(values, "parent_task")
         if has_parent:
@@ -173,7 +173,7 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         if found[0] != initiative_id:
             raise InvalidInput(
                 "A subtask must belong to its parent task's initiative.",
-                code="task_parent_mismatch",
+                code="task_parent_other_initiative",
             )
         if task_id is not None and task_id in self._ancestor_ids("parent_task_id", parent_id):
             raise InvalidInput(

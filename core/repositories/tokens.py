@@ -35,7 +35,7 @@ class ApiTokenRepository(Repository[ApiToken]):
     """API tokens. The clear value is never stored: only its hash and a display prefix."""
 
     model = ApiToken
-    slug = "api_token"
+    slug = "token"
     label = "API token"
 
     def create(

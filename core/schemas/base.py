@@ -6,9 +6,9 @@ Lists take ``PageParams`` as query parameters and answer ``Page[ItemOut]``::
     def list_accounts(request, page: Query[PageParams]):
         return paginate(AccountRepository().queryset(), page)
 
-A ``limit`` above ``MAX_LIMIT`` is refused with 422 (``validation_error``), not clamped,
-so a caller never mistakes a short page for the end of the list; so is an ``offset``
-above ``MAX_OFFSET`` (which would overflow the database driver).
+A ``limit`` above ``MAX_LIMIT`` is refused with 400 ``invalid_limit``, not clamped, so a
+caller never mistakes a short page for the end of the list; so is an ``offset`` above
+``MAX_OFFSET`` (which would overflow the database driver), with ``invalid_offset``.
 """
 
 import math
@@ -367,6 +367,71 @@ class ErrorOut(Schema):
     details: dict[str, Any] = Field(
         default_factory=dict, description="Structured context, e.g. field errors or ids."
     )
+    deprecated_codes: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Only while a renamed code keeps its former spelling (one release): the codes "
+            "this refusal answered before. Branch on `code`; see docs/errors.md."
+        ),
+    )
+
+
+#: The code answering a refused value of a request field that has one of its own: the
+#: query parameter, or the top-level field of a JSON body, of this name. The services
+#: refuse the same values with the same codes, so a refusal has one code whether the
+#: schema or a service meets it (``cw_project.errors`` answers the schema's, and the
+#: OpenAPI document states each on its field as ``x-error-code``; docs/api.md lists them).
+FIELD_CODES: dict[str, str] = {
+    "after": "invalid_cursor",
+    "category": "invalid_category",
+    "email": "invalid_email",
+    "execution_mode": "invalid_execution_mode",
+    "kind": "invalid_kind",
+    "limit": "invalid_limit",
+    "line_type": "invalid_line_type",
+    "mode": "invalid_mode",
+    "offset": "invalid_offset",
+    "priority": "invalid_priority",
+    "project_ids": "invalid_project_ids",
+    "recipient_type": "invalid_recipient_type",
+    "role": "invalid_role",
+    "sender_type": "invalid_sender_type",
+    "session_number": "invalid_session_number",
+    "status": "invalid_status",
+    "target_type": "invalid_target_type",
+    "type": "invalid_type",
+    "wait": "invalid_wait",
+}
+#: The code answering a required text field left out, null or blank (any other refusal
+#: of it, such as a text too long, has no code of its own).
+BLANK_FIELD_CODES: dict[str, str] = {
+    field: f"empty_{field}"
+    for field in ("answer", "author", "body", "content", "file_path", "name", "question", "title")
+}
+
+
+def field_refusal_code(
+    field: str | None, problem: str, value: Any, *, nested: bool = False
+) -> str | None:
+    """The code of a schema's refusal (pydantic's error type ``problem``) of ``value`` for
+    the request field ``field`` (``nested``: of a part of the field's value, such as an
+    item of a list); None when the field has no code for it (an unknown field, a
+    required one left out that is not text), which the API answers as 422
+    ``validation_error``."""
+    if field is None or problem == "extra_forbidden":
+        return None
+    blank = BLANK_FIELD_CODES.get(field)
+    if (
+        blank is not None
+        and not nested
+        and (
+            problem == "missing" or value is None or (isinstance(value, str) and not value.strip())
+        )
+    ):
+        return blank
+    if problem == "missing":
+        return None
+    return FIELD_CODES.get(field)
 
 
 #: Statuses any authenticated operation may answer; spread into ``response=``.

@@ -10,8 +10,8 @@ are building blocks for other apps' services and run inside their caller's trans
 
 Task-level approval does not exist: tasks complete directly, and what happens when a
 phase's last task completes is decided by the initiative's ``execution_mode``. Approving
-a plan, a phase review or an initiative, and completing a checkpoint, are people's gates
-(``core.actors.require_person``).
+a plan, a phase review or an initiative, and starting or completing a checkpoint, are
+people's gates (``core.actors.require_person``).
 
 Concurrency: a transition locks the rows it reads before deciding (initiative, then
 phase, then task: always in that order, so two transitions cannot deadlock). On
@@ -25,7 +25,7 @@ from typing import Any
 from django.db import transaction
 
 from core.actors import Actor, require_person
-from core.errors import PermissionRequired, TransitionNotAllowed
+from core.errors import TransitionNotAllowed
 from core.events import event_record
 from core.models import (
     ExecutionMode,
@@ -123,18 +123,15 @@ def task_is_ready(*, task: Task) -> bool:
 
 
 @transaction.atomic
-def task_start(*, task_id: str) -> Task:
-    """An agent starts a ready ``auto`` task; its phase moves to in_progress if approved."""
+def task_start(*, task_id: str, actor: Actor | None = None) -> Task:
+    """Start a ready task; its phase moves to in_progress if approved. An ``auto`` task
+    is started by anyone (an agent, as a rule); a ``checkpoint:*`` task only by a person
+    (``actor``), like its completion: 403 ``person_required`` otherwise."""
     task, phase, _initiative = _lock_task_with_parents(task_id)
+    if task.is_checkpoint:
+        require_person(actor, f"start the checkpoint '{task}'")
     if task.status != TaskStatus.PENDING:
         raise _refuse("task", task, "start", [TaskStatus.PENDING])
-    if task.is_checkpoint:
-        raise PermissionRequired(
-            f"Task '{task}' is a {task.type} checkpoint: a person completes it; agents "
-            "do not start it.",
-            code="checkpoint_requires_person",
-            details={"id": task.pk},
-        )
     _require_ready(task)
     if phase is not None and phase.status == PhaseStatus.APPROVED:
         _set_phase_status(phase, PhaseStatus.IN_PROGRESS)

@@ -258,7 +258,7 @@ def page_create(
     sort_order: int | None = None,
 ) -> Page:
     """Add a page under ``parent_page_id`` (a page of the same initiative; 400
-    ``page_parent_mismatch`` otherwise), or under the root (created when missing);
+    ``page_parent_other_initiative`` otherwise), or under the root (created when missing);
     records ``page.created`` (the root's first when it creates it)."""
     initiatives.get_for_update(initiative_id)
     events: list[PendingEvent] = []

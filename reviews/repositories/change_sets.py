@@ -57,13 +57,13 @@ class ChangeSetRepository(InitiativeOwnedRepository[ChangeSet]):
         if source == ChangeSetSource.PROPOSAL and proposal_id is None:
             raise InvalidInput(
                 "A change set from a proposal must name the proposal.",
-                code="missing_source_reference",
+                code="change_set_source_missing",
                 details={"field": "proposal_id"},
             )
         if source == ChangeSetSource.CHAT and chat_session_id is None:
             raise InvalidInput(
                 "A change set from a chat must name the chat session.",
-                code="missing_source_reference",
+                code="change_set_source_missing",
                 details={"field": "chat_session_id"},
             )
         if not entries:

@@ -75,7 +75,7 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
 
         Refuses an unknown target type (InvalidInput), a missing target or agent
         (NotFound ``phase_not_found`` / ``task_not_found`` / ``agent_not_found``), a
-        target of another initiative (InvalidInput ``target_not_in_initiative``) and a
+        target of another initiative (InvalidInput ``chat_target_other_initiative``) and a
         target that already has an active session (Conflict ``chat_session_already_active``).
         """
         check_choice(ChatTargetType, target_type, "target_type")
@@ -83,7 +83,7 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
             raise InvalidInput(
                 f"{target_type.capitalize()} '{target_id}' does not belong to initiative "
                 f"'{initiative_id}'.",
-                code="target_not_in_initiative",
+                code="chat_target_other_initiative",
                 details={"target_id": str(target_id), "initiative_id": str(initiative_id)},
             )
         if agent_id is not None:
@@ -149,7 +149,7 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
 
         Refuses an unknown role or blank content (InvalidInput), a missing session or
         change set (NotFound), a change set of another initiative (InvalidInput
-        ``change_set_not_in_initiative``) and a closed session (Conflict
+        ``chat_change_set_other_initiative``) and a closed session (Conflict
         ``chat_session_closed``). The session row is locked while the message is
         written, so a concurrent close cannot slip in between check and insert.
         """
@@ -165,7 +165,7 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
             ):
                 raise InvalidInput(
                     f"Change set '{change_set_id}' belongs to another initiative.",
-                    code="change_set_not_in_initiative",
+                    code="chat_change_set_other_initiative",
                     details={"change_set_id": str(change_set_id)},
                 )
             return self._messages._create(

@@ -75,9 +75,9 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
     def create(self, **fields: Unpack[ProposalFields]) -> Proposal:
         """Store a pending proposal.
 
-        Refuses metadata that is not a JSON object (``proposal_metadata_invalid``), a
+        Refuses metadata that is not a JSON object (``invalid_metadata``), a
         target that does not exist (NotFound ``proposal_target_missing``) or belongs to
-        another initiative (``proposal_target_elsewhere``), and what the model's
+        another initiative (``proposal_target_other_initiative``), and what the model's
         validation refuses (``validation_failed``: an unknown target type, a blank title).
         """
         values: dict[str, Any] = dict(fields)
@@ -172,14 +172,15 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput(
                 "A proposal's metadata must be a JSON object.",
-                code="proposal_metadata_invalid",
+                code="invalid_metadata",
                 details={"key": "metadata"},
             )
 
     @staticmethod
     def check_target(target_type: str, target_id: str, initiative_id: str | None) -> None:
         """Refuse a target that does not exist (NotFound ``proposal_target_missing``) or
-        belongs to another initiative than ``initiative_id`` (``proposal_target_elsewhere``)."""
+        belongs to another initiative than ``initiative_id``
+        (``proposal_target_other_initiative``)."""
         try:
             owner = target_initiative_id(target_type, target_id)
         except NotFound:
@@ -191,7 +192,7 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
         if owner != initiative_id:
             raise InvalidInput(
                 f"The {target_type} '{target_id}' belongs to another initiative.",
-                code="proposal_target_elsewhere",
+                code="proposal_target_other_initiative",
                 details={"target_type": target_type, "target_id": target_id},
             )
 

@@ -12,7 +12,7 @@ give the same kind (``core.services.feed``), plus the change set's id.
 
 The tables a change set may name are listed in ``REGISTRY``, each with the repository
 that writes it and how a revert undoes each action on it. A change set naming any other
-table, or an action its table does not undo, is refused (``change_set_invalid``) before
+table, or an action its table does not undo, is refused (``invalid_change_set``) before
 anything is written: the revert can never touch a table that is not registered.
 """
 
@@ -222,7 +222,7 @@ class DependencyTable(RevertibleTable):
         if not isinstance(values, dict) or not {self._from, self._to} <= set(values):
             raise InvalidInput(
                 f"A change set entry of '{self.table}' does not record the edge's two ends.",
-                code="change_set_invalid",
+                code="invalid_change_set",
                 details={"table": self.table, "entity_id": entry.entity_id},
             )
         return values
@@ -314,13 +314,13 @@ def change_set_events(
 
 
 def revertible_table(table: str, *, change_set_id: str | None = None) -> RevertibleTable:
-    """The registered table called ``table``; InvalidInput ``change_set_invalid`` when a
+    """The registered table called ``table``; InvalidInput ``invalid_change_set`` when a
     change set names one that is not registered."""
     registered = REGISTRY.get(table)
     if registered is None:
         raise InvalidInput(
             f"A change set names the table '{table}', which change sets do not touch.",
-            code="change_set_invalid",
+            code="invalid_change_set",
             details={"id": change_set_id, "table": table},
         )
     return registered
@@ -398,7 +398,7 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
     ``change_set.reverted``.
 
     Refused, with nothing written, when the change set is already reverted, names a
-    table or an action the registry does not undo (``change_set_invalid``), or when a
+    table or an action the registry does not undo (``invalid_change_set``), or when a
     record it touched was changed (or deleted) since, or deleting what it created would
     take other rows with it (``change_set_stale``). A proposal it accepted goes back to
     pending.
@@ -416,7 +416,7 @@ def change_set_revert(*, change_set_id: str) -> ChangeSet:
             raise InvalidInput(
                 f"A change set entry {entry.action}s a row of '{table.table}', which a "
                 "revert does not undo.",
-                code="change_set_invalid",
+                code="invalid_change_set",
                 details={"id": change_set_id, "table": table.table, "action": entry.action},
             )
         by_table[table.table].append(entry)

@@ -245,7 +245,7 @@ def _record_dismissed(proposal: Proposal) -> None:
 
 class _Metadata:
     """Typed reads of a proposal's ``metadata``, refusing values of the wrong shape
-    (``proposal_metadata_invalid``, naming the key in ``details``)."""
+    (``invalid_metadata``, naming the key in ``details``)."""
 
     def __init__(
         self, values: Any, *, target_type: str, title: str, proposal_id: str | None = None
@@ -270,7 +270,7 @@ class _Metadata:
         where = "metadata" if key == "metadata" else f"metadata.{key}"
         return InvalidInput(
             f"Proposal '{self.title}': {where} {problem}.",
-            code="proposal_metadata_invalid",
+            code="invalid_metadata",
             details={"id": self.proposal_id, "key": key},
         )
 

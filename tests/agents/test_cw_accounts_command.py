@@ -163,7 +163,7 @@ def test_add_refuses_a_missing_file_naming_it(tmp_path):
 def test_add_refuses_a_duplicate_email_with_its_code(secret_files):
     AccountFactory(provider="claude", email="a@example.com")
 
-    with pytest.raises(CommandError, match=r"\(account_duplicate\)$"):
+    with pytest.raises(CommandError, match=r"\(account_email_taken\)$"):
         run("add", "--provider", "claude", "--email", "A@example.com")
     assert Account.objects.count() == 1
 

@@ -31,7 +31,7 @@ conversations = ConversationRepository()
 
 
 ACCOUNT_DUPLICATE = (
-    "account_duplicate",
+    "account_email_taken",
     "An account with this provider and email already exists (emails compare without "
     "regard to case).",
 )
@@ -49,7 +49,7 @@ def test_emails_of_one_provider_compare_without_regard_to_case():
     accounts.create(email="dev@example.com", provider="claude")
     with pytest.raises(Conflict) as error:
         accounts.create(email="Dev@Example.COM", provider="claude")
-    assert error.value.code == "account_duplicate"
+    assert error.value.code == "account_email_taken"
 
 
 def test_the_same_email_may_log_in_to_another_provider():
@@ -62,7 +62,7 @@ def test_an_account_cannot_be_renamed_onto_another():
     other = accounts.create(email="ops@example.com")
     with pytest.raises(Conflict) as error:
         accounts.update(other.id, email="DEV@example.com")
-    assert error.value.code == "account_duplicate"
+    assert error.value.code == "account_email_taken"
 
 
 def test_a_form_refuses_a_duplicate_account_in_words():

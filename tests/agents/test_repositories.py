@@ -727,8 +727,8 @@ def test_answer_refuses_a_blank_answer(blank):
 @pytest.mark.parametrize(
     ("call", "code"),
     [
-        (lambda a: accounts.mark_exhausted(a.id, None), "exhausted_until_invalid"),
-        (lambda a: accounts.mark_exhausted(a.id, "2099-01-01"), "exhausted_until_invalid"),
+        (lambda a: accounts.mark_exhausted(a.id, None), "invalid_exhausted_until"),
+        (lambda a: accounts.mark_exhausted(a.id, "2099-01-01"), "invalid_exhausted_until"),
         (lambda a: logs.find_by_agent_id("x", after="abc"), "invalid_cursor"),
         (lambda a: logs.find_by_agent_id("x", limit=None), "invalid_limit"),
         (lambda a: logs.find_by_agent_id("x", limit="5"), "invalid_limit"),
@@ -926,7 +926,7 @@ def test_an_account_is_unique_per_provider_and_email_regardless_of_case():
     with pytest.raises(Conflict) as error:
         accounts.create(email="DEV@example.com", provider="claude")
 
-    assert error.value.code == "account_duplicate"
+    assert error.value.code == "account_email_taken"
     assert "already exists" in error.value.message
     assert accounts.create(email="dev@example.com", provider="codex").provider == "codex"
     assert Account.objects.count() == 2
@@ -939,7 +939,7 @@ def test_an_account_cannot_be_renamed_onto_another_and_keeps_the_transaction_usa
     with pytest.raises(Conflict) as error:
         accounts.update(account.id, email="taken@example.com")
 
-    assert error.value.code == "account_duplicate"
+    assert error.value.code == "account_email_taken"
     assert Account.objects.get(pk=account.pk).email == "free@example.com"
 
 

@@ -48,7 +48,7 @@ def test_account_create_refuses_the_same_provider_and_email_twice():
     with pytest.raises(Conflict) as error:
         services.account_create(email="Dev@Example.com")
 
-    assert error.value.code == "account_duplicate"
+    assert error.value.code == "account_email_taken"
     assert Account.objects.count() == 1
 
 

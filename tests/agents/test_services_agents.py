@@ -43,7 +43,7 @@ def test_agent_register_claims_an_account_in_the_same_transaction():
 def test_agent_register_without_an_available_account_writes_nothing():
     with pytest.raises(Conflict) as error:
         services.agent_register(worktree_id="/w/1", claim_account=True)
-    assert error.value.code == "no_account_available"
+    assert error.value.code == "account_unavailable"
     assert not Agent.objects.exists() and not Event.objects.exists()
 
 

@@ -59,7 +59,7 @@ def test_an_oversized_or_empty_batch_is_refused():
     assert error.value.details["max_chunks"] == 1000
     with pytest.raises(InvalidInput) as error:
         services.agent_log_append(agent_id=agent.id, chunks=[])
-    assert error.value.code == "log_batch_empty"
+    assert error.value.code == "empty_log_batch"
     assert not AgentLogChunk.objects.exists()
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.test import Client
 from django.urls import reverse
 
+from core.errors import catalogue
 from cw_project.renderers import FastJSONRenderer
 
 
@@ -37,8 +38,21 @@ def assert_error(response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"code", "message", "details"}
+    shape = {"code", "message", "details"}
+    assert shape <= set(body) <= shape | {"deprecated_codes"}
     assert body["code"] == code
     assert body["message"]
     assert isinstance(body["details"], dict)
+    # Only a code that replaced others lists them (core.errors.rename), never an empty list.
+    entry = catalogue().get(code)
+    replaces = list(entry.replaces) if entry is not None else []
+    assert body.get("deprecated_codes", []) == replaces
+    assert body.get("deprecated_codes") != []
     return body
+
+
+def assert_refusal(response, code: str) -> dict[str, Any]:
+    """The response is ``code`` with the status the catalogue gives it (400 for a field's
+    own code such as ``invalid_limit``, 422 for ``validation_error``)."""
+    entry = catalogue()[code]
+    return assert_error(response, entry.status, code)

@@ -14,7 +14,7 @@ from agents.models import Account
 from core.models import Event
 from core.schemas import MAX_LIMIT
 from cw_project.api import api
-from tests.api.helpers import as_json, assert_error, patch_json, post_json
+from tests.api.helpers import as_json, assert_error, assert_refusal, patch_json, post_json
 from tests.factories import AccountFactory, AgentFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,12 +181,17 @@ def test_list_offset_past_the_end_is_an_empty_page_with_the_total(api_client):
 
 
 @pytest.mark.parametrize(
-    "query",
-    [{"limit": MAX_LIMIT + 1}, {"limit": 0}, {"offset": -1}, {"limit": "many"}],
+    ("query", "code"),
+    [
+        ({"limit": MAX_LIMIT + 1}, "invalid_limit"),
+        ({"limit": 0}, "invalid_limit"),
+        ({"offset": -1}, "invalid_offset"),
+        ({"limit": "many"}, "invalid_limit"),
+    ],
 )
-def test_list_refuses_out_of_range_paging_with_422(api_client, query):
+def test_list_refuses_out_of_range_paging_with_its_code(api_client, query, code):
     response = api_client.get(url("list_accounts"), query)
-    assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert_refusal(response, code)
 
 
 def make_accounts_with_secrets(count: int) -> None:
@@ -344,7 +349,7 @@ def test_create_refuses_the_same_provider_and_email_twice_with_409(api_client, e
         {"email": email, "provider": "codex", "credentials": CREDENTIALS},
     )
 
-    body = assert_error(response, HTTPStatus.CONFLICT, "account_duplicate")
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_email_taken")
     assert "already exists" in body["message"]
     assert "claudeAiOauth" not in response.content.decode()
     assert Account.objects.count() == 1
@@ -362,20 +367,22 @@ def test_create_takes_the_same_email_for_another_provider(api_client):
 
 
 @pytest.mark.parametrize(
-    ("payload", "location"),
+    ("payload", "field", "code"),
     [
-        ({}, ["body", "payload", "email"]),
-        ({"email": "a@"}, ["body", "payload", "email"]),  # shorter than 3
-        ({"email": "x" * 321 + "@example.com"}, ["body", "payload", "email"]),
-        ({"email": "dev@example.com", "provider": ""}, ["body", "payload", "provider"]),
-        ({"email": "dev@example.com", "sort_order": "first"}, ["body", "payload", "sort_order"]),
-        ({"email": "dev@example.com", "config_json": {"a": 1}}, ["body", "payload", "config_json"]),
+        ({}, "email", "validation_error"),
+        ({"email": "a@"}, "email", "invalid_email"),  # shorter than 3
+        ({"email": "x" * 321 + "@example.com"}, "email", "invalid_email"),
+        ({"email": "dev@example.com", "provider": ""}, "provider", "validation_error"),
+        ({"email": "dev@example.com", "sort_order": "first"}, "sort_order", "validation_error"),
+        ({"email": "dev@example.com", "config_json": {"a": 1}}, "config_json", "validation_error"),
     ],
 )
-def test_create_refuses_a_body_that_breaks_the_schema_with_422(api_client, payload, location):
+def test_create_refuses_a_body_that_breaks_the_schema(api_client, payload, field, code):
+    # The email's own code when the schema refuses it; 422 for a field without one.
+    location = ["body", "payload", field]
     response = post_json(api_client, url("create_account"), payload)
 
-    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    body = assert_refusal(response, code)
     assert location in error_locations(body)
     assert not Account.objects.exists()
 
@@ -393,14 +400,14 @@ def test_create_refuses_a_secret_no_database_can_store_with_422(api_client, fiel
 
 
 @pytest.mark.parametrize("field", ["email", "provider", "config_json", "credentials"])
-def test_update_refuses_a_lone_surrogate_with_422_and_changes_nothing(api_client, field):
+def test_update_refuses_a_lone_surrogate_and_changes_nothing(api_client, field):
     account = AccountFactory(credentials=CREDENTIALS)
     before = account_body(account)
     raw_before = raw_secret_columns(account.id)
 
     response = patch_json(api_client, url("update_account", account.id), {field: "x\udc00@y.z"})
 
-    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    body = assert_refusal(response, "invalid_email" if field == "email" else "validation_error")
     assert error_locations(body) == [["body", "payload", field]]
     assert account_body(account) == before
     assert raw_secret_columns(account.id) == raw_before
@@ -535,7 +542,7 @@ def test_update_refuses_an_email_another_account_of_the_provider_has_with_409(ap
         api_client, url("update_account", account.id), {"email": "Taken@example.com"}
     )
 
-    assert_error(response, HTTPStatus.CONFLICT, "account_duplicate")
+    assert_error(response, HTTPStatus.CONFLICT, "account_email_taken")
     assert account_body(account) == before
 
 
@@ -565,13 +572,13 @@ def test_update_refuses_a_secret_that_is_not_json_without_echoing_it(api_client,
         {"credentials": 12},
     ],
 )
-def test_update_refuses_fields_of_the_wrong_type_with_422(api_client, payload):
+def test_update_refuses_fields_of_the_wrong_type(api_client, payload):
     account = AccountFactory(config_json=CONFIG)
     before = account_body(account)
 
     response = patch_json(api_client, url("update_account", account.id), payload)
 
-    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    body = assert_refusal(response, "invalid_email" if "email" in payload else "validation_error")
     assert ["body", "payload", *payload] in error_locations(body)
     assert account_body(account) == before
 
@@ -773,7 +780,7 @@ def test_claim_with_every_account_exhausted_is_409_with_the_next_release(api_cli
 
     response = claim(api_client)
 
-    body = assert_error(response, HTTPStatus.CONFLICT, "no_account_available")
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_unavailable")
     assert body["message"] == (
         "No 'claude' account is available: all are exhausted, or none exists."
     )
@@ -787,7 +794,7 @@ def test_claim_with_no_account_of_the_provider_is_409_with_no_next_release(api_c
 
     response = claim(api_client, "gemini")
 
-    body = assert_error(response, HTTPStatus.CONFLICT, "no_account_available")
+    body = assert_error(response, HTTPStatus.CONFLICT, "account_unavailable")
     assert body["details"] == {"provider": "gemini", "next_available_at": None}
 
 

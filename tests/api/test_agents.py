@@ -132,7 +132,7 @@ def test_register_without_an_available_account_is_409_and_writes_nothing(api_cli
     response = post_json(
         api_client, url("register_agent"), {"worktree_id": "/w/1", "claim_account": True}
     )
-    assert_error(response, HTTPStatus.CONFLICT, "no_account_available")
+    assert_error(response, HTTPStatus.CONFLICT, "account_unavailable")
     assert not Agent.objects.exists() and not Event.objects.exists()
 
 
@@ -141,7 +141,7 @@ def test_register_without_an_available_account_is_409_and_writes_nothing(api_cli
     [
         ({"worktree_id": "  "}, 422, "validation_error"),
         ({"worktree_id": "/w", "name": "a\x00b"}, 422, "validation_error"),
-        ({"worktree_id": "/w", "mode": "dance"}, 422, "validation_error"),
+        ({"worktree_id": "/w", "mode": "dance"}, 400, "invalid_mode"),
         ({"worktree_id": "/w", "colour": "red"}, 422, "validation_error"),
         ({"worktree_id": "/w", "task_id": "nope"}, 404, "task_not_found"),
     ],
@@ -172,7 +172,7 @@ def test_list_agents_filters_by_status_task_and_initiative(api_client):
     body = response.json()
     assert [item["id"] for item in body["items"]] == [wanted.id]
     assert body["total"] == 1
-    assert_error(api_client.get(url("list_agents"), {"status": "lost"}), 422, "validation_error")
+    assert_error(api_client.get(url("list_agents"), {"status": "lost"}), 400, "invalid_status")
 
 
 def list_queries(client: Client, name: str, **kwargs: str) -> int:

@@ -26,7 +26,7 @@ def test_the_document_calls_separators_blank(pattern, blank):
 @pytest.mark.parametrize("blank", SEPARATORS)
 def test_a_name_of_separators_is_refused_and_one_around_them_is_stripped(api_client, blank):
     refused = post_json(api_client, "/api/initiatives", {"name": blank})
-    assert_error(refused, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert_error(refused, HTTPStatus.BAD_REQUEST, "empty_name")
 
     created = post_json(api_client, "/api/initiatives", {"name": f"{blank}Payments{blank}"})
     assert created.status_code == HTTPStatus.CREATED

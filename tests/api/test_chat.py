@@ -128,7 +128,7 @@ def test_staff_session_opens_a_session_on_a_task(staff_client, phase):
     [
         ({"target_type": "phase", "target_id": "missing"}, 404, "phase_not_found"),
         ({"target_type": "task", "target_id": "missing"}, 404, "task_not_found"),
-        ({"target_type": "page", "target_id": "x"}, 422, "validation_error"),
+        ({"target_type": "page", "target_id": "x"}, 400, "invalid_target_type"),
         ({"target_type": "phase"}, 422, "validation_error"),
         ({"target_type": "phase", "target_id": "x", "extra": 1}, 422, "validation_error"),
         ({"target_type": "phase", "target_id": "a\u0000b"}, 422, "validation_error"),
@@ -215,8 +215,8 @@ def test_post_message_answers_201_with_the_message(api_client, session):
     ("body", "status", "code"),
     [
         ({"role": "user", "content": "  "}, 400, "empty_content"),
-        ({"role": "robot", "content": "Hi"}, 422, "validation_error"),
-        ({"role": "user"}, 422, "validation_error"),
+        ({"role": "robot", "content": "Hi"}, 400, "invalid_role"),
+        ({"role": "user"}, 400, "empty_content"),
         ({"role": "user", "content": "Hi", "extra": True}, 422, "validation_error"),
         ({"role": "user", "content": "a\u0000b"}, 422, "validation_error"),
         ({"role": "user", "content": "x" * 1_000_001}, 422, "validation_error"),
@@ -253,7 +253,7 @@ def test_a_change_set_of_another_initiative_is_400(api_client, session):
     response = post_message(
         api_client, session, role="assistant", content="Done", change_set_id=other.id
     )
-    assert_error(response, HTTPStatus.BAD_REQUEST, "change_set_not_in_initiative")
+    assert_error(response, HTTPStatus.BAD_REQUEST, "chat_change_set_other_initiative")
 
 
 def test_the_change_set_an_assistant_message_applied_reverts_through_revert(api_client, session):
@@ -311,9 +311,9 @@ def test_list_messages_after_a_message_of_another_session_is_400_invalid_cursor(
 
 
 @pytest.mark.parametrize("query", [{"limit": 0}, {"limit": MAX_KEYSET_PAGE_SIZE + 1}])
-def test_list_messages_limit_out_of_range_is_422(api_client, session, query):
+def test_list_messages_limit_out_of_range_is_invalid_limit(api_client, session, query):
     response = api_client.get(url("list_chat_messages", session_id=session.id), query)
-    assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_limit")
 
 
 @pytest.mark.parametrize("rows", [1, 100])

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
         ("conflict", HTTPStatus.CONFLICT, "token_already_revoked"),
         ("transition", HTTPStatus.CONFLICT, "task_not_ready"),
         ("cycle", HTTPStatus.CONFLICT, "dependency_cycle"),
-        ("permission", HTTPStatus.FORBIDDEN, "checkpoint_requires_person"),
+        ("permission", HTTPStatus.FORBIDDEN, "person_required"),
         ("domain", HTTPStatus.BAD_REQUEST, "invalid_value"),
         ("authorization", HTTPStatus.FORBIDDEN, "permission_denied"),
         ("http_error", 418, "http_418"),
@@ -104,10 +104,25 @@ def test_json_that_is_not_an_object_is_a_validation_error(api_client):
 
 
 @pytest.mark.urls("tests.api.urls")
-def test_bad_query_parameter_is_422(api_client):
+def test_a_refused_value_of_a_field_with_a_code_answers_that_code(api_client):
     response = api_client.get("/api/tokens", {"limit": "lots"})
-    body = assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_limit")
     assert body["details"]["errors"][0]["loc"] == ["query", "limit"]
+    assert "lots" not in response.content.decode()  # the value is never answered
+
+
+@pytest.mark.urls("tests.api.urls")
+def test_several_refused_fields_with_codes_answer_the_first_and_list_all(api_client):
+    response = api_client.get("/api/tokens", {"offset": -1, "limit": "lots"})
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_limit")
+    locations = [error["loc"] for error in body["details"]["errors"]]
+    assert locations == [["query", "limit"], ["query", "offset"]]
+
+
+@pytest.mark.urls("tests.api.urls")
+def test_a_problem_without_a_code_beside_one_with_a_code_is_422(api_client):
+    response = api_client.post("/api/echo", {"count": "many"}, content_type="application/json")
+    assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
 
 
 # --- the real API ------------------------------------------------------------------------

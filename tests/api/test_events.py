@@ -80,26 +80,24 @@ def test_filters_by_initiative_and_by_repeated_kind(api_client):
 
 
 @pytest.mark.parametrize(
-    "query",
+    ("query", "code"),
     [
-        {"kind": "task.exploded"},
-        {"kind": ["task.started", "nope"]},
-        {"limit": 0},
-        {"limit": 1001},
-        {"wait": -1},
-        {"wait": 31},
-        {"wait": "soon"},
-        {"wait": "nan"},
-        {"after": -1},
-        {"after": "x"},
+        ({"kind": "task.exploded"}, "invalid_kind"),
+        ({"kind": ["task.started", "nope"]}, "invalid_kind"),
+        ({"limit": 0}, "invalid_limit"),
+        ({"limit": 1001}, "invalid_limit"),
+        ({"wait": -1}, "invalid_wait"),
+        ({"wait": 31}, "invalid_wait"),
+        ({"wait": "soon"}, "invalid_wait"),
+        ({"wait": "nan"}, "invalid_wait"),
+        ({"after": -1}, "invalid_cursor"),
+        ({"after": "x"}, "invalid_cursor"),
     ],
 )
-def test_bad_query_is_422_and_reads_nothing(api_client, query):
-    body = assert_error(
-        api_client.get(url("list_events"), query),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
-    )
+def test_a_bad_query_answers_the_parameters_code_and_reads_nothing(api_client, query, code):
+    # The code the service gives the same refusal (core.events.event_list), not a
+    # generic one: the schema only meets it first.
+    body = assert_error(api_client.get(url("list_events"), query), HTTPStatus.BAD_REQUEST, code)
     assert body["details"]["errors"]
 
 

@@ -82,11 +82,13 @@ def test_an_oversized_batch_is_refused_with_its_code(api_client, agent):
     ("chunk", "code"),
     [
         ({"content": "a\x00"}, "invalid_log_chunk"),
-        ({"content": ""}, "invalid_log_chunk"),
+        # A field's own code, as the repository gives it, else the chunk's.
+        ({"content": ""}, "empty_content"),
         ({"content": "   "}, "empty_content"),
+        ({"session_number": 1}, "empty_content"),
         ({"content": "not json"}, "validation_failed"),
-        ({"content": "{}", "session_number": 0}, "invalid_log_chunk"),
-        ({"content": "{}", "session_number": "2"}, "invalid_log_chunk"),
+        ({"content": "{}", "session_number": 0}, "invalid_session_number"),
+        ({"content": "{}", "session_number": "2"}, "invalid_session_number"),
         ({"content": "{}", "colour": "red"}, "invalid_log_chunk"),
         ("just text", "invalid_log_chunk"),
     ],
@@ -119,8 +121,8 @@ def test_a_bad_ndjson_line_names_its_index_and_writes_nothing(api_client, agent)
         (b"[", "application/json", "invalid_log_body"),
         (b"\xff\xfe", "application/x-ndjson", "invalid_log_body"),
         (b"{}", "text/plain", "invalid_log_body"),
-        (b"[]", "application/json", "log_batch_empty"),
-        (b"\n\n", "application/x-ndjson", "log_batch_empty"),
+        (b"[]", "application/json", "empty_log_batch"),
+        (b"\n\n", "application/x-ndjson", "empty_log_batch"),
     ],
 )
 def test_a_body_that_is_no_batch_is_refused(api_client, agent, body, content_type, code):
@@ -146,7 +148,8 @@ def test_read_the_log_with_the_id_cursor(api_client, agent):
     assert [item["content"] for item in second["items"]] == ['{"n":3}', '{"n":4}']
     end = api_client.get(path, {"after": chunks[-1].id}).json()
     assert end == {"items": [], "next_after": chunks[-1].id}
-    assert_error(api_client.get(path, {"limit": 1001}), 422, "validation_error")
+    assert_error(api_client.get(path, {"limit": 1001}), 400, "invalid_limit")
+    assert_error(api_client.get(path, {"session_number": 0}), 400, "invalid_session_number")
 
 
 def test_read_one_session(api_client, agent):

@@ -56,9 +56,9 @@ def test_an_agent_sends_a_question_to_people(api_client):
 @pytest.mark.parametrize(
     ("fields", "status", "code"),
     [
-        ({"content": "   "}, 422, "validation_error"),
+        ({"content": "   "}, 400, "empty_content"),
         ({"content": "a\x00"}, 422, "validation_error"),
-        ({"recipient_type": "robot"}, 422, "validation_error"),
+        ({"recipient_type": "robot"}, 400, "invalid_recipient_type"),
         ({"sender_id": "nope"}, 404, "agent_not_found"),
         ({"recipient_type": "agent"}, 400, "message_recipient_required"),
     ],
@@ -130,8 +130,8 @@ def test_reply_refusals(api_client, staff_client):
             url("reply_to_message", message_id=question.id),
             {"sender_type": "user", "content": " "},
         ),
-        422,
-        "validation_error",
+        400,
+        "empty_content",
     )
     assert Message.objects.count() == 1
 

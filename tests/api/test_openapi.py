@@ -198,7 +198,8 @@ def test_error_responses_are_documented_with_the_error_shape(document):
     assert set(responses) >= {"200", "401", "403"}
     error_ref = responses["401"]["content"]["application/json"]["schema"]["$ref"]
     error_schema = document["components"]["schemas"][error_ref.rsplit("/", 1)[-1]]
-    assert set(error_schema["properties"]) == {"code", "message", "details"}
+    assert set(error_schema["properties"]) == {"code", "message", "details", "deprecated_codes"}
+    assert set(error_schema["required"]) == {"code", "message"}
 
 
 def test_docs_page_points_at_the_schema():

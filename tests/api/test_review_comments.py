@@ -17,7 +17,7 @@ from core.tokens import api_token_create
 from reviews.models import ReviewComment
 from tests import factories as f
 from tests.api.helpers import as_json as iso
-from tests.api.helpers import assert_error, send_json, url
+from tests.api.helpers import assert_error, assert_refusal, send_json, url
 
 pytestmark = pytest.mark.django_db
 
@@ -201,13 +201,12 @@ def test_list_review_comments_filters_on_resolved(api_client, phase, query, expe
         {"offset": "next"},
     ],
 )
-def test_list_review_comments_refuses_bad_filters_and_page_bounds_with_422(
-    api_client, phase, query
-):
-    body = assert_error(
+def test_list_review_comments_refuses_bad_filters_and_page_bounds(api_client, phase, query):
+    # A page bound answers its own code; `resolved` has none (422).
+    name = next(iter(query))
+    body = assert_refusal(
         api_client.get(url("list_review_comments", phase_id=phase.id), query),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
+        "validation_error" if name == "resolved" else f"invalid_{name}",
     )
     [error] = body["details"]["errors"]
     assert error["loc"] == ["query", next(iter(query))]
@@ -322,30 +321,46 @@ def test_create_review_comment_on_unknown_phase_is_404(api_client):
         ({"author": "a" * 256}, "author"),
     ],
 )
-def test_create_review_comment_invalid_body_is_422_naming_the_field(
+def test_create_review_comment_invalid_body_is_refused_naming_the_field(
     api_client, phase, change, field
 ):
-    body = assert_error(
+    # A field's own code (a blank or null text, a line type), else 422.
+    value = change[field]
+    if field == "line_type":
+        code = "invalid_line_type"
+    elif field != "line_number" and (
+        value is None or (isinstance(value, str) and not value.strip())
+    ):
+        code = f"empty_{field}"
+    else:
+        code = "validation_error"
+    body = assert_refusal(
         send_json(
             api_client,
             "post",
             url("create_review_comment", phase_id=phase.id),
             {**VALID_COMMENT, **change},
         ),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
+        code,
     )
     assert [e["loc"] for e in body["details"]["errors"]] == [["body", "payload", field]]
     assert not ReviewComment.objects.exists()
 
 
-@pytest.mark.parametrize("missing", ["file_path", "line_number", "line_type", "body"])
-def test_create_review_comment_missing_field_is_422(api_client, phase, missing):
+@pytest.mark.parametrize(
+    ("missing", "code"),
+    [
+        ("file_path", "empty_file_path"),
+        ("line_number", "validation_error"),
+        ("line_type", "validation_error"),
+        ("body", "empty_body"),
+    ],
+)
+def test_create_review_comment_missing_field_is_refused(api_client, phase, missing, code):
     payload = {k: v for k, v in VALID_COMMENT.items() if k != missing}
-    body = assert_error(
+    body = assert_refusal(
         send_json(api_client, "post", url("create_review_comment", phase_id=phase.id), payload),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
+        code,
     )
     assert body["details"]["errors"] == [
         {"loc": ["body", "payload", missing], "msg": "Field required", "type": "missing"}
@@ -353,7 +368,7 @@ def test_create_review_comment_missing_field_is_422(api_client, phase, missing):
 
 
 @pytest.mark.parametrize("field", ["body", "file_path", "author"])
-def test_create_review_comment_blank_text_is_422_like_empty_text(api_client, phase, field):
+def test_create_review_comment_blank_text_is_empty_like_the_services_say(api_client, phase, field):
     body = assert_error(
         send_json(
             api_client,
@@ -361,8 +376,8 @@ def test_create_review_comment_blank_text_is_422_like_empty_text(api_client, pha
             url("create_review_comment", phase_id=phase.id),
             {**VALID_COMMENT, field: "  \n "},
         ),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
+        HTTPStatus.BAD_REQUEST,
+        f"empty_{field}",
     )
     assert [e["loc"][-1] for e in body["details"]["errors"]] == [field]
     assert not ReviewComment.objects.exists()
@@ -437,25 +452,33 @@ def test_update_unknown_review_comment_is_404(api_client):
     assert body["details"] == {"id": "nope"}
 
 
-@pytest.mark.parametrize("payload", [{}, {"body": ""}, {"body": None}, {"body": 5}, {"text": "x"}])
-def test_update_review_comment_invalid_body_is_422(api_client, comment, payload):
-    assert_error(
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({}, "empty_body"),
+        ({"body": ""}, "empty_body"),
+        ({"body": None}, "empty_body"),
+        ({"body": 5}, "validation_error"),
+        ({"text": "x"}, "validation_error"),
+    ],
+)
+def test_update_review_comment_invalid_body_is_refused(api_client, comment, payload, code):
+    assert_refusal(
         send_json(
             api_client, "patch", url("update_review_comment", comment_id=comment.id), payload
         ),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
+        code,
     )
     assert ReviewComment.objects.get().body == "Rename this."
 
 
-def test_update_review_comment_blank_body_is_422(api_client, comment):
+def test_update_review_comment_blank_body_is_empty_body(api_client, comment):
     assert_error(
         send_json(
             api_client, "patch", url("update_review_comment", comment_id=comment.id), {"body": " "}
         ),
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "validation_error",
+        HTTPStatus.BAD_REQUEST,
+        "empty_body",
     )
     assert ReviewComment.objects.get().body == "Rename this."
 

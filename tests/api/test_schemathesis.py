@@ -49,23 +49,23 @@ STATEFUL_MAX_STEPS = 12
 #: reported by ``refusals_of_valid_data_depend_on_state`` below.
 STATE_DEPENDENT_REFUSALS = frozenset(
     {
-        "change_set_invalid",  # a change set's entries, as stored
-        "change_set_not_in_initiative",  # the change set's initiative vs the session's
+        "invalid_change_set",  # a change set's entries, as stored
+        "chat_change_set_other_initiative",  # the change set's initiative vs the session's
         "chat_target_without_initiative",  # the task's initiative, as stored
-        "dependency_cross_initiative",  # the two records' initiatives
+        "dependency_other_initiative",  # the two records' initiatives
         "dependency_self_edge",  # the path's id and the body's: equal
         "invalid_cursor",  # the cursor names no item of this list
         "invalid_reference",  # a field names a record that does not exist
         "message_parent_cycle",  # the thread, as stored
         "page_parent_cycle",  # the page tree, as stored
-        "page_parent_mismatch",  # the parent's initiative
+        "page_parent_other_initiative",  # the parent's initiative
         "page_root_fixed",  # which page is the root
-        "proposal_target_elsewhere",  # the target's initiative
+        "proposal_target_other_initiative",  # the target's initiative
         "review_no_comments",  # the phase's comments
-        "target_not_in_initiative",  # the target's initiative
-        "task_initiative_mismatch",  # the phase's initiative
+        "chat_target_other_initiative",  # the target's initiative
+        "task_phase_other_initiative",  # the phase's initiative
         "task_parent_cycle",  # the task tree, as stored
-        "task_parent_mismatch",  # the parent's initiative
+        "task_parent_other_initiative",  # the parent's initiative
     }
 )
 

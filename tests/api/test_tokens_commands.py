@@ -91,7 +91,7 @@ def test_revoke_refuses_unknown_already_revoked_and_ambiguous():
     token, _ = api_token_create(name="ci")
     with pytest.raises(NotFound) as missing:
         api_token_revoke(token_id_or_prefix="cw_nope0")
-    assert missing.value.code == "api_token_not_found"
+    assert missing.value.code == "token_not_found"
     api_token_revoke(token_id_or_prefix=token.pk)
     with pytest.raises(Conflict) as again:
         api_token_revoke(token_id_or_prefix=token.pk)

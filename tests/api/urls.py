@@ -22,7 +22,7 @@ RAISED = {
     "conflict": errors.Conflict("Clash.", code="token_already_revoked"),
     "transition": errors.TransitionNotAllowed("Cannot go there.", code="task_not_ready"),
     "cycle": errors.DependencyCycle("Cycle.", details={"cycle": ["a", "b", "a"]}),
-    "permission": errors.PermissionRequired("Needs a person.", code="checkpoint_requires_person"),
+    "permission": errors.PermissionRequired("Needs a person.", code="person_required"),
     "authorization": AuthorizationError(message="Not yours."),
     "http_error": HttpError(418, "I am a teapot."),
     "http404": Http404("No such thing."),

@@ -95,12 +95,12 @@ def test_a_duplicate_dependency_is_refused_with_one_code_by_every_door():
         twin.full_clean()
     (refusal,) = form_refusal.value.error_dict["__all__"]
     assert (refusal.code, refusal.messages) == (
-        "dependency_duplicate",
+        "dependency_taken",
         ["This phase already depends on that phase."],
     )
     with pytest.raises(Conflict) as checked:
         phases.create_dependency(dependency.phase_id, dependency.depends_on_phase_id)
-    assert checked.value.code == "dependency_duplicate"
+    assert checked.value.code == "dependency_taken"
 
 
 # --- unique rules through the repositories ------------------------------------------------
@@ -143,7 +143,7 @@ def test_linking_a_project_twice_is_a_conflict_in_words():
     with pytest.raises(Conflict) as error:
         links.create(initiative_id=link.initiative_id, project_id=link.project_id)
     assert (error.value.code, error.value.message) == (
-        "initiative_project_duplicate",
+        "initiative_project_taken",
         "This project is already linked to this initiative.",
     )
 
@@ -152,11 +152,11 @@ def test_a_second_root_page_is_refused_with_the_constraints_code():
     root = f.PageFactory()
     with pytest.raises(Conflict) as error:
         pages.create(initiative_id=root.initiative_id, title="Another root")
-    assert error.value.code == "page_root_exists"
+    assert error.value.code == "page_root_taken"
     second = f.PageFactory.build(initiative=root.initiative)
     with pytest.raises(ValidationError) as form_refusal:
         second.validate_constraints()
-    assert [e.code for e in form_refusal.value.error_dict["__all__"]] == ["page_root_exists"]
+    assert [e.code for e in form_refusal.value.error_dict["__all__"]] == ["page_root_taken"]
 
 
 def test_a_second_active_token_name_is_refused_in_words_by_a_form():

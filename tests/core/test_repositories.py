@@ -150,7 +150,7 @@ def test_duplicate_dependency_is_refused(three_phases):
     phases.create_dependency(build.id, design.id)
     with pytest.raises(Conflict) as error:
         phases.create_dependency(build.id, design.id)
-    assert error.value.code == "dependency_duplicate"
+    assert error.value.code == "dependency_taken"
     assert PhaseDependency.objects.count() == 1
 
 
@@ -158,7 +158,7 @@ def test_cross_initiative_dependency_is_refused(three_phases):
     elsewhere = f.PhaseFactory()
     with pytest.raises(InvalidInput) as error:
         phases.create_dependency(three_phases[0].id, elsewhere.id)
-    assert error.value.code == "dependency_cross_initiative"
+    assert error.value.code == "dependency_other_initiative"
 
 
 def test_dependency_on_a_missing_record_is_refused(three_phases):
@@ -230,7 +230,7 @@ def test_task_refuses_an_initiative_other_than_its_phases():
     phase = f.PhaseFactory()
     with pytest.raises(InvalidInput) as error:
         tasks.create(phase_id=phase.id, initiative_id=f.InitiativeFactory().id, name="x")
-    assert error.value.code == "task_initiative_mismatch"
+    assert error.value.code == "task_phase_other_initiative"
 
 
 def test_task_refuses_a_missing_phase_and_a_foreign_parent():
@@ -239,7 +239,7 @@ def test_task_refuses_a_missing_phase_and_a_foreign_parent():
     parent = f.TaskFactory()
     with pytest.raises(InvalidInput) as error:
         tasks.create(phase=f.PhaseFactory(), parent_task=parent, name="x")
-    assert error.value.code == "task_parent_mismatch"
+    assert error.value.code == "task_parent_other_initiative"
 
 
 def test_find_by_phase_parent_initiative_and_status():
@@ -317,7 +317,7 @@ def test_second_root_page_is_refused_and_children_are_listed():
     root = f.PageFactory()
     with pytest.raises(Conflict) as error:
         pages.create(initiative_id=root.initiative_id, title="Another root")
-    assert error.value.code == "page_root_exists"
+    assert error.value.code == "page_root_taken"
     child = pages.create(parent_page_id=root.id, title="Child")
     assert child.initiative_id == root.initiative_id
     assert pages.find_by_parent_page_id(root.id) == [child]
@@ -328,7 +328,7 @@ def test_page_parent_must_share_the_initiative():
     root = f.PageFactory()
     with pytest.raises(InvalidInput) as error:
         pages.create(initiative_id=f.InitiativeFactory().id, parent_page_id=root.id, title="x")
-    assert error.value.code == "page_parent_mismatch"
+    assert error.value.code == "page_parent_other_initiative"
 
 
 def test_root_page_of_a_missing_initiative_is_refused():
@@ -488,7 +488,7 @@ def test_a_task_moves_only_within_its_initiative_and_never_under_itself():
 
     with pytest.raises(InvalidInput) as error:
         tasks.update(task.id, phase_id=f.PhaseFactory().id)
-    assert error.value.code == "task_initiative_mismatch"
+    assert error.value.code == "task_phase_other_initiative"
     with pytest.raises(InvalidInput) as error:
         tasks.update(task.id, initiative_id=f.InitiativeFactory().id)
     assert error.value.code == "invalid_field"
@@ -516,7 +516,7 @@ def test_the_page_tree_keeps_one_root_and_no_cycles():
     assert error.value.code == "page_parent_cycle"
     with pytest.raises(InvalidInput) as error:
         pages.update(child.id, parent_page_id=f.PageFactory().id)
-    assert error.value.code == "page_parent_mismatch"
+    assert error.value.code == "page_parent_other_initiative"
     with pytest.raises(InvalidInput) as error:
         pages.update(child.id, parent_page_id=None)
     assert error.value.code == "page_root_fixed"

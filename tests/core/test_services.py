@@ -92,11 +92,22 @@ def test_start_is_refused_while_the_phase_waits_for_another_phase():
         services.task_start(task_id=f.TaskFactory(phase=phase).id)
 
 
-def test_agents_never_start_checkpoints():
-    task = f.TaskFactory(phase=approved_phase(), type=TaskType.CHECKPOINT_HUMAN_VERIFY)
-    with pytest.raises(PermissionRequired) as error:
-        services.task_start(task_id=task.id)
-    assert error.value.code == "checkpoint_requires_person"
+def test_a_checkpoint_is_started_only_by_a_person_with_the_code_of_its_completion(person):
+    # Starting and completing a checkpoint are one gate: the same refusal, person_required.
+    phase = approved_phase()
+    task = f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_HUMAN_VERIFY)
+    for nobody in (None, Actor.tool("orchestrator")):
+        with pytest.raises(PermissionRequired) as error:
+            services.task_start(task_id=task.id, actor=nobody)
+        assert error.value.code == "person_required"
+        assert error.value.details["action"] == f"start the checkpoint '{task}'"
+    _refresh(task)
+    assert task.status == TaskStatus.PENDING
+
+    services.task_start(task_id=task.id, actor=Actor.person(person))
+
+    _refresh(task, phase)
+    assert (task.status, phase.status) == (TaskStatus.IN_PROGRESS, PhaseStatus.IN_PROGRESS)
 
 
 def test_complete_records_the_summary():

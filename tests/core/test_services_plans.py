@@ -122,7 +122,7 @@ def test_a_dependency_across_initiatives_is_400_and_records_nothing():
             phase_id=f.PhaseFactory().id, depends_on_id=f.PhaseFactory().id
         )
 
-    assert error.value.code == "dependency_cross_initiative"
+    assert error.value.code == "dependency_other_initiative"
     assert _events() == []
 
 
@@ -168,7 +168,7 @@ def test_task_update_refuses_a_phase_of_another_initiative():
     with pytest.raises(InvalidInput) as error:
         services.task_update(task_id=task.id, phase_id=f.PhaseFactory().id)
 
-    assert error.value.code == "task_initiative_mismatch"
+    assert error.value.code == "task_phase_other_initiative"
 
 
 def test_task_delete_and_dependencies_record_events():

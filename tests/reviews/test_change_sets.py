@@ -258,7 +258,7 @@ def test_a_change_set_naming_an_unregistered_table_is_refused_before_anything_is
     with pytest.raises(InvalidInput) as error:
         services.change_set_revert(change_set_id=change_set.id)
 
-    assert error.value.code == "change_set_invalid"
+    assert error.value.code == "invalid_change_set"
     assert error.value.details["table"] == Agent._meta.db_table
     assert Task.objects.filter(pk=task.id).exists()
     worker.refresh_from_db()
@@ -283,14 +283,14 @@ def test_an_update_of_a_dependency_edge_is_refused_as_nothing_a_revert_undoes(in
     )
     with pytest.raises(InvalidInput) as error:
         services.change_set_revert(change_set_id=change_set.id)
-    assert (error.value.code, error.value.details["action"]) == ("change_set_invalid", "update")
+    assert (error.value.code, error.value.details["action"]) == ("invalid_change_set", "update")
     assert TaskDependency.objects.filter(pk=edge.pk).exists()
 
 
 def test_only_registered_tables_can_be_recorded():
     with pytest.raises(InvalidInput) as error:
         services.ChangeRecorder().created(f.AgentFactory())
-    assert error.value.code == "change_set_invalid"
+    assert error.value.code == "invalid_change_set"
 
 
 def test_reverting_a_deletion_puts_the_record_back_exactly(initiative):

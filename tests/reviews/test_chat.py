@@ -200,7 +200,7 @@ def test_a_change_set_of_another_initiative_is_refused(session):
             session_id=session.id, role="assistant", content="Done", change_set_id=other.id
         )
 
-    assert error.value.code == "change_set_not_in_initiative"
+    assert error.value.code == "chat_change_set_other_initiative"
     assert ChatMessage.objects.count() == 0
     assert events("chat.message_posted") == []
 

@@ -44,7 +44,7 @@ def test_proposal_create_validates_its_references(agent, initiative):
     assert error.value.code == "proposal_target_missing"
     with pytest.raises(InvalidInput) as error:
         propose(agent, initiative, target_id=f.TaskFactory().id)
-    assert error.value.code == "proposal_target_elsewhere"
+    assert error.value.code == "proposal_target_other_initiative"
     assert Proposal.objects.count() == 0
 
 
@@ -62,8 +62,8 @@ def test_proposal_update_edits_a_pending_proposal_with_the_checks_of_create(agen
     )
     for changes, code in [
         ({"title": " "}, "empty_title"),
-        ({"metadata": {"priority": "urgent"}}, "proposal_metadata_invalid"),
-        ({"metadata": [1]}, "proposal_metadata_invalid"),
+        ({"metadata": {"priority": "urgent"}}, "invalid_metadata"),
+        ({"metadata": [1]}, "invalid_metadata"),
     ]:
         with pytest.raises(InvalidInput) as error:
             services.proposal_update(proposal_id=proposal.id, **changes)
@@ -225,7 +225,7 @@ def test_an_update_without_content_keeps_the_content(agent, initiative, target_t
 def test_bad_metadata_is_refused_when_proposed(agent, initiative, metadata, key):
     with pytest.raises(InvalidInput) as error:
         propose(agent, initiative, metadata=metadata)
-    assert error.value.code == "proposal_metadata_invalid"
+    assert error.value.code == "invalid_metadata"
     assert error.value.details["key"] == key
     assert not Proposal.objects.exists()
 
@@ -245,7 +245,7 @@ def test_accept_refuses_bad_metadata_without_writing(agent, initiative, metadata
     before = database_state()
     with pytest.raises(InvalidInput) as error:
         services.proposal_accept(proposal_id=proposal.id, actor=a_person())
-    assert error.value.code == "proposal_metadata_invalid"
+    assert error.value.code == "invalid_metadata"
     assert error.value.details["key"] == key
     assert database_state() == before
 

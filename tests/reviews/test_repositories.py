@@ -355,10 +355,10 @@ def test_a_proposal_stays_with_its_agent_initiative_and_target(proposals, agent,
         (
             {"target_type": "page", "target_id": "elsewhere"},
             InvalidInput,
-            "proposal_target_elsewhere",
+            "proposal_target_other_initiative",
         ),
-        ({"metadata": [1, 2]}, InvalidInput, "proposal_metadata_invalid"),
-        ({"metadata": "text"}, InvalidInput, "proposal_metadata_invalid"),
+        ({"metadata": [1, 2]}, InvalidInput, "invalid_metadata"),
+        ({"metadata": "text"}, InvalidInput, "invalid_metadata"),
     ],
 )
 def test_proposal_create_refuses_what_the_api_refuses(
@@ -378,7 +378,7 @@ def test_proposal_create_accepts_a_target_of_its_initiative(proposals, agent, in
         agent=agent, initiative=initiative, target_type="task", target_id=task.id, title="T"
     )
     assert (proposal.target_id, proposal.status) == (task.id, "pending")
-    with refused(InvalidInput, "proposal_metadata_invalid"):
+    with refused(InvalidInput, "invalid_metadata"):
         proposals.update(proposal, metadata=["not", "an", "object"])
 
 
@@ -597,7 +597,7 @@ def test_create_session_accepts_a_task_whose_initiative_comes_from_its_phase(cha
         ({"target_type": "page"}, InvalidInput, "invalid_target_type"),
         ({"target_id": "x" * 22}, NotFound, "phase_not_found"),
         ({"target_type": "task", "target_id": "x" * 22}, NotFound, "task_not_found"),
-        ({"initiative_id": "y" * 22}, InvalidInput, "target_not_in_initiative"),
+        ({"initiative_id": "y" * 22}, InvalidInput, "chat_target_other_initiative"),
         ({"agent_id": "z" * 22}, NotFound, "agent_not_found"),
     ],
 )
@@ -609,7 +609,7 @@ def test_create_session_refuses_bad_targets_and_agents(chats, phase, overrides, 
 
 def test_create_session_refuses_a_target_of_another_initiative(chats, phase):
     task_elsewhere = f.TaskFactory()
-    with refused(InvalidInput, "target_not_in_initiative"):
+    with refused(InvalidInput, "chat_target_other_initiative"):
         chats.create_session(
             target_type="task", target_id=task_elsewhere.id, initiative_id=phase.initiative_id
         )
@@ -785,7 +785,7 @@ def test_create_message_refuses_bad_input(chats, phase, overrides, error, code):
 def test_create_message_refuses_a_change_set_of_another_initiative(chats, phase):
     session = open_session(chats, phase)
     foreign = f.ChangeSetFactory()
-    with refused(InvalidInput, "change_set_not_in_initiative"):
+    with refused(InvalidInput, "chat_change_set_other_initiative"):
         chats.create_message(
             chat_session_id=session.id, role="assistant", content="x", change_set_id=foreign.id
         )
@@ -961,8 +961,8 @@ def test_change_set_create_inserts_entries_in_one_statement(
     ("overrides", "code"),
     [
         ({"source": "import"}, "invalid_source"),
-        ({"proposal_id": None}, "missing_source_reference"),
-        ({"source": "chat"}, "missing_source_reference"),
+        ({"proposal_id": None}, "change_set_source_missing"),
+        ({"source": "chat"}, "change_set_source_missing"),
         ({"entries": []}, "empty_change_set"),
         ({"entries": [entry(), "tasks"]}, "invalid_entry"),
         ({"entries": [entry(colour="red")]}, "invalid_entry"),
