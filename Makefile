@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run serve demo test test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
+.PHONY: help venv run serve demo test test-fast test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ demo: migrate ## Load the demo initiatives, agents, logs and accounts (safe to r
 
 test: $(STAMP) ## Run the whole suite (SQLite; set DATABASE_URL for PostgreSQL)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## The suite without the tests that start processes (gunicorn, manage.py, Chromium)
+	$(PY) -m pytest -m "not processes" $(PYTEST_ARGS)
 
 test-postgres: $(STAMP) ## Run the whole suite against the local PostgreSQL
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cw} $(PY) -m pytest $(PYTEST_ARGS)

@@ -1,8 +1,50 @@
+import sys
 from collections.abc import Iterator
 
 import pytest
 from django.db import connection
 from django.test import override_settings
+
+# --- `make test-fast` skips the tests that start processes: see that none goes unmarked ---
+
+#: Audit events (PEP 578) raised when Python starts another process.
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn", "os.fork"}
+)
+#: The processes started during the test that runs now (setup, call and teardown).
+_started: list[str] | None = None
+
+
+def _note_processes(event: str, arguments: tuple) -> None:
+    if _started is not None and event in PROCESS_EVENTS:
+        _started.append(f"{event} {arguments[:2]!r}"[:200])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    sys.addaudithook(_note_processes)  # once per process; an audit hook cannot be removed
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _started
+    _started = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that started a process without the ``processes`` marker: `make
+    test-fast` would run it (and CI's full run is the one that notices)."""
+    global _started
+    try:
+        return (yield)
+    finally:
+        started, _started = _started, None
+        if started and item.get_closest_marker("processes") is None:
+            pytest.fail(
+                "this test starts processes but is not marked @pytest.mark.processes:\n  "
+                + "\n  ".join(started),
+                pytrace=False,
+            )
 
 
 @pytest.fixture(autouse=True, scope="session")
