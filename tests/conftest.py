@@ -47,6 +47,36 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
             )
 
 
+# --- under pytest-xdist, every collected test must run ---------------------------------
+# schemathesis gives each operation's test the same node id; xdist's loadfile, loadscope
+# and loadgroup schedulers key their work by node id and silently run one of them. The
+# default `--dist load` (what the Makefile and CI use) keeps them all: this makes sure.
+
+_outcomes = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _outcomes
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _outcomes += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    distributed = getattr(session.config.option, "dist", "no") != "no"
+    is_worker = hasattr(session.config, "workerinput")
+    if not distributed or is_worker or exitstatus != 0 or session.shouldstop:
+        return
+    if _outcomes != session.testscollected:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"{session.testscollected} tests were collected but {_outcomes} ran: "
+            "use `--dist load` (the others schedule by node id, which some tests share)"
+        )
+        if reporter is not None:
+            reporter.write_sep("=", message, red=True, bold=True)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def static_files_from_the_apps() -> Iterator[None]:
     """Serve static files from the apps, as runserver does, whatever DJANGO_DEBUG says.
