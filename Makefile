@@ -7,9 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The test targets spread the suite over this many pytest-xdist processes, each with its
+# own test database ("auto": one per CPU; PYTEST_WORKERS=0 runs it in one process).
+PYTEST_WORKERS ?= auto
+PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run serve demo test test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
+.PHONY: help venv run serve demo test test-fast test-postgres lint typecheck fmt check-migrations migrate superuser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,10 +44,13 @@ demo: migrate ## Load the demo initiatives, agents, logs and accounts (safe to r
 	$(PY) manage.py cw_demo
 
 test: $(STAMP) ## Run the whole suite (SQLite; set DATABASE_URL for PostgreSQL)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## The suite without the tests that start processes (gunicorn, manage.py, Chromium)
+	$(PYTEST) -m "not processes" $(PYTEST_ARGS)
 
 test-postgres: $(STAMP) ## Run the whole suite against the local PostgreSQL
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cw} $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cw} $(PYTEST) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,80 @@
+import sys
 from collections.abc import Iterator
 
 import pytest
 from django.db import connection
 from django.test import override_settings
+
+# --- `make test-fast` skips the tests that start processes: see that none goes unmarked ---
+
+#: Audit events (PEP 578) raised when Python starts another process.
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.spawn", "os.fork"}
+)
+#: The processes started during the test that runs now (setup, call and teardown).
+_started: list[str] | None = None
+
+
+def _note_processes(event: str, arguments: tuple) -> None:
+    if _started is not None and event in PROCESS_EVENTS:
+        _started.append(f"{event} {arguments[:2]!r}"[:200])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    sys.addaudithook(_note_processes)  # once per process; an audit hook cannot be removed
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _started
+    _started = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that started a process without the ``processes`` marker: `make
+    test-fast` would run it (and CI's full run is the one that notices)."""
+    global _started
+    try:
+        return (yield)
+    finally:
+        started, _started = _started, None
+        if started and item.get_closest_marker("processes") is None:
+            pytest.fail(
+                "this test starts processes but is not marked @pytest.mark.processes:\n  "
+                + "\n  ".join(started),
+                pytrace=False,
+            )
+
+
+# --- under pytest-xdist, every collected test must run ---------------------------------
+# schemathesis gives each operation's test the same node id; xdist's loadfile, loadscope
+# and loadgroup schedulers key their work by node id and silently run one of them. The
+# default `--dist load` (what the Makefile and CI use) keeps them all: this makes sure.
+
+_outcomes = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _outcomes
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _outcomes += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    distributed = getattr(session.config.option, "dist", "no") != "no"
+    is_worker = hasattr(session.config, "workerinput")
+    if not distributed or is_worker or exitstatus != 0 or session.shouldstop:
+        return
+    if _outcomes != session.testscollected:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"{session.testscollected} tests were collected but {_outcomes} ran: "
+            "use `--dist load` (the others schedule by node id, which some tests share)"
+        )
+        if reporter is not None:
+            reporter.write_sep("=", message, red=True, bold=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -21,6 +93,19 @@ def static_files_from_the_apps() -> Iterator[None]:
         WHITENOISE_USE_FINDERS=True,
         WHITENOISE_AUTOREFRESH=True,
     ):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Hash passwords with MD5 for the test run only: production keeps Django's PBKDF2.
+
+    PBKDF2 is slow on purpose (about 0.3 s a hash here), and the suite hashes hundreds of
+    passwords (every ``admin_user``, every login); MD5 checks the same logins, lock-outs
+    and password changes in microseconds. Processes the suite starts (``manage.py``,
+    gunicorn) read the real settings and hash with PBKDF2.
+    """
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
 
 

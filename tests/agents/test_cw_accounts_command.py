@@ -360,6 +360,7 @@ def test_clear_expired_releases_the_lapsed_exhaustions_and_counts_them():
 # --- as a process --------------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_a_refusal_exits_with_status_1_and_one_line_on_stderr():
     """A refusal made before any database access, so the process needs no test database
     (it would not see this test's one)."""

@@ -426,6 +426,7 @@ def test_prune_of_an_unknown_agent_is_refused(aged_logs):
     assert AgentLogChunk.objects.count() == 7
 
 
+@pytest.mark.processes
 def test_a_refusal_exits_with_status_1_and_one_line_on_stderr():
     """A refusal made before any database access, so the process needs no test database
     (it would not see this test's one)."""

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from tests.serverprocess import manage, scratch_database
 
-pytestmark = pytest.mark.concurrency
+pytestmark = [pytest.mark.concurrency, pytest.mark.processes]
 
 CANARY = "sk-rotation-canary-7f3a"
 CREDENTIALS = json.dumps({"token": CANARY})

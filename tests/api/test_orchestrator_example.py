@@ -16,7 +16,11 @@ from django.db import connection
 from core.models import Event, Initiative, InitiativeStatus
 from core.tokens import api_token_create
 
-pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.concurrency,
+    pytest.mark.processes,
+    pytest.mark.django_db(transaction=True),
+]
 
 SCRIPT = Path(settings.BASE_DIR) / "docs" / "orchestrator_example.py"
 SUMMARY = re.compile(r"^initiative (\S+) completed: operations=(\d+) events=(\d+)$", re.MULTILINE)

@@ -125,6 +125,7 @@ def test_the_openapi_document_declares_429_with_retry_after_on_every_write():
 
 
 @pytest.mark.concurrency
+@pytest.mark.processes
 def test_a_storm_of_2000_writes_from_one_token_is_held_to_its_limit_while_others_are_served(
     tmp_path,
 ):

@@ -18,7 +18,11 @@ from reviews.models import Proposal, ProposalStatus, ReviewComment
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.processes,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture

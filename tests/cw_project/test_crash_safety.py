@@ -44,7 +44,7 @@ import pytest
 
 from tests.serverprocess import ScratchDatabase, Server, scratch_database
 
-pytestmark = pytest.mark.concurrency
+pytestmark = [pytest.mark.concurrency, pytest.mark.processes]
 
 TRIALS = 10
 PHASES = 3

@@ -24,6 +24,7 @@ from tests.serverprocess import free_port, manage
 
 pytestmark = [
     pytest.mark.concurrency,
+    pytest.mark.processes,
     pytest.mark.skipif(
         importlib.util.find_spec("gunicorn") is None, reason="gunicorn is not installed"
     ),

@@ -48,6 +48,7 @@ from tests.serverprocess import ScratchDatabase, Server, http, scratch_database
 
 pytestmark = [
     pytest.mark.concurrency,
+    pytest.mark.processes,
     pytest.mark.skipif(
         importlib.util.find_spec("gunicorn") is None, reason="gunicorn is not installed"
     ),

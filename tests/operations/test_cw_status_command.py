@@ -423,6 +423,7 @@ def test_an_unknown_initiative_is_refused_with_its_code():
     assert "Initiative 'nope' does not exist." in str(refused.value)
 
 
+@pytest.mark.processes
 def test_a_refusal_exits_with_status_1_and_one_line_on_stderr():
     """A refusal made before any database access, so the process needs no test database
     (it would not see this test's one)."""
