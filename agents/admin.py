@@ -44,8 +44,6 @@ from agents.models import (
 )
 from agents.repositories import (
     AccountRepository,
-    AgentRepository,
-    ConversationRepository,
     LogChunkRepository,
     LogChunkRow,
     MessageRepository,
@@ -57,7 +55,8 @@ from core.admin_base import (
     Button,
     ButtonsAdmin,
     Refused,
-    RepositoryAdmin,
+    ServiceAdmin,
+    Writes,
     change_url,
     service_action,
 )
@@ -73,6 +72,7 @@ LOG_PAGE_CHUNKS = 100
 LOG_SESSION_TABS = 20
 
 logs = LogChunkRepository()
+accounts = AccountRepository()
 message_records = MessageRepository()
 
 
@@ -172,12 +172,17 @@ def _park(request: HttpRequest, account: Account) -> str:
 
 
 @admin.register(Account)
-class AccountAdmin(ButtonsAdmin, RepositoryAdmin):
+class AccountAdmin(ButtonsAdmin, ServiceAdmin):
     """Accounts are added and changed through the same services as the API, so a
     duplicate or malformed one is refused on the form; exhaustion is read-only (the API
     parks an account; people release or park it with the buttons and actions)."""
 
-    repository = AccountRepository()
+    writes = Writes(
+        "account_id",
+        create=services.account_create,
+        update=services.account_update,
+        delete=services.account_delete,
+    )
     form = AccountAdminForm
     list_display = (
         "email",
@@ -218,7 +223,7 @@ class AccountAdmin(ButtonsAdmin, RepositoryAdmin):
     def get_queryset(self, request):
         # Secrets are neither read nor decrypted to render a page; whether they are set
         # comes annotated from the database.
-        return self.repository.queryset()
+        return accounts.queryset()
 
     def write(self, form) -> Account:
         data = form.cleaned_data
@@ -402,11 +407,16 @@ def _answer_agent(request: HttpRequest, agent: Agent) -> str:
 
 @admin.register(Agent)
 class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
-    """Agents are added and changed through ``AgentRepository``; their status and runtime
+    """Agents are added and changed through the services; their status and runtime
     columns are read-only. A waiting agent's questions are answered on its page; its log
     is read on its own page (``log/``)."""
 
-    repository = AgentRepository()
+    writes = Writes(
+        "agent_id",
+        create=lambda **fields: services.agent_register(**fields)[0],
+        update=services.agent_update,
+        delete=services.agent_delete,
+    )
     list_display = (
         "name",
         "status",
@@ -440,7 +450,7 @@ class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "account":
             # The choices list accounts without reading their secrets.
-            kwargs["queryset"] = AccountRepository().queryset()
+            kwargs["queryset"] = accounts.queryset()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_urls(self):
@@ -543,12 +553,17 @@ def _reply(request: HttpRequest, message: Message) -> str:
 
 
 @admin.register(Message)
-class MessageAdmin(ButtonsAdmin, RepositoryAdmin):
-    """Messages are written through ``MessageRepository``; their status changes only
+class MessageAdmin(ButtonsAdmin, ServiceAdmin):
+    """Messages are written through the services; their status changes only
     through the services (the action marks pending messages read, a reply marks the
     message responded). A person replies on the message's page."""
 
-    repository = MessageRepository()
+    writes = Writes(
+        "message_id",
+        create=services.message_send,
+        update=services.message_update,
+        delete=services.message_delete,
+    )
     list_display = (
         "__str__",
         "to",
@@ -641,7 +656,12 @@ class ConversationAdmin(ButtonsAdmin, PlanChoicesAdmin):
     """A question is answered once, by ``conversation_answer`` (the button on a pending
     question's page): the answer and status are read-only on the form."""
 
-    repository = ConversationRepository()
+    writes = Writes(
+        "conversation_id",
+        create=services.conversation_ask,
+        update=services.conversation_update,
+        delete=services.conversation_delete,
+    )
     list_display = ("__str__", "status", "initiative", "created_at")
     list_filter = ("status",)
     search_fields = ("question", "answer", "from_agent__name", "to_agent__name")

@@ -1,13 +1,14 @@
-"""What every cw admin shares: actions and buttons that run a service, and forms that save
-through a repository, so a person in the admin meets exactly the rules a tool meets in the
-API.
+"""What every cw admin shares: actions, buttons, forms and deletes that run a service, so a
+person in the admin meets exactly the rules a tool meets in the API and every change they
+make is on the event feed.
 
 - ``service_action``: the admin never changes a status itself; each action calls the
   same service function as the API, and a refusal (a ``DomainError``) becomes an error
   message naming the record, while the records that could be changed are changed.
-- ``RepositoryAdmin``: adding or changing a record goes through the model's repository
-  (``create`` / ``apply``); the form first tries the write in a transaction it rolls
-  back, so a refusal is shown on the form instead of a server error.
+- ``ServiceAdmin``: adding, changing and deleting a record (one or many) go through the
+  services its ``Writes`` names, so each change is on the event feed as the person's;
+  the form first tries the write in a transaction it rolls back, so a refusal is shown
+  on the form instead of a server error. A record's History is its events in words.
 - ``ButtonsAdmin``: a record's page carries ``Button``s for what a person does to it;
   each is a POST to ``<record>/do/<slug>/`` (URL name ``<app>_<model>_do``) that runs one
   service and comes back to the page with the outcome in words: a ``DomainError`` in its
@@ -35,7 +36,6 @@ from django.utils.text import capfirst
 from core.actors import Actor
 from core.errors import DomainError
 from core.history import HISTORY_LIMIT, record_history
-from core.repositories import DependencyRepository, Repository
 
 #: How many characters of a record's name a button's message shows.
 MESSAGE_NAME_CHARACTERS = 60
@@ -271,10 +271,7 @@ class DependencyAdmin(ServiceAdmin):
     def write(self, form) -> models.Model:
         node_field, depends_field = self.edge_fields
         node, depends_on = form.cleaned_data[node_field], form.cleaned_data[depends_field]
-        type(self).add_edge(**{f"{node_field}_id": node.pk, "depends_on_id": depends_on.pk})
-        return self.model._default_manager.get(
-            **{node_field: node.pk, depends_field: depends_on.pk}
-        )
+        return type(self).add_edge(**{f"{node_field}_id": node.pk, "depends_on_id": depends_on.pk})
 
     def delete_model(self, request, obj) -> None:
         node_field, depends_field = self.edge_fields
@@ -292,70 +289,6 @@ class DependencyAdmin(ServiceAdmin):
                     self.delete_model(request, obj)
         except DomainError as error:
             raise _DeleteRefused(error.message) from error
-
-
-# TODO(issue 19): the admins still on repositories move to ServiceAdmin, then this goes.
-class RepositoryAdmin(admin.ModelAdmin):
-    """A ``ModelAdmin`` whose add and change forms save through ``repository``."""
-
-    repository: ClassVar[Repository]
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-        model_admin = self
-
-        class RepositoryForm(form_class):  # type: ignore[misc,valid-type]
-            def _post_clean(self) -> None:
-                super()._post_clean()
-                if self.errors:
-                    return
-                try:
-                    with transaction.atomic():
-                        model_admin.write(self)
-                        raise _DryRun
-                except _DryRun:
-                    pass
-                except DomainError as error:
-                    self.add_error(None, error.message)
-
-        return RepositoryForm
-
-    def save_model(self, request, obj, form, change) -> None:
-        saved = self.write(form)
-        for field in saved._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding = False
-        obj._state.db = saved._state.db
-
-    def write(self, form) -> models.Model:
-        """Create or update the form's record through the repository."""
-        model_fields = {f.name for f in self.model._meta.concrete_fields}
-        if form.instance._state.adding:
-            values = {
-                name: value for name, value in form.cleaned_data.items() if name in model_fields
-            }
-            return self.repository.create(**values)  # type: ignore[attr-defined]
-        changed = {
-            name: form.cleaned_data[name] for name in form.changed_data if name in model_fields
-        }
-        return self.repository.update(  # type: ignore[attr-defined]
-            self.repository.get(form.instance.pk), **changed
-        )
-
-
-class OldDependencyAdmin(RepositoryAdmin):
-    """Dependency edges are added through ``create_dependency`` (no self-edge, duplicate,
-    cross-initiative edge or cycle) and never edited; they may be deleted."""
-
-    repository: ClassVar[DependencyRepository[Any]]
-    edge_fields: ClassVar[tuple[str, str]]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    def write(self, form) -> models.Model:
-        node, depends_on = (form.cleaned_data[name] for name in self.edge_fields)
-        return self.repository.create_dependency(node.pk, depends_on.pk)
 
 
 # --- buttons on a record's page --------------------------------------------------------------

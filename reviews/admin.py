@@ -24,7 +24,7 @@ from django.utils.text import Truncator
 
 from core.actors import Actor
 from core.admin import PlanChoicesAdmin
-from core.admin_base import Button, ButtonsAdmin, RepositoryAdmin, service_action
+from core.admin_base import Button, ButtonsAdmin, ServiceAdmin, Writes, service_action
 from core.models import Initiative, Page, Phase, Task
 from core.repositories import (
     DependencyRepository,
@@ -54,7 +54,6 @@ from reviews.repositories import (
     TARGET_REPOSITORIES,
     ChangeSetRepository,
     ChatSessionRepository,
-    ProposalRepository,
     ReviewCommentRepository,
 )
 from reviews.services.proposals import ProposalPlan, proposal_preview
@@ -189,13 +188,18 @@ class ProposalPreviewPanel:
 
 
 @admin.register(Proposal)
-class ProposalAdmin(ButtonsAdmin, RepositoryAdmin):
+class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     """Saved through ``proposal_create`` / ``proposal_update`` (a target of the proposal's
     initiative, metadata that is a JSON object of the right shape); accepted and
     dismissed through the buttons on its page (which preview the change) and the
     actions, after which a proposal is history."""
 
-    repository = ProposalRepository()
+    writes = Writes(
+        "proposal_id",
+        create=services.proposal_create,
+        update=services.proposal_update,
+        delete=services.proposal_delete,
+    )
     list_display = ("short_title", "change", "status", "agent", "initiative", "created_at")
     list_filter = (
         "status",
@@ -304,7 +308,12 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
     ``review_comment_update`` (one-line file path, line number of at least 1, …);
     resolved and reopened through the button on its page and the actions."""
 
-    repository = comments
+    writes = Writes(
+        "comment_id",
+        create=services.review_comment_create,
+        update=services.review_comment_update,
+        delete=services.review_comment_delete,
+    )
     list_display = ("location", "line", "short_body", "author", "resolved", "phase")
     list_filter = (("phase", admin.RelatedOnlyFieldListFilter), "resolved", "line_type")
     search_fields = ("file_path", "body")
@@ -397,12 +406,17 @@ def with_target_names(queryset: models.QuerySet, *, prefix: str = "", name: str 
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(RepositoryAdmin):
+class ChatSessionAdmin(ServiceAdmin):
     """Opened through ``chat_session_create`` (a target of the initiative, at most one
     active session per target); only its agent is edited (``chat_session_update``);
     closed through the action."""
 
-    repository = sessions
+    writes = Writes(
+        "session_id",
+        create=services.chat_session_create,
+        update=services.chat_session_update,
+        delete=services.chat_session_delete,
+    )
     list_display = ("__str__", "status", "initiative", "agent", "created_at")
     list_filter = (
         "status",
@@ -444,11 +458,13 @@ class ChatSessionAdmin(RepositoryAdmin):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(RepositoryAdmin):
+class ChatMessageAdmin(ServiceAdmin):
     """Added through ``chat_message_post`` (an active session, a change set of the
     session's initiative on an assistant message); a transcript, so never edited."""
 
-    repository = sessions
+    writes = Writes(
+        "message_id", create=services.chat_message_post, delete=services.chat_message_delete
+    )
     list_display = ("__str__", "role", "session", "change_set", "created_at")
     list_filter = ("role",)
     search_fields = ("content",)
@@ -466,9 +482,6 @@ class ChatMessageAdmin(RepositoryAdmin):
         session = message.chat_session
         session.target_name = getattr(message, "session_target_name", None)
         return str(session)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
 
     def write(self, form) -> ChatMessage:
         data = form.cleaned_data

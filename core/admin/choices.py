@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 from django.urls import path, reverse
 
-from core.admin_base import RepositoryAdmin
+from core.admin_base import ServiceAdmin
 from core.models import Phase, Task
 
 #: How many characters of a name a list shows (the record's page shows all of it).
@@ -79,7 +79,7 @@ def editing_initiative_id(request: HttpRequest, find: Callable[[str], str | None
     return memo[record_id]
 
 
-class PlanChoicesAdmin(RepositoryAdmin):
+class PlanChoicesAdmin(ServiceAdmin):
     """Phase and task choices labelled with their initiative (``choice_label``), in
     dropdowns and autocompletes alike."""
 

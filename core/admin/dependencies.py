@@ -2,15 +2,16 @@
 
 from django.contrib import admin
 
+from core import services
 from core.admin.choices import PlanChoicesAdmin, shortened
-from core.admin_base import OldDependencyAdmin as DependencyAdmin
+from core.admin_base import DependencyAdmin
 from core.models import PhaseDependency, TaskDependency
-from core.repositories import PhaseRepository, TaskRepository
 
 
 @admin.register(PhaseDependency)
 class PhaseDependencyAdmin(PlanChoicesAdmin, DependencyAdmin):
-    repository = PhaseRepository()
+    add_edge = staticmethod(services.phase_add_dependency)
+    remove_edge = staticmethod(services.phase_remove_dependency)
     edge_fields = ("phase", "depends_on_phase")
     list_display = ("__str__", "initiative", "created_at")
     list_select_related = ("phase__initiative", "depends_on_phase")
@@ -24,7 +25,8 @@ class PhaseDependencyAdmin(PlanChoicesAdmin, DependencyAdmin):
 
 @admin.register(TaskDependency)
 class TaskDependencyAdmin(PlanChoicesAdmin, DependencyAdmin):
-    repository = TaskRepository()
+    add_edge = staticmethod(services.task_add_dependency)
+    remove_edge = staticmethod(services.task_remove_dependency)
     edge_fields = ("task", "depends_on_task")
     list_display = ("__str__", "initiative", "created_at")
     list_select_related = ("task__initiative", "depends_on_task")

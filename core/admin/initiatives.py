@@ -13,10 +13,10 @@ from django.utils.safestring import mark_safe
 from core import services
 from core.admin.choices import PlanChoicesAdmin, shortened
 from core.admin.plan_pages import phase_graph_svg, task_graph_svg
-from core.admin_base import Button, ButtonsAdmin, change_url, service_action, service_button
+from core.admin_base import Button, ButtonsAdmin, Writes, change_url, service_action, service_button
 from core.graphs import GraphNode, render_svg
 from core.models import Initiative, InitiativeStatus, Phase, PhaseStatus
-from core.repositories import InitiativeRepository, PhaseRepository, TaskRepository, plans
+from core.repositories import PhaseRepository, TaskRepository, plans
 
 phases = PhaseRepository()
 tasks = TaskRepository()
@@ -44,7 +44,12 @@ INITIATIVE_BUTTONS: tuple[Button, ...] = (
 
 @admin.register(Initiative)
 class InitiativeAdmin(ButtonsAdmin, PlanChoicesAdmin):
-    repository = InitiativeRepository()
+    writes = Writes(
+        "initiative_id",
+        create=services.initiative_create,
+        update=services.initiative_update,
+        delete=services.initiative_delete,
+    )
     buttons = INITIATIVE_BUTTONS
     list_display = ("short_name", "status", "phases_done", "tasks_done", "execution_mode", "branch")
     list_filter = ("status", "execution_mode")

@@ -2,9 +2,10 @@
 
 from django.contrib import admin
 
+from core import services
 from core.admin.choices import editing_id, editing_initiative_id, shortened
 from core.admin.filters import InitiativeListFilter
-from core.admin_base import RepositoryAdmin
+from core.admin_base import ServiceAdmin, Writes
 from core.models import Page
 from core.repositories import PageRepository
 
@@ -12,8 +13,13 @@ pages = PageRepository()
 
 
 @admin.register(Page)
-class PageAdmin(RepositoryAdmin):
-    repository = pages
+class PageAdmin(ServiceAdmin):
+    writes = Writes(
+        "page_id",
+        create=services.page_create,
+        update=services.page_update,
+        delete=services.page_delete,
+    )
     list_display = ("short_title", "initiative", "parent_page", "sort_order", "updated_at")
     list_filter = (InitiativeListFilter,)
     search_fields = ("title", "initiative__name")

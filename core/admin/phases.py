@@ -13,7 +13,7 @@ from core import services
 from core.admin.choices import PlanChoicesAdmin, shortened
 from core.admin.filters import InitiativeListFilter
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in, task_graph_svg
-from core.admin_base import Button, ButtonsAdmin, change_url, service_action, service_button
+from core.admin_base import Button, ButtonsAdmin, Writes, change_url, service_action, service_button
 from core.models import Phase, PhaseStatus
 from core.repositories import PhaseRepository, plans
 
@@ -72,7 +72,12 @@ PHASE_BUTTONS: tuple[Button, ...] = (
 
 @admin.register(Phase)
 class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
-    repository = phases
+    writes = Writes(
+        "phase_id",
+        create=services.phase_create,
+        update=services.phase_update,
+        delete=services.phase_delete,
+    )
     list_display = ("short_name", "initiative", "status", "tasks_done", "created_at")
     list_filter = (InitiativeListFilter, "status")
     search_fields = ("name", "initiative__name")

@@ -3,34 +3,35 @@ projects."""
 
 from django.contrib import admin
 
+from core import services
 from core.admin.filters import InitiativeListFilter
-from core.admin_base import RepositoryAdmin
+from core.admin_base import ServiceAdmin, Writes
 from core.models import InitiativeProject, Project
-from core.repositories import InitiativeProjectRepository, ProjectRepository
 
 
 @admin.register(Project)
-class ProjectAdmin(RepositoryAdmin):
-    repository = ProjectRepository()
+class ProjectAdmin(ServiceAdmin):
+    writes = Writes(
+        "project_id",
+        create=services.project_create,
+        update=services.project_update,
+        delete=services.project_delete,
+    )
     list_display = ("name", "url", "default_branch", "last_fetched_at")
+    readonly_fields = ("last_fetched_at",)  # stamped by a fetch, never typed
     search_fields = ("name", "url")
 
 
 @admin.register(InitiativeProject)
-class InitiativeProjectAdmin(RepositoryAdmin):
+class InitiativeProjectAdmin(ServiceAdmin):
     """Links are added and removed, never edited (a link is just its pair)."""
 
-    repository = InitiativeProjectRepository()
+    writes = Writes(
+        "initiative_project_id",
+        create=services.initiative_project_create,
+        delete=services.initiative_project_delete,
+    )
     list_display = ("__str__", "initiative", "project", "created_at")
     list_select_related = ("initiative", "project")
     list_filter = (InitiativeListFilter, "project")
     autocomplete_fields = ("initiative", "project")
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    def write(self, form):
-        data = form.cleaned_data
-        return self.repository.create(
-            initiative_id=data["initiative"].pk, project_id=data["project"].pk
-        )

@@ -18,7 +18,7 @@ from core.admin.choices import (
 )
 from core.admin.filters import InitiativeListFilter, PhaseListFilter, ReadyListFilter
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in
-from core.admin_base import Button, ButtonsAdmin, change_url, service_action, service_button
+from core.admin_base import Button, ButtonsAdmin, Writes, change_url, service_action, service_button
 from core.models import Phase, Task, TaskStatus, TaskType
 from core.repositories import TaskRepository, plans
 
@@ -68,7 +68,12 @@ TASK_BUTTONS: tuple[Button, ...] = (
 
 @admin.register(Task)
 class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
-    repository = tasks
+    writes = Writes(
+        "task_id",
+        create=services.task_create,
+        update=services.task_update,
+        delete=services.task_delete,
+    )
     list_display = ("short_name", "place", "status", "ready", "type", "priority", "created_at")
     list_filter = (
         InitiativeListFilter,
@@ -83,7 +88,8 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
     list_select_related = ("phase", "initiative")
     autocomplete_fields = ("initiative", "phase", "parent_task")
     date_hierarchy = "created_at"
-    readonly_fields = LIFECYCLE_FIELDS
+    #: A task's summary is what completing it said (the ``complete`` button's field).
+    readonly_fields = (*LIFECYCLE_FIELDS, "summary")
     buttons = TASK_BUTTONS
     actions = (
         service_action(
@@ -103,7 +109,7 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
         return tasks.with_ready(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
-        return (*LIFECYCLE_FIELDS, "initiative") if obj else LIFECYCLE_FIELDS
+        return (*self.readonly_fields, "initiative") if obj else self.readonly_fields
 
     def get_autocomplete_fields(self, request):
         # A task's phase is one of its own initiative's few phases: a plain dropdown.

@@ -10,7 +10,7 @@ move through ``core.services.lifecycle``, never here.
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from typing_extensions import Unpack
 
@@ -121,10 +121,11 @@ def phase_delete(*, phase_id: str) -> None:
 
 
 @transaction.atomic
-def phase_add_dependency(*, phase_id: str, depends_on_id: str) -> None:
+def phase_add_dependency(*, phase_id: str, depends_on_id: str) -> models.Model:
     """``phase_id`` may not start before ``depends_on_id`` completes; refused across
-    initiatives (400), for a duplicate (409) or a cycle (409 ``dependency_cycle``)."""
-    _add_dependency(PHASE_DEPENDENCIES, phase_id, depends_on_id)
+    initiatives (400), for a duplicate (409) or a cycle (409 ``dependency_cycle``).
+    Returns the new edge."""
+    return _add_dependency(PHASE_DEPENDENCIES, phase_id, depends_on_id)
 
 
 @transaction.atomic
@@ -193,10 +194,11 @@ def task_delete(*, task_id: str) -> None:
 
 
 @transaction.atomic
-def task_add_dependency(*, task_id: str, depends_on_id: str) -> None:
+def task_add_dependency(*, task_id: str, depends_on_id: str) -> models.Model:
     """``task_id`` may not start before ``depends_on_id`` completes; refused across
-    initiatives (400), for a duplicate (409) or a cycle (409 ``dependency_cycle``)."""
-    _add_dependency(TASK_DEPENDENCIES, task_id, depends_on_id)
+    initiatives (400), for a duplicate (409) or a cycle (409 ``dependency_cycle``).
+    Returns the new edge."""
+    return _add_dependency(TASK_DEPENDENCIES, task_id, depends_on_id)
 
 
 @transaction.atomic
@@ -205,10 +207,11 @@ def task_remove_dependency(*, task_id: str, depends_on_id: str) -> None:
     _remove_dependency(TASK_DEPENDENCIES, task_id, depends_on_id)
 
 
-def _add_dependency(feed: DependencyFeed, node_id: str, depends_on_id: str) -> None:
+def _add_dependency(feed: DependencyFeed, node_id: str, depends_on_id: str) -> models.Model:
     """One rule for phases and tasks: create the edge, then record ``dependency.added``."""
-    feed.repository.create_dependency(node_id, depends_on_id)
+    edge = feed.repository.create_dependency(node_id, depends_on_id)
     feed.edge("dependency.added", node_id, depends_on_id).record()
+    return edge
 
 
 def _remove_dependency(feed: DependencyFeed, node_id: str, depends_on_id: str) -> None:
