@@ -63,7 +63,7 @@ def chat_session_create(
     """Open a session on a phase or task that has no active one (a person's add form):
     where ``chat_session_open`` answers the active session, this refuses it (Conflict
     ``chat_session_already_active``), and a given ``initiative_id`` must be the
-    target's (``target_not_in_initiative``). Records ``chat.opened``."""
+    target's (``chat_target_other_initiative``). Records ``chat.opened``."""
     check_choice(ChatTargetType, target_type, "target_type")
     return _create(
         target_type,
