@@ -24,6 +24,9 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
+from core.text import ELLIPSIS
+from core.text import shorten as one_line
+
 RecordKind = Literal[
     "assistant_text", "tool_call", "tool_result", "error", "system", "result", "other"
 ]
@@ -85,12 +88,12 @@ def parse_line(line: str) -> list[LogRecord]:
 
 
 def shorten(text: str, width: int = SHORT_WIDTH) -> str:
-    """``text`` on one line (its first), cut to ``width`` characters with ``…``."""
+    """``text`` on one line (its first), cut to ``width`` characters with ``…`` (always
+    when more lines follow)."""
     lines = text.strip().splitlines() or [""]
-    first = lines[0].strip()
-    if len(first) > width or len(lines) > 1:
-        return first[: width - 1].rstrip() + "…"
-    return first
+    if len(lines) == 1:
+        return one_line(lines[0], width)
+    return one_line(lines[0], width + 1).removesuffix(ELLIPSIS)[: width - 1].rstrip() + ELLIPSIS
 
 
 def describe(record: LogRecord) -> str:

@@ -8,7 +8,6 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Now
 from django.utils import timezone
-from django.utils.text import Truncator
 
 from agents.secrets import EncryptedTextField
 from core.models import (
@@ -18,6 +17,7 @@ from core.models import (
     TimestampedModel,
     enum_check,
 )
+from core.text import shorten
 from core.validators import (
     PATH_MAX_LENGTH,
     TEXT_MAX_LENGTH,
@@ -34,7 +34,7 @@ LABEL_WIDTH = 60
 def one_line(text: str, width: int = LABEL_WIDTH) -> str:
     """``text`` on one line, cut to ``width`` characters with ``…``: a long message or
     question in a list, a dropdown or a refusal."""
-    return Truncator(" ".join(text.split())).chars(width)
+    return shorten(text, width)
 
 
 class Account(TimestampedModel):

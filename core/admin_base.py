@@ -27,15 +27,16 @@ from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
-from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
 from core.actors import Actor
 from core.errors import DomainError
 from core.history import HISTORY_LIMIT, record_history
+from core.text import shorten
 
 #: How many characters of a record's name a button's message shows.
 MESSAGE_NAME_CHARACTERS = 60
@@ -294,10 +295,19 @@ class DependencyAdmin(ServiceAdmin):
 # --- buttons on a record's page --------------------------------------------------------------
 
 
-def change_url(record: models.Model) -> str:
-    """The admin page of ``record``."""
+def change_url(record: models.Model | type[models.Model], id: Any = None) -> str:
+    """The admin page of ``record``, or of the ``record`` model's record ``id``: the one
+    way every cw page links to a record."""
     opts = record._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(record.pk)])
+    pk = record.pk if id is None and isinstance(record, models.Model) else id
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(pk)])
+
+
+def admin_link(record: models.Model, text: str | None = None) -> SafeString:
+    """The record's name (or ``text``), linking to its admin page."""
+    return format_html(
+        '<a href="{}">{}</a>', change_url(record), str(record) if text is None else text
+    )
 
 
 class Refused(Exception):
@@ -345,7 +355,7 @@ def service_button(
         result = service(**kwargs)
         if done is not None:
             return done(record, result)
-        name = truncatechars(str(record), MESSAGE_NAME_CHARACTERS)
+        name = shorten(str(record), MESSAGE_NAME_CHARACTERS)
         return f"{label}: done for {record._meta.verbose_name} '{name}'."
 
     return Button(slug, label, run, shown=shown, style=style)

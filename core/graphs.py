@@ -19,6 +19,8 @@ from graphlib import CycleError, TopologicalSorter
 
 from django.utils.html import escape
 
+from core.text import shorten
+
 #: Node box and spacing, in SVG user units (pixels at scale 1).
 NODE_WIDTH = 160
 NODE_HEIGHT = 34
@@ -177,9 +179,8 @@ def layout(
 
 
 def truncate(text: str, limit: int = LABEL_CHARACTERS) -> str:
-    """``text`` cut to ``limit`` characters, ending in an ellipsis when cut."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """``text`` cut to a label's ``limit`` characters (``core.text.shorten``)."""
+    return shorten(text, limit)
 
 
 def _legend_step(label: str) -> int:

@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import models
-from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.timesince import timesince, timeuntil
@@ -37,7 +36,9 @@ from agents.models import (
     MessageType,
     ParticipantType,
 )
+from core.admin_base import change_url
 from core.models import Initiative, InitiativeStatus, Phase, PhaseStatus, Task, TaskStatus, TaskType
+from core.text import shorten
 from reviews.models import Proposal, ProposalStatus
 
 #: Rows listed per card (the count says how many there are in all).
@@ -59,12 +60,6 @@ def changelist_url(model: type[models.Model], **lookups: Any) -> str:
     opts = model._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
     return f"{url}?{urlencode(lookups)}" if lookups else url
-
-
-def change_url(model: type[models.Model], id: str) -> str:
-    """The admin change page of the ``model`` record ``id``."""
-    opts = model._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[id])
 
 
 # --- what the template shows -----------------------------------------------------------
@@ -163,13 +158,13 @@ def build_dashboard(status: Mapping[str, Any], *, now: datetime) -> Dashboard:
 
 
 def _name(text: str | None) -> str:
-    return truncatechars(text or "", NAME_LENGTH)
+    return shorten(text, NAME_LENGTH)
 
 
 def _quote(value: Any) -> str:
     """A message or an agent's pending questions as one short quoted text."""
     text = " ".join(_words(value).split())
-    return f"“{truncatechars(text, QUOTE_LENGTH)}”" if text else ""
+    return f"“{shorten(text, QUOTE_LENGTH)}”" if text else ""
 
 
 def _words(value: Any) -> str:

@@ -12,19 +12,24 @@ each field an update changes, or what a create adds and where.
 from typing import Any, cast
 
 from django.contrib import admin
-from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename
 from django.db import models
 from django.db.models import Case, OuterRef, Subquery, Value, When
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.text import Truncator
 
 from core.actors import Actor
 from core.admin import PlanChoicesAdmin
-from core.admin_base import Button, ButtonsAdmin, ServiceAdmin, Writes, service_action
+from core.admin_base import (
+    Button,
+    ButtonsAdmin,
+    ServiceAdmin,
+    Writes,
+    admin_link,
+    change_url,
+    service_action,
+)
 from core.models import Initiative, Page, Phase, Task
 from core.repositories import (
     DependencyRepository,
@@ -34,6 +39,7 @@ from core.repositories import (
     Repository,
     TaskRepository,
 )
+from core.text import shorten
 from core.tiptap import tiptap_to_text
 from reviews import services
 from reviews.change_set_words import describe_entries
@@ -78,14 +84,7 @@ _TARGET_MODELS: dict[str, type[Page | Phase | Task]] = {
 
 def truncated(text: str | None) -> str:
     """A title or a text cut to what a list shows."""
-    return Truncator(text or "").chars(LABEL_LENGTH)
-
-
-def admin_link(record: models.Model) -> SafeString:
-    """The record's name, linking to its admin page."""
-    opts = record._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(record.pk)])
-    return format_html('<a href="{}">{}</a>', url, str(record))
+    return shorten(text, LABEL_LENGTH)
 
 
 # --- proposals -------------------------------------------------------------------------------
@@ -553,12 +552,7 @@ class ChangeSetAdmin(ButtonsAdmin):
             context["entry_lines"] = [
                 {
                     "text": line.text,
-                    "url": None
-                    if line.model is None
-                    else reverse(
-                        f"admin:{line.model._meta.app_label}_{line.model._meta.model_name}_change",
-                        args=[line.record_id],
-                    ),
+                    "url": None if line.model is None else change_url(line.model, line.record_id),
                 }
                 for line in describe_entries(entries)
             ]

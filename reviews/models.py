@@ -6,10 +6,10 @@ carry the validators of what they hold.
 
 from django.db import models
 from django.db.models import Q
-from django.utils.text import Truncator
 
 from agents.models import Agent
 from core.models import CreatedModel, Initiative, Phase, Task, TimestampedModel, enum_check
+from core.text import shorten
 from core.validators import (
     NAME_MAX_LENGTH,
     PATH_MAX_LENGTH,
@@ -82,7 +82,7 @@ class Proposal(TimestampedModel):
     def __str__(self) -> str:
         """``Split the auth task (update task, pending)``."""
         change = "update" if self.target_id else "new"
-        title = Truncator(self.title).chars(LABEL_LENGTH)
+        title = shorten(self.title, LABEL_LENGTH)
         return f"{title} ({change} {self.target_type}, {self.status})"
 
 
@@ -125,7 +125,7 @@ class ReviewComment(TimestampedModel):
 
     def __str__(self) -> str:
         """``src/auth.py:42 — Rename this…``."""
-        return f"{self.file_path}:{self.line_number} — {Truncator(self.body).chars(40)}"
+        return f"{self.file_path}:{self.line_number} — {shorten(self.body, 40)}"
 
 
 class ChatTargetType(models.TextChoices):
@@ -193,7 +193,7 @@ class ChatSession(TimestampedModel):
                 .values_list("name", flat=True)
                 .first()
             )
-        name = Truncator(self.target_name or self.target_id).chars(LABEL_LENGTH)
+        name = shorten(self.target_name or self.target_id, LABEL_LENGTH)
         closed = " (closed)" if self.status == ChatSessionStatus.CLOSED else ""
         return f"Chat on {self.target_type} '{name}'{closed}"
 
@@ -246,13 +246,13 @@ class ChangeSet(TimestampedModel):
         """``Change set from proposal 'Add login' (applied)``; a chat edit's says what
         the edit was."""
         if self.proposal_id is not None and self.proposal is not None:
-            origin = f"proposal '{Truncator(self.proposal.title).chars(LABEL_LENGTH)}'"
+            origin = f"proposal '{shorten(self.proposal.title, LABEL_LENGTH)}'"
         elif self.source == ChangeSetSource.CHAT:
             origin = "a chat edit"
             if self.description:
-                origin += f": {Truncator(self.description).chars(LABEL_LENGTH)}"
+                origin += f": {shorten(self.description, LABEL_LENGTH)}"
         else:
-            origin = Truncator(self.description).chars(LABEL_LENGTH) or "a proposal since deleted"
+            origin = shorten(self.description, LABEL_LENGTH) or "a proposal since deleted"
         return f"Change set from {origin} ({self.status})"
 
 

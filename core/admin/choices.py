@@ -10,11 +10,11 @@ from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.db import models
 from django.http import HttpRequest
-from django.template.defaultfilters import truncatechars
 from django.urls import path, reverse
 
 from core.admin_base import ServiceAdmin
 from core.models import Phase, Task
+from core.text import shorten
 
 #: How many characters of a name a list shows (the record's page shows all of it).
 LIST_NAME_CHARACTERS = 60
@@ -111,4 +111,4 @@ class PlanChoicesAdmin(ServiceAdmin):
 
 
 def shortened(text: str | None) -> str:
-    return truncatechars(text or "", LIST_NAME_CHARACTERS)
+    return shorten(text, LIST_NAME_CHARACTERS)

@@ -6,7 +6,6 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.http import HttpRequest
-from django.urls import reverse
 
 from core import services
 from core.admin.choices import (
@@ -164,7 +163,7 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
             "plan_dependents": linked(plan.dependents),
             "plan_subtasks": linked(plan.subtasks),
             "plan_context": [
-                {"entry": entry, "url": reverse("admin:core_task_change", args=[entry.task_id])}
+                {"entry": entry, "url": change_url(Task, entry.task_id)}
                 for entry in services.task_context(task_id=task.pk)
             ],
         }
