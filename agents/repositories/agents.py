@@ -19,6 +19,7 @@ from core.repositories import (
     hot,
     offset_page,
 )
+from core.repositories.base import seed_only
 
 #: The two word lists agent names are drawn from (``<adjective>-<animal>``).
 ADJECTIVES: tuple[str, ...] = (
@@ -127,10 +128,12 @@ class AgentRepository(Repository[Agent]):
             .order_by("-created_at", "id")
         )
 
+    @seed_only
     def find_by_session_id(self, session_id: str) -> Agent | None:
         """The agent running CLI session ``session_id`` (the newest, should two share it)."""
         return self.queryset().filter(session_id=session_id).order_by("-created_at", "-id").first()
 
+    @seed_only
     def find_by_status(self, status: str) -> list[Agent]:
         """Agents in ``status``, oldest first; an unknown status is ``invalid_status``."""
         return list(self.queryset().filter(status=check_choice(AgentStatus, status, "status")))

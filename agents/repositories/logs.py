@@ -37,6 +37,7 @@ from core.repositories import (
     require_int,
     require_text,
 )
+from core.repositories.base import seed_only
 
 
 class LogChunkFields(TypedDict):
@@ -82,6 +83,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
     chunk_fields = frozenset({"agent_id", "agent_name", "session_number", "content"})
     required_chunk_fields = frozenset({"agent_id", "agent_name", "content"})
 
+    @seed_only
     def insert_chunk(
         self, *, agent_id: str, agent_name: str, session_number: int, content: str
     ) -> LogChunkRow:
@@ -107,14 +109,6 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         return tuple.__new__(
             LogChunkRow, (id, agent_id, agent_name, session_number, content, created_at)
         )
-
-    def insert_chunks(self, chunks: Iterable[LogChunkFields]) -> int:
-        """Append many chunks in order, all or none. Returns the count.
-
-        Each has ``agent_id``, ``agent_name``, ``content`` and optionally
-        ``session_number`` (default 1); any other key is ``invalid_log_chunk``.
-        """
-        return len(self.append_chunks(chunks))
 
     def append_chunks(self, chunks: Iterable[LogChunkFields]) -> list[int]:
         """Append many chunks in order, all or none, and return their ids (ascending).

@@ -16,6 +16,7 @@ from core.repositories import (
     relation_id,
     require_text,
 )
+from core.repositories.base import seed_only
 
 
 class MessageFields(TypedDict):
@@ -99,11 +100,13 @@ class MessageRepository(Repository[Message]):
             )
         return qs
 
+    @seed_only
     def find_pending_for_user(self) -> list[Message]:
         """Messages addressed to people that are still pending (unread and unanswered),
         oldest first (one query)."""
         return list(self.pending_for_user())
 
+    @seed_only
     def find_requiring_response(self) -> list[Message]:
         """Messages that require a response and are not answered, oldest first (one query)."""
         return list(self.requiring_response())

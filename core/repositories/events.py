@@ -90,10 +90,6 @@ class EventRepository(Repository[Event]):
             ]
         )
 
-    def last_id(self) -> int:
-        """The id of the newest committed event (0 when there is none)."""
-        return Event.objects.aggregate(last=Max("id"))["last"] or 0
-
     def delete_older_than(self, moment: datetime) -> int:
         """Delete every event created before ``moment``; how many were deleted."""
         deleted, _ = Event.objects.filter(created_at__lt=moment).delete()

@@ -7,7 +7,7 @@ from typing_extensions import Unpack
 
 from core.errors import Conflict
 from core.models import ExecutionMode, Initiative, InitiativeStatus
-from core.repositories.base import Repository
+from core.repositories.base import Repository, seed_only
 from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
 from core.repositories.validation import check_choice
 
@@ -34,6 +34,7 @@ class InitiativeRepository(Repository[Initiative]):
     lifecycle_fields = frozenset({"status"})
     branch_prefix = "cw/"
 
+    @seed_only
     def find_by_status(self, status: str) -> list[Initiative]:
         check_choice(InitiativeStatus, status, "status")
         return list(self.queryset().filter(status=status))

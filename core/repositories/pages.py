@@ -6,7 +6,7 @@ from typing_extensions import Unpack
 
 from core.errors import Conflict, InvalidInput
 from core.models import Initiative, Page
-from core.repositories.base import Repository, RevertibleRecords, relation_id
+from core.repositories.base import Repository, RevertibleRecords, relation_id, seed_only
 from core.repositories.initiatives import InitiativeRepository
 
 
@@ -164,5 +164,6 @@ class PageRepository(RevertibleRecords[Page], Repository[Page]):
             found.extend(level)
         return found
 
+    @seed_only
     def find_by_parent_page_id(self, parent_page_id: str) -> list[Page]:
         return list(self.queryset().filter(parent_page_id=parent_page_id))

@@ -31,7 +31,7 @@ from core.models import (
     TaskStatus,
     TaskType,
 )
-from core.repositories.base import RevertibleRecords, relation_id
+from core.repositories.base import RevertibleRecords, relation_id, seed_only
 from core.repositories.dependencies import DependencyRepository
 from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
 from core.repositories.phases import PhaseRepository
@@ -256,6 +256,7 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         """The tasks of ``ids`` that exist, oldest first."""
         return list(self.queryset().filter(pk__in=ids).order_by("created_at", "id"))
 
+    @seed_only
     def find_by_status(self, status: str) -> list[Task]:
         check_choice(TaskStatus, status, "status")
         return list(self.queryset().filter(status=status))

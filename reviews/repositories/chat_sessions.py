@@ -18,6 +18,7 @@ from core.repositories import (
     relation_id,
     require_text,
 )
+from core.repositories.base import seed_only
 from reviews.models import ChatMessage, ChatRole, ChatSession, ChatSessionStatus, ChatTargetType
 from reviews.repositories.base import InitiativeOwnedRepository, target_initiative_id
 from reviews.repositories.change_sets import ChangeSetRepository
@@ -212,6 +213,7 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
             .first()
         )
 
+    @seed_only
     def find_active_session_by_agent_id(self, agent_id: str) -> ChatSession | None:
         """The agent's active session, or None; the most recent one should an agent hold
         several (the schema does not forbid it)."""

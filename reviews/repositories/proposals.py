@@ -22,6 +22,7 @@ from core.repositories import (
     offset_slice,
     relation_id,
 )
+from core.repositories.base import seed_only
 from reviews.models import Proposal, ProposalStatus, ProposalTargetType
 from reviews.repositories.base import InitiativeOwnedRepository, target_initiative_id
 
@@ -221,6 +222,7 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
             qs = qs.filter(status=check_choice(ProposalStatus, status, "status"))
         return list(qs)
 
+    @seed_only
     def count_by_agent_id_and_status(self, agent_id: str, status: str) -> int:
         """How many proposals of an agent are in ``status`` (the seed's call shape)."""
         check_choice(ProposalStatus, status, "status")

@@ -83,10 +83,6 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
         self._check_values(values)
         return self._update(comment, **values)
 
-    def update_body(self, id: str, body: str) -> ReviewComment:
-        """Replace a comment's text (a blank body is ``empty_body``); returns the comment."""
-        return self.update(id, body=body)
-
     def delete(self, id: str) -> bool:
         """Delete a comment; False when there was none."""
         return self._delete(id)

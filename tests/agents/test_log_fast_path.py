@@ -54,7 +54,7 @@ def test_a_bad_chunk_refuses_the_batch_like_the_model_does_and_writes_nothing(wh
     expected = slow_refusal(batch)
 
     with pytest.raises(InvalidInput) as refused:
-        logs.insert_chunks(batch)  # type: ignore[arg-type]
+        logs.append_chunks(batch)  # type: ignore[arg-type]
 
     assert refused.value.code == expected.code
     assert refused.value.details == expected.details
@@ -67,7 +67,7 @@ def test_a_missing_key_is_named_like_the_model_names_it():
     batch = good(3)
     del batch[1]["agent_name"]
     with pytest.raises(InvalidInput) as refused:
-        logs.insert_chunks(batch)  # type: ignore[arg-type]
+        logs.append_chunks(batch)  # type: ignore[arg-type]
     assert refused.value.code == "invalid_log_chunk"
     assert refused.value.details == {"unknown": [], "missing": ["agent_name"], "index": 1}
 
@@ -84,7 +84,7 @@ def test_a_missing_key_is_named_like_the_model_names_it():
 def test_what_the_quick_check_cannot_vouch_for_the_model_accepts(content):
     batch = good(5)
     batch[2]["content"] = content
-    assert logs.insert_chunks(batch) == 5  # type: ignore[arg-type]
+    assert len(logs.append_chunks(batch)) == 5  # type: ignore[arg-type]
     stored = list(AgentLogChunk.objects.order_by("id").values_list("content", flat=True))
     assert stored[2] == content
 
@@ -98,7 +98,7 @@ def test_a_batch_longer_than_one_statement_is_written_whole_in_order():
 
 
 def test_one_batch_shares_one_created_at():
-    logs.insert_chunks(good(3))  # type: ignore[arg-type]
+    logs.append_chunks(good(3))  # type: ignore[arg-type]
     assert AgentLogChunk.objects.values("created_at").distinct().count() == 1
 
 
@@ -117,7 +117,7 @@ def test_insert_chunk_answers_the_row_as_stored():
 
 
 def test_a_page_reads_the_rows_the_orm_reads():
-    logs.insert_chunks(good(10))  # type: ignore[arg-type]
+    logs.append_chunks(good(10))  # type: ignore[arg-type]
     logs.insert_chunk(agent_id="a" * 22, agent_name="brave-otter", session_number=2, content="1")
     page = logs.find_by_agent_id("a" * 22, limit=20)
     orm = list(AgentLogChunk.objects.filter(agent_id="a" * 22).order_by("id"))

@@ -153,7 +153,7 @@ def test_a_log_chunk_that_is_not_json_lines_is_refused(content):
         logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content=content)
     assert_validation_failed(error.value, "content")
     with pytest.raises(InvalidInput) as error:
-        logs.insert_chunks([{"agent_id": "a", "agent_name": "n", "content": content}])
+        logs.append_chunks([{"agent_id": "a", "agent_name": "n", "content": content}])
     assert_validation_failed(error.value, "content")
 
 

@@ -500,7 +500,7 @@ def test_insert_chunk_refuses_an_overlong_agent_id():
 def test_insert_chunks_appends_in_order_and_counts():
     chunks = [{"agent_id": "a", "agent_name": "n", "content": f"{i}\n"} for i in range(5)]
 
-    assert logs.insert_chunks(chunks) == 5
+    assert len(logs.append_chunks(chunks)) == 5
 
     stored = list(AgentLogChunk.objects.order_by("id"))
     assert [c.content for c in stored] == [f"{i}\n" for i in range(5)]
@@ -509,7 +509,7 @@ def test_insert_chunks_appends_in_order_and_counts():
 
 def test_insert_chunks_of_nothing_runs_no_query(django_assert_num_queries):
     with django_assert_num_queries(0):
-        assert logs.insert_chunks([]) == 0
+        assert len(logs.append_chunks([])) == 0
 
 
 def test_insert_chunks_issues_one_insert_per_batch():
@@ -520,7 +520,7 @@ def test_insert_chunks_issues_one_insert_per_batch():
     assert batch == min(logs.rows_per_statement, limit // 5 if limit else 10**9)
 
     with CaptureQueriesContext(connection) as captured:
-        assert logs.insert_chunks(chunks) == 1000
+        assert len(logs.append_chunks(chunks)) == 1000
 
     inserts = [q for q in captured.captured_queries if q["sql"].startswith("INSERT")]
     assert len(inserts) == math.ceil(1000 / batch)
@@ -533,12 +533,12 @@ def test_insert_chunks_is_all_or_nothing():
         {"agent_id": "a", "agent_name": "n", "content": "ok", "colour": "red"},
     ]
     with pytest.raises(InvalidInput) as error:
-        logs.insert_chunks(chunks)
+        logs.append_chunks(chunks)
     assert error.value.code == "invalid_log_chunk"
     assert error.value.details["unknown"] == ["colour"]
 
     with pytest.raises(InvalidInput) as error:
-        logs.insert_chunks([{"agent_id": "a", "content": "no name"}])
+        logs.append_chunks([{"agent_id": "a", "content": "no name"}])
     assert error.value.details["missing"] == ["agent_name"]
     assert AgentLogChunk.objects.count() == 0
 

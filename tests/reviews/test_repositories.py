@@ -485,22 +485,6 @@ def test_resolve_and_unresolve_refuse_a_missing_comment(comments, method):
         getattr(comments, method)("x" * 22)
 
 
-def test_update_body_replaces_the_text(comments, phase):
-    comment = f.ReviewCommentFactory(phase=phase)
-    updated = comments.update_body(comment.id, "Use a dataclass.")
-    assert updated.body == "Use a dataclass."
-    assert ReviewComment.objects.get(pk=comment.id).body == "Use a dataclass."
-
-
-def test_update_body_refuses_blank_text_and_missing_comments(comments, phase):
-    comment = f.ReviewCommentFactory(phase=phase)
-    with refused(InvalidInput, "empty_body"):
-        comments.update_body(comment.id, "  ")
-    assert ReviewComment.objects.get(pk=comment.id).body == comment.body
-    with refused(NotFound, "review_comment_not_found"):
-        comments.update_body("x" * 22, "text")
-
-
 def test_review_comment_delete_says_whether_it_deleted(comments, phase):
     comment = f.ReviewCommentFactory(phase=phase)
     assert comments.delete(comment.id) is True
