@@ -81,7 +81,7 @@ class Log:
         ]
         while self.size < size:
             count = min(1000, size - self.size)
-            self.logs.insert_chunks((rows * 10)[:count])
+            self.logs.append_chunks((rows * 10)[:count])
             self.size += count
 
     def high_water(self) -> int:
@@ -129,7 +129,7 @@ def measure_size(log: Log, result: Result, size: int, *, rounds: int, api: bool)
 
     # --- append: 100-row batches, one transaction each ------------------------------
     def cw_batch() -> None:
-        log.logs.insert_chunks(log.cw_rows)
+        log.logs.append_chunks(log.cw_rows)
 
     def raw_batch() -> None:
         log.raw.executemany(log.insert_sql, log.raw_rows)
@@ -280,7 +280,7 @@ def measure_stream(log: Log, result: Result, size: int) -> None:
     short = AgentRepository().create(name="bench-short", worktree_id="/srv/bench/short")
     rows = [{"agent_id": short.id, "agent_name": short.name, "content": line} for line in log.lines]
     for _ in range(size // 10 // BATCH):
-        log.logs.insert_chunks(rows)
+        log.logs.append_chunks(rows)
     for agent, chunks in ((short, size // 10 // BATCH * BATCH), (log.reader, log.size)):
         url = reverse("api-1:stream_agent_log", kwargs={"agent_id": agent.id})
         received = 0

@@ -41,13 +41,13 @@ def run(quick: bool) -> Result:
         batch = [dict(chunk) for chunk in good]
         batch[57]["content"] = content
         try:
-            logs.insert_chunks(batch)  # type: ignore[arg-type]
+            logs.append_chunks(batch)  # type: ignore[arg-type]
             refused, index = False, None
         except InvalidInput as error:
             refused, index = True, error.details.get("index")
         written = AgentLogChunk.objects.count() - before
         result.check(
-            f"insert_chunks, 100 chunks, chunk 57 has {what}",
+            f"append_chunks, 100 chunks, chunk 57 has {what}",
             written,
             unit="rows written",
             target="refused, names chunk 57, writes 0",

@@ -288,6 +288,20 @@ class LogChunkRepository(Repository[AgentLogChunk]):
             for obj in self._validated_models(chunks)
         ]
 
+    def _validate(self, obj: AgentLogChunk, only=None, *, references: bool = True) -> None:
+        """The model's rules, with a chunk whose content is not JSON Lines refused as
+        ``invalid_log_chunk`` (the API's code for a bad chunk, which its document states)
+        rather than the generic ``validation_failed``."""
+        try:
+            super()._validate(obj, only, references=references)
+        except InvalidInput as error:
+            fields = error.details.get("fields", {}) if isinstance(error.details, dict) else {}
+            if error.code == "validation_failed" and "content" in fields:
+                raise InvalidInput(
+                    error.message, code="invalid_log_chunk", details=error.details
+                ) from error
+            raise
+
     def _validated_models(self, chunks: list[LogChunkFields]) -> list[AgentLogChunk]:
         """Every chunk built and validated as a model (the slow, authoritative path)."""
         objs = [self._at_index(index, self._build, chunk) for index, chunk in enumerate(chunks)]

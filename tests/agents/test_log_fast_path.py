@@ -132,6 +132,6 @@ def test_a_page_reads_the_rows_the_orm_reads():
 def test_insert_chunk_refuses_like_a_single_write_without_a_batch_index():
     with pytest.raises(InvalidInput) as refused:
         logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content="{nope")
-    assert refused.value.code == "validation_failed"
+    assert refused.value.code == "invalid_log_chunk"
     assert "index" not in refused.value.details
     assert not AgentLogChunk.objects.exists()

@@ -151,10 +151,12 @@ def test_an_agents_json_columns_take_json(field, value):
 def test_a_log_chunk_that_is_not_json_lines_is_refused(content):
     with pytest.raises(InvalidInput) as error:
         logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content=content)
-    assert_validation_failed(error.value, "content")
+    assert error.value.code == "invalid_log_chunk"
+    assert "content" in error.value.details["fields"]
     with pytest.raises(InvalidInput) as error:
         logs.append_chunks([{"agent_id": "a", "agent_name": "n", "content": content}])
-    assert_validation_failed(error.value, "content")
+    assert error.value.code == "invalid_log_chunk"
+    assert "content" in error.value.details["fields"]
 
 
 @pytest.mark.parametrize(

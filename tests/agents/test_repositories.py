@@ -497,7 +497,7 @@ def test_insert_chunk_refuses_an_overlong_agent_id():
     assert AgentLogChunk.objects.count() == 0
 
 
-def test_insert_chunks_appends_in_order_and_counts():
+def test_append_chunks_appends_in_order_and_counts():
     chunks = [{"agent_id": "a", "agent_name": "n", "content": f"{i}\n"} for i in range(5)]
 
     assert len(logs.append_chunks(chunks)) == 5
@@ -507,12 +507,12 @@ def test_insert_chunks_appends_in_order_and_counts():
     assert {c.session_number for c in stored} == {1}
 
 
-def test_insert_chunks_of_nothing_runs_no_query(django_assert_num_queries):
+def test_append_chunks_of_nothing_runs_no_query(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert len(logs.append_chunks([])) == 0
 
 
-def test_insert_chunks_issues_one_insert_per_batch():
+def test_append_chunks_issues_one_insert_per_batch():
     chunks = [{"agent_id": "a", "agent_name": "n", "content": "{}"} for _ in range(1000)]
     batch = logs.rows_per_insert(connection)
     # As many rows a statement as the database's parameter limit allows (5 a row).
@@ -527,7 +527,7 @@ def test_insert_chunks_issues_one_insert_per_batch():
     assert AgentLogChunk.objects.count() == 1000
 
 
-def test_insert_chunks_is_all_or_nothing():
+def test_append_chunks_is_all_or_nothing():
     chunks = [
         {"agent_id": "a", "agent_name": "n", "content": "ok"},
         {"agent_id": "a", "agent_name": "n", "content": "ok", "colour": "red"},
@@ -985,6 +985,6 @@ def test_insert_chunk_refuses_a_session_number_beyond_32_bits():
 def test_insert_chunk_refuses_content_that_is_not_json_lines():
     with pytest.raises(InvalidInput) as error:
         logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content='{"a": 1}\nnot')
-    assert error.value.code == "validation_failed"
+    assert error.value.code == "invalid_log_chunk"
     assert "content" in error.value.details["fields"]
     assert AgentLogChunk.objects.count() == 0

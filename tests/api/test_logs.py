@@ -86,7 +86,7 @@ def test_an_oversized_batch_is_refused_with_its_code(api_client, agent):
         ({"content": ""}, "empty_content"),
         ({"content": "   "}, "empty_content"),
         ({"session_number": 1}, "empty_content"),
-        ({"content": "not json"}, "validation_failed"),
+        ({"content": "not json"}, "invalid_log_chunk"),
         ({"content": "{}", "session_number": 0}, "invalid_session_number"),
         ({"content": "{}", "session_number": "2"}, "invalid_session_number"),
         ({"content": "{}", "colour": "red"}, "invalid_log_chunk"),
@@ -109,7 +109,7 @@ def test_a_bad_ndjson_line_names_its_index_and_writes_nothing(api_client, agent)
     response = post_ndjson(
         api_client, url("append_agent_log", agent_id=agent.id), '{"ok":1}\nnot json\n'
     )
-    body = assert_error(response, HTTPStatus.BAD_REQUEST, "validation_failed")
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_log_chunk")
     assert body["details"]["index"] == 1
     assert not AgentLogChunk.objects.exists()
 

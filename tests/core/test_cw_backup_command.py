@@ -79,7 +79,7 @@ def test_a_backup_taken_while_a_writer_appends_is_consistent(tmp_path, monkeypat
         "content": json.dumps({"type": "text", "text": "x" * 2000}) + "\n",
     }
     # Several steps' worth of pages, so the copy is not over in one step.
-    LogChunkRepository().insert_chunks([chunk] * 2500)
+    LogChunkRepository().append_chunks([chunk] * 2500)
     writing = threading.Event()
     errors: list[BaseException] = []
 
@@ -88,7 +88,7 @@ def test_a_backup_taken_while_a_writer_appends_is_consistent(tmp_path, monkeypat
             logs = LogChunkRepository()
             deadline = time.monotonic() + 1
             while time.monotonic() < deadline:
-                logs.insert_chunks([chunk, chunk])
+                logs.append_chunks([chunk, chunk])
                 writing.set()
         except BaseException as error:  # collected and asserted below
             errors.append(error)
