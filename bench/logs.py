@@ -138,14 +138,14 @@ def measure_size(log: Log, result: Result, size: int, *, rounds: int, api: bool)
         cw_batch, raw_batch, calls=20, rounds=rounds, units_per_call=BATCH, after_round=drop
     )
     result.ratio(
-        f"insert_chunks, 100-row batches ({label})",
+        f"append_chunks, 100-row batches ({label})",
         cw,
         raw,
         unit="rows/s",
         minimum=0.45,
         baseline_label="raw executemany",
     )
-    figures["insert_chunks"] = cw
+    figures["append_chunks"] = cw
 
     # --- append: one row, autocommit --------------------------------------------------
     line, writer = log.lines[0], log.writer
@@ -321,7 +321,7 @@ def run(quick: bool) -> list[Result]:
     small, large = figures[sizes[0]], figures[sizes[-1]]
     flat = Result("log scaling")
     for key, name in (
-        ("insert_chunks", "insert_chunks"),
+        ("append_chunks", "append_chunks"),
         ("insert_chunk", "insert_chunk"),
         ("read", "find_by_agent_id"),
     ):
