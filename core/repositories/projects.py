@@ -50,6 +50,14 @@ class ProjectRepository(Repository[Project]):
     def find_by_name(self, name: str) -> Project | None:
         return self.queryset().filter(name=name).first()
 
+    def initiative_ids_of(self, project_id: str) -> list[str]:
+        """The ids of the initiatives a project is linked to, in id order."""
+        return list(
+            InitiativeProject.objects.filter(project_id=project_id)
+            .order_by("initiative_id")
+            .values_list("initiative_id", flat=True)
+        )
+
     def find_projects_by_initiative_id(self, initiative_id: str) -> list[Project]:
         return list(self.queryset().filter(initiative_links__initiative_id=initiative_id))
 

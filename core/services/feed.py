@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 from django.db import models
 
 from core.events import event_record
-from core.models import Initiative, InitiativeProject, Page, Phase, Project, Task
+from core.models import Initiative, Page, Phase, Project, Task
 from core.repositories import (
     DependencyRepository,
     PageRepository,
     PhaseRepository,
+    ProjectRepository,
     Repository,
     TaskRepository,
 )
@@ -242,6 +243,7 @@ class DependencyFeed:
 
 
 _phases, _tasks, _pages = PhaseRepository(), TaskRepository(), PageRepository()
+_projects = ProjectRepository()
 
 
 def _page_place(before: Values, after: Values) -> dict[str, Any]:
@@ -254,8 +256,7 @@ def _page_place(before: Values, after: Values) -> dict[str, Any]:
 
 
 def _project_initiatives(values: Values) -> dict[str, Any]:
-    links = InitiativeProject.objects.filter(project_id=values["id"]).order_by("initiative_id")
-    return {"initiative_ids": list(links.values_list("initiative_id", flat=True))}
+    return {"initiative_ids": _projects.initiative_ids_of(values["id"])}
 
 
 INITIATIVES = RecordFeed(
