@@ -13,11 +13,10 @@ from typing import Any
 
 from django.db import models
 
+from core.services.feed import changed_columns
 from reviews.models import ChangeAction, ChangeSetEntry
 from reviews.services.change_sets import REGISTRY, DependencyTable
 
-#: Columns a person does not think of as "what changed".
-_BOOKKEEPING = frozenset({"updated_at", "created_at", "id"})
 _VERBS: dict[str, str] = {
     ChangeAction.CREATE: "Added",
     ChangeAction.UPDATE: "Changed",
@@ -41,11 +40,10 @@ def _name(values: dict[str, Any] | None) -> str:
 
 
 def _changed(entry: ChangeSetEntry) -> list[str]:
-    before, after = entry.before or {}, entry.after or {}
+    """The fields an update changed, in words (``parent_page_id`` → "parent page")."""
     return [
         column.removesuffix("_id").replace("_", " ")
-        for column in after
-        if column not in _BOOKKEEPING and before.get(column) != after.get(column)
+        for column in changed_columns(entry.before or {}, entry.after or {})
     ]
 
 
