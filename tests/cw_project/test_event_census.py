@@ -1,13 +1,15 @@
 """Every committed change is on the event feed, with who made it: a census of the doors.
 
-Each write operation of the OpenAPI document and each admin add, change and delete form
-runs on fresh records. The rows of every table are compared before and after: a call
+Each write operation of the OpenAPI document, each admin add, change and delete (one or
+a selection) and each command that writes runs on fresh records. The rows of every table are compared before and after: a call
 that changed a row must have recorded at least one event, every event it recorded must
-name the caller (the tool's token, the person through the admin), and a call that
+name the caller (the tool's token or its person, the person through the admin, the
+command and its operator), and a call that
 changed nothing must have recorded nothing. Bookkeeping that is not a change of the
 domain (the feed itself, rate-limit windows, a token's last use) is left out.
 """
 
+import io
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +20,13 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.core.management import call_command
 from django.db import models
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import Agent
+from agents.models import Account, Agent
 from core.history import subject_type_of
 from core.models import Event, Initiative, Page, Phase, Task
 from core.tokens import api_token_create
@@ -446,3 +449,61 @@ def test_each_admin_bulk_delete_records_each_record_by_the_person(admin_client, 
     own = [e for e in recorded if e.subject_type == subject_type_of(model)]
     if own:  # an edge's or a link's events are about the records it joins
         assert {e.subject_id for e in own} >= {str(o.pk) for o in objs}
+
+
+# --- the commands --------------------------------------------------------------------------
+
+
+def _system(name: str) -> dict[str, Any]:
+    return {"type": "system", "id": None, "name": name, "via": "command"}
+
+
+def _run(*args: str) -> None:
+    call_command(*args, operator="ops", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def _exhausted_until_past() -> str:
+    account = f.AccountFactory()
+    Account.objects.filter(pk=account.pk).update(
+        is_exhausted=True, exhausted_until=timezone.now() - timedelta(minutes=1)
+    )
+    return account.pk
+
+
+COMMANDS: dict[str, Callable[[Any], tuple[str, ...]]] = {
+    "cw_accounts add": lambda tmp_path: (
+        "cw_accounts", "add", "--provider", "claude", "--email", "ops@example.com",
+    ),
+    "cw_accounts exhaust": lambda tmp_path: (
+        "cw_accounts", "exhaust", f.AccountFactory().pk, "--until", "2h",
+    ),
+    "cw_accounts release": lambda tmp_path: (
+        "cw_accounts", "release", _exhausted_until_past(),
+    ),
+    "cw_accounts clear-expired": lambda tmp_path: (
+        _exhausted_until_past() and ("cw_accounts", "clear-expired")
+    ),
+    "cw_import --as-new": lambda tmp_path: _exported(tmp_path),
+    "cw_demo": lambda tmp_path: ("cw_demo",),
+}  # fmt: skip
+
+
+def _exported(tmp_path) -> tuple[str, ...]:
+    initiative = f.InitiativeFactory()
+    f.TaskFactory(phase=f.PhaseFactory(initiative=initiative))
+    path = tmp_path / "export.json"
+    call_command("cw_export", initiative.pk, "-o", str(path), stdout=io.StringIO())
+    return ("cw_import", str(path), "--as-new")
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_that_writes_records_its_changes_by_the_system(name, tmp_path):
+    args = COMMANDS[name](tmp_path)
+    census = Census()
+
+    _result, changed, recorded = census.run(lambda: _run(*args))
+
+    assert changed, f"{name} changed nothing"
+    assert recorded, f"{name} changed {changed} and recorded no event"
+    for event in recorded:
+        assert event.actor == _system(f"{args[0]} (ops)"), (name, event.kind, event.actor)
