@@ -1,12 +1,12 @@
 """Every committed change is on the event feed, with who made it: a census of the doors.
 
 Each write operation of the OpenAPI document, each admin add, change and delete (one or
-a selection) and each command that writes runs on fresh records. The rows of every table are compared before and after: a call
-that changed a row must have recorded at least one event, every event it recorded must
-name the caller (the tool's token or its person, the person through the admin, the
-command and its operator), and a call that
-changed nothing must have recorded nothing. Bookkeeping that is not a change of the
-domain (the feed itself, rate-limit windows, a token's last use) is left out.
+a selection) and each command that writes runs on fresh records. The rows of every table
+are compared before and after: a call that changed a row must have recorded at least one
+event, every event it recorded must name the caller (the tool's token or its person, the
+person through the admin, the command and its operator), and a call that changed nothing
+must have recorded nothing. Bookkeeping that is not a change of the domain (the feed
+itself, rate-limit windows, a token's last use) is left out.
 """
 
 import io
