@@ -11,7 +11,7 @@ from django.urls import get_resolver
 from core.errors import ErrorCode, catalogue
 
 #: The sections of the reference, in order: the API's own codes, then each app's.
-SECTIONS = ("api", "core", "agents", "reviews")
+SECTIONS = ("api", "core", "agents", "reviews", "operations")
 
 _INTRO = """\
 # Error codes

@@ -162,38 +162,3 @@ declare("reviews", "empty_file_path", InvalidInput, "The file path is missing or
 declare("reviews", "empty_body", InvalidInput, "The body is missing or blank.")
 declare("reviews", "empty_author", InvalidInput, "The author is missing or blank.")
 declare("reviews", "empty_title", InvalidInput, "The title is missing or blank.")
-
-# Import of an initiative's export (operations.transfer, cw_import).
-declare(
-    "reviews",
-    "import_invalid_document",
-    InvalidInput,
-    "The file is not a cw initiative export, or it is malformed (unknown tables or "
-    "columns, rows without ids, counts that do not match, a loop in a tree or a cycle "
-    "among dependencies).",
-)
-declare(
-    "reviews",
-    "import_version_unsupported",
-    InvalidInput,
-    "The export is in a format version newer than this cw reads; upgrade cw to import it.",
-)
-declare(
-    "reviews",
-    "import_clash",
-    Conflict,
-    "Ids or unique names of the export already exist in the database (details.clashes "
-    "lists them); import with --as-new to give the records fresh ids.",
-)
-declare(
-    "reviews",
-    "import_missing_reference",
-    InvalidInput,
-    "A record of the export requires a record that is in neither the file nor the database.",
-)
-declare(
-    "reviews",
-    "import_refused",
-    Conflict,
-    "The database refused the import as a whole when committing it; nothing was written.",
-)
