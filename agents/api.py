@@ -483,12 +483,13 @@ def ask_question(request: HttpRequest, payload: ConversationIn) -> Status:
     response={200: list[ConversationOut], **ERRORS},
     tags=["conversations"],
 )
-def list_pending_questions(
+async def list_pending_questions(
     request: HttpRequest, agent_id: Id, params: Query[PendingQuestionsParams]
 ) -> Any:
     """The unanswered questions addressed to an agent, oldest first; with ``wait`` the
-    answer comes as soon as one is pending, or empty after ``wait`` seconds (at most 30)."""
-    return services.conversation_list_pending(agent_id=agent_id, wait=params.wait)
+    answer comes as soon as one is pending, or empty after ``wait`` seconds (at most 30).
+    A waiting call holds no server thread and no database connection."""
+    return await services.conversation_list_pending_waiting(agent_id=agent_id, wait=params.wait)
 
 
 @router.get(

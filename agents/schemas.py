@@ -21,7 +21,7 @@ from agents.models import (
     ParticipantType,
 )
 from agents.services.logs import MAX_LOG_BATCH
-from core.events import MAX_WAIT_SECONDS
+from core.live import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import FromRecord, Id, InputSchema, Int32, NonBlankText, Text
 from core.schemas.base import JSON_RULES, TEXT_NOT_BLANK_PATTERN, Documented, PositiveInt32

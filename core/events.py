@@ -6,8 +6,7 @@ they saw; ids follow commit order (``EventRepository.append``), so following the
 yields every committed event exactly once. ``event_prune`` deletes old events by age.
 """
 
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,8 +14,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import live
 from core.actors import current_actor
 from core.errors import InvalidInput
+from core.live import check_wait
 from core.models import Event
 from core.repositories.events import EventRepository
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE
@@ -363,11 +364,6 @@ EVENT_KINDS: dict[str, EventKind] = {
     ),
 }
 
-#: The longest a reader may wait for new events in one call.
-MAX_WAIT_SECONDS = 30
-#: How often a waiting reader looks again.
-POLL_INTERVAL_SECONDS = 0.2
-
 
 def event_record(
     kind: str,
@@ -383,7 +379,7 @@ def event_record(
     in ``EVENT_KINDS`` with what it carries."""
     check_event(kind, subject_type, data or {})
     with transaction.atomic():
-        return events.append(
+        event = events.append(
             kind=kind,
             subject_type=subject_type,
             subject_id=subject_id,
@@ -391,6 +387,8 @@ def event_record(
             data=data,
             actor=current_actor().as_fields(),
         )
+        live.notify(live.events_channel())
+        return event
 
 
 def check_event(kind: str, subject_type: str, data: Mapping[str, Any]) -> None:
@@ -421,8 +419,29 @@ def event_list(
     wait: float = 0,
 ) -> list[Event]:
     """The next events after the cursor ``after``, oldest first; with ``wait`` (seconds,
-    at most ``MAX_WAIT_SECONDS``) the call returns as soon as one arrives, or empty when
-    none has by then. An unknown kind is ``invalid_kind``."""
+    at most ``MAX_WAIT_SECONDS``) the call returns as soon as one commits, or empty when
+    none has by then. An unknown kind is ``invalid_kind``. (``event_list_waiting`` is
+    the same for an async caller: its wait holds no thread and no connection.)"""
+    read = _reader(after=after, limit=limit, initiative_id=initiative_id, kinds=kinds)
+    return live.read_when_found_sync(read, channel=live.events_channel(), wait=check_wait(wait))
+
+
+async def event_list_waiting(
+    *,
+    after: int = 0,
+    limit: int = DEFAULT_KEYSET_PAGE_SIZE,
+    initiative_id: str | None = None,
+    kinds: list[str] | None = None,
+    wait: float = 0,
+) -> list[Event]:
+    """``event_list`` for an async caller (a long poll, a stream)."""
+    read = _reader(after=after, limit=limit, initiative_id=initiative_id, kinds=kinds)
+    return await live.read_when_found(read, channel=live.events_channel(), wait=check_wait(wait))
+
+
+def _reader(
+    *, after: int, limit: int, initiative_id: str | None, kinds: list[str] | None
+) -> Callable[[], list[Event]]:
     unknown = sorted(set(kinds or ()) - set(EVENT_KINDS))
     if unknown:
         raise InvalidInput(
@@ -430,22 +449,7 @@ def event_list(
             code="invalid_kind",
             details={"kinds": unknown, "allowed": sorted(EVENT_KINDS)},
         )
-    if (
-        isinstance(wait, bool)
-        or not isinstance(wait, int | float)
-        or not 0 <= wait <= MAX_WAIT_SECONDS
-    ):
-        raise InvalidInput(
-            f"wait must be from 0 to {MAX_WAIT_SECONDS} seconds.",
-            code="invalid_wait",
-            details={"wait": str(wait), "max": MAX_WAIT_SECONDS},
-        )
-    deadline = time.monotonic() + wait
-    while True:
-        found = events.find_after(after, limit=limit, initiative_id=initiative_id, kinds=kinds)
-        if found or time.monotonic() >= deadline:
-            return found
-        time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+    return lambda: events.find_after(after, limit=limit, initiative_id=initiative_id, kinds=kinds)
 
 
 def event_prune(*, older_than: timedelta) -> int:

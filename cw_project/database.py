@@ -43,7 +43,12 @@ def sqlite_database(path: Path, *, test_suffix: str) -> dict[str, Any]:
 
 
 def database_settings(
-    url: str | None, *, sqlite_path: Path, test_suffix: str, prepare_threshold: str = "5"
+    url: str | None,
+    *,
+    sqlite_path: Path,
+    test_suffix: str,
+    prepare_threshold: str = "5",
+    conn_max_age: int = 60,
 ) -> dict[str, Any]:
     """The ``default`` database: the SQLite file at ``sqlite_path`` when ``url`` is empty,
     else the one ``url`` names (``postgres://…``, ``sqlite:////abs/path.sqlite3``).
@@ -55,7 +60,7 @@ def database_settings(
     if not url:
         return sqlite_database(sqlite_path, test_suffix=test_suffix)
     database: dict[str, Any] = dict(
-        dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
     )
     engine = database["ENGINE"]
     if engine == "django.db.backends.sqlite3":

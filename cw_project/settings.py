@@ -101,6 +101,10 @@ DATABASES = {
         sqlite_path=SQLITE_PATH,
         test_suffix=str(os.getpid()),
         prepare_threshold=os.environ.get("CW_PG_PREPARE_THRESHOLD", "5"),
+        # Seconds a PostgreSQL connection is kept for the next request of its thread.
+        # `make serve` (ASGI) sets 0: its requests' threads do not outlive them, so a
+        # kept connection would only linger.
+        conn_max_age=int(os.environ.get("CW_DB_CONN_MAX_AGE", "60")),
     )
 }
 

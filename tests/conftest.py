@@ -112,3 +112,13 @@ def cheap_password_hashing() -> Iterator[None]:
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def live_hub_stopped_before_the_databases_go(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """The waiters' listener (``core.live``) holds a connection while anyone waits; stop
+    it before the test databases are dropped."""
+    yield
+    from core.live import hub
+
+    hub.stop()

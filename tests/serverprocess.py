@@ -186,24 +186,58 @@ def http(
 
 
 class Server:
-    """gunicorn serving ``database`` on a free loopback port, DEBUG off.
+    """gunicorn (or uvicorn, ``asgi=True``) serving ``database`` on a free loopback port,
+    DEBUG off.
 
     ``with Server(db) as server`` waits until it answers and stops it afterwards;
     ``kill()`` sends SIGKILL to the master and every worker (a power cut, as near as a
     test gets), ``start()`` starts it again on the same port.
     """
 
-    def __init__(self, database: ScratchDatabase, *, workers: int = 3, threads: int = 1):
+    def __init__(
+        self, database: ScratchDatabase, *, workers: int = 3, threads: int = 1, asgi: bool = False
+    ):
         self.database = database
         self.workers = workers
         self.threads = threads
+        #: Serve with uvicorn (ASGI, as ``make serve`` does) instead of gunicorn.
+        self.asgi = asgi
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = database.directory / f"gunicorn-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Server:
-        command = [
+        command = self._uvicorn() if self.asgi else self._gunicorn()
+        with self.log.open("a") as output:
+            self.process = subprocess.Popen(  # noqa: S603  (the server, arguments we chose)
+                command,
+                cwd=settings.BASE_DIR,
+                env=self.database.env | {"DJANGO_DEBUG": "false"},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # one process group: kill() reaches the workers
+            )
+        self._wait_until_answering()
+        return self
+
+    def _uvicorn(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "cw_project.asgi:application",
+            "--workers",
+            str(self.workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
+
+    def _gunicorn(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "gunicorn",
@@ -217,17 +251,6 @@ class Server:
             "--timeout",
             "60",
         ]
-        with self.log.open("a") as output:
-            self.process = subprocess.Popen(  # noqa: S603  (gunicorn, arguments we chose)
-                command,
-                cwd=settings.BASE_DIR,
-                env=self.database.env | {"DJANGO_DEBUG": "false"},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # one process group: kill() reaches the workers
-            )
-        self._wait_until_answering()
-        return self
 
     def _wait_until_answering(self) -> None:
         assert self.process is not None

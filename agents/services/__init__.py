@@ -39,6 +39,7 @@ from agents.services.conversations import (
     conversation_ask,
     conversation_delete,
     conversation_list_pending,
+    conversation_list_pending_waiting,
     conversation_update,
 )
 from agents.services.logs import (
@@ -90,6 +91,7 @@ __all__ = [
     "conversation_ask",
     "conversation_delete",
     "conversation_list_pending",
+    "conversation_list_pending_waiting",
     "conversation_update",
     "message_delete",
     "message_mark_read",

@@ -2,15 +2,15 @@
 answered exactly once; the asked agent finds its pending questions, optionally waiting
 a bounded time for one to arrive."""
 
-import time
-
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from typing_extensions import Unpack
 
 from agents.models import Conversation
 from agents.repositories import AgentRepository, ConversationChanges, ConversationRepository
-from core.errors import InvalidInput
-from core.events import MAX_WAIT_SECONDS, POLL_INTERVAL_SECONDS, event_record
+from core import live
+from core.events import event_record
+from core.live import check_wait
 from core.services.feed import RecordFeed, apply_update, record_all, snapshot
 
 agents = AgentRepository()
@@ -57,6 +57,7 @@ def conversation_ask(
         initiative_id=conversation.initiative_id,
         data={"from_agent_id": from_agent_id, "to_agent_id": to_agent_id},
     )
+    live.notify(live.questions_channel(to_agent_id))
     return conversation
 
 
@@ -104,23 +105,27 @@ def conversation_list_pending(*, agent_id: str, wait: float = 0) -> list[Convers
     (seconds, 0 to ``MAX_WAIT_SECONDS``) the call returns as soon as one is pending, or
     empty once the wait is over; outside that range is ``invalid_wait``.
 
-    Each look is its own read (no transaction is held while waiting), so a question
-    committed meanwhile is seen at the next look.
+    Each look is its own read (no transaction is held while waiting), woken when a
+    question to this agent commits (``core.live``).
     """
-    if (
-        isinstance(wait, bool)
-        or not isinstance(wait, int | float)
-        or not 0 <= wait <= MAX_WAIT_SECONDS
-    ):
-        raise InvalidInput(
-            f"wait must be from 0 to {MAX_WAIT_SECONDS} seconds.",
-            code="invalid_wait",
-            details={"wait": str(wait), "max": MAX_WAIT_SECONDS},
-        )
+    wait = check_wait(wait)
     agents.require(agent_id)
-    deadline = time.monotonic() + wait
-    while True:
-        found = conversations.find_pending_for_agent(agent_id)
-        if found or time.monotonic() >= deadline:
-            return found
-        time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
+    return live.read_when_found_sync(
+        lambda: conversations.find_pending_for_agent(agent_id),
+        channel=live.questions_channel(agent_id),
+        wait=wait,
+    )
+
+
+async def conversation_list_pending_waiting(
+    *, agent_id: str, wait: float = 0
+) -> list[Conversation]:
+    """``conversation_list_pending`` for an async caller: its wait holds no thread and
+    no connection."""
+    wait = check_wait(wait)
+    await sync_to_async(live.read_released)(lambda: agents.require(agent_id))
+    return await live.read_when_found(
+        lambda: conversations.find_pending_for_agent(agent_id),
+        channel=live.questions_channel(agent_id),
+        wait=wait,
+    )

@@ -20,6 +20,7 @@ from agents.repositories import (
     LogChunkRepository,
     LogChunkRow,
 )
+from core import live
 from core.errors import InvalidInput
 from core.events import event_record
 
@@ -72,7 +73,9 @@ def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
         }
         for chunk in chunks
     ]
-    return logs.append_chunks(rows)
+    ids = logs.append_chunks(rows)
+    live.notify(live.log_channel(agent_id))
+    return ids
 
 
 @transaction.atomic

@@ -11,7 +11,8 @@ from django.http import HttpRequest
 from ninja import Field, Query, Schema
 
 from core.api.router import router
-from core.events import EVENT_KINDS, MAX_WAIT_SECONDS, event_list
+from core.events import EVENT_KINDS, event_list_waiting
+from core.live import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import AUTH_ERRORS, ActorOut, ErrorOut, FromRecord, Id
 
@@ -95,15 +96,13 @@ _KIND_LIST = "\n".join(f"- `{kind}`: {spec.describe()}" for kind, spec in EVENT_
         "back each answer's `next_after` sees every committed event exactly once. "
         "Filter by `initiative_id` and by `kind` (repeatable).\n\n"
         f"With `wait` (at most {MAX_WAIT_SECONDS} s) an empty answer is held until an "
-        "event commits or the wait runs out (a long poll). A waiting call holds one of "
-        "the server's worker threads (and its database connection) for that long: size "
-        "the server's workers for the number of readers that wait at once, or poll "
-        "without `wait`.\n\n"
+        "event commits or the wait runs out (a long poll). A waiting call holds no server "
+        "thread and no database connection: it is woken when an event commits.\n\n"
         f"Kinds:\n\n{_KIND_LIST}"
     ),
 )
-def list_events(request: HttpRequest, filters: Query[EventFilters]) -> dict[str, Any]:
-    items = event_list(
+async def list_events(request: HttpRequest, filters: Query[EventFilters]) -> dict[str, Any]:
+    items = await event_list_waiting(
         after=filters.after,
         limit=filters.limit,
         initiative_id=filters.initiative_id,

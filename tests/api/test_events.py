@@ -114,7 +114,7 @@ def test_the_schema_lists_every_kind_as_an_enum():
     assert operation["tags"] == ["events"]
     assert kind["schema"]["anyOf"][0]["items"]["enum"] == list(EVENT_KINDS)
     assert set(operation["responses"]) == {"200", "400", "401", "403", "422"}
-    assert "worker thread" in operation["description"]
+    assert "holds no server thread" in operation["description"]
 
 
 @pytest.mark.parametrize("size", [1, 100])

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidInput
-from core.events import EVENT_KINDS, MAX_WAIT_SECONDS, event_list, event_prune, event_record
+from core.events import EVENT_KINDS, event_list, event_prune, event_record
+from core.live import MAX_WAIT_SECONDS
 from core.models import Event
 
 

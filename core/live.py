@@ -1,0 +1,260 @@
+"""Waking the readers that wait for something to commit, without a query per reader.
+
+A writer calls ``notify(channel)`` inside its transaction; a reader awaits
+``wait_for(channel, timeout)`` and then reads again. Channels are plain names:
+``events`` (the event feed), ``logs:<agent id>`` (one agent's log), ``questions:<agent
+id>`` (the questions waiting for an agent).
+
+- **PostgreSQL**: ``notify`` runs ``pg_notify``, which the database delivers when the
+  transaction commits (never for a rollback), to every process. Each process keeps one
+  listening connection, in one thread, that wakes that process's waiters.
+- **SQLite** (one machine): the commit wakes this process's waiters at once
+  (``on_commit``); other processes' commits are seen by one watcher thread per process
+  that reads the feed's and the logs' last ids every ``WATCH_INTERVAL`` seconds while
+  anyone waits, and wakes every waiter when they move.
+
+Either way a waiter also wakes after ``FALLBACK_SECONDS`` and reads again, so a lost
+notification (a listener reconnecting) delays an answer, never loses it. Waiting holds
+no database connection and no thread: it is an ``asyncio.Event`` on the waiter's loop.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The one PostgreSQL channel cw notifies on; the payload names cw's channel.
+PG_CHANNEL = "cw_live"
+#: How often the SQLite watcher looks for other processes' commits while anyone waits.
+WATCH_INTERVAL = 0.25
+#: The longest a waiter sleeps before it reads again even without a notification.
+FALLBACK_SECONDS = 5.0
+#: How long the PostgreSQL listener keeps its connection once nobody waits.
+IDLE_SECONDS = 10.0
+#: How often the listener, between notifications, checks whether anyone still waits.
+NOTIFY_POLL_SECONDS = 1.0
+
+
+def events_channel() -> str:
+    return "events"
+
+
+def log_channel(agent_id: str) -> str:
+    return f"logs:{agent_id}"
+
+
+def questions_channel(agent_id: str) -> str:
+    return f"questions:{agent_id}"
+
+
+def notify(channel: str) -> None:
+    """Wake ``channel``'s waiters once the caller's transaction commits."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [PG_CHANNEL, channel])
+        # This process's waiters hear it from the listener like every other process's.
+        return
+    transaction.on_commit(lambda: hub.wake(channel))
+
+
+class Hub:
+    """The waiters of one process, by channel, and the one thread that wakes them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = (
+            defaultdict(set)
+        )
+        self._thread: threading.Thread | None = None
+        #: Set when a waiter arrives, so an idle listener connects again.
+        self._someone_waits = threading.Event()
+        self._stop = threading.Event()
+
+    # --- readers ---------------------------------------------------------------------
+
+    async def wait_for(self, channel: str, timeout: float) -> bool:
+        """Wait until ``channel`` is notified (True) or ``timeout`` seconds pass, at most
+        ``FALLBACK_SECONDS`` (False)."""
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._lock:
+            self._waiters[channel].add(waiter)
+        self._someone_waits.set()
+        self._ensure_started()
+        try:
+            await asyncio.wait_for(event.wait(), timeout=min(timeout, FALLBACK_SECONDS))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                self._waiters[channel].discard(waiter)
+                if not self._waiters[channel]:
+                    del self._waiters[channel]
+
+    def waiting(self) -> int:
+        """How many readers wait now (all channels)."""
+        with self._lock:
+            return sum(len(waiters) for waiters in self._waiters.values())
+
+    # --- writers' side ---------------------------------------------------------------
+
+    def wake(self, channel: str | None = None) -> None:
+        """Wake ``channel``'s waiters (every waiter when ``channel`` is None); safe from
+        any thread."""
+        with self._lock:
+            if channel is None:
+                waiters = [w for group in self._waiters.values() for w in group]
+            else:
+                waiters = list(self._waiters.get(channel, ()))
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # the waiter's loop has closed
+                loop.call_soon_threadsafe(event.set)
+
+    # --- the thread that wakes them ----------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            target = _listen_postgresql if connection.vendor == "postgresql" else _watch_sqlite
+            self._thread = threading.Thread(
+                target=target, args=(self,), name="cw-live", daemon=True
+            )
+            self._thread.start()
+
+    def idle(self) -> bool:
+        """Wait (in the thread) until someone waits or the hub stops; True to go on."""
+        while not self.waiting():
+            self._someone_waits.clear()
+            if self.waiting():
+                break
+            self._someone_waits.wait(1.0)
+            if self._stop.is_set():
+                return False
+        return not self._stop.is_set()
+
+    def stop(self) -> None:
+        """End the thread (and close its connection); the next waiter starts it again."""
+        self._stop.set()
+        self._someone_waits.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+
+hub = Hub()
+
+
+def _listen_postgresql(hub: Hub) -> None:
+    """While anyone waits, hold one LISTEN connection and wake the channels its
+    notifications name; close it when nobody has waited for a while, and reconnect
+    after a failure (waiters read again meanwhile, on their fallback)."""
+    import psycopg
+    from django.db import connections
+
+    while hub.idle():
+        try:
+            params = connections["default"].get_connection_params()
+            with psycopg.connect(**params, autocommit=True) as conn:
+                conn.execute(f"LISTEN {PG_CHANNEL}")
+                hub.wake()  # anything committed before the listener listened
+                quiet = 0.0
+                while not hub._stop.is_set() and quiet < IDLE_SECONDS:
+                    for notification in conn.notifies(timeout=NOTIFY_POLL_SECONDS):
+                        hub.wake(notification.payload)
+                    quiet = 0.0 if hub.waiting() else quiet + NOTIFY_POLL_SECONDS
+        except Exception:
+            logger.warning("cw live: the PostgreSQL listener lost its connection", exc_info=True)
+            hub._stop.wait(1.0)
+
+
+def _watch_sqlite(hub: Hub) -> None:
+    """While anyone waits, read the feed's, the logs' and the questions' last marks and
+    wake every waiter when they move (another process committed)."""
+    from django.db import connections
+
+    last: tuple[Any, ...] | None = None
+    while hub.idle():
+        if hub._stop.wait(WATCH_INTERVAL):
+            break
+        try:
+            db = connections["default"]
+            with db.cursor() as cursor:
+                cursor.execute(
+                    "SELECT (SELECT MAX(id) FROM events), (SELECT MAX(id) FROM agent_log_chunks),"
+                    " (SELECT MAX(updated_at) FROM conversations)"
+                )
+                now = tuple(cursor.fetchone() or ())
+            db.close()
+        except Exception:
+            logger.debug("cw live: the SQLite watcher could not read", exc_info=True)
+            continue
+        if last is not None and now != last:
+            hub.wake()
+        last = now if hub.waiting() else None
+
+
+# --- reading until something is there ------------------------------------------------------
+
+#: The longest a reader may wait in one call (long polls: the event feed, questions).
+MAX_WAIT_SECONDS = 30
+
+
+def check_wait(wait: Any) -> float:
+    """``wait`` as seconds from 0 to ``MAX_WAIT_SECONDS``; ``invalid_wait`` otherwise."""
+    from core.errors import InvalidInput
+
+    if (
+        isinstance(wait, bool)
+        or not isinstance(wait, int | float)
+        or not 0 <= wait <= MAX_WAIT_SECONDS
+    ):
+        raise InvalidInput(
+            f"wait must be from 0 to {MAX_WAIT_SECONDS} seconds.",
+            code="invalid_wait",
+            details={"wait": str(wait), "max": MAX_WAIT_SECONDS},
+        )
+    return float(wait)
+
+
+def read_released(read: Callable[[], T]) -> T:
+    """``read()``, then give the database connection back (unless a transaction holds
+    it), so the time a reader then spends waiting holds none."""
+    try:
+        return read()
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+async def read_when_found(read: Callable[[], list[T]], *, channel: str, wait: float) -> list[T]:
+    """``read()`` now; when it finds nothing, again each time ``channel`` is notified (or
+    the fallback passes) until it does or ``wait`` seconds are over. Each read runs in
+    the request's database thread and gives its connection back before the wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        found = await sync_to_async(read_released)(read)
+        remaining = deadline - loop.time()
+        if found or remaining <= 0:
+            return found
+        await hub.wait_for(channel, remaining)
+
+
+def read_when_found_sync(read: Callable[[], list[T]], *, channel: str, wait: float) -> list[T]:
+    """``read_when_found`` for synchronous callers (a sync view, a command, a test)."""
+    if wait <= 0:
+        return read()
+    return async_to_sync(read_when_found)(read, channel=channel, wait=wait)
