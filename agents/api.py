@@ -48,6 +48,8 @@ from agents.schemas import (
     ConversationOut,
     LogAppendedOut,
     LogChunkIn,
+    LogChunkOut,
+    LogFollowParams,
     LogPageOut,
     LogReadParams,
     LogSessionParams,
@@ -56,13 +58,17 @@ from agents.schemas import (
     MessageOut,
     MessageReplyIn,
     PendingQuestionsParams,
+    QuestionFollowParams,
     ReleasedOut,
 )
 from agents.services.logs import NewLogChunk
 from core.actors import Actor, actor_from_auth
+from core.api.sse import PAGE_SIZE, component, follow, last_event_id, sse_response
 from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
+from core.live import log_channel, questions_channel
 from core.repositories import INT32, text_problem
+from core.repositories.events import EventRepository
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 from core.schemas.base import field_refusal_code
 from core.validators import TEXT_MAX_LENGTH
@@ -74,6 +80,7 @@ agents = AgentRepository()
 logs = LogChunkRepository()
 messages = MessageRepository()
 conversations = ConversationRepository()
+feed = EventRepository()
 
 
 class AccountFilters(PageParams):
@@ -398,6 +405,32 @@ def _ndjson(chunks: Iterator[Any]) -> Iterator[bytes]:
 
 
 @router.get(
+    "/agents/{agent_id}/logs/events",
+    response={200: None, **ERRORS},
+    tags=["logs"],
+    summary="Follow an agent's log as server-sent events",
+    openapi_extra={"responses": {200: sse_response(component("LogChunkOut"))}},
+)
+def follow_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogFollowParams]) -> Any:
+    """Every chunk after the cursor (`after`, or the `Last-Event-ID` of a reconnecting
+    client), then each one as it commits: `id` is the chunk's id, `event` is `chunk`,
+    `data` the chunk as `GET /agents/{agent_id}/logs` lists it."""
+    agents.require(agent_id)
+    return follow(
+        read=lambda cursor: logs.find_by_agent_id(
+            agent_id, after=cursor, limit=PAGE_SIZE, session_number=params.session_number
+        ),
+        cursor=last_event_id(request, params.after),
+        channel=log_channel(agent_id),
+        render=lambda chunk: (
+            chunk.id,
+            "chunk",
+            LogChunkOut.model_validate(chunk).model_dump_json(),
+        ),
+    )
+
+
+@router.get(
     "/agents/{agent_id}/logs/sessions", response={200: LogSessionsOut, **ERRORS}, tags=["logs"]
 )
 def retrieve_agent_log_sessions(request: HttpRequest, agent_id: Id) -> dict[str, int]:
@@ -490,6 +523,54 @@ async def list_pending_questions(
     answer comes as soon as one is pending, or empty after ``wait`` seconds (at most 30).
     A waiting call holds no server thread and no database connection."""
     return await services.conversation_list_pending_waiting(agent_id=agent_id, wait=params.wait)
+
+
+@router.get(
+    "/agents/{agent_id}/questions/stream",
+    response={200: None, **ERRORS},
+    tags=["conversations"],
+    summary="Follow the questions asked of an agent as server-sent events",
+    openapi_extra={
+        "responses": {
+            200: sse_response({"anyOf": [component("ConversationOut"), {"type": "null"}]})
+        }
+    },
+)
+def follow_agent_questions(
+    request: HttpRequest, agent_id: Id, params: Query[QuestionFollowParams]
+) -> Any:
+    """The questions asked of an agent as they are asked: `id` is the event feed's id of
+    the asking (`Last-Event-ID` goes on from there), `event` is `question`, `data` the
+    conversation as `GET /conversations/{conversation_id}` answers it. A new stream (no
+    `Last-Event-ID`, no `after`) first sends the questions pending now."""
+    agents.require(agent_id)
+    start = last_event_id(request, params.after)
+    pending: list[Any] = []
+    if not start:
+        start = feed.last_id()
+        pending = [(start, question) for question in conversations.find_pending_for_agent(agent_id)]
+
+    def read(cursor: int) -> list[tuple[int, Any]]:
+        if pending:
+            found, pending[:] = list(pending), []
+            return found
+        asked = feed.find_questions_after(agent_id, cursor, limit=PAGE_SIZE)
+        by_id = {c.pk: c for c in conversations.find_by_ids([e.subject_id for e in asked])}
+        # A question deleted since it was asked still moves the cursor ("question_gone").
+        return [(e.id, by_id.get(e.subject_id)) for e in asked]
+
+    return follow(
+        read=read,
+        cursor=start,
+        channel=questions_channel(agent_id),
+        render=lambda item: (
+            item[0],
+            "question" if item[1] is not None else "question_gone",
+            ConversationOut.model_validate(item[1]).model_dump_json()
+            if item[1] is not None
+            else "null",
+        ),
+    )
 
 
 @router.get(

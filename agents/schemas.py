@@ -259,6 +259,28 @@ class LogPageOut(Schema):
     )
 
 
+class LogFollowParams(Schema):
+    after: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="The id of the last chunk seen; `Last-Event-ID` wins.",
+    )
+    session_number: int | None = Field(None, ge=1, le=2**31 - 1, description="Only this session.")
+
+
+class QuestionFollowParams(Schema):
+    after: int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description=(
+            "The event-feed id of the last question seen; `Last-Event-ID` wins. Without "
+            "either, the stream starts with the questions pending now."
+        ),
+    )
+
+
 class LogReadParams(Schema):
     after: int | None = Field(
         None, ge=0, le=2**63 - 1, description="The id of the last chunk seen."

@@ -11,8 +11,9 @@ from django.http import HttpRequest
 from ninja import Field, Query, Schema
 
 from core.api.router import router
-from core.events import EVENT_KINDS, event_list_waiting
-from core.live import MAX_WAIT_SECONDS
+from core.api.sse import PAGE_SIZE, component, follow, last_event_id, sse_response
+from core.events import EVENT_KINDS, event_list, event_list_waiting
+from core.live import MAX_WAIT_SECONDS, events_channel
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import AUTH_ERRORS, ActorOut, ErrorOut, FromRecord, Id
 
@@ -110,3 +111,49 @@ async def list_events(request: HttpRequest, filters: Query[EventFilters]) -> dic
         wait=filters.wait,
     )
     return {"items": items, "next_after": items[-1].id if items else filters.after}
+
+
+class EventStreamFilters(Schema):
+    """Query parameters of ``GET /events/stream``."""
+
+    after: int = Field(
+        0,
+        ge=0,
+        le=MAX_CURSOR,
+        description="The id of the last event seen (0: from the start); `Last-Event-ID` wins.",
+    )
+    initiative_id: Id | None = Field(None, description="Only this initiative's events.")
+    kind: list[EventKind] | None = Field(
+        None, description="Only events of these kinds (repeat the parameter for several)."
+    )
+
+
+@router.get(
+    "/events/stream",
+    response={200: None, 400: ErrorOut, 422: ErrorOut, **AUTH_ERRORS},
+    tags=["events"],
+    summary="Follow the event feed as server-sent events",
+    openapi_extra={"responses": {200: sse_response(component("EventOut"))}},
+)
+def stream_events(request: HttpRequest, filters: Query[EventStreamFilters]) -> Any:
+    """Every event after the cursor (`after`, or the `Last-Event-ID` of a reconnecting
+    client), then each one as it commits: `id` is the event's id, `event` its kind,
+    `data` the event as `GET /events` lists it."""
+    kinds = list(filters.kind) if filters.kind else None
+    event_list(kinds=kinds)  # refuses an unknown kind before the stream starts
+
+    def read(cursor: int) -> list[Any]:
+        return event_list(
+            after=cursor, limit=PAGE_SIZE, initiative_id=filters.initiative_id, kinds=kinds
+        )
+
+    return follow(
+        read=read,
+        cursor=last_event_id(request, filters.after),
+        channel=events_channel(),
+        render=lambda event: (
+            event.id,
+            event.kind,
+            EventOut.model_validate(event).model_dump_json(),
+        ),
+    )

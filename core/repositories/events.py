@@ -90,6 +90,18 @@ class EventRepository(Repository[Event]):
             ]
         )
 
+    def last_id(self) -> int:
+        """The id of the newest committed event (0 when there is none): a stream's start."""
+        return Event.objects.aggregate(last=Max("id"))["last"] or 0
+
+    def find_questions_after(self, agent_id: str, after: int, *, limit: int) -> list[Event]:
+        """Up to ``limit`` ``question.asked`` events to ``agent_id`` after ``after``."""
+        return list(
+            Event.objects.filter(
+                id__gt=after, kind="question.asked", data__to_agent_id=agent_id
+            ).order_by("id")[:limit]
+        )
+
     def delete_older_than(self, moment: datetime) -> int:
         """Delete every event created before ``moment``; how many were deleted."""
         deleted, _ = Event.objects.filter(created_at__lt=moment).delete()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, Protocol
 
+from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
@@ -198,5 +199,17 @@ def response_text(response) -> str:
     """The headers, cookies and body of a response, as one text to search."""
     headers = "\n".join(f"{name}: {value}" for name, value in response.items())
     cookies = response.cookies.output()
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    return headers + "\n" + cookies + "\n" + body.decode(errors="replace")
+    return headers + "\n" + cookies + "\n" + body_of(response).decode(errors="replace")
+
+
+def body_of(response) -> bytes:
+    """A response's whole body, streamed (synchronously or not) or not."""
+    if not response.streaming:
+        return response.content
+    if getattr(response, "is_async", False):
+
+        async def collect() -> bytes:
+            return b"".join([part async for part in response.streaming_content])
+
+        return async_to_sync(collect)()
+    return b"".join(response.streaming_content)

@@ -155,6 +155,9 @@ SPECIFIED_OPERATIONS = {
     ("post", "/api/tasks/{task_id}/subtasks"),
     ("post", "/api/tasks/{task_id}/unblock"),
     ("get", "/api/whoami"),
+    ("get", "/api/events/stream"),
+    ("get", "/api/agents/{agent_id}/logs/events"),
+    ("get", "/api/agents/{agent_id}/questions/stream"),
 }
 
 

@@ -3,6 +3,7 @@ loop, woken when something commits, so they neither stall other requests nor mis
 commits while they wait."""
 
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
@@ -76,3 +77,47 @@ def test_long_polls_neither_stall_the_server_nor_miss_the_commit_that_ends_them(
     pending = by_path[f"/api/agents/{agent_id}/questions"]
     assert len(pending) == POLLERS // 2
     assert all(found and found[0]["question"] == "Port?" for found in pending)
+
+
+def test_an_event_stream_pushes_each_commit_and_resumes_with_last_event_id(tmp_path):
+    with scratch_database(tmp_path) as database:
+        database.manage("migrate", "--no-input")
+        token = database.create_token("live")
+        with Server(database, workers=1, asgi=True) as server:
+            request = urllib.request.Request(  # noqa: S310 (loopback)
+                f"{server.url}/api/events/stream",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as stream:  # noqa: S310
+                assert stream.headers["Content-Type"] == "text/event-stream"
+                for name in ("One", "Two"):
+                    created = server.call(
+                        "POST", "/api/initiatives", token=token, body={"name": name}
+                    )
+                    assert created[0] == HTTPStatus.CREATED
+                pushed = _messages(stream, 2)
+            assert [m["event"] for m in pushed] == ["initiative.created"] * 2
+            assert '"name":"Two"' in pushed[1]["data"]
+
+            # A client that reconnects with the last id it saw gets what came since.
+            server.call("POST", "/api/initiatives", token=token, body={"name": "Three"})
+            request.add_header("Last-Event-ID", pushed[1]["id"])
+            with urllib.request.urlopen(request, timeout=30) as stream:  # noqa: S310
+                resumed = _messages(stream, 1)
+            assert '"name":"Three"' in resumed[0]["data"]
+
+
+def _messages(stream, count: int) -> list[dict[str, str]]:
+    """The next ``count`` messages of an event stream (comments and ``retry`` skipped)."""
+    found: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    while len(found) < count:
+        line = stream.readline().decode().rstrip("\n")
+        if line == "":
+            if "data" in fields:
+                found.append(fields)
+            fields = {}
+        elif not line.startswith(":") and ": " in line:
+            name, value = line.split(": ", 1)
+            fields[name] = value
+    return found

@@ -1,0 +1,104 @@
+"""Server-sent events: the event feed, an agent's log and its questions, pushed as they
+commit, resumable with ``Last-Event-ID``."""
+
+from http import HTTPStatus
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from core import services
+from core.events import event_record
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def short_streams(monkeypatch):
+    """A stream ends after a second here, so a test can read it whole."""
+    monkeypatch.setenv("CW_SSE_MAX_SECONDS", "1")
+
+
+def read_stream(response) -> list[dict[str, str]]:
+    """The stream's messages (``id``, ``event``, ``data``), comments and ``retry`` left out."""
+
+    async def collect() -> bytes:
+        return b"".join([part async for part in response.streaming_content])
+
+    text = async_to_sync(collect)().decode()
+    messages = []
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
+        )
+        if "data" in fields:
+            messages.append(fields)
+    return messages
+
+
+def test_the_event_stream_sends_every_event_after_the_cursor(api_client):
+    first = services.initiative_create(name="One")
+    services.initiative_create(name="Two")
+
+    response = api_client.get("/api/events/stream")
+
+    assert response.status_code == HTTPStatus.OK
+    assert response["Content-Type"] == "text/event-stream"
+    messages = read_stream(response)
+    assert [m["event"] for m in messages] == ["initiative.created", "initiative.created"]
+    assert '"name":"One"' in messages[0]["data"]
+    assert int(messages[0]["id"]) < int(messages[1]["id"])
+    assert first.pk in messages[0]["data"]
+
+
+def test_last_event_id_resumes_after_the_last_event_received(api_client):
+    events = [
+        event_record("task.started", subject_type="task", subject_id=str(n)) for n in range(3)
+    ]
+
+    messages = read_stream(
+        api_client.get("/api/events/stream", HTTP_LAST_EVENT_ID=str(events[0].id))
+    )
+
+    assert [int(m["id"]) for m in messages] == [events[1].id, events[2].id]
+
+
+def test_an_unknown_kind_is_refused_before_the_stream_starts(api_client):
+    response = api_client.get("/api/events/stream", {"kind": "task.exploded"})
+    assert response.status_code in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY)
+    assert response.json()["code"] == "invalid_kind"
+
+
+def test_an_agents_log_is_followed_from_its_cursor(api_client):
+    agent = f.AgentFactory()
+    api_client.post(
+        f"/api/agents/{agent.id}/logs",
+        [{"content": '{"n": 1}'}, {"content": '{"n": 2}'}],
+        content_type="application/json",
+    )
+    all_of_it = read_stream(api_client.get(f"/api/agents/{agent.id}/logs/events"))
+    assert [m["event"] for m in all_of_it] == ["chunk", "chunk"]
+
+    rest = read_stream(
+        api_client.get(f"/api/agents/{agent.id}/logs/events", {"after": all_of_it[0]["id"]})
+    )
+    assert [m["id"] for m in rest] == [all_of_it[1]["id"]]
+    assert '{\\"n\\": 2}' in rest[0]["data"]
+
+
+def test_a_new_question_stream_starts_with_the_pending_ones(api_client):
+    asker, asked = f.AgentFactory(), f.AgentFactory()
+    from agents import services as agent_services
+
+    question = agent_services.conversation_ask(
+        from_agent_id=asker.id, to_agent_id=asked.id, question="Which port?"
+    )
+
+    messages = read_stream(api_client.get(f"/api/agents/{asked.id}/questions/stream"))
+
+    assert [m["event"] for m in messages] == ["question"]
+    assert question.pk in messages[0]["data"]
+
+
+def test_an_unknown_agent_is_404_not_a_stream(api_client):
+    assert api_client.get("/api/agents/" + "x" * 22 + "/logs/events").status_code == 404
