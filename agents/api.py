@@ -63,7 +63,14 @@ from agents.schemas import (
 )
 from agents.services.logs import NewLogChunk
 from core.actors import Actor, actor_from_auth
-from core.api.sse import PAGE_SIZE, component, follow, last_event_id, sse_response
+from core.api.sse import (
+    PAGE_SIZE,
+    component,
+    follow,
+    last_event_id,
+    served_as_it_comes,
+    sse_response,
+)
 from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
 from core.live import log_channel, questions_channel
@@ -395,7 +402,9 @@ def stream_agent_log(
     write order, read one page at a time, never loaded whole."""
     agents.require(agent_id)
     chunks = services.agent_log_iter(agent_id=agent_id, session_number=params.session_number)
-    return StreamingHttpResponse(_ndjson(chunks), content_type="application/x-ndjson")
+    return StreamingHttpResponse(
+        served_as_it_comes(request, _ndjson(chunks)), content_type="application/x-ndjson"
+    )
 
 
 def _ndjson(chunks: Iterator[Any]) -> Iterator[bytes]:

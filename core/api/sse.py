@@ -12,11 +12,13 @@ goes away ends its stream (the ASGI server cancels it).
 
 import asyncio
 import functools
+import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
 from core.live import hub, read_released
@@ -102,3 +104,26 @@ async def _events(
         if loop.time() - sent >= KEEPALIVE_SECONDS:
             yield b": keep-alive\n\n"
             sent = loop.time()
+
+
+def served_as_it_comes(request: HttpRequest, parts: Iterator[bytes]) -> Any:
+    """``parts`` for a ``StreamingHttpResponse`` that sends them as they are read on
+    either server: as they are under WSGI, and under ASGI a few hundred at a time, each
+    batch read in the request's database thread (an ASGI server would otherwise read a
+    synchronous iterator whole before sending a byte)."""
+    if not isinstance(request, ASGIRequest):
+        return parts
+
+    async def batches() -> AsyncIterator[bytes]:
+        while batch := await sync_to_async(_take)(parts, STREAM_BATCH):
+            yield b"".join(batch)
+
+    return batches()
+
+
+#: Parts read per hop to the database thread when streaming under ASGI.
+STREAM_BATCH = 256
+
+
+def _take(parts: Iterator[bytes], count: int) -> list[bytes]:
+    return list(itertools.islice(parts, count))

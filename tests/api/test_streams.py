@@ -6,6 +6,7 @@ from http import HTTPStatus
 import pytest
 from asgiref.sync import async_to_sync
 
+from agents.services import logs as services_logs
 from core import services
 from core.events import event_record
 from tests import factories as f
@@ -102,3 +103,28 @@ def test_a_new_question_stream_starts_with_the_pending_ones(api_client):
 
 def test_an_unknown_agent_is_404_not_a_stream(api_client):
     assert api_client.get("/api/agents/" + "x" * 22 + "/logs/events").status_code == 404
+
+
+def test_the_ndjson_log_streams_as_it_is_read_under_asgi_too(api_token):
+    """Under ASGI a synchronous iterator would be read whole before the first byte went
+    out; the log's NDJSON stream hands the ASGI server an asynchronous one instead."""
+    from django.test import AsyncClient
+
+    agent = f.AgentFactory()
+    services_logs.agent_log_append(
+        agent_id=agent.id, chunks=[{"content": f'{{"n": {n}}}'} for n in range(600)]
+    )
+    _, clear = api_token
+
+    async def fetch() -> tuple[bool, bytes]:
+        response = await AsyncClient().get(
+            f"/api/agents/{agent.id}/logs/stream",
+            headers={"Authorization": f"Bearer {clear}"},
+        )
+        body = b"".join([part async for part in response.streaming_content])
+        return response.is_async, body
+
+    is_async, body = async_to_sync(fetch)()
+
+    assert is_async
+    assert body.decode().splitlines() == [f'{{"n": {n}}}' for n in range(600)]
