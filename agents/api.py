@@ -426,6 +426,7 @@ def follow_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogFollow
     `data` the chunk as `GET /agents/{agent_id}/logs` lists it."""
     agents.require(agent_id)
     return follow(
+        request,
         read=lambda cursor: logs.find_by_agent_id(
             agent_id, after=cursor, limit=PAGE_SIZE, session_number=params.session_number
         ),
@@ -569,6 +570,7 @@ def follow_agent_questions(
         return [(e.id, by_id.get(e.subject_id)) for e in asked]
 
     return follow(
+        request,
         read=read,
         cursor=start,
         channel=questions_channel(agent_id),

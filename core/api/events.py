@@ -148,6 +148,7 @@ def stream_events(request: HttpRequest, filters: Query[EventStreamFilters]) -> A
         )
 
     return follow(
+        request,
         read=read,
         cursor=last_event_id(request, filters.after),
         channel=events_channel(),

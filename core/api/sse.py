@@ -6,18 +6,20 @@ order, as ``id: <cursor>``, ``event: <name>`` and ``data: <JSON>``; woken by the
 channel instead of polling; a comment line every ``KEEPALIVE_SECONDS`` so proxies keep
 the connection; ended after ``stream_seconds()`` with a ``retry`` hint, and the client
 (an ``EventSource`` does it by itself) reconnects with ``Last-Event-ID`` and goes on
-where it stopped. Waiting holds no thread and no database connection; a client that
-goes away ends its stream (the ASGI server cancels it).
+where it stopped. Under ASGI (``make serve``) waiting holds no thread and no database
+connection, and a client that goes away ends its stream (the ASGI server cancels it).
+Under WSGI (``make run``'s development server) the same stream is sent as it comes,
+each step run in the request's thread, which it holds while the stream is open.
 """
 
-import asyncio
 import functools
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
@@ -64,6 +66,7 @@ def last_event_id(request: HttpRequest, after: int | None) -> int:
 
 
 def follow(
+    request: HttpRequest,
     *,
     read: Callable[[int], list[Any]],
     cursor: int,
@@ -72,38 +75,74 @@ def follow(
 ) -> StreamingHttpResponse:
     """The stream of ``read``'s items after ``cursor``; ``render(item)`` gives its
     cursor, its event name and its JSON."""
+    stream = _Stream(read, cursor, channel, render)
     response = StreamingHttpResponse(
-        _events(read, cursor, channel, render), content_type="text/event-stream"
+        stream.parts() if isinstance(request, ASGIRequest) else stream.parts_in_thread(),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-async def _events(
-    read: Callable[[int], list[Any]],
-    cursor: int,
-    channel: str,
-    render: Callable[[Any], tuple[int, str, str]],
-) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + stream_seconds()
-    yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-    sent = loop.time()
-    while loop.time() < end:
-        items = await sync_to_async(read_released)(functools.partial(read, cursor))
-        if items:
-            lines = []
-            for item in items:
-                cursor, name, data = render(item)
-                lines.append(f"id: {cursor}\nevent: {name}\ndata: {data}\n\n")
-            yield "".join(lines).encode()
-            sent = loop.time()
-            continue
-        await hub.wait_for(channel, max(end - loop.time(), 0.0))
-        if loop.time() - sent >= KEEPALIVE_SECONDS:
-            yield b": keep-alive\n\n"
-            sent = loop.time()
+class _Stream:
+    """One client's stream: the items after its cursor, then each as it commits, until
+    ``stream_seconds()`` pass."""
+
+    def __init__(
+        self,
+        read: Callable[[int], list[Any]],
+        cursor: int,
+        channel: str,
+        render: Callable[[Any], tuple[int, str, str]],
+    ) -> None:
+        self.read, self.cursor, self.channel, self.render = read, cursor, channel, render
+        self.end = time.monotonic() + stream_seconds()
+        self.sent = time.monotonic()
+
+    def next_items(self) -> bytes:
+        """The messages of the items after the cursor (b"" when there are none)."""
+        items = read_released(functools.partial(self.read, self.cursor))
+        lines = []
+        for item in items:
+            self.cursor, name, data = self.render(item)
+            lines.append(f"id: {self.cursor}\nevent: {name}\ndata: {data}\n\n")
+        return "".join(lines).encode()
+
+    def after_wait(self) -> bytes:
+        """A keep-alive comment when nothing was sent for a while (else b"")."""
+        if time.monotonic() - self.sent < KEEPALIVE_SECONDS:
+            return b""
+        self.sent = time.monotonic()
+        return b": keep-alive\n\n"
+
+    def remaining(self) -> float:
+        return max(self.end - time.monotonic(), 0.0)
+
+    async def parts(self) -> AsyncIterator[bytes]:
+        """For an ASGI server: waiting holds no thread and no database connection."""
+        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+        while self.remaining():
+            if messages := await sync_to_async(self.next_items)():
+                self.sent = time.monotonic()
+                yield messages
+                continue
+            await hub.wait_for(self.channel, self.remaining())
+            if keep_alive := self.after_wait():
+                yield keep_alive
+
+    def parts_in_thread(self) -> Iterator[bytes]:
+        """For a WSGI server, which would read an asynchronous iterator whole before
+        sending a byte: each part as it is made, in the request's thread."""
+        yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+        while self.remaining():
+            if messages := self.next_items():
+                self.sent = time.monotonic()
+                yield messages
+                continue
+            async_to_sync(hub.wait_for)(self.channel, self.remaining())
+            if keep_alive := self.after_wait():
+                yield keep_alive
 
 
 def served_as_it_comes(request: HttpRequest, parts: Iterator[bytes]) -> Any:

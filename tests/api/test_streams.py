@@ -26,7 +26,9 @@ def read_stream(response) -> list[dict[str, str]]:
     async def collect() -> bytes:
         return b"".join([part async for part in response.streaming_content])
 
-    text = async_to_sync(collect)().decode()
+    # The test client is a WSGI client: the stream is a plain iterator there.
+    body = async_to_sync(collect)() if response.is_async else b"".join(response.streaming_content)
+    text = body.decode()
     messages = []
     for block in text.split("\n\n"):
         fields = dict(
@@ -128,3 +130,22 @@ def test_the_ndjson_log_streams_as_it_is_read_under_asgi_too(api_token):
 
     assert is_async
     assert body.decode().splitlines() == [f'{{"n": {n}}}' for n in range(600)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_wsgi_each_event_is_sent_as_it_commits(api_client, monkeypatch):
+    """``make run``'s server is a WSGI one, which would read an asynchronous stream whole
+    (until it ends) before sending a byte: there the stream is sent step by step, and an
+    event committed while the client reads arrives before the stream ends."""
+    monkeypatch.setenv("CW_SSE_MAX_SECONDS", "30")
+    services.initiative_create(name="Before")
+
+    response = api_client.get("/api/events/stream")
+    parts = iter(response.streaming_content)
+
+    assert not response.is_async
+    assert next(parts).startswith(b"retry: ")
+    assert b'"name":"Before"' in next(parts)
+    services.initiative_create(name="While reading")
+    assert b'"name":"While reading"' in next(parts)
+    response.close()
