@@ -57,7 +57,9 @@ from core.admin_base import (
     Refused,
     ServiceAdmin,
     Writes,
+    api_url,
     change_url,
+    live,
     service_action,
 )
 from core.errors import InvalidInput
@@ -521,8 +523,29 @@ class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
             "latest_url": f"{base}?session={page.session}",
             "first_url": link(after=0),
             "page_size": LOG_PAGE_CHUNKS,
+            "live": _live_log(agent_id, page) if agent is not None else None,
         }
         return TemplateResponse(request, "admin/agents/agent/log.html", context)
+
+
+def _live_log(agent_id: str, page: LogPage) -> dict[str, Any] | None:
+    """The log viewer follows the log on its latest page only (the latest session's
+    last chunks, or a log not yet written): new chunks are appended below the last; a
+    chunk of a newer session says so instead."""
+    if page.session != page.latest_session or page.newer is not None:
+        return None
+    after = page.chunks[-1][0].id if page.chunks else 0
+    query = urlencode({"session": page.session}) if page.session else ""
+    return live(
+        api_url("follow_agent_log", agent_id, after=after),
+        events=["chunk"],
+        mode="log",
+        after=after,
+        session=page.session or None,
+        page=f"{log_url(agent_id)}?{query}",
+        notice="A new session began.",
+        reload=f"{log_url(agent_id)}",
+    )
 
 
 def log_url(agent_id: str) -> str:

@@ -17,7 +17,7 @@ make is on the event feed.
   the record's id.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,11 +30,13 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
 from core.actors import Actor
 from core.errors import DomainError
+from core.events import EVENT_KINDS
 from core.history import HISTORY_LIMIT, record_history
 from core.text import shorten
 
@@ -308,6 +310,56 @@ def admin_link(record: models.Model, text: str | None = None) -> SafeString:
     return format_html(
         '<a href="{}">{}</a>', change_url(record), str(record) if text is None else text
     )
+
+
+# --- live pages ------------------------------------------------------------------------------
+
+#: The URL namespace of the API (cw_project.api: ``api-<major version>``).
+API_NAMESPACE = "api-1"
+
+
+def api_url(name: str, *args: Any, **query: Any) -> str:
+    """The address of the API operation ``name`` (its operation id), with ``query``."""
+    url = reverse(f"{API_NAMESPACE}:{name}", args=args)
+    given = {key: value for key, value in query.items() if value is not None}
+    return f"{url}?{urlencode(given)}" if given else url
+
+
+def live(
+    stream: str,
+    *,
+    events: Iterable[str],
+    mode: str = "refresh",
+    after: int | None = None,
+    watch: str | None = None,
+    notice: str | None = None,
+    session: int | None = None,
+    page: str | None = None,
+    reload: str | None = None,
+) -> dict[str, Any]:
+    """What ``admin/cw/live.html`` needs to make a page follow ``stream`` (an SSE
+    address) and update itself on each of ``events`` (event names): refresh its
+    ``data-cw-live-region`` parts, or (``mode="log"``) append log chunks read from
+    ``page``; an event about ``watch`` (a record id), or a chunk of another session
+    than ``session``, shows ``notice`` with a link to ``reload`` (else the page)."""
+    return {
+        "stream": stream,
+        "events": " ".join(events),
+        "mode": mode,
+        "after": after,
+        "watch": watch,
+        "notice": notice,
+        "session": session,
+        "page": page,
+        "reload": reload,
+    }
+
+
+def live_feed(*, after: int, initiative_id: str | None = None, **options: Any) -> dict[str, Any]:
+    """``live`` for a page that follows the event feed from event ``after`` (the newest
+    event when the page was read), every kind, optionally one initiative's only."""
+    stream = api_url("stream_events", after=after, initiative_id=initiative_id)
+    return live(stream, events=EVENT_KINDS, **options)
 
 
 class Refused(Exception):

@@ -410,6 +410,12 @@ def check_event(kind: str, subject_type: str, data: Mapping[str, Any]) -> None:
         )
 
 
+def event_last_id() -> int:
+    """The id of the newest committed event (0 when there is none): where a page that
+    follows the feed from now on starts."""
+    return events.last_id()
+
+
 def event_list(
     *,
     after: int = 0,

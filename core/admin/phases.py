@@ -13,7 +13,16 @@ from core import services
 from core.admin.choices import PlanChoicesAdmin, shortened
 from core.admin.filters import InitiativeListFilter
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in, task_graph_svg
-from core.admin_base import Button, ButtonsAdmin, Writes, change_url, service_action, service_button
+from core.admin_base import (
+    Button,
+    ButtonsAdmin,
+    Writes,
+    change_url,
+    live_feed,
+    service_action,
+    service_button,
+)
+from core.events import event_last_id
 from core.models import Phase, PhaseStatus
 from core.repositories import PhaseRepository, plans
 
@@ -112,10 +121,17 @@ class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
         return f"{phase.task_done} / {phase.task_total}"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        after = event_last_id()  # before the page is read: what it may miss, it hears
         phase = self.get_object(request, unquote(object_id))
         context = dict(extra_context or {})
         if phase is not None and self.has_view_or_change_permission(request, phase):
-            context = {**self.plan_context(request, phase), **context}
+            live = live_feed(
+                after=after,
+                initiative_id=phase.initiative_id,
+                watch=phase.pk,
+                notice="This phase changed since the page was read: its form may be out of date.",
+            )
+            context = {**self.plan_context(request, phase), "live": live, **context}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
