@@ -9,7 +9,9 @@ Every ``cw_*`` command follows the same conventions:
   only when standard error is a terminal and only once the work has run for a second
   (``progress``): under cron, in a pipe or in tests the bar writes nothing;
 - every change a command makes is recorded as the system's, under the command's name
-  and the operator's when given (``--operator`` or ``CW_OPERATOR``): ``CwCommand``.
+  and the operator's when given (``--operator`` or ``CW_OPERATOR``): ``CwCommand``;
+- a command that writes a file refuses to write over the database it reads
+  (``refuse_database_file``).
 """
 
 import json
@@ -21,6 +23,7 @@ from datetime import timedelta
 from typing import IO, Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.db import connection
 from tqdm import tqdm
 
 from core.actors import Actor, acting_as
@@ -60,6 +63,29 @@ class CwCommand(BaseCommand):
         name = f"{command} ({operator})" if operator else command
         with acting_as(Actor.system(name, via="command")):
             return super().execute(*args, **options)
+
+
+#: The files SQLite keeps beside a database, by their suffix: writing over one of them
+#: breaks the database as surely as writing over the file itself.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def refuse_database_file(path: str | os.PathLike[str], database: str | None = None) -> None:
+    """A ``CommandError`` when writing ``path`` would write over ``database`` (by default
+    the SQLite file cw reads; nothing to refuse on PostgreSQL) or a file SQLite keeps
+    beside it: the same file by name, through a symbolic link or a hard link."""
+    if database is None:
+        if connection.vendor != "sqlite":
+            return
+        database = str(connection.settings_dict["NAME"])
+    target = os.path.abspath(os.path.expanduser(path))
+    for suffix in ("", *SQLITE_COMPANIONS):
+        file = database + suffix
+        if os.path.realpath(target) == os.path.realpath(file) or (
+            os.path.exists(target) and os.path.exists(file) and os.path.samefile(target, file)
+        ):
+            what = "the database itself" if not suffix else f"the database's {suffix} file"
+            raise CommandError(f"{path} is {what} ({database}); choose another file.")
 
 
 def refusal(error: DomainError) -> CommandError:

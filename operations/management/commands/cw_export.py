@@ -12,8 +12,10 @@ event feed are not exported.
 
 Without ``-o`` the document goes to standard output and the summary to standard error.
 With ``-o`` it is written to a temporary file next to FILE and renamed over it only when
-complete, so FILE is never left half-written. A refusal exits with status 1 and one line
-on standard error: the reason and its code.
+complete, so FILE is never left half-written; FILE is never the database cw reads (nor
+its ``-wal``, ``-shm`` or ``-journal`` file, by name, link or hard link), even with
+``--force``. A refusal exits with status 1 and one line on standard error: the reason
+and its code.
 """
 
 import contextlib
@@ -26,7 +28,7 @@ from typing import IO, Any
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from core.management.commandline import progress, refusal, write_json
+from core.management.commandline import progress, refusal, refuse_database_file, write_json
 from operations.transfer import export_initiative
 
 
@@ -107,6 +109,7 @@ class Command(BaseCommand):
 
     def _export_to_file(self, options: dict[str, Any], path: Path) -> tuple[dict[str, int], int]:
         path = path.expanduser()
+        refuse_database_file(path)
         if path.exists() and not options["force"]:
             raise CommandError(f"{path} exists; pass --force to replace it.")
         if not path.parent.is_dir():
