@@ -11,7 +11,11 @@ Every ``cw_*`` command follows the same conventions:
 - every change a command makes is recorded as the system's, under the command's name
   and the operator's when given (``--operator`` or ``CW_OPERATOR``): ``CwCommand``;
 - a command that writes a file refuses to write over the database it reads
-  (``refuse_database_file``).
+  (``refuse_database_file``);
+- text a command did not write itself (names, emails, log records, refusals that quote
+  them) is printed through ``core.text.terminal_safe`` (``write_json`` through
+  ``json_terminal_safe``), so it cannot clear the screen, move the cursor or retitle
+  the window of whoever reads the output.
 """
 
 import json
@@ -28,6 +32,7 @@ from tqdm import tqdm
 
 from core.actors import Actor, acting_as
 from core.errors import DomainError
+from core.text import json_terminal_safe, terminal_safe
 
 T = TypeVar("T")
 
@@ -90,7 +95,7 @@ def refuse_database_file(path: str | os.PathLike[str], database: str | None = No
 
 def refusal(error: DomainError) -> CommandError:
     """The command's refusal for a domain error: ``message (code)``, exit status 1."""
-    return CommandError(f"{error.message} ({error.code})")
+    return CommandError(terminal_safe(f"{error.message} ({error.code})"))
 
 
 def parse_duration(option: str, text: str) -> timedelta:
@@ -105,8 +110,9 @@ def parse_duration(option: str, text: str) -> timedelta:
 
 
 def write_json(stdout: OutputWrapper | IO[str], data: Any) -> None:
-    """One JSON document (indented, keys in the order given) and a newline."""
-    stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """One JSON document (indented, keys in the order given) and a newline; no raw
+    character a terminal acts on (``json_terminal_safe``)."""
+    stdout.write(json_terminal_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def _stream(stream: OutputWrapper | IO[str] | None) -> IO[str]:

@@ -29,6 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
 from core.management.commandline import progress, refusal, refuse_database_file, write_json
+from core.text import terminal_safe
 from operations.transfer import export_initiative
 
 
@@ -93,7 +94,9 @@ class Command(BaseCommand):
         rows = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
         where = f" to {output} ({size:,} bytes)" if output else ""
         stream = self.stdout if output else self.stderr
-        stream.write(f"Exported initiative {options['initiative_id']}{where}: {rows}.")
+        stream.write(
+            terminal_safe(f"Exported initiative {options['initiative_id']}{where}: {rows}.")
+        )
 
     def _export(self, options: dict[str, Any], out: IO[bytes]) -> dict[str, int]:
         with progress(desc="Export", stream=self.stderr) as bar:
