@@ -39,7 +39,8 @@ run: superuser ## Install, migrate, and serve the admin and API on http://127.0.
 serve: migrate ## Serve with uvicorn (ASGI) for production (DEBUG off; WORKERS, HOST, PORT; see README)
 	DJANGO_DEBUG=false $(PY) manage.py collectstatic --no-input
 	DJANGO_DEBUG=false CW_DB_CONN_MAX_AGE=$${CW_DB_CONN_MAX_AGE:-0} $(VENV)/bin/uvicorn cw_project.asgi:application \
-		--workers $${WORKERS:-3} --host $(HOST) --port $(PORT) --no-access-log
+		--workers $${WORKERS:-3} --host $(HOST) --port $(PORT) --no-access-log \
+		--http cw_project.server:HttpProtocol
 
 demo: migrate ## Load the demo initiatives, agents, logs and accounts (safe to run twice)
 	$(PY) manage.py cw_demo

@@ -280,7 +280,9 @@ def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLog
         except ValueError:
             try:  # orjson is the stricter: what it refuses, json decides
                 raw = json.loads(request.body)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:
+                # RecursionError: nested deeper than the parser reads (orjson stops at
+                # 1,024 levels, json at Python's recursion limit).
                 raise InvalidInput("The body is not JSON.", code="invalid_log_body") from error
         if not isinstance(raw, list):
             raise InvalidInput(

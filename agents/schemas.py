@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, field_validator
+from pydantic import AfterValidator, ConfigDict, field_validator
 
 from agents.models import (
     AgentMode,
@@ -24,7 +24,13 @@ from agents.services.logs import MAX_LOG_BATCH
 from core.live import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import FromRecord, Id, InputSchema, Int32, NonBlankText, Text
-from core.schemas.base import JSON_RULES, TEXT_NOT_BLANK_PATTERN, Documented, PositiveInt32
+from core.schemas.base import (
+    JSON_RULES,
+    TEXT_NOT_BLANK_PATTERN,
+    DateTimeText,
+    Documented,
+    PositiveInt32,
+)
 from core.schemas.base import JsonValue as BaseJsonValue
 from core.validators import TEXT_MAX_LENGTH
 
@@ -114,7 +120,7 @@ class AccountClaimIn(InputSchema):
 
 
 class AccountExhaustIn(InputSchema):
-    until: AwareDatetime = Field(
+    until: DateTimeText = Field(
         description=(
             "When the account may be used again (with a zone). A time more than a year "
             "away parks it for a year; a time already past leaves it available at once "

@@ -95,7 +95,13 @@ api = CwNinjaAPI(
     description=(
         "The control plane for teams of AI coding agents. Authenticate with "
         "`Authorization: Bearer <token>` (`manage.py create_api_token NAME`) or an admin "
-        "session of a staff user. Every error is `{code, message, details}`."
+        "session of a staff user. Every error is `{code, message, details}`. Any request "
+        "may also be refused before it reaches an operation, in the same shape: 400 "
+        "`bad_request` (not HTTP the server can parse), `invalid_host` (a `Host` the "
+        "server does not answer to) or `too_many_fields` (over 1,000 query parameters), "
+        "411 `length_required` (a chunked body the server cannot read), 413 "
+        "`payload_too_large`, 414 `uri_too_long` (a request target over 8 KiB) and 431 "
+        "`headers_too_large` (header fields over 64 KiB)."
     ),
     auth=API_AUTH,
     throttle=[WriteRateThrottle()],

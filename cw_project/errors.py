@@ -19,12 +19,25 @@ no or bad credentials              401     ``not_authenticated`` (+ ``WWW-Authen
 ``Http404``, unknown ``/api/`` URL 404     ``not_found``
 ``DataError`` (unstorable value)   400     ``invalid_value``
 ``RequestDataTooBig`` (big body)   413     ``payload_too_large`` (``details.max_bytes``)
+``TooManyFieldsSent`` (over 1,000  400     ``too_many_fields`` (``details.max_fields``)
+query or form parameters)
+``TooManyFilesSent``               400     ``too_many_files`` (``details.max_files``)
+``DisallowedHost`` (foreign        400     ``invalid_host`` (answered by
+``Host``)                                  ``ApiRequestMiddleware`` before any view)
+other ``SuspiciousOperation``,     400     ``bad_request``
+``BadRequest``
+a chunked body a WSGI server       411     ``length_required`` (``ApiRequestMiddleware``)
+does not de-chunk
 too many writes (``Throttled``)    429     ``throttled`` (+ ``Retry-After``)
 wrong HTTP method                  405     ``method_not_allowed`` (+ ``Allow``)
 other ``HttpError``                its     the code declared for its status, else
                                            ``http_<status>``
 unexpected exception               500     ``internal_error`` (logged, signalled)
 =================================  ======  ==========================================
+
+Outside Django, the HTTP server answers in the same shape what it refuses before Django
+sees the request (``cw_project.server``): 400 ``bad_request`` for a request it cannot
+parse, 414 ``uri_too_long``, 431 ``headers_too_large``.
 
 Every code is in the catalogue of ``core.errors`` (``docs/errors.md``); the codes only the
 API answers are declared here. A code that replaced others (``core.errors.rename``) is
@@ -36,17 +49,26 @@ submitted secret). It goes to the log, where it belongs.
 """
 
 import functools
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import (
+    BadRequest,
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.signals import got_request_exception
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.utils.log import log_response
+from django.views import defaults
 from ninja import NinjaAPI
 from ninja.errors import (
     AuthenticationError,
@@ -62,6 +84,44 @@ from core.schemas.base import BLANK_FIELD_CODES, FIELD_CODES, field_refusal_code
 # --- the codes only the API answers (the domain's are declared by the apps) -------------
 
 BAD_REQUEST = declare("api", "bad_request", 400, "The request cannot be read.")
+INVALID_HOST = declare(
+    "api",
+    "invalid_host",
+    400,
+    "The `Host` header names no host this server answers to (`DJANGO_ALLOWED_HOSTS`).",
+)
+TOO_MANY_FIELDS = declare(
+    "api",
+    "too_many_fields",
+    400,
+    "The query string or form body has more parameters than the API reads (`details.max_fields`).",
+)
+TOO_MANY_FILES = declare(
+    "api",
+    "too_many_files",
+    400,
+    "A multipart body has more files than the API reads (`details.max_files`).",
+)
+LENGTH_REQUIRED = declare(
+    "api",
+    "length_required",
+    411,
+    "A chunked body (no `Content-Length`) that this server cannot read: send "
+    "`Content-Length` (`make serve` reads chunked bodies; `make run` does not).",
+)
+URI_TOO_LONG = declare(
+    "api",
+    "uri_too_long",
+    414,
+    "The request line's target (path and query) is longer than the server reads "
+    "(`details.max_bytes`).",
+)
+HEADERS_TOO_LARGE = declare(
+    "api",
+    "headers_too_large",
+    431,
+    "The request's header fields are larger than the server reads (`details.max_bytes`).",
+)
 NOT_AUTHENTICATED = declare(
     "api",
     "not_authenticated",
@@ -143,6 +203,85 @@ def error_response(
 ) -> JsonResponse:
     """A JSON error response outside a Ninja operation (routing, method fallbacks)."""
     return JsonResponse(error_body(code.code, message, details, code.replaces), status=code.status)
+
+
+#: Where the API is mounted (``cw_project.urls``): the paths that answer in its shape.
+API_PATH_PREFIX = "/api/"
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` (a request's ``path_info``) is under the API."""
+    return path.startswith(API_PATH_PREFIX) or path == API_PATH_PREFIX.rstrip("/")
+
+
+def unreadable_request(error: Exception) -> tuple[ErrorCode, str, dict[str, Any]]:
+    """The code, message and details of a request Django refused to read: a
+    ``SuspiciousOperation`` (a foreign host, too many parameters or files, a body too
+    large) or a ``BadRequest``. The message never quotes the request."""
+    if isinstance(error, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return (
+            PAYLOAD_TOO_LARGE,
+            f"The request body is larger than the {limit} bytes the API reads.",
+            {"max_bytes": limit},
+        )
+    if isinstance(error, DisallowedHost):
+        return (
+            INVALID_HOST,
+            "The Host header names no host this server answers to.",
+            {},
+        )
+    if isinstance(error, TooManyFieldsSent):
+        fields = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return (
+            TOO_MANY_FIELDS,
+            f"The request has more than the {fields} query or form parameters the API reads.",
+            {"max_fields": fields},
+        )
+    if isinstance(error, TooManyFilesSent):
+        files = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return (
+            TOO_MANY_FILES,
+            f"The request has more than the {files} files the API reads.",
+            {"max_files": files},
+        )
+    return BAD_REQUEST, "The request cannot be read.", {}
+
+
+def log_unreadable_request(request: HttpRequest, error: Exception, response: HttpResponse) -> None:
+    """Log a refused request as Django does (``django.security.<Error>`` for a
+    ``SuspiciousOperation``, ``django.request`` otherwise), for whoever watches those."""
+    if isinstance(error, SuspiciousOperation):
+        logger = logging.getLogger(f"django.security.{type(error).__name__}")
+        log_response(
+            str(error),
+            exception=error,
+            request=request,
+            response=response,
+            level="error",
+            logger=logger,
+        )
+    else:
+        log_response("%s: %s", str(error), request.path, response=response, request=request)
+
+
+def unreadable_request_response(request: HttpRequest, error: Exception) -> JsonResponse:
+    """The API's answer, logged, to a request Django refused to read."""
+    code, message, details = unreadable_request(error)
+    response = error_response(code, message, details)
+    log_unreadable_request(request, error, response)
+    return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a refusal Django makes outside any API operation (a middleware
+    reading the request) answers in the error shape under the API, Django's page
+    elsewhere. (With DEBUG on Django shows its debug page instead; the API's own
+    middleware and handlers answer first where it matters.)"""
+    if is_api_path(request.path_info):
+        code, message, details = unreadable_request(exception)
+        return error_response(code, message, details)
+    return defaults.bad_request(request, exception)
 
 
 def _refused_field(loc: tuple[Any, ...]) -> tuple[str | None, bool]:
@@ -265,6 +404,14 @@ def install_error_handlers(api: NinjaAPI) -> None:
             {"max_bytes": limit},
         )
 
+    def on_unreadable_request(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # Raised when an operation first reads request.GET (over 1,000 parameters) or a
+        # session's CSRF check reads request.POST: a refusal of the request, not a 500.
+        code, message, details = unreadable_request(exc)
+        response = respond(request, code, message, details)
+        log_unreadable_request(request, exc, response)
+        return response
+
     def on_http404(request: HttpRequest, exc: Http404) -> HttpResponse:
         return respond(request, NOT_FOUND, str(exc) or "Not found.")
 
@@ -295,6 +442,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
         (Http404, on_http404),
         (DataError, on_data_error),
         (RequestDataTooBig, on_request_data_too_big),
+        (SuspiciousOperation, on_unreadable_request),
+        (BadRequest, on_unreadable_request),
         (Exception, on_unexpected),
     ]
     for exception_class, handler in handlers:

@@ -52,6 +52,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a foreign Host under the API, or a chunked body a WSGI server leaves
+    # unread, is answered before any middleware reads the request.
+    "cw_project.unreadable_requests.UnreadableRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ from STATIC_ROOT in every process, gunicorn included: nothing else
     # serves the admin's CSS and the API docs' Swagger assets when DEBUG is off.

@@ -234,6 +234,10 @@ class Server:
             "--port",
             str(self.port),
             "--no-access-log",
+            # make serve's HTTP protocol (tests/cw_project/test_server_protocol.py
+            # checks the two commands agree).
+            "--http",
+            "cw_project.server:HttpProtocol",
         ]
 
     def _gunicorn(self) -> list[str]:

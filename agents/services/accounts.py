@@ -47,7 +47,7 @@ def validate_account_fields(fields: dict[str, Any]) -> None:
             continue
         try:
             json.loads(value)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             # The value itself is a secret: never echo it back.
             raise InvalidInput(
                 f"{name} must be JSON text (the contents of the provider's file).",

@@ -9,7 +9,13 @@ Every ``cw_*`` command follows the same conventions:
   only when standard error is a terminal and only once the work has run for a second
   (``progress``): under cron, in a pipe or in tests the bar writes nothing;
 - every change a command makes is recorded as the system's, under the command's name
-  and the operator's when given (``--operator`` or ``CW_OPERATOR``): ``CwCommand``.
+  and the operator's when given (``--operator`` or ``CW_OPERATOR``): ``CwCommand``;
+- a command that writes a file refuses to write over the database it reads
+  (``refuse_database_file``);
+- text a command did not write itself (names, emails, log records, refusals that quote
+  them) is printed through ``core.text.terminal_safe`` (``write_json`` through
+  ``json_terminal_safe``), so it cannot clear the screen, move the cursor or retitle
+  the window of whoever reads the output.
 """
 
 import json
@@ -21,10 +27,12 @@ from datetime import timedelta
 from typing import IO, Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.db import connection
 from tqdm import tqdm
 
 from core.actors import Actor, acting_as
 from core.errors import DomainError
+from core.text import json_terminal_safe, terminal_safe
 
 T = TypeVar("T")
 
@@ -62,9 +70,32 @@ class CwCommand(BaseCommand):
             return super().execute(*args, **options)
 
 
+#: The files SQLite keeps beside a database, by their suffix: writing over one of them
+#: breaks the database as surely as writing over the file itself.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def refuse_database_file(path: str | os.PathLike[str], database: str | None = None) -> None:
+    """A ``CommandError`` when writing ``path`` would write over ``database`` (by default
+    the SQLite file cw reads; nothing to refuse on PostgreSQL) or a file SQLite keeps
+    beside it: the same file by name, through a symbolic link or a hard link."""
+    if database is None:
+        if connection.vendor != "sqlite":
+            return
+        database = str(connection.settings_dict["NAME"])
+    target = os.path.abspath(os.path.expanduser(path))
+    for suffix in ("", *SQLITE_COMPANIONS):
+        file = database + suffix
+        if os.path.realpath(target) == os.path.realpath(file) or (
+            os.path.exists(target) and os.path.exists(file) and os.path.samefile(target, file)
+        ):
+            what = "the database itself" if not suffix else f"the database's {suffix} file"
+            raise CommandError(f"{path} is {what} ({database}); choose another file.")
+
+
 def refusal(error: DomainError) -> CommandError:
     """The command's refusal for a domain error: ``message (code)``, exit status 1."""
-    return CommandError(f"{error.message} ({error.code})")
+    return CommandError(terminal_safe(f"{error.message} ({error.code})"))
 
 
 def parse_duration(option: str, text: str) -> timedelta:
@@ -79,8 +110,9 @@ def parse_duration(option: str, text: str) -> timedelta:
 
 
 def write_json(stdout: OutputWrapper | IO[str], data: Any) -> None:
-    """One JSON document (indented, keys in the order given) and a newline."""
-    stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """One JSON document (indented, keys in the order given) and a newline; no raw
+    character a terminal acts on (``json_terminal_safe``)."""
+    stdout.write(json_terminal_safe(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 def _stream(stream: OutputWrapper | IO[str] | None) -> IO[str]:

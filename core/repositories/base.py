@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, models, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    connections,
+    models,
+    transaction,
+)
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.db.transaction import TransactionManagementError
@@ -462,7 +470,8 @@ class Repository(Generic[M]):
             ) from error
 
     def _save(self, obj: M, **kwargs: Any) -> None:
-        """Save in a savepoint; a refusal by the database becomes a coded domain error."""
+        """Save in a savepoint; a refusal by the database becomes a coded domain error,
+        and an update of a row deleted since it was read ``<slug>_not_found``."""
         try:
             with transaction.atomic():
                 obj.save(**kwargs)
@@ -474,6 +483,12 @@ class Repository(Generic[M]):
                 "of range).",
                 code="invalid_value",
             ) from error
+        except DatabaseError as error:
+            if kwargs.get("update_fields") is not None and _updated_no_row(error):
+                # Deleted between the read and this write (a caller that did not lock
+                # the row, or a DELETE that committed first): gone, as for any reader.
+                raise self.not_found(obj.pk) from error
+            raise
 
     def _integrity_refusal(self, obj: M, error: IntegrityError) -> DomainError:
         """The domain error for a write the database refused: the violated constraint's
@@ -504,6 +519,13 @@ class Repository(Generic[M]):
             code="invalid_value",
             details={"rule": kind},
         )
+
+
+def _updated_no_row(error: DatabaseError) -> bool:
+    """Whether ``error`` is Django's own "Save with update_fields did not affect any
+    rows": a plain ``DatabaseError`` raised by the model's save, not one of the driver's
+    (those are subclasses, or carry the driver's error as their cause)."""
+    return type(error) is DatabaseError and error.__cause__ is None
 
 
 def _only_missing_references(obj: models.Model, error: ValidationError) -> bool:

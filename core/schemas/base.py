@@ -12,6 +12,7 @@ caller never mistakes a short page for the end of the list; so is an ``offset`` 
 """
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
@@ -19,6 +20,7 @@ from django.db.models import QuerySet
 from ninja import Field, Schema
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -292,6 +294,27 @@ Int32 = Annotated[
     int, Field(strict=True, ge=-(2**31), le=2**31 - 1), BeforeValidator(_integral_float_to_int)
 ]
 #: A positive ``Int32`` (a line or session number).
+#: RFC 3339's ``date-time`` (what the document's ``format: date-time`` names): a date, a
+#: time with seconds, and a zone.
+_RFC3339_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def _refuse_other_than_rfc3339(value: Any) -> Any:
+    """``value`` when it is RFC 3339 text; pydantic would otherwise read a number (``0``,
+    ``"0"``) as seconds since 1970, or a date without a time, which the document
+    refuses."""
+    if isinstance(value, str) and _RFC3339_DATE_TIME.fullmatch(value):
+        return value
+    raise ValueError("must be a date and time with its zone, as RFC 3339 text")
+
+
+#: A date and time with its zone, written as RFC 3339 text (``2026-05-01T12:00:00Z``)
+#: and nothing else, as ``format: date-time`` says.
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_refuse_other_than_rfc3339)]
+
+
 PositiveInt32 = Annotated[
     int, Field(strict=True, ge=1, le=2**31 - 1), BeforeValidator(_integral_float_to_int)
 ]

@@ -42,6 +42,7 @@ from core.management.commandline import (
     refusal,
     write_json,
 )
+from core.text import terminal_safe
 
 accounts = AccountRepository()
 
@@ -256,15 +257,17 @@ class Command(CwCommand):
             self._json([account_data(account) for account in found])
             return
         if not found:
-            self.stdout.write("No accounts." if provider is None else f"No '{provider}' accounts.")
+            self.stdout.write(
+                "No accounts." if provider is None else terminal_safe(f"No '{provider}' accounts.")
+            )
             return
         now = timezone.now()
         header = ("ID", "PROVIDER", "EMAIL", "STATE", "LAST USED", "CREDENTIALS", "CONFIG")
         rows = [header] + [
             (
                 account.pk,
-                account.provider,
-                account.email,
+                terminal_safe(account.provider),
+                terminal_safe(account.email),
                 account_state(account, now),
                 _iso(account.last_used_at) or "never",
                 "set" if getattr(account, "credentials_are_set", False) else "-",
@@ -286,7 +289,10 @@ class Command(CwCommand):
             return
         self.stdout.write(
             self.style.SUCCESS(
-                f"Account {account.pk} ({account.email}) is exhausted until {until.isoformat()}."
+                terminal_safe(
+                    f"Account {account.pk} ({account.email}) is exhausted until "
+                    f"{until.isoformat()}."
+                )
             )
         )
 
@@ -294,7 +300,9 @@ class Command(CwCommand):
         """Put the account back in the rotation now."""
         account = account_release(account_id=options["account_id"])
         self.stdout.write(
-            self.style.SUCCESS(f"Account {account.pk} ({account.email}) is available again.")
+            self.style.SUCCESS(
+                terminal_safe(f"Account {account.pk} ({account.email}) is available again.")
+            )
         )
 
     def clear_expired(self, options: dict[str, Any]) -> None:

@@ -59,6 +59,7 @@ from core.management.commandline import (
     write_json,
 )
 from core.repositories import MAX_KEYSET_PAGE_SIZE
+from core.text import json_terminal_safe, terminal_safe
 
 agents = AgentRepository()
 logs = LogChunkRepository()
@@ -345,11 +346,11 @@ class Command(CwCommand):
 
     def _print_record(self, row: LogChunkRow, record: str, *, raw: bool) -> None:
         if raw:
-            self.stdout.write(record)
+            self.stdout.write(terminal_safe(record))
             return
         stamp = self.style.SQL_FIELD(timezone.localtime(row.created_at).strftime("%H:%M:%S"))
         for kind, text in describe_record(record):
-            first, *rest = text.splitlines() or [""]
+            first, *rest = [terminal_safe(line, lines=True) for line in text.splitlines()] or [""]
             self.stdout.write(f"{stamp} {self._styled(kind, first)}")
             for line in rest:
                 self.stdout.write(" " * TIME_WIDTH + self._styled(kind, line))
@@ -379,7 +380,8 @@ class Command(CwCommand):
             return
         for count in pruned:
             self.stdout.write(
-                f"{count.agent_name} ({count.agent_id}): {verb} {_chunks(count.chunks)}"
+                terminal_safe(f"{count.agent_name} ({count.agent_id}): ")
+                + f"{verb} {_chunks(count.chunks)}"
             )
         line = f"Total: {verb} {_chunks(total)} {when}."
         self.stdout.write(line if dry_run else self.style.SUCCESS(line))
@@ -394,17 +396,20 @@ def resolve_agent(text: str) -> Agent:
 
 
 def export_line(row: LogChunkRow) -> str:
-    """A chunk as one NDJSON line (``write`` adds the newline)."""
-    return orjson.dumps(
-        {
-            "id": row.id,
-            "agent_id": row.agent_id,
-            "agent_name": row.agent_name,
-            "session_number": row.session_number,
-            "created_at": row.created_at.isoformat(),
-            "content": row.content,
-        }
-    ).decode()
+    """A chunk as one NDJSON line (``write`` adds the newline), the same JSON with no raw
+    character a terminal acts on (``json_terminal_safe``)."""
+    return json_terminal_safe(
+        orjson.dumps(
+            {
+                "id": row.id,
+                "agent_id": row.agent_id,
+                "agent_name": row.agent_name,
+                "session_number": row.session_number,
+                "created_at": row.created_at.isoformat(),
+                "content": row.content,
+            }
+        ).decode()
+    )
 
 
 def _chunks(count: int) -> str:

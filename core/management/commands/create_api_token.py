@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 
 from core.errors import DomainError
 from core.management.commandline import CwCommand
+from core.text import terminal_safe
 from core.tokens import api_token_create
 
 
@@ -38,9 +39,11 @@ class Command(CwCommand):
         try:
             token, clear = api_token_create(name=options["name"], created_by=creator, person=person)
         except DomainError as error:
-            raise CommandError(error.message) from error
+            raise CommandError(terminal_safe(error.message)) from error
         self.stdout.write(
-            self.style.SUCCESS(f"Created {token.kind} API token '{token.name}' (id {token.pk}).")
+            self.style.SUCCESS(
+                terminal_safe(f"Created {token.kind} API token '{token.name}' (id {token.pk}).")
+            )
         )
         self.stdout.write(clear)
         self.stdout.write(
@@ -56,5 +59,5 @@ def _user(username: str | None):
     user_model = get_user_model()
     user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
     if user is None:
-        raise CommandError(f"No user is named '{username}'.")
+        raise CommandError(terminal_safe(f"No user is named '{username}'."))
     return user

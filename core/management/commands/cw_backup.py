@@ -32,7 +32,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import connection
 
-from core.management.commandline import progress
+from core.management.commandline import progress, refuse_database_file
 
 #: Pages copied per step of the online backup; the source is read-locked only per step.
 STEP_PAGES = 1024
@@ -169,10 +169,7 @@ def _checked_target(path: str, database: str, *, force: bool) -> str:
     target = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(database):
         raise CommandError(f"The database file {database} does not exist.")
-    if os.path.realpath(target) == os.path.realpath(database) or (
-        os.path.exists(target) and os.path.samefile(target, database)
-    ):
-        raise CommandError(f"{path} is the database itself; choose another file.")
+    refuse_database_file(path, database)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise CommandError(f"The directory {directory} does not exist.")

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand
 
+from core.text import terminal_safe
 from core.tokens import api_token_list
 
 
@@ -24,8 +25,8 @@ class Command(BaseCommand):
         rows = [
             (
                 token.pk,
-                token.name,
-                f"person:{token.person.get_username()}" if token.person else "tool",
+                terminal_safe(token.name),
+                terminal_safe(f"person:{token.person.get_username()}") if token.person else "tool",
                 token.prefix,
                 _when(token.created_at),
                 _when(token.last_used_at),

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 
 from core.errors import DomainError
 from core.management.commandline import CwCommand
+from core.text import terminal_safe
 from core.tokens import api_token_revoke
 
 
@@ -20,7 +21,9 @@ class Command(CwCommand):
         try:
             token = api_token_revoke(token_id_or_prefix=options["id_or_prefix"])
         except DomainError as error:
-            raise CommandError(error.message) from error
+            raise CommandError(terminal_safe(error.message)) from error
         self.stdout.write(
-            self.style.SUCCESS(f"Revoked API token '{token.name}' ({token.prefix}, id {token.pk}).")
+            self.style.SUCCESS(
+                terminal_safe(f"Revoked API token '{token.name}' ({token.prefix}, id {token.pk}).")
+            )
         )

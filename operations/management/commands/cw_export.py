@@ -12,8 +12,10 @@ event feed are not exported.
 
 Without ``-o`` the document goes to standard output and the summary to standard error.
 With ``-o`` it is written to a temporary file next to FILE and renamed over it only when
-complete, so FILE is never left half-written. A refusal exits with status 1 and one line
-on standard error: the reason and its code.
+complete, so FILE is never left half-written; FILE is never the database cw reads (nor
+its ``-wal``, ``-shm`` or ``-journal`` file, by name, link or hard link), even with
+``--force``. A refusal exits with status 1 and one line on standard error: the reason
+and its code.
 """
 
 import contextlib
@@ -26,7 +28,8 @@ from typing import IO, Any
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from core.management.commandline import progress, refusal, write_json
+from core.management.commandline import progress, refusal, refuse_database_file, write_json
+from core.text import terminal_safe
 from operations.transfer import export_initiative
 
 
@@ -91,7 +94,9 @@ class Command(BaseCommand):
         rows = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
         where = f" to {output} ({size:,} bytes)" if output else ""
         stream = self.stdout if output else self.stderr
-        stream.write(f"Exported initiative {options['initiative_id']}{where}: {rows}.")
+        stream.write(
+            terminal_safe(f"Exported initiative {options['initiative_id']}{where}: {rows}.")
+        )
 
     def _export(self, options: dict[str, Any], out: IO[bytes]) -> dict[str, int]:
         with progress(desc="Export", stream=self.stderr) as bar:
@@ -107,6 +112,7 @@ class Command(BaseCommand):
 
     def _export_to_file(self, options: dict[str, Any], path: Path) -> tuple[dict[str, int], int]:
         path = path.expanduser()
+        refuse_database_file(path)
         if path.exists() and not options["force"]:
             raise CommandError(f"{path} exists; pass --force to replace it.")
         if not path.parent.is_dir():

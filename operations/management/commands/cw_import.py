@@ -25,6 +25,7 @@ from django.db import transaction
 
 from core.errors import DomainError
 from core.management.commandline import CwCommand, progress, refusal, write_json
+from core.text import terminal_safe
 from operations.transfer import ImportResult, import_initiative, load_document
 
 STDIN = "-"
@@ -76,19 +77,21 @@ class Command(CwCommand):
             clashes = error.details.get("clashes") if isinstance(error.details, dict) else None
             if clashes:
                 for key, values in clashes.items():
-                    self.stderr.write(f"{key}: {' '.join(values)}")
+                    self.stderr.write(terminal_safe(f"{key}: {' '.join(values)}"))
             raise refusal(error) from error
         if options["json"]:
             write_json(self.stdout, {**result.as_dict(), "dry_run": options["dry_run"]})
             return
         rows = ", ".join(f"{n} {table}" for table, n in result.counts.items() if n)
         verb = "Would import" if options["dry_run"] else "Imported"
-        self.stdout.write(f"{verb} initiative {result.initiative_id}: {rows or 'nothing'}.")
+        lines = [f"{verb} initiative {result.initiative_id}: {rows or 'nothing'}."]
         if result.reused_projects:
-            self.stdout.write(f"Linked existing projects: {', '.join(result.reused_projects)}.")
+            lines.append(f"Linked existing projects: {', '.join(result.reused_projects)}.")
         for key, names in result.renamed.items():
             listed = ", ".join(f"{old} -> {new}" for old, new in names.items())
-            self.stdout.write(f"Renamed ({key}, taken): {listed}.")
+            lines.append(f"Renamed ({key}, taken): {listed}.")
+        for line in lines:  # ids and names from the file: none may act on the terminal
+            self.stdout.write(terminal_safe(line))
         for key, count in result.cleared_references.items():
             self.stdout.write(f"Cleared {count} {key} (not in the file or the database).")
         if not result.log_chunk_ids_kept:

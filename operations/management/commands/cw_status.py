@@ -54,6 +54,7 @@ from django.core.management.base import BaseCommand
 from core.errors import DomainError
 from core.management.commandline import refusal, write_json
 from core.repositories import MAX_PAGE_SIZE
+from core.text import terminal_safe
 from operations.status import DEFAULT_LIMIT, gather_status
 
 #: The longest a quoted text (a message, a question) runs on the screen.
@@ -105,7 +106,9 @@ class Command(BaseCommand):
             write_json(self.stdout, status)
             return
         for line in render(status):
-            self.stdout.write(line)
+            # Every line is one line of names, previews and figures: none may act on
+            # the terminal (a name holding "\x1b[2J" is shown, not run).
+            self.stdout.write(terminal_safe(line))
 
 
 # --- the screen ----------------------------------------------------------------------------
