@@ -6,9 +6,10 @@ the admin; the API leaves it to its authentication (``core.auth``), which names 
 token's tool or person, or the staff user, acting through the API.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 from core.actors import Actor, begin_acting, end_acting, set_actor
@@ -16,13 +17,31 @@ from cw_project.api import api
 
 
 class ActorMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    """Sync and async alike: under ASGI a waiting request (a long poll, a stream) must
+    not hold a thread for a middleware that cannot await."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self.__acall__(request)
         scope = begin_acting(None)
         try:
             return self.get_response(request)
+        finally:
+            end_acting(scope)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        scope = begin_acting(None)
+        try:
+            return await self.get_response(request)
         finally:
             end_acting(scope)
 

@@ -20,6 +20,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.deprecation import MiddlewareMixin
 
 from cw_project.api import api
 
@@ -68,15 +69,10 @@ def _query_is_storable(query: bytes) -> bool:
     return True
 
 
-class RejectUnstorableUrlMiddleware:
+class RejectUnstorableUrlMiddleware(MiddlewareMixin):
     """Answer 400 to a non-API request whose path or query string holds a NUL or bytes
-    that are not UTF-8 (the path as sent; the query's keys and values once decoded)."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+    that are not UTF-8 (the path as sent; the query's keys and values once decoded).
+    Sync and async alike (``MiddlewareMixin``): it only looks, in ``process_view``."""
 
     def process_view(
         self,

@@ -58,7 +58,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves /static/ from STATIC_ROOT in every process, gunicorn included: nothing else
     # serves the admin's CSS and the API docs' Swagger assets when DEBUG is off.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "cw_project.static_files.StaticFilesMiddleware",
     # Early: a URL with a NUL or non-UTF-8 bytes gets a 400 before any other work.
     "cw_project.middleware.RejectUnstorableUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

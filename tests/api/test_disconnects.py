@@ -3,12 +3,14 @@ server that the client left (``http.disconnect``), cancels the long poll or the 
 and the hub forgets its waiter at once instead of at the end of the wait."""
 
 import asyncio
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.asgi import get_asgi_application
 
 from core.live import hub
+from cw_project.asgi import CwASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,3 +87,63 @@ def test_a_stream_ends_when_its_client_goes(api_token):
 
     assert hub.waiting() == 0
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+
+
+#: Waiting requests at once in the thread count test, and the pool they share.
+WAITERS = 40
+THREADS = 4
+
+
+def test_waiting_requests_hold_no_thread(api_token, monkeypatch):
+    """Under ``make serve``'s handler (``cw_project.asgi``) a request's synchronous work
+    runs on the process's pool of threads, and every middleware is async-capable, so a
+    long poll waits on the event loop alone: forty waiting polls hold no thread of their
+    own (Django's handler keeps a thread per request while it lasts; a sync-only
+    middleware would hold a pool thread through the wait, and four would fill it)."""
+    _, clear = api_token
+    monkeypatch.setenv("CW_ASGI_THREADS", str(THREADS))
+    app = CwASGIHandler()
+
+    async def poll_all() -> int:
+        gone = asyncio.Event()
+
+        def receive_then_leave():
+            requested = False
+
+            async def receive() -> dict:
+                nonlocal requested
+                if not requested:
+                    requested = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                await gone.wait()
+                return {"type": "http.disconnect"}
+
+            return receive
+
+        async def send(message: dict) -> None:
+            pass
+
+        before = threading.active_count()
+        polls = [
+            asyncio.ensure_future(
+                app(scope("/api/events", f"wait={LONG}", clear), receive_then_leave(), send)
+            )
+            for _ in range(WAITERS)
+        ]
+        for _ in range(300):
+            if hub.waiting() == WAITERS:
+                break
+            await asyncio.sleep(0.05)
+        waiting = hub.waiting()
+        added = threading.active_count() - before
+        gone.set()
+        await asyncio.wait_for(asyncio.gather(*polls), timeout=LONG / 3)
+        assert waiting == WAITERS
+        return added
+
+    try:
+        added = asyncio.run(poll_all())
+    finally:
+        app.pool.shutdown()
+    # The pool's threads, and the hub's one listener or watcher: none per request.
+    assert added <= THREADS + 1
