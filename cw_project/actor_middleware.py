@@ -6,32 +6,18 @@ the admin; the API leaves it to its authentication (``core.auth``), which names 
 token's tool or person, or the staff user, acting through the API.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 from core.actors import Actor, begin_acting, end_acting, set_actor
 from cw_project.api import api
+from cw_project.middleware_modes import SyncAndAsyncMiddleware
 
 
-class ActorMiddleware:
-    """Sync and async alike: under ASGI a waiting request (a long poll, a stream) must
-    not hold a thread for a middleware that cannot await."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        if self.is_async:
-            return self.__acall__(request)
+class ActorMiddleware(SyncAndAsyncMiddleware):
+    def call_sync(self, request: HttpRequest) -> HttpResponse:
         scope = begin_acting(None)
         try:
             return self.get_response(request)

@@ -6,28 +6,23 @@ hold that thread until it ended. This one answers a static file the same way and
 every other request on without a thread.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
 
+from cw_project.middleware_modes import SyncAndAsyncMiddleware
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
-    sync_capable = True
-    async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], Any] | None = None) -> None:
-        super().__init__(get_response)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+class StaticFilesMiddleware(SyncAndAsyncMiddleware, WhiteNoiseMiddleware):
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        WhiteNoiseMiddleware.__init__(self, get_response)
+        SyncAndAsyncMiddleware.__init__(self, get_response)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        if self.is_async:
-            return self.__acall__(request)
-        return super().__call__(request)
+    def call_sync(self, request: HttpRequest) -> HttpResponse:
+        return WhiteNoiseMiddleware.__call__(self, request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         if self.autorefresh:  # DEBUG: looks on the disk, in a thread

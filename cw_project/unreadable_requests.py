@@ -23,9 +23,7 @@ files) is raised when a view first reads it and answered by the API's handlers
 """
 
 import io
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.handlers.wsgi import WSGIRequest
@@ -33,6 +31,7 @@ from django.http import HttpRequest, HttpResponse
 
 from cw_project.errors import LENGTH_REQUIRED, error_response, is_api_path
 from cw_project.errors import unreadable_request_response as refused
+from cw_project.middleware_modes import SyncAndAsyncMiddleware
 
 #: Bytes read from a de-chunked body at a time.
 READ_SIZE = 64 * 1024
@@ -97,29 +96,15 @@ def check_request(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-class UnreadableRequestMiddleware:
+class UnreadableRequestMiddleware(SyncAndAsyncMiddleware):
     """``check_request`` before any other middleware (sync and async alike, so it adds
     no thread under ASGI)."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(
-        self,
-        get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]],
-    ) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
-        if self.is_async:
-            return self.__acall__(request)
+    def call_sync(self, request: HttpRequest) -> HttpResponse:
         return check_request(request) or self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         answer = check_request(request)
         if answer is not None:
             return answer
-        return await self.get_response(request)  # type: ignore[misc]
+        return await self.get_response(request)

@@ -35,10 +35,8 @@ def scope(path: str, query: str, token: str) -> dict:
     }
 
 
-async def wait_and_leave(path: str, query: str, token: str) -> list[dict]:
-    """Send the request, wait until it waits in the hub, then disconnect; the messages
-    the application sent, once it has ended (or a timeout if it does not)."""
-    gone = asyncio.Event()
+def receive_then_leave(gone: asyncio.Event):
+    """An ASGI ``receive``: the (empty) request, then a disconnect once ``gone`` is set."""
     requested = False
 
     async def receive() -> dict:
@@ -49,6 +47,14 @@ async def wait_and_leave(path: str, query: str, token: str) -> list[dict]:
         await gone.wait()
         return {"type": "http.disconnect"}
 
+    return receive
+
+
+async def wait_and_leave(path: str, query: str, token: str) -> list[dict]:
+    """Send the request, wait until it waits in the hub, then disconnect; the messages
+    the application sent, once it has ended (or a timeout if it does not)."""
+    gone = asyncio.Event()
+    receive = receive_then_leave(gone)
     sent: list[dict] = []
 
     async def send(message: dict) -> None:
@@ -107,26 +113,13 @@ def test_waiting_requests_hold_no_thread(api_token, monkeypatch):
     async def poll_all() -> int:
         gone = asyncio.Event()
 
-        def receive_then_leave():
-            requested = False
-
-            async def receive() -> dict:
-                nonlocal requested
-                if not requested:
-                    requested = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-                await gone.wait()
-                return {"type": "http.disconnect"}
-
-            return receive
-
         async def send(message: dict) -> None:
             pass
 
         before = threading.active_count()
         polls = [
             asyncio.ensure_future(
-                app(scope("/api/events", f"wait={LONG}", clear), receive_then_leave(), send)
+                app(scope("/api/events", f"wait={LONG}", clear), receive_then_leave(gone), send)
             )
             for _ in range(WAITERS)
         ]
