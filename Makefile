@@ -38,7 +38,7 @@ run: superuser ## Install, migrate, and serve the admin and API on http://127.0.
 
 serve: migrate ## Serve with uvicorn (ASGI) for production (DEBUG off; WORKERS, HOST, PORT; see README)
 	DJANGO_DEBUG=false $(PY) manage.py collectstatic --no-input
-	DJANGO_DEBUG=false CW_DB_CONN_MAX_AGE=$${CW_DB_CONN_MAX_AGE:-0} $(VENV)/bin/uvicorn cw_project.asgi:application \
+	DJANGO_DEBUG=false $(VENV)/bin/uvicorn cw_project.asgi:application \
 		--workers $${WORKERS:-3} --host $(HOST) --port $(PORT) --no-access-log \
 		--http cw_project.server:HttpProtocol
 

@@ -10,23 +10,27 @@ id>`` (the questions waiting for an agent).
   listening connection, in one thread, that wakes that process's waiters.
 - **SQLite** (one machine): the commit wakes this process's waiters at once
   (``on_commit``); other processes' commits are seen by one watcher thread per process
-  that reads the feed's and the logs' last ids every ``WATCH_INTERVAL`` seconds while
-  anyone waits, and wakes every waiter when they move.
+  that reads the feed's, the logs' and the questions' last marks every
+  ``WATCH_INTERVAL`` seconds while anyone waits and, when they move, wakes the channels
+  of what is new (the agents that logged, not every follower).
 
 Either way a waiter also wakes after ``FALLBACK_SECONDS`` and reads again, so a lost
-notification (a listener reconnecting) delays an answer, never loses it. Waiting holds
-no database connection and no thread: it is an ``asyncio.Event`` on the waiter's loop.
+notification (a listener reconnecting) delays an answer, never loses it. A reader
+subscribes before it reads (``hub.subscribed``), so a commit between its read and its
+wait wakes it too. Waiting holds no database connection and no thread: it is an
+``asyncio.Event`` on the waiter's loop.
 """
 
 import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
@@ -67,14 +71,51 @@ def notify(channel: str) -> None:
     transaction.on_commit(lambda: hub.wake(channel))
 
 
+class Subscription:
+    """A reader's interest in one channel, taken before it reads: a commit that lands
+    between the read and the wait still wakes the wait (it was never lost in a gap)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        # An asyncio.Event for a reader on an event loop, a threading.Event for a thread.
+        self.event: asyncio.Event | threading.Event = (
+            asyncio.Event() if loop is not None else threading.Event()
+        )
+
+    def set(self) -> None:
+        """Wake the reader; safe from any thread."""
+        if self.loop is None:
+            self.event.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the reader's loop has closed
+                self.loop.call_soon_threadsafe(self.event.set)
+
+    async def wait(self, timeout: float) -> bool:
+        """Until notified since the last wait (True) or ``timeout`` seconds pass, at most
+        ``FALLBACK_SECONDS`` (False)."""
+        assert isinstance(self.event, asyncio.Event)
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout=min(timeout, FALLBACK_SECONDS))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.event.clear()
+
+    def wait_in_thread(self, timeout: float) -> bool:
+        """``wait`` for a reader that is a thread (a WSGI request, a command)."""
+        assert isinstance(self.event, threading.Event)
+        woken = self.event.wait(min(timeout, FALLBACK_SECONDS))
+        self.event.clear()
+        return woken
+
+
 class Hub:
-    """The waiters of one process, by channel, and the one thread that wakes them."""
+    """The readers of one process, by channel, and the one thread that wakes them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = (
-            defaultdict(set)
-        )
+        self._waiters: dict[str, set[Subscription]] = defaultdict(set)
         self._thread: threading.Thread | None = None
         #: Set when a waiter arrives, so an idle listener connects again.
         self._someone_waits = threading.Event()
@@ -82,30 +123,39 @@ class Hub:
 
     # --- readers ---------------------------------------------------------------------
 
-    async def wait_for(self, channel: str, timeout: float) -> bool:
-        """Wait until ``channel`` is notified (True) or ``timeout`` seconds pass, at most
-        ``FALLBACK_SECONDS`` (False)."""
-        event = asyncio.Event()
-        waiter = (asyncio.get_running_loop(), event)
+    @contextlib.contextmanager
+    def subscribed(self, channel: str, *, in_thread: bool = False) -> Iterator[Subscription]:
+        """Follow ``channel`` while the block runs: read, then ``wait`` and read again.
+        On an event loop unless ``in_thread``."""
+        subscription = Subscription(None if in_thread else asyncio.get_running_loop())
         with self._lock:
-            self._waiters[channel].add(waiter)
+            self._waiters[channel].add(subscription)
         self._someone_waits.set()
         self._ensure_started()
         try:
-            await asyncio.wait_for(event.wait(), timeout=min(timeout, FALLBACK_SECONDS))
-            return True
-        except TimeoutError:
-            return False
+            yield subscription
         finally:
             with self._lock:
-                self._waiters[channel].discard(waiter)
+                self._waiters[channel].discard(subscription)
                 if not self._waiters[channel]:
                     del self._waiters[channel]
+
+    async def wait_for(self, channel: str, timeout: float) -> bool:
+        """Wait until ``channel`` is notified (True) or ``timeout`` seconds pass, at most
+        ``FALLBACK_SECONDS`` (False). A reader that reads, then waits, should hold a
+        ``subscribed`` across both instead, or a commit between them wakes nobody."""
+        with self.subscribed(channel) as subscription:
+            return await subscription.wait(timeout)
 
     def waiting(self) -> int:
         """How many readers wait now (all channels)."""
         with self._lock:
             return sum(len(waiters) for waiters in self._waiters.values())
+
+    def channels(self) -> list[str]:
+        """The channels someone follows now."""
+        with self._lock:
+            return list(self._waiters)
 
     # --- writers' side ---------------------------------------------------------------
 
@@ -117,9 +167,8 @@ class Hub:
                 waiters = [w for group in self._waiters.values() for w in group]
             else:
                 waiters = list(self._waiters.get(channel, ()))
-        for loop, event in waiters:
-            with contextlib.suppress(RuntimeError):  # the waiter's loop has closed
-                loop.call_soon_threadsafe(event.set)
+        for subscription in waiters:
+            subscription.set()
 
     # --- the thread that wakes them ----------------------------------------------------
 
@@ -181,29 +230,67 @@ def _listen_postgresql(hub: Hub) -> None:
 
 
 def _watch_sqlite(hub: Hub) -> None:
-    """While anyone waits, read the feed's, the logs' and the questions' last marks and
-    wake every waiter when they move (another process committed)."""
+    """While anyone waits, read the feed's, the logs' and the questions' last marks and,
+    when they move (another process committed), wake the channels of what is new: the
+    feed, the logs of the agents that logged, the questions of the agents asked."""
     from django.db import connections
 
-    last: tuple[Any, ...] | None = None
+    marks: tuple[Any, ...] | None = None
     while hub.idle():
         if hub._stop.wait(WATCH_INTERVAL):
             break
+        db = connections["default"]
         try:
-            db = connections["default"]
             with db.cursor() as cursor:
-                cursor.execute(
-                    "SELECT (SELECT MAX(id) FROM events), (SELECT MAX(id) FROM agent_log_chunks),"
-                    " (SELECT MAX(updated_at) FROM conversations)"
-                )
-                now = tuple(cursor.fetchone() or ())
-            db.close()
+                now = _sqlite_marks(cursor)
+                channels = _sqlite_news(cursor, marks, now) if marks is not None else []
         except Exception:
             logger.debug("cw live: the SQLite watcher could not read", exc_info=True)
+            db.close()
             continue
-        if last is not None and now != last:
-            hub.wake()
-        last = now if hub.waiting() else None
+        for channel in channels:
+            hub.wake(channel)
+        if hub.waiting():
+            marks = now
+        else:
+            marks = None
+            db.close()  # nobody waits: the watcher holds no connection while idle
+    connections["default"].close()
+
+
+def _sqlite_marks(cursor: Any) -> tuple[Any, ...]:
+    cursor.execute(
+        "SELECT (SELECT MAX(id) FROM events), (SELECT MAX(id) FROM agent_log_chunks),"
+        " (SELECT MAX(updated_at) FROM conversations)"
+    )
+    return tuple(cursor.fetchone() or (None, None, None))
+
+
+def _sqlite_news(cursor: Any, before: tuple[Any, ...], now: tuple[Any, ...]) -> list[Any]:
+    """The channels to wake for what committed between two marks."""
+    channels: list[str] = []
+    events, chunks, conversations = before
+    if now[0] != events:
+        channels.append(events_channel())
+    if now[1] != chunks:
+        if chunks is not None and now[1] is not None and now[1] < chunks:
+            # A log was deleted or pruned past the mark: wake every follower of a log.
+            channels.extend(c for c in hub.channels() if c.startswith("logs:"))
+        else:
+            cursor.execute(
+                "SELECT DISTINCT agent_id FROM agent_log_chunks WHERE id > %s", [chunks or 0]
+            )
+            channels.extend(log_channel(agent_id) for (agent_id,) in cursor.fetchall())
+    if now[2] != conversations:
+        if conversations is None:
+            cursor.execute("SELECT DISTINCT to_agent_id FROM conversations")
+        else:
+            cursor.execute(
+                "SELECT DISTINCT to_agent_id FROM conversations WHERE updated_at > %s",
+                [conversations],
+            )
+        channels.extend(questions_channel(agent_id) for (agent_id,) in cursor.fetchall())
+    return channels
 
 
 # --- reading until something is there ------------------------------------------------------
@@ -230,13 +317,15 @@ def check_wait(wait: Any) -> float:
 
 
 def read_released(read: Callable[[], T]) -> T:
-    """``read()``, then give the database connection back (unless a transaction holds
-    it), so the time a reader then spends waiting holds none."""
+    """``read()`` on the calling thread's connection, then let the thread keep it only as
+    a request would (``CONN_MAX_AGE``; none held by a failed connection): under
+    ``make serve`` the thread is the pool's and serves other requests while this reader
+    waits on the event loop, so the wait holds no connection either way."""
     try:
         return read()
     finally:
         if not connection.in_atomic_block:
-            connection.close()
+            connection.close_if_unusable_or_obsolete()
 
 
 async def read_when_found(read: Callable[[], list[T]], *, channel: str, wait: float) -> list[T]:
@@ -245,16 +334,25 @@ async def read_when_found(read: Callable[[], list[T]], *, channel: str, wait: fl
     the request's database thread and gives its connection back before the wait."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    while True:
-        found = await sync_to_async(read_released)(read)
-        remaining = deadline - loop.time()
-        if found or remaining <= 0:
-            return found
-        await hub.wait_for(channel, remaining)
+    with hub.subscribed(channel) as subscription:
+        while True:
+            found = await sync_to_async(read_released)(read)
+            remaining = deadline - loop.time()
+            if found or remaining <= 0:
+                return found
+            await subscription.wait(remaining)
 
 
 def read_when_found_sync(read: Callable[[], list[T]], *, channel: str, wait: float) -> list[T]:
-    """``read_when_found`` for synchronous callers (a sync view, a command, a test)."""
+    """``read_when_found`` for synchronous callers (a sync view, a command, a test),
+    waiting in the calling thread."""
     if wait <= 0:
         return read()
-    return async_to_sync(read_when_found)(read, channel=channel, wait=wait)
+    deadline = time.monotonic() + wait
+    with hub.subscribed(channel, in_thread=True) as subscription:
+        while True:
+            found = read_released(read)
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                return found
+            subscription.wait_in_thread(remaining)

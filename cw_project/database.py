@@ -28,12 +28,19 @@ CW_ENGINES = {
 }
 
 
-def sqlite_database(path: Path, *, test_suffix: str) -> dict[str, Any]:
+def sqlite_database(path: Path, *, test_suffix: str, conn_max_age: int = 60) -> dict[str, Any]:
     """The settings of the SQLite file at ``path``; tests use ``test_<test_suffix>_<name>``
-    beside it."""
+    beside it.
+
+    A connection is kept for its thread's next request (``conn_max_age`` seconds), as
+    on PostgreSQL: opening one (the file, Django's SQL functions, the pragmas) cost more
+    than a one-line log append's whole work.
+    """
     return {
         "ENGINE": CW_ENGINES["django.db.backends.sqlite3"],
         "NAME": str(path),
+        "CONN_MAX_AGE": conn_max_age,
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": dict(SQLITE_OPTIONS),
         # Tests use a file too, never :memory:, so that threads in concurrency tests each
         # get a real connection to the same database; the caller makes the suffix unique
@@ -58,7 +65,7 @@ def database_settings(
     its own. ``prepare_threshold`` is PostgreSQL's (``off`` turns preparing off).
     """
     if not url:
-        return sqlite_database(sqlite_path, test_suffix=test_suffix)
+        return sqlite_database(sqlite_path, test_suffix=test_suffix, conn_max_age=conn_max_age)
     database: dict[str, Any] = dict(
         dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True)
     )
@@ -71,7 +78,7 @@ def database_settings(
                 "connection would see empty; name a file (sqlite:////path/to/cw.sqlite3) "
                 "or unset DATABASE_URL for the embedded default."
             )
-        return sqlite_database(Path(name), test_suffix=test_suffix)
+        return sqlite_database(Path(name), test_suffix=test_suffix, conn_max_age=conn_max_age)
     database["ENGINE"] = CW_ENGINES.get(engine, engine)
     if database["ENGINE"] == CW_ENGINES["django.db.backends.postgresql"]:
         # The hot paths (core.repositories.hot) run server-side-bound statements, which

@@ -104,9 +104,9 @@ DATABASES = {
         sqlite_path=SQLITE_PATH,
         test_suffix=str(os.getpid()),
         prepare_threshold=os.environ.get("CW_PG_PREPARE_THRESHOLD", "5"),
-        # Seconds a PostgreSQL connection is kept for the next request of its thread.
-        # `make serve` (ASGI) sets 0: its requests' threads do not outlive them, so a
-        # kept connection would only linger.
+        # Seconds a connection is kept for the next request of its thread. Under
+        # `make serve` the threads are cw_project.asgi's pool, so a process holds at most
+        # CW_ASGI_THREADS connections; runserver closes a thread's when the thread ends.
         conn_max_age=int(os.environ.get("CW_DB_CONN_MAX_AGE", "60")),
     )
 }

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
@@ -122,27 +122,29 @@ class _Stream:
     async def parts(self) -> AsyncIterator[bytes]:
         """For an ASGI server: waiting holds no thread and no database connection."""
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-        while self.remaining():
-            if messages := await sync_to_async(self.next_items)():
-                self.sent = time.monotonic()
-                yield messages
-                continue
-            await hub.wait_for(self.channel, self.remaining())
-            if keep_alive := self.after_wait():
-                yield keep_alive
+        with hub.subscribed(self.channel) as subscription:
+            while self.remaining():
+                if messages := await sync_to_async(self.next_items)():
+                    self.sent = time.monotonic()
+                    yield messages
+                    continue
+                await subscription.wait(self.remaining())
+                if keep_alive := self.after_wait():
+                    yield keep_alive
 
     def parts_in_thread(self) -> Iterator[bytes]:
         """For a WSGI server, which would read an asynchronous iterator whole before
         sending a byte: each part as it is made, in the request's thread."""
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
-        while self.remaining():
-            if messages := self.next_items():
-                self.sent = time.monotonic()
-                yield messages
-                continue
-            async_to_sync(hub.wait_for)(self.channel, self.remaining())
-            if keep_alive := self.after_wait():
-                yield keep_alive
+        with hub.subscribed(self.channel, in_thread=True) as subscription:
+            while self.remaining():
+                if messages := self.next_items():
+                    self.sent = time.monotonic()
+                    yield messages
+                    continue
+                subscription.wait_in_thread(self.remaining())
+                if keep_alive := self.after_wait():
+                    yield keep_alive
 
 
 def served_as_it_comes(request: HttpRequest, parts: Iterator[bytes]) -> Any:
