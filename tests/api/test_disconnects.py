@@ -140,3 +140,36 @@ def test_waiting_requests_hold_no_thread(api_token, monkeypatch):
         app.pool.shutdown()
     # The pool's threads, and the hub's one listener or watcher: none per request.
     assert added <= THREADS + 1
+
+
+def test_a_synchronous_view_runs_with_its_middlewares_in_one_call_on_the_pool(api_token):
+    """A synchronous operation (whoami) runs its middlewares and its view in one call on
+    the pool, as under WSGI: three hand-overs per request in all (the request's start,
+    its response, its end), where Django's handler made one per middleware hook (18 for a
+    log append), each a thread switch that cost more than the request's own work."""
+    _, clear = api_token
+    app = CwASGIHandler()
+    submitted = 0
+    submit = app.pool.submit
+
+    def counting_submit(*args, **kwargs):
+        nonlocal submitted
+        submitted += 1
+        return submit(*args, **kwargs)
+
+    app.pool.submit = counting_submit  # type: ignore[method-assign]
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def ask() -> None:
+        await app(scope("/api/whoami", "", clear), receive_then_leave(asyncio.Event()), send)
+
+    try:
+        asyncio.run(ask())
+    finally:
+        app.pool.shutdown()
+    assert sent[0]["status"] == 200
+    assert b'"name"' in b"".join(m.get("body", b"") for m in sent)
+    assert submitted <= 3
