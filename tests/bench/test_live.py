@@ -113,7 +113,6 @@ def test_the_bench_serves_what_make_serve_runs():
     assert "--http cw_project.server:HttpProtocol" in commands["serve"]
     assert "--port 8123" in commands["serve"]
     assert "DJANGO_DEBUG=false" in commands["serve"]
-    assert "CW_DB_CONN_MAX_AGE" in commands["serve"]
     assert "manage.py migrate" in commands["migrate"]
 
 
