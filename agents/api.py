@@ -365,10 +365,15 @@ def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessio
     ``?session_number=``, default 1). At most 1,000 chunks (400 ``log_batch_too_large``)
     and 2.5 MB (413); a bad chunk (400 ``invalid_log_chunk``; ``empty_content`` or
     ``invalid_session_number`` for those fields; ``details.index``) writes nothing.
+    The answer's ``ids`` are exactly the chunks written; each agent's chunks become
+    visible in id order, so a reader following the log with ``after`` misses none.
     """
     chunks = _log_chunks(request, params.session_number)
     ids = services.agent_log_append(agent_id=agent_id, chunks=chunks)
-    return Status(HTTPStatus.CREATED, {"count": len(ids), "first_id": ids[0], "last_id": ids[-1]})
+    return Status(
+        HTTPStatus.CREATED,
+        {"count": len(ids), "ids": ids, "first_id": ids[0], "last_id": ids[-1]},
+    )
 
 
 @router.get("/agents/{agent_id}/logs", response={200: LogPageOut, **ERRORS}, tags=["logs"])

@@ -244,9 +244,20 @@ class LogChunkIn(InputSchema):
 
 
 class LogAppendedOut(Schema):
-    count: int
-    first_id: int
-    last_id: int
+    count: int = Field(description="How many chunks were appended.")
+    ids: list[int] = Field(
+        description=(
+            "The ids of exactly the chunks appended, in the batch's order (ascending). "
+            "Other agents' chunks may take ids between them."
+        )
+    )
+    first_id: int = Field(
+        description=(
+            "The first of `ids`. Kept for older clients: the range `first_id..last_id` "
+            "may include other agents' chunks, so use `ids`."
+        )
+    )
+    last_id: int = Field(description="The last of `ids` (see `first_id`).")
 
 
 class LogChunkOut(FromRecord):

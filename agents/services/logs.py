@@ -56,7 +56,11 @@ def check_log_batch_size(count: int) -> None:
 @transaction.atomic
 def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
     """Append a batch of chunks (``content`` JSON Lines, ``session_number`` from 1,
-    default 1) to an agent's log, in order, all or nothing; returns their ids.
+    default 1) to an agent's log, in order, all or nothing; returns exactly their ids.
+
+    Appends to one agent commit in id order (the log's commit-order lock, taken by the
+    repository in this transaction), so a reader following the log with ``after`` sees
+    every committed chunk exactly once, in order.
 
     Refused, writing nothing: an unknown agent (404), an empty batch
     (``empty_log_batch``), more than ``MAX_LOG_BATCH`` chunks (``log_batch_too_large``),

@@ -45,7 +45,12 @@ def test_append_a_json_array(api_client, agent):
     )
     assert response.status_code == HTTPStatus.CREATED, response.content
     rows = list(AgentLogChunk.objects.order_by("id"))
-    assert response.json() == {"count": 2, "first_id": rows[0].id, "last_id": rows[1].id}
+    assert response.json() == {
+        "count": 2,
+        "ids": [rows[0].id, rows[1].id],
+        "first_id": rows[0].id,
+        "last_id": rows[1].id,
+    }
     assert [(r.agent_name, r.session_number) for r in rows] == [("calm-fox", 1), ("calm-fox", 2)]
 
 
