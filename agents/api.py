@@ -74,7 +74,7 @@ from core.api.sse import (
 from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
 from core.live import log_channel, questions_channel
-from core.repositories import INT32, text_problem
+from core.repositories import INT32, page_max_bytes, text_problem
 from core.repositories.events import EventRepository
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 from core.schemas.base import field_refusal_code
@@ -380,13 +380,24 @@ def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessio
 def list_agent_log(
     request: HttpRequest, agent_id: Id, params: Query[LogReadParams]
 ) -> dict[str, Any]:
-    """An agent's log oldest first, one keyset page after the cursor ``after``; send the
-    answer's ``next_after`` back to read on (an empty page is the end, for now)."""
+    """An agent's log oldest first, one keyset page after the cursor ``after``: at most
+    ``limit`` chunks and ``CW_API_PAGE_MAX_BYTES`` bytes of content (a page stops before
+    the chunk that would pass it, one chunk at least). Send the answer's ``next_after``
+    back as ``after`` to read on; ``more`` false means the log ended within this page."""
     agents.require(agent_id)
-    items = logs.find_by_agent_id(
-        agent_id, after=params.after, limit=params.limit, session_number=params.session_number
+    page = logs.find_page_by_agent_id(
+        agent_id,
+        after=params.after,
+        limit=params.limit,
+        session_number=params.session_number,
+        max_bytes=page_max_bytes(),
     )
-    return {"items": items, "next_after": items[-1].id if items else params.after}
+    items = page.items
+    return {
+        "items": items,
+        "next_after": items[-1].id if items else params.after,
+        "more": page.more,
+    }
 
 
 @router.get(
@@ -434,8 +445,14 @@ def follow_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogFollow
     agents.require(agent_id)
     return follow(
         request,
-        read=lambda cursor: logs.find_by_agent_id(
-            agent_id, after=cursor, limit=PAGE_SIZE, session_number=params.session_number
+        read=lambda cursor: (
+            logs.find_page_by_agent_id(
+                agent_id,
+                after=cursor,
+                limit=PAGE_SIZE,
+                session_number=params.session_number,
+                max_bytes=page_max_bytes(),
+            ).items
         ),
         cursor=last_event_id(request, params.after),
         channel=log_channel(agent_id),

@@ -20,6 +20,7 @@ from agents.repositories.log_fast_path import (
     ROW_COLUMNS,
     LogChunkRow,
     Unsure,
+    capped_page_sql,
     insert_sql,
     log_rows,
     page_sql,
@@ -32,6 +33,7 @@ from core.errors import DomainError, InvalidInput
 from core.repositories import (
     DEFAULT_KEYSET_PAGE_SIZE,
     MAX_KEYSET_PAGE_SIZE,
+    KeysetPage,
     Repository,
     check_keyset_page,
     hot,
@@ -207,6 +209,36 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         params.append(limit)
         db = connections[DEFAULT_DB_ALIAS]
         return log_rows(hot.fetch_all(db, page_sql(db.vendor, session_number is not None), params))
+
+    def find_page_by_agent_id(
+        self,
+        agent_id: str,
+        *,
+        after: int | None = None,
+        limit: int = default_page_size,
+        session_number: int | None = None,
+        max_bytes: int,
+    ) -> KeysetPage[LogChunkRow]:
+        """``find_by_agent_id`` capped in bytes as well as rows: the page stops before the
+        chunk that would take its content past ``max_bytes`` (it always holds one chunk
+        when there is any), and ``more`` says whether there may be chunks after its last
+        (it holds ``limit`` chunks, or stopped at the cap).
+
+        One statement: the database sums the candidates' sizes and sends only the chunks
+        that fit, so a page of huge chunks never reads the ones it leaves out.
+        """
+        check_keyset_page(limit, after, integer_cursor=True)
+        params: list[Any] = [agent_id, after or 0]
+        if session_number is not None:
+            params.append(session_number)
+        params += [limit, max_bytes]
+        db = connections[DEFAULT_DB_ALIAS]
+        rows = hot.fetch_all(db, capped_page_sql(db.vendor, session_number is not None), params)
+        if not rows:
+            return KeysetPage([], False)
+        found = rows[0][-1]
+        items = log_rows([row[:-1] for row in rows])
+        return KeysetPage(items, len(items) < found or found == limit)
 
     def delete_by_agent_id(self, agent_id: str) -> int:
         """Delete an agent's whole log; returns how many chunks were deleted."""
