@@ -224,16 +224,36 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         when there is any), and ``more`` says whether there may be chunks after its last
         (it holds ``limit`` chunks, or stopped at the cap).
 
-        One statement: the database sums the candidates' sizes and sends only the chunks
-        that fit, so a page of huge chunks never reads the ones it leaves out.
+        On PostgreSQL one statement: the database sums the candidates' sizes (the stored
+        size of a long value, not the value) and sends only the chunks that fit. On
+        SQLite, whose cursor reads a row only when it is stepped to, the page is read
+        row by row and left at the first chunk that would pass the cap. Either way a
+        page of huge chunks never reads the ones it leaves out.
         """
         check_keyset_page(limit, after, integer_cursor=True)
         params: list[Any] = [agent_id, after or 0]
         if session_number is not None:
             params.append(session_number)
-        params += [limit, max_bytes]
+        params.append(limit)
         db = connections[DEFAULT_DB_ALIAS]
-        rows = hot.fetch_all(db, capped_page_sql(db.vendor, session_number is not None), params)
+        by_session = session_number is not None
+        if db.vendor == "sqlite":
+            total = 0
+
+            def enough(row: tuple[Any, ...]) -> bool:
+                nonlocal total
+                content = row[4]
+                first, total = (
+                    total == 0,
+                    total + (len(content) if content.isascii() else len(content.encode())),
+                )
+                return total > max_bytes and not first
+
+            rows, cut = hot.fetch_until(db, page_sql(db.vendor, by_session), params, enough)
+            items = log_rows(rows)
+            return KeysetPage(items, cut or len(items) == limit)
+        params.append(max_bytes)
+        rows = hot.fetch_all(db, capped_page_sql(db.vendor, by_session), params)
         if not rows:
             return KeysetPage([], False)
         found = rows[0][-1]
