@@ -74,7 +74,7 @@ from core.api.sse import (
 from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
 from core.live import log_channel, questions_channel
-from core.repositories import INT32, text_problem
+from core.repositories import INT32, page_max_bytes, text_problem
 from core.repositories.events import EventRepository
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 from core.schemas.base import field_refusal_code
@@ -365,23 +365,39 @@ def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessio
     ``?session_number=``, default 1). At most 1,000 chunks (400 ``log_batch_too_large``)
     and 2.5 MB (413); a bad chunk (400 ``invalid_log_chunk``; ``empty_content`` or
     ``invalid_session_number`` for those fields; ``details.index``) writes nothing.
+    The answer's ``ids`` are exactly the chunks written; each agent's chunks become
+    visible in id order, so a reader following the log with ``after`` misses none.
     """
     chunks = _log_chunks(request, params.session_number)
     ids = services.agent_log_append(agent_id=agent_id, chunks=chunks)
-    return Status(HTTPStatus.CREATED, {"count": len(ids), "first_id": ids[0], "last_id": ids[-1]})
+    return Status(
+        HTTPStatus.CREATED,
+        {"count": len(ids), "ids": ids, "first_id": ids[0], "last_id": ids[-1]},
+    )
 
 
 @router.get("/agents/{agent_id}/logs", response={200: LogPageOut, **ERRORS}, tags=["logs"])
 def list_agent_log(
     request: HttpRequest, agent_id: Id, params: Query[LogReadParams]
 ) -> dict[str, Any]:
-    """An agent's log oldest first, one keyset page after the cursor ``after``; send the
-    answer's ``next_after`` back to read on (an empty page is the end, for now)."""
+    """An agent's log oldest first, one keyset page after the cursor ``after``: at most
+    ``limit`` chunks and ``CW_API_PAGE_MAX_BYTES`` bytes of content (a page stops before
+    the chunk that would pass it, one chunk at least). Send the answer's ``next_after``
+    back as ``after`` to read on; ``more`` false means the log ended within this page."""
     agents.require(agent_id)
-    items = logs.find_by_agent_id(
-        agent_id, after=params.after, limit=params.limit, session_number=params.session_number
+    page = logs.find_page_by_agent_id(
+        agent_id,
+        after=params.after,
+        limit=params.limit,
+        session_number=params.session_number,
+        max_bytes=page_max_bytes(),
     )
-    return {"items": items, "next_after": items[-1].id if items else params.after}
+    items = page.items
+    return {
+        "items": items,
+        "next_after": items[-1].id if items else params.after,
+        "more": page.more,
+    }
 
 
 @router.get(
@@ -429,8 +445,14 @@ def follow_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogFollow
     agents.require(agent_id)
     return follow(
         request,
-        read=lambda cursor: logs.find_by_agent_id(
-            agent_id, after=cursor, limit=PAGE_SIZE, session_number=params.session_number
+        read=lambda cursor: (
+            logs.find_page_by_agent_id(
+                agent_id,
+                after=cursor,
+                limit=PAGE_SIZE,
+                session_number=params.session_number,
+                max_bytes=page_max_bytes(),
+            ).items
         ),
         cursor=last_event_id(request, params.after),
         channel=log_channel(agent_id),

@@ -23,7 +23,7 @@ from agents.models import (
 from agents.services.logs import MAX_LOG_BATCH
 from core.live import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
-from core.schemas import FromRecord, Id, InputSchema, Int32, NonBlankText, Text
+from core.schemas import PAGE_BYTES, FromRecord, Id, InputSchema, Int32, NonBlankText, Text
 from core.schemas.base import (
     JSON_RULES,
     TEXT_NOT_BLANK_PATTERN,
@@ -244,9 +244,20 @@ class LogChunkIn(InputSchema):
 
 
 class LogAppendedOut(Schema):
-    count: int
-    first_id: int
-    last_id: int
+    count: int = Field(description="How many chunks were appended.")
+    ids: list[int] = Field(
+        description=(
+            "The ids of exactly the chunks appended, in the batch's order (ascending). "
+            "Other agents' chunks may take ids between them."
+        )
+    )
+    first_id: int = Field(
+        description=(
+            "The first of `ids`. Kept for older clients: the range `first_id..last_id` "
+            "may include other agents' chunks, so use `ids`."
+        )
+    )
+    last_id: int = Field(description="The last of `ids` (see `first_id`).")
 
 
 class LogChunkOut(FromRecord):
@@ -259,9 +270,23 @@ class LogChunkOut(FromRecord):
 
 
 class LogPageOut(Schema):
-    items: list[LogChunkOut]
+    items: list[LogChunkOut] = Field(
+        description=(
+            f"The chunks after the cursor, oldest first: at most `limit`, and at most "
+            f"{PAGE_BYTES} of content (the page stops before the chunk that would pass "
+            "it; it holds one chunk at least)."
+        )
+    )
     next_after: int | None = Field(
-        description="The last item's id, or the ``after`` given when the page is empty."
+        description="The last item's id, or the ``after`` given when the page is empty: "
+        "the ``after`` of the next page."
+    )
+    more: bool = Field(
+        description=(
+            "True when there may be chunks after this page (it holds `limit` chunks, or "
+            "stopped at the byte cap): read on with `next_after`. False: the log ended "
+            "within this page."
+        )
     )
 
 
@@ -295,7 +320,10 @@ class LogReadParams(Schema):
         DEFAULT_KEYSET_PAGE_SIZE,
         ge=1,
         le=MAX_KEYSET_PAGE_SIZE,
-        description=f"Chunks per page (at most {MAX_KEYSET_PAGE_SIZE}).",
+        description=(
+            f"Chunks per page (at most {MAX_KEYSET_PAGE_SIZE}). A page also holds at most "
+            f"{PAGE_BYTES} of content, so it may hold fewer chunks: `more` says so."
+        ),
     )
     session_number: int | None = Field(None, ge=1, le=2**31 - 1, description="Only this session.")
 

@@ -149,6 +149,10 @@ else:  # a client could write any X-Forwarded-For it likes
 # answers 429 with Retry-After. 0 turns the limit off. Reads are not limited; body size,
 # page sizes, log batches and long-poll waits have caps of their own (README, "Limits").
 CW_API_WRITE_RATE_LIMIT = int(os.environ.get("CW_API_WRITE_RATE_LIMIT", "3000"))
+# The most bytes of text one page of a list of long texts holds (an agent's log, a chat's
+# messages), besides its row limit: the page stops before the item that would pass it
+# (always one item at least) and answers more=true (core/repositories/pagination.py).
+CW_API_PAGE_MAX_BYTES = int(os.environ.get("CW_API_PAGE_MAX_BYTES", "4000000"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

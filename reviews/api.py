@@ -15,7 +15,7 @@ from ninja import Query, Router, Status
 
 from agents.repositories import AgentRepository
 from core.actors import Actor, actor_from_auth
-from core.repositories import PhaseRepository
+from core.repositories import PhaseRepository, page_max_bytes
 from core.schemas import ERRORS, Id, Page, TaskOut, page_of
 from reviews import services
 from reviews.repositories import (
@@ -311,13 +311,20 @@ def retrieve_chat_session(request: HttpRequest, session_id: Id) -> Any:
 def list_chat_messages(
     request: HttpRequest, session_id: Id, filters: Query[ChatMessageFilters]
 ) -> dict[str, Any]:
-    """Messages oldest first; send back ``next_after`` as ``after`` to read on (an
-    ``after`` that is not a message of this session is 400 ``invalid_cursor``)."""
+    """Messages oldest first, at most ``limit`` and ``CW_API_PAGE_MAX_BYTES`` bytes of
+    content (one message at least); send back ``next_after`` as ``after`` to read on
+    while ``more`` (an ``after`` that is not a message of this session is 400
+    ``invalid_cursor``)."""
     chat_sessions.require(session_id)
-    items = chat_sessions.find_messages_by_session_id(
-        session_id, after=filters.after, limit=filters.limit
+    page = chat_sessions.find_message_page_by_session_id(
+        session_id, after=filters.after, limit=filters.limit, max_bytes=page_max_bytes()
     )
-    return {"items": items, "next_after": items[-1].id if items else filters.after}
+    items = page.items
+    return {
+        "items": items,
+        "next_after": items[-1].id if items else filters.after,
+        "more": page.more,
+    }
 
 
 @router.post(

@@ -13,6 +13,7 @@ from pydantic import ConfigDict
 
 from core.repositories import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
 from core.schemas import (
+    PAGE_BYTES,
     FromRecord,
     Id,
     InputSchema,
@@ -256,14 +257,28 @@ class ChatMessageFilters(Schema):
         DEFAULT_KEYSET_PAGE_SIZE,
         ge=1,
         le=MAX_KEYSET_PAGE_SIZE,
-        description=f"Messages per answer (at most {MAX_KEYSET_PAGE_SIZE}).",
+        description=(
+            f"Messages per answer (at most {MAX_KEYSET_PAGE_SIZE}). A page also holds at "
+            f"most {PAGE_BYTES} of content, so it may hold fewer: `more` says so."
+        ),
     )
 
 
 class ChatMessagePageOut(Schema):
     """The next messages of a session, oldest first, and the cursor to send next."""
 
-    items: list[ChatMessageOut]
+    items: list[ChatMessageOut] = Field(
+        description=(
+            f"At most `limit` messages and {PAGE_BYTES} of content (the page stops before "
+            "the message that would pass it; it holds one message at least)."
+        )
+    )
     next_after: str | None = Field(
         description="The last item's id, or the ``after`` given when there is none."
+    )
+    more: bool = Field(
+        description=(
+            "True when there may be messages after this page (it holds `limit` messages, "
+            "or stopped at the byte cap): read on with `next_after`."
+        )
     )

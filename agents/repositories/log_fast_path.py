@@ -189,3 +189,25 @@ def page_sql(vendor: str, by_session: bool) -> str:
         f"WHERE {quote('agent_id')} = %s AND {quote('id')} > %s{session} "
         f"ORDER BY {quote('id')} LIMIT %s"
     )
+
+
+@functools.cache
+def capped_page_sql(vendor: str, by_session: bool) -> str:
+    """``page_sql`` cut in bytes: the sizes of the ``limit`` candidates are summed by the
+    database (``octet_length`` reads a long value's stored size on PostgreSQL), and only
+    the chunks that fit, the first always, are read whole; each row ends with how many
+    candidates there were. Parameters: agent id, after, (session,) limit, max bytes."""
+    quote = connection.ops.quote_name
+    table, id = quote(AgentLogChunk._meta.db_table), quote("id")
+    content = quote("content")
+    size = f"LENGTH(CAST({content} AS BLOB))" if vendor == "sqlite" else f"OCTET_LENGTH({content})"
+    session = f" AND {quote('session_number')} = %s" if by_session else ""
+    columns = ", ".join(f"c.{quote(c)}" for c in ROW_COLUMNS)
+    return (
+        f"WITH page AS (SELECT {id}, {size} AS size FROM {table} "  # noqa: S608
+        f"WHERE {quote('agent_id')} = %s AND {id} > %s{session} ORDER BY {id} LIMIT %s), "
+        f"sized AS (SELECT {id}, size, SUM(size) OVER (ORDER BY {id} ROWS UNBOUNDED PRECEDING) "
+        f"AS running, COUNT(*) OVER () AS found FROM page) "
+        f"SELECT {columns}, s.found FROM sized s JOIN {table} c ON c.{id} = s.{id} "
+        f"WHERE s.running <= %s OR s.running = s.size ORDER BY s.{id}"
+    )

@@ -3,7 +3,8 @@
 The checks, statements and row decoding that make appending and paging cheap are the
 log's fast path (``agents.repositories.log_fast_path``)."""
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, NotRequired, TypedDict
 
@@ -19,6 +20,7 @@ from agents.repositories.log_fast_path import (
     ROW_COLUMNS,
     LogChunkRow,
     Unsure,
+    capped_page_sql,
     insert_sql,
     log_rows,
     page_sql,
@@ -31,6 +33,7 @@ from core.errors import DomainError, InvalidInput
 from core.repositories import (
     DEFAULT_KEYSET_PAGE_SIZE,
     MAX_KEYSET_PAGE_SIZE,
+    KeysetPage,
     Repository,
     check_keyset_page,
     hot,
@@ -38,6 +41,7 @@ from core.repositories import (
     require_text,
 )
 from core.repositories.base import seed_only
+from core.repositories.commit_order import LOG_ORDER_LOCK, hold_commit_order
 
 
 class LogChunkFields(TypedDict):
@@ -61,6 +65,11 @@ class LogChunkRepository(Repository[AgentLogChunk]):
 
     Chunk ids increase in write order, so "the chunks after id N" is a keyset page that
     costs the same at the end of a long log as at its start (index ``(agent_id, id)``).
+    One agent's chunks also become visible in id order: every write takes the agent's
+    commit-order lock before it inserts (``core.repositories.commit_order``; PostgreSQL
+    only, SQLite's writers are serialized already), so a reader following one agent's log
+    with ``after`` sees each committed chunk exactly once, in order, however many writers
+    append to it at once. Chunks of different agents interleave freely.
 
     This is the path agents hit all day, so it pays per batch, not per row: a batch is
     checked in one pass of plain comparisons (and ``orjson`` for each line's JSON), then
@@ -105,20 +114,25 @@ class LogChunkRepository(Repository[AgentLogChunk]):
             )
             self._validate(obj)
             row = (*(getattr(obj, name) for name in CHUNK_COLUMNS[:-1]), stamp)
-        (id,) = self._insert_rows(db, [row])
+        with self._in_commit_order(db, [agent_id]):
+            (id,) = self._insert_rows(db, [row])
         return tuple.__new__(
             LogChunkRow, (id, agent_id, agent_name, session_number, content, created_at)
         )
 
     def append_chunks(self, chunks: Iterable[LogChunkFields]) -> list[int]:
-        """Append many chunks in order, all or none, and return their ids (ascending).
+        """Append many chunks in order, all or none, and return their ids (ascending):
+        exactly the rows written, whatever other writers do meanwhile.
 
         Every chunk is checked before anything is written; a refusal carries the chunk's
         position in ``details["index"]`` (from 0). One batch shares one ``created_at``.
         """
         db = connections[DEFAULT_DB_ALIAS]
         rows = self._checked_rows(list(chunks), stamp_of(db, timezone.now()))
-        return self._write_rows(db, rows) if rows else []
+        if not rows:
+            return []
+        with self._in_commit_order(db, {row[0] for row in rows}):
+            return self._write_rows(db, rows)
 
     def restore_chunks(self, chunks: Sequence[Mapping[str, Any]], *, keep_ids: bool) -> list[int]:
         """Insert log chunks as an export recorded them (see ``Repository.restore``): each
@@ -153,9 +167,11 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         if not rows:
             return []
         if not keep_ids:
-            return self._write_rows(db, rows)
+            with self._in_commit_order(db, {row[0] for row in rows}):
+                return self._write_rows(db, rows)
         size = self.rows_per_insert(db)
         with transaction.atomic(using=db.alias):
+            self._hold_commit_order(db, {row[0] for row in rows})
             for start in range(0, len(rows), size):
                 batch = rows[start : start + size]
                 params = [
@@ -193,6 +209,56 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         params.append(limit)
         db = connections[DEFAULT_DB_ALIAS]
         return log_rows(hot.fetch_all(db, page_sql(db.vendor, session_number is not None), params))
+
+    def find_page_by_agent_id(
+        self,
+        agent_id: str,
+        *,
+        after: int | None = None,
+        limit: int = default_page_size,
+        session_number: int | None = None,
+        max_bytes: int,
+    ) -> KeysetPage[LogChunkRow]:
+        """``find_by_agent_id`` capped in bytes as well as rows: the page stops before the
+        chunk that would take its content past ``max_bytes`` (it always holds one chunk
+        when there is any), and ``more`` says whether there may be chunks after its last
+        (it holds ``limit`` chunks, or stopped at the cap).
+
+        On PostgreSQL one statement: the database sums the candidates' sizes (the stored
+        size of a long value, not the value) and sends only the chunks that fit. On
+        SQLite, whose cursor reads a row only when it is stepped to, the page is read
+        row by row and left at the first chunk that would pass the cap. Either way a
+        page of huge chunks never reads the ones it leaves out.
+        """
+        check_keyset_page(limit, after, integer_cursor=True)
+        params: list[Any] = [agent_id, after or 0]
+        if session_number is not None:
+            params.append(session_number)
+        params.append(limit)
+        db = connections[DEFAULT_DB_ALIAS]
+        by_session = session_number is not None
+        if db.vendor == "sqlite":
+            total = 0
+
+            def enough(row: tuple[Any, ...]) -> bool:
+                nonlocal total
+                content = row[4]
+                first, total = (
+                    total == 0,
+                    total + (len(content) if content.isascii() else len(content.encode())),
+                )
+                return total > max_bytes and not first
+
+            rows, cut = hot.fetch_until(db, page_sql(db.vendor, by_session), params, enough)
+            items = log_rows(rows)
+            return KeysetPage(items, cut or len(items) == limit)
+        params.append(max_bytes)
+        rows = hot.fetch_all(db, capped_page_sql(db.vendor, by_session), params)
+        if not rows:
+            return KeysetPage([], False)
+        found = rows[0][-1]
+        items = log_rows([row[:-1] for row in rows])
+        return KeysetPage(items, len(items) < found or found == limit)
 
     def delete_by_agent_id(self, agent_id: str) -> int:
         """Delete an agent's whole log; returns how many chunks were deleted."""
@@ -346,6 +412,24 @@ class LogChunkRepository(Repository[AgentLogChunk]):
 
     # --- the statements ------------------------------------------------------------
 
+    @contextmanager
+    def _in_commit_order(self, db: BaseDatabaseWrapper, agent_ids: Iterable[str]) -> Iterator[None]:
+        """Run the writes of the block in a transaction that holds the commit-order lock of
+        each agent in ``agent_ids`` (the caller's transaction when there is one; nothing
+        added on SQLite, whose single statements and transactions hold its write lock)."""
+        if db.vendor != "postgresql":
+            yield
+            return
+        with transaction.atomic(using=db.alias, savepoint=False):
+            self._hold_commit_order(db, agent_ids)
+            yield
+
+    @staticmethod
+    def _hold_commit_order(db: BaseDatabaseWrapper, agent_ids: Iterable[str]) -> None:
+        # One order for every writer (sorted ids), so two batches never wait for each other.
+        for agent_id in sorted(set(agent_ids)):
+            hold_commit_order(db, LOG_ORDER_LOCK, agent_id)
+
     def rows_per_insert(self, db: BaseDatabaseWrapper) -> int:
         """How many chunks one INSERT statement carries on ``db``: ``rows_per_statement``,
         fewer where the database takes fewer parameters a statement."""
@@ -371,8 +455,11 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         params = [value for row in rows for value in row]
         try:
             if db.vendor == "sqlite":
-                # The statement holds SQLite's write lock, so its rows take consecutive
-                # ids ending at lastrowid; RETURNING would cost a third more a row.
+                # The statement holds SQLite's write lock (no other connection writes
+                # until it ends, nor until the transaction it is part of commits), so its
+                # rows take consecutive ids ending at lastrowid, whoever else is waiting
+                # to write: exactly this batch's ids. RETURNING would cost a third more a
+                # row.
                 last = hot.execute(db, insert_sql(db.vendor, len(rows), False), params)
                 assert last is not None
                 return list(range(last - len(rows) + 1, last + 1))

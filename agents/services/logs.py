@@ -23,6 +23,7 @@ from agents.repositories import (
 from core import live
 from core.errors import InvalidInput
 from core.events import event_record
+from core.repositories import page_max_bytes
 
 agents = AgentRepository()
 logs = LogChunkRepository()
@@ -56,7 +57,11 @@ def check_log_batch_size(count: int) -> None:
 @transaction.atomic
 def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
     """Append a batch of chunks (``content`` JSON Lines, ``session_number`` from 1,
-    default 1) to an agent's log, in order, all or nothing; returns their ids.
+    default 1) to an agent's log, in order, all or nothing; returns exactly their ids.
+
+    Appends to one agent commit in id order (the log's commit-order lock, taken by the
+    repository in this transaction), so a reader following the log with ``after`` sees
+    every committed chunk exactly once, in order.
 
     Refused, writing nothing: an unknown agent (404), an empty batch
     (``empty_log_batch``), more than ``MAX_LOG_BATCH`` chunks (``log_batch_too_large``),
@@ -103,17 +108,23 @@ def agent_log_iter(
     after: int | None = None,
 ) -> Iterator[LogChunkRow]:
     """Every chunk of an agent's log (of one session when given; with an id above
-    ``after`` when given), oldest first, read one keyset page (``STREAM_PAGE_SIZE`` by
-    default) at a time, so a long log is never held in memory whole."""
+    ``after`` when given), oldest first, read one keyset page (``STREAM_PAGE_SIZE``
+    chunks by default, and at most ``CW_API_PAGE_MAX_BYTES`` of content) at a time, so a
+    long log is never held in memory whole."""
     page_size = page_size or STREAM_PAGE_SIZE
+    max_bytes = page_max_bytes()
     while True:
-        page = logs.find_by_agent_id(
-            agent_id, after=after, limit=page_size, session_number=session_number
+        page = logs.find_page_by_agent_id(
+            agent_id,
+            after=after,
+            limit=page_size,
+            session_number=session_number,
+            max_bytes=max_bytes,
         )
-        yield from page
-        if len(page) < page_size:
+        yield from page.items
+        if not page.more or not page.items:
             return
-        after = page[-1].id
+        after = page.items[-1].id
 
 
 def agent_log_prune(

@@ -20,16 +20,20 @@ from core.repositories.initiatives import InitiativeRepository
 from core.repositories.pages import PageRepository
 from core.repositories.pagination import (
     DEFAULT_KEYSET_PAGE_SIZE,
+    DEFAULT_PAGE_MAX_BYTES,
     DEFAULT_PAGE_SIZE,
     MAX_KEYSET_PAGE_SIZE,
     MAX_OFFSET,
     MAX_PAGE_SIZE,
+    KeysetPage,
     OffsetPage,
+    byte_capped_page,
     check_keyset_page,
     check_offset_page,
     invalid_cursor,
     offset_page,
     offset_slice,
+    page_max_bytes,
 )
 from core.repositories.phases import PhaseRepository
 from core.repositories.projects import InitiativeProjectRepository, ProjectRepository
@@ -47,6 +51,7 @@ from core.repositories.validation import (
 
 __all__ = [
     "DEFAULT_KEYSET_PAGE_SIZE",
+    "DEFAULT_PAGE_MAX_BYTES",
     "DEFAULT_PAGE_SIZE",
     "INT32",
     "MAX_KEYSET_PAGE_SIZE",
@@ -56,6 +61,7 @@ __all__ = [
     "DependencyRepository",
     "InitiativeProjectRepository",
     "InitiativeRepository",
+    "KeysetPage",
     "OffsetPage",
     "PageRepository",
     "PhaseRepository",
@@ -63,6 +69,7 @@ __all__ = [
     "Repository",
     "RevertibleRecords",
     "TaskRepository",
+    "byte_capped_page",
     "check_choice",
     "check_keyset_page",
     "check_offset_page",
@@ -73,6 +80,7 @@ __all__ = [
     "is_int32",
     "offset_page",
     "offset_slice",
+    "page_max_bytes",
     "record_store",
     "relation_id",
     "require_int",

@@ -8,20 +8,19 @@ from django.db.models import Max
 
 from core.models import Event
 from core.repositories.base import Repository
+from core.repositories.commit_order import EVENT_ORDER_LOCK, hold_commit_order
 from core.repositories.pagination import check_keyset_page
-
-#: The key of the PostgreSQL advisory lock that orders event ids by commit.
-EVENT_ORDER_LOCK = 0x63770001
 
 
 class EventRepository(Repository[Event]):
     """Events, each with an id that is its position in commit order.
 
-    ``append`` takes a transaction-scoped lock before it picks the next id (an advisory
-    lock on PostgreSQL; SQLite's immediate transactions already hold the database's
-    write lock), so no transaction can take an id until the one holding the lock has
-    committed or rolled back: ids become visible in increasing order, and a reader that
-    follows ``id > after`` never skips an event that commits late.
+    ``append`` takes a transaction-scoped lock before it picks the next id
+    (``core.repositories.commit_order``: an advisory lock on PostgreSQL; SQLite's
+    immediate transactions already hold the database's write lock), so no transaction
+    can take an id until the one holding the lock has committed or rolled back: ids
+    become visible in increasing order, and a reader that follows ``id > after`` never
+    skips an event that commits late.
     """
 
     model = Event
@@ -51,7 +50,7 @@ class EventRepository(Repository[Event]):
                 # check on its phase against a task start, seen under load).
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVENT_ORDER_LOCK])
+            hold_commit_order(connection, EVENT_ORDER_LOCK)
         last = Event.objects.aggregate(last=Max("id"))["last"] or 0
         return self._insert(
             Event(

@@ -17,7 +17,7 @@ counted and wrapped like every other.
 """
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
@@ -35,6 +35,26 @@ def execute(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> int | N
     ``lastrowid`` (the id of the row an INSERT of one or more rows wrote last on SQLite;
     None where the driver has no such thing)."""
     return _run(db, sql, params, fetch=False)
+
+
+def fetch_until(
+    db: BaseDatabaseWrapper,
+    sql: str,
+    params: Sequence[Any],
+    enough: Callable[[tuple[Any, ...]], bool],
+) -> tuple[list[tuple[Any, ...]], bool]:
+    """The rows of ``sql`` up to the first for which ``enough(row)`` is true (that one
+    left out), and whether one was: the rest are never read. On SQLite, whose cursor
+    steps through the result as it is read, this saves reading them; other drivers
+    have fetched them all already, so it saves only building the page."""
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = []
+        for row in cursor:
+            if enough(row):
+                return rows, True
+            rows.append(row)
+        return rows, False
 
 
 def _run(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any], *, fetch: bool) -> Any:

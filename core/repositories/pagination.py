@@ -5,17 +5,24 @@
   ``offset`` 0..``MAX_OFFSET``.
 - **Keyset pages** (``after``/``limit``): append-only streams read forward, where an
   offset would cost more the deeper it goes (log chunks, events). ``after`` is the id of
-  the last item read; ``limit`` is 1..``MAX_KEYSET_PAGE_SIZE``.
+  the last item read; ``limit`` is 1..``MAX_KEYSET_PAGE_SIZE``. A keyset page whose items
+  carry long text (an agent's log, a chat's messages) is also capped in bytes
+  (``page_max_bytes``, the setting ``CW_API_PAGE_MAX_BYTES``): it stops before the item
+  that would take its text past the cap (always holding one item, so a reader moves on)
+  and says ``more`` (``KeysetPage``), so a short page is not taken for the end.
 
 A value outside its range is refused with ``invalid_limit`` / ``invalid_offset`` /
 ``invalid_cursor`` (400, whether a repository or the API's schema meets it first): never
 clamped, so a caller cannot mistake a short page for the end of a list.
 """
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from core.errors import InvalidInput
 from core.repositories.validation import INT32
@@ -29,6 +36,9 @@ MAX_PAGE_SIZE = 200
 MAX_OFFSET = INT32[1]
 DEFAULT_KEYSET_PAGE_SIZE = 500
 MAX_KEYSET_PAGE_SIZE = 1000
+#: The default of ``CW_API_PAGE_MAX_BYTES``: the most bytes of text one keyset page of
+#: long texts holds (a page of 1,000 chunks of 1 MB would otherwise be 1 GB).
+DEFAULT_PAGE_MAX_BYTES = 4_000_000
 
 
 def _check_whole(name: str, value: Any, low: int, high: int) -> None:
@@ -100,3 +110,60 @@ def offset_page(
     total = qs.count()
     items = list(qs[offset : offset + limit]) if total > offset else []
     return OffsetPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def page_max_bytes() -> int:
+    """The byte cap of a keyset page of long texts (``CW_API_PAGE_MAX_BYTES``)."""
+    return int(getattr(settings, "CW_API_PAGE_MAX_BYTES", DEFAULT_PAGE_MAX_BYTES))
+
+
+class KeysetPage(NamedTuple, Generic[T]):
+    """One keyset page capped in bytes: its items, oldest first, and whether there may be
+    more after the last (the page holds ``limit`` items, or stopped at the byte cap)."""
+
+    items: list[T]
+    more: bool
+
+
+def fitting_count(sizes: Sequence[int], max_bytes: int) -> int:
+    """How many of the items of ``sizes`` bytes, taken in order, fit in ``max_bytes``
+    (at least one when there is any: a reader always moves on)."""
+    total = 0
+    for count, size in enumerate(sizes):
+        total += size
+        if total > max_bytes:
+            return max(count, 1)
+    return len(sizes)
+
+
+class ByteLength(models.Func):
+    """The length in bytes (UTF-8) of a text column: ``octet_length`` on PostgreSQL,
+    which reads a long value's stored size, not the value; the length of the text as a
+    blob on SQLite (whose ``octet_length`` is newer than the SQLite cw supports)."""
+
+    function = "OCTET_LENGTH"
+    output_field = models.BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))")
+
+
+def byte_capped_page(
+    qs: models.QuerySet, *, limit: int, text_fields: Iterable[str], max_bytes: int
+) -> KeysetPage[Any]:
+    """The first ``limit`` items of the ordered ``qs``, cut before the one that would take
+    the bytes of their ``text_fields`` past ``max_bytes`` (at least one item).
+
+    Two queries: the sizes of the ``limit`` candidates (numbers, computed by the
+    database), then only the items that fit, so a page of long texts never loads the
+    texts it leaves out.
+    """
+    zero = models.Value(0, output_field=models.BigIntegerField())
+    sizes_of = [Coalesce(ByteLength(name), zero) for name in text_fields]
+    size = sum(sizes_of[1:], start=sizes_of[0])
+    sizes = list(
+        qs.annotate(page_item_bytes=size).values_list("page_item_bytes", flat=True)[:limit]
+    )
+    count = fitting_count(sizes, max_bytes)
+    items = list(qs[:count]) if count else []
+    return KeysetPage(items, count < len(sizes) or len(sizes) == limit)

@@ -33,8 +33,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType
 
+from core.repositories import DEFAULT_PAGE_MAX_BYTES, MAX_OFFSET, offset_page, text_problem
 from core.repositories import DEFAULT_PAGE_SIZE as DEFAULT_LIMIT
-from core.repositories import MAX_OFFSET, offset_page, text_problem
 from core.repositories import MAX_PAGE_SIZE as MAX_LIMIT
 from core.repositories.validation import MAX_JSON_DEPTH
 
@@ -468,6 +468,11 @@ ERRORS: dict[int, type[Schema]] = {
     422: ErrorOut,
     **AUTH_ERRORS,
 }
+
+
+#: The byte cap of a keyset page of long texts, as the OpenAPI document states it (the
+#: setting's default; a deployment may set another).
+PAGE_BYTES = f"`CW_API_PAGE_MAX_BYTES` bytes ({DEFAULT_PAGE_MAX_BYTES:,} by default)"
 
 
 class PageParams(Schema):

@@ -4,14 +4,16 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, TypedDict
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from typing_extensions import Unpack
 
 from agents.models import Agent
 from agents.repositories import AgentRepository
 from core.errors import Conflict, DomainError, InvalidInput
 from core.repositories import (
+    KeysetPage,
     Repository,
+    byte_capped_page,
     check_choice,
     check_keyset_page,
     invalid_cursor,
@@ -233,6 +235,7 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
             ).values_list("pk", flat=True)
         )
 
+    @seed_only
     def find_messages_by_session_id(
         self, session_id: str, *, after: str | None = None, limit: int | None = None
     ) -> list[ChatMessage]:
@@ -244,14 +247,31 @@ class ChatSessionRepository(InitiativeOwnedRepository[ChatSession]):
         """
         if limit is not None:
             check_keyset_page(limit, after)
+        qs = self._messages_after(session_id, after)
+        return list(qs if limit is None else qs[:limit])
+
+    def find_message_page_by_session_id(
+        self, session_id: str, *, after: str | None = None, limit: int, max_bytes: int
+    ) -> KeysetPage[ChatMessage]:
+        """``find_messages_by_session_id``'s keyset page, capped in bytes as well: it stops
+        before the message whose content would take the page past ``max_bytes`` (one
+        message at least), and ``more`` says whether there may be messages after it."""
+        check_keyset_page(limit, after)
+        return byte_capped_page(
+            self._messages_after(session_id, after),
+            limit=limit,
+            text_fields=["content"],
+            max_bytes=max_bytes,
+        )
+
+    def _messages_after(self, session_id: str, after: str | None) -> QuerySet[ChatMessage]:
         qs = self._messages.queryset().filter(chat_session_id=session_id)
         if after is not None:
             created_at = qs.filter(pk=after).values_list("created_at", flat=True).first()
             if created_at is None:
                 raise invalid_cursor(after)
             qs = qs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=after))
-        qs = qs.order_by("created_at", "id")
-        return list(qs if limit is None else qs[:limit])
+        return qs.order_by("created_at", "id")
 
     def _integrity_refusal(self, obj: ChatSession, error: IntegrityError) -> DomainError:
         refusal = super()._integrity_refusal(obj, error)

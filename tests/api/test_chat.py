@@ -289,15 +289,15 @@ def test_list_messages_reads_forward_by_cursor(api_client, session):
     third = api_client.get(path, {"limit": 2, "after": second["next_after"]}).json()
     end = api_client.get(path, {"limit": 2, "after": third["next_after"]}).json()
 
-    assert first == {"items": posted[:2], "next_after": posted[1]["id"]}
-    assert second == {"items": posted[2:4], "next_after": posted[3]["id"]}
-    assert third == {"items": posted[4:], "next_after": posted[4]["id"]}
-    assert end == {"items": [], "next_after": posted[4]["id"]}
+    assert first == {"items": posted[:2], "next_after": posted[1]["id"], "more": True}
+    assert second == {"items": posted[2:4], "next_after": posted[3]["id"], "more": True}
+    assert third == {"items": posted[4:], "next_after": posted[4]["id"], "more": False}
+    assert end == {"items": [], "next_after": posted[4]["id"], "more": False}
 
 
 def test_list_messages_of_a_session_without_any_is_empty(api_client, session):
     response = api_client.get(url("list_chat_messages", session_id=session.id))
-    assert response.json() == {"items": [], "next_after": None}
+    assert response.json() == {"items": [], "next_after": None, "more": False}
 
 
 def test_list_messages_after_a_message_of_another_session_is_400_invalid_cursor(
@@ -316,6 +316,24 @@ def test_list_messages_limit_out_of_range_is_invalid_limit(api_client, session, 
     assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_limit")
 
 
+def test_a_page_of_long_messages_stops_at_the_byte_cap(api_client, session, settings):
+    settings.CW_API_PAGE_MAX_BYTES = 1000
+    contents = ["é" * 200, "a" * 500, "b" * 200, "c" * 2000, "d" * 10]  # 400, 500, … bytes
+    for content in contents:
+        post_message(api_client, session, role="user", content=content)
+    path = url("list_chat_messages", session_id=session.id)
+
+    pages, after = [], None
+    while True:
+        page = api_client.get(path, {"after": after} if after else {}).json()
+        pages.append([item["content"] for item in page["items"]])
+        after = page["next_after"]
+        if not page["more"]:
+            break
+
+    assert pages == [contents[:2], contents[2:3], contents[3:4], contents[4:]]
+
+
 @pytest.mark.parametrize("rows", [1, 100])
 def test_list_messages_query_count_does_not_grow_with_the_page(
     api_client, session, rows, django_assert_num_queries
@@ -327,11 +345,13 @@ def test_list_messages_query_count_does_not_grow_with_the_page(
     path = url("list_chat_messages", session_id=session.id)
     api_client.get(path)  # stamps the token's last_used_at outside the measure
 
-    # Authentication (1) + the session exists (1) + the page (1).
-    with django_assert_num_queries(3):
+    # Authentication (1) + the session exists (1) + the page: its messages' sizes (1),
+    # then the messages that fit the byte cap (1).
+    with django_assert_num_queries(4):
         response = api_client.get(path, {"limit": MAX_KEYSET_PAGE_SIZE})
     assert len(response.json()["items"]) == rows
     # ... and the cursor's own lookup (1) with ``after``.
-    with django_assert_num_queries(4):
+    # (With nothing after the cursor, the sizes query finds none to read.)
+    with django_assert_num_queries(5 if rows > 1 else 4):
         response = api_client.get(path, {"limit": MAX_KEYSET_PAGE_SIZE, "after": first.id})
     assert len(response.json()["items"]) == rows - 1

@@ -45,7 +45,12 @@ def test_append_a_json_array(api_client, agent):
     )
     assert response.status_code == HTTPStatus.CREATED, response.content
     rows = list(AgentLogChunk.objects.order_by("id"))
-    assert response.json() == {"count": 2, "first_id": rows[0].id, "last_id": rows[1].id}
+    assert response.json() == {
+        "count": 2,
+        "ids": [rows[0].id, rows[1].id],
+        "first_id": rows[0].id,
+        "last_id": rows[1].id,
+    }
     assert [(r.agent_name, r.session_number) for r in rows] == [("calm-fox", 1), ("calm-fox", 2)]
 
 
@@ -144,12 +149,83 @@ def test_read_the_log_with_the_id_cursor(api_client, agent):
     first = api_client.get(path, {"limit": 3}).json()
     assert [item["id"] for item in first["items"]] == [c.id for c in chunks[:3]]
     assert first["next_after"] == chunks[2].id
+    assert first["more"] is True  # a full page: there may be more
     second = api_client.get(path, {"limit": 3, "after": first["next_after"]}).json()
     assert [item["content"] for item in second["items"]] == ['{"n":3}', '{"n":4}']
+    assert second["more"] is False
     end = api_client.get(path, {"after": chunks[-1].id}).json()
-    assert end == {"items": [], "next_after": chunks[-1].id}
+    assert end == {"items": [], "next_after": chunks[-1].id, "more": False}
     assert_error(api_client.get(path, {"limit": 1001}), 400, "invalid_limit")
     assert_error(api_client.get(path, {"session_number": 0}), 400, "invalid_session_number")
+
+
+def big_chunk(n: int, size: int) -> str:
+    """A one-line JSON chunk of exactly ``size`` bytes of UTF-8 (``é`` is two bytes)."""
+    head = f'{{"n":{n},"t":"'
+    body = "é" * ((size - len(head) - 2) // 2)
+    return head + body + "x" * ((size - len(head) - 2) % 2) + '"}'
+
+
+def test_a_page_of_big_chunks_stops_at_the_byte_cap_and_the_cursor_goes_on(
+    api_client, agent, settings
+):
+    settings.CW_API_PAGE_MAX_BYTES = 1000
+    sizes = [300, 300, 300, 300, 1500, 200, 900, 50, 50]  # bytes, not characters
+    contents = [big_chunk(n, size) for n, size in enumerate(sizes)]
+    assert [len(c.encode()) for c in contents] == sizes
+    services.agent_log_append(agent_id=agent.id, chunks=[{"content": c} for c in contents])
+    path = url("list_agent_log", agent_id=agent.id)
+
+    pages, after = [], 0
+    while True:
+        page = api_client.get(path, {"after": after, "limit": 1000}).json()
+        pages.append(([item["content"] for item in page["items"]], page["more"]))
+        after = page["next_after"]
+        if not page["more"]:
+            break
+
+    # 300+300+300 fit; the fourth would pass 1000. A chunk larger than the cap comes
+    # alone (a reader always moves on). The last page ends the log: more is false.
+    assert [[contents.index(c) for c in items] for items, _ in pages] == [
+        [0, 1, 2],
+        [3],
+        [4],
+        [5],
+        [6, 7, 8],
+    ]
+    assert [more for _, more in pages] == [True, True, True, True, False]
+    assert [c for items, _ in pages for c in items] == contents  # no loss, no duplicate
+
+
+def test_the_byte_cap_applies_to_one_session_and_to_the_stream(api_client, agent, settings):
+    settings.CW_API_PAGE_MAX_BYTES = 1000
+    services.agent_log_append(
+        agent_id=agent.id,
+        chunks=[{"content": big_chunk(n, 400), "session_number": 1 + n % 2} for n in range(9)],
+    )
+    page = api_client.get(
+        url("list_agent_log", agent_id=agent.id), {"session_number": 2, "limit": 3}
+    ).json()
+    assert [json.loads(item["content"])["n"] for item in page["items"]] == [1, 3]
+    assert page["more"] is True
+
+    # The stream reads capped pages, and reads on until the log ends.
+    response = api_client.get(url("stream_agent_log", agent_id=agent.id))
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == list(range(9))
+
+
+def test_the_openapi_document_states_the_byte_cap(api_client):
+    document = api_client.get("/api/openapi.json").json()
+    operation = document["paths"]["/api/agents/{agent_id}/logs"]["get"]
+    (limit,) = [p for p in operation["parameters"] if p["name"] == "limit"]
+    assert "CW_API_PAGE_MAX_BYTES" in limit["description"]
+    assert "4,000,000" in limit["description"]
+    page = document["components"]["schemas"]["LogPageOut"]["properties"]
+    assert "CW_API_PAGE_MAX_BYTES" in page["items"]["description"]
+    assert "byte cap" in page["more"]["description"]
+    appended = document["components"]["schemas"]["LogAppendedOut"]["properties"]
+    assert "exactly the chunks appended" in appended["ids"]["description"]
 
 
 def test_read_one_session(api_client, agent):
