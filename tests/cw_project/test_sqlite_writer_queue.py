@@ -83,7 +83,7 @@ def test_writers_of_many_threads_all_land_and_leave_the_queue_free(database):
         try:
             for i in range(25):
                 write_in_transaction(db, n * 100 + i)
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
         finally:
             db.close()
