@@ -16,8 +16,8 @@ def _hit_sql(vendor: str) -> str:
     # One statement on both databases (SQLite 3.35+, PostgreSQL 9.5+): the unique
     # constraint serialises concurrent first hits, so no count is ever lost.
     return (
-        f"INSERT INTO {table} ({caller}, {start}, {hits}) VALUES (%s, %s, 1) "  # noqa: S608
-        f"ON CONFLICT ({caller}, {start}) DO UPDATE SET {hits} = {table}.{hits} + 1 "
+        f"INSERT INTO {table} ({caller}, {start}, {hits}) VALUES (%s, %s, %s) "  # noqa: S608
+        f"ON CONFLICT ({caller}, {start}) DO UPDATE SET {hits} = {table}.{hits} + %s "
         f"RETURNING {hits}"
     )
 
@@ -29,9 +29,10 @@ class ApiRateWindowRepository(Repository[ApiRateWindow]):
     slug = "rate_window"
     label = "API rate window"
 
-    def hit(self, caller: str, window_start: int) -> int:
-        """Count one write of ``caller`` in the window starting at ``window_start``; the
-        window's count with it. The first hit of a window deletes the caller's older ones."""
+    def hit(self, caller: str, window_start: int, count: int = 1) -> int:
+        """Count ``count`` writes of ``caller`` in the window starting at ``window_start``;
+        the window's count with them. The first hit of a window deletes the caller's older
+        ones."""
         db = connections[DEFAULT_DB_ALIAS]
         # Its own transaction (not one a caller opened): a count lost to a crash of the
         # database server is a write not counted, harmless, so its commit does not wait
@@ -41,9 +42,9 @@ class ApiRateWindowRepository(Repository[ApiRateWindow]):
         with transaction.atomic(), db.cursor() as cursor:
             if lazy_commit:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            cursor.execute(_hit_sql(db.vendor), [caller, window_start])
+            cursor.execute(_hit_sql(db.vendor), [caller, window_start, count, count])
             (hits,) = cursor.fetchone()
-            if hits == 1:
+            if hits == count:
                 ApiRateWindow.objects.filter(caller=caller, window_start__lt=window_start).delete()
         return int(hits)
 

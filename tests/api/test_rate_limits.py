@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 
 from core.models import ApiRateWindow, Initiative
-from core.ratelimits import WINDOW_SECONDS
+from core.ratelimits import WINDOW_SECONDS, WriteRateThrottle
 from core.tokens import api_token_create
 from cw_project.api import api
 from tests.api.helpers import assert_error, post_json
@@ -35,7 +35,7 @@ def limited(settings, monkeypatch):
     monkeypatch.setattr("core.ratelimits.time", SimpleNamespace(time=lambda: NOW))
     yield
     for throttle in api.throttle:
-        throttle._spent.clear()  # the ids of a rolled-back test may come again
+        throttle.forget()  # the ids of a rolled-back test may come again
 
 
 def _create(client: Client, name: str):
@@ -105,6 +105,34 @@ def test_a_new_window_starts_the_count_again_and_drops_the_callers_old_one(
 
     windows = dict(ApiRateWindow.objects.values_list("caller", "hits"))
     assert windows == {f"token:{token.pk}": 1, "token:someone-else": 9}
+
+
+def test_a_process_counts_a_callers_writes_in_leases_and_never_lets_more_through_than_the_limit(
+    settings, monkeypatch, django_assert_max_num_queries
+):
+    """Under a limit of 1,000 a lease is ten writes: 25 writes cost three upserts (the
+    count says 30), and near the limit a lease is cut to what is left of it."""
+    settings.CW_API_WRITE_RATE_LIMIT = 1000
+    monkeypatch.setattr("core.ratelimits.time", SimpleNamespace(time=lambda: NOW))
+    throttle = WriteRateThrottle()
+    token, _ = api_token_create(name="leased")
+    request = SimpleNamespace(method="POST", auth=token)
+    start = int(NOW // WINDOW_SECONDS) * WINDOW_SECONDS
+
+    # Three upserts, each in a savepoint (the test's transaction), and the first's sweep.
+    with django_assert_max_num_queries(3 * 3 + 1) as queries:
+        assert all(throttle.allow_request(request) for _ in range(25))
+    upserts = [q for q in queries.captured_queries if "ON CONFLICT" in q["sql"]]
+    assert len(upserts) == 3
+    window = ApiRateWindow.objects.get(caller=f"token:{token.pk}", window_start=start)
+    assert window.hits == 30
+
+    window.hits = 995  # another process used the rest: five writes are left
+    window.save(update_fields=["hits"])
+    throttle.forget()
+    allowed = [throttle.allow_request(request) for _ in range(12)]
+    assert allowed == [True] * 5 + [False] * 7
+    assert throttle.wait() == WINDOW_SECONDS / 2
 
 
 def test_the_openapi_document_declares_429_with_retry_after_on_every_write():
