@@ -97,17 +97,22 @@ class WriterQueue:
 
 
 _queues: dict[str, WriterQueue] = {}
+#: The queue of each database name seen (resolving a path is a system call per part).
+_queues_by_name: dict[str, WriterQueue] = {}
 _queues_lock = threading.Lock()
 
 
 def writer_queue(name: str) -> WriterQueue | None:
     """The queue of the database file ``name`` (None for an in-memory database)."""
+    if (known := _queues_by_name.get(name)) is not None:
+        return known
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
     path = f"{Path(name).resolve()}-writers"
     with _queues_lock:
         if path not in _queues:
             _queues[path] = WriterQueue(path)
+        _queues_by_name[name] = _queues[path]
         return _queues[path]
 
 
