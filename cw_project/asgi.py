@@ -24,11 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from django.core import signals
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, get_resolver
+from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.urls import Resolver404, get_resolver, set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cw_project.settings")
 
@@ -55,6 +57,43 @@ class CwASGIHandler(ASGIHandler):
         async with ThreadSensitiveContext(executor=self.pool):
             await self.handle(scope, receive, send)
 
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """A request to a synchronous view is served in one call on the pool: the
+        request's start, the middlewares and the view, and (unless it streams) the
+        response's end, where Django's handler hands over three times (the start and the
+        end signals run their receivers, ``close_old_connections`` among them, in calls
+        of their own) and watches for a disconnect that cannot stop a synchronous view
+        anyway. Every other request (an asynchronous view, a refused one) is Django's."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, _ = self.create_request(scope, body_file)  # refused: Django answers it
+        if request is None or self._view_is_async(request):
+            body_file.seek(0)
+            await super().handle(scope, _replay(body_file, receive), send)
+            return
+        try:
+            response = await sync_to_async(self._respond)(scope, request)
+            await self.send_response(response, send)
+            if response.streaming:
+                await sync_to_async(response.close)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: dict[str, Any], request: HttpRequest) -> HttpResponseBase:
+        """(On the pool.) The response to ``request`` from its synchronous view, closed
+        unless it streams (its content is in memory: closing sends ``request_finished``)."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        response = self.sync_handler.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()
+        return response
+
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         """A synchronous view runs with the middlewares in one call on the pool, as under
         WSGI; only an asynchronous view (a long poll, a stream) goes through the
@@ -73,6 +112,20 @@ class CwASGIHandler(ASGIHandler):
             return False
         request.cw_resolver_match = (request.path_info, match)  # type: ignore[attr-defined]
         return iscoroutinefunction(match.func)
+
+
+def _replay(body_file: Any, receive: Any) -> Any:
+    """An ASGI ``receive`` that gives the body already read from ``receive`` first."""
+    replayed = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body_file.read(), "more_body": False}
+
+    return replay
 
 
 class _ResolvedOnceHandler(BaseHandler):
