@@ -150,14 +150,14 @@ def test_a_synchronous_view_runs_with_its_middlewares_in_one_call_on_the_pool(ap
     _, clear = api_token
     app = CwASGIHandler()
     submitted = 0
-    submit = app.pool.submit
+    submit = app.read_pool.submit
 
     def counting_submit(*args, **kwargs):
         nonlocal submitted
         submitted += 1
         return submit(*args, **kwargs)
 
-    app.pool.submit = counting_submit  # type: ignore[method-assign]
+    app.read_pool.submit = counting_submit  # type: ignore[method-assign]
     sent: list[dict] = []
 
     async def send(message: dict) -> None:
@@ -170,6 +170,35 @@ def test_a_synchronous_view_runs_with_its_middlewares_in_one_call_on_the_pool(ap
         asyncio.run(ask())
     finally:
         app.pool.shutdown()
+        app.read_pool.shutdown()
     assert sent[0]["status"] == 200
     assert b'"name"' in b"".join(m.get("body", b"") for m in sent)
     assert submitted == 1
+
+
+def test_a_read_is_served_while_every_writing_thread_is_taken(api_token, monkeypatch):
+    """Reads (GET, HEAD, OPTIONS) run on a pool of their own: with every thread of the
+    writes' pool held (writes waiting for the database's write lock, say), a read is
+    still answered at once."""
+    _, clear = api_token
+    monkeypatch.setenv("CW_ASGI_THREADS", "2")
+    app = CwASGIHandler()
+    release = threading.Event()
+    held = [app.pool.submit(release.wait, 30) for _ in range(2)]
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def ask() -> None:
+        request = app(scope("/api/whoami", "", clear), receive_then_leave(asyncio.Event()), send)
+        await asyncio.wait_for(request, timeout=10)
+
+    try:
+        asyncio.run(ask())
+        assert not any(future.done() for future in held)
+    finally:
+        release.set()
+        app.pool.shutdown()
+        app.read_pool.shutdown()
+    assert sent[0]["status"] == 200
