@@ -114,7 +114,8 @@ api = CwNinjaAPI(
         "may also be refused before it reaches an operation, in the same shape: 400 "
         "`bad_request` (not HTTP the server can parse), `invalid_host` (a `Host` the "
         "server does not answer to) or `too_many_fields` (over 1,000 query parameters), "
-        "411 `length_required` (a chunked body the server cannot read), 413 "
+        "408 `request_timeout` (a request not sent whole within a minute of its first "
+        "byte), 411 `length_required` (a chunked body the server cannot read), 413 "
         "`payload_too_large`, 414 `uri_too_long` (a request target over 8 KiB) and 431 "
         "`headers_too_large` (header fields over 64 KiB)."
     ),

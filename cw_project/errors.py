@@ -39,7 +39,8 @@ unexpected exception               500     ``internal_error`` (logged, signalled
 
 Outside Django, the HTTP server answers in the same shape what it refuses before Django
 sees the request (``cw_project.server``): 400 ``bad_request`` for a request it cannot
-parse, 414 ``uri_too_long``, 431 ``headers_too_large``.
+parse, 408 ``request_timeout`` for one not sent whole in time, 414 ``uri_too_long``, 431
+``headers_too_large``.
 
 Every code is in the catalogue of ``core.errors`` (``docs/errors.md``); the codes only the
 API answers are declared here. A code that replaced others (``core.errors.rename``) is
@@ -111,6 +112,13 @@ LENGTH_REQUIRED = declare(
     411,
     "A chunked body (no `Content-Length`) that this server cannot read: send "
     "`Content-Length` (`make serve` reads chunked bodies; `make run` does not).",
+)
+REQUEST_TIMEOUT = declare(
+    "api",
+    "request_timeout",
+    408,
+    "The request's head and body did not arrive whole within the time the server waits "
+    "for them from their first byte (`details.max_seconds`); the connection is closed.",
 )
 URI_TOO_LONG = declare(
     "api",
