@@ -242,3 +242,40 @@ def test_the_document_declares_the_429_on_exactly_the_capped_lists():
         for op in refused
         for name in ("retrieve_", "whoami", "stream_", "follow_", "count_")
     )
+
+
+def test_a_staff_session_is_capped_as_its_user(capped, staff_client, staff_user):
+    key = f"user:{staff_user.pk}"
+    slots = [try_take(key, CONCURRENCY) for _ in range(CONCURRENCY)]
+    try:
+        response = staff_client.get("/api/initiatives")
+        assert_error(response, HTTPStatus.TOO_MANY_REQUESTS, "reads_throttled")
+    finally:
+        for slot in slots:
+            assert slot is not None
+            slot.release()
+    assert staff_client.get("/api/initiatives").status_code == HTTPStatus.OK
+
+
+def test_a_stream_read_waits_for_a_slot_instead_of_being_refused(capped, token):
+    key, clear = token
+    slots = [try_take(key, CONCURRENCY) for _ in range(CONCURRENCY)]
+    _client(clear).post("/api/initiatives", {"name": "Streamed"}, content_type="application/json")
+
+    def release() -> None:
+        for slot in slots:
+            assert slot is not None
+            slot.release()
+
+    timer = threading.Timer(1.5, release)
+    started = time.monotonic()
+    timer.start()
+    try:
+        response = _client(clear).get("/api/events/stream")
+        body = b"".join(response.streaming_content)
+        took = time.monotonic() - started
+    finally:
+        timer.join(5)
+    assert response.status_code == HTTPStatus.OK
+    assert took >= 1.4
+    assert b'"name":"Streamed"' in body
