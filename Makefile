@@ -38,6 +38,8 @@ run: superuser ## Install, migrate, and serve the admin and API on http://127.0.
 
 serve: migrate ## Serve with uvicorn (ASGI) for production (DEBUG off; WORKERS, HOST, PORT; see README)
 	DJANGO_DEBUG=false $(PY) manage.py collectstatic --no-input
+	@# Each slow or idle client holds a socket: raise the open-files limit to the hard one.
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true; \
 	DJANGO_DEBUG=false $(VENV)/bin/uvicorn cw_project.asgi:application \
 		--workers $${WORKERS:-3} --host $(HOST) --port $(PORT) --no-access-log \
 		--http cw_project.server:HttpProtocol

@@ -28,6 +28,8 @@ def setup_django() -> None:
     # The write rate limit stays on, so its cost is in every API figure, but so high that
     # the bench's thousands of writes a minute are never refused.
     os.environ.setdefault("CW_API_WRITE_RATE_LIMIT", str(10**9))
+    # Likewise the read cap (core/readlimits.py): its slots are taken, never all at once.
+    os.environ.setdefault("CW_API_READ_CONCURRENCY", "1000")
     django.setup()
 
 

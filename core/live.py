@@ -33,6 +33,8 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
+from core import readlimits
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -331,12 +333,15 @@ def read_released(read: Callable[[], T]) -> T:
 async def read_when_found(read: Callable[[], list[T]], *, channel: str, wait: float) -> list[T]:
     """``read()`` now; when it finds nothing, again each time ``channel`` is notified (or
     the fallback passes) until it does or ``wait`` seconds are over. Each read runs in
-    the request's database thread and gives its connection back before the wait."""
+    the request's database thread and gives its connection back before the wait; for a
+    long poll of the API each takes one of its caller's read slots, waiting for it, and
+    gives it back before the wait too (``core.readlimits``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     with hub.subscribed(channel) as subscription:
         while True:
-            found = await sync_to_async(read_released)(read)
+            async with readlimits.read_slot():
+                found = await sync_to_async(read_released)(read)
             remaining = deadline - loop.time()
             if found or remaining <= 0:
                 return found
@@ -351,7 +356,8 @@ def read_when_found_sync(read: Callable[[], list[T]], *, channel: str, wait: flo
     deadline = time.monotonic() + wait
     with hub.subscribed(channel, in_thread=True) as subscription:
         while True:
-            found = read_released(read)
+            with readlimits.read_slot_sync():
+                found = read_released(read)
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return found

@@ -5,7 +5,8 @@ Conventions every operation follows (see ``core/schemas.py`` for the shared sche
 - authentication is the default for every router (``core.auth.API_AUTH``): a
   bearer token for tools, or an admin session for a staff user; only ``/api/docs`` and
   ``/api/openapi.json`` answer without it;
-- writes are limited per token (``core.ratelimits``: 429 ``throttled``, ``Retry-After``);
+- writes are limited per token (``core.ratelimits``: 429 ``throttled``, ``Retry-After``),
+  and so are concurrent lists (``core.readlimits``: 429 ``reads_throttled``);
 - every error has the ``ErrorOut`` shape (``cw_project/errors.py`` has the mapping);
 - lists take ``PageParams`` and answer ``Page[ItemOut]``;
 - handlers are named verb_noun (``list_proposals``, ``retrieve_whoami``); the name is
@@ -27,8 +28,10 @@ from agents.api import router as agents_router
 from core.api import router as core_router
 from core.auth import API_AUTH
 from core.ratelimits import WriteRateThrottle
+from core.readlimits import is_capped, release_read_slot, take_read_slot
 from cw_project.errors import (
     document_field_codes,
+    document_read_throttling,
     document_throttling,
     install_error_handlers,
     unknown_api_path,
@@ -80,13 +83,25 @@ class CwNinjaAPI(NinjaAPI):
     ) -> OpenAPISchema:
         """Ninja's document, post-processed (``cw_project.openapi``) with what Ninja cannot
         generate: the links from each create to the operations on what it created, the
-        429 of the write rate limit, and the code of each field that has one
-        (``cw_project.errors``)."""
+        429s of the write rate limit and of the read cap, and the code of each field that
+        has one (``cw_project.errors``)."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         add_links(schema)
         document_throttling(schema)
+        document_read_throttling(schema, self.capped_read_operation_ids())
         document_field_codes(schema)
         return schema
+
+    def capped_read_operation_ids(self) -> set[str]:
+        """The ids of the operations that take a read slot before they run
+        (``core.readlimits``)."""
+        return {
+            operation.operation_id or self.get_openapi_operation_id(operation)
+            for bound in self._get_bound_routers()
+            for path_view in bound.path_operations.values()
+            for operation in path_view.operations
+            if is_capped(operation.view_func)
+        }
 
 
 api = CwNinjaAPI(
@@ -99,7 +114,8 @@ api = CwNinjaAPI(
         "may also be refused before it reaches an operation, in the same shape: 400 "
         "`bad_request` (not HTTP the server can parse), `invalid_host` (a `Host` the "
         "server does not answer to) or `too_many_fields` (over 1,000 query parameters), "
-        "411 `length_required` (a chunked body the server cannot read), 413 "
+        "408 `request_timeout` (a request not sent whole within a minute of its first "
+        "byte), 411 `length_required` (a chunked body the server cannot read), 413 "
         "`payload_too_large`, 414 `uri_too_long` (a request target over 8 KiB) and 431 "
         "`headers_too_large` (header fields over 64 KiB)."
     ),
@@ -108,6 +124,10 @@ api = CwNinjaAPI(
     renderer=FastJSONRenderer(),
     urls_namespace="api-1",
 )
+# A capped list takes its read slot after authentication and gives it back once its
+# response is made (core.readlimits); added before the routers, which inherit them.
+api.add_decorator(take_read_slot, mode="operation")
+api.add_decorator(release_read_slot, mode="view")
 api.add_router("", core_router)
 api.add_router("", agents_router)
 api.add_router("", reviews_router)

@@ -29,6 +29,8 @@ other ``SuspiciousOperation``,     400     ``bad_request``
 a chunked body a WSGI server       411     ``length_required`` (``ApiRequestMiddleware``)
 does not de-chunk
 too many writes (``Throttled``)    429     ``throttled`` (+ ``Retry-After``)
+too many lists read at once        429     ``reads_throttled`` (+ ``Retry-After``;
+(``ReadsThrottled``)                       ``core.readlimits``)
 wrong HTTP method                  405     ``method_not_allowed`` (+ ``Allow``)
 other ``HttpError``                its     the code declared for its status, else
                                            ``http_<status>``
@@ -37,7 +39,8 @@ unexpected exception               500     ``internal_error`` (logged, signalled
 
 Outside Django, the HTTP server answers in the same shape what it refuses before Django
 sees the request (``cw_project.server``): 400 ``bad_request`` for a request it cannot
-parse, 414 ``uri_too_long``, 431 ``headers_too_large``.
+parse, 408 ``request_timeout`` for one not sent whole in time, 414 ``uri_too_long``, 431
+``headers_too_large``.
 
 Every code is in the catalogue of ``core.errors`` (``docs/errors.md``); the codes only the
 API answers are declared here. A code that replaced others (``core.errors.rename``) is
@@ -79,6 +82,7 @@ from ninja.errors import (
 )
 
 from core.errors import DomainError, ErrorCode, declare, lookup
+from core.readlimits import ReadsThrottled
 from core.schemas.base import BLANK_FIELD_CODES, FIELD_CODES, field_refusal_code
 
 # --- the codes only the API answers (the domain's are declared by the apps) -------------
@@ -108,6 +112,13 @@ LENGTH_REQUIRED = declare(
     411,
     "A chunked body (no `Content-Length`) that this server cannot read: send "
     "`Content-Length` (`make serve` reads chunked bodies; `make run` does not).",
+)
+REQUEST_TIMEOUT = declare(
+    "api",
+    "request_timeout",
+    408,
+    "The request's head and body did not arrive whole within the time the server waits "
+    "for them from their first byte (`details.max_seconds`); the connection is closed.",
 )
 URI_TOO_LONG = declare(
     "api",
@@ -159,6 +170,13 @@ THROTTLED = declare(
     429,
     "Too many writes from one token this minute (`details.limit_per_minute`); retry after "
     "`Retry-After` seconds (`details.retry_after`).",
+)
+READS_THROTTLED = declare(
+    "api",
+    "reads_throttled",
+    429,
+    "The token already has as many lists (or pages) being read as it may have at once "
+    "(`details.concurrency`); retry after `Retry-After` seconds (`details.retry_after`).",
 )
 INTERNAL_ERROR = declare(
     "api", "internal_error", 500, "An unexpected error; it is logged, never described."
@@ -381,6 +399,17 @@ def install_error_handlers(api: NinjaAPI) -> None:
             return api.create_response(request, body, status=exc.status_code)
         return respond(request, code, exc.message, status=exc.status_code)
 
+    def on_reads_throttled(request: HttpRequest, exc: ReadsThrottled) -> HttpResponse:
+        response = respond(
+            request,
+            READS_THROTTLED,
+            f"Too many reads at once: a token may have {exc.concurrency} lists or pages "
+            f"being read at a time; retry in {exc.retry_after} s.",
+            {"retry_after": exc.retry_after, "concurrency": exc.concurrency},
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+
     def on_data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
         # A value the database cannot store (a NUL character on PostgreSQL, a number out
         # of range) that validation let through: the caller's input, not our failure.
@@ -439,6 +468,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
         (AuthenticationError, on_authentication_error),
         (AuthorizationError, on_authorization_error),
         (HttpError, on_http_error),
+        (ReadsThrottled, on_reads_throttled),
         (Http404, on_http404),
         (DataError, on_data_error),
         (RequestDataTooBig, on_request_data_too_big),
@@ -574,5 +604,28 @@ def document_throttling(schema: dict[str, Any]) -> dict[str, Any]:
     for operations in schema["paths"].values():
         for method, operation in operations.items():
             if method.upper() not in SAFE_METHODS:
+                operation["responses"]["429"] = refusal
+    return schema
+
+
+def document_read_throttling(schema: dict[str, Any], operation_ids: set[str]) -> dict[str, Any]:
+    """Declare in an OpenAPI document, on each operation of ``operation_ids`` (the lists
+    ``core.readlimits`` caps), its 429 ``reads_throttled``."""
+    refusal = {
+        "description": (
+            "Too Many Requests: the token already has as many lists being read as it may "
+            "have at once (`reads_throttled`); a long poll (`wait`) waits instead."
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and operation.get("operationId") in operation_ids:
                 operation["responses"]["429"] = refusal
     return schema

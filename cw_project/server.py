@@ -1,6 +1,7 @@
 """The HTTP protocol ``make serve`` runs under uvicorn (``--http
 cw_project.server:HttpProtocol``): uvicorn's own (httptools), with the request head
-bounded and every refusal made before Django sees the request in the API's error shape.
+bounded, a deadline on reading each request (``cw_project.request_deadline``), and every
+refusal made before Django sees the request in the API's error shape.
 
 uvicorn answers a request it cannot parse with a plain-text 400 ("Invalid HTTP request
 received."), and httptools reads a request head of any size (a 100 MB header is held in
@@ -10,7 +11,9 @@ memory until its line ends). Here:
 - a request head (request target and header fields) over ``MAX_HEAD_BYTES`` is 431
   ``headers_too_large``: counted as it arrives, so a head that never ends is refused
   after at most one read past the bound, and counted again once complete;
-- any other request the parser refuses is 400 ``bad_request``.
+- any other request the parser refuses is 400 ``bad_request``;
+- a request not read whole within ``CW_REQUEST_READ_SECONDS`` of its first byte is 408
+  ``request_timeout`` (``RequestDeadline``).
 
 Each answer is ``{"code", "message", "details"}`` (``cw_project.errors``), or plain text
 for a target outside the API (the admin's pages, where Django's own 400 page is text
@@ -25,6 +28,8 @@ import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from cw_project.request_deadline import RequestDeadline, request_read_seconds
 
 #: The longest request target (path and query string) read, in bytes: 8 KiB, as
 #: Apache's request line and nginx's buffers allow.
@@ -42,7 +47,7 @@ class _Refused(Exception):
     """Raised from a parser's callback to stop reading a request it refuses."""
 
 
-class HttpProtocol(HttpToolsProtocol):
+class BoundedHeadProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, bounding the request head and refusing in the API's
     error shape (see the module docstring)."""
 
@@ -119,13 +124,26 @@ class HttpProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
+class HttpProtocol(RequestDeadline, BoundedHeadProtocol):
+    """``make serve``'s protocol: the bounded head, and the deadline on each request."""
+
+
 def refusal_response(code: str, target: bytes) -> tuple[int, bytes, bytes]:
     """The status, content type and body of refusal ``code`` for a request to ``target``
     (all or part of it): the API's error shape, or plain text outside the API."""
     # Imported here: uvicorn imports this module before it loads Django.
-    from cw_project.errors import BAD_REQUEST, HEADERS_TOO_LARGE, URI_TOO_LONG, error_body
+    from core.errors import ErrorCode
+    from cw_project.errors import (
+        BAD_REQUEST,
+        HEADERS_TOO_LARGE,
+        REQUEST_TIMEOUT,
+        URI_TOO_LONG,
+        error_body,
+    )
 
-    refusals = {
+    seconds = request_read_seconds()
+    seconds_shown = int(seconds) if seconds == int(seconds) else seconds
+    refusals: dict[str, tuple[ErrorCode, str, dict[str, Any]]] = {
         BAD_REQUEST.code: (BAD_REQUEST, "The request is not HTTP this server can read.", {}),
         URI_TOO_LONG.code: (
             URI_TOO_LONG,
@@ -137,6 +155,12 @@ def refusal_response(code: str, target: bytes) -> tuple[int, bytes, bytes]:
             f"The request's header fields are larger than the {MAX_HEAD_BYTES} bytes the "
             "server reads.",
             {"max_bytes": MAX_HEAD_BYTES},
+        ),
+        REQUEST_TIMEOUT.code: (
+            REQUEST_TIMEOUT,
+            f"The request did not arrive whole within the {seconds_shown} seconds the server "
+            "waits for it from its first byte.",
+            {"max_seconds": seconds_shown},
         ),
     }
     entry, message, details = refusals[code]

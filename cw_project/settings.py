@@ -146,9 +146,18 @@ else:  # a client could write any X-Forwarded-For it likes
 # --- API limits -----------------------------------------------------------------------
 # Writes (POST, PUT, PATCH, DELETE) each token may make per minute, counted in the
 # database so the limit holds across processes (core/ratelimits.py); beyond it the API
-# answers 429 with Retry-After. 0 turns the limit off. Reads are not limited; body size,
-# page sizes, log batches and long-poll waits have caps of their own (README, "Limits").
+# answers 429 with Retry-After. 0 turns the limit off. Body size, page sizes, log batches
+# and long-poll waits have caps of their own (README, "Limits").
 CW_API_WRITE_RATE_LIMIT = int(os.environ.get("CW_API_WRITE_RATE_LIMIT", "3000"))
+# Expensive reads (lists, and each read of a long poll or a stream) each token may have
+# running at once, across every worker process of the host (core/readlimits.py): a list
+# finding none free answers 429 reads_throttled with Retry-After at once; a long poll's or
+# a stream's read waits for one. Keeps one token's loop of big pages from starving every
+# other caller of the workers. 0 turns the cap off.
+CW_API_READ_CONCURRENCY = int(os.environ.get("CW_API_READ_CONCURRENCY", "2"))
+# Where processes of this host keep the files they flock to share limits (the read cap's
+# slots); created on demand.
+CW_LOCK_DIR = Path(os.environ.get("CW_LOCK_DIR", BASE_DIR / "var" / "locks"))
 # The most bytes of text one page of a list of long texts holds (an agent's log, a chat's
 # messages), besides its row limit: the page stops before the item that would pass it
 # (always one item at least) and answers more=true (core/repositories/pagination.py).

@@ -102,6 +102,15 @@ def static_files_from_the_apps() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def read_slots_of_this_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the read cap's slot files (``core/readlimits.py``) in a directory of this
+    test process: xdist's processes each have a database of their own, whose tokens
+    share ids, and must not share their slots as a host's workers do."""
+    with override_settings(CW_LOCK_DIR=tmp_path_factory.mktemp("locks")):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def cheap_password_hashing() -> Iterator[None]:
     """Hash passwords with MD5 for the test run only: production keeps Django's PBKDF2.
 

@@ -140,6 +140,9 @@ def scratch_database(directory: Path, **env: str) -> Iterator[ScratchDatabase]:
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         CW_STATIC_ROOT=str(directory / "static"),
+        # The read cap's slot files (core/readlimits.py): one server's own, as on a host
+        # of its own, so the suite's servers never share a caller's slots.
+        CW_LOCK_DIR=str(directory / "locks"),
         **env,
     )
     try:

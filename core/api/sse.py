@@ -10,6 +10,8 @@ where it stopped. Under ASGI (``make serve``) waiting holds no thread and no dat
 connection, and a client that goes away ends its stream (the ASGI server cancels it).
 Under WSGI (``make run``'s development server) the same stream is sent as it comes,
 each step run in the request's thread, which it holds while the stream is open.
+Each read takes one of the caller's read slots, waiting for it, and gives it back
+before the stream waits or sends (``core.readlimits``): an open stream holds none.
 """
 
 import functools
@@ -24,6 +26,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 
 from core.live import hub, read_released
+from core.readlimits import read_slot, read_slot_sync, request_caller
 
 #: Seconds between keep-alive comments while nothing happens.
 KEEPALIVE_SECONDS = 15.0
@@ -35,7 +38,22 @@ PAGE_SIZE = 200
 
 def sse_response(item: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI ``responses`` entry of a stream whose events' ``data`` is ``item``
-    (a JSON Schema, e.g. a ``$ref`` to a component)."""
+    (a JSON Schema, e.g. a ``$ref`` to a component). Before OpenAPI 3.2's ``itemSchema``
+    the media type's ``schema`` describes one event, its fields as strings; ``data`` holds
+    JSON (``contentMediaType``) of schema ``item`` (``contentSchema``)."""
+    event = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"type": "string"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": item,
+            },
+            "retry": {"type": "integer"},
+        },
+    }
     return {
         "description": (
             "A `text/event-stream`: each item as `id: <cursor>`, `event: <kind>` and "
@@ -43,7 +61,7 @@ def sse_response(item: dict[str, Any]) -> dict[str, Any]:
             "nothing happens. The stream ends after a few minutes with `retry:`; reconnect "
             "with `Last-Event-ID` (an `EventSource` does) to go on after the last item."
         ),
-        "content": {"text/event-stream": {"schema": item}},
+        "content": {"text/event-stream": {"schema": event}},
     }
 
 
@@ -75,7 +93,7 @@ def follow(
 ) -> StreamingHttpResponse:
     """The stream of ``read``'s items after ``cursor``; ``render(item)`` gives its
     cursor, its event name and its JSON."""
-    stream = _Stream(read, cursor, channel, render)
+    stream = _Stream(read, cursor, channel, render, request_caller(request))
     response = StreamingHttpResponse(
         stream.parts() if isinstance(request, ASGIRequest) else stream.parts_in_thread(),
         content_type="text/event-stream",
@@ -95,8 +113,11 @@ class _Stream:
         cursor: int,
         channel: str,
         render: Callable[[Any], tuple[int, str, str]],
+        caller: str | None,
     ) -> None:
         self.read, self.cursor, self.channel, self.render = read, cursor, channel, render
+        #: Whose read slots the stream's reads take (``core.readlimits``).
+        self.caller = caller
         self.end = time.monotonic() + stream_seconds()
         self.sent = time.monotonic()
 
@@ -124,7 +145,9 @@ class _Stream:
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         with hub.subscribed(self.channel) as subscription:
             while self.remaining():
-                if messages := await sync_to_async(self.next_items)():
+                async with read_slot(self.caller):
+                    messages = await sync_to_async(self.next_items)()
+                if messages:
                     self.sent = time.monotonic()
                     yield messages
                     continue
@@ -138,7 +161,9 @@ class _Stream:
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
         with hub.subscribed(self.channel, in_thread=True) as subscription:
             while self.remaining():
-                if messages := self.next_items():
+                with read_slot_sync(self.caller):
+                    messages = self.next_items()
+                if messages:
                     self.sent = time.monotonic()
                     yield messages
                     continue
@@ -151,15 +176,31 @@ def served_as_it_comes(request: HttpRequest, parts: Iterator[bytes]) -> Any:
     """``parts`` for a ``StreamingHttpResponse`` that sends them as they are read on
     either server: as they are under WSGI, and under ASGI a few hundred at a time, each
     batch read in the request's database thread (an ASGI server would otherwise read a
-    synchronous iterator whole before sending a byte)."""
+    synchronous iterator whole before sending a byte). Each part (each batch under ASGI)
+    is read holding one of the caller's read slots (``core.readlimits``), waiting for it."""
+    caller = request_caller(request)
     if not isinstance(request, ASGIRequest):
-        return parts
+        return _parts_in_thread(parts, caller)
 
     async def batches() -> AsyncIterator[bytes]:
-        while batch := await sync_to_async(_take)(parts, STREAM_BATCH):
+        while True:
+            async with read_slot(caller):
+                batch = await sync_to_async(_take)(parts, STREAM_BATCH)
+            if not batch:
+                return
             yield b"".join(batch)
 
     return batches()
+
+
+def _parts_in_thread(parts: Iterator[bytes], caller: str | None) -> Iterator[bytes]:
+    """Each part as it is read (holding a slot while it is), for a WSGI server."""
+    while True:
+        with read_slot_sync(caller):
+            part = next(parts, None)
+        if part is None:
+            return
+        yield part
 
 
 #: Parts read per hop to the database thread when streaming under ASGI.

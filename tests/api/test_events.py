@@ -113,7 +113,7 @@ def test_the_schema_lists_every_kind_as_an_enum():
     assert operation["operationId"].endswith("list_events")
     assert operation["tags"] == ["events"]
     assert kind["schema"]["anyOf"][0]["items"]["enum"] == list(EVENT_KINDS)
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "422"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "422", "429"}
     assert "holds no server thread" in operation["description"]
 
 
