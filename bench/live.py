@@ -153,6 +153,8 @@ def server_environment(url: str, directory: Path, extra: dict[str, str]) -> dict
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CW_STATIC_ROOT": str(directory / "static"),
+        # The read cap's lock files, apart from any other server's (its token ids repeat).
+        "CW_LOCK_DIR": str(directory / "locks"),
         **extra,
     }
 
