@@ -28,6 +28,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -71,9 +72,14 @@ def read_concurrency() -> int:
 
 def lock_dir() -> Path:
     """Where the slots' files are (``CW_LOCK_DIR``), created on first use."""
-    path = Path(getattr(settings, "CW_LOCK_DIR", "var/locks"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made_dir(str(getattr(settings, "CW_LOCK_DIR", "var/locks")))
+
+
+@functools.cache
+def _made_dir(path: str) -> Path:
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def is_capped(view_func: Callable[..., Any]) -> bool:
@@ -81,36 +87,78 @@ def is_capped(view_func: Callable[..., Any]) -> bool:
     return view_func.__name__.startswith(CAPPED_PREFIX)
 
 
-class ReadSlot:
-    """One held slot: an open file with an exclusive ``flock`` on it."""
+#: Slot files a process keeps open between reads (closed, unheld ones first, beyond it).
+MAX_OPEN_SLOT_FILES = 1024
 
-    def __init__(self, fd: int) -> None:
+
+class _ProcessSlots:
+    """This process's side of the slots: which it holds (so two of its threads never
+    take one file, which ``flock`` on one descriptor would let them), and the files it
+    keeps open, so a read costs a ``flock`` and an unlock, not an open and a close."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: set[tuple[str, int]] = set()
+        self.files: dict[tuple[str, int], int] = {}
+
+    def take(self, directory: Path, stem: str, concurrency: int) -> "ReadSlot | None":
+        with self.lock:
+            for number in range(concurrency):
+                name = (f"{directory}/read-{stem}-{number}.lock", number)
+                if name in self.held:
+                    continue
+                fd = self.files.get(name)
+                if fd is None:
+                    self._make_room()
+                    fd = os.open(name[0], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    self.files[name] = fd
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # another process holds it
+                self.held.add(name)
+                return ReadSlot(self, name, fd)
+        return None
+
+    def give_back(self, name: tuple[str, int], fd: int) -> None:
+        with self.lock:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            self.held.discard(name)
+
+    def _make_room(self) -> None:
+        if len(self.files) < MAX_OPEN_SLOT_FILES:
+            return
+        for name in [name for name in self.files if name not in self.held]:
+            os.close(self.files.pop(name))
+
+
+_slots = _ProcessSlots()
+
+
+class ReadSlot:
+    """One held slot: an exclusive ``flock`` on its file."""
+
+    def __init__(self, owner: _ProcessSlots, name: tuple[str, int], fd: int) -> None:
+        self._owner = owner
+        self._name = name
         self._fd: int | None = fd
 
     def release(self) -> None:
-        """Give the slot back (closing the file drops the lock); twice is harmless."""
+        """Give the slot back; twice is harmless."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            os.close(fd)
+            self._owner.give_back(self._name, fd)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stem(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def try_take(key: str, concurrency: int) -> ReadSlot | None:
     """A free slot of caller ``key`` (``concurrency`` of them), or None when all are held.
     Never blocks: each file is tried with ``LOCK_NB``."""
-    directory = lock_dir()
-    stem = hashlib.sha256(key.encode()).hexdigest()[:24]
-    for number in range(concurrency):
-        fd = os.open(directory / f"read-{stem}-{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        except BaseException:
-            os.close(fd)
-            raise
-        return ReadSlot(fd)
-    return None
+    return _slots.take(lock_dir(), _stem(key), concurrency)
 
 
 async def take_waiting(key: str, concurrency: int) -> ReadSlot:

@@ -2,6 +2,8 @@
 of its token taken is refused 429 ``reads_throttled`` at once; a long poll holds no slot
 while it waits, and its reads wait for one instead of being refused."""
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -279,3 +281,35 @@ def test_a_stream_read_waits_for_a_slot_instead_of_being_refused(capped, token):
     assert response.status_code == HTTPStatus.OK
     assert took >= 1.4
     assert b'"name":"Streamed"' in body
+
+
+@pytest.mark.processes
+def test_a_slot_another_process_holds_is_not_taken_and_is_free_once_it_lets_go(
+    capped, token, settings
+):
+    """Slots are shared with the host's other processes through the files' ``flock``:
+    a process keeps its slot files open between reads, and still never takes one
+    another process holds."""
+    key, _ = token
+    held = try_take(key, CONCURRENCY)  # opens this process's files
+    assert held is not None
+    held.release()
+    path = held._name[0]
+    holder = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR);"
+            " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert _free_slots(key) == CONCURRENCY - 1
+    finally:
+        holder.communicate("", timeout=10)
+    assert _free_slots(key) == CONCURRENCY
