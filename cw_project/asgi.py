@@ -21,6 +21,9 @@ its database connection for the next request (``CW_DB_CONN_MAX_AGE``), so a proc
 holds at most twice ``CW_ASGI_THREADS`` connections, however many requests wait.
 """
 
+import asyncio
+import contextvars
+import functools
 import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +36,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.http import FileResponse, HttpRequest, HttpResponseBase
-from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.urls import Resolver404, ResolverMatch, URLResolver, get_resolver, set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cw_project.settings")
 
@@ -85,8 +88,13 @@ class CwASGIHandler(ASGIHandler):
             body_file.seek(0)
             await super().handle(scope, _replay(body_file, receive), send)
             return
+        pool = self.read_pool if scope.get("method") in READ_METHODS else self.pool
         try:
-            response = await sync_to_async(self._respond)(scope, request)
+            # Straight onto the pool: asgiref's sync_to_async, built for calls that must
+            # share a thread and carry their context back, cost more than the hand-over.
+            response = await asyncio.get_running_loop().run_in_executor(
+                pool, contextvars.copy_context().run, self._respond, scope, request
+            )
             await self.send_response(response, send)
             if response.streaming:
                 await sync_to_async(response.close)()
@@ -117,12 +125,22 @@ class CwASGIHandler(ASGIHandler):
 
     @staticmethod
     def _view_is_async(request: HttpRequest) -> bool:
-        try:
-            match = get_resolver().resolve(request.path_info)
-        except Resolver404:
+        match = _resolved(get_resolver(), request.path_info)
+        if match is None:
             return False
         request.cw_resolver_match = (request.path_info, match)  # type: ignore[attr-defined]
         return iscoroutinefunction(match.func)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(resolver: URLResolver, path_info: str) -> ResolverMatch | None:
+    """``path_info``'s match (None: no route), remembered: resolving walks the API's
+    patterns one by one, on the event loop, and the same paths come again and again (an
+    agent appends to its log's path ten times a second)."""
+    try:
+        return resolver.resolve(path_info)
+    except Resolver404:
+        return None
 
 
 def _replay(body_file: Any, receive: Any) -> Any:
