@@ -35,15 +35,31 @@ PAGE_SIZE = 200
 
 def sse_response(item: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI ``responses`` entry of a stream whose events' ``data`` is ``item``
-    (a JSON Schema, e.g. a ``$ref`` to a component)."""
+    (a JSON Schema, e.g. a ``$ref`` to a component). Before OpenAPI 3.2's ``itemSchema``
+    the media type's ``schema`` describes one event, its fields as strings; ``data`` holds
+    JSON (``contentMediaType``) of schema ``item`` (``contentSchema``)."""
+    event = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"type": "string"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": item,
+            },
+            "retry": {"type": "integer"},
+        },
+    }
     return {
+
         "description": (
             "A `text/event-stream`: each item as `id: <cursor>`, `event: <kind>` and "
             "`data: <the item as JSON>` (the schema below), comments (`: keep-alive`) while "
             "nothing happens. The stream ends after a few minutes with `retry:`; reconnect "
             "with `Last-Event-ID` (an `EventSource` does) to go on after the last item."
         ),
-        "content": {"text/event-stream": {"schema": item}},
+        "content": {"text/event-stream": {"schema": event}},
     }
 
 
