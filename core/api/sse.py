@@ -52,7 +52,6 @@ def sse_response(item: dict[str, Any]) -> dict[str, Any]:
         },
     }
     return {
-
         "description": (
             "A `text/event-stream`: each item as `id: <cursor>`, `event: <kind>` and "
             "`data: <the item as JSON>` (the schema below), comments (`: keep-alive`) while "
