@@ -439,6 +439,21 @@ class Repository(Generic[M]):
                 errors[field.name] = ["must be a whole number within 32 bits"]
             elif unstorable_datetime(value):
                 errors[field.name] = ["must be a date and time between the years 1 and 9998"]
+        # An empty id names no record, yet ``full_clean`` skips a blank foreign key's
+        # lookup: left to the database, the (deferred) foreign key would fail the commit.
+        empty_references = {
+            field.name: ["names no record (an empty id)"]
+            for field in fields
+            if field.is_relation and getattr(obj, field.attname) == ""
+        }
+        if empty_references:
+            raise InvalidInput(
+                f"Invalid {self.label.lower()}: "
+                + "; ".join(f"{name} names no record" for name in sorted(empty_references))
+                + ".",
+                code="invalid_reference",
+                details={"fields": empty_references},
+            )
         if errors:
             raise InvalidInput(
                 f"Invalid {self.label.lower()}: "

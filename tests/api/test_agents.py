@@ -99,6 +99,18 @@ def test_registering_with_an_unknown_initiative_is_an_invalid_reference(api_clie
     assert not Agent.objects.exists()
 
 
+def test_registering_with_an_empty_initiative_id_is_an_invalid_reference(api_client):
+    """An empty id names no record; model validation skips a blank foreign key, and the
+    database's deferred foreign key then failed the commit (a 500 under make serve)."""
+    response = post_json(
+        api_client, url("register_agent"), {"worktree_id": "/w/1", "initiative_id": ""}
+    )
+
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_reference")
+    assert set(body["details"]["fields"]) == {"initiative"}
+    assert not Agent.objects.exists()
+
+
 def test_a_tool_registers_an_agent_with_a_claimed_account_and_its_secrets(api_client):
     account = AccountFactory(credentials=CREDENTIALS)
     response = post_json(
