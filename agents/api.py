@@ -97,7 +97,12 @@ class AccountFilters(PageParams):
 @router.get("/accounts", response={200: Page[AccountOut], **ERRORS})
 def list_accounts(request: HttpRequest, filters: Query[AccountFilters]) -> dict[str, Any]:
     """Accounts in rotation order, optionally of one provider; secrets never included."""
-    page = accounts.find_page(provider=filters.provider, limit=filters.limit, offset=filters.offset)
+    page = accounts.find_page(
+        provider=filters.provider,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
     return page_of(page.items, total=page.total, params=filters)
 
 
@@ -189,6 +194,7 @@ def list_agents(request: HttpRequest, filters: Query[AgentFilters]) -> dict[str,
         initiative_id=filters.initiative_id,
         limit=filters.limit,
         offset=filters.offset,
+        max_bytes=page_max_bytes(),
     )
     return page_of(page.items, total=page.total, params=filters)
 
@@ -494,7 +500,12 @@ def list_messages_pending_for_person(
     request: HttpRequest, page: Query[PageParams]
 ) -> dict[str, Any]:
     """Messages addressed to people, neither read nor answered, oldest first."""
-    found = messages.find_page(messages.pending_for_user(), limit=page.limit, offset=page.offset)
+    found = messages.find_page(
+        messages.pending_for_user(),
+        limit=page.limit,
+        offset=page.offset,
+        max_bytes=page_max_bytes(),
+    )
     return page_of(found.items, total=found.total, params=page)
 
 
@@ -507,7 +518,12 @@ def list_messages_requiring_response(
     request: HttpRequest, page: Query[PageParams]
 ) -> dict[str, Any]:
     """Messages that require a response and are not answered, oldest first."""
-    found = messages.find_page(messages.requiring_response(), limit=page.limit, offset=page.offset)
+    found = messages.find_page(
+        messages.requiring_response(),
+        limit=page.limit,
+        offset=page.offset,
+        max_bytes=page_max_bytes(),
+    )
     return page_of(found.items, total=found.total, params=page)
 
 

@@ -72,7 +72,9 @@ def _actor(request: HttpRequest) -> Actor:
 def list_proposals(request: HttpRequest, filters: Query[ProposalFilters]) -> dict[str, Any]:
     """Proposals, filtered by agent, initiative, status and target type; oldest first."""
     criteria = filters.dict(include={"agent_id", "initiative_id", "status", "target_type"})
-    page = proposals.find_page_rows(**criteria, limit=filters.limit, offset=filters.offset)
+    page = proposals.find_page_rows(
+        **criteria, limit=filters.limit, offset=filters.offset, max_bytes=page_max_bytes()
+    )
     return page_of(page.items, total=page.total, params=filters)
 
 
@@ -194,7 +196,11 @@ def list_review_comments(
     """A phase's comments by file and line; ``resolved`` filters open or resolved ones."""
     phases.require(phase_id)
     page = review_comments.find_page_rows(
-        phase_id, resolved=filters.resolved, limit=filters.limit, offset=filters.offset
+        phase_id,
+        resolved=filters.resolved,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
     )
     return page_of(page.items, total=page.total, params=filters)
 

@@ -90,14 +90,19 @@ class AccountRepository(Repository[Account]):
         return list(self.queryset().filter(provider=provider))
 
     def find_page(
-        self, *, provider: str | None = None, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+        self,
+        *,
+        provider: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[Account]:
         """One offset page of the accounts (of ``provider`` when given) in rotation order,
         with the total: two queries, no secret read."""
         qs = self.queryset()
         if provider is not None:
             qs = qs.filter(provider=provider)
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def next_release_at(self, provider: str) -> datetime | None:
         """When the first parked account of ``provider`` becomes available again."""

@@ -146,6 +146,7 @@ class AgentRepository(Repository[Agent]):
         initiative_id: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[Agent]:
         """One offset page of the agents, oldest first, filtered by what is given, with the
         total: two queries whatever the page size."""
@@ -156,7 +157,7 @@ class AgentRepository(Repository[Agent]):
             qs = qs.filter(task_id=task_id)
         if initiative_id is not None:
             qs = qs.filter(initiative_id=initiative_id)
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def find_undismissed_page(
         self,

@@ -112,10 +112,15 @@ class MessageRepository(Repository[Message]):
         return list(self.requiring_response())
 
     def find_page(
-        self, qs: QuerySet[Message], *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+        self,
+        qs: QuerySet[Message],
+        *,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[Message]:
         """One offset page of ``qs`` (one of this repository's lists) with the total."""
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def find_replies(self, message_id: str) -> list[Message]:
         """The direct replies to ``message_id``, oldest first."""

@@ -15,7 +15,7 @@ from core.api.sse import PAGE_SIZE, component, follow, last_event_id, sse_respon
 from core.events import EVENT_KINDS, event_list, event_list_waiting
 from core.live import MAX_WAIT_SECONDS, events_channel
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
-from core.schemas import AUTH_ERRORS, ActorOut, ErrorOut, FromRecord, Id
+from core.schemas import AUTH_ERRORS, PAGE_BYTES, ActorOut, ErrorOut, FromRecord, Id
 
 if TYPE_CHECKING:
     EventKind = str
@@ -78,7 +78,14 @@ class EventOut(FromRecord):
 class EventPageOut(Schema):
     """The next events after the cursor, and the cursor to send next."""
 
-    items: list[EventOut]
+    items: list[EventOut] = Field(
+        description=(
+            "At most `limit` events, and at most "
+            f"{PAGE_BYTES} of their `data` (always at least one): a page may end "
+            "before `limit` events while more follow. Send back `next_after`; an empty "
+            "page is the end of the feed."
+        )
+    )
     next_after: int = Field(
         description="The last item's id, or the ``after`` given when there is none."
     )

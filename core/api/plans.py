@@ -18,7 +18,12 @@ from core import services
 from core.actors import actor_from_auth
 from core.api.router import router
 from core.models import ApiToken, Initiative, Phase, Task
-from core.repositories import InitiativeRepository, PhaseRepository, TaskRepository
+from core.repositories import (
+    InitiativeRepository,
+    PhaseRepository,
+    TaskRepository,
+    page_max_bytes,
+)
 from core.schemas import (
     AUTH_ERRORS,
     ERRORS,
@@ -86,7 +91,12 @@ def create_initiative(request: HttpRequest, payload: InitiativeIn) -> Status:
 @router.get("/initiatives", response={200: Page[InitiativeOut], **LIST_ERRORS}, tags=TAGS)
 def list_initiatives(request: HttpRequest, filters: Query[InitiativeFilters]) -> dict[str, Any]:
     """Initiatives, optionally in one status; oldest first."""
-    page = initiatives.find_page(status=filters.status, limit=filters.limit, offset=filters.offset)
+    page = initiatives.find_page(
+        status=filters.status,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
     return page_of(page.items, total=page.total, params=filters)
 
 
@@ -157,6 +167,7 @@ def list_phases(request: HttpRequest, filters: Query[PhaseFilters]) -> dict[str,
         status=filters.status,
         limit=filters.limit,
         offset=filters.offset,
+        max_bytes=page_max_bytes(),
     )
     return page_of(page.items, total=page.total, params=filters)
 
@@ -272,7 +283,9 @@ def create_subtask(request: HttpRequest, task_id: Id, payload: TaskIn) -> Status
 def list_tasks(request: HttpRequest, filters: Query[TaskFilters]) -> dict[str, Any]:
     """Tasks matching every filter given, by ``order`` then oldest first."""
     criteria = filters.dict(exclude={"limit", "offset"})
-    page = tasks.find_page(**criteria, limit=filters.limit, offset=filters.offset)
+    page = tasks.find_page(
+        **criteria, limit=filters.limit, offset=filters.offset, max_bytes=page_max_bytes()
+    )
     return page_of(page.items, total=page.total, params=filters)
 
 

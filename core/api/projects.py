@@ -10,7 +10,7 @@ from core import services
 from core.api.plans import LIST_ERRORS, READ_ERRORS, TAGS
 from core.api.router import router
 from core.models import Project
-from core.repositories import InitiativeRepository, ProjectRepository
+from core.repositories import InitiativeRepository, ProjectRepository, page_max_bytes
 from core.schemas import (
     ERRORS,
     Id,
@@ -36,7 +36,7 @@ def create_project(request: HttpRequest, payload: ProjectIn) -> Status:
 @router.get("/projects", response={200: Page[ProjectOut], **LIST_ERRORS}, tags=TAGS)
 def list_projects(request: HttpRequest, page: Query[PageParams]) -> dict[str, Any]:
     """Projects by name."""
-    found = projects.find_page(limit=page.limit, offset=page.offset)
+    found = projects.find_page(limit=page.limit, offset=page.offset, max_bytes=page_max_bytes())
     return page_of(found.items, total=found.total, params=page)
 
 

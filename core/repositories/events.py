@@ -1,5 +1,6 @@
 """The event feed's table: appended in commit order, read forward with an id cursor."""
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.db.models import Max
 from core.models import Event
 from core.repositories.base import Repository
 from core.repositories.commit_order import EVENT_ORDER_LOCK, hold_commit_order
-from core.repositories.pagination import check_keyset_page
+from core.repositories.pagination import check_keyset_page, fitting_count, page_max_bytes
 
 
 class EventRepository(Repository[Event]):
@@ -72,14 +73,20 @@ class EventRepository(Repository[Event]):
         initiative_id: str | None = None,
         kinds: list[str] | None = None,
     ) -> list[Event]:
-        """Up to ``limit`` events with an id above ``after``, oldest first (keyset page)."""
+        """Up to ``limit`` events with an id above ``after``, oldest first (keyset page),
+        cut before the one whose ``data`` (as JSON) would take the page past
+        ``page_max_bytes()`` (at least one event). An event's data holds names, ids and
+        field names, never a long text, so the cut is made here on the loaded events
+        rather than by an extra query of their sizes on the feed's hot path."""
         check_keyset_page(limit, after, integer_cursor=True)
         qs = Event.objects.filter(id__gt=after)
         if initiative_id is not None:
             qs = qs.filter(initiative_id=initiative_id)
         if kinds:
             qs = qs.filter(kind__in=kinds)
-        return list(qs.order_by("id")[:limit])
+        found = list(qs.order_by("id")[:limit])
+        sizes = [len(json.dumps(event.data, separators=(",", ":"))) for event in found]
+        return found[: fitting_count(sizes, page_max_bytes())]
 
     def find_by_subject(self, subject_type: str, subject_id: str, *, limit: int) -> list[Event]:
         """The newest ``limit`` events about one record, newest first (a record's history)."""

@@ -22,7 +22,9 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model
+from django.db.models import JSONField, Model
+
+from core.repositories.pagination import fitting_count, text_columns
 
 
 def fetch_all(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -170,18 +172,31 @@ class Listing:
         self.model = model
 
     def page(
-        self, db: BaseDatabaseWrapper, filters: dict[str, Any], *, limit: int, offset: int
+        self,
+        db: BaseDatabaseWrapper,
+        filters: dict[str, Any],
+        *,
+        limit: int,
+        offset: int,
+        max_bytes: int | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """(the rows of the page, the total), filtered by ``filters`` (column attname ->
-        value; None leaves that column unfiltered)."""
+        value; None leaves that column unfiltered); with ``max_bytes``, cut before the row
+        whose long texts would take the page's past it (``pagination.offset_page``'s
+        rule): the texts' sizes first (numbers, computed by the database), then only the
+        rows that fit, then the total unless the page is the last."""
         used = tuple(sorted(name for name, value in filters.items() if value is not None))
         params = [filters[name] for name in used]
-        select, count = self._sql(db.vendor, used)
-        rows = fetch_all(db, select, [*params, limit, offset])
-        if rows and len(rows) < limit:
-            total = offset + len(rows)  # a short page is the last: no need to count
+        select, count, sizes_sql = self._sql(db.vendor, used)
+        if sizes_sql is None or max_bytes is None:
+            rows = fetch_all(db, select, [*params, limit, offset])
+            found = len(rows)
         else:
-            total = fetch_all(db, count, params)[0][0]
+            sizes = [size for (size,) in fetch_all(db, sizes_sql, [*params, limit, offset])]
+            found, fitting = len(sizes), fitting_count(sizes, max_bytes)
+            rows = fetch_all(db, select, [*params, fitting, offset]) if fitting else []
+        # A short page is the list's last: its total needs no count.
+        total = offset + found if 0 < found < limit else fetch_all(db, count, params)[0][0]
         return [self._row(db, row) for row in rows], total
 
     def _row(self, db: BaseDatabaseWrapper, row: Sequence[Any]) -> dict[str, Any]:
@@ -194,7 +209,7 @@ class Listing:
         return column
 
     @functools.cache  # noqa: B019 - one per model, vendor and filter set
-    def _sql(self, vendor: str, used: tuple[str, ...]) -> tuple[str, str]:
+    def _sql(self, vendor: str, used: tuple[str, ...]) -> tuple[str, str, str | None]:
         from django.db import connections
 
         db = connections[DEFAULT_DB_ALIAS]
@@ -208,8 +223,23 @@ class Listing:
             assert isinstance(name, str), "only field names in Meta.ordering"
             column = self._column(name.removeprefix("-"))
             order.append(f"{quote(column)}{' DESC' if name.startswith('-') else ''}")
-        select = (
-            f"SELECT {self.columns.select(db, meta.db_table)} FROM {table}{where} "  # noqa: S608
-            f"ORDER BY {', '.join(order)} LIMIT %s OFFSET %s"
+        page = f"FROM {table}{where} ORDER BY {', '.join(order)} LIMIT %s OFFSET %s"
+        select = f"SELECT {self.columns.select(db, meta.db_table)} {page}"
+        count = f"SELECT COUNT(*) FROM {table}{where}"  # noqa: S608
+        texts = text_columns(self.model)
+        if not texts:
+            return select, count, None
+        sizes = " + ".join(
+            _text_bytes_sql(vendor, quote(self._column(name)), self.model._meta.get_field(name))
+            for name in texts
         )
-        return select, f"SELECT COUNT(*) FROM {table}{where}"  # noqa: S608
+        return select, count, f"SELECT {sizes} {page}"
+
+
+def _text_bytes_sql(vendor: str, column: str, field: Any) -> str:
+    """SQL for the bytes (UTF-8) of a text or JSON ``column`` (0 for a null), as
+    ``pagination.bytes_of`` computes them."""
+    if vendor == "postgresql":
+        text = f"{column}::text" if isinstance(field, JSONField) else column
+        return f"COALESCE(OCTET_LENGTH({text}), 0)"
+    return f"COALESCE(LENGTH(CAST({column} AS BLOB)), 0)"

@@ -40,14 +40,19 @@ class InitiativeRepository(Repository[Initiative]):
         return list(self.queryset().filter(status=status))
 
     def find_page(
-        self, *, status: str | None = None, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[Initiative]:
         """One offset page of the initiatives (of ``status`` when given), oldest first,
         with the total: two queries."""
         qs = self.queryset().order_by("created_at", "id")
         if status is not None:
             qs = qs.filter(status=check_choice(InitiativeStatus, status, "status"))
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def name_of(self, id: str) -> str:
         """The initiative's name (``initiative_not_found`` when there is none)."""

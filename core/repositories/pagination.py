@@ -5,11 +5,17 @@
   ``offset`` 0..``MAX_OFFSET``.
 - **Keyset pages** (``after``/``limit``): append-only streams read forward, where an
   offset would cost more the deeper it goes (log chunks, events). ``after`` is the id of
-  the last item read; ``limit`` is 1..``MAX_KEYSET_PAGE_SIZE``. A keyset page whose items
-  carry long text (an agent's log, a chat's messages) is also capped in bytes
-  (``page_max_bytes``, the setting ``CW_API_PAGE_MAX_BYTES``): it stops before the item
-  that would take its text past the cap (always holding one item, so a reader moves on)
-  and says ``more`` (``KeysetPage``), so a short page is not taken for the end.
+  the last item read; ``limit`` is 1..``MAX_KEYSET_PAGE_SIZE``.
+
+Every page the API answers is capped in bytes as well as in items (``page_max_bytes``,
+the setting ``CW_API_PAGE_MAX_BYTES``): it stops before the item whose long texts (its text and JSON
+columns, ``text_columns``) would take the page's past the cap, always holding one item so
+a reader moves on. A page of 200 records with 1 MB descriptions, or of 1,000 log chunks of
+1 MB, would otherwise be hundreds of megabytes in one answer. The texts' sizes are
+computed by the database and only the items that fit are loaded. A keyset page says
+``more`` (``KeysetPage``) and an offset page keeps its ``total``, so a short page is
+never taken for the end: the next offset is ``offset + len(items)``, not ``offset +
+limit``.
 
 A value outside its range is refused with ``invalid_limit`` / ``invalid_offset`` /
 ``invalid_cursor`` (400, whether a repository or the API's schema meets it first): never
@@ -22,7 +28,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Coalesce
+from django.db.models import F
+from django.db.models.functions import Cast, Coalesce
+from django.db.models.query import ModelIterable
 
 from core.errors import InvalidInput
 from core.repositories.validation import INT32
@@ -36,8 +44,8 @@ MAX_PAGE_SIZE = 200
 MAX_OFFSET = INT32[1]
 DEFAULT_KEYSET_PAGE_SIZE = 500
 MAX_KEYSET_PAGE_SIZE = 1000
-#: The default of ``CW_API_PAGE_MAX_BYTES``: the most bytes of text one keyset page of
-#: long texts holds (a page of 1,000 chunks of 1 MB would otherwise be 1 GB).
+#: The default of ``CW_API_PAGE_MAX_BYTES``: the most bytes of long texts one page holds
+#: (a page of 1,000 chunks of 1 MB would otherwise be 1 GB).
 DEFAULT_PAGE_MAX_BYTES = 4_000_000
 
 
@@ -99,22 +107,64 @@ class OffsetPage(Generic[T]):
 
 
 def offset_page(
-    qs: models.QuerySet, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    qs: models.QuerySet,
+    *,
+    limit: int = DEFAULT_PAGE_SIZE,
+    offset: int = 0,
+    max_bytes: int | None = None,
 ) -> OffsetPage[Any]:
-    """One page of ``qs`` with the total, in two queries whatever the page size (one when
-    the offset is past the end). An unordered queryset is ordered by primary key so pages
-    never overlap or skip rows."""
+    """One page of ``qs`` with the total; with ``max_bytes`` (the API's pages, at
+    ``page_max_bytes()``), cut before the record whose long texts (``text_columns``)
+    would take the page's past it. Two queries (the total, the items; just the total
+    when the offset is past the end); with a cap on records with long texts, the texts'
+    sizes, the items that fit, and the total unless the page is the list's last. An
+    unordered queryset is ordered by primary key so pages never overlap or skip rows."""
     check_offset_page(limit, offset)
     if not qs.ordered:
         qs = qs.order_by("pk")
-    total = qs.count()
-    items = list(qs[offset : offset + limit]) if total > offset else []
+    texts = text_columns(qs.model) if qs._iterable_class is ModelIterable else []
+    if max_bytes is None or not texts:
+        total = qs.count()
+        items = list(qs[offset : offset + limit]) if total > offset else []
+        return OffsetPage(items=items, total=total, limit=limit, offset=offset)
+    sizes = list(
+        qs.annotate(page_item_bytes=bytes_of(qs.model, texts)).values_list(
+            "page_item_bytes", flat=True
+        )[offset : offset + limit]
+    )
+    fitting = fitting_count(sizes, max_bytes)
+    items = list(qs[offset : offset + fitting]) if fitting else []
+    # A short page is the list's last: its total needs no count.
+    total = offset + len(sizes) if 0 < len(sizes) < limit else qs.count()
     return OffsetPage(items=items, total=total, limit=limit, offset=offset)
 
 
 def page_max_bytes() -> int:
-    """The byte cap of a keyset page of long texts (``CW_API_PAGE_MAX_BYTES``)."""
+    """The byte cap of a page's long texts (``CW_API_PAGE_MAX_BYTES``)."""
     return int(getattr(settings, "CW_API_PAGE_MAX_BYTES", DEFAULT_PAGE_MAX_BYTES))
+
+
+def text_columns(model: type[models.Model]) -> list[str]:
+    """The names of ``model``'s columns of unbounded length (text and JSON): what a page
+    of its records is capped on. Other columns are bounded by the schema (names, ids,
+    numbers, times), so a page of them is bounded by its number of items."""
+    return [
+        field.name
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.TextField | models.JSONField)
+    ]
+
+
+def bytes_of(model: type[models.Model], names: Iterable[str]) -> Any:
+    """An expression for the bytes (UTF-8) of the columns ``names`` of a row of
+    ``model`` together (a JSON column as its text; a null as 0)."""
+    zero = models.Value(0, output_field=models.BigIntegerField())
+    parts = []
+    for name in names:
+        field = model._meta.get_field(name)
+        column = Cast(name, models.TextField()) if isinstance(field, models.JSONField) else F(name)
+        parts.append(Coalesce(ByteLength(column), zero))
+    return sum(parts[1:], start=parts[0])
 
 
 class KeysetPage(NamedTuple, Generic[T]):
@@ -158,11 +208,10 @@ def byte_capped_page(
     database), then only the items that fit, so a page of long texts never loads the
     texts it leaves out.
     """
-    zero = models.Value(0, output_field=models.BigIntegerField())
-    sizes_of = [Coalesce(ByteLength(name), zero) for name in text_fields]
-    size = sum(sizes_of[1:], start=sizes_of[0])
     sizes = list(
-        qs.annotate(page_item_bytes=size).values_list("page_item_bytes", flat=True)[:limit]
+        qs.annotate(page_item_bytes=bytes_of(qs.model, text_fields)).values_list(
+            "page_item_bytes", flat=True
+        )[:limit]
     )
     count = fitting_count(sizes, max_bytes)
     items = list(qs[:count]) if count else []

@@ -45,6 +45,7 @@ class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
         status: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[Phase]:
         """One offset page of the phases (of an initiative, in a status), oldest first,
         with the total: two queries."""
@@ -53,7 +54,7 @@ class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
             qs = qs.filter(initiative_id=initiative_id)
         if status is not None:
             qs = qs.filter(status=check_choice(PhaseStatus, status, "status"))
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def initiative_id_of(self, phase_id: str) -> str:
         """The id of the phase's initiative (``phase_not_found`` when there is none)."""

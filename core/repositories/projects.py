@@ -43,9 +43,13 @@ class ProjectRepository(Repository[Project]):
         """Delete a project and its links to initiatives."""
         return self._delete(id)
 
-    def find_page(self, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0) -> OffsetPage[Project]:
+    def find_page(
+        self, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0, max_bytes: int | None = None
+    ) -> OffsetPage[Project]:
         """One offset page of the projects by name, with the total: two queries."""
-        return offset_page(self.queryset().order_by("name", "id"), limit=limit, offset=offset)
+        return offset_page(
+            self.queryset().order_by("name", "id"), limit=limit, offset=offset, max_bytes=max_bytes
+        )
 
     def find_by_name(self, name: str) -> Project | None:
         return self.queryset().filter(name=name).first()

@@ -193,6 +193,7 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         parent_task_id: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[Task]:
         """One offset page of the tasks matching every filter given, in their phase's
         ``order`` then oldest first, with the total: two queries."""
@@ -207,7 +208,7 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
             "parent_task_id": parent_task_id,
         }
         qs = qs.filter(**{name: value for name, value in criteria.items() if value is not None})
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def ids_in_phase(self, phase_id: str) -> list[str]:
         """The ids of the phase's tasks, oldest first."""

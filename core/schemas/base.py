@@ -33,7 +33,13 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 from typing_extensions import TypeAliasType
 
-from core.repositories import DEFAULT_PAGE_MAX_BYTES, MAX_OFFSET, offset_page, text_problem
+from core.repositories import (
+    DEFAULT_PAGE_MAX_BYTES,
+    MAX_OFFSET,
+    offset_page,
+    page_max_bytes,
+    text_problem,
+)
 from core.repositories import DEFAULT_PAGE_SIZE as DEFAULT_LIMIT
 from core.repositories import MAX_PAGE_SIZE as MAX_LIMIT
 from core.repositories.validation import MAX_JSON_DEPTH
@@ -490,22 +496,48 @@ class PageParams(Schema):
 
 
 class Page(Schema, Generic[ItemT]):
-    """One page of a list, with the total number of items across all pages."""
+    """One page of a list, with the total number of items across all pages. A page holds
+    at most `limit` items and at most CW_API_PAGE_MAX_BYTES bytes of its records' long
+    texts (descriptions, contents, bodies, JSON documents; at least one item): a page of
+    long texts may hold fewer items than `limit` before the end of the list. The next page
+    starts at `next_offset`, not at `offset + limit`."""
 
-    items: list[ItemT]
-    total: int
-    limit: int
-    offset: int
+    items: list[ItemT] = Field(
+        description=(
+            f"At most `limit` items, and at most {PAGE_BYTES} of their records' long texts "
+            "(descriptions, contents, bodies, JSON documents), always at least one: a page "
+            "of long texts may hold fewer than `limit` items before the list's end. The "
+            "next page starts at `next_offset`."
+        )
+    )
+    total: int = Field(description="How many items the list holds across all pages.")
+    limit: int = Field(description="The most items this page could hold (as asked).")
+    offset: int = Field(description="How many items come before this page's first.")
+    next_offset: int | None = Field(
+        description=(
+            "The offset of the next page: this page's offset plus its items, or null when "
+            "this page ends the list."
+        )
+    )
 
 
 def paginate(queryset: QuerySet, params: PageParams) -> dict[str, Any]:
     """One page of ``queryset`` as a ``Page`` body: the repositories' ``offset_page`` (two
     queries whatever the page size; pk order when unordered). Related rows the item
     schema reads must be prefetched by the caller."""
-    page = offset_page(queryset, limit=params.limit, offset=params.offset)
+    page = offset_page(
+        queryset, limit=params.limit, offset=params.offset, max_bytes=page_max_bytes()
+    )
     return page_of(page.items, total=page.total, params=params)
 
 
 def page_of(items: list[Any], *, total: int, params: PageParams) -> dict[str, Any]:
     """A ``Page`` body from items already fetched (e.g. by a repository) and their total."""
-    return {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
+    after = params.offset + len(items)
+    return {
+        "items": items,
+        "total": total,
+        "limit": params.limit,
+        "offset": params.offset,
+        "next_offset": after if items and after < total else None,
+    }

@@ -292,6 +292,7 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
         target_type: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[dict[str, Any]]:
         """The page ``find`` answers (by offset), as plain rows (every column, foreign
         keys by their ``_id`` names), with how many match in all: two prepared
@@ -305,7 +306,7 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
             "target_type": target_type,
         }
         items, total = _PROPOSAL_LISTING.page(
-            connections[DEFAULT_DB_ALIAS], filters, limit=limit, offset=offset
+            connections[DEFAULT_DB_ALIAS], filters, limit=limit, offset=offset, max_bytes=max_bytes
         )
         return OffsetPage(items=items, total=total, limit=limit, offset=offset)
 

@@ -149,13 +149,14 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
         resolved: bool | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[ReviewComment]:
         """One offset page of a phase's comments (optionally only resolved or only open
         ones) with how many there are in all; two queries whatever the page size."""
         qs = self.queryset().filter(phase_id=phase_id)
         if resolved is not None:
             qs = qs.filter(resolved=resolved)
-        return offset_page(qs, limit=limit, offset=offset)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def find_page_rows(
         self,
@@ -164,6 +165,7 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
         resolved: bool | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
+        max_bytes: int | None = None,
     ) -> OffsetPage[dict[str, Any]]:
         """The page ``find_page`` answers, as plain rows (``values()``): for lists that are
         only serialized."""
@@ -173,5 +175,6 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
             {"phase_id": phase_id, "resolved": resolved},
             limit=limit,
             offset=offset,
+            max_bytes=max_bytes,
         )
         return OffsetPage(items=items, total=total, limit=limit, offset=offset)

@@ -138,6 +138,7 @@ def test_list_answers_accounts_in_rotation_order_without_secrets(api_client):
         "total": 3,
         "limit": 50,
         "offset": 0,
+        "next_offset": None,
     }
 
 
@@ -147,13 +148,19 @@ def test_list_filters_by_provider(api_client):
 
     body = api_client.get(url("list_accounts"), {"provider": "codex"}).json()
 
-    assert body == {"items": [account_body(codex)], "total": 1, "limit": 50, "offset": 0}
+    assert body == {
+        "items": [account_body(codex)],
+        "total": 1,
+        "limit": 50,
+        "offset": 0,
+        "next_offset": None,
+    }
 
 
 def test_list_of_an_unknown_provider_is_an_empty_page(api_client):
     AccountFactory()
     body = api_client.get(url("list_accounts"), {"provider": "gemini"}).json()
-    assert body == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert body == {"items": [], "total": 0, "limit": 50, "offset": 0, "next_offset": None}
 
 
 def test_list_pages_with_limit_and_offset_cover_every_account_once(api_client):
@@ -172,12 +179,13 @@ def test_list_pages_with_limit_and_offset_cover_every_account_once(api_client):
     ]
     assert {(page["total"], page["limit"]) for page in pages} == {(5, 2)}
     assert [page["offset"] for page in pages] == [0, 2, 4]
+    assert [page["next_offset"] for page in pages] == [2, 4, None]
 
 
 def test_list_offset_past_the_end_is_an_empty_page_with_the_total(api_client):
     AccountFactory.create_batch(2)
     body = api_client.get(url("list_accounts"), {"offset": 10}).json()
-    assert body == {"items": [], "total": 2, "limit": 50, "offset": 10}
+    assert body == {"items": [], "total": 2, "limit": 50, "offset": 10, "next_offset": None}
 
 
 @pytest.mark.parametrize(
@@ -210,8 +218,8 @@ def make_accounts_with_secrets(count: int) -> None:
 def test_list_query_count_does_not_grow_with_rows(api_client, rows, django_assert_max_num_queries):
     make_accounts_with_secrets(rows)
     api_client.get(url("list_accounts"))  # stamps the token's last_used_at outside the measure
-    # Authentication (1) + count (1) + page (1).
-    with django_assert_max_num_queries(3):
+    # Authentication (1) + the texts' sizes (1) + the page (1) + the total (1).
+    with django_assert_max_num_queries(4):
         response = api_client.get(url("list_accounts"), {"limit": MAX_LIMIT})
     body = response.json()
     assert body["total"] == rows

@@ -30,11 +30,12 @@ def test_limit_and_offset_select_the_page(api_client):
     body = api_client.get("/api/tokens", {"limit": 3, "offset": 4}).json()
     assert [item["name"] for item in body["items"]] == ["t0003", "t0004", "t0005"]
     assert (body["total"], body["limit"], body["offset"]) == (11, 3, 4)
+    assert body["next_offset"] == 7
 
 
 def test_offset_past_the_end_is_an_empty_page_with_the_total(api_client):
     body = api_client.get("/api/tokens", {"offset": 500}).json()
-    assert body == {"items": [], "total": 1, "limit": 50, "offset": 500}
+    assert body == {"items": [], "total": 1, "limit": 50, "offset": 500, "next_offset": None}
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,13 @@ def test_out_of_range_limit_or_offset_is_refused_with_its_code(api_client, query
 def test_largest_offset_is_accepted_as_an_empty_page(api_client):
     response = api_client.get("/api/tokens", {"offset": MAX_OFFSET})
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"items": [], "total": 1, "limit": 50, "offset": MAX_OFFSET}
+    assert response.json() == {
+        "items": [],
+        "total": 1,
+        "limit": 50,
+        "offset": MAX_OFFSET,
+        "next_offset": None,
+    }
 
 
 def test_max_limit_is_accepted(api_client):
@@ -103,4 +110,5 @@ def test_page_of_wraps_items_already_fetched():
         "total": 9,
         "limit": 2,
         "offset": 4,
+        "next_offset": 6,
     }

@@ -158,6 +158,7 @@ def test_list_proposals_is_a_page_in_sort_order(api_client, agent, initiative):
     assert response.json() == {
         "items": [proposal_body(first), proposal_body(second)],
         "total": 2,
+        "next_offset": None,
         "limit": 50,
         "offset": 0,
     }
@@ -165,7 +166,13 @@ def test_list_proposals_is_a_page_in_sort_order(api_client, agent, initiative):
 
 def test_list_proposals_of_nothing_is_an_empty_page(api_client):
     response = api_client.get(url("list_proposals"))
-    assert response.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert response.json() == {
+        "items": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "next_offset": None,
+    }
 
 
 @pytest.fixture
@@ -294,8 +301,8 @@ def test_list_proposals_query_count_does_not_grow_with_the_page(
         for i in range(rows)
     )
     api_client.get(url("list_proposals"))  # stamps the token's last_used_at outside the measure
-    # Authentication (1) + count (1) + page (1).
-    with django_assert_max_num_queries(3):
+    # Authentication (1) + the texts' sizes (1) + the page (1) + the total (1).
+    with django_assert_max_num_queries(4):
         response = api_client.get(url("list_proposals"), {"limit": MAX_LIMIT})
     body = response.json()
     assert (len(body["items"]), body["total"]) == (min(rows, MAX_LIMIT), rows)

@@ -164,6 +164,7 @@ def test_list_review_comments_is_a_page_by_file_then_line(api_client, phase):
     assert response.json() == {
         "items": [comment_body(c) for c in (a2, a9, b10)],
         "total": 3,
+        "next_offset": None,
         "limit": 50,
         "offset": 0,
     }
@@ -250,8 +251,9 @@ def test_list_review_comments_query_count_does_not_grow_with_the_page(
         for i in range(rows)
     )
     api_client.get(url("list_review_comments", phase_id=phase.id))  # token stamp, unmeasured
-    # Authentication (1) + the phase (1) + count (1) + page (1).
-    with django_assert_max_num_queries(4):
+    # Authentication (1) + the phase (1) + the texts' sizes (1) + the page (1) + the
+    # total (1).
+    with django_assert_max_num_queries(5):
         response = api_client.get(
             url("list_review_comments", phase_id=phase.id), {"limit": MAX_LIMIT}
         )

@@ -107,7 +107,7 @@ def test_listing_pages_exactly_as_the_orm_does(filters, limit, offset):
         )
     listing = hot.Listing(Proposal)
     items, total = listing.page(
-        connection, {"agent_id": agent.id, **filters}, limit=limit, offset=offset
+        connection, {"agent_id": agent.id, **filters}, limit=limit, offset=offset, max_bytes=10**9
     )
     qs = Proposal.objects.filter(agent_id=agent.id, **filters)
     fields = [field.attname for field in Proposal._meta.concrete_fields]
@@ -122,11 +122,11 @@ def test_listing_filters_by_a_boolean_and_leaves_none_unfiltered():
     f.ReviewCommentFactory()  # another phase's
     listing = hot.Listing(ReviewComment)
     resolved, total = listing.page(
-        connection, {"phase_id": phase.id, "resolved": True}, limit=10, offset=0
+        connection, {"phase_id": phase.id, "resolved": True}, limit=10, offset=0, max_bytes=10**9
     )
     assert total == 2 and all(row["resolved"] is True for row in resolved)
     every, total = listing.page(
-        connection, {"phase_id": phase.id, "resolved": None}, limit=10, offset=0
+        connection, {"phase_id": phase.id, "resolved": None}, limit=10, offset=0, max_bytes=10**9
     )
     assert total == 4 and [row["line_number"] for row in every] == [1, 2, 3, 4]
 
