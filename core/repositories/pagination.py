@@ -116,8 +116,8 @@ def offset_page(
     """One page of ``qs`` with the total; with ``max_bytes`` (the API's pages, at
     ``page_max_bytes()``), cut before the record whose long texts (``text_columns``)
     would take the page's past it. Two queries (the total, the items; just the total
-    when the offset is past the end); with a cap on records with long texts, the texts'
-    sizes, the items that fit, and the total unless the page is the list's last. An
+    when the offset is past the end); with a cap on records with long texts, three
+    whatever the page size (the texts' sizes, the items that fit, the total). An
     unordered queryset is ordered by primary key so pages never overlap or skip rows."""
     check_offset_page(limit, offset)
     if not qs.ordered:
@@ -134,9 +134,7 @@ def offset_page(
     )
     fitting = fitting_count(sizes, max_bytes)
     items = list(qs[offset : offset + fitting]) if fitting else []
-    # A short page is the list's last: its total needs no count.
-    total = offset + len(sizes) if 0 < len(sizes) < limit else qs.count()
-    return OffsetPage(items=items, total=total, limit=limit, offset=offset)
+    return OffsetPage(items=items, total=qs.count(), limit=limit, offset=offset)
 
 
 def page_max_bytes() -> int:

@@ -228,7 +228,7 @@ def test_list_query_count_does_not_grow_with_rows(api_client, rows, django_asser
 
 def test_list_reads_no_secret_so_it_decrypts_nothing(api_client, monkeypatch):
     make_accounts_with_secrets(3)
-    AccountFactory()  # one without secrets
+    AccountFactory(sort_order=3)  # one without secrets, last in rotation order
 
     def refuse_to_decrypt(value: str) -> str:
         raise AssertionError("the list decrypted a secret")
