@@ -27,6 +27,7 @@ from core.repositories import (
 from core.schemas import (
     AUTH_ERRORS,
     ERRORS,
+    PAGE_BYTES,
     CheckpointFilters,
     DependencyIn,
     DependencyOut,
@@ -372,11 +373,21 @@ def retrieve_task_context(request: HttpRequest, task_id: Id) -> list[Any]:
     return services.task_context(task_id=task_id)
 
 
-@router.get("/ready-tasks", response={200: list[TaskOut], **LIST_ERRORS}, tags=TAGS)
+@router.get(
+    "/ready-tasks",
+    response={200: list[TaskOut], **LIST_ERRORS},
+    tags=TAGS,
+    description=(
+        "The `auto` tasks an agent may start now, overall or of one initiative: high "
+        "priority first, then oldest. At most `limit` tasks, and at most "
+        f"{PAGE_BYTES} of their names, descriptions and summaries (always at least one "
+        "task when any is ready): the first tasks of the queue, never a page of it."
+    ),
+)
 def list_ready_tasks(request: HttpRequest, filters: Query[ReadyTaskFilters]) -> list[Task]:
-    """The ``auto`` tasks an agent may start now, overall or of one initiative: high
-    priority first, then oldest."""
-    return services.task_list_ready(initiative_id=filters.initiative_id, limit=filters.limit)
+    return services.task_list_ready(
+        initiative_id=filters.initiative_id, limit=filters.limit, max_bytes=page_max_bytes()
+    )
 
 
 @router.get("/checkpoints", response={200: list[TaskOut], **LIST_ERRORS}, tags=TAGS)

@@ -33,7 +33,14 @@ from core.models import (
 )
 from core.repositories.base import RevertibleRecords, relation_id, seed_only
 from core.repositories.dependencies import DependencyRepository
-from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
+from core.repositories.pagination import (
+    DEFAULT_PAGE_SIZE,
+    OffsetPage,
+    bytes_of,
+    fitting_count,
+    offset_page,
+    text_columns,
+)
 from core.repositories.phases import PhaseRepository
 from core.repositories.validation import check_choice
 
@@ -330,13 +337,29 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         initiative_id: str | None = None,
         checkpoints: bool = False,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> list[Task]:
+        """The ready tasks in ready order (``ready_queryset``), at most ``limit``; with
+        ``max_bytes`` (and a limit), cut before the task whose texts would take the
+        list's past it (at least one; ``pagination.offset_page``'s rule): the ready
+        query answers ids and sizes, then only the tasks that fit are loaded, by id."""
         qs = self.ready_queryset(checkpoints=checkpoints)
         if initiative_id is not None:
             qs = qs.filter(initiative_id=initiative_id)
-        if limit is not None:
-            qs = qs[:limit]
-        return list(qs)
+        if limit is None:
+            return list(qs)
+        if max_bytes is None:
+            return list(qs[:limit])
+        sized = list(
+            qs.annotate(page_item_bytes=bytes_of(Task, text_columns(Task))).values_list(
+                "pk", "page_item_bytes"
+            )[:limit]
+        )
+        fitting = [
+            pk for pk, _size in sized[: fitting_count([size for _pk, size in sized], max_bytes)]
+        ]
+        found = self.queryset().in_bulk(fitting)
+        return [found[pk] for pk in fitting if pk in found]
 
     def count_ready(self, *, initiative_id: str | None = None, checkpoints: bool = False) -> int:
         """How many tasks ``find_ready`` would list without a limit (one query)."""

@@ -257,9 +257,12 @@ def task_context(*, task_id: str) -> list[TaskContextEntry]:
     return [TaskContextEntry(pk, rows[pk].name, rows[pk].summary) for pk in ordered]
 
 
-def task_list_ready(*, initiative_id: str | None = None, limit: int | None = None) -> list[Task]:
-    """The ``auto`` tasks an agent may take now, highest priority then oldest first."""
-    return tasks.find_ready(initiative_id=initiative_id, limit=limit)
+def task_list_ready(
+    *, initiative_id: str | None = None, limit: int | None = None, max_bytes: int | None = None
+) -> list[Task]:
+    """The ``auto`` tasks an agent may take now, highest priority then oldest first (at
+    most ``limit``, and ``max_bytes`` of their texts: see ``TaskRepository.find_ready``)."""
+    return tasks.find_ready(initiative_id=initiative_id, limit=limit, max_bytes=max_bytes)
 
 
 def task_list_waiting_checkpoints(

@@ -184,3 +184,25 @@ def test_the_openapi_document_states_the_byte_cap_of_every_page(api_client):
         assert "next_offset" in schemas[name]["required"], name
     events = schemas["EventPageOut"]["properties"]
     assert "CW_API_PAGE_MAX_BYTES" in events["items"]["description"]
+
+
+def test_ready_tasks_are_capped_in_bytes_and_keep_the_queue_order(api_client, settings):
+    phase = f.PhaseFactory(status="approved")
+    for n, size in enumerate(SIZES):
+        f.TaskFactory(
+            phase=phase, initiative=phase.initiative, name=f"t{n}", description=text_of(size)
+        )
+    query = {"initiative_id": phase.initiative_id, "limit": 100}
+    settings.CW_API_PAGE_MAX_BYTES = 10**9
+    whole = [task["id"] for task in api_client.get(url("list_ready_tasks"), query).json()]
+    assert len(whole) == len(SIZES)
+    sizes = item_bytes(Task, whole)
+
+    settings.CW_API_PAGE_MAX_BYTES = CAP
+    capped = [task["id"] for task in api_client.get(url("list_ready_tasks"), query).json()]
+
+    assert capped == whole[: len(capped)] and 0 < len(capped) < len(whole)
+    assert sum(sizes[i] for i in capped) <= CAP < sum(sizes[i] for i in whole[: len(capped) + 1])
+
+    settings.CW_API_PAGE_MAX_BYTES = 1  # never none while one is ready
+    assert len(api_client.get(url("list_ready_tasks"), query).json()) == 1
