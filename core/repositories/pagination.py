@@ -8,14 +8,15 @@
   the last item read; ``limit`` is 1..``MAX_KEYSET_PAGE_SIZE``.
 
 Every page the API answers is capped in bytes as well as in items (``page_max_bytes``,
-the setting ``CW_API_PAGE_MAX_BYTES``): it stops before the item whose long texts (its text and JSON
-columns, ``text_columns``) would take the page's past the cap, always holding one item so
-a reader moves on. A page of 200 records with 1 MB descriptions, or of 1,000 log chunks of
-1 MB, would otherwise be hundreds of megabytes in one answer. The texts' sizes are
-computed by the database and only the items that fit are loaded. A keyset page says
-``more`` (``KeysetPage``) and an offset page keeps its ``total``, so a short page is
-never taken for the end: the next offset is ``offset + len(items)``, not ``offset +
-limit``.
+the setting ``CW_API_PAGE_MAX_BYTES``): it stops before the item whose long texts (its
+text and JSON columns, ``text_columns``) would take the page's past the cap, always
+holding one item so a reader moves on. A page of 200 records with 1 MB descriptions, or
+of 1,000 log chunks of 1 MB, would otherwise be hundreds of megabytes in one answer. The
+texts' sizes are computed by the database and only the items that fit are loaded. A
+keyset page says ``more`` (``KeysetPage``) and an offset page keeps its ``total``, so a
+short page is never taken for the end: the next offset is ``offset + len(items)`` (the
+API's ``next_offset``), not ``offset + limit``. People's screens and commands page
+without the cap.
 
 A value outside its range is refused with ``invalid_limit`` / ``invalid_offset`` /
 ``invalid_cursor`` (400, whether a repository or the API's schema meets it first): never
