@@ -80,13 +80,6 @@ declare(
 )
 declare(
     "agents",
-    "invalid_session_number",
-    InvalidInput,
-    "A `session_number` (a log chunk's or a run's, or the one a log is appended or read "
-    "with) is not a whole number from 1 to 2147483647.",
-)
-declare(
-    "agents",
     "conversation_already_answered",
     Conflict,
     "The conversation has already been answered.",
@@ -127,7 +120,8 @@ declare(
 
 # Runs, their usage, budgets and limits (issue 21). The codes of the runs' constraints
 # (task_has_live_run, agent_has_live_run, run_attempt_taken, invalid_ended_at,
-# invalid_budget_limit, invalid_max_live, …) are declared on the constraints.
+# invalid_usage, invalid_session_number, invalid_metric, …) are declared on the
+# constraints.
 declare("agents", "run_not_found", NotFound, "No run has this id.")
 declare("agents", "run_usage_not_found", NotFound, "No usage report has this id.")
 declare("agents", "budget_not_found", NotFound, "No budget has this id.")
@@ -140,26 +134,12 @@ declare(
     "(budgets: all, initiative, phase, task, account; limits: all, initiative, account, "
     "runner).",
 )
-declare(
-    "agents",
-    "invalid_usage",
-    InvalidInput,
-    "A usage report or total is not a whole number from 0 to 10^12 (negative, absurd or "
-    "not a number), names an unknown key, or its model is not a name (`details.index`, "
-    "`details.field`).",
-)
 declare("agents", "empty_usage_batch", InvalidInput, "A usage report batch has no report.")
 declare(
     "agents",
     "usage_batch_too_large",
     InvalidInput,
     "A usage report batch has more than 1,000 reports (`details.max_reports`).",
-)
-declare(
-    "agents",
-    "invalid_metric",
-    InvalidInput,
-    "A budget's metric is not `tokens` or `cost`.",
 )
 declare(
     "agents",

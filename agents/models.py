@@ -392,7 +392,10 @@ def usage_non_negative(table: str) -> models.CheckConstraint:
         name=f"{table}_usage_non_negative",
         # The code UsageRepository.record gives the same refusal.
         violation_error_code="invalid_usage",
-        violation_error_message="Token counts and cost must be whole numbers of at least 0.",
+        violation_error_message=(
+            "Token counts and cost are whole numbers of at least 0; one usage report "
+            "carries at most 10^12 of each, and names only its model and those counts."
+        ),
     )
 
 
@@ -522,7 +525,10 @@ class Run(TimestampedModel):
                 condition=Q(session_number__gte=1),
                 name="runs_session_number_positive",
                 violation_error_code="invalid_session_number",
-                violation_error_message="The session number must be a whole number of at least 1.",
+                # The code a log chunk's session number is refused with, too.
+                violation_error_message=(
+                    "A session number must be a whole number from 1 to 2147483647."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(

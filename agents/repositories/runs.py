@@ -6,7 +6,8 @@ that cap spending and the limits that cap live runs (issue 21).
 the per-scope ``UsageBucket`` rows in a fixed number of statements, whatever the batch;
 ``BudgetRepository`` and ``RunLimitRepository`` keep the caps, refusing a scope that
 names no record. Outcomes, heartbeats and totals change only through the services built
-on these (``lifecycle_fields``), never through an edit.
+on these (``lifecycle_fields``), never through an edit. The reads those services will
+call (take-next, heartbeat, the sweep) are marked ``@planned(21)`` until they do.
 """
 
 import functools
@@ -40,6 +41,7 @@ from agents.models import (
 from core.errors import InvalidInput, NotFound
 from core.models import Initiative, Phase, Task
 from core.repositories import INT32, Repository, check_choice, hot
+from core.repositories.base import planned
 from core.repositories.validation import text_problem
 
 #: The largest count (of tokens of one kind, or of micro-dollars) one usage report may
@@ -147,18 +149,22 @@ class RunRepository(Repository[Run]):
     def live(self) -> QuerySet[Run]:
         return self.queryset().filter(outcome=RunOutcome.RUNNING)
 
+    @planned(21)
     def find_live_by_task(self, task_id: str) -> Run | None:
         """The task's live run, or None."""
         return self.live().filter(task_id=task_id).first()
 
+    @planned(21)
     def find_live_by_agent(self, agent_id: str) -> Run | None:
         """The agent's live run, or None."""
         return self.live().filter(agent_id=agent_id).first()
 
+    @planned(21)
     def find_live_by_account(self, account_id: str) -> list[Run]:
         """The account's live runs, oldest first."""
         return list(self.live().filter(account_id=account_id))
 
+    @planned(21)
     def find_live_by_runner(self, runner_name: str) -> list[Run]:
         """The runner's live runs, oldest first."""
         return list(self.live().filter(runner_name=runner_name))
@@ -167,6 +173,7 @@ class RunRepository(Repository[Run]):
         """Every run of the task, by attempt (its history)."""
         return list(self.queryset().filter(task_id=task_id).order_by("attempt"))
 
+    @planned(21)
     def find_stale(self, now: datetime, *, limit: int | None = None) -> list[Run]:
         """Live runs whose last heartbeat plus timeout is before ``now`` (lost), the
         longest silent first, at most ``limit`` (``stale_batch``) of them."""
@@ -177,6 +184,7 @@ class RunRepository(Repository[Run]):
             .order_by("heartbeat_at", "id")[: limit or self.stale_batch]
         )
 
+    @planned(21)
     def live_counts(
         self,
         *,
@@ -317,6 +325,7 @@ class UsageRepository(Repository[RunUsage]):
             hot.execute(db, _upsert_buckets_sql(db.vendor, len(buckets)), params)
         return dict(zip(USAGE_FIELDS, (int(value) for value in totals), strict=True))
 
+    @planned(21)
     def spent(
         self,
         scope_type: str,
@@ -574,6 +583,7 @@ class BudgetRepository(Repository[Budget]):
     def delete(self, id: str) -> bool:
         return self._delete(id)
 
+    @planned(21)
     def applicable(self, task: Task, *, account_id: str | None = None) -> list[Budget]:
         """The active budgets a run of ``task`` (on ``account_id``) counts against:
         everything's, its initiative's, its phase's, its own and its account's. One query."""
@@ -650,9 +660,11 @@ class RunLimitRepository(Repository[RunLimit]):
     def delete(self, id: str) -> bool:
         return self._delete(id)
 
+    @planned(21)
     def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:
         return self.queryset().filter(scope_type=scope_type, scope_id=scope_id).first()
 
+    @planned(21)
     def applicable(
         self,
         *,
