@@ -24,6 +24,7 @@ from agents.repositories import UsageRepository
 from agents.repositories.runs import MAX_REPORTED, MAX_USAGE_BATCH, bucket_start
 from core.errors import InvalidInput, NotFound
 from tests import factories as f
+from tests.agents.test_account_rotation_concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -311,3 +312,41 @@ def test_spent_refuses_an_unknown_scope_metric_or_a_bad_window(arguments, code):
     with pytest.raises(InvalidInput) as error:
         usage.spent(*arguments, timezone.now())
     assert error.value.code == code
+
+
+# --- concurrent reports -------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.concurrency
+def test_concurrent_reports_of_many_runs_lose_no_count_and_never_deadlock():
+    """Eight runners report at once, each for its own run and some for a shared one, all
+    into the same buckets: every count arrives, in the runs and in every scope."""
+    phase = f.PhaseFactory()
+    account = f.AccountFactory()
+    runs = [f.RunFactory(task=f.TaskFactory(phase=phase), account=account) for _ in range(4)]
+    rounds = 10
+
+    def work(index: int) -> None:
+        for step in range(rounds):
+            run = runs[(index + step) % len(runs)]
+            usage.record(
+                run.pk,
+                [report("a", input_tokens=1, cost_micros=3), report("b", output_tokens=2)],
+                now=NOON,
+            )
+
+    _, errors = run_at_once(8, work)
+    assert errors == []
+    reports = 8 * rounds
+    assert RunUsage.objects.count() == 2 * reports
+    assert sum(Run.objects.values_list("input_tokens", flat=True)) == reports
+    expected = (reports, 2 * reports, 0, 0, 3 * reports)
+    for scope, scope_id in [
+        ("all", ""),
+        ("phase", phase.pk),
+        ("initiative", phase.initiative_id),
+        ("account", account.pk),
+    ]:
+        for start in (bucket_start(NOON), ALL_TIME):
+            assert bucket_rows()[(scope, scope_id, start)] == expected
