@@ -80,13 +80,6 @@ declare(
 )
 declare(
     "agents",
-    "invalid_session_number",
-    InvalidInput,
-    "A `session_number` (a log chunk's, or the one a log is appended or read with) is not a "
-    "whole number from 1 to 2147483647.",
-)
-declare(
-    "agents",
     "conversation_already_answered",
     Conflict,
     "The conversation has already been answered.",
@@ -123,4 +116,40 @@ declare(
     "message_recipient_required",
     InvalidInput,
     "A message to an agent does not name the agent (`recipient_id`).",
+)
+
+# Runs, their usage, budgets and limits (issue 21). The codes of the runs' constraints
+# (task_has_live_run, agent_has_live_run, run_attempt_taken, invalid_ended_at,
+# invalid_usage, invalid_session_number, invalid_metric, …) are declared on the
+# constraints.
+declare("agents", "run_not_found", NotFound, "No run has this id.")
+declare("agents", "run_usage_not_found", NotFound, "No usage report has this id.")
+declare("agents", "budget_not_found", NotFound, "No budget has this id.")
+declare("agents", "run_limit_not_found", NotFound, "No run limit has this id.")
+declare(
+    "agents",
+    "invalid_scope_type",
+    InvalidInput,
+    "A budget's, limit's or usage bucket's scope is not one of its kinds "
+    "(budgets: all, initiative, phase, task, account; limits: all, initiative, account, "
+    "runner).",
+)
+declare("agents", "empty_usage_batch", InvalidInput, "A usage report batch has no report.")
+declare(
+    "agents",
+    "usage_batch_too_large",
+    InvalidInput,
+    "A usage report batch has more than 1,000 reports (`details.max_reports`).",
+)
+declare(
+    "agents",
+    "budget_scope_not_found",
+    NotFound,
+    "A budget names an initiative, phase, task or account that does not exist.",
+)
+declare(
+    "agents",
+    "run_limit_scope_not_found",
+    NotFound,
+    "A run limit names an initiative or account that does not exist.",
 )

@@ -14,6 +14,7 @@ the explicit length validator beside it).
 
 import shortuuid
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -90,6 +91,12 @@ class InitiativeStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+#: The bounds of an initiative's retry policy: attempts at a task before it is blocked,
+#: and seconds to wait between two attempts (at most a day).
+MAX_ATTEMPTS = (1, 100)
+RETRY_BACKOFF_SECONDS = (0, 86_400)
+
+
 class Initiative(TimestampedModel):
     name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
     status = models.CharField(
@@ -110,6 +117,21 @@ class Initiative(TimestampedModel):
         default=ExecutionMode.REVIEW_PER_PHASE,
         db_default=ExecutionMode.REVIEW_PER_PHASE,
     )
+    max_attempts = models.IntegerField(
+        default=3,
+        db_default=3,
+        validators=[MinValueValidator(MAX_ATTEMPTS[0]), MaxValueValidator(MAX_ATTEMPTS[1])],
+        help_text="Runs of a task before it is blocked with its failures listed.",
+    )
+    retry_backoff_seconds = models.IntegerField(
+        default=60,
+        db_default=60,
+        validators=[
+            MinValueValidator(RETRY_BACKOFF_SECONDS[0]),
+            MaxValueValidator(RETRY_BACKOFF_SECONDS[1]),
+        ],
+        help_text="Seconds a failed task waits before its next attempt.",
+    )
 
     class Meta:
         db_table = "initiatives"
@@ -118,6 +140,27 @@ class Initiative(TimestampedModel):
         constraints = [
             enum_check("initiatives", "status", InitiativeStatus),
             enum_check("initiatives", "execution_mode", ExecutionMode),
+            models.CheckConstraint(
+                condition=Q(max_attempts__gte=MAX_ATTEMPTS[0], max_attempts__lte=MAX_ATTEMPTS[1]),
+                name="initiatives_max_attempts_in_range",
+                violation_error_code="invalid_max_attempts",
+                violation_error_message=(
+                    f"The most attempts at a task must be a whole number from "
+                    f"{MAX_ATTEMPTS[0]} to {MAX_ATTEMPTS[1]}."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    retry_backoff_seconds__gte=RETRY_BACKOFF_SECONDS[0],
+                    retry_backoff_seconds__lte=RETRY_BACKOFF_SECONDS[1],
+                ),
+                name="initiatives_retry_backoff_in_range",
+                violation_error_code="invalid_retry_backoff_seconds",
+                violation_error_message=(
+                    f"The wait between attempts must be a whole number of seconds from "
+                    f"{RETRY_BACKOFF_SECONDS[0]} to {RETRY_BACKOFF_SECONDS[1]:,} (a day)."
+                ),
+            ),
             models.UniqueConstraint(
                 fields=["branch"],
                 name="initiatives_branch_unique",

@@ -82,6 +82,20 @@ def validate_git_url(value: str) -> None:
         raise ValidationError(_GIT_URL_MESSAGE, code="invalid_git_url")
 
 
+#: A git object name: 40 hex digits (SHA-1) or 64 (SHA-256 repositories).
+_GIT_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+def validate_git_commit(value: str) -> None:
+    """The value is a full git commit name in lower case: 40 hexadecimal digits (SHA-1)
+    or 64 (a SHA-256 repository); abbreviations name no commit for good."""
+    if not isinstance(value, str) or not _GIT_COMMIT.fullmatch(value):
+        raise ValidationError(
+            "Enter a full git commit: 40 or 64 lower-case hexadecimal digits.",
+            code="invalid_git_commit",
+        )
+
+
 def validate_jsonl(value: str) -> None:
     """Every non-blank line of the value is a JSON document (JSON Lines).
 

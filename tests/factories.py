@@ -1,9 +1,28 @@
 """factory_boy factories for every cw model."""
 
+from datetime import UTC, datetime, timedelta
+
 import factory
 from factory.django import DjangoModelFactory
 
-from agents.models import Account, Agent, AgentLogChunk, Conversation, Message, ParticipantType
+from agents.models import (
+    USAGE_BUCKET_SECONDS,
+    Account,
+    Agent,
+    AgentLogChunk,
+    Budget,
+    BudgetMetric,
+    Conversation,
+    LimitScope,
+    Message,
+    ParticipantType,
+    Run,
+    RunCommit,
+    RunLimit,
+    RunUsage,
+    UsageBucket,
+    UsageScope,
+)
 from core.models import (
     Event,
     Initiative,
@@ -121,6 +140,78 @@ class AgentLogChunkFactory(DjangoModelFactory):
     agent_id = factory.LazyFunction(lambda: AgentFactory().id)
     agent_name = "agent"
     content = '{"type":"text"}\n'
+
+
+class RunFactory(DjangoModelFactory):
+    """A live run of a new task (attempt 1, unless given) held by a new agent."""
+
+    class Meta:
+        model = Run
+
+    task = factory.SubFactory(TaskFactory)
+    agent = factory.SubFactory(
+        AgentFactory,
+        task=factory.SelfAttribute("..task"),
+        initiative=factory.SelfAttribute("..task.initiative"),
+    )
+    attempt = 1
+    runner_name = "runner-1"
+    runner_host = "build-01"
+
+
+class RunCommitFactory(DjangoModelFactory):
+    class Meta:
+        model = RunCommit
+
+    run = factory.SubFactory(RunFactory)
+    project = factory.SubFactory(ProjectFactory)
+    start_commit = factory.Sequence(lambda n: f"{n:040x}")
+
+
+class RunUsageFactory(DjangoModelFactory):
+    class Meta:
+        model = RunUsage
+
+    run = factory.SubFactory(RunFactory)
+    model = "claude-sonnet-4"
+    input_tokens = 1_000
+    output_tokens = 200
+
+
+class UsageBucketFactory(DjangoModelFactory):
+    """Everything's usage over one 10-minute bucket (the next one each time)."""
+
+    class Meta:
+        model = UsageBucket
+
+    scope_type = UsageScope.ALL
+    scope_id = ""
+    bucket_start = factory.Sequence(
+        lambda n: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=USAGE_BUCKET_SECONDS * n)
+    )
+
+
+class BudgetFactory(DjangoModelFactory):
+    """A budget of a million tokens over everything, for all time."""
+
+    class Meta:
+        model = Budget
+
+    scope_type = UsageScope.ALL
+    scope_id = ""
+    metric = BudgetMetric.TOKENS
+    limit = 1_000_000
+
+
+class RunLimitFactory(DjangoModelFactory):
+    """A limit on the live runs of a runner (another runner each time)."""
+
+    class Meta:
+        model = RunLimit
+
+    scope_type = LimitScope.RUNNER
+    scope_id = factory.Sequence(lambda n: f"runner-{n}")
+    max_live = 4
 
 
 class MessageFactory(DjangoModelFactory):

@@ -1,6 +1,7 @@
 """How agents and what they produce are found and stored: the seed's Account, Agent,
 Message, LogChunk and Conversation repositories, one module each (``accounts``,
-``agents``, ``messages``, ``logs``, ``conversations``), and the log's fast path
+``agents``, ``messages``, ``logs``, ``conversations``), the runs' records (``runs``: runs,
+their usage, budgets and limits), and the log's fast path
 (``log_fast_path``: the quick check, statements and row decoding ``logs`` runs on).
 
 Each offers explicit, typed methods for what its table allows (``create``, ``update``,
@@ -27,6 +28,18 @@ from agents.repositories.conversations import (
 from agents.repositories.log_fast_path import LogChunkRow
 from agents.repositories.logs import AgentLogCount, LogChunkFields, LogChunkRepository
 from agents.repositories.messages import MessageChanges, MessageFields, MessageRepository
+from agents.repositories.runs import (
+    BudgetChanges,
+    BudgetFields,
+    BudgetRepository,
+    LiveRunCounts,
+    RunFields,
+    RunLimitFields,
+    RunLimitRepository,
+    RunRepository,
+    UsageReport,
+    UsageRepository,
+)
 
 __all__ = [
     "ADJECTIVES",
@@ -39,13 +52,23 @@ __all__ = [
     "AgentLogCount",
     "AgentRepository",
     "AgentRuntime",
+    "BudgetChanges",
+    "BudgetFields",
+    "BudgetRepository",
     "ConversationChanges",
     "ConversationFields",
     "ConversationRepository",
+    "LiveRunCounts",
     "LogChunkFields",
     "LogChunkRepository",
     "LogChunkRow",
     "MessageChanges",
     "MessageFields",
     "MessageRepository",
+    "RunFields",
+    "RunLimitFields",
+    "RunLimitRepository",
+    "RunRepository",
+    "UsageReport",
+    "UsageRepository",
 ]

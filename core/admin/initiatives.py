@@ -55,7 +55,9 @@ class InitiativeAdmin(ButtonsAdmin, PlanChoicesAdmin):
     list_filter = ("status", "execution_mode")
     search_fields = ("name", "branch")
     date_hierarchy = "created_at"
-    readonly_fields = ("status",)
+    # The retry policy is shown here and set through the run services' settings, which
+    # come with the runs' admin (issue 21); the form never writes it.
+    readonly_fields = ("status", "max_attempts", "retry_backoff_seconds")
     actions = (
         service_action(
             services.initiative_approve,

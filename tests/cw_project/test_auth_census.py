@@ -50,6 +50,7 @@ from django.urls import URLPattern, URLResolver, resolve, reverse
 
 from agents import services as agent_services
 from agents.models import Account, Agent
+from agents.repositories import UsageRepository
 from core.admin_base import ButtonsAdmin
 from core.models import ApiToken, Event, Initiative
 from core.tokens import api_token_create, api_token_revoke, hash_token
@@ -143,6 +144,10 @@ def world() -> World:
     f.PhaseDependencyFactory()
     f.TaskDependencyFactory()
     f.ChangeSetEntryFactory()
+    run = f.RunCommitFactory().run  # a run, its commits, its usage and the buckets
+    UsageRepository().record(run, [{"model": "census", "input_tokens": 1}])
+    f.BudgetFactory()
+    f.RunLimitFactory()
     if not Event.objects.exists():
         f.EventFactory()
     Group.objects.create(name="census-group")

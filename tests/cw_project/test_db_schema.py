@@ -6,6 +6,7 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
 
 from agents.models import Agent, AgentLogChunk
 from core.models import Phase, Task
@@ -163,6 +164,9 @@ def _make(model_label: str):
         "reviews.ChangeSet": f.ChangeSetFactory,
         "reviews.ChangeSetEntry": f.ChangeSetEntryFactory,
         "core.ApiToken": f.ApiTokenFactory,
+        "agents.Run": f.RunFactory,
+        "agents.RunCommit": f.RunCommitFactory,
+        "agents.RunUsage": f.RunUsageFactory,
     }[model_label]
     return factory
 
@@ -178,6 +182,7 @@ def _parent_factory(model: type[models.Model]):
         "Agent": f.AgentFactory,
         "Message": f.MessageFactory,
         "Proposal": f.ProposalFactory,
+        "Run": f.RunFactory,
         "ChatSession": f.ChatSessionFactory,
         "ChangeSet": f.ChangeSetFactory,
         "User": f.UserFactory,
@@ -220,6 +225,12 @@ DELETE_RULES = [
     ("reviews.ChangeSetEntry", "change_set", models.CASCADE),
     ("core.ApiToken", "created_by", models.SET_NULL),
     ("core.ApiToken", "person", models.CASCADE),
+    ("agents.Run", "task", models.CASCADE),
+    ("agents.Run", "agent", models.SET_NULL),
+    ("agents.Run", "account", models.SET_NULL),
+    ("agents.RunCommit", "run", models.CASCADE),
+    ("agents.RunCommit", "project", models.CASCADE),
+    ("agents.RunUsage", "run", models.CASCADE),
 ]
 
 
@@ -333,7 +344,22 @@ ENUM_FIELDS = [
     ("reviews.ChangeSetEntry", "action", f.ChangeSetEntryFactory),
     ("core.Event", "actor_type", f.EventFactory),
     ("core.Event", "actor_via", f.EventFactory),
+    ("agents.Run", "outcome", f.RunFactory),
+    ("agents.UsageBucket", "scope_type", f.UsageBucketFactory),
+    ("agents.Budget", "scope_type", f.BudgetFactory),
+    ("agents.Budget", "metric", f.BudgetFactory),
+    ("agents.RunLimit", "scope_type", f.RunLimitFactory),
 ]
+
+
+def _companion_values(label: str, field_name: str, value: str) -> dict:
+    """The other columns a value needs to satisfy its record's rules: a run has an end
+    time exactly when it is over, and a scope of everything has no id."""
+    if (label, field_name) == ("agents.Run", "outcome"):
+        return {"ended_at": None if value == "running" else timezone.now()}
+    if field_name == "scope_type":
+        return {"scope_id": "" if value == "all" else "some-id"}
+    return {}
 
 
 def test_every_enum_field_is_pinned():
@@ -359,8 +385,10 @@ def test_database_refuses_unknown_enum_value(label, field_name, factory):
 def test_every_seed_value_is_accepted(label, field_name, factory):
     obj = factory()
     model = apps.get_model(label)
-    for value in model._meta.get_field(field_name).choices:
-        model.objects.filter(pk=obj.pk).update(**{field_name: value[0]})
+    for value, _label in model._meta.get_field(field_name).choices:
+        model.objects.filter(pk=obj.pk).update(
+            **{field_name: value}, **_companion_values(label, field_name, value)
+        )
 
 
 def test_enum_values_are_the_seeds():
@@ -444,7 +472,37 @@ def _duplicate_cases():
         t = f.ApiTokenFactory()
         return lambda: f.ApiTokenFactory(token_hash=t.token_hash)
 
+    def run_attempt():
+        run = f.RunFactory(outcome="failed", ended_at=timezone.now())
+        return lambda: f.RunFactory(task=run.task, attempt=run.attempt)
+
+    def live_run_of_task():
+        run = f.RunFactory()
+        return lambda: f.RunFactory(task=run.task, attempt=2)
+
+    def live_run_of_agent():
+        run = f.RunFactory()
+        return lambda: f.RunFactory(agent=run.agent)
+
+    def run_commit():
+        commit = f.RunCommitFactory()
+        return lambda: f.RunCommitFactory(run=commit.run, project=commit.project)
+
+    def usage_bucket():
+        bucket = f.UsageBucketFactory()
+        return lambda: f.UsageBucketFactory(bucket_start=bucket.bucket_start)
+
+    def run_limit():
+        limit = f.RunLimitFactory()
+        return lambda: f.RunLimitFactory(scope_id=limit.scope_id, max_live=9)
+
     return {
+        "runs task and attempt": run_attempt,
+        "one live run per task": live_run_of_task,
+        "one live run per agent": live_run_of_agent,
+        "run_commits run and project": run_commit,
+        "usage_buckets scope and bucket": usage_bucket,
+        "run_limits scope": run_limit,
         "agents.name": agent_name,
         "projects.name": project_name,
         "projects.url": project_url,

@@ -1,0 +1,689 @@
+"""Runs and what bounds them: every attempt at a task, the usage it reports, the budgets
+that cap spending and the limits that cap live runs (issue 21).
+
+``RunRepository`` numbers a task's attempts and finds live and stale runs;
+``UsageRepository`` appends usage reports and rolls them up into the run's totals and
+the per-scope ``UsageBucket`` rows in a fixed number of statements, whatever the batch;
+``BudgetRepository`` and ``RunLimitRepository`` keep the caps, refusing a scope that
+names no record. Outcomes, heartbeats and totals change only through the services built
+on these (``lifecycle_fields``), never through an edit. The reads those services will
+call (take-next, heartbeat, the sweep) are marked ``@planned(21)`` until they do.
+"""
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NotRequired, TypedDict
+
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db.models import F, Max, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from typing_extensions import Unpack
+
+from agents.models import (
+    ALL_TIME,
+    BUDGET_WINDOW_SECONDS,
+    USAGE_BUCKET_SECONDS,
+    USAGE_FIELDS,
+    Account,
+    Budget,
+    BudgetMetric,
+    LimitScope,
+    Run,
+    RunLimit,
+    RunOutcome,
+    RunUsage,
+    UsageBucket,
+    UsageScope,
+)
+from core.errors import InvalidInput, NotFound
+from core.models import Initiative, Phase, Task
+from core.repositories import INT32, Repository, check_choice, hot
+from core.repositories.base import planned
+from core.repositories.validation import text_problem
+
+#: The largest count (of tokens of one kind, or of micro-dollars) one usage report may
+#: carry: far beyond any real report, well inside a 64-bit sum of a whole year's.
+MAX_REPORTED = 10**12
+#: The most usage reports one call may append (a heartbeat carries a handful).
+MAX_USAGE_BATCH = 1_000
+#: The largest budget limit: PostgreSQL's ``bigint``.
+MAX_BUDGET_LIMIT = 2**63 - 1
+
+
+def bucket_start(at: datetime) -> datetime:
+    """The start of the 10-minute bucket (UTC) ``at`` falls in."""
+    seconds = int(at.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % USAGE_BUCKET_SECONDS, tz=UTC)
+
+
+class HeartbeatDeadline(models.Func):
+    """When a live run counts as lost: its last heartbeat plus its timeout, computed by
+    the database (SQLite's text times to the millisecond, PostgreSQL's intervals)."""
+
+    output_field = models.DateTimeField()
+
+    def __init__(self) -> None:
+        super().__init__(F("heartbeat_at"), F("heartbeat_timeout_seconds"))
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        (at, at_params), (timeout, timeout_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        sql = f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', {at}, '+' || {timeout} || ' seconds')"
+        return sql, [*at_params, *timeout_params]
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        (at, at_params), (timeout, timeout_params) = (
+            compiler.compile(expression) for expression in self.get_source_expressions()
+        )
+        return f"({at} + make_interval(secs => {timeout}))", [*at_params, *timeout_params]
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+class RunFields(TypedDict):
+    task_id: str
+    runner_name: str
+    runner_host: str
+    agent_id: NotRequired[str | None]
+    account_id: NotRequired[str | None]
+    session_number: NotRequired[int]
+    pid: NotRequired[int | None]
+    worktree_path: NotRequired[str | None]
+    session_id: NotRequired[str | None]
+    heartbeat_timeout_seconds: NotRequired[int]
+    started_at: NotRequired[datetime]
+
+
+@dataclass(frozen=True)
+class LiveRunCounts:
+    """How many runs are live overall and in each scope asked about (0 when none)."""
+
+    overall: int
+    by_initiative: dict[str, int] = field(default_factory=dict)
+    by_account: dict[str, int] = field(default_factory=dict)
+    by_runner: dict[str, int] = field(default_factory=dict)
+
+
+class RunRepository(Repository[Run]):
+    """Runs: a task's attempts, numbered from 1, each a new row (a retry never overwrites).
+
+    A run is live while its outcome is ``running``: a task and an agent hold at most one
+    live run each (``task_has_live_run``, ``agent_has_live_run``). Its outcome, times
+    and usage totals are lifecycle fields, changed only by the run services and the
+    usage roll-up.
+    """
+
+    model = Run
+    slug = "run"
+    label = "Run"
+    select_related = ("task",)
+    lifecycle_fields = frozenset(
+        {"outcome", "ended_at", "heartbeat_at", "exit_code", "error", "summary", *USAGE_FIELDS}
+    )
+    #: The most stale runs one sweep takes.
+    stale_batch = 100
+
+    # --- writes ----------------------------------------------------------------------
+
+    def create(self, **fields: Unpack[RunFields]) -> Run:
+        """Start a live run of a task: its attempt is the task's next (1 for the first),
+        computed in the same transaction as the insert. A second live run of the task
+        or the agent is ``Conflict`` ``task_has_live_run`` / ``agent_has_live_run``; two
+        concurrent creates for one task that did not lock it first may meet
+        ``run_attempt_taken``."""
+        with transaction.atomic():
+            last = (
+                Run.objects.filter(task_id=fields["task_id"])
+                .aggregate(last=Max("attempt"))
+                .get("last")
+            )
+            return self._create(**fields, attempt=(last or 0) + 1)
+
+    # --- reads -----------------------------------------------------------------------
+
+    def live(self) -> QuerySet[Run]:
+        return self.queryset().filter(outcome=RunOutcome.RUNNING)
+
+    @planned(21)
+    def find_live_by_task(self, task_id: str) -> Run | None:
+        """The task's live run, or None."""
+        return self.live().filter(task_id=task_id).first()
+
+    @planned(21)
+    def find_live_by_agent(self, agent_id: str) -> Run | None:
+        """The agent's live run, or None."""
+        return self.live().filter(agent_id=agent_id).first()
+
+    @planned(21)
+    def find_live_by_account(self, account_id: str) -> list[Run]:
+        """The account's live runs, oldest first."""
+        return list(self.live().filter(account_id=account_id))
+
+    @planned(21)
+    def find_live_by_runner(self, runner_name: str) -> list[Run]:
+        """The runner's live runs, oldest first."""
+        return list(self.live().filter(runner_name=runner_name))
+
+    def history(self, task_id: str) -> list[Run]:
+        """Every run of the task, by attempt (its history)."""
+        return list(self.queryset().filter(task_id=task_id).order_by("attempt"))
+
+    @planned(21)
+    def find_stale(self, now: datetime, *, limit: int | None = None) -> list[Run]:
+        """Live runs whose last heartbeat plus timeout is before ``now`` (lost), the
+        longest silent first, at most ``limit`` (``stale_batch``) of them."""
+        return list(
+            self.live()
+            .alias(deadline=HeartbeatDeadline())
+            .filter(deadline__lt=now)
+            .order_by("heartbeat_at", "id")[: limit or self.stale_batch]
+        )
+
+    @planned(21)
+    def live_counts(
+        self,
+        *,
+        initiative_ids: Iterable[str] = (),
+        account_ids: Iterable[str] = (),
+        runner_names: Iterable[str] = (),
+    ) -> LiveRunCounts:
+        """How many runs are live overall, in each of ``initiative_ids``, on each of
+        ``account_ids`` and on each of ``runner_names``: one query, whatever is asked."""
+        initiatives = sorted(set(initiative_ids))
+        accounts = sorted(set(account_ids))
+        runners = sorted(set(runner_names))
+        db = connections[DEFAULT_DB_ALIAS]
+        sql = _live_counts_sql(db.vendor, len(initiatives), len(accounts), len(runners))
+        params: list[Any] = [RunOutcome.RUNNING]
+        for values in (initiatives, accounts, runners):
+            if values:
+                params += [RunOutcome.RUNNING, *values]
+        found: dict[str, dict[str, int]] = {"initiative": {}, "account": {}, "runner": {}}
+        overall = 0
+        for scope, scope_id, count in hot.fetch_all(db, sql, params):
+            if scope == "all":
+                overall = int(count)
+            else:
+                found[scope][scope_id] = int(count)
+        return LiveRunCounts(
+            overall=overall,
+            by_initiative={id: found["initiative"].get(id, 0) for id in initiatives},
+            by_account={id: found["account"].get(id, 0) for id in accounts},
+            by_runner={name: found["runner"].get(name, 0) for name in runners},
+        )
+
+
+@functools.cache
+def _live_counts_sql(vendor: str, initiatives: int, accounts: int, runners: int) -> str:
+    """The live-run counts' statement: one ``UNION ALL`` branch per scope asked about."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    runs, tasks = quote(Run._meta.db_table), quote(Task._meta.db_table)
+    outcome = quote("outcome")
+
+    def marks(count: int) -> str:
+        return ", ".join(["%s"] * count)
+
+    branches = [f"SELECT 'all', '', COUNT(*) FROM {runs} WHERE {outcome} = %s"]  # noqa: S608
+    if initiatives:
+        column = f"{tasks}.{quote('initiative_id')}"
+        branches.append(
+            f"SELECT 'initiative', {column}, COUNT(*) FROM {runs} "  # noqa: S608
+            f"JOIN {tasks} ON {tasks}.{quote('id')} = {runs}.{quote('task_id')} "
+            f"WHERE {runs}.{outcome} = %s AND {column} IN ({marks(initiatives)}) "
+            f"GROUP BY {column}"
+        )
+    for scope, column, count in (
+        ("account", quote("account_id"), accounts),
+        ("runner", quote("runner_name"), runners),
+    ):
+        if count:
+            branches.append(
+                f"SELECT '{scope}', {column}, COUNT(*) FROM {runs} "  # noqa: S608
+                f"WHERE {outcome} = %s AND {column} IN ({marks(count)}) GROUP BY {column}"
+            )
+    return " UNION ALL ".join(branches)
+
+
+# --- usage --------------------------------------------------------------------------------
+
+
+class UsageReport(TypedDict, total=False):
+    """One usage report of a run for one model, as the runner sends it (counts of 0
+    may be left out)."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_micros: int
+
+
+class UsageRepository(Repository[RunUsage]):
+    """Usage reports, and their roll-up into runs' totals and ``UsageBucket`` rows.
+
+    Every report is summed, in the same transaction as it is appended, into its run's
+    totals and into the current 10-minute bucket and the all-time row of each scope the
+    run belongs to: everything, its task, its phase, its initiative and its account. So a
+    budget reads a bounded number of bucket rows (``spent``), never the reports.
+    """
+
+    model = RunUsage
+    slug = "run_usage"
+    label = "Run usage"
+    report_fields = frozenset({"model", *USAGE_FIELDS})
+
+    def record(
+        self, run: Run | str, reports: Sequence[UsageReport], *, now: datetime | None = None
+    ) -> dict[str, int]:
+        """Append ``reports`` (one per model) to ``run`` and add them to its totals and
+        its scopes' buckets; the run's new totals. Four statements whatever the batch's
+        size: the run's scopes, one multi-row insert, one update adding the batch's sums,
+        one upsert of the buckets. All or nothing: a refused report (``invalid_usage``:
+        not a whole number from 0 to 10^12, an unknown key, a bad model name; with its
+        ``details.index``) writes nothing."""
+        rows = self._checked_reports(reports)
+        now = now or timezone.now()
+        run_id = run.pk if isinstance(run, Run) else run
+        sums = [sum(row[index] for row in rows) for index in range(1, len(USAGE_FIELDS) + 1)]
+        db = connections[DEFAULT_DB_ALIAS]
+        stamp = db.ops.adapt_datetimefield_value(now)
+        with transaction.atomic():
+            scopes = hot.fetch_all(db, _run_scopes_sql(db.vendor), [run_id])
+            if not scopes:
+                raise RunRepository().not_found(run_id)
+            task_id, phase_id, initiative_id, account_id = scopes[0]
+            # The run first: its row lock orders concurrent reports of one run.
+            (totals,) = hot.fetch_all(db, _add_to_run_sql(db.vendor), [*sums, stamp, run_id])
+            values = [param for row in rows for param in (run_id, *row, stamp)]
+            hot.execute(db, _insert_usage_sql(db.vendor, len(rows)), values)
+            keys = [
+                (UsageScope.ALL.value, ""),
+                (UsageScope.TASK.value, task_id),
+                *([(UsageScope.PHASE.value, phase_id)] if phase_id else []),
+                *([(UsageScope.INITIATIVE.value, initiative_id)] if initiative_id else []),
+                *([(UsageScope.ACCOUNT.value, account_id)] if account_id else []),
+            ]
+            current, all_time = bucket_start(now), ALL_TIME
+            buckets = sorted(
+                (scope, scope_id, start)
+                for scope, scope_id in keys
+                for start in (all_time, current)
+            )
+            # In one order everywhere (scope, id, bucket): two reports locking the same
+            # bucket rows on PostgreSQL never wait for each other in a cycle.
+            params = [
+                param
+                for scope, scope_id, start in buckets
+                for param in (scope, scope_id, db.ops.adapt_datetimefield_value(start), *sums)
+            ]
+            hot.execute(db, _upsert_buckets_sql(db.vendor, len(buckets)), params)
+        return dict(zip(USAGE_FIELDS, (int(value) for value in totals), strict=True))
+
+    @planned(21)
+    def spent(
+        self,
+        scope_type: str,
+        scope_id: str,
+        metric: str,
+        window_seconds: int | None,
+        now: datetime,
+    ) -> int:
+        """What a scope spent, in ``metric`` (tokens: input + output + cache read + cache
+        write; cost: micro-dollars), over all time (``window_seconds`` None: the all-time
+        row) or the last ``window_seconds`` (whole buckets: the one ``now`` falls in and
+        the ones before it, ``window_seconds / 600`` in all). One query."""
+        check_choice(UsageScope, scope_type, "scope_type")
+        check_choice(BudgetMetric, metric, "metric")
+        check_window(window_seconds)
+        buckets = UsageBucket.objects.filter(scope_type=scope_type, scope_id=scope_id)
+        if window_seconds is None:
+            buckets = buckets.filter(bucket_start=ALL_TIME)
+        else:
+            last = bucket_start(now)
+            first = last - timedelta(seconds=window_seconds - USAGE_BUCKET_SECONDS)
+            buckets = buckets.filter(bucket_start__gte=first, bucket_start__lte=last).exclude(
+                bucket_start=ALL_TIME
+            )
+        amount = (
+            F("input_tokens")
+            + F("output_tokens")
+            + F("cache_read_tokens")
+            + F("cache_write_tokens")
+            if metric == BudgetMetric.TOKENS
+            else F("cost_micros")
+        )
+        total = buckets.aggregate(
+            total=Coalesce(Sum(amount), Value(0), output_field=models.BigIntegerField())
+        )["total"]
+        return int(total)
+
+    def _checked_reports(self, reports: Sequence[UsageReport]) -> list[tuple[Any, ...]]:
+        """Each report as a row (model, the counts in ``USAGE_FIELDS`` order), or the
+        refusal of the first bad one."""
+        if not isinstance(reports, list | tuple) or not reports:
+            raise InvalidInput(
+                "A usage report batch needs at least one report.", code="empty_usage_batch"
+            )
+        if len(reports) > MAX_USAGE_BATCH:
+            raise InvalidInput(
+                f"A usage report batch has at most {MAX_USAGE_BATCH:,} reports.",
+                code="usage_batch_too_large",
+                details={"max_reports": MAX_USAGE_BATCH, "reports": len(reports)},
+            )
+        return [self._checked_report(index, report) for index, report in enumerate(reports)]
+
+    def _checked_report(self, index: int, report: Any) -> tuple[Any, ...]:
+        def refuse(message: str, **details: Any) -> InvalidInput:
+            return InvalidInput(
+                f"Usage report {index}: {message}",
+                code="invalid_usage",
+                details={"index": index, **details},
+            )
+
+        if not isinstance(report, dict):
+            raise refuse("a report is an object of token counts and cost.")
+        unknown = sorted(str(key) for key in set(report) - self.report_fields)
+        if unknown:
+            raise refuse(f"unknown {', '.join(unknown)}.", unknown=unknown)
+        model = report.get("model", "")
+        if not isinstance(model, str) or len(model) > 255 or text_problem(model) is not None:
+            raise refuse("the model is a name of at most 255 characters.", field="model")
+        counts = []
+        for name in USAGE_FIELDS:
+            value = report.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise refuse(f"{name} must be a whole number.", field=name)
+            if not 0 <= value <= MAX_REPORTED:
+                raise refuse(
+                    f"{name} must be from 0 to {MAX_REPORTED:,}.",
+                    field=name,
+                    value=str(value),
+                    max=MAX_REPORTED,
+                )
+            counts.append(value)
+        return (model, *counts)
+
+
+@functools.cache
+def _run_scopes_sql(vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    runs, tasks = quote(Run._meta.db_table), quote(Task._meta.db_table)
+    return (
+        f"SELECT {runs}.{quote('task_id')}, {tasks}.{quote('phase_id')}, "  # noqa: S608
+        f"{tasks}.{quote('initiative_id')}, {runs}.{quote('account_id')} FROM {runs} "
+        f"JOIN {tasks} ON {tasks}.{quote('id')} = {runs}.{quote('task_id')} "
+        f"WHERE {runs}.{quote('id')} = %s"
+    )
+
+
+@functools.cache
+def _add_to_run_sql(vendor: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    adds = ", ".join(f"{quote(name)} = {quote(name)} + %s" for name in USAGE_FIELDS)
+    totals = ", ".join(quote(name) for name in USAGE_FIELDS)
+    return (
+        f"UPDATE {quote(Run._meta.db_table)} SET {adds}, {quote('updated_at')} = %s "  # noqa: S608
+        f"WHERE {quote('id')} = %s RETURNING {totals}"
+    )
+
+
+@functools.cache
+def _insert_usage_sql(vendor: str, rows: int) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    columns = ["run_id", "model", *USAGE_FIELDS, "reported_at"]
+    row = f"({', '.join(['%s'] * len(columns))})"
+    return (
+        f"INSERT INTO {quote(RunUsage._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(c) for c in columns)}) VALUES {', '.join([row] * rows)}"
+    )
+
+
+@functools.cache
+def _upsert_buckets_sql(vendor: str, rows: int) -> str:
+    """Add to each (scope, id, bucket) row, creating it at 0 first: one statement on both
+    databases (SQLite 3.35+, PostgreSQL 9.5+); the unique constraint serialises concurrent
+    first reports of a bucket, so no count is ever lost."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    table = quote(UsageBucket._meta.db_table)
+    key = [quote("scope_type"), quote("scope_id"), quote("bucket_start")]
+    columns = [*key, *(quote(name) for name in USAGE_FIELDS)]
+    row = f"({', '.join(['%s'] * len(columns))})"
+    adds = ", ".join(
+        f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in USAGE_FIELDS
+    )
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * rows)} "  # noqa: S608
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {adds}"
+    )
+
+
+def check_window(window_seconds: Any) -> int | None:
+    """Return a budget window: None (all time), or a whole number of 10-minute buckets
+    from 10 minutes to a year; else InvalidInput ``invalid_window_seconds``."""
+    if window_seconds is None:
+        return None
+    low, high = BUDGET_WINDOW_SECONDS
+    if (
+        isinstance(window_seconds, bool)
+        or not isinstance(window_seconds, int)
+        or not low <= window_seconds <= high
+        or window_seconds % USAGE_BUCKET_SECONDS
+    ):
+        raise InvalidInput(
+            f"A budget's window must be empty (all time) or a whole number of "
+            f"{USAGE_BUCKET_SECONDS}-second buckets from {low:,} to {high:,} seconds.",
+            code="invalid_window_seconds",
+            details={"window_seconds": str(window_seconds)},
+        )
+    return window_seconds
+
+
+# --- budgets and limits -------------------------------------------------------------------
+
+#: The table each scope's id names (``all`` names none; a runner is named, not stored).
+SCOPE_MODELS: dict[str, type[models.Model]] = {
+    "initiative": Initiative,
+    "phase": Phase,
+    "task": Task,
+    "account": Account,
+}
+
+
+def _check_int(value: Any, field: str, low: int, high: int, code: str, words: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(
+            f"{words} must be a whole number from {low:,} to {high:,}.",
+            code=code,
+            details={"field": field, field: str(value)},
+        )
+    return value
+
+
+def _check_scope(scope_type: str, scope_id: Any, *, all_scope: str, code: str, label: str) -> str:
+    """``scope_id`` checked against ``scope_type``: empty for everything, else an id of an
+    existing record (``code``, NotFound) or, for a runner, a name."""
+    if not isinstance(scope_id, str) or text_problem(scope_id) is not None:
+        raise InvalidInput(
+            "A scope id is text.", code="invalid_scope_id", details={"scope_type": scope_type}
+        )
+    if (scope_type == all_scope) != (scope_id == ""):
+        raise InvalidInput(
+            "A scope of everything has no id; any other scope names its record.",
+            code="invalid_scope_id",
+            details={"scope_type": scope_type, "scope_id": scope_id},
+        )
+    model = SCOPE_MODELS.get(scope_type)
+    if model is not None and not model._default_manager.filter(pk=scope_id).exists():
+        raise NotFound(
+            f"{label} names {scope_type} '{scope_id}', which does not exist.",
+            code=code,
+            details={"scope_type": scope_type, "scope_id": scope_id},
+        )
+    return scope_id
+
+
+class BudgetFields(TypedDict):
+    scope_type: str
+    metric: str
+    limit: int
+    scope_id: NotRequired[str]
+    window_seconds: NotRequired[int | None]
+    warn_percent: NotRequired[int]
+    active: NotRequired[bool]
+    note: NotRequired[str]
+
+
+class BudgetChanges(TypedDict, total=False):
+    limit: int
+    window_seconds: int | None
+    warn_percent: int
+    active: bool
+    note: str
+
+
+class BudgetRepository(Repository[Budget]):
+    """Budgets: caps on spending per scope, in tokens or cost, over all time or a window.
+
+    A budget's scope and metric are fixed when it is created (a budget on another scope
+    is another budget); its limit, window, warning threshold and note may change, and
+    it may be switched off (``active``). A scope must name an existing record
+    (``budget_scope_not_found``).
+    """
+
+    model = Budget
+    slug = "budget"
+    label = "Budget"
+    read_only_fields = frozenset({"id", "created_at", "updated_at", "scope_type", "scope_id"})
+
+    def create(self, **fields: Unpack[BudgetFields]) -> Budget:
+        scope_type = check_choice(UsageScope, fields.get("scope_type"), "scope_type")
+        check_choice(BudgetMetric, fields.get("metric"), "metric")
+        _check_scope(
+            scope_type,
+            fields.get("scope_id", ""),
+            all_scope=UsageScope.ALL,
+            code="budget_scope_not_found",
+            label="The budget",
+        )
+        self._check_bounds(fields)
+        return self._create(**fields)
+
+    def update(self, budget: Budget | str, /, **changes: Unpack[BudgetChanges]) -> Budget:
+        """Raise, lower or switch off a budget, or change its window or threshold."""
+        self.check_update_fields(changes)
+        self._check_bounds(changes)
+        return self._update(budget, **changes)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
+
+    @planned(21)
+    def applicable(self, task: Task, *, account_id: str | None = None) -> list[Budget]:
+        """The active budgets a run of ``task`` (on ``account_id``) counts against:
+        everything's, its initiative's, its phase's, its own and its account's. One query."""
+        scopes = Q(scope_type=UsageScope.ALL) | Q(scope_type=UsageScope.TASK, scope_id=task.pk)
+        for scope_type, scope_id in (
+            (UsageScope.INITIATIVE, task.initiative_id),
+            (UsageScope.PHASE, task.phase_id),
+            (UsageScope.ACCOUNT, account_id),
+        ):
+            if scope_id:
+                scopes |= Q(scope_type=scope_type, scope_id=scope_id)
+        return list(self.queryset().filter(scopes, active=True))
+
+    def _check_bounds(self, fields: Any) -> None:
+        if "metric" in fields:
+            check_choice(BudgetMetric, fields["metric"], "metric")
+        if "limit" in fields:
+            _check_int(
+                fields["limit"],
+                "limit",
+                1,
+                MAX_BUDGET_LIMIT,
+                "invalid_budget_limit",
+                "A budget's limit",
+            )
+        if "window_seconds" in fields:
+            check_window(fields["window_seconds"])
+        if "warn_percent" in fields:
+            _check_int(
+                fields["warn_percent"],
+                "warn_percent",
+                1,
+                100,
+                "invalid_warn_percent",
+                "The warning threshold",
+            )
+
+
+class RunLimitFields(TypedDict):
+    scope_type: str
+    max_live: int
+    scope_id: NotRequired[str]
+
+
+class RunLimitRepository(Repository[RunLimit]):
+    """Limits on live runs: overall, per initiative, per account, per runner (by name).
+
+    One limit per scope (``run_limit_taken``); an initiative or account must exist
+    (``run_limit_scope_not_found``); a runner is named, whether it has run yet or not.
+    """
+
+    model = RunLimit
+    slug = "run_limit"
+    label = "Run limit"
+    read_only_fields = frozenset({"id", "created_at", "updated_at", "scope_type", "scope_id"})
+
+    def create(self, **fields: Unpack[RunLimitFields]) -> RunLimit:
+        scope_type = check_choice(LimitScope, fields.get("scope_type"), "scope_type")
+        _check_scope(
+            scope_type,
+            fields.get("scope_id", ""),
+            all_scope=LimitScope.ALL,
+            code="run_limit_scope_not_found",
+            label="The limit",
+        )
+        self._check_max_live(fields.get("max_live"))
+        return self._create(**fields)
+
+    def update(self, limit: RunLimit | str, /, *, max_live: int) -> RunLimit:
+        """Change the most live runs of a limit's scope."""
+        self._check_max_live(max_live)
+        return self._update(limit, max_live=max_live)
+
+    def delete(self, id: str) -> bool:
+        return self._delete(id)
+
+    @planned(21)
+    def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:
+        return self.queryset().filter(scope_type=scope_type, scope_id=scope_id).first()
+
+    @planned(21)
+    def applicable(
+        self,
+        *,
+        initiative_id: str | None = None,
+        account_id: str | None = None,
+        runner_name: str | None = None,
+    ) -> list[RunLimit]:
+        """The limits a new run (in ``initiative_id``, on ``account_id``, held by
+        ``runner_name``) must fit: the overall one and its scopes'. One query."""
+        scopes = Q(scope_type=LimitScope.ALL)
+        for scope_type, scope_id in (
+            (LimitScope.INITIATIVE, initiative_id),
+            (LimitScope.ACCOUNT, account_id),
+            (LimitScope.RUNNER, runner_name),
+        ):
+            if scope_id:
+                scopes |= Q(scope_type=scope_type, scope_id=scope_id)
+        return list(self.queryset().filter(scopes))
+
+    @staticmethod
+    def _check_max_live(value: Any) -> None:
+        _check_int(value, "max_live", 0, INT32[1], "invalid_max_live", "The most live runs")
