@@ -6,8 +6,9 @@ that cap spending and the limits that cap live runs (issue 21).
 the per-scope ``UsageBucket`` rows in a fixed number of statements, whatever the batch;
 ``BudgetRepository`` and ``RunLimitRepository`` keep the caps, refusing a scope that
 names no record. Outcomes, heartbeats and totals change only through the services built
-on these (``lifecycle_fields``), never through an edit. The reads those services will
-call (take-next, heartbeat, the sweep) are marked ``@planned(21)`` until they do.
+on these (``lifecycle_fields``: ``beat`` and ``end``), never through an edit;
+``RunCommitRepository`` keeps the commit each run ended at per project. The reads
+take-next will call are marked ``@planned(21)`` until it does.
 """
 
 import functools
@@ -32,6 +33,7 @@ from agents.models import (
     BudgetMetric,
     LimitScope,
     Run,
+    RunCommit,
     RunLimit,
     RunOutcome,
     RunUsage,
@@ -144,6 +146,34 @@ class RunRepository(Repository[Run]):
             )
             return self._create(**fields, attempt=(last or 0) + 1)
 
+    def beat(
+        self, run: Run, *, at: datetime, pid: int | None = None, session_id: str | None = None
+    ) -> Run:
+        """Record a heartbeat of a locked live run at ``at``, with the pid and session id
+        the runner reports (kept when not given)."""
+        fields: dict[str, Any] = {"heartbeat_at": at}
+        if pid is not None:
+            fields["pid"] = pid
+        if session_id is not None:
+            fields["session_id"] = session_id
+        return self._transition(run, **fields)
+
+    def end(
+        self,
+        run: Run,
+        outcome: str,
+        *,
+        at: datetime,
+        exit_code: int | None = None,
+        error: str | None = None,
+        summary: str | None = None,
+    ) -> Run:
+        """End a locked live run with ``outcome`` at ``at`` (the run services decide when)."""
+        check_choice(RunOutcome, outcome, "outcome")
+        return self._transition(
+            run, outcome=outcome, ended_at=at, exit_code=exit_code, error=error, summary=summary
+        )
+
     # --- reads -----------------------------------------------------------------------
 
     def live(self) -> QuerySet[Run]:
@@ -173,7 +203,6 @@ class RunRepository(Repository[Run]):
         """Every run of the task, by attempt (its history)."""
         return list(self.queryset().filter(task_id=task_id).order_by("attempt"))
 
-    @planned(21)
     def find_stale(self, now: datetime, *, limit: int | None = None) -> list[Run]:
         """Live runs whose last heartbeat plus timeout is before ``now`` (lost), the
         longest silent first, at most ``limit`` (``stale_batch``) of them."""
@@ -247,6 +276,28 @@ def _live_counts_sql(vendor: str, initiatives: int, accounts: int, runners: int)
                 f"WHERE {outcome} = %s AND {column} IN ({marks(count)}) GROUP BY {column}"
             )
     return " UNION ALL ".join(branches)
+
+
+class RunCommitRepository(Repository[RunCommit]):
+    """A run's git commits at start and end, one row per (run, project)."""
+
+    model = RunCommit
+    slug = "run_commit"
+    label = "Run commit"
+
+    def record_end(self, run: Run, commits: dict[str, str]) -> list[RunCommit]:
+        """Set the commit ``run`` ended at in each project of ``commits`` (project id →
+        full commit name), adding the project's row when the run had none. A malformed
+        name is ``invalid_git_commit``; a project that does not exist ``project_not_found``."""
+        existing = {row.project_id: row for row in RunCommit.objects.filter(run=run)}
+        written = []
+        for project_id, sha in sorted(commits.items()):
+            row = existing.get(project_id)
+            if row is None:
+                written.append(self._create(run=run, project_id=project_id, end_commit=sha))
+            else:
+                written.append(self._update(row, end_commit=sha))
+        return written
 
 
 # --- usage --------------------------------------------------------------------------------
@@ -325,7 +376,6 @@ class UsageRepository(Repository[RunUsage]):
             hot.execute(db, _upsert_buckets_sql(db.vendor, len(buckets)), params)
         return dict(zip(USAGE_FIELDS, (int(value) for value in totals), strict=True))
 
-    @planned(21)
     def spent(
         self,
         scope_type: str,
@@ -583,7 +633,6 @@ class BudgetRepository(Repository[Budget]):
     def delete(self, id: str) -> bool:
         return self._delete(id)
 
-    @planned(21)
     def applicable(self, task: Task, *, account_id: str | None = None) -> list[Budget]:
         """The active budgets a run of ``task`` (on ``account_id``) counts against:
         everything's, its initiative's, its phase's, its own and its account's. One query."""
@@ -664,7 +713,6 @@ class RunLimitRepository(Repository[RunLimit]):
     def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:
         return self.queryset().filter(scope_type=scope_type, scope_id=scope_id).first()
 
-    @planned(21)
     def applicable(
         self,
         *,

@@ -195,6 +195,36 @@ def task_unblock(*, task_id: str) -> Task:
     return task
 
 
+@transaction.atomic
+def task_return(
+    *, task_id: str, outcome: str, failures: list[dict[str, Any]] | None = None
+) -> Task:
+    """Return an in-progress task whose run ended without success (``outcome``): to
+    ``pending``, the ready queue's, when ``failures`` is None; else to ``blocked`` with
+    ``failures`` (its failed attempts, for a person) on its ``task.blocked`` event.
+
+    A task blocked this way unblocks to ``pending``: nothing runs it any more. Records
+    ``task.requeued`` (``from``, ``outcome``) or ``task.blocked`` (``from``, ``reason``,
+    ``failures``). Only the run services call this, after ending the task's live run.
+    """
+    task, _phase, _initiative = _lock_task_with_parents(task_id)
+    if task.status != TaskStatus.IN_PROGRESS:
+        raise _refuse("task", task, "return to the queue", [TaskStatus.IN_PROGRESS])
+    if failures is None:
+        tasks.set_status(task, TaskStatus.PENDING)
+        _record_task("task.requeued", task, outcome=outcome, **{"from": TaskStatus.IN_PROGRESS})
+    else:
+        tasks.set_status(task, TaskStatus.BLOCKED, blocked_from_status=TaskStatus.PENDING)
+        _record_task(
+            "task.blocked",
+            task,
+            reason="attempts_spent",
+            failures=failures,
+            **{"from": TaskStatus.IN_PROGRESS},
+        )
+    return task
+
+
 def _block(
     record: Task | Phase,
     repository: TaskRepository | PhaseRepository,
