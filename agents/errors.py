@@ -123,6 +123,7 @@ declare(
 # invalid_usage, invalid_session_number, invalid_metric, …) are declared on the
 # constraints.
 declare("agents", "run_not_found", NotFound, "No run has this id.")
+declare("agents", "run_commit_not_found", NotFound, "No run commit has this id.")
 declare("agents", "run_usage_not_found", NotFound, "No usage report has this id.")
 declare("agents", "budget_not_found", NotFound, "No budget has this id.")
 declare("agents", "run_limit_not_found", NotFound, "No run limit has this id.")
@@ -152,4 +153,23 @@ declare(
     "run_limit_scope_not_found",
     NotFound,
     "A run limit names an initiative or account that does not exist.",
+)
+declare(
+    "agents",
+    "run_not_live",
+    Conflict,
+    "The run is over (`details.outcome`: finished, lost, cancelled, stopped by a budget): "
+    "its runner must stop the process and report nothing more.",
+)
+declare(
+    "agents",
+    "run_not_held",
+    Conflict,
+    "The run is held by another runner (`details.runner_name`) than the one that asked.",
+)
+declare(
+    "agents",
+    "invalid_run_outcome",
+    InvalidInput,
+    "A runner finishes a run as succeeded, failed, crashed or stopped (`details.allowed`).",
 )

@@ -135,7 +135,19 @@ EVENT_KINDS: dict[str, EventKind] = {
     "task.started": _kind("task", "A task was started."),
     "task.completed": _kind("task", "A task was completed.", {"summary": "what it did (or null)"}),
     "task.blocked": _kind(
-        "task", "A task was blocked.", {"from": "the status it was blocked from"}
+        "task",
+        "A task was blocked.",
+        {"from": "the status it was blocked from"},
+        {
+            "reason": "why, when cw blocked it: attempts_spent (its runs failed "
+            "max_attempts times)",
+            "failures": "its failed runs: attempt, outcome, exit_code, error",
+        },
+    ),
+    "task.requeued": _kind(
+        "task",
+        "A task went back to the ready queue (pending) after its run ended without success.",
+        {"from": "the status before", "outcome": "how its run ended"},
     ),
     "task.unblocked": _kind("task", "A task was unblocked.", {"to": "the status it went back to"}),
     "task.deleted": _kind(
@@ -243,6 +255,33 @@ EVENT_KINDS: dict[str, EventKind] = {
         "account", "An account was parked (rate-limited).", {"until": "when it is usable again"}
     ),
     "account.released": _kind("account", "A parked account was put back in the rotation."),
+    # --- runs and budgets ---
+    "run.finished": _kind(
+        "run",
+        "A run's runner reported it over: succeeded, failed, crashed or stopped.",
+        {"task_id": "its task", "outcome": "how it ended", "exit_code": "its exit code (or null)"},
+    ),
+    "run.lost": _kind(
+        "run",
+        "A run sent no heartbeat within its timeout; the sweep took it back.",
+        {"task_id": "its task", "heartbeat_at": "its last heartbeat"},
+    ),
+    "run.cancelled": _kind("run", "A person cancelled a run.", {"task_id": "its task"}),
+    "run.budget_stopped": _kind(
+        "run",
+        "A budget was spent: the run was stopped at its heartbeat.",
+        {"task_id": "its task", "budget_ids": "the budgets spent"},
+    ),
+    "budget.warned": _kind(
+        "budget",
+        "A budget's spending crossed its warning threshold.",
+        {
+            "spent": "what its scope spent (tokens or micro-dollars)",
+            "limit": "its limit",
+            "warn_percent": "its threshold, in percent of the limit",
+            "run_id": "the run whose usage crossed it",
+        },
+    ),
     # --- messages and questions ---
     "message.sent": _kind(
         "message",
