@@ -1,5 +1,5 @@
 """What may happen to agents' records, one module per topic: accounts, agents, logs,
-messages and conversations.
+messages, conversations and runs.
 
 Every public ``<entity>_<action>`` function is keyword-only and one transaction, raises
 ``core.errors`` domain errors with stable codes, and records its event (``core.events``)
@@ -57,6 +57,12 @@ from agents.services.messages import (
     message_send,
     message_update,
 )
+from agents.services.runs import (
+    run_cancel,
+    run_finish,
+    run_heartbeat,
+    run_sweep,
+)
 
 __all__ = [
     "ALLOWED_FROM",
@@ -99,5 +105,9 @@ __all__ = [
     "message_send",
     "message_update",
     "record_account_claimed",
+    "run_cancel",
+    "run_finish",
+    "run_heartbeat",
+    "run_sweep",
     "validate_account_fields",
 ]
