@@ -45,7 +45,7 @@ from core.errors import Conflict, InvalidInput
 from core.events import event_record
 from core.models import Initiative, TaskStatus
 from core.repositories import InitiativeRepository, TaskRepository
-from core.services.lifecycle import task_complete, task_return
+from core.services.lifecycle import lock_task_with_parents, task_complete, task_return
 
 runs = RunRepository()
 usages = UsageRepository()
@@ -254,7 +254,13 @@ def _end(
     summary: str | None = None,
 ) -> str:
     """End a locked live run, record its event, then move its task and agent; the
-    task's status after."""
+    task's status after.
+
+    The task's initiative, phase and task are locked before the run's event is recorded:
+    recording takes the event feed's lock (on PostgreSQL), and every lifecycle
+    transition (a take-next's ``task_start``) takes the initiative's lock before it, so
+    taking them the other way round here would deadlock with one."""
+    lock_task_with_parents(run.task_id)
     runs.end(run, outcome, at=now, exit_code=exit_code, error=error, summary=summary)
     initiative_id = tasks.get(run.task_id).initiative_id
     _record_run(event, run, initiative_id, **event_data)

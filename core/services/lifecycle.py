@@ -5,8 +5,9 @@ arguments, records its events (``task.started``, ``phase.status_changed`` with `
 and ``to``, …) in the same transaction, after its writes, and raises a
 ``core.errors.DomainError`` with a stable code when a transition is not allowed. The
 admin, the API and the management commands all call these; none of them changes a
-status on its own. (``lock_phase_with_initiative`` and ``phase_reopen_for_changes``
-are building blocks for other apps' services and run inside their caller's transaction.)
+status on its own. (``lock_task_with_parents``, ``lock_phase_with_initiative`` and
+``phase_reopen_for_changes`` are building blocks for other apps' services and run
+inside their caller's transaction.)
 
 Task-level approval does not exist: tasks complete directly, and what happens when a
 phase's last task completes is decided by the initiative's ``execution_mode``. Approving
@@ -93,7 +94,7 @@ def _refuse(kind: str, record: Any, action: str, allowed: Sequence[str]) -> Tran
     )
 
 
-def _lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiative | None]:
+def lock_task_with_parents(task_id: str) -> tuple[Task, Phase | None, Initiative | None]:
     """Lock a task's initiative, phase and the task itself, in that order.
 
     The parents are read before they are locked; should the task have moved to another
@@ -127,7 +128,7 @@ def task_start(*, task_id: str, actor: Actor | None = None) -> Task:
     """Start a ready task; its phase moves to in_progress if approved. An ``auto`` task
     is started by anyone (an agent, as a rule); a ``checkpoint:*`` task only by a person
     (``actor``), like its completion: 403 ``person_required`` otherwise."""
-    task, phase, _initiative = _lock_task_with_parents(task_id)
+    task, phase, _initiative = lock_task_with_parents(task_id)
     if task.is_checkpoint:
         require_person(actor, f"start the checkpoint '{task}'")
     if task.status != TaskStatus.PENDING:
@@ -157,7 +158,7 @@ def task_complete(*, task_id: str, summary: str | None = None, actor: Actor | No
     An ``auto`` task must be in progress. A ``checkpoint:*`` task is completed only by
     a person (``actor``), once it is ready, from pending or in progress.
     """
-    task, phase, initiative = _lock_task_with_parents(task_id)
+    task, phase, initiative = lock_task_with_parents(task_id)
     if task.is_checkpoint:
         require_person(actor, f"complete the checkpoint '{task}'")
         allowed = [TaskStatus.PENDING, TaskStatus.IN_PROGRESS]
@@ -179,7 +180,7 @@ def task_complete(*, task_id: str, summary: str | None = None, actor: Actor | No
 @transaction.atomic
 def task_block(*, task_id: str) -> Task:
     """Block a pending or in-progress task; unblocking returns it to that status."""
-    task, _phase, _initiative = _lock_task_with_parents(task_id)
+    task, _phase, _initiative = lock_task_with_parents(task_id)
     before = task.status
     _block(task, tasks, "task", [TaskStatus.PENDING, TaskStatus.IN_PROGRESS])
     _record_task("task.blocked", task, **{"from": before})
@@ -189,7 +190,7 @@ def task_block(*, task_id: str) -> Task:
 @transaction.atomic
 def task_unblock(*, task_id: str) -> Task:
     """Return a blocked task to the status it was blocked from."""
-    task, _phase, _initiative = _lock_task_with_parents(task_id)
+    task, _phase, _initiative = lock_task_with_parents(task_id)
     _unblock(task, tasks, "task")
     _record_task("task.unblocked", task, to=task.status)
     return task
@@ -207,7 +208,7 @@ def task_return(
     ``task.requeued`` (``from``, ``outcome``) or ``task.blocked`` (``from``, ``reason``,
     ``failures``). Only the run services call this, after ending the task's live run.
     """
-    task, _phase, _initiative = _lock_task_with_parents(task_id)
+    task, _phase, _initiative = lock_task_with_parents(task_id)
     if task.status != TaskStatus.IN_PROGRESS:
         raise _refuse("task", task, "return to the queue", [TaskStatus.IN_PROGRESS])
     if failures is None:
