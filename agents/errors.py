@@ -173,3 +173,35 @@ declare(
     InvalidInput,
     "A runner finishes a run as succeeded, failed, crashed or stopped (`details.allowed`).",
 )
+
+# Take-next.
+declare(
+    "agents",
+    "invalid_runner_name",
+    InvalidInput,
+    "A runner's name is text of 1 to 255 characters.",
+)
+declare(
+    "agents",
+    "invalid_runner_host",
+    InvalidInput,
+    "A runner's host is text of 1 to 255 characters.",
+)
+declare(
+    "agents",
+    "invalid_providers",
+    InvalidInput,
+    "A runner names 1 to 20 providers it can run, each a name of at most 64 characters.",
+)
+declare(
+    "agents",
+    "unknown_provider",
+    InvalidInput,
+    "A provider the runner names has no account in cw (`details.unknown`).",
+)
+declare(
+    "agents",
+    "invalid_heartbeat_timeout",
+    InvalidInput,
+    "A run's heartbeat timeout is a whole number of seconds from 10 to 86,400.",
+)

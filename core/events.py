@@ -256,6 +256,17 @@ EVENT_KINDS: dict[str, EventKind] = {
     ),
     "account.released": _kind("account", "A parked account was put back in the rotation."),
     # --- runs and budgets ---
+    "run.started": _kind(
+        "run",
+        "A runner took a task: its run started, with its agent and account.",
+        {
+            "task_id": "its task",
+            "agent_id": "the agent registered for it",
+            "account_id": "the account claimed for it",
+            "attempt": "its attempt number (1 for the first)",
+            "runner_name": "the runner that holds it",
+        },
+    ),
     "run.finished": _kind(
         "run",
         "A run's runner reported it over: succeeded, failed, crashed or stopped.",

@@ -193,6 +193,7 @@ PHRASES: dict[str, Phrase] = {
     "account.claimed": _fixed("claimed the account for an agent"),
     "account.exhausted": _with("parked the account", "until", " until {value}"),
     "account.released": _fixed("put the account back in the rotation"),
+    "run.started": _with("started the run", "attempt", " (attempt {value})"),
     "run.finished": _with("finished the run", "outcome", " ({value})"),
     "run.lost": _fixed("took back the run (no heartbeat: lost)"),
     "run.cancelled": _fixed("cancelled the run"),

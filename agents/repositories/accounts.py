@@ -2,6 +2,7 @@
 encrypted at rest."""
 
 import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
@@ -104,6 +105,15 @@ class AccountRepository(Repository[Account]):
             qs = qs.filter(provider=provider)
         return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
+    def ids_by_provider(self, providers: Iterable[str]) -> dict[str, list[str]]:
+        """The ids of each of ``providers``' accounts (a provider with none is absent);
+        one query, no secret read."""
+        found: dict[str, list[str]] = {}
+        rows = Account.objects.filter(provider__in=list(providers)).order_by("provider", "id")
+        for provider, pk in rows.values_list("provider", "pk"):
+            found.setdefault(provider, []).append(pk)
+        return found
+
     def next_release_at(self, provider: str) -> datetime | None:
         """When the first parked account of ``provider`` becomes available again."""
         return (
@@ -157,8 +167,13 @@ class AccountRepository(Repository[Account]):
         """Delete an account; its agents keep running records without it."""
         return self._delete(id)
 
-    def find_next_available(self, provider: str) -> Account | None:
+    def find_next_available(
+        self, provider: str, *, exclude_ids: Iterable[str] = ()
+    ) -> Account | None:
         """Claim the least recently used available account of ``provider``, or None.
+
+        Accounts in ``exclude_ids`` are passed over as if unavailable (take-next's:
+        those at their live-run limit or with a spent budget).
 
         Never-used accounts come first, then ``sort_order``, then id. The claim stamps
         ``last_used_at`` (and clears a lapsed exhaustion) in the same transaction as the
@@ -167,8 +182,9 @@ class AccountRepository(Repository[Account]):
         common case. Called inside an outer transaction, the claimed row stays locked
         (PostgreSQL) until that transaction ends.
         """
+        excluded = sorted(set(exclude_ids))
         for attempt in range(self.claim_attempts):
-            account, contended = self._claim_once(provider)
+            account, contended = self._claim_once(provider, excluded)
             if account is not None or not contended:
                 return account
             # Every available row was held by a concurrent claim: those hold their locks
@@ -176,7 +192,7 @@ class AccountRepository(Repository[Account]):
             time.sleep(0.002 * (attempt + 1))
         return None
 
-    def _claim_once(self, provider: str) -> tuple[Account | None, bool]:
+    def _claim_once(self, provider: str, excluded: list[str]) -> tuple[Account | None, bool]:
         """One claim attempt: (the account, or None; whether rows were skipped as locked)."""
         outermost = not connection.in_atomic_block
         with transaction.atomic():
@@ -197,7 +213,7 @@ class AccountRepository(Repository[Account]):
             # Read the clock inside the transaction: on SQLite that is after the write
             # lock is held, so stamps follow the order in which claims were served.
             now = timezone.now()
-            candidates = self._claimable(provider, now)
+            candidates = self._claimable(provider, now, excluded)
             skip_locked = connection.features.has_select_for_update_skip_locked
             if skip_locked:
                 # Rows another claimer holds are skipped, not waited for. The updated_at
@@ -216,7 +232,7 @@ class AccountRepository(Repository[Account]):
             # write lock from BEGIN, so concurrent claims are simply serialized.
             account = candidates.first()
             if account is None:
-                contended = skip_locked and self._claimable(provider, now).exists()
+                contended = skip_locked and self._claimable(provider, now, excluded).exists()
                 return None, contended
             changes: dict[str, Any] = {"last_used_at": now, "updated_at": now}
             if account.is_exhausted:
@@ -226,13 +242,17 @@ class AccountRepository(Repository[Account]):
             setattr(account, name, value)
         return account, False
 
-    def _claimable(self, provider: str, now: datetime) -> QuerySet[Account]:
-        """``provider``'s available accounts at ``now``, in the order they are handed out."""
-        return (
-            Account.objects.filter(provider=provider)
-            .filter(Q(is_exhausted=False) | Q(exhausted_until__lte=now))
-            .order_by(F("last_used_at").asc(nulls_first=True), "sort_order", "id")
+    def _claimable(
+        self, provider: str, now: datetime, excluded: Sequence[str] = ()
+    ) -> QuerySet[Account]:
+        """``provider``'s available accounts at ``now`` but ``excluded``, in the order
+        they are handed out."""
+        qs = Account.objects.filter(provider=provider).filter(
+            Q(is_exhausted=False) | Q(exhausted_until__lte=now)
         )
+        if excluded:
+            qs = qs.exclude(pk__in=excluded)
+        return qs.order_by(F("last_used_at").asc(nulls_first=True), "sort_order", "id")
 
     def mark_exhausted(self, id: str, until: datetime) -> Account:
         """Park an account until ``until`` (an aware datetime in the future, at most a

@@ -8,7 +8,7 @@ the per-scope ``UsageBucket`` rows in a fixed number of statements, whatever the
 names no record. Outcomes, heartbeats and totals change only through the services built
 on these (``lifecycle_fields``: ``beat`` and ``end``), never through an edit;
 ``RunCommitRepository`` keeps the commit each run ended at per project. The reads
-take-next will call are marked ``@planned(21)`` until it does.
+the API and the admin will call are marked ``@planned(21)`` until they do.
 """
 
 import functools
@@ -82,6 +82,16 @@ class HeartbeatDeadline(models.Func):
             compiler.compile(expression) for expression in self.get_source_expressions()
         )
         return f"({at} + make_interval(secs => {timeout}))", [*at_params, *timeout_params]
+
+
+#: The outcomes that spend one of a task's attempts (a run stopped by its runner or
+#: cancelled by a person did not fail its task).
+FAILED_RUN_OUTCOMES = (
+    RunOutcome.FAILED,
+    RunOutcome.CRASHED,
+    RunOutcome.LOST,
+    RunOutcome.BUDGET_STOPPED,
+)
 
 
 # --- runs ---------------------------------------------------------------------------------
@@ -213,7 +223,18 @@ class RunRepository(Repository[Run]):
             .order_by("heartbeat_at", "id")[: limit or self.stale_batch]
         )
 
-    @planned(21)
+    def last_failure_ends(self, task_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each of ``task_ids``' last failed run (failed, crashed, lost,
+        budget_stopped) ended; a task without one is absent. One query."""
+        rows = (
+            Run.objects.filter(task_id__in=list(task_ids), outcome__in=FAILED_RUN_OUTCOMES)
+            .order_by()
+            .values("task_id")
+            .annotate(last=Max("ended_at"))
+            .values_list("task_id", "last")
+        )
+        return {task_id: last for task_id, last in rows if last is not None}
+
     def live_counts(
         self,
         *,
@@ -646,6 +667,19 @@ class BudgetRepository(Repository[Budget]):
                 scopes |= Q(scope_type=scope_type, scope_id=scope_id)
         return list(self.queryset().filter(scopes, active=True))
 
+    def active_on(self, scopes: Iterable[tuple[str, str]]) -> list[Budget]:
+        """The active budgets on any of ``scopes`` ((scope type, scope id) pairs; the
+        whole installation is ``("all", "")``), in one query whatever their number."""
+        by_type: dict[str, set[str]] = {}
+        for scope_type, scope_id in scopes:
+            by_type.setdefault(scope_type, set()).add(scope_id)
+        if not by_type:
+            return []
+        match = Q()
+        for scope_type, ids in sorted(by_type.items()):
+            match |= Q(scope_type=scope_type, scope_id__in=sorted(ids))
+        return list(self.queryset().filter(match, active=True).order_by("id"))
+
     def _check_bounds(self, fields: Any) -> None:
         if "metric" in fields:
             check_choice(BudgetMetric, fields["metric"], "metric")
@@ -712,6 +746,27 @@ class RunLimitRepository(Repository[RunLimit]):
     @planned(21)
     def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:
         return self.queryset().filter(scope_type=scope_type, scope_id=scope_id).first()
+
+    def max_live_by_scope(
+        self,
+        *,
+        initiative_ids: Iterable[str] = (),
+        account_ids: Iterable[str] = (),
+        runner_name: str | None = None,
+    ) -> dict[tuple[str, str], int]:
+        """The most live runs of the overall scope (``("all", "")``), each of
+        ``initiative_ids`` and ``account_ids`` and ``runner_name`` that has a limit, by
+        (scope type, scope id); a scope without a limit is absent. One query."""
+        scopes = Q(scope_type=LimitScope.ALL)
+        for scope_type, ids in (
+            (LimitScope.INITIATIVE, sorted(set(initiative_ids))),
+            (LimitScope.ACCOUNT, sorted(set(account_ids))),
+            (LimitScope.RUNNER, [runner_name] if runner_name else []),
+        ):
+            if ids:
+                scopes |= Q(scope_type=scope_type, scope_id__in=ids)
+        rows = RunLimit.objects.filter(scopes).values_list("scope_type", "scope_id", "max_live")
+        return {(scope_type, scope_id): max_live for scope_type, scope_id, max_live in rows}
 
     def applicable(
         self,

@@ -63,12 +63,14 @@ from agents.services.runs import (
     run_heartbeat,
     run_sweep,
 )
+from agents.services.take_next import TakeNext, run_take_next
 
 __all__ = [
     "ALLOWED_FROM",
     "DISMISSIBLE_FROM",
     "MAX_LOG_BATCH",
     "SECRET_FIELDS",
+    "TakeNext",
     "account_claim",
     "account_clear_expired_exhaustion",
     "account_create",
@@ -109,5 +111,6 @@ __all__ = [
     "run_finish",
     "run_heartbeat",
     "run_sweep",
+    "run_take_next",
     "validate_account_fields",
 ]

@@ -33,7 +33,7 @@ from agents.repositories import (
     RunRepository,
     UsageRepository,
 )
-from agents.repositories.runs import UsageReport
+from agents.repositories.runs import FAILED_RUN_OUTCOMES, UsageReport
 from agents.services.agents import (
     ALLOWED_FROM,
     agent_mark_crashed,
@@ -64,12 +64,7 @@ FINISH_OUTCOMES = (
 )
 #: The outcomes that spend one of a task's attempts. A run stopped (a runner shutting
 #: down) or cancelled (by a person) did not fail its task: it is not counted.
-FAILED_OUTCOMES = (
-    RunOutcome.FAILED,
-    RunOutcome.CRASHED,
-    RunOutcome.LOST,
-    RunOutcome.BUDGET_STOPPED,
-)
+FAILED_OUTCOMES = FAILED_RUN_OUTCOMES
 #: What the agent of a run becomes when the run ends with each outcome.
 AGENT_AFTER: dict[str, str] = {
     RunOutcome.SUCCEEDED: AgentStatus.IDLE,

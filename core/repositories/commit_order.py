@@ -9,9 +9,9 @@ before has committed (or rolled back), and rows become visible in id order. SQLi
 writers already hold the database's write lock from ``BEGIN IMMEDIATE`` to ``COMMIT``
 (a single statement outside a transaction holds it for its run): nothing to take there.
 
-Locks are always taken in one order, the event feed's (``EVENT_ORDER_LOCK``) before any
-log's (``LOG_ORDER_LOCK``), never the other way round, so two writers never wait for
-each other.
+Locks are always taken in one order, take-next's (``TAKE_NEXT_LOCK``) first, then the
+event feed's (``EVENT_ORDER_LOCK``), then any log's (``LOG_ORDER_LOCK``), never the other
+way round, so two writers never wait for each other.
 """
 
 import zlib
@@ -25,6 +25,9 @@ EVENT_ORDER_LOCK = 0x63770001
 #: The class of the advisory locks that order one agent's log chunks (one lock per agent,
 #: keyed by ``lock_key`` of its id, so appends to different agents never wait).
 LOG_ORDER_LOCK = 0x63770002
+#: The advisory lock take-nexts take turns on (``agents.services.take_next``): counting
+#: live runs against their limits and adding one is safe only one claimer at a time.
+TAKE_NEXT_LOCK = 0x63770003
 
 
 def lock_key(name: str) -> int:

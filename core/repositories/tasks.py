@@ -1,5 +1,6 @@
 """Tasks: placement in phases and initiatives, subtasks, dependencies, the ready queue."""
 
+from collections.abc import Iterable
 from typing import Any, NotRequired, TypedDict
 
 from django.db import models
@@ -360,6 +361,18 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         ]
         found = self.queryset().in_bulk(fitting)
         return [found[pk] for pk in fitting if pk in found]
+
+    def find_ready_to_take(
+        self, *, exclude_initiative_ids: Iterable[str] = (), offset: int = 0, limit: int
+    ) -> list[Task]:
+        """One batch of the ``auto`` tasks agents may take (``ready_queryset``), in ready
+        order, from ``offset``, at most ``limit``, leaving out those of
+        ``exclude_initiative_ids``; each with its initiative (its retry policy) loaded."""
+        qs = self.ready_queryset().select_related("initiative")
+        excluded = sorted(set(exclude_initiative_ids))
+        if excluded:
+            qs = qs.exclude(initiative_id__in=excluded)
+        return list(qs[offset : offset + limit])
 
     def count_ready(self, *, initiative_id: str | None = None, checkpoints: bool = False) -> int:
         """How many tasks ``find_ready`` would list without a limit (one query)."""

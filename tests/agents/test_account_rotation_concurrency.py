@@ -96,7 +96,7 @@ def test_a_claim_whose_read_overlaps_another_claims_commit_gets_a_different_acco
     scanning = threading.Event()
 
     class SlowScanRepository(AccountRepository):
-        def _claimable(self, provider, now):
+        def _claimable(self, provider, now, excluded=()):
             if connection.vendor == "postgresql":
                 sleep = "pg_sleep(0.3) IS NOT NULL"
             else:
@@ -104,7 +104,7 @@ def test_a_claim_whose_read_overlaps_another_claims_commit_gets_a_different_acco
                 connection.connection.create_function("cw_test_sleep", 1, self._sleep)
                 sleep = "cw_test_sleep(0.3) IS NOT NULL"
             slow = RawSQL(sleep, (), output_field=BooleanField())  # noqa: S611 (constant SQL)
-            return super()._claimable(provider, now).filter(slow)
+            return super()._claimable(provider, now, excluded).filter(slow)
 
         @staticmethod
         def _sleep(seconds: float) -> int:

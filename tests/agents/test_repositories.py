@@ -94,6 +94,26 @@ def test_find_next_available_hands_out_never_used_accounts_first_by_sort_order()
     assert accounts.find_next_available("claude") == used
 
 
+def test_find_next_available_passes_over_the_excluded_accounts():
+    first = f.AccountFactory(sort_order=0)
+    second = f.AccountFactory(sort_order=1)
+
+    assert accounts.find_next_available("claude", exclude_ids=[first.pk]) == second
+    assert accounts.find_next_available("claude", exclude_ids=[first.pk, second.pk]) is None
+    first.refresh_from_db()
+    assert first.last_used_at is None
+
+
+def test_ids_by_provider_lists_each_providers_accounts():
+    claude = f.AccountFactory(provider="claude")
+    codex = f.AccountFactory(provider="codex")
+
+    assert accounts.ids_by_provider(["claude", "codex", "gemini"]) == {
+        "claude": [claude.pk],
+        "codex": [codex.pk],
+    }
+
+
 def test_find_next_available_then_takes_the_least_recently_used():
     recent = f.AccountFactory(sort_order=0, last_used_at=ago(minutes=1))
     oldest = f.AccountFactory(sort_order=1, last_used_at=ago(hours=2))

@@ -1,0 +1,107 @@
+"""Runners racing take-next against the real database: never a task handed out twice,
+never more live runs than a limit allows.
+
+Each worker thread opens its own connection, so these tests see the locking production
+does (take-next's advisory lock on PostgreSQL, immediate transactions on SQLite).
+"""
+
+import threading
+import time
+
+import pytest
+
+from agents.models import Run
+from agents.services import TakeNext, run_finish, run_take_next
+from core.models import Task
+from tests import factories as f
+from tests.agents.test_account_rotation_concurrency import THREADS, run_at_once
+from tests.agents.test_run_services import assert_runs_and_tasks_agree
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
+
+ROUNDS = 3
+LIMIT = 3
+
+
+def ready_tasks(count: int) -> list[str]:
+    initiative = f.InitiativeFactory(execution_mode="yolo")
+    phase = f.PhaseFactory(initiative=initiative, status="in_progress")
+    return [f.TaskFactory(phase=phase).pk for _ in range(count)]
+
+
+def take(index: int) -> TakeNext | None:
+    return run_take_next(
+        runner_name=f"runner-{index}", runner_host="build-01", providers=["claude"]
+    )
+
+
+def live() -> int:
+    return Run.objects.filter(outcome="running").count()
+
+
+def test_racing_takes_hand_out_distinct_tasks_up_to_the_overall_limit():
+    f.AccountFactory()
+    f.AccountFactory()
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=LIMIT)
+    for round_number in range(ROUNDS):
+        Run.objects.filter(outcome="running").delete()
+        Task.objects.update(status="completed")  # the last round's tasks are out of the way
+        tasks = set(ready_tasks(10))
+
+        results, errors = run_at_once(THREADS, take)
+
+        assert errors == [], f"round {round_number}: {errors!r}"
+        taken = [result.task.pk for result in results if result is not None]
+        assert len(taken) == LIMIT, f"round {round_number}: {len(taken)} taken"
+        assert len(set(taken)) == len(taken)
+        assert set(taken) <= tasks
+        assert results.count(None) == THREADS - LIMIT
+        assert live() == LIMIT
+        assert_runs_and_tasks_agree()
+
+
+def test_runners_taking_and_finishing_at_once_never_exceed_the_limits():
+    """Every runner takes, checks the live runs, finishes, and takes again until nothing
+    is left: each task is handed out once, and the live runs never pass the limit."""
+    tasks = set(ready_tasks(24))
+    accounts = [f.AccountFactory().pk for _ in range(2)]
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=LIMIT)
+    for account_id in accounts:
+        f.RunLimitFactory(scope_type="account", scope_id=account_id, max_live=2)
+    handed_out: list[str] = []
+    observed: list[int] = []
+    attempts: list[int] = []
+    lock = threading.Lock()
+
+    def runner(index: int) -> None:
+        idle = 0
+        while idle < 20:
+            taken = take(index)
+            count = live()
+            with lock:
+                attempts.append(1)
+                observed.append(count)
+                if taken is not None:
+                    handed_out.append(taken.task.pk)
+            if taken is None:
+                if not Task.objects.filter(status__in=["pending", "in_progress"]).exists():
+                    return
+                idle += 1
+                time.sleep(0.01)
+                continue
+            idle = 0
+            time.sleep(0.02)  # the agent works a moment, so the others meet the limit
+            run_finish(run_id=taken.run.pk, runner_name=f"runner-{index}", outcome="succeeded")
+
+    _results, errors = run_at_once(THREADS, runner)
+
+    assert errors == [], errors
+    assert sorted(handed_out) == sorted(tasks)  # each once, none twice
+    assert max(observed) <= LIMIT
+    assert set(Task.objects.filter(pk__in=tasks).values_list("status", flat=True)) == {"completed"}
+    assert_runs_and_tasks_agree()
+    print(  # the race's figures, for the record (pytest -s)
+        f"\ntake-next race: {len(attempts)} takes, {len(handed_out)} handed out, "
+        f"{len(handed_out) - len(set(handed_out))} twice, max live {max(observed)} "
+        f"(limit {LIMIT})"
+    )
