@@ -40,9 +40,11 @@ from agents.repositories import (
 from agents.services.accounts import record_account_claimed
 from agents.services.agents import agent_mark_running, agent_register
 from agents.services.runs import run_sweep
+from core import live
 from core.actors import Actor, acting_as
 from core.errors import InvalidInput, TransitionNotAllowed
 from core.events import event_record
+from core.live import check_wait
 from core.models import Initiative, Task
 from core.repositories import TaskRepository
 from core.repositories.commit_order import TAKE_NEXT_LOCK, hold_commit_order
@@ -140,8 +142,10 @@ def run_take_next(
     providers: Sequence[str],
     heartbeat_timeout_seconds: int | None = None,
     actor: Actor | None = None,
+    wait: float = 0,
 ) -> TakeNext | None:
-    """Hand the runner its next task, or None when nothing fits now.
+    """Hand the runner its next task, or None when nothing fits now (or, with ``wait``,
+    seconds from 0 to ``MAX_WAIT_SECONDS``, once nothing fitted for that long).
 
     Sweeps lost runs first, then, in one transaction taken in turns with every other
     take-next: the first ready ``auto`` task in ready order that is not in back-off (its
@@ -157,7 +161,12 @@ def run_take_next(
     Refused, writing nothing (400): a blank runner name or host
     (``invalid_runner_name``, ``invalid_runner_host``), no providers or a malformed one
     (``invalid_providers``), a provider without any account (``unknown_provider``), a
-    timeout outside 10 s to a day (``invalid_heartbeat_timeout``).
+    timeout outside 10 s to a day (``invalid_heartbeat_timeout``), a wait out of range
+    (``invalid_wait``).
+
+    A waiting call tries again each time the event feed moves (a run ended, a task
+    completed: ``core.live``) or the fallback interval passes, holding no transaction
+    between tries; it waits in the calling thread.
     """
     if not _is_name(runner_name):
         raise InvalidInput(
@@ -178,12 +187,18 @@ def run_take_next(
             code="unknown_provider",
             details={"unknown": unknown},
         )
-    run_sweep(limit=SWEEP_LIMIT)
-    with _acting(actor):
-        try:
-            return _take(runner_name, runner_host, wanted, account_ids, timeout, actor)
-        except _NothingFits:
-            return None
+    wait = check_wait(wait)
+
+    def attempt() -> list[TakeNext]:
+        run_sweep(limit=SWEEP_LIMIT)
+        with _acting(actor):
+            try:
+                return [_take(runner_name, runner_host, wanted, account_ids, timeout, actor)]
+            except _NothingFits:
+                return []
+
+    found = live.read_when_found_sync(attempt, channel=live.events_channel(), wait=wait)
+    return found[0] if found else None
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Take-next: the first ready task that fits every limit and budget, started with its
 agent, run and a claimed account in one transaction; None when nothing fits."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -379,6 +380,8 @@ def test_with_every_account_parked_nothing_fits():
         ({"heartbeat_timeout_seconds": 9}, "invalid_heartbeat_timeout"),
         ({"heartbeat_timeout_seconds": 86_401}, "invalid_heartbeat_timeout"),
         ({"heartbeat_timeout_seconds": True}, "invalid_heartbeat_timeout"),
+        ({"wait": 31}, "invalid_wait"),
+        ({"wait": -1}, "invalid_wait"),
     ],
 )
 def test_bad_input_is_refused_with_its_code_and_writes_nothing(arguments, code):
@@ -395,6 +398,27 @@ def test_bad_input_is_refused_with_its_code_and_writes_nothing(arguments, code):
     assert task.status == "pending"
     assert Run.objects.get(pk=lost.pk).outcome == "running"  # not even the sweep ran
     assert kinds() == []
+
+
+def test_a_waiting_take_with_nothing_to_take_answers_none_once_the_wait_is_over():
+    f.AccountFactory()
+    started = time.monotonic()
+
+    assert take(wait=0.3) is None
+
+    assert time.monotonic() - started >= 0.3
+    assert kinds() == []
+
+
+def test_a_waiting_take_with_work_ready_answers_at_once():
+    f.AccountFactory()
+    task = ready_task()
+    started = time.monotonic()
+
+    taken = take(wait=10)
+
+    assert taken is not None and taken.task.pk == task.pk
+    assert time.monotonic() - started < 5
 
 
 def test_take_next_sweeps_lost_runs_first_and_frees_their_slot():

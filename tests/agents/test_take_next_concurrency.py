@@ -105,3 +105,31 @@ def test_runners_taking_and_finishing_at_once_never_exceed_the_limits():
         f"{len(handed_out) - len(set(handed_out))} twice, max live {max(observed)} "
         f"(limit {LIMIT})"
     )
+
+
+def test_a_waiting_take_is_woken_when_a_run_ends_and_takes_the_freed_slot():
+    f.AccountFactory()
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=1)
+    ready_tasks(2)
+    first = take(0)
+    assert first is not None
+    woken_after: list[float] = []
+
+    def work(index: int) -> TakeNext | None:
+        if index == 0:
+            started = time.monotonic()
+            taken = run_take_next(
+                runner_name="runner-1", runner_host="build-01", providers=["claude"], wait=20
+            )
+            woken_after.append(time.monotonic() - started)
+            return taken
+        time.sleep(0.5)  # the other runner is waiting by now
+        run_finish(run_id=first.run.pk, runner_name="runner-0", outcome="succeeded")
+        return None
+
+    results, errors = run_at_once(2, work)
+
+    assert errors == [], errors
+    assert results[0] is not None and results[0].task.pk != first.task.pk
+    assert 0.4 < woken_after[0] < 5  # woken by the finish, not by the fallback
+    assert_runs_and_tasks_agree()
