@@ -27,6 +27,7 @@ from core.schemas.base import (
     JSON_RULES,
     TEXT_NOT_BLANK_PATTERN,
     Documented,
+    OneLineText,
     PositiveInt32,
 )
 from core.validators import TEXT_MAX_LENGTH
@@ -160,7 +161,10 @@ class DismissAllOut(Schema):
 
 
 class ReviewCommentIn(InputSchema):
-    file_path: NonBlankText = Field(max_length=4096)
+    file_path: OneLineText = Field(
+        max_length=4096,
+        description="One line: a line break or tab inside it is 400 `invalid_file_path`.",
+    )
     line_number: PositiveInt32 = Field(description="New-side line; old-side for removed lines.")
     line_type: LineTypeLiteral
     body: NonBlankText

@@ -114,6 +114,13 @@ NOT_BLANK_PATTERN = rf"^[{_BLANK}]*[^\u0000{_BLANK}][^\u0000]*$"
 #: ``require_text``): something besides white space, and no NUL. (The same rule as
 #: ``NOT_BLANK_PATTERN``, written apart: only a stripped text's lengths are restated.)
 TEXT_NOT_BLANK_PATTERN = rf"^(?:[{_BLANK}])*[^\u0000{_BLANK}][^\u0000]*$"
+#: What a ``OneLineText`` holds besides its edges, once stripped: no NUL, line break or tab.
+_ONE_LINE_INSIDE = r"[^\u0000\t\n\r]"
+#: The pattern of ``OneLineText``: ``NOT_BLANK_PATTERN`` whose text, once stripped, is one
+#: line without tabs (white space around it, line breaks too, is stripped).
+ONE_LINE_NOT_BLANK_PATTERN = (
+    rf"^[{_BLANK}]*[^\u0000{_BLANK}](?:{_ONE_LINE_INSIDE}*[^\u0000{_BLANK}])?[{_BLANK}]*$"
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,10 @@ NonBlankText = Annotated[
     AfterValidator(_refuse_unstorable),
     Documented(pattern=NOT_BLANK_PATTERN),
 ]
+#: A ``NonBlankText`` that is one line without tabs once stripped (a file path). The
+#: repository refuses any other (a review comment's file path: 400 ``invalid_file_path``);
+#: this states the rule in the document.
+OneLineText = Annotated[NonBlankText, Documented(pattern=ONE_LINE_NOT_BLANK_PATTERN)]
 #: What the document says of every free-form JSON value a client sends.
 JSON_RULES = (
     f"No NUL character or lone surrogate in any key or string, no NaN or Infinity, and "
@@ -326,18 +337,28 @@ PositiveInt32 = Annotated[
 ]
 
 
-def _stripped_length_pattern(min_length: int, max_length: int | None) -> str:
-    """``NOT_BLANK_PATTERN`` for a length counted once stripped (as pydantic counts it):
-    white space around a run of ``min_length`` to ``max_length`` characters that starts
-    and ends with something else."""
+def _stripped_length_pattern(
+    min_length: int, max_length: int | None, inside: str = r"[^\u0000]"
+) -> str:
+    """``NOT_BLANK_PATTERN`` (or, with ``inside``, another stripped text's pattern) for a
+    length counted once stripped (as pydantic counts it): white space around a run of
+    ``min_length`` to ``max_length`` characters that starts and ends with something else,
+    and holds ``inside`` between."""
     edge = f"[^\\u0000{_BLANK}]"
     if max_length == 1:
         core = edge
     else:
         low = max(0, min_length - 2)
         high = "" if max_length is None else str(max_length - 2)
-        core = f"{edge}(?:[^\\u0000]{{{low},{high}}}{edge})" + ("" if min_length >= 2 else "?")
+        core = f"{edge}(?:{inside}{{{low},{high}}}{edge})" + ("" if min_length >= 2 else "?")
     return f"^[{_BLANK}]*{core}[{_BLANK}]*$"
+
+
+#: The patterns of the stripped texts, each with what its text holds between its edges.
+_STRIPPED_PATTERNS = {
+    NOT_BLANK_PATTERN: r"[^\u0000]",
+    ONE_LINE_NOT_BLANK_PATTERN: _ONE_LINE_INSIDE,
+}
 
 
 #: The longest length ``_state_stripped_lengths`` states in a pattern.
@@ -350,7 +371,8 @@ def _state_stripped_lengths(schema: JsonSchemaValue) -> None:
     stripped, where ``maxLength`` would count the white space around it too."""
     for prop in schema.get("properties", {}).values():
         for candidate in [prop, *prop.get("anyOf", [])]:
-            if candidate.get("pattern") != NOT_BLANK_PATTERN:
+            inside = _STRIPPED_PATTERNS.get(candidate.get("pattern", ""))
+            if inside is None:
                 continue
             if candidate.get("maxLength", 0) > _LONGEST_PATTERN_LENGTH:
                 # A pattern counting a million characters is more than generators and
@@ -360,7 +382,7 @@ def _state_stripped_lengths(schema: JsonSchemaValue) -> None:
                 continue
             low = candidate.pop("minLength", 1)
             high = candidate.pop("maxLength", None)
-            candidate["pattern"] = _stripped_length_pattern(low, high)
+            candidate["pattern"] = _stripped_length_pattern(low, high, inside)
 
 
 class InputSchema(Schema):

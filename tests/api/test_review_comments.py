@@ -2,6 +2,7 @@
 unresolve, delete), its review brief, and the review decision (request changes, approve)."""
 
 import json
+import re
 from datetime import timedelta
 from http import HTTPStatus
 from typing import Any
@@ -14,6 +15,7 @@ from django.utils import timezone
 from core.models import Event, ExecutionMode, InitiativeStatus, PhaseStatus, Task
 from core.schemas import MAX_LIMIT
 from core.tokens import api_token_create
+from cw_project.api import api
 from reviews.models import ReviewComment
 from tests import factories as f
 from tests.api.helpers import as_json as iso
@@ -347,6 +349,40 @@ def test_create_review_comment_invalid_body_is_refused_naming_the_field(
     )
     assert [e["loc"] for e in body["details"]["errors"]] == [["body", "payload", field]]
     assert not ReviewComment.objects.exists()
+
+
+def _documented_file_path_pattern() -> str:
+    schema = api.get_openapi_schema()["components"]["schemas"]["ReviewCommentIn"]
+    return schema["properties"]["file_path"]["pattern"]
+
+
+@pytest.mark.parametrize("path", ["src/a.py\nsrc/b.py", "src/\ra.py", "src/a\tb.py", "a\r\nb"])
+def test_a_file_path_of_more_than_one_line_is_refused_as_the_document_says(api_client, phase, path):
+    # The fuzzer sent a path with a line break inside, which the document's pattern
+    # allowed and the repository refused (400 invalid_file_path): the pattern states it now.
+    assert re.fullmatch(_documented_file_path_pattern(), path) is None
+    response = send_json(
+        api_client,
+        "post",
+        url("create_review_comment", phase_id=phase.id),
+        {**VALID_COMMENT, "file_path": path},
+    )
+    assert_error(response, HTTPStatus.BAD_REQUEST, "invalid_file_path")
+    assert not ReviewComment.objects.exists()
+
+
+@pytest.mark.parametrize("path", [" \n src/a b.py\t\r\n", "src/a\u2028b.py", "x" * 4096])
+def test_a_file_path_the_document_allows_is_stored_stripped(api_client, phase, path):
+    # Line breaks and tabs around the path are stripped, as the pattern allows them.
+    assert re.fullmatch(_documented_file_path_pattern(), path)
+    response = send_json(
+        api_client,
+        "post",
+        url("create_review_comment", phase_id=phase.id),
+        {**VALID_COMMENT, "file_path": path},
+    )
+    assert response.status_code == HTTPStatus.CREATED, response.content
+    assert response.json()["file_path"] == path.strip()
 
 
 @pytest.mark.parametrize(
