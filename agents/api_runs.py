@@ -1,6 +1,7 @@
 """The API router of runs (tag ``runs``, issue 21): runners take the next task, beat
-and finish their runs; anyone reads them; people cancel them. Handlers are thin: reads
-go to the repositories, every change to ``agents.services``.
+and finish their runs; anyone reads them; people cancel them. Budgets and limits on
+live runs (tag ``budgets``): anyone reads them; only people set, change or lift them.
+Handlers are thin: reads go to the repositories, every change to ``agents.services``.
 
 Take-next hands out the claimed account's secrets, so it takes a tool's bearer token
 only (``TOOL_AUTH``), exactly like ``POST /accounts/claim``: a staff session or a
@@ -14,12 +15,19 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from agents import services
-from agents.repositories import RunRepository
+from agents.models import LimitScope, UsageScope
+from agents.repositories import BudgetRepository, RunLimitRepository, RunRepository
 from agents.schemas import (
+    BudgetIn,
+    BudgetOut,
+    BudgetPatch,
     RunFilters,
     RunFinishIn,
     RunHeartbeatIn,
     RunHeartbeatOut,
+    RunLimitIn,
+    RunLimitOut,
+    RunLimitPatch,
     RunOut,
     TakeNextIn,
     TakeNextOut,
@@ -28,11 +36,13 @@ from core.actors import Actor, actor_from_auth
 from core.auth import TOOL_AUTH
 from core.errors import PermissionRequired
 from core.repositories import page_max_bytes
-from core.schemas import ERRORS, Id, Page, page_of
+from core.schemas import ERRORS, Id, Page, PageParams, page_of
 
 router = Router(tags=["runs"])
 
 runs = RunRepository()
+budgets = BudgetRepository()
+limits = RunLimitRepository()
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -124,3 +134,89 @@ def cancel_run(request: HttpRequest, run_id: Id) -> Any:
     ``run_not_live``. A person's gate: a tool's token gets 403 ``person_required``. A
     run that is over is 409 ``run_not_live``."""
     return services.run_cancel(run_id=run_id, actor=_actor(request))
+
+
+# --- budgets and limits (people's gates for writes) ---------------------------------------
+
+
+class BudgetFilters(PageParams):
+    scope_type: UsageScope | None = None
+    scope_id: Id | None = None
+
+
+class RunLimitFilters(PageParams):
+    scope_type: LimitScope | None = None
+
+
+@router.get("/budgets", response={200: Page[BudgetOut], **ERRORS}, tags=["budgets"])
+def list_budgets(request: HttpRequest, filters: Query[BudgetFilters]) -> dict[str, Any]:
+    """Budgets, oldest first, optionally of one scope type or scope."""
+    page = budgets.find_page(
+        scope_type=filters.scope_type,
+        scope_id=filters.scope_id,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
+    return page_of(page.items, total=page.total, params=filters)
+
+
+@router.post("/budgets", response={201: BudgetOut, **ERRORS}, tags=["budgets"])
+def create_budget(request: HttpRequest, payload: BudgetIn) -> Status:
+    """A person caps a scope's spending (a person's gate: a tool's token gets 403
+    ``person_required``). A scope naming no record is 404 ``budget_scope_not_found``;
+    an id with the scope of everything, or none with another, 400 ``invalid_scope_id``."""
+    budget = services.budget_create(actor=_actor(request), **payload.dict())
+    return Status(HTTPStatus.CREATED, budget)
+
+
+@router.patch("/budgets/{budget_id}", response={200: BudgetOut, **ERRORS}, tags=["budgets"])
+def update_budget(request: HttpRequest, budget_id: Id, payload: BudgetPatch) -> Any:
+    """A person raises, lowers or switches off a budget, or changes its window, threshold
+    or note: only the fields sent change (a person's gate)."""
+    changes = payload.dict(exclude_unset=True)
+    return services.budget_update(budget_id=budget_id, actor=_actor(request), **changes)
+
+
+@router.delete("/budgets/{budget_id}", response={204: None, **ERRORS}, tags=["budgets"])
+def delete_budget(request: HttpRequest, budget_id: Id) -> Status:
+    """A person lifts a budget (a person's gate)."""
+    services.budget_delete(budget_id=budget_id, actor=_actor(request))
+    return Status(HTTPStatus.NO_CONTENT, None)
+
+
+@router.get("/run-limits", response={200: Page[RunLimitOut], **ERRORS}, tags=["budgets"])
+def list_run_limits(request: HttpRequest, filters: Query[RunLimitFilters]) -> dict[str, Any]:
+    """Limits on live runs, by scope, optionally of one scope type."""
+    page = limits.find_page(
+        scope_type=filters.scope_type,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
+    return page_of(page.items, total=page.total, params=filters)
+
+
+@router.post("/run-limits", response={201: RunLimitOut, **ERRORS}, tags=["budgets"])
+def create_run_limit(request: HttpRequest, payload: RunLimitIn) -> Status:
+    """A person caps the live runs of a scope (a person's gate). One limit per scope: a
+    second is 409 ``run_limit_taken``; an initiative or account that does not exist 404
+    ``run_limit_scope_not_found``."""
+    limit = services.run_limit_create(actor=_actor(request), **payload.dict())
+    return Status(HTTPStatus.CREATED, limit)
+
+
+@router.patch("/run-limits/{run_limit_id}", response={200: RunLimitOut, **ERRORS}, tags=["budgets"])
+def update_run_limit(request: HttpRequest, run_limit_id: Id, payload: RunLimitPatch) -> Any:
+    """A person changes the most live runs of a limit's scope (a person's gate); runs
+    already live go on, no new one starts over it."""
+    return services.run_limit_update(
+        run_limit_id=run_limit_id, actor=_actor(request), max_live=payload.max_live
+    )
+
+
+@router.delete("/run-limits/{run_limit_id}", response={204: None, **ERRORS}, tags=["budgets"])
+def delete_run_limit(request: HttpRequest, run_limit_id: Id) -> Status:
+    """A person lifts a limit on live runs (a person's gate)."""
+    services.run_limit_delete(run_limit_id=run_limit_id, actor=_actor(request))
+    return Status(HTTPStatus.NO_CONTENT, None)

@@ -13,18 +13,21 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, field_validator
 
 from agents.models import (
+    BUDGET_WINDOW_SECONDS,
     HEARTBEAT_TIMEOUT_SECONDS,
+    USAGE_BUCKET_SECONDS,
     AgentMode,
     AgentStatus,
     BudgetMetric,
     ConversationStatus,
+    LimitScope,
     MessageStatus,
     MessageType,
     ParticipantType,
     RunOutcome,
     UsageScope,
 )
-from agents.repositories.runs import MAX_REPORTED, MAX_USAGE_BATCH
+from agents.repositories.runs import MAX_BUDGET_LIMIT, MAX_REPORTED, MAX_USAGE_BATCH
 from agents.services.logs import MAX_LOG_BATCH
 from agents.services.take_next import DEFAULT_HEARTBEAT_TIMEOUT, MAX_PROVIDERS
 from core.live import MAX_WAIT_SECONDS
@@ -627,3 +630,109 @@ class RunFilters(PageParams):
     agent_id: Id | None = None
     outcome: RunOutcome | None = None
     runner_name: Annotated[Text, Field(max_length=255)] | None = None
+
+
+# --- budgets and limits --------------------------------------------------------------------
+
+#: A scope of everything has no id; any other scope names its record or runner (400
+#: ``invalid_scope_id`` otherwise).
+_SCOPE_ID_RULE: dict[str, Any] = {
+    "if": {"properties": {"scope_type": {"const": "all"}}},
+    "then": {"properties": {"scope_id": {"maxLength": 0}}},
+    "else": {"required": ["scope_id"], "properties": {"scope_id": {"minLength": 1}}},
+}
+#: A budget's window: a whole number of 10-minute buckets, from 10 minutes to a year.
+BudgetWindow = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=BUDGET_WINDOW_SECONDS[0],
+        le=BUDGET_WINDOW_SECONDS[1],
+        multiple_of=USAGE_BUCKET_SECONDS,
+    ),
+    BeforeValidator(_integral_float_to_int),
+]
+BudgetLimit = Annotated[
+    int,
+    Field(strict=True, ge=1, le=MAX_BUDGET_LIMIT),
+    BeforeValidator(_integral_float_to_int),
+]
+WarnPercent = Annotated[
+    int, Field(strict=True, ge=1, le=100), BeforeValidator(_integral_float_to_int)
+]
+MaxLive = Annotated[
+    int, Field(strict=True, ge=0, le=2**31 - 1), BeforeValidator(_integral_float_to_int)
+]
+
+
+class BudgetIn(InputSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SCOPE_ID_RULE)
+
+    scope_type: UsageScope
+    scope_id: Id = Field(
+        "",
+        description=(
+            "Empty for everything; else the id of the initiative, phase, task or account "
+            "(404 `budget_scope_not_found` when there is none)."
+        ),
+    )
+    metric: BudgetMetric
+    limit: BudgetLimit = Field(description="Tokens, or millionths of a US dollar, per window.")
+    window_seconds: BudgetWindow | None = Field(
+        None, description="A rolling window (whole 10-minute buckets); null for all time."
+    )
+    warn_percent: WarnPercent = Field(80, description="Warn once this share is spent.")
+    active: bool = True
+    note: Text = Field("", max_length=500)
+
+
+class BudgetPatch(InputSchema):
+    """Only the fields sent change; a budget's scope and metric are fixed."""
+
+    limit: BudgetLimit = NOT_SENT
+    window_seconds: BudgetWindow | None = Field(None, description="null for all time.")
+    warn_percent: WarnPercent = NOT_SENT
+    active: bool = NOT_SENT
+    note: Text = Field(NOT_SENT, max_length=500)
+
+
+class BudgetOut(FromRecord):
+    id: str
+    scope_type: UsageScope
+    scope_id: str
+    metric: BudgetMetric
+    limit: int
+    window_seconds: int | None
+    warn_percent: int
+    active: bool
+    note: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunLimitIn(InputSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SCOPE_ID_RULE)
+
+    scope_type: LimitScope
+    scope_id: Text = Field(
+        "",
+        max_length=255,
+        description=(
+            "Empty for everything; an initiative's or account's id (404 "
+            "`run_limit_scope_not_found` when there is none), or a runner's name."
+        ),
+    )
+    max_live: MaxLive = Field(description="The most live runs at once; 0 holds every new one.")
+
+
+class RunLimitPatch(InputSchema):
+    max_live: MaxLive = Field(description="The most live runs at once; 0 holds every new one.")
+
+
+class RunLimitOut(FromRecord):
+    id: str
+    scope_type: LimitScope
+    scope_id: str
+    max_live: int
+    created_at: datetime
+    updated_at: datetime

@@ -686,6 +686,24 @@ class BudgetRepository(Repository[Budget]):
     def delete(self, id: str) -> bool:
         return self._delete(id)
 
+    def find_page(
+        self,
+        *,
+        scope_type: str | None = None,
+        scope_id: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
+    ) -> OffsetPage[Budget]:
+        """One offset page of the budgets, oldest first, optionally of one scope type or
+        scope, with the total: two queries whatever the page size."""
+        qs = self.queryset().order_by("created_at", "id")
+        if scope_type is not None:
+            qs = qs.filter(scope_type=check_choice(UsageScope, scope_type, "scope_type"))
+        if scope_id is not None:
+            qs = qs.filter(scope_id=scope_id)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
+
     def applicable(self, task: Task, *, account_id: str | None = None) -> list[Budget]:
         """The active budgets a run of ``task`` (on ``account_id``) counts against:
         everything's, its initiative's, its phase's, its own and its account's. One query."""
@@ -774,6 +792,21 @@ class RunLimitRepository(Repository[RunLimit]):
 
     def delete(self, id: str) -> bool:
         return self._delete(id)
+
+    def find_page(
+        self,
+        *,
+        scope_type: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
+    ) -> OffsetPage[RunLimit]:
+        """One offset page of the limits by scope, optionally of one scope type, with the
+        total: two queries whatever the page size."""
+        qs = self.queryset()
+        if scope_type is not None:
+            qs = qs.filter(scope_type=check_choice(LimitScope, scope_type, "scope_type"))
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     @planned(21)
     def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:

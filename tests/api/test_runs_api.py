@@ -7,11 +7,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from agents.models import Run, UsageBucket
+from agents.models import Budget, Run, RunLimit, UsageBucket
 from core.models import Event, Task
 from core.tokens import api_token_create
 from tests import factories as f
-from tests.api.helpers import assert_error, post_json, url
+from tests.api.helpers import assert_error, patch_json, post_json, url
 
 pytestmark = pytest.mark.django_db
 
@@ -474,3 +474,190 @@ def test_cancel_of_a_run_that_is_over_is_409(staff_client):
     response = post_json(staff_client, url("cancel_run", run_id=run.pk), {})
 
     assert_error(response, HTTPStatus.CONFLICT, "run_not_live")
+
+
+# --- budgets and limits --------------------------------------------------------------------
+
+CAP_OPERATIONS = {
+    "list_budgets": ("get", "/api/budgets"),
+    "create_budget": ("post", "/api/budgets"),
+    "update_budget": ("patch", "/api/budgets/{budget_id}"),
+    "delete_budget": ("delete", "/api/budgets/{budget_id}"),
+    "list_run_limits": ("get", "/api/run-limits"),
+    "create_run_limit": ("post", "/api/run-limits"),
+    "update_run_limit": ("patch", "/api/run-limits/{run_limit_id}"),
+    "delete_run_limit": ("delete", "/api/run-limits/{run_limit_id}"),
+}
+
+
+def test_every_budget_and_limit_operation_is_documented_with_its_bounds(document):
+    for name, (method, path) in CAP_OPERATIONS.items():
+        operation = document["paths"][path][method]
+        assert operation["operationId"].endswith(name), name
+        assert {"400", "401", "403", "404", "409", "422"} <= set(operation["responses"]), name
+    schemas = document["components"]["schemas"]
+    budget = schemas["BudgetIn"]
+    assert budget["if"] == {"properties": {"scope_type": {"const": "all"}}}
+    window = budget["properties"]["window_seconds"]["anyOf"][0]
+    assert (window["minimum"], window["maximum"], window["multipleOf"]) == (600, 31_536_000, 600)
+    assert budget["properties"]["limit"]["minimum"] == 1
+    percent = budget["properties"]["warn_percent"]
+    assert (percent["minimum"], percent["maximum"]) == (1, 100)
+    assert schemas["RunLimitIn"]["properties"]["max_live"]["minimum"] == 0
+
+
+def test_a_person_sets_raises_and_lifts_a_budget(personal_client):
+    initiative = f.InitiativeFactory()
+    created = post_json(
+        personal_client,
+        url("create_budget"),
+        {
+            "scope_type": "initiative",
+            "scope_id": initiative.pk,
+            "metric": "tokens",
+            "limit": 1_000,
+            "window_seconds": 18_000,
+        },
+    )
+    assert created.status_code == HTTPStatus.CREATED, created.content
+    budget = created.json()
+    assert (budget["scope_id"], budget["limit"], budget["warn_percent"]) == (
+        initiative.pk,
+        1_000,
+        80,
+    )
+
+    raised = patch_json(
+        personal_client, url("update_budget", budget_id=budget["id"]), {"limit": 5_000}
+    )
+    assert raised.status_code == HTTPStatus.OK, raised.content
+    assert (raised.json()["limit"], raised.json()["window_seconds"]) == (5_000, 18_000)
+    listed = personal_client.get(url("list_budgets"), {"scope_type": "initiative"}).json()
+    assert [item["id"] for item in listed["items"]] == [budget["id"]]
+
+    lifted = personal_client.delete(url("delete_budget", budget_id=budget["id"]))
+    assert lifted.status_code == HTTPStatus.NO_CONTENT
+    assert not Budget.objects.exists()
+    events = Event.objects.filter(subject_type="budget").order_by("id")
+    assert [(e.kind, e.actor_type) for e in events] == [
+        ("budget.created", "person"),
+        ("budget.updated", "person"),
+        ("budget.deleted", "person"),
+    ]
+    assert events[1].data == {"fields": ["limit"]}
+
+
+def test_budget_writes_are_a_persons_gate(api_client):
+    budget = f.BudgetFactory()
+
+    refused = [
+        post_json(api_client, url("create_budget"), {**BUDGET, "limit": 5}),
+        patch_json(api_client, url("update_budget", budget_id=budget.pk), {"limit": 5}),
+        api_client.delete(url("delete_budget", budget_id=budget.pk)),
+    ]
+
+    for response in refused:
+        assert_error(response, HTTPStatus.FORBIDDEN, "person_required")
+    assert Budget.objects.get().limit == 1_000_000
+    assert api_client.get(url("list_budgets")).json()["total"] == 1
+
+
+BUDGET = {"scope_type": "all", "metric": "cost", "limit": 10}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({**BUDGET, "scope_type": "task", "scope_id": "nope"}, 404, "budget_scope_not_found"),
+        ({**BUDGET, "scope_id": "x"}, 400, "invalid_scope_id"),
+        ({**BUDGET, "scope_type": "task"}, 400, "invalid_scope_id"),
+        ({**BUDGET, "limit": 0}, 400, "invalid_limit"),
+        ({**BUDGET, "window_seconds": 601}, 422, "validation_error"),
+        ({**BUDGET, "warn_percent": 101}, 422, "validation_error"),
+    ],
+)
+def test_bad_budgets_are_refused_writing_nothing(staff_client, body, status, code):
+    response = post_json(staff_client, url("create_budget"), body)
+
+    assert_error(response, status, code)
+    assert not Budget.objects.exists()
+    assert not Event.objects.filter(subject_type="budget").exists()
+
+
+def test_a_person_sets_changes_and_lifts_a_limit(staff_client):
+    created = post_json(
+        staff_client,
+        url("create_run_limit"),
+        {"scope_type": "runner", "scope_id": "runner-9", "max_live": 2},
+    )
+    assert created.status_code == HTTPStatus.CREATED, created.content
+    limit_id = created.json()["id"]
+    assert created.json()["max_live"] == 2
+
+    changed = patch_json(
+        staff_client, url("update_run_limit", run_limit_id=limit_id), {"max_live": 0}
+    )
+    assert changed.status_code == HTTPStatus.OK, changed.content
+    assert changed.json()["max_live"] == 0
+    listed = staff_client.get(url("list_run_limits"), {"scope_type": "runner"}).json()
+    assert [item["id"] for item in listed["items"]] == [limit_id]
+    lifted = staff_client.delete(url("delete_run_limit", run_limit_id=limit_id))
+    assert lifted.status_code == HTTPStatus.NO_CONTENT
+    assert not RunLimit.objects.exists()
+    kinds = list(
+        Event.objects.filter(subject_type="run_limit").order_by("id").values_list("kind", "data")
+    )
+    assert kinds == [
+        (
+            "run_limit.created",
+            {"scope_type": "runner", "scope_id": "runner-9", "max_live": 2},
+        ),
+        ("run_limit.updated", {"from": 2, "to": 0}),
+        (
+            "run_limit.deleted",
+            {"scope_type": "runner", "scope_id": "runner-9", "max_live": 0},
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"scope_type": "all", "max_live": -1}, 422, "validation_error"),
+        (
+            {"scope_type": "account", "scope_id": "nope", "max_live": 1},
+            404,
+            "run_limit_scope_not_found",
+        ),
+        ({"scope_type": "all", "scope_id": "x", "max_live": 1}, 400, "invalid_scope_id"),
+    ],
+)
+def test_bad_limits_are_refused_writing_nothing(staff_client, body, status, code):
+    response = post_json(staff_client, url("create_run_limit"), body)
+
+    assert_error(response, status, code)
+    assert not RunLimit.objects.exists()
+
+
+def test_a_second_limit_on_a_scope_is_409(staff_client):
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=3)
+
+    response = post_json(
+        staff_client, url("create_run_limit"), {"scope_type": "all", "max_live": 1}
+    )
+
+    assert_error(response, HTTPStatus.CONFLICT, "run_limit_taken")
+
+
+def test_limit_writes_are_a_persons_gate(api_client):
+    limit = f.RunLimitFactory()
+
+    refused = [
+        post_json(api_client, url("create_run_limit"), {"scope_type": "all", "max_live": 1}),
+        patch_json(api_client, url("update_run_limit", run_limit_id=limit.pk), {"max_live": 1}),
+        api_client.delete(url("delete_run_limit", run_limit_id=limit.pk)),
+    ]
+
+    for response in refused:
+        assert_error(response, HTTPStatus.FORBIDDEN, "person_required")
+    assert RunLimit.objects.get().max_live == 4
