@@ -7,29 +7,49 @@ except ``AccountClaimOut``, which only the claim endpoint returns.
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, ConfigDict, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, field_validator
 
 from agents.models import (
+    BUDGET_WINDOW_SECONDS,
+    HEARTBEAT_TIMEOUT_SECONDS,
+    USAGE_BUCKET_SECONDS,
     AgentMode,
     AgentStatus,
+    BudgetMetric,
     ConversationStatus,
+    LimitScope,
     MessageStatus,
     MessageType,
     ParticipantType,
+    RunOutcome,
+    UsageScope,
 )
+from agents.repositories.runs import MAX_BUDGET_LIMIT, MAX_REPORTED, MAX_USAGE_BATCH
 from agents.services.logs import MAX_LOG_BATCH
+from agents.services.take_next import DEFAULT_HEARTBEAT_TIMEOUT, MAX_PROVIDERS
 from core.live import MAX_WAIT_SECONDS
 from core.repositories.pagination import DEFAULT_KEYSET_PAGE_SIZE, MAX_KEYSET_PAGE_SIZE
-from core.schemas import PAGE_BYTES, FromRecord, Id, InputSchema, Int32, NonBlankText, Text
+from core.schemas import (
+    PAGE_BYTES,
+    FromRecord,
+    Id,
+    InputSchema,
+    Int32,
+    NonBlankText,
+    PageParams,
+    TaskOut,
+    Text,
+)
 from core.schemas.base import (
     JSON_RULES,
     TEXT_NOT_BLANK_PATTERN,
     DateTimeText,
     Documented,
     PositiveInt32,
+    _integral_float_to_int,
 )
 from core.schemas.base import JsonValue as BaseJsonValue
 from core.validators import TEXT_MAX_LENGTH
@@ -447,3 +467,272 @@ class PendingQuestionsParams(Schema):
             f"{MAX_WAIT_SECONDS}); the answer comes as soon as one arrives."
         ),
     )
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+#: A count one usage report carries (tokens of one kind, or micro-dollars): a whole
+#: number (``12`` or ``12.0``, as ``Int32``) from 0 to 10^12.
+UsageCount = Annotated[
+    int,
+    Field(strict=True, ge=0, le=MAX_REPORTED),
+    BeforeValidator(_integral_float_to_int),
+]
+#: A full git commit name: 40 or 64 lower-case hex digits (an abbreviation names no
+#: commit for good), as ``core.validators.validate_git_commit`` takes it.
+GitCommit = Annotated[str, Field(pattern="^[0-9a-f]{40}([0-9a-f]{24})?$")]
+#: The outcomes a runner finishes a run with (the others are cw's decisions).
+FinishOutcome = Literal["succeeded", "failed", "crashed", "stopped"]
+#: The name of a runner or of its host.
+RunnerName = Annotated[NonBlankText, Field(max_length=255)]
+
+
+class UsageIn(InputSchema):
+    """One usage report for one model: counts since the previous report."""
+
+    model: Text = Field("", max_length=255, description="The model the usage is of.")
+    input_tokens: UsageCount = 0
+    output_tokens: UsageCount = 0
+    cache_read_tokens: UsageCount = 0
+    cache_write_tokens: UsageCount = 0
+    cost_micros: UsageCount = Field(0, description="Cost in millionths of a US dollar.")
+
+
+#: A batch of usage reports (what one heartbeat or finish carries).
+UsageBatch = Annotated[list[UsageIn], Field(max_length=MAX_USAGE_BATCH)]
+
+
+class TakeNextIn(InputSchema):
+    runner_name: RunnerName = Field(description="The runner asking; it holds the run.")
+    runner_host: RunnerName = Field(description="The machine the runner runs on.")
+    providers: list[Annotated[NonBlankText, Field(max_length=64)]] = Field(
+        min_length=1,
+        max_length=MAX_PROVIDERS,
+        description=(
+            "The providers the runner can run, in its order of preference; each needs an "
+            "account in cw (400 `unknown_provider` otherwise)."
+        ),
+    )
+    heartbeat_timeout_seconds: (
+        Annotated[
+            int,
+            Field(strict=True, ge=HEARTBEAT_TIMEOUT_SECONDS[0], le=HEARTBEAT_TIMEOUT_SECONDS[1]),
+            BeforeValidator(_integral_float_to_int),
+        ]
+        | None
+    ) = Field(
+        None,
+        description=(
+            f"The run is lost when no heartbeat came for this long (default "
+            f"{DEFAULT_HEARTBEAT_TIMEOUT})."
+        ),
+    )
+    wait: float = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        allow_inf_nan=False,
+        description=(
+            f"Seconds to wait for a task when nothing fits now (at most {MAX_WAIT_SECONDS}); "
+            "the answer comes as soon as one does."
+        ),
+    )
+
+
+class RunOut(FromRecord):
+    id: str
+    task_id: str
+    agent_id: str | None
+    account_id: str | None
+    attempt: int = Field(description="1 for the task's first run, +1 for each retry.")
+    session_number: int
+    runner_name: str
+    runner_host: str
+    pid: int | None
+    worktree_path: str | None
+    session_id: str | None
+    started_at: datetime
+    heartbeat_at: datetime
+    ended_at: datetime | None
+    heartbeat_timeout_seconds: int
+    outcome: RunOutcome
+    exit_code: int | None
+    error: str | None
+    summary: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_micros: int = Field(description="Cost in millionths of a US dollar.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class TakeNextOut(Schema):
+    task: TaskOut
+    agent: AgentOut
+    run: RunOut
+    account: AccountClaimOut = Field(description="The account claimed, with its secrets.")
+
+
+class RunHeartbeatIn(InputSchema):
+    runner_name: RunnerName = Field(description="The runner that holds the run.")
+    usage: UsageBatch = Field(
+        default_factory=list,
+        description=f"The usage since the last heartbeat (at most {MAX_USAGE_BATCH} reports).",
+    )
+    pid: Int32 | None = None
+    session_id: NonBlankText | None = Field(None, max_length=255, description="CLI session id.")
+
+
+class BudgetStateOut(Schema):
+    budget_id: str
+    scope_type: UsageScope
+    scope_id: str
+    metric: BudgetMetric
+    window_seconds: int | None
+    limit: int
+    spent: int
+    warn_percent: int
+    warn_reached: bool
+    spent_out: bool
+
+
+class RunHeartbeatOut(Schema):
+    decision: Literal["continue", "stop"]
+    reason: Literal["budget_spent"] | None = Field(
+        None, description="Why to stop: a budget is spent (the run has ended)."
+    )
+    budgets: list[BudgetStateOut] = Field(
+        description="Every active budget the run counts against, after this heartbeat."
+    )
+
+
+class RunFinishIn(InputSchema):
+    runner_name: RunnerName = Field(description="The runner that holds the run.")
+    outcome: FinishOutcome
+    exit_code: Int32 | None = None
+    error: Text | None = Field(None, max_length=TEXT_MAX_LENGTH)
+    summary: Text | None = Field(
+        None, max_length=TEXT_MAX_LENGTH, description="What was done (goes to dependents)."
+    )
+    end_commits: dict[Id, GitCommit] | None = Field(
+        None, description="The commit each project ended at: project id → full commit."
+    )
+    usage: UsageBatch = Field(
+        default_factory=list,
+        description=f"The last usage (at most {MAX_USAGE_BATCH} reports).",
+    )
+
+
+class RunFilters(PageParams):
+    task_id: Id | None = None
+    agent_id: Id | None = None
+    outcome: RunOutcome | None = None
+    runner_name: Annotated[Text, Field(max_length=255)] | None = None
+
+
+# --- budgets and limits --------------------------------------------------------------------
+
+#: A scope of everything has no id; any other scope names its record or runner (400
+#: ``invalid_scope_id`` otherwise).
+_SCOPE_ID_RULE: dict[str, Any] = {
+    "if": {"properties": {"scope_type": {"const": "all"}}},
+    "then": {"properties": {"scope_id": {"maxLength": 0}}},
+    "else": {"required": ["scope_id"], "properties": {"scope_id": {"minLength": 1}}},
+}
+#: A budget's window: a whole number of 10-minute buckets, from 10 minutes to a year.
+BudgetWindow = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=BUDGET_WINDOW_SECONDS[0],
+        le=BUDGET_WINDOW_SECONDS[1],
+        multiple_of=USAGE_BUCKET_SECONDS,
+    ),
+    BeforeValidator(_integral_float_to_int),
+]
+BudgetLimit = Annotated[
+    int,
+    Field(strict=True, ge=1, le=MAX_BUDGET_LIMIT),
+    BeforeValidator(_integral_float_to_int),
+]
+WarnPercent = Annotated[
+    int, Field(strict=True, ge=1, le=100), BeforeValidator(_integral_float_to_int)
+]
+MaxLive = Annotated[
+    int, Field(strict=True, ge=0, le=2**31 - 1), BeforeValidator(_integral_float_to_int)
+]
+
+
+class BudgetIn(InputSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SCOPE_ID_RULE)
+
+    scope_type: UsageScope
+    scope_id: Id = Field(
+        "",
+        description=(
+            "Empty for everything; else the id of the initiative, phase, task or account "
+            "(404 `budget_scope_not_found` when there is none)."
+        ),
+    )
+    metric: BudgetMetric
+    limit: BudgetLimit = Field(description="Tokens, or millionths of a US dollar, per window.")
+    window_seconds: BudgetWindow | None = Field(
+        None, description="A rolling window (whole 10-minute buckets); null for all time."
+    )
+    warn_percent: WarnPercent = Field(80, description="Warn once this share is spent.")
+    active: bool = True
+    note: Text = Field("", max_length=500)
+
+
+class BudgetPatch(InputSchema):
+    """Only the fields sent change; a budget's scope and metric are fixed."""
+
+    limit: BudgetLimit = NOT_SENT
+    window_seconds: BudgetWindow | None = Field(None, description="null for all time.")
+    warn_percent: WarnPercent = NOT_SENT
+    active: bool = NOT_SENT
+    note: Text = Field(NOT_SENT, max_length=500)
+
+
+class BudgetOut(FromRecord):
+    id: str
+    scope_type: UsageScope
+    scope_id: str
+    metric: BudgetMetric
+    limit: int
+    window_seconds: int | None
+    warn_percent: int
+    active: bool
+    note: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunLimitIn(InputSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SCOPE_ID_RULE)
+
+    scope_type: LimitScope
+    scope_id: Text = Field(
+        "",
+        max_length=255,
+        description=(
+            "Empty for everything; an initiative's or account's id (404 "
+            "`run_limit_scope_not_found` when there is none), or a runner's name."
+        ),
+    )
+    max_live: MaxLive = Field(description="The most live runs at once; 0 holds every new one.")
+
+
+class RunLimitPatch(InputSchema):
+    max_live: MaxLive = Field(description="The most live runs at once; 0 holds every new one.")
+
+
+class RunLimitOut(FromRecord):
+    id: str
+    scope_type: LimitScope
+    scope_id: str
+    max_live: int
+    created_at: datetime
+    updated_at: datetime

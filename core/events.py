@@ -293,6 +293,52 @@ EVENT_KINDS: dict[str, EventKind] = {
             "run_id": "the run whose usage crossed it",
         },
     ),
+    "budget.created": _kind(
+        "budget",
+        "A person set a budget.",
+        {
+            "scope_type": "what it caps (all, initiative, phase, task, account)",
+            "scope_id": "the record capped (empty for everything)",
+            "metric": "tokens or cost",
+            "limit": "its limit",
+        },
+    ),
+    "budget.updated": _kind(
+        "budget", "A person raised, lowered, switched or changed a budget.", _FIELDS
+    ),
+    "budget.deleted": _kind(
+        "budget",
+        "A person lifted a budget.",
+        {
+            "scope_type": "what it capped",
+            "scope_id": "the record capped (empty for everything)",
+            "metric": "tokens or cost",
+            "limit": "its limit",
+        },
+    ),
+    "run_limit.created": _kind(
+        "run_limit",
+        "A person set a limit on live runs.",
+        {
+            "scope_type": "what it caps (all, initiative, account, runner)",
+            "scope_id": "the record or runner capped (empty for everything)",
+            "max_live": "the most live runs",
+        },
+    ),
+    "run_limit.updated": _kind(
+        "run_limit",
+        "A person changed a limit on live runs.",
+        {"from": "the most live runs before", "to": "the most live runs after"},
+    ),
+    "run_limit.deleted": _kind(
+        "run_limit",
+        "A person lifted a limit on live runs.",
+        {
+            "scope_type": "what it capped",
+            "scope_id": "the record or runner capped (empty for everything)",
+            "max_live": "the most live runs",
+        },
+    ),
     # --- messages and questions ---
     "message.sent": _kind(
         "message",

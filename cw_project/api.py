@@ -25,6 +25,7 @@ from ninja.errors import ValidationError, ValidationErrorContext
 from ninja.openapi.schema import OpenAPISchema
 
 from agents.api import router as agents_router
+from agents.api_runs import router as runs_router
 from core.api import router as core_router
 from core.auth import API_AUTH
 from core.ratelimits import WriteRateThrottle
@@ -130,4 +131,5 @@ api.add_decorator(take_read_slot, mode="operation")
 api.add_decorator(release_read_slot, mode="view")
 api.add_router("", core_router)
 api.add_router("", agents_router)
+api.add_router("", runs_router)
 api.add_router("", reviews_router)

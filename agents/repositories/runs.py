@@ -42,7 +42,15 @@ from agents.models import (
 )
 from core.errors import InvalidInput, NotFound
 from core.models import Initiative, Phase, Task
-from core.repositories import INT32, Repository, check_choice, hot
+from core.repositories import (
+    DEFAULT_PAGE_SIZE,
+    INT32,
+    OffsetPage,
+    Repository,
+    check_choice,
+    hot,
+    offset_page,
+)
 from core.repositories.base import planned
 from core.repositories.validation import text_problem
 
@@ -208,6 +216,30 @@ class RunRepository(Repository[Run]):
     def find_live_by_runner(self, runner_name: str) -> list[Run]:
         """The runner's live runs, oldest first."""
         return list(self.live().filter(runner_name=runner_name))
+
+    def find_page(
+        self,
+        *,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        outcome: str | None = None,
+        runner_name: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
+    ) -> OffsetPage[Run]:
+        """One offset page of the runs, oldest first, filtered by what is given, with the
+        total: two queries whatever the page size."""
+        qs = self.queryset()
+        if task_id is not None:
+            qs = qs.filter(task_id=task_id)
+        if agent_id is not None:
+            qs = qs.filter(agent_id=agent_id)
+        if outcome is not None:
+            qs = qs.filter(outcome=check_choice(RunOutcome, outcome, "outcome"))
+        if runner_name is not None:
+            qs = qs.filter(runner_name=runner_name)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def history(self, task_id: str) -> list[Run]:
         """Every run of the task, by attempt (its history)."""
@@ -654,6 +686,24 @@ class BudgetRepository(Repository[Budget]):
     def delete(self, id: str) -> bool:
         return self._delete(id)
 
+    def find_page(
+        self,
+        *,
+        scope_type: str | None = None,
+        scope_id: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
+    ) -> OffsetPage[Budget]:
+        """One offset page of the budgets, oldest first, optionally of one scope type or
+        scope, with the total: two queries whatever the page size."""
+        qs = self.queryset().order_by("created_at", "id")
+        if scope_type is not None:
+            qs = qs.filter(scope_type=check_choice(UsageScope, scope_type, "scope_type"))
+        if scope_id is not None:
+            qs = qs.filter(scope_id=scope_id)
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
+
     def applicable(self, task: Task, *, account_id: str | None = None) -> list[Budget]:
         """The active budgets a run of ``task`` (on ``account_id``) counts against:
         everything's, its initiative's, its phase's, its own and its account's. One query."""
@@ -742,6 +792,21 @@ class RunLimitRepository(Repository[RunLimit]):
 
     def delete(self, id: str) -> bool:
         return self._delete(id)
+
+    def find_page(
+        self,
+        *,
+        scope_type: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
+    ) -> OffsetPage[RunLimit]:
+        """One offset page of the limits by scope, optionally of one scope type, with the
+        total: two queries whatever the page size."""
+        qs = self.queryset()
+        if scope_type is not None:
+            qs = qs.filter(scope_type=check_choice(LimitScope, scope_type, "scope_type"))
+        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     @planned(21)
     def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:

@@ -34,6 +34,14 @@ from agents.services.agents import (
     agent_register,
     agent_update,
 )
+from agents.services.budgets import (
+    budget_create,
+    budget_delete,
+    budget_update,
+    run_limit_create,
+    run_limit_delete,
+    run_limit_update,
+)
 from agents.services.conversations import (
     conversation_answer,
     conversation_ask,
@@ -93,6 +101,9 @@ __all__ = [
     "agent_mark_waiting",
     "agent_register",
     "agent_update",
+    "budget_create",
+    "budget_delete",
+    "budget_update",
     "check_log_batch_size",
     "claim_next_account",
     "conversation_answer",
@@ -110,6 +121,9 @@ __all__ = [
     "run_cancel",
     "run_finish",
     "run_heartbeat",
+    "run_limit_create",
+    "run_limit_delete",
+    "run_limit_update",
     "run_sweep",
     "run_take_next",
     "validate_account_fields",

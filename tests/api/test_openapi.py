@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from agents.api import router as agents_router
+from agents.api_runs import router as runs_router
 from core.api import router as core_router
 from cw_project.api import API_VERSION, api
 from reviews.api import router as reviews_router
@@ -21,7 +22,7 @@ def document() -> dict:
 
 
 def declared_operations():
-    for router in (core_router, agents_router, reviews_router):
+    for router in (core_router, agents_router, runs_router, reviews_router):
         for path, view in router.path_operations.items():
             for operation in view.operations:
                 for method in operation.methods:
@@ -137,6 +138,20 @@ SPECIFIED_OPERATIONS = {
     ("post", "/api/proposals/{proposal_id}/accept"),
     ("post", "/api/proposals/{proposal_id}/dismiss"),
     ("get", "/api/ready-tasks"),
+    ("post", "/api/runs/take-next"),
+    ("get", "/api/runs"),
+    ("get", "/api/budgets"),
+    ("post", "/api/budgets"),
+    ("patch", "/api/budgets/{budget_id}"),
+    ("delete", "/api/budgets/{budget_id}"),
+    ("get", "/api/run-limits"),
+    ("post", "/api/run-limits"),
+    ("patch", "/api/run-limits/{run_limit_id}"),
+    ("delete", "/api/run-limits/{run_limit_id}"),
+    ("get", "/api/runs/{run_id}"),
+    ("post", "/api/runs/{run_id}/heartbeat"),
+    ("post", "/api/runs/{run_id}/finish"),
+    ("post", "/api/runs/{run_id}/cancel"),
     ("patch", "/api/review-comments/{comment_id}"),
     ("delete", "/api/review-comments/{comment_id}"),
     ("post", "/api/review-comments/{comment_id}/resolve"),
@@ -176,7 +191,7 @@ def test_every_declared_route_is_documented(document):
 
 
 #: Operations that hand out secrets: tools only, so a bearer token and no session.
-BEARER_ONLY = {("/api/accounts/claim", "post")}
+BEARER_ONLY = {("/api/accounts/claim", "post"), ("/api/runs/take-next", "post")}
 
 
 def test_every_operation_declares_both_security_schemes_except_the_claim(document):

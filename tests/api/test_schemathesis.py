@@ -66,6 +66,7 @@ STATE_DEPENDENT_REFUSALS = frozenset(
         "task_phase_other_initiative",  # the phase's initiative
         "task_parent_cycle",  # the task tree, as stored
         "task_parent_other_initiative",  # the parent's initiative
+        "unknown_provider",  # a runner's provider has no account, as stored
     }
 )
 
@@ -167,14 +168,18 @@ def _no_long_polls(case: Any) -> None:
     as generated, so its refusal is still checked.
     """
     query = case.query
-    if not query or "wait" not in query:
-        return
-    value = query["wait"]
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return
-    text = str(value)
-    if _SECONDS.fullmatch(text) and 0 < float(text) <= 30:
+    if query and "wait" in query and _is_long_poll(query["wait"]):
         case.query = {**query, "wait": 0}
+    body = case.body
+    if isinstance(body, dict) and "wait" in body and _is_long_poll(body["wait"]):
+        case.body = {**body, "wait": 0}  # take-next's wait, in its body
+
+
+def _is_long_poll(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return False
+    text = str(value)
+    return bool(_SECONDS.fullmatch(text)) and 0 < float(text) <= 30
 
 
 @pytest.fixture

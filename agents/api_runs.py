@@ -1,0 +1,222 @@
+"""The API router of runs (tag ``runs``, issue 21): runners take the next task, beat
+and finish their runs; anyone reads them; people cancel them. Budgets and limits on
+live runs (tag ``budgets``): anyone reads them; only people set, change or lift them.
+Handlers are thin: reads go to the repositories, every change to ``agents.services``.
+
+Take-next hands out the claimed account's secrets, so it takes a tool's bearer token
+only (``TOOL_AUTH``), exactly like ``POST /accounts/claim``: a staff session or a
+personal token is refused with 403 ``tool_token_required`` before anything is written.
+"""
+
+from http import HTTPStatus
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+
+from agents import services
+from agents.models import LimitScope, UsageScope
+from agents.repositories import BudgetRepository, RunLimitRepository, RunRepository
+from agents.schemas import (
+    BudgetIn,
+    BudgetOut,
+    BudgetPatch,
+    RunFilters,
+    RunFinishIn,
+    RunHeartbeatIn,
+    RunHeartbeatOut,
+    RunLimitIn,
+    RunLimitOut,
+    RunLimitPatch,
+    RunOut,
+    TakeNextIn,
+    TakeNextOut,
+)
+from core.actors import Actor, actor_from_auth
+from core.auth import TOOL_AUTH
+from core.errors import PermissionRequired
+from core.repositories import page_max_bytes
+from core.schemas import ERRORS, Id, Page, PageParams, page_of
+
+router = Router(tags=["runs"])
+
+runs = RunRepository()
+budgets = BudgetRepository()
+limits = RunLimitRepository()
+
+
+def _actor(request: HttpRequest) -> Actor:
+    """Who calls: the token's person or tool, or the staff session's user."""
+    return actor_from_auth(request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/runs/take-next",
+    response={200: TakeNextOut, 204: None, **ERRORS},
+    auth=TOOL_AUTH,
+)
+def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
+    """Hand the runner the first ready task that fits every limit and budget, started,
+    with its running agent, its live run and an account of its providers with the
+    account's secrets; 204 when nothing fits (after ``wait`` seconds, at most 30).
+
+    Tools only: a person (staff session or personal token) gets 403
+    ``tool_token_required``. 400 ``unknown_provider`` for a provider cw has no account
+    of. A waiting call holds its server thread while it waits (an async variant that
+    holds none can come later); ``wait`` is bounded as the service bounds it.
+    """
+    actor = _actor(request)
+    if actor.kind != "tool":
+        raise PermissionRequired(
+            "Taking a run hands out an account's secrets, so it needs a tool's API token, "
+            "not a person's session or personal token.",
+            code="tool_token_required",
+        )
+    taken = services.run_take_next(**payload.dict(), actor=actor)
+    if taken is None:
+        return Status(HTTPStatus.NO_CONTENT, None)
+    return {"task": taken.task, "agent": taken.agent, "run": taken.run, "account": taken.account}
+
+
+@router.post("/runs/{run_id}/heartbeat", response={200: RunHeartbeatOut, **ERRORS})
+def beat_run(request: HttpRequest, run_id: Id, payload: RunHeartbeatIn) -> dict[str, Any]:
+    """The runner's run is alive, with the usage since its last heartbeat; the answer is
+    ``continue``, or ``stop`` with ``budget_spent`` (the run has then ended
+    ``budget_stopped``: kill the process, do not finish). A run that is over is 409
+    ``run_not_live`` (``details.reason``: ``finished``, ``cancelled``, ``taken_away``,
+    ``budget_spent``), one held by another runner 409 ``run_not_held``; bad usage 400
+    ``invalid_usage``. A refusal writes nothing."""
+    answer = services.run_heartbeat(run_id=run_id, **payload.dict())
+    return {
+        "decision": answer.decision,
+        "reason": answer.reason,
+        "budgets": [state.as_dict() for state in answer.budgets],
+    }
+
+
+@router.post("/runs/{run_id}/finish", response={200: RunOut, **ERRORS})
+def finish_run(request: HttpRequest, run_id: Id, payload: RunFinishIn) -> Any:
+    """The runner's process ended. ``succeeded`` completes the task; any other outcome
+    returns it to the queue, or blocks it once its failed attempts are spent. A second
+    finish, or one of a run that is over, is 409 ``run_not_live``; one held by another
+    runner 409 ``run_not_held``; an end commit of an unknown project 404. A refusal
+    writes nothing. The answer is the run as it ended, its usage totals included."""
+    run = services.run_finish(run_id=run_id, **payload.dict())
+    # The roll-up adds the usage in the database: read the totals it left.
+    return runs.get(run.pk)
+
+
+@router.get("/runs", response={200: Page[RunOut], **ERRORS})
+def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any]:
+    """Runs, oldest first, optionally of one task, agent, outcome or runner."""
+    page = runs.find_page(
+        task_id=filters.task_id,
+        agent_id=filters.agent_id,
+        outcome=filters.outcome,
+        runner_name=filters.runner_name,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
+    return page_of(page.items, total=page.total, params=filters)
+
+
+@router.get("/runs/{run_id}", response={200: RunOut, **ERRORS})
+def retrieve_run(request: HttpRequest, run_id: Id) -> Any:
+    """One run."""
+    return runs.get(run_id)
+
+
+@router.post("/runs/{run_id}/cancel", response={200: RunOut, **ERRORS})
+def cancel_run(request: HttpRequest, run_id: Id) -> Any:
+    """A person ends a live run (``cancelled``): its task goes back to the queue (a
+    cancel spends no attempt), its agent stops, and the runner's next call gets 409
+    ``run_not_live``. A person's gate: a tool's token gets 403 ``person_required``. A
+    run that is over is 409 ``run_not_live``."""
+    return services.run_cancel(run_id=run_id, actor=_actor(request))
+
+
+# --- budgets and limits (people's gates for writes) ---------------------------------------
+
+
+class BudgetFilters(PageParams):
+    scope_type: UsageScope | None = None
+    scope_id: Id | None = None
+
+
+class RunLimitFilters(PageParams):
+    scope_type: LimitScope | None = None
+
+
+@router.get("/budgets", response={200: Page[BudgetOut], **ERRORS}, tags=["budgets"])
+def list_budgets(request: HttpRequest, filters: Query[BudgetFilters]) -> dict[str, Any]:
+    """Budgets, oldest first, optionally of one scope type or scope."""
+    page = budgets.find_page(
+        scope_type=filters.scope_type,
+        scope_id=filters.scope_id,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
+    return page_of(page.items, total=page.total, params=filters)
+
+
+@router.post("/budgets", response={201: BudgetOut, **ERRORS}, tags=["budgets"])
+def create_budget(request: HttpRequest, payload: BudgetIn) -> Status:
+    """A person caps a scope's spending (a person's gate: a tool's token gets 403
+    ``person_required``). A scope naming no record is 404 ``budget_scope_not_found``;
+    an id with the scope of everything, or none with another, 400 ``invalid_scope_id``."""
+    budget = services.budget_create(actor=_actor(request), **payload.dict())
+    return Status(HTTPStatus.CREATED, budget)
+
+
+@router.patch("/budgets/{budget_id}", response={200: BudgetOut, **ERRORS}, tags=["budgets"])
+def update_budget(request: HttpRequest, budget_id: Id, payload: BudgetPatch) -> Any:
+    """A person raises, lowers or switches off a budget, or changes its window, threshold
+    or note: only the fields sent change (a person's gate)."""
+    changes = payload.dict(exclude_unset=True)
+    return services.budget_update(budget_id=budget_id, actor=_actor(request), **changes)
+
+
+@router.delete("/budgets/{budget_id}", response={204: None, **ERRORS}, tags=["budgets"])
+def delete_budget(request: HttpRequest, budget_id: Id) -> Status:
+    """A person lifts a budget (a person's gate)."""
+    services.budget_delete(budget_id=budget_id, actor=_actor(request))
+    return Status(HTTPStatus.NO_CONTENT, None)
+
+
+@router.get("/run-limits", response={200: Page[RunLimitOut], **ERRORS}, tags=["budgets"])
+def list_run_limits(request: HttpRequest, filters: Query[RunLimitFilters]) -> dict[str, Any]:
+    """Limits on live runs, by scope, optionally of one scope type."""
+    page = limits.find_page(
+        scope_type=filters.scope_type,
+        limit=filters.limit,
+        offset=filters.offset,
+        max_bytes=page_max_bytes(),
+    )
+    return page_of(page.items, total=page.total, params=filters)
+
+
+@router.post("/run-limits", response={201: RunLimitOut, **ERRORS}, tags=["budgets"])
+def create_run_limit(request: HttpRequest, payload: RunLimitIn) -> Status:
+    """A person caps the live runs of a scope (a person's gate). One limit per scope: a
+    second is 409 ``run_limit_taken``; an initiative or account that does not exist 404
+    ``run_limit_scope_not_found``."""
+    limit = services.run_limit_create(actor=_actor(request), **payload.dict())
+    return Status(HTTPStatus.CREATED, limit)
+
+
+@router.patch("/run-limits/{run_limit_id}", response={200: RunLimitOut, **ERRORS}, tags=["budgets"])
+def update_run_limit(request: HttpRequest, run_limit_id: Id, payload: RunLimitPatch) -> Any:
+    """A person changes the most live runs of a limit's scope (a person's gate); runs
+    already live go on, no new one starts over it."""
+    return services.run_limit_update(
+        run_limit_id=run_limit_id, actor=_actor(request), max_live=payload.max_live
+    )
+
+
+@router.delete("/run-limits/{run_limit_id}", response={204: None, **ERRORS}, tags=["budgets"])
+def delete_run_limit(request: HttpRequest, run_limit_id: Id) -> Status:
+    """A person lifts a limit on live runs (a person's gate)."""
+    services.run_limit_delete(run_limit_id=run_limit_id, actor=_actor(request))
+    return Status(HTTPStatus.NO_CONTENT, None)
