@@ -441,30 +441,45 @@ class UsageRepository(Repository[RunUsage]):
         write; cost: micro-dollars), over all time (``window_seconds`` None: the all-time
         row) or the last ``window_seconds`` (whole buckets: the one ``now`` falls in and
         the ones before it, ``window_seconds / 600`` in all). One query."""
-        check_choice(UsageScope, scope_type, "scope_type")
-        check_choice(BudgetMetric, metric, "metric")
-        check_window(window_seconds)
-        buckets = UsageBucket.objects.filter(scope_type=scope_type, scope_id=scope_id)
-        if window_seconds is None:
-            buckets = buckets.filter(bucket_start=ALL_TIME)
-        else:
-            last = bucket_start(now)
-            first = last - timedelta(seconds=window_seconds - USAGE_BUCKET_SECONDS)
-            buckets = buckets.filter(bucket_start__gte=first, bucket_start__lte=last).exclude(
-                bucket_start=ALL_TIME
-            )
-        amount = (
+        return self.spent_many([(scope_type, scope_id, metric, window_seconds)], now)[0]
+
+    def spent_many(
+        self, asked: Sequence[tuple[str, str, str, int | None]], now: datetime
+    ) -> list[int]:
+        """``spent`` for each of ``asked`` (scope type, scope id, metric, window), in
+        order: one query whatever their number (each a filtered sum over its scope's
+        buckets), so checking every budget of a heartbeat or a take-next costs one
+        read."""
+        if not asked:
+            return []
+        last = bucket_start(now)
+        tokens = (
             F("input_tokens")
             + F("output_tokens")
             + F("cache_read_tokens")
             + F("cache_write_tokens")
-            if metric == BudgetMetric.TOKENS
-            else F("cost_micros")
         )
-        total = buckets.aggregate(
-            total=Coalesce(Sum(amount), Value(0), output_field=models.BigIntegerField())
-        )["total"]
-        return int(total)
+        wanted = Q()
+        sums = {}
+        for index, (scope_type, scope_id, metric, window_seconds) in enumerate(asked):
+            check_choice(UsageScope, scope_type, "scope_type")
+            check_choice(BudgetMetric, metric, "metric")
+            check_window(window_seconds)
+            buckets = Q(scope_type=scope_type, scope_id=scope_id)
+            if window_seconds is None:
+                buckets &= Q(bucket_start=ALL_TIME)
+            else:
+                first = last - timedelta(seconds=window_seconds - USAGE_BUCKET_SECONDS)
+                buckets &= Q(bucket_start__gte=first, bucket_start__lte=last) & ~Q(
+                    bucket_start=ALL_TIME
+                )
+            wanted |= buckets
+            amount = tokens if metric == BudgetMetric.TOKENS else F("cost_micros")
+            sums[f"spent_{index}"] = Coalesce(
+                Sum(amount, filter=buckets), Value(0), output_field=models.BigIntegerField()
+            )
+        found = UsageBucket.objects.filter(wanted).aggregate(**sums)
+        return [int(found[f"spent_{index}"]) for index in range(len(asked))]
 
     def _checked_reports(self, reports: Sequence[UsageReport]) -> list[tuple[Any, ...]]:
         """Each report as a row (model, the counts in ``USAGE_FIELDS`` order), or the

@@ -277,19 +277,24 @@ def _amount(metric: str, reports: Sequence[UsageReport]) -> int:
     )
 
 
-def _budget_state(budget: Budget, now: datetime) -> BudgetState:
-    return BudgetState(
-        budget_id=budget.pk,
-        scope_type=budget.scope_type,
-        scope_id=budget.scope_id,
-        metric=budget.metric,
-        window_seconds=budget.window_seconds,
-        limit=budget.limit,
-        warn_percent=budget.warn_percent,
-        spent=usages.spent(
-            budget.scope_type, budget.scope_id, budget.metric, budget.window_seconds, now
-        ),
+def budget_states(found: Sequence[Budget], now: datetime) -> list[BudgetState]:
+    """Each budget of ``found`` with what its scope spent over its window (one query)."""
+    spent = usages.spent_many(
+        [(b.scope_type, b.scope_id, b.metric, b.window_seconds) for b in found], now
     )
+    return [
+        BudgetState(
+            budget_id=budget.pk,
+            scope_type=budget.scope_type,
+            scope_id=budget.scope_id,
+            metric=budget.metric,
+            window_seconds=budget.window_seconds,
+            limit=budget.limit,
+            warn_percent=budget.warn_percent,
+            spent=amount,
+        )
+        for budget, amount in zip(found, spent, strict=True)
+    ]
 
 
 @transaction.atomic
@@ -322,7 +327,7 @@ def run_heartbeat(
         usages.record(run, reports, now=now)
     runs.beat(run, at=now, pid=pid, session_id=session_id)
     task = tasks.get(run.task_id)
-    states = [_budget_state(b, now) for b in budgets.applicable(task, account_id=run.account_id)]
+    states = budget_states(budgets.applicable(task, account_id=run.account_id), now)
     for state in states:
         before = state.spent - _amount(state.metric, reports)
         if reports and state.warn_reached and before * 100 < state.limit * state.warn_percent:

@@ -35,11 +35,10 @@ from agents.repositories import (
     BudgetRepository,
     RunLimitRepository,
     RunRepository,
-    UsageRepository,
 )
 from agents.services.accounts import record_account_claimed
 from agents.services.agents import agent_mark_running, agent_register
-from agents.services.runs import run_sweep
+from agents.services.runs import budget_states, run_sweep
 from core import live
 from core.actors import Actor, acting_as
 from core.errors import InvalidInput, TransitionNotAllowed
@@ -54,7 +53,6 @@ from core.services.lifecycle import task_start
 runs = RunRepository()
 limits = RunLimitRepository()
 budgets = BudgetRepository()
-usages = UsageRepository()
 accounts = AccountRepository()
 tasks = TaskRepository()
 
@@ -261,15 +259,9 @@ def _accounts_held_back(
 
 
 def _spent_budgets(found: list[Budget], now: datetime) -> list[Budget]:
-    """The budgets of ``found`` whose scope spent their limit (one query each)."""
-    return [
-        budget
-        for budget in found
-        if usages.spent(
-            budget.scope_type, budget.scope_id, budget.metric, budget.window_seconds, now
-        )
-        >= budget.limit
-    ]
+    """The budgets of ``found`` whose scope spent their limit (one query for all)."""
+    spent_out = {state.budget_id for state in budget_states(found, now) if state.spent_out}
+    return [budget for budget in found if budget.pk in spent_out]
 
 
 def _fitting(batch: list[Task], now: datetime) -> Iterator[Task]:

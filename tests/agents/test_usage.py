@@ -291,6 +291,25 @@ def test_spent_is_one_query():
     assert len(captured.captured_queries) == 1
 
 
+def test_spent_many_answers_each_as_spent_does_in_one_query():
+    run = f.RunFactory(account=f.AccountFactory())
+    usage.record(run, [report(input_tokens=1_000, cost_micros=70)], now=NOON - timedelta(hours=6))
+    usage.record(run, [report(output_tokens=5, cost_micros=3)], now=NOON)
+    asked = [
+        ("all", "", "tokens", None),
+        ("all", "", "cost", 3600),
+        ("task", run.task_id, "cost", None),
+        ("account", run.account_id, "tokens", 5 * 3600),
+        ("phase", run.task.phase_id, "tokens", 7 * 86_400),
+        ("task", f.TaskFactory().pk, "tokens", None),
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        together = usage.spent_many(asked, NOON)
+    assert len(captured.captured_queries) == 1
+    assert together == [usage.spent(*one, NOON) for one in asked] == [1_005, 3, 73, 5, 1_005, 0]
+    assert usage.spent_many([], NOON) == []
+
+
 def test_a_window_does_not_reach_into_the_future():
     run = f.RunFactory()
     usage.record(run, [report(input_tokens=3)], now=NOON + timedelta(hours=1))
