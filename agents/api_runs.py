@@ -101,9 +101,7 @@ def finish_run(request: HttpRequest, run_id: Id, payload: RunFinishIn) -> Any:
     finish, or one of a run that is over, is 409 ``run_not_live``; one held by another
     runner 409 ``run_not_held``; an end commit of an unknown project 404. A refusal
     writes nothing. The answer is the run as it ended, its usage totals included."""
-    run = services.run_finish(run_id=run_id, **payload.dict())
-    # The roll-up adds the usage in the database: read the totals it left.
-    return runs.get(run.pk)
+    return services.run_finish(run_id=run_id, **payload.dict())
 
 
 @router.get("/runs", response={200: Page[RunOut], **ERRORS})

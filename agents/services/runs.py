@@ -392,7 +392,9 @@ def run_finish(
     run = _lock_live(run_id, runner_name)
     reports = cast(list[UsageReport], list(usage))
     if reports:
-        usages.record(run, reports)
+        # The roll-up adds in the database; the run answered carries the totals it left.
+        for name, total in usages.record(run, reports).items():
+            setattr(run, name, total)
     if end_commits:
         run_commits.record_end(run, end_commits)
     _end(
