@@ -178,7 +178,7 @@ class DependencyRepository(Repository[N]):
             )
         with transaction.atomic():
             count = self._edges.restore(rows)
-            self._dependencies_changed({node for node, _ in pairs})
+            self._dependencies_changed({str(node) for node, _ in pairs})
         return count
 
     @property

@@ -117,7 +117,7 @@ def computed_ready() -> models.QuerySet[Task]:
     )
 
 
-def _entries(condition: Q) -> models.QuerySet[Task]:
+def _entries(condition: Q) -> models.QuerySet[Any, tuple[str, bool, int, Any]]:
     """The queue's rows the rule gives for the tasks of ``condition``, as the four
     columns of ``ready_tasks`` in its order."""
     return (

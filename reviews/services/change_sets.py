@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.errors import Conflict, InvalidInput
 from core.events import CHANGE_SET_ID, REVERTED, event_record
-from core.models import Page, Phase, Task
+from core.models import Page, Phase, ReadyTask, Task
 from core.repositories import (
     DependencyRepository,
     InitiativeRepository,
@@ -351,7 +351,9 @@ def rows_a_delete_takes_along(record: models.Model) -> list[Row]:
             )
             rows += [(field.model._meta.db_table, str(pk)) for pk in pks]
     own = (record._meta.db_table, str(record.pk))
-    return [row for row in dict.fromkeys(rows) if row != own]
+    # The ready queue's rows are derived: the repositories put them back with the task.
+    derived = ReadyTask._meta.db_table
+    return [row for row in dict.fromkeys(rows) if row != own and row[0] != derived]
 
 
 # --- recording -------------------------------------------------------------------------
