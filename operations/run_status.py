@@ -23,6 +23,7 @@ tasks. With an initiative in focus the runs are that initiative's; budgets and t
 like accounts, belong to the installation and are shown whole.
 """
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -284,7 +285,7 @@ def amount(metric: str, value: int) -> str:
     return dollars(value) if metric == BudgetMetric.COST else f"{value:,} tokens"
 
 
-def spent_of_limit(item: dict[str, Any]) -> str:
+def spent_of_limit(item: Mapping[str, Any]) -> str:
     """A budget item's spending against its limit: ``900 of 1,000 tokens (90%)``."""
     if item["metric"] == BudgetMetric.COST:
         figures = f"{dollars(item['spent'])} of {dollars(item['limit'])}"

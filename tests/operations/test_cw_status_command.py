@@ -485,7 +485,7 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(args, django_assert_m
     few = queries_of(*args, "--limit", "3")
     populate_many(25)
 
-    with django_assert_max_num_queries(45):
+    with django_assert_max_num_queries(40):
         run(*args, "--limit", "3")
     assert queries_of(*args, "--limit", "3") == few
     status = run_json("--limit", "3")
@@ -499,7 +499,7 @@ def test_the_focused_status_costs_as_few_queries(django_assert_max_num_queries):
     populate_many(3)
     initiative = f.InitiativeFactory()
 
-    with django_assert_max_num_queries(45):
+    with django_assert_max_num_queries(40):
         run("--initiative", initiative.id)
 
 

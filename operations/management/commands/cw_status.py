@@ -13,9 +13,10 @@ attention." stands in for all of them when they are all empty; a lost run not sw
 (its runner died, and nothing swept since) is among them. Then, for information:
 running agents, the runs in flight, the runs that ended lost or crashed in the last 24
 hours, every active budget against its limit, the queue of ready tasks with how many of
-them limits and budgets hold back, and every *active* initiative (status ``active``; with ``--initiative``,
-that one whatever its status) with its tasks counted by status and what is ready for
-agents. An account whose exhaustion has passed is available again, so it is not listed.
+them limits and budgets hold back, and every *active* initiative (status ``active``;
+with ``--initiative``, that one whatever its status) with its tasks counted by status and
+what is ready for agents. An account whose exhaustion has passed is available again, so
+it is not listed.
 
 ``--json`` prints one document (times are ISO 8601; ``since`` is a record's last change,
 normally its move into the status shown). Each list is ``{"total": N, "items": [...]}``,
