@@ -191,3 +191,12 @@ def test_the_runs_cost_the_same_queries_at_two_and_at_forty_initiatives(
     assert page.totals["budgets"] == "161"
     assert page.totals["queue-ready"] == "80"
     assert page.totals["queue-held"] == "80"
+
+
+def test_a_budget_on_everything_is_named_once(admin_client):
+    f.BudgetFactory()
+
+    html, _ = dashboard(admin_client)
+
+    assert "everything everything" not in " ".join(html.split())
+    assert '<th scope="row">everything' in html
