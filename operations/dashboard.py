@@ -7,6 +7,13 @@ so it costs the same fixed number of queries whatever the number of rows; this m
 only turns that document into cards whose every count links to the admin changelist
 that lists those rows.
 
+The runs (``operations.run_status``) have their own section: the runs in flight and
+those that ended lost or crashed lately, each row linking to its run, task, initiative,
+agent and account; every active budget with a bar of what it spent; and the queue of
+ready tasks with what holds them back. A lost run not swept yet is a card among what
+needs a person. A record whose model has no admin page is named without a link
+(``admin.site.is_registered``), so the page works whatever the admin registers.
+
 A changelist link filters with plain field lookups (``status__exact``,
 ``agent__id__exact``, ``replies__isnull``), which Django's admin accepts on any
 changelist whatever its ``list_filter``. Where the dashboard's rule is more than such a
@@ -22,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib import admin
 from django.db import models
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -31,14 +39,19 @@ from agents.models import (
     Account,
     Agent,
     AgentStatus,
+    Budget,
     Message,
     MessageStatus,
     MessageType,
     ParticipantType,
+    Run,
+    RunOutcome,
+    UsageScope,
 )
 from core.admin_base import change_url
 from core.models import Initiative, InitiativeStatus, Phase, PhaseStatus, Task, TaskStatus, TaskType
 from core.text import shorten
+from operations.run_status import DIED_OUTCOMES, dollars, spent_of_limit, window_words
 from reviews.models import Proposal, ProposalStatus
 
 #: Rows listed per card (the count says how many there are in all).
@@ -53,6 +66,17 @@ CHECKPOINT_TYPES = [value for value in TaskType.values if value != TaskType.AUTO
 
 
 # --- links -----------------------------------------------------------------------------
+
+
+def _admin_changelist(model: type[models.Model], **lookups: Any) -> str:
+    """``changelist_url``, or "" while ``model`` has no admin page (the runs' admin
+    pages came after the dashboard's first version)."""
+    return changelist_url(model, **lookups) if admin.site.is_registered(model) else ""
+
+
+def _admin_change(model: type[models.Model], id: Any) -> str:
+    """``change_url``, or "" while ``model`` has no admin page or ``id`` is None."""
+    return change_url(model, id) if id is not None and admin.site.is_registered(model) else ""
 
 
 def changelist_url(model: type[models.Model], **lookups: Any) -> str:
@@ -126,12 +150,90 @@ class InitiativeRow:
 
 
 @dataclass(frozen=True)
+class RunRow:
+    """One run: its task and attempt, who holds it, and how it is going (or ended)."""
+
+    task: str
+    task_url: str
+    attempt: str
+    run_url: str
+    initiative: str
+    initiative_url: str
+    agent: str
+    agent_url: str
+    account: str
+    account_url: str
+    runner: str
+    started: str
+    heartbeat: str
+    overdue: bool
+    tokens: str
+    cost: str
+    ended: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RunTable:
+    key: str
+    title: str
+    total: int
+    url: str
+    rows: list[RunRow]
+    more: int
+    url_title: str = ""
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One active budget: its scope named, what it spent against its limit."""
+
+    scope_type: str
+    scope: str
+    scope_url: str
+    url: str
+    spent: str
+    window: str
+    percent: int
+    state: str
+    note: str
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """An initiative that has a limit or a spent budget: its ready tasks and live runs."""
+
+    name: str
+    url: str
+    ready: int
+    live: str
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Queue:
+    ready: int
+    ready_url: str
+    held_back: int
+    live: str
+    reasons: list[str]
+    rows: list[QueueRow]
+    more: int
+    other_budgets_spent: int
+
+
+@dataclass(frozen=True)
 class Dashboard:
     attention: list[Card]
     running: Card
     initiatives: list[InitiativeRow]
     initiatives_total: int
     initiatives_url: str
+    runs: list[RunTable] = field(default_factory=list)
+    budgets: list[BudgetRow] = field(default_factory=list)
+    budgets_total: int = 0
+    budgets_url: str = ""
+    queue: Queue | None = None
 
 
 def build_dashboard(status: Mapping[str, Any], *, now: datetime) -> Dashboard:
@@ -146,14 +248,42 @@ def build_dashboard(status: Mapping[str, Any], *, now: datetime) -> Dashboard:
         _agents_card("questions", status["questions"], now),
         _agents_card("crashed", status["agents"]["crashed"], now),
         _accounts_card(status["accounts"], now),
+        _lost_runs_card(status["runs"]["lost"], now),
     ]
     initiatives = status["initiatives"]
+    runs = status["runs"]
+    budgets = status["budgets"]
     return Dashboard(
         attention=[card for card in cards if card.total],
         running=_agents_card("running", status["agents"]["running"], now),
         initiatives=[_initiative_row(item) for item in initiatives["items"]],
         initiatives_total=initiatives["total"],
         initiatives_url=changelist_url(Initiative, status__exact=InitiativeStatus.ACTIVE),
+        runs=[
+            table
+            for table in (
+                _run_table(
+                    "in_flight",
+                    "Runs in flight",
+                    runs["in_flight"],
+                    now,
+                    url=_admin_changelist(Run, outcome__exact=RunOutcome.RUNNING),
+                ),
+                _run_table(
+                    "died",
+                    f"Ended lost or crashed in the last {_hours(runs['died']['since'], now)} hours",
+                    runs["died"],
+                    now,
+                    url=_admin_changelist(Run, outcome__in=",".join(DIED_OUTCOMES)),
+                    url_title="Every run that ended lost or crashed, whenever it ended.",
+                ),
+            )
+            if table.total
+        ],
+        budgets=[_budget_row(item) for item in budgets["items"]],
+        budgets_total=budgets["total"],
+        budgets_url=_admin_changelist(Budget, active__exact="1"),
+        queue=_queue(status["queue"]),
     )
 
 
@@ -436,4 +566,159 @@ def _initiative_row(item: Mapping[str, Any]) -> InitiativeRow:
             for task in shown
         ],
         ready_more=ready["total"] - len(shown),
+    )
+
+
+# --- runs, budgets and the queue -------------------------------------------------------
+
+
+def _hours(iso: str, now: datetime) -> int:
+    return round((now - datetime.fromisoformat(iso)).total_seconds() / 3600)
+
+
+def _run_title(item: Mapping[str, Any]) -> str:
+    return _name(item["task_name"])
+
+
+def _lost_runs_card(section: Mapping[str, Any], now: datetime) -> Card:
+    return Card(
+        key="lost_runs",
+        title="Lost runs, not swept yet",
+        total=section["total"],
+        url=_admin_changelist(Run, outcome__exact=RunOutcome.RUNNING),
+        url_title="Every live run; the ones past their heartbeat deadline are named here.",
+        lines=[
+            Line(
+                text=_run_title(item),
+                url=_admin_change(Run, item["id"]) or change_url(Task, item["task_id"]),
+                note=_join(
+                    item["runner"],
+                    _name(item["agent_name"]) if item["agent_name"] else "",
+                    f"silent {_for(item['heartbeat_at'], now)}",
+                ),
+            )
+            for item in section["items"]
+        ],
+        more=section["total"] - len(section["items"]),
+        note="Their runner died and no sweep took them back yet (cw_reconcile does).",
+    )
+
+
+def _run_row(item: Mapping[str, Any], now: datetime) -> RunRow:
+    ended = ""
+    if item["ended_at"]:
+        outcome = str(dict(RunOutcome.choices).get(item["outcome"], item["outcome"])).lower()
+        ended = _join(
+            f"{outcome} {_ago(item['ended_at'], now)}",
+            f"exit code {item['exit_code']}" if item["exit_code"] is not None else "",
+        )
+    return RunRow(
+        task=_run_title(item),
+        task_url=change_url(Task, item["task_id"]),
+        attempt=f"attempt {item['attempt']}",
+        run_url=_admin_change(Run, item["id"]),
+        initiative=_name(item["initiative_name"]) if item["initiative_name"] else "",
+        initiative_url=_admin_change(Initiative, item["initiative_id"]),
+        agent=_name(item["agent_name"]) if item["agent_name"] else "",
+        agent_url=_admin_change(Agent, item["agent_id"]),
+        account=_name(item["account_email"]) if item["account_email"] else "",
+        account_url=_admin_change(Account, item["account_id"]),
+        runner=_name(item["runner"]),
+        started=_ago(item["started_at"], now),
+        heartbeat=_ago(item["heartbeat_at"], now),
+        overdue=item["overdue"],
+        tokens=f"{item['tokens']:,}",
+        cost=dollars(item["cost_micros"]),
+        ended=ended,
+        error=_quote(item["error"]) if item["error"] else "",
+    )
+
+
+def _run_table(
+    key: str,
+    title: str,
+    section: Mapping[str, Any],
+    now: datetime,
+    *,
+    url: str,
+    url_title: str = "",
+) -> RunTable:
+    return RunTable(
+        key=key,
+        title=title,
+        total=section["total"],
+        url=url,
+        rows=[_run_row(item, now) for item in section["items"]],
+        more=section["total"] - len(section["items"]),
+        url_title=url_title,
+    )
+
+
+#: The admin page of a budget's scope, by scope type.
+SCOPE_PAGES: dict[str, type[models.Model]] = {
+    UsageScope.INITIATIVE: Initiative,
+    UsageScope.PHASE: Phase,
+    UsageScope.TASK: Task,
+    UsageScope.ACCOUNT: Account,
+}
+
+
+def _budget_row(item: Mapping[str, Any]) -> BudgetRow:
+    model = SCOPE_PAGES.get(item["scope_type"])
+    deleted = item["scope_name"].endswith("(deleted)")
+    return BudgetRow(
+        scope_type=str(dict(UsageScope.choices)[item["scope_type"]]).lower(),
+        scope=_name(item["scope_name"]),
+        scope_url=_admin_change(model, item["scope_id"]) if model and not deleted else "",
+        url=_admin_change(Budget, item["id"]),
+        spent=spent_of_limit(item),
+        window=window_words(item["window_seconds"]),
+        percent=min(item["percent"], 100),
+        state=item["state"],
+        note=_name(item["note"]),
+    )
+
+
+def _live(live: int, max_live: int | None) -> str:
+    if max_live is None:
+        return f"{live:,} live run{'s' if live != 1 else ''}"
+    return f"{live:,} of {max_live:,} live runs"
+
+
+def _queue(section: Mapping[str, Any]) -> Queue | None:
+    overall = section["overall"]
+    rows = section["initiatives"]
+    if not (section["ready"] or overall["live"] or rows["total"]):
+        return None
+    reasons = []
+    if overall["full"]:
+        reasons.append("The overall limit on live runs is reached: every ready task waits.")
+    if section["everything_spent"]:
+        reasons.append("The budget on everything is spent: every ready task waits.")
+    return Queue(
+        ready=section["ready"],
+        ready_url=changelist_url(Task, status__exact=TaskStatus.PENDING, type__exact=TaskType.AUTO),
+        held_back=section["held_back"],
+        live=_live(overall["live"], overall["max_live"])
+        + ("" if overall["max_live"] is not None else " (no overall limit)"),
+        reasons=reasons,
+        rows=[
+            QueueRow(
+                name=_name(row["name"] or row["id"]),
+                url=change_url(Initiative, row["id"]),
+                ready=row["ready"],
+                live=_live(row["live"], row["max_live"]),
+                reasons=[
+                    reason
+                    for reason, holds in (
+                        ("at its limit", row["at_limit"]),
+                        ("its budget is spent", row["budget_spent"]),
+                    )
+                    if holds
+                ],
+            )
+            for row in rows["items"]
+        ],
+        more=rows["total"] - len(rows["items"]),
+        other_budgets_spent=section["other_budgets_spent"],
     )

@@ -25,6 +25,12 @@ With ``initiative_id`` every section but the accounts (which no initiative owns)
 to that initiative, and the initiatives section shows it whatever its status. Messages
 belong to an initiative through the agent that sent them.
 
+Then the runs (``operations.run_status``): the runs in flight, the lost ones not swept
+yet and those that ended lost or crashed lately; every active budget, spent against its
+limit; and the queue of ready tasks, with how many of them the limits and budgets hold
+back. A lost run not swept yet needs a person too: its runner died and nothing swept
+since (is ``cw_reconcile`` running?).
+
 Times in a status (``since``) are the record's last change (``updated_at``), which for
 these records is normally the move into that status.
 """
@@ -47,6 +53,7 @@ from core.repositories import (
     check_offset_page,
 )
 from core.services import task_list_waiting_checkpoints
+from operations.run_status import budgets_and_queue, runs_section
 from reviews.models import ProposalStatus
 from reviews.repositories import ProposalRepository
 
@@ -86,6 +93,7 @@ def gather_status(
     )
 
     crashed = _agents_section(AgentStatus.CRASHED, initiative_id, limit)
+    budget_section, queue = budgets_and_queue(now, limit=limit)
     document: dict[str, Any] = {
         "generated_at": _iso(now),
         "initiative": _initiative_ref(focus) if focus is not None else None,
@@ -113,6 +121,9 @@ def gather_status(
             ),
         },
         "initiatives": _initiatives_section(focus, limit),
+        "runs": runs_section(now, limit=limit, initiative_id=initiative_id),
+        "budgets": budget_section,
+        "queue": queue,
     }
     document["needs_attention"] = any(
         document[key]["total"]
@@ -124,7 +135,11 @@ def gather_status(
             "messages",
             "questions",
         )
-    ) or bool(crashed["total"] or document["accounts"]["exhausted"]["total"])
+    ) or bool(
+        crashed["total"]
+        or document["accounts"]["exhausted"]["total"]
+        or document["runs"]["lost"]["total"]
+    )
     return document
 
 

@@ -299,6 +299,70 @@ class RunRepository(Repository[Run]):
             by_runner={name: found["runner"].get(name, 0) for name in runners},
         )
 
+    # --- what people watch (the dashboard and cw_status) ------------------------------
+
+    #: What a listing for people reads with each run, so naming its task, initiative,
+    #: agent and account costs no query per row.
+    listing_related = ("task__initiative", "agent", "account")
+
+    def count_live_and_lost(
+        self, now: datetime, *, initiative_id: str | None = None
+    ) -> tuple[int, int]:
+        """How many runs are live, and how many of those are past their heartbeat
+        deadline at ``now`` (lost, not swept yet), optionally in one initiative: one
+        query."""
+        counts = self._live_in(initiative_id).aggregate(
+            live=models.Count("pk"),
+            lost=models.Count("pk", filter=models.lookups.LessThan(HeartbeatDeadline(), now)),
+        )
+        return counts["live"], counts["lost"]
+
+    def find_live_listing(self, *, limit: int, initiative_id: str | None = None) -> list[Run]:
+        """The first ``limit`` live runs, the longest running first, with their task,
+        initiative, agent and account: one query."""
+        return list(
+            self._live_in(initiative_id)
+            .select_related(*self.listing_related)
+            .order_by("started_at", "id")[:limit]
+        )
+
+    def find_lost_listing(
+        self, now: datetime, *, limit: int, initiative_id: str | None = None
+    ) -> list[Run]:
+        """The first ``limit`` live runs past their heartbeat deadline at ``now`` (the
+        sweep's rule, ``find_stale``), the longest silent first, with their task,
+        initiative, agent and account: one query."""
+        return list(
+            self._live_in(initiative_id)
+            .alias(deadline=HeartbeatDeadline())
+            .filter(deadline__lt=now)
+            .select_related(*self.listing_related)
+            .order_by("heartbeat_at", "id")[:limit]
+        )
+
+    def find_ended_page(
+        self,
+        outcomes: Sequence[str],
+        *,
+        since: datetime,
+        limit: int,
+        initiative_id: str | None = None,
+    ) -> OffsetPage[Run]:
+        """The runs that ended with one of ``outcomes`` at or after ``since``, the latest
+        first, with their task, initiative, agent and account, and their total: two
+        queries."""
+        for outcome in outcomes:
+            check_choice(RunOutcome, outcome, "outcome")
+        qs = self.queryset().filter(outcome__in=list(outcomes), ended_at__gte=since)
+        if initiative_id is not None:
+            qs = qs.filter(task__initiative_id=initiative_id)
+        qs = qs.select_related(*self.listing_related).order_by("-ended_at", "-id")
+        return offset_page(qs, limit=limit)
+
+    def _live_in(self, initiative_id: str | None) -> QuerySet[Run]:
+        qs = self.live()
+        return qs if initiative_id is None else qs.filter(task__initiative_id=initiative_id)
+
 
 @functools.cache
 def _live_counts_sql(vendor: str, initiatives: int, accounts: int, runners: int) -> str:
@@ -768,6 +832,42 @@ class BudgetRepository(Repository[Budget]):
                 "invalid_warn_percent",
                 "The warning threshold",
             )
+
+    # --- what people watch (the dashboard and cw_status) ------------------------------
+
+    def find_active(self) -> list[Budget]:
+        """Every active budget, by scope then age: one query. People set budgets by
+        hand, so there are tens, not thousands."""
+        return list(
+            self.queryset()
+            .filter(active=True)
+            .order_by("scope_type", "scope_id", "created_at", "id")
+        )
+
+    def scope_names(self, scopes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """What each of ``scopes`` ((scope type, id) pairs) is called: an initiative's,
+        a phase's or a task's name, an account's email, by (scope type, id); a record
+        that no longer exists, and everything (which needs no name), are absent. One
+        query (a ``UNION ALL`` of one branch per scope type asked about)."""
+        by_type: dict[str, set[str]] = {}
+        for scope_type, scope_id in scopes:
+            if scope_type in SCOPE_MODELS and scope_id:
+                by_type.setdefault(scope_type, set()).add(scope_id)
+        branches = [
+            SCOPE_MODELS[scope_type]
+            ._default_manager.filter(pk__in=sorted(ids))
+            .order_by()
+            .values_list(
+                "pk",
+                "email" if scope_type == UsageScope.ACCOUNT else "name",
+                Value(scope_type, output_field=models.CharField()),
+            )
+            for scope_type, ids in sorted(by_type.items())
+        ]
+        if not branches:
+            return {}
+        rows = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        return {(scope_type, str(pk)): name for pk, name, scope_type in rows}
 
 
 class RunLimitFields(TypedDict):

@@ -9,10 +9,14 @@ The screen lists, each only when not empty: pending proposals by agent, phases w
 for review, initiatives waiting for their final approval, checkpoint tasks waiting for a
 person, unanswered messages to people, agents waiting for an answer, crashed agents
 (not dismissed) and accounts that are exhausted and when they return. "Nothing needs
-attention." stands in for all of them when they are all empty. Then, for information:
-running agents and every *active* initiative (status ``active``; with ``--initiative``,
-that one whatever its status) with its tasks counted by status and what is ready for
-agents. An account whose exhaustion has passed is available again, so it is not listed.
+attention." stands in for all of them when they are all empty; a lost run not swept yet
+(its runner died, and nothing swept since) is among them. Then, for information:
+running agents, the runs in flight, the runs that ended lost or crashed in the last 24
+hours, every active budget against its limit, the queue of ready tasks with how many of
+them limits and budgets hold back, and every *active* initiative (status ``active``;
+with ``--initiative``, that one whatever its status) with its tasks counted by status and
+what is ready for agents. An account whose exhaustion has passed is available again, so
+it is not listed.
 
 ``--json`` prints one document (times are ISO 8601; ``since`` is a record's last change,
 normally its move into the status shown). Each list is ``{"total": N, "items": [...]}``,
@@ -40,6 +44,26 @@ normally its move into the status shown). Each list is ``{"total": N, "items": [
 - ``initiatives``: items ``{id, name, status, phases: {<status>: n, …, total}, tasks:
   {pending, in_progress, completed, blocked, total}, ready: {total, items: [{id, name,
   type, priority, phase_id}]}}``.
+- ``runs``: ``in_flight`` (live runs, the longest running first), ``lost`` (live runs past
+  their heartbeat deadline, not swept yet, the longest silent first) and ``died`` (runs
+  that ended ``lost`` or ``crashed`` after ``since``, the latest first): items ``{id,
+  attempt, outcome, task_id, task_name, initiative_id, initiative_name, agent_id,
+  agent_name, account_id, account_email, runner ("name@host"), pid, started_at,
+  heartbeat_at, heartbeat_deadline, overdue, ended_at, exit_code, error, tokens,
+  cost_micros}`` (``tokens``: input, output, cache read and cache write; ``error`` cut to
+  200 characters). With ``--initiative``, that initiative's runs only;
+- ``budgets``: every active budget (``total``; ``spent`` and ``warning`` count them by
+  state), items ``{id, scope_type, scope_id, scope_name, metric, window_seconds, limit,
+  spent, percent, warn_percent, state, note}``, spent first, then past their warning,
+  then by share spent; ``state`` is ``spent``, ``warning`` or ``ok``; ``limit`` and
+  ``spent`` are tokens or micro-dollars (``metric``); ``window_seconds`` null: all time;
+- ``queue``: ``ready`` (ready ``auto`` tasks), ``held_back`` (those a limit or a budget
+  holds back whoever asks), ``overall`` (``{live, max_live, full}``; ``max_live`` null:
+  no overall limit), ``everything_spent``, ``other_budgets_spent`` (spent phase and task
+  budgets: they hold their own tasks back, not counted in ``held_back``) and
+  ``initiatives``: items ``{id, name, ready, live, max_live, at_limit, budget_spent}`` for
+  each initiative with a limit or a spent budget, those holding tasks back first.
+  Budgets and the queue belong to the installation: ``--initiative`` does not cut them.
 
 Everything is read, never written. An unknown ``--initiative`` or a ``--limit`` out of
 range exits with status 1 and one line on standard error: the reason and its code.
@@ -55,6 +79,7 @@ from core.errors import DomainError
 from core.management.commandline import refusal, write_json
 from core.repositories import MAX_PAGE_SIZE
 from core.text import terminal_safe
+from operations.run_status import dollars, spent_of_limit, window_words
 from operations.status import DEFAULT_LIMIT, gather_status
 
 #: The longest a quoted text (a message, a question) runs on the screen.
@@ -64,7 +89,8 @@ PREVIEW_LENGTH = 60
 class Command(BaseCommand):
     help = (
         "Show what needs attention now: proposals, reviews, checkpoints, messages, agents, "
-        "exhausted accounts and the active initiatives' tasks. Reads only."
+        "exhausted accounts, runs in flight and lost, spend against each budget, the "
+        "queue of ready tasks and the active initiatives' tasks. Reads only."
     )
 
     def add_arguments(self, parser):
@@ -160,6 +186,11 @@ def render(status: dict[str, Any]) -> list[str]:
             ),
         ),
         _accounts(status["accounts"], now),
+        _listing(
+            "Lost runs, not swept yet",
+            status["runs"]["lost"],
+            lambda r: f"{_run(r)}: {_silent(r, now)}",
+        ),
     ]
     shown = [section for section in attention if section]
     lines.append("")
@@ -175,6 +206,19 @@ def render(status: dict[str, Any]) -> list[str]:
             status["agents"]["running"],
             lambda a: f"{_agent(a)}, for {_ago(a['since'], now)}",
         ),
+        _listing(
+            "Runs in flight",
+            status["runs"]["in_flight"],
+            lambda r: f"{_run(r)}: {_in_flight(r, now)}",
+        ),
+        _listing(
+            "Runs that ended lost or crashed in the last "
+            f"{_hours(status['runs']['died']['since'], now)} hours",
+            status["runs"]["died"],
+            lambda r: f"{_run(r)}: {_died(r, now)}",
+        ),
+        _budgets(status["budgets"]),
+        _queue(status["queue"]),
         _initiatives(status["initiatives"], focus is not None),
     ]
     for section in information:
@@ -254,6 +298,111 @@ def _initiatives(section: dict[str, Any], focused: bool) -> list[str]:
         )
         lines.extend(_more(ready, indent="    "))
     return lines + _more(section)
+
+
+def _run(run: dict[str, Any]) -> str:
+    """A run in words: ``<task> in <initiative>, attempt 2, <agent> on <account>,
+    <runner>@<host>``."""
+    parts = [run["task_name"] + (f" in {run['initiative_name']}" if run["initiative_name"] else "")]
+    parts.append(f"attempt {run['attempt']}")
+    if run["agent_name"]:
+        parts.append(
+            run["agent_name"] + (f" on {run['account_email']}" if run["account_email"] else "")
+        )
+    parts.append(run["runner"])
+    return ", ".join(parts)
+
+
+def _usage(run: dict[str, Any]) -> str:
+    return f"{run['tokens']:,} tokens, {dollars(run['cost_micros'])}"
+
+
+def _in_flight(run: dict[str, Any], now: datetime) -> str:
+    beat = f"last heartbeat {_ago(run['heartbeat_at'], now)} ago"
+    overdue = ", overdue" if run["overdue"] else ""
+    return f"started {_ago(run['started_at'], now)} ago, {beat}{overdue}, {_usage(run)}"
+
+
+def _silent(run: dict[str, Any], now: datetime) -> str:
+    return (
+        f"silent {_ago(run['heartbeat_at'], now)} "
+        f"(deadline passed {_ago(run['heartbeat_deadline'], now)} ago), {_usage(run)}"
+    )
+
+
+def _died(run: dict[str, Any], now: datetime) -> str:
+    text = f"{run['outcome']} {_ago(run['ended_at'], now)} ago"
+    if run["exit_code"] is not None:
+        text += f", exit code {run['exit_code']}"
+    return text + (f": {run['error']}" if run["error"] else "")
+
+
+def _budgets(section: dict[str, Any]) -> list[str]:
+    if not section["total"]:
+        return []
+    lines = [
+        f"Budgets: {section['total']} active ({section['spent']} spent, "
+        f"{section['warning']} past their warning threshold)"
+    ]
+    for budget in section["items"]:
+        scope = budget["scope_name"]
+        if budget["scope_type"] != "all":
+            scope = f"{budget['scope_type']} {scope}"
+        lines.append(
+            f"  [{budget['state']}] {scope}: {spent_of_limit(budget)}, "
+            f"{window_words(budget['window_seconds'])}"
+        )
+    return lines + _more(section)
+
+
+def _queue(section: dict[str, Any]) -> list[str]:
+    overall = section["overall"]
+    if not (section["ready"] or overall["live"] or section["initiatives"]["total"]):
+        return []
+    live = (
+        f"{overall['live']:,} of {overall['max_live']:,} live runs"
+        if overall["max_live"] is not None
+        else f"{_live_runs(overall['live'])} (no overall limit)"
+    )
+    lines = [
+        f"Queue: {section['ready']:,} ready task{'s' if section['ready'] != 1 else ''}, "
+        f"{section['held_back']:,} held back by limits and budgets; {live}"
+    ]
+    if overall["full"]:
+        lines.append("  every ready task waits: the overall limit is reached")
+    if section["everything_spent"]:
+        lines.append("  every ready task waits: the budget on everything is spent")
+    for row in section["initiatives"]["items"]:
+        live_text = (
+            f"{row['live']:,} of {row['max_live']:,} live runs"
+            if row["max_live"] is not None
+            else _live_runs(row["live"])
+        )
+        reasons = [
+            "at its limit" if row["at_limit"] else "",
+            "its budget is spent" if row["budget_spent"] else "",
+        ]
+        lines.append(
+            ", ".join(
+                [f"  {row['name'] or row['id']}: {row['ready']} ready", live_text]
+                + [reason for reason in reasons if reason]
+            )
+        )
+    lines.extend(_more(section["initiatives"]))
+    if section["other_budgets_spent"]:
+        lines.append(
+            f"  {section['other_budgets_spent']} spent phase or task budgets hold their "
+            f"own tasks back too (not counted)"
+        )
+    return lines
+
+
+def _hours(iso: str, now: datetime) -> int:
+    return round((now - datetime.fromisoformat(iso)).total_seconds() / 3600)
+
+
+def _live_runs(count: int) -> str:
+    return f"{count:,} live run{'s' if count != 1 else ''}"
 
 
 def _message(message: dict[str, Any], now: datetime) -> str:
