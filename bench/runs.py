@@ -9,7 +9,8 @@ Targets:
   at both sizes (a ``rule``).
 - "8 concurrent callers", on the largest plan: eight threads, each with its own
   connection, take, hold the run a moment (the agent working: ``HOLD_IN_TAKES`` median
-  take-nexts, so that the limits are reached) and finish it (succeeded), until the
+  take-nexts, so that the limits are reached, at most ``MAX_HOLD``) and finish it
+  (succeeded), until the
   plan's next ``CONCURRENT_TASKS`` tasks are done, under a limit of ``OVERALL_LIMIT``
   live runs overall and ``INITIATIVE_LIMIT`` per initiative; their throughput is set
   against one caller's doing the same (>= 0.5x: take-nexts take turns by design, and
@@ -66,6 +67,9 @@ CONCURRENT_TASKS = (48, 24)
 #: take-nexts, which take turns, fit into one run's time) rather than every run ending
 #: before the next starts.
 HOLD_IN_TAKES = 1.5 * OVERALL_LIMIT
+#: ...but never longer than this, in seconds, so a slow take-next does not make the race
+#: last minutes.
+MAX_HOLD = 2.0
 #: One model's usage, as a runner reports it at a heartbeat.
 USAGE = {
     "model": "claude-opus",
@@ -298,7 +302,8 @@ class Race:
 
     @property
     def rate(self) -> float:
-        return self.done / self.elapsed if self.elapsed else 0.0
+        """Tasks done per minute."""
+        return 60 * self.done / self.elapsed if self.elapsed else 0.0
 
 
 @dataclass
@@ -512,7 +517,7 @@ def run(quick: bool) -> Result:
         assert plan is not None
 
         set_limits(plan)
-        hold = HOLD_IN_TAKES * measured[largest].median
+        hold = min(HOLD_IN_TAKES * measured[largest].median, MAX_HOLD)
         single = race(1, single_tasks, hold)
         watch, stop = watching(plan)
         try:
@@ -565,7 +570,7 @@ def run(quick: bool) -> Result:
         f"{largest:,} tasks, at most {OVERALL_LIMIT} live, {INITIATIVE_LIMIT} per initiative",
         several.rate,
         single.rate,
-        unit="tasks/s",
+        unit="tasks/min",
         minimum=0.5,
         baseline_label="1 caller",
     )
