@@ -371,6 +371,40 @@ class Task(TimestampedModel):
         return self.type != TaskType.AUTO
 
 
+class ReadyTask(models.Model):
+    """The ready queue: one row per task that may be taken now, kept current by the
+    repositories as tasks, phases, initiatives and dependencies change
+    (``core.repositories.readiness``), so taking the next task reads the head of an
+    index instead of evaluating every pending task's dependencies.
+
+    ``rank`` is the task's priority as the queue orders it (0 high, 1 medium, 2 low) and
+    ``created_at`` a copy of the task's, so the index holds the whole queue order;
+    ``checkpoint`` separates the tasks waiting for a person from the ``auto`` tasks
+    agents take. Not a record of the seed: a derived table, rebuilt from the tasks at
+    will (``readiness.rebuild``).
+    """
+
+    task = models.OneToOneField(
+        Task, on_delete=models.CASCADE, primary_key=True, related_name="ready_entry"
+    )
+    checkpoint = models.BooleanField()
+    rank = models.SmallIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "ready_tasks"
+        verbose_name = "ready task"
+        verbose_name_plural = "ready queue"
+        indexes = [
+            models.Index(
+                fields=["checkpoint", "rank", "created_at", "task"], name="ready_tasks_queue_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"ready: {self.task_id}"
+
+
 class TaskDependency(CreatedModel):
     """``task`` cannot start until ``depends_on_task`` is completed."""
 

@@ -52,6 +52,34 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
             )
 
 
+# --- the ready queue agrees with the plan after every test -----------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After each test that used the database, the stored ready queue
+    (``core.repositories.readiness``) must hold exactly the tasks its rule computes: every
+    write of the suite is a check that the repositories kept it current."""
+    result = yield
+    from django.db.transaction import TransactionManagementError
+
+    from core.repositories import readiness
+
+    try:
+        differences = readiness.drift()
+    except RuntimeError:  # this test has no database (pytest-django blocks access)
+        return result
+    except TransactionManagementError:  # the test ended inside a broken transaction
+        return result
+    if differences:
+        pytest.fail(
+            "the ready queue disagrees with the plan (task, stored, computed):\n  "
+            + "\n  ".join(map(str, differences[:20])),
+            pytrace=False,
+        )
+    return result
+
+
 # --- under pytest-xdist, every collected test must run ---------------------------------
 # schemathesis gives each operation's test the same node id; xdist's loadfile, loadscope
 # and loadgroup schedulers key their work by node id and silently run one of them. The

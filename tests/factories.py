@@ -30,10 +30,13 @@ from core.models import (
     Page,
     Phase,
     PhaseDependency,
+    PhaseStatus,
     Project,
+    ReadyTask,
     Task,
     TaskDependency,
 )
+from core.repositories import readiness
 from reviews.models import (
     ChangeAction,
     ChangeSet,
@@ -50,22 +53,51 @@ from reviews.models import (
 )
 
 
-class InitiativeFactory(DjangoModelFactory):
+class KeepsReadyQueue(DjangoModelFactory):
+    """A factory of a record readiness reads: what it creates goes past the repositories,
+    so it refreshes the ready queue for the tasks the new record may decide
+    (``core.repositories.readiness``), as the repositories' own writes do."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        obj = super()._create(model_class, *args, **kwargs)
+        readiness.refresh(cls._ready_scope(obj))
+        return obj
+
+    @classmethod
+    def _ready_scope(cls, obj) -> readiness.Scope:
+        raise NotImplementedError
+
+
+class InitiativeFactory(KeepsReadyQueue):
     class Meta:
         model = Initiative
 
     name = factory.Sequence(lambda n: f"Initiative {n}")
 
+    @classmethod
+    def _ready_scope(cls, obj) -> readiness.Scope:
+        return readiness.Scope(initiative_ids=frozenset([obj.pk]))
 
-class PhaseFactory(DjangoModelFactory):
+
+class PhaseFactory(KeepsReadyQueue):
     class Meta:
         model = Phase
 
     initiative = factory.SubFactory(InitiativeFactory)
     name = factory.Sequence(lambda n: f"Phase {n}")
 
+    @classmethod
+    def _ready_scope(cls, obj) -> readiness.Scope:
+        return readiness.Scope(
+            phase_ids=frozenset([obj.pk]), dependents_of_phases=frozenset([obj.pk])
+        )
 
-class PhaseDependencyFactory(DjangoModelFactory):
+
+class PhaseDependencyFactory(KeepsReadyQueue):
     class Meta:
         model = PhaseDependency
 
@@ -74,8 +106,12 @@ class PhaseDependencyFactory(DjangoModelFactory):
         PhaseFactory, initiative=factory.SelfAttribute("..phase.initiative")
     )
 
+    @classmethod
+    def _ready_scope(cls, obj) -> readiness.Scope:
+        return readiness.Scope(phase_ids=frozenset([obj.phase_id]))
 
-class TaskFactory(DjangoModelFactory):
+
+class TaskFactory(KeepsReadyQueue):
     class Meta:
         model = Task
 
@@ -83,13 +119,41 @@ class TaskFactory(DjangoModelFactory):
     initiative = factory.LazyAttribute(lambda task: task.phase.initiative if task.phase else None)
     name = factory.Sequence(lambda n: f"Task {n}")
 
+    @classmethod
+    def _ready_scope(cls, obj) -> readiness.Scope:
+        return readiness.Scope(
+            task_ids=frozenset([obj.pk]), dependents_of_tasks=frozenset([obj.pk])
+        )
 
-class TaskDependencyFactory(DjangoModelFactory):
+
+class TaskDependencyFactory(KeepsReadyQueue):
     class Meta:
         model = TaskDependency
 
     task = factory.SubFactory(TaskFactory)
     depends_on_task = factory.SubFactory(TaskFactory, phase=factory.SelfAttribute("..task.phase"))
+
+    @classmethod
+    def _ready_scope(cls, obj) -> readiness.Scope:
+        return readiness.Scope(task_ids=frozenset([obj.task_id]))
+
+
+class ReadyTaskFactory(DjangoModelFactory):
+    """A task the ready queue holds (its entry is the queue's to write): a pending task
+    of a phase in progress."""
+
+    class Meta:
+        model = ReadyTask
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        task = kwargs.pop("task", None)
+        if task is None:
+            task = TaskFactory(phase__status=PhaseStatus.IN_PROGRESS, **kwargs)
+        elif task.phase_id is not None:  # a task given: its phase is put under way
+            Phase.objects.filter(pk=task.phase_id).update(status=PhaseStatus.IN_PROGRESS)
+            readiness.refresh(readiness.Scope(phase_ids=frozenset([task.phase_id])))
+        return ReadyTask.objects.get(task=task)
 
 
 class PageFactory(DjangoModelFactory):

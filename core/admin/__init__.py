@@ -34,6 +34,7 @@ from core.admin import (  # noqa: F401  (each module registers its admins)
     phases,
     projects,
     ratelimits,
+    ready,
     tasks,
     tokens,
 )

@@ -131,6 +131,7 @@ class DependencyRepository(Repository[N]):
                 **{f"{self.edge_from}_id": node_id, f"{self.edge_to}_id": depends_on_id}
             )
             self._save(edge, force_insert=True)  # type: ignore[arg-type]
+            self._dependencies_changed([node_id])
             return edge
 
     def restore_dependencies(self, rows: Sequence[dict[str, Any]]) -> int:
@@ -175,7 +176,10 @@ class DependencyRepository(Repository[N]):
                 f"These {label} dependencies close a cycle: {' -> '.join(cycle)}.",
                 details={"cycle": cycle},
             )
-        return self._edges.restore(rows)
+        with transaction.atomic():
+            count = self._edges.restore(rows)
+            self._dependencies_changed({node for node, _ in pairs})
+        return count
 
     @property
     def _edges(self) -> Repository[models.Model]:
@@ -197,10 +201,17 @@ class DependencyRepository(Repository[N]):
             cls._edge_store()
 
     def remove_dependency(self, node_id: str, depends_on_id: str) -> bool:
-        deleted, _ = self.edge_model._default_manager.filter(
-            **{f"{self.edge_from}_id": node_id, f"{self.edge_to}_id": depends_on_id}
-        ).delete()
+        with transaction.atomic():
+            deleted, _ = self.edge_model._default_manager.filter(
+                **{f"{self.edge_from}_id": node_id, f"{self.edge_to}_id": depends_on_id}
+            ).delete()
+            if deleted:
+                self._dependencies_changed([node_id])
         return deleted > 0
+
+    def _dependencies_changed(self, node_ids: Iterable[str]) -> None:
+        """Called inside the write's transaction once edges from ``node_ids`` were added
+        or removed (the ready queue's repositories refresh what the edges decide)."""
 
     def get_dependencies(self, node_id: str) -> list[N]:
         """The records ``node_id`` depends on (direct edges only)."""

@@ -1,14 +1,16 @@
 """Initiatives: found by status, created with a unique ``cw/<slug>`` branch."""
 
-from typing import NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import Any, NotRequired, TypedDict
 
 from django.utils.text import slugify
 from typing_extensions import Unpack
 
 from core.errors import Conflict
 from core.models import ExecutionMode, Initiative, InitiativeStatus
-from core.repositories.base import Repository, seed_only
+from core.repositories.base import seed_only
 from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
+from core.repositories.readiness import KeepsReadyQueue, Scope
 from core.repositories.validation import check_choice
 
 
@@ -25,7 +27,7 @@ class InitiativeChanges(TypedDict, total=False):
     execution_mode: str
 
 
-class InitiativeRepository(Repository[Initiative]):
+class InitiativeRepository(KeepsReadyQueue[Initiative]):
     """Initiatives; creating one gives it a unique ``cw/<slug>`` branch when none is given."""
 
     model = Initiative
@@ -33,6 +35,15 @@ class InitiativeRepository(Repository[Initiative]):
     label = "Initiative"
     lifecycle_fields = frozenset({"status"})
     branch_prefix = "cw/"
+    #: An archived initiative's tasks are never ready.
+    ready_fields = frozenset({"status"})
+
+    def _ready_scope(self, ids: Sequence[Any]) -> Scope:
+        return Scope(initiative_ids=frozenset(str(pk) for pk in ids))
+
+    def _ready_scope_of_delete(self, ids: Sequence[Any]) -> Scope:
+        # Nothing outside an initiative depends on what it holds.
+        return Scope()
 
     @seed_only
     def find_by_status(self, status: str) -> list[Initiative]:

@@ -1,13 +1,15 @@
 """Phases of an initiative, with their dependency graph."""
 
-from typing import NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import Any, NotRequired, TypedDict
 
 from typing_extensions import Unpack
 
-from core.models import Initiative, Phase, PhaseDependency, PhaseStatus
+from core.models import Initiative, Phase, PhaseDependency, PhaseStatus, TaskDependency
 from core.repositories.base import RevertibleRecords
 from core.repositories.dependencies import DependencyRepository
 from core.repositories.pagination import DEFAULT_PAGE_SIZE, OffsetPage, offset_page
+from core.repositories.readiness import KeepsReadyQueue, Scope
 from core.repositories.validation import check_choice
 
 
@@ -24,7 +26,9 @@ class PhaseChanges(TypedDict, total=False):
     content: str | None
 
 
-class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
+class PhaseRepository(
+    KeepsReadyQueue[Phase], RevertibleRecords[Phase], DependencyRepository[Phase]
+):
     model = Phase
     slug = "phase"
     label = "Phase"
@@ -34,6 +38,25 @@ class PhaseRepository(RevertibleRecords[Phase], DependencyRepository[Phase]):
     edge_model = PhaseDependency
     edge_from = "phase"
     edge_to = "depends_on_phase"
+    #: A phase's status decides for its tasks and for the tasks of the phases after it.
+    ready_fields = frozenset({"status"})
+
+    def _ready_scope(self, ids: Sequence[Any]) -> Scope:
+        found = frozenset(str(pk) for pk in ids)
+        return Scope(phase_ids=found, dependents_of_phases=found)
+
+    def _ready_scope_of_delete(self, ids: Sequence[Any]) -> Scope:
+        # Its tasks go with it; the phases after it and the tasks (of other phases)
+        # depending on its tasks each lose an edge. Read now, while the edges exist.
+        later = PhaseDependency.objects.filter(depends_on_phase_id__in=list(ids))
+        waiting = TaskDependency.objects.filter(depends_on_task__phase_id__in=list(ids))
+        return Scope(
+            phase_ids=frozenset(later.values_list("phase_id", flat=True)),
+            task_ids=frozenset(waiting.values_list("task_id", flat=True)),
+        )
+
+    def _edges_scope(self, ids: Sequence[Any]) -> Scope:
+        return Scope(phase_ids=frozenset(str(pk) for pk in ids))
 
     def find_by_initiative_id(self, initiative_id: str) -> list[Phase]:
         return list(self.queryset().filter(initiative_id=initiative_id))

@@ -1,34 +1,20 @@
 """Tasks: placement in phases and initiatives, subtasks, dependencies, the ready queue."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NotRequired, TypedDict
 
 from django.db import models
-from django.db.models import (
-    BooleanField,
-    Case,
-    Exists,
-    ExpressionWrapper,
-    F,
-    IntegerField,
-    OuterRef,
-    Q,
-    Value,
-    When,
-)
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import RowNumber
 from typing_extensions import Unpack
 
 from core.errors import InvalidInput
 from core.models import (
     Initiative,
-    InitiativeStatus,
     Phase,
-    PhaseDependency,
-    PhaseStatus,
+    ReadyTask,
     Task,
     TaskDependency,
-    TaskPriority,
     TaskStatus,
     TaskType,
 )
@@ -43,6 +29,7 @@ from core.repositories.pagination import (
     text_columns,
 )
 from core.repositories.phases import PhaseRepository
+from core.repositories.readiness import KeepsReadyQueue, Scope
 from core.repositories.validation import check_choice
 
 
@@ -77,7 +64,7 @@ class TaskChanges(TypedDict, total=False):
     summary: str | None
 
 
-class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
+class TaskRepository(KeepsReadyQueue[Task], RevertibleRecords[Task], DependencyRepository[Task]):
     """Tasks; a task's initiative is its phase's when it has a phase (kept consistent)."""
 
     model = Task
@@ -89,6 +76,23 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
     #: A task stays in its initiative; it may move between that initiative's phases.
     read_only_fields = DependencyRepository.read_only_fields | {"initiative"}
     lifecycle_fields = frozenset({"status", "blocked_from_status"})
+    #: What readiness reads of a task (its dependencies are edges, see below).
+    ready_fields = frozenset({"status", "type", "priority", "phase", "initiative", "created_at"})
+
+    def _ready_scope(self, ids: Sequence[Any]) -> Scope:
+        # The task itself, and the tasks waiting for it to complete.
+        found = frozenset(str(pk) for pk in ids)
+        return Scope(task_ids=found, dependents_of_tasks=found)
+
+    def _ready_scope_of_delete(self, ids: Sequence[Any]) -> Scope:
+        # A delete takes the task's subtasks along; whoever depends on any of them
+        # loses an edge (and the queue's rows of the deleted go with their tasks).
+        gone = {pk for id in ids for pk in self.descendant_ids(id)} | set(ids)
+        dependents = TaskDependency.objects.filter(depends_on_task_id__in=sorted(gone))
+        return Scope(task_ids=frozenset(dependents.values_list("task_id", flat=True)) - gone)
+
+    def _edges_scope(self, ids: Sequence[Any]) -> Scope:
+        return Scope(task_ids=frozenset(str(pk) for pk in ids))
 
     def create(self, **fields: Unpack[TaskFields]) -> Task:
         """Create a task, keeping phase, initiative and parent consistent.
@@ -283,54 +287,26 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
         return self.count_in_phase(phase_id)[1]
 
     def ready_queryset(self, *, checkpoints: bool = False) -> models.QuerySet[Task]:
-        """Pending tasks whose dependencies and phase allow work now, as one query.
-
-        A task is ready when it is pending, every task it depends on is completed, its
-        phase (if any) is approved or in progress, and every phase that phase depends on
-        is completed; tasks of archived initiatives never are. ``checkpoints`` selects
-        the tasks waiting for a person instead of the ``auto`` tasks agents take.
-        Ordered high priority first, then oldest.
-        """
-        unfinished_task_dependency = TaskDependency.objects.filter(task_id=OuterRef("pk")).exclude(
-            depends_on_task__status=TaskStatus.COMPLETED
-        )
-        unfinished_phase_dependency = PhaseDependency.objects.filter(
-            phase_id=OuterRef("phase_id")
-        ).exclude(depends_on_phase__status=PhaseStatus.COMPLETED)
-        type_filter = ~Q(type=TaskType.AUTO) if checkpoints else Q(type=TaskType.AUTO)
-        rank = Case(
-            When(priority=TaskPriority.HIGH, then=Value(0)),
-            When(priority=TaskPriority.MEDIUM, then=Value(1)),
-            default=Value(2),
-            output_field=IntegerField(),
-        )
-        return (
-            Task.objects.filter(type_filter, status=TaskStatus.PENDING)
-            .filter(
-                Q(phase__isnull=True)
-                | Q(phase__status__in=[PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS])
-            )
-            .exclude(initiative__status=InitiativeStatus.ARCHIVED)
-            .exclude(Exists(unfinished_task_dependency))
-            .exclude(Exists(unfinished_phase_dependency))
-            .alias(priority_rank=rank)
-            .order_by("priority_rank", "created_at", "id")
+        """The tasks that may be taken now, in queue order (high priority first, then
+        oldest), read from the ready queue (``core.repositories.readiness``): pending,
+        every dependency completed, the phase (if any) approved or in progress with every
+        phase it depends on completed, the initiative not archived. ``checkpoints``
+        selects the tasks waiting for a person instead of the ``auto`` tasks agents take.
+        The queue's index holds this order, so the head of it costs the same whatever
+        the size of the plan."""
+        return Task.objects.filter(ready_entry__checkpoint=checkpoints).order_by(
+            "ready_entry__rank", "ready_entry__created_at", "ready_entry__task_id"
         )
 
     def with_ready(self, queryset: models.QuerySet[Task]) -> models.QuerySet[Task]:
-        """``queryset`` with ``is_ready`` on every row: whether ``ready_queryset`` (for
-        agents, or for a person when a checkpoint) holds the task, in the same query."""
-
-        def ready(checkpoints: bool) -> Exists:
-            found = self.ready_queryset(checkpoints=checkpoints).filter(pk=OuterRef("pk"))
-            return Exists(found.order_by())
-
-        either = Q(ready(False)) | Q(ready(True))
-        return queryset.annotate(is_ready=ExpressionWrapper(either, output_field=BooleanField()))
+        """``queryset`` with ``is_ready`` on every row: whether the task is in the ready
+        queue (for agents, or for a person when a checkpoint), in the same query."""
+        entry = ReadyTask.objects.filter(task_id=OuterRef("pk"))
+        return queryset.annotate(is_ready=Exists(entry))
 
     def is_ready(self, task: Task) -> bool:
         """Whether ``task`` may be taken now (see ``ready_queryset``)."""
-        return self.ready_queryset(checkpoints=task.is_checkpoint).filter(pk=task.pk).exists()
+        return ReadyTask.objects.filter(task_id=task.pk).exists()
 
     def find_ready(
         self,
@@ -406,7 +382,11 @@ class TaskRepository(RevertibleRecords[Task], DependencyRepository[Task]):
             position=models.Window(
                 RowNumber(),
                 partition_by=[F("initiative_id")],
-                order_by=[F("priority_rank").asc(), F("created_at").asc(), F("id").asc()],
+                order_by=[
+                    F("ready_entry__rank").asc(),
+                    F("ready_entry__created_at").asc(),
+                    F("id").asc(),
+                ],
             )
         ).filter(position__lte=limit)
         found: dict[str, list[Task]] = {}

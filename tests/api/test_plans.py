@@ -19,7 +19,6 @@ from core.models import (
     PhaseStatus,
     Project,
     Task,
-    TaskDependency,
     TaskStatus,
     TaskType,
 )
@@ -509,10 +508,10 @@ def _make(count):
     for index in range(count):
         f.InitiativeFactory()
         other = f.PhaseFactory(initiative=initiative)
-        PhaseDependency.objects.create(phase=hub, depends_on_phase=other)
+        f.PhaseDependencyFactory(phase=hub, depends_on_phase=other)
         task = f.TaskFactory(phase=phase, priority=("high", "low")[index % 2])
         f.TaskFactory(phase=phase, type=TaskType.CHECKPOINT_DECISION)
-        TaskDependency.objects.create(task=hub_task, depends_on_task=task)
+        f.TaskDependencyFactory(task=hub_task, depends_on_task=task)
         f.PageFactory(initiative=initiative, parent_page=root)
         project = f.ProjectFactory()
         f.InitiativeProjectFactory(initiative=initiative, project=project)

@@ -49,7 +49,7 @@ def test_an_edge_that_closes_a_cycle_is_refused_on_the_admin_form(admin_client):
 
     a = f.PhaseFactory(name="A")
     b = f.PhaseFactory(initiative=a.initiative, name="B")
-    PhaseDependency.objects.create(phase=b, depends_on_phase=a)
+    f.PhaseDependencyFactory(phase=b, depends_on_phase=a)
 
     response = admin_client.post(
         reverse("admin:core_phasedependency_add"), {"phase": a.pk, "depends_on_phase": b.pk}

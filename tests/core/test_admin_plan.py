@@ -68,10 +68,10 @@ def plan():
     build = f.PhaseFactory(initiative=initiative, name="Build", status=PhaseStatus.APPROVED)
     ship = f.PhaseFactory(initiative=initiative, name="Ship")
     for phase, depends_on in ((build, design), (ship, build), (ship, design)):
-        PhaseDependency.objects.create(phase=phase, depends_on_phase=depends_on)
+        f.PhaseDependencyFactory(phase=phase, depends_on_phase=depends_on)
     write = f.TaskFactory(phase=build, name="Write the API", status=TaskStatus.COMPLETED)
     test = f.TaskFactory(phase=build, name="Test the API")
-    TaskDependency.objects.create(task=test, depends_on_task=write)
+    f.TaskDependencyFactory(task=test, depends_on_task=write)
     return {"initiative": initiative, "design": design, "build": build, "ship": ship,
             "write": write, "test": test}  # fmt: skip
 
@@ -136,12 +136,12 @@ def _big_plan(phase_count: int, task_count: int):
     initiative = f.InitiativeFactory()
     phases = f.PhaseFactory.create_batch(phase_count, initiative=initiative)
     for earlier, later in itertools.pairwise(phases):
-        PhaseDependency.objects.create(phase=later, depends_on_phase=earlier)
+        f.PhaseDependencyFactory(phase=later, depends_on_phase=earlier)
     root = f.PageFactory(initiative=initiative)
     f.PageFactory.create_batch(3, initiative=initiative, parent_page=root)
     tasks = f.TaskFactory.create_batch(task_count, phase=phases[0])
     for earlier, later in itertools.pairwise(tasks):
-        TaskDependency.objects.create(task=later, depends_on_task=earlier)
+        f.TaskDependencyFactory(task=later, depends_on_task=earlier)
     return initiative, phases[0], tasks
 
 
@@ -209,7 +209,7 @@ def test_the_task_page_shows_its_neighbours_subtasks_context_and_agents(admin_cl
     Task.objects.filter(pk=plan["write"].pk).update(summary="Wrote views and serializers.")
     sub = f.TaskFactory(phase=plan["build"], parent_task=task, name="Edge cases")
     after = f.TaskFactory(phase=plan["build"], name="Document the API")
-    TaskDependency.objects.create(task=after, depends_on_task=task)
+    f.TaskDependencyFactory(task=after, depends_on_task=task)
     f.AgentFactory(name="calm-heron", task=task)
 
     html = admin_client.get(_url("core_task_change", task.pk)).content.decode()
@@ -246,7 +246,7 @@ def test_a_person_starts_a_ready_task_from_its_page(admin_client, plan):
 
 def test_a_refused_start_comes_back_as_a_message_in_words(admin_client, plan):
     blocked_on = f.TaskFactory(phase=plan["build"], name="Later")
-    TaskDependency.objects.create(task=blocked_on, depends_on_task=plan["test"])
+    f.TaskDependencyFactory(task=blocked_on, depends_on_task=plan["test"])
     response = admin_client.post(_url("core_task_do", blocked_on.pk, "start"), follow=True)
     assert response.status_code == HTTPStatus.OK
     assert any("is not ready" in m for m in _messages(response))

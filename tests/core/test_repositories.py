@@ -260,16 +260,16 @@ def test_ready_tasks_follow_dependencies_phase_status_and_priority():
     open_phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.IN_PROGRESS)
     waiting_phase = f.PhaseFactory(initiative=initiative, status=PhaseStatus.APPROVED)
     unapproved = f.PhaseFactory(initiative=initiative, status=PhaseStatus.PENDING)
-    PhaseDependency.objects.create(phase=waiting_phase, depends_on_phase=open_phase)
-    PhaseDependency.objects.create(phase=open_phase, depends_on_phase=done_phase)
+    f.PhaseDependencyFactory(phase=waiting_phase, depends_on_phase=open_phase)
+    f.PhaseDependencyFactory(phase=open_phase, depends_on_phase=done_phase)
 
     low = f.TaskFactory(phase=open_phase, priority=TaskPriority.LOW)
     high = f.TaskFactory(phase=open_phase, priority=TaskPriority.HIGH)
     blocked_by_dep = f.TaskFactory(phase=open_phase)
-    TaskDependency.objects.create(task=blocked_by_dep, depends_on_task=low)
+    f.TaskDependencyFactory(task=blocked_by_dep, depends_on_task=low)
     done_dep = f.TaskFactory(phase=open_phase, status=TaskStatus.COMPLETED)
     freed = f.TaskFactory(phase=open_phase)
-    TaskDependency.objects.create(task=freed, depends_on_task=done_dep)
+    f.TaskDependencyFactory(task=freed, depends_on_task=done_dep)
     f.TaskFactory(phase=waiting_phase)  # its phase waits for open_phase
     f.TaskFactory(phase=unapproved)  # plan not approved yet
     f.TaskFactory(phase=open_phase, status=TaskStatus.IN_PROGRESS)

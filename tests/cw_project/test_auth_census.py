@@ -143,6 +143,7 @@ def world() -> World:
     # One record of each kind the API does not reach by id (the admin census needs them).
     f.PhaseDependencyFactory()
     f.TaskDependencyFactory()
+    f.ReadyTaskFactory()
     f.ChangeSetEntryFactory()
     run = f.RunCommitFactory().run  # a run, its commits, its usage and the buckets
     UsageRepository().record(run, [{"model": "census", "input_tokens": 1}])

@@ -29,6 +29,7 @@ from django.utils import timezone
 from agents.models import Account, Agent
 from core.history import subject_type_of
 from core.models import Event, Initiative, Page, Phase, Task
+from core.repositories import readiness
 from core.tokens import api_token_create
 from reviews.models import ReviewComment
 from tests import factories as f
@@ -107,12 +108,14 @@ class Scenario:
 
 def _phase(ids: dict[str, str], status: str) -> str:
     Phase.objects.filter(pk=ids["phase"]).update(status=status)
+    readiness.rebuild()  # the update went past the repositories that keep it current
     return ids["phase"]
 
 
 def _task(ids: dict[str, str], status: str, phase_status: str = "in_progress") -> str:
     _phase(ids, phase_status)
     Task.objects.filter(pk=ids["task"]).update(status=status)
+    readiness.rebuild()
     return ids["task"]
 
 
@@ -185,6 +188,7 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "approve_initiative": lambda ids: (
         Phase.objects.filter(initiative_id=ids["initiative"]).update(status="completed"),
         Initiative.objects.filter(pk=ids["initiative"]).update(status="pending_review"),
+        readiness.rebuild(),
         Scenario(person=True),
     )[-1],
     "add_phase_dependency": lambda ids: Scenario(ids={"depends_on": _sibling_phase(ids)}),

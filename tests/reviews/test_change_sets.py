@@ -153,7 +153,7 @@ def test_revert_refuses_to_drop_a_dependency_added_on_what_it_created(agent, ini
     )
     created = Task.objects.get(name="Created")
     later = f.TaskFactory(phase=phase)
-    TaskDependency.objects.create(task=later, depends_on_task=created)
+    f.TaskDependencyFactory(task=later, depends_on_task=created)
 
     with pytest.raises(Conflict) as error:
         services.change_set_revert(change_set_id=change_set.id)

@@ -273,7 +273,7 @@ def test_dependency_that_would_close_a_cycle_is_refused_on_accept(agent, initiat
     phase = f.PhaseFactory(initiative=initiative)
     a = f.TaskFactory(phase=phase)
     b = f.TaskFactory(phase=phase)
-    TaskDependency.objects.create(task=b, depends_on_task=a)
+    f.TaskDependencyFactory(task=b, depends_on_task=a)
     proposal = propose(agent, initiative, target_id=a.id, metadata={"dependencies": [b.id]})
     with pytest.raises(Conflict) as error:
         services.proposal_accept(proposal_id=proposal.id, actor=a_person())
