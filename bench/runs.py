@@ -27,7 +27,7 @@ progress): the first layer of ``LAYER_WIDTH`` tasks completed, every later task 
 and depending on 4 tasks of the layer before it. So the frontier (the second layer, then
 whatever its completions free) is 100 tasks at every size, and everything behind it is
 pending and blocked. It is written through the repositories' restore paths (what
-``cw_import`` uses), so whatever they keep current about readiness is current.
+``cw_import`` uses), a phase at a time, so the ready queue they keep is current.
 
 Run on its own with ``python -m bench.runs [--quick]`` (``DATABASE_URL`` for
 PostgreSQL).
@@ -172,9 +172,16 @@ def build(size: int, seed: int = 21) -> Plan:
                     )
                     ready += LAYER_WIDTH <= index < 2 * LAYER_WIDTH
                 layer.append(task_id)
+        # One phase at a time, as an import of that phase would: a restore refreshes the
+        # ready queue for the tasks it names, in one statement that names them all.
         repository = TaskRepository()
-        repository.restore(tasks)
-        repository.restore_dependencies(edges)
+        for phase in phases:
+            repository.restore([task for task in tasks if task["phase_id"] == phase.pk])
+        of_phase = {task["id"]: task["phase_id"] for task in tasks}
+        for phase in phases:
+            repository.restore_dependencies(
+                [edge for edge in edges if of_phase[edge["task_id"]] == phase.pk]
+            )
     refresh_statistics()
     return Plan(
         size=len(tasks),
@@ -207,6 +214,7 @@ def drop(plan: Plan) -> None:
         ("runs", "task_id", of_plan),
         ("agents", "task_id", of_plan),
         ("task_dependencies", "task_id", of_plan),
+        ("ready_tasks", "task_id", of_plan),
         ("tasks", "initiative_id", f"IN ({marks})"),
         ("phases", "initiative_id", f"IN ({marks})"),
         ("initiatives", "id", f"IN ({marks})"),
