@@ -14,6 +14,7 @@ from agents.services import run_cancel, run_finish, run_heartbeat, run_sweep
 from core.actors import Actor, acting_as
 from core.errors import Conflict, InvalidInput, PermissionRequired
 from core.models import Event, Task
+from core.repositories import readiness
 from tests import factories as f
 from tests.agents.run_invariants import assert_runs_agree
 
@@ -35,6 +36,7 @@ def live_run(*, max_attempts: int = 3, task=None, attempt: int = 1, **fields) ->
         phase = f.PhaseFactory(initiative=initiative, status="in_progress")
         task = f.TaskFactory(phase=phase)
     Task.objects.filter(pk=task.pk).update(status="in_progress")
+    readiness.rebuild()  # the update went past the repositories that keep it current
     task.refresh_from_db()
     return f.RunFactory(task=task, attempt=attempt, agent__status="running", **fields)
 

@@ -13,6 +13,7 @@ import pytest
 from agents.models import Run
 from agents.services import TakeNext, run_finish, run_take_next
 from core.models import Task
+from core.repositories import readiness
 from tests import factories as f
 from tests.agents.run_invariants import assert_runs_agree
 from tests.agents.test_account_rotation_concurrency import THREADS, run_at_once
@@ -46,6 +47,7 @@ def test_racing_takes_hand_out_distinct_tasks_up_to_the_overall_limit():
     for round_number in range(ROUNDS):
         Run.objects.filter(outcome="running").delete()
         Task.objects.update(status="completed")  # the last round's tasks are out of the way
+        readiness.rebuild()  # the update went past the repositories that keep it current
         tasks = set(ready_tasks(10))
 
         results, errors = run_at_once(THREADS, take)
