@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.harness import Result, print_table, setup_django, throwaway_database, write_json
 
-SCENARIOS = ("rules", "logs", "lists", "claims", "ready", "graphs", "live")
+SCENARIOS = ("rules", "logs", "lists", "claims", "ready", "runs", "graphs", "live")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("django.request").setLevel(logging.ERROR)
     from django.db import connection
 
-    from bench import account_rotation, graphs, lists, live, logs, ready_tasks, rules
+    from bench import account_rotation, graphs, lists, live, logs, ready_tasks, rules, runs
 
     modules = {
         "rules": rules,
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "lists": lists,
         "claims": account_rotation,
         "ready": ready_tasks,
+        "runs": runs,
         "graphs": graphs,
         "live": live,
     }

@@ -74,6 +74,7 @@ def build(
     from django.utils import timezone
 
     from core.models import Initiative, Phase, PhaseStatus
+    from core.repositories import readiness
 
     rng = random.Random(seed)
     initiative = Initiative.objects.create(name=f"bench ready {tasks_total}", branch=None)
@@ -120,6 +121,8 @@ def build(
             completed.append(done)
     insert_rows("tasks", TASK_COLUMNS, tasks)
     insert_rows("task_dependencies", DEPENDENCY_COLUMNS, edges)
+    # The rows went past the repositories that keep the ready queue current.
+    readiness.refresh(readiness.Scope(initiative_ids=frozenset([initiative.id])))
     refresh_statistics()
     return initiative.id, len(edges), ready
 
@@ -132,6 +135,7 @@ def drop(initiative_id: str) -> None:
     tasks = "SELECT id FROM tasks WHERE initiative_id = %s"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM task_dependencies WHERE task_id IN ({tasks})", [initiative_id])  # noqa: S608
+        cursor.execute(f"DELETE FROM ready_tasks WHERE task_id IN ({tasks})", [initiative_id])  # noqa: S608
         cursor.execute("DELETE FROM tasks WHERE initiative_id = %s", [initiative_id])
         cursor.execute("DELETE FROM phases WHERE initiative_id = %s", [initiative_id])
         cursor.execute("DELETE FROM initiatives WHERE id = %s", [initiative_id])

@@ -14,7 +14,9 @@ from agents.services import run_cancel, run_finish, run_heartbeat, run_sweep
 from core.actors import Actor, acting_as
 from core.errors import Conflict, InvalidInput, PermissionRequired
 from core.models import Event, Task
+from core.repositories import readiness
 from tests import factories as f
+from tests.agents.run_invariants import assert_runs_agree
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +25,8 @@ SHA = "a" * 40
 
 
 def assert_runs_and_tasks_agree() -> None:
-    """Every in-progress task has exactly one live run, and every live run's task is in
-    progress; no agent holds two live runs."""
-    in_progress = sorted(Task.objects.filter(status="in_progress").values_list("id", flat=True))
-    live = Run.objects.filter(outcome="running")
-    assert sorted(live.values_list("task_id", flat=True)) == in_progress
-    agents = [a for a in live.values_list("agent_id", flat=True) if a is not None]
-    assert len(agents) == len(set(agents))
+    """Tasks, runs, agents, the ready queue and the limits agree (``run_invariants``)."""
+    assert_runs_agree()
 
 
 def live_run(*, max_attempts: int = 3, task=None, attempt: int = 1, **fields) -> Run:
@@ -39,6 +36,7 @@ def live_run(*, max_attempts: int = 3, task=None, attempt: int = 1, **fields) ->
         phase = f.PhaseFactory(initiative=initiative, status="in_progress")
         task = f.TaskFactory(phase=phase)
     Task.objects.filter(pk=task.pk).update(status="in_progress")
+    readiness.rebuild()  # the update went past the repositories that keep it current
     task.refresh_from_db()
     return f.RunFactory(task=task, attempt=attempt, agent__status="running", **fields)
 

@@ -14,8 +14,9 @@ from agents.models import Run
 from agents.services import run_finish, run_sweep
 from core.errors import Conflict
 from core.models import Event, Task
+from tests.agents.run_invariants import assert_runs_agree
 from tests.agents.test_account_rotation_concurrency import run_at_once
-from tests.agents.test_run_services import assert_runs_and_tasks_agree, live_run
+from tests.agents.test_run_services import live_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 
@@ -37,7 +38,7 @@ def test_two_concurrent_sweeps_take_back_each_lost_run_exactly_once():
         assert sorted(taken) == sorted(lost), f"round {round_number}"
         assert set(Run.objects.filter(pk__in=lost).values_list("outcome", flat=True)) == {"lost"}
         assert Event.objects.filter(kind="run.lost", subject_id__in=lost).count() == STALE_RUNS
-        assert_runs_and_tasks_agree()
+        assert_runs_agree()
 
 
 def test_a_finish_racing_a_sweep_ends_the_run_once():
@@ -62,4 +63,4 @@ def test_a_finish_racing_a_sweep_ends_the_run_once():
         status = Task.objects.get(pk=run.task_id).status
         assert (outcome, status) in (("succeeded", "completed"), ("lost", "pending"))
         assert Event.objects.filter(subject_id=run.pk).count() == 1
-        assert_runs_and_tasks_agree()
+        assert_runs_agree()

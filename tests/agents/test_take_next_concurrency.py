@@ -13,9 +13,10 @@ import pytest
 from agents.models import Run
 from agents.services import TakeNext, run_finish, run_take_next
 from core.models import Task
+from core.repositories import readiness
 from tests import factories as f
+from tests.agents.run_invariants import assert_runs_agree
 from tests.agents.test_account_rotation_concurrency import THREADS, run_at_once
-from tests.agents.test_run_services import assert_runs_and_tasks_agree
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 
@@ -46,6 +47,7 @@ def test_racing_takes_hand_out_distinct_tasks_up_to_the_overall_limit():
     for round_number in range(ROUNDS):
         Run.objects.filter(outcome="running").delete()
         Task.objects.update(status="completed")  # the last round's tasks are out of the way
+        readiness.rebuild()  # the update went past the repositories that keep it current
         tasks = set(ready_tasks(10))
 
         results, errors = run_at_once(THREADS, take)
@@ -57,7 +59,7 @@ def test_racing_takes_hand_out_distinct_tasks_up_to_the_overall_limit():
         assert set(taken) <= tasks
         assert results.count(None) == THREADS - LIMIT
         assert live() == LIMIT
-        assert_runs_and_tasks_agree()
+        assert_runs_agree()
 
 
 def test_runners_taking_and_finishing_at_once_never_exceed_the_limits():
@@ -99,7 +101,7 @@ def test_runners_taking_and_finishing_at_once_never_exceed_the_limits():
     assert sorted(handed_out) == sorted(tasks)  # each once, none twice
     assert max(observed) <= LIMIT
     assert set(Task.objects.filter(pk__in=tasks).values_list("status", flat=True)) == {"completed"}
-    assert_runs_and_tasks_agree()
+    assert_runs_agree()
     print(  # the race's figures, for the record (pytest -s)
         f"\ntake-next race: {len(attempts)} takes, {len(handed_out)} handed out, "
         f"{len(handed_out) - len(set(handed_out))} twice, max live {max(observed)} "
@@ -132,4 +134,4 @@ def test_a_waiting_take_is_woken_when_a_run_ends_and_takes_the_freed_slot():
     assert errors == [], errors
     assert results[0] is not None and results[0].task.pk != first.task.pk
     assert 0.4 < woken_after[0] < 5  # woken by the finish, not by the fallback
-    assert_runs_and_tasks_agree()
+    assert_runs_agree()
