@@ -20,8 +20,8 @@ by the database for the scope only.
 suite does after every test) and ``rebuild`` recomputes the whole table.
 """
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from django.db import connection, models, transaction
@@ -51,6 +51,10 @@ PRIORITY_RANK = Case(
 )
 
 
+#: The most ids one refresh names (a large restore is refreshed in parts).
+CHUNK = 5_000
+
+
 @dataclass(frozen=True)
 class Scope:
     """The tasks whose readiness a write may have changed."""
@@ -62,6 +66,19 @@ class Scope:
     dependents_of_tasks: frozenset[str] = frozenset()
     #: The tasks of the phases that depend on these phases.
     dependents_of_phases: frozenset[str] = frozenset()
+
+    def size(self) -> int:
+        """How many ids the scope names."""
+        return sum(len(getattr(self, name)) for name in _SCOPE_FIELDS)
+
+    def chunks(self) -> Iterator["Scope"]:
+        """The scope cut in parts of at most ``CHUNK`` ids each (a statement's parameters
+        are bounded: SQLite takes at most 32,766); refreshing each part refreshes the
+        whole, the rule being the same for every task."""
+        for name in _SCOPE_FIELDS:
+            ids = sorted(getattr(self, name))
+            for start in range(0, len(ids), CHUNK):
+                yield Scope(**{name: frozenset(ids[start : start + CHUNK])})
 
     def condition(self) -> Q | None:
         """The scope as a filter on tasks (None when it names nothing)."""
@@ -90,6 +107,7 @@ class Scope:
         return condition
 
 
+_SCOPE_FIELDS = tuple(f.name for f in fields(Scope))
 EVERYTHING = Q()
 
 
@@ -141,6 +159,10 @@ def refresh(scope: Scope | Q) -> None:
     """Recompute the queue's rows of the tasks in ``scope`` (a ``Scope``, or a filter on
     tasks: ``EVERYTHING`` for all), in two statements; the caller's transaction holds
     them with the write that made them necessary."""
+    if isinstance(scope, Scope) and scope.size() > CHUNK:
+        for part in scope.chunks():
+            refresh(part)
+        return
     condition = scope.condition() if isinstance(scope, Scope) else scope
     if condition is None:
         return
