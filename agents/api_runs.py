@@ -21,6 +21,7 @@ from agents.schemas import (
     BudgetIn,
     BudgetOut,
     BudgetPatch,
+    RunAttempts,
     RunFilters,
     RunFinishIn,
     RunHeartbeatIn,
@@ -75,7 +76,13 @@ def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
     taken = services.run_take_next(**payload.dict(), actor=actor)
     if taken is None:
         return Status(HTTPStatus.NO_CONTENT, None)
-    return {"task": taken.task, "agent": taken.agent, "run": taken.run, "account": taken.account}
+    return {
+        "task": taken.task,
+        "agent": taken.agent,
+        "run": taken.run,
+        "account": taken.account,
+        "attempts": taken.attempts,
+    }
 
 
 @router.post("/runs/{run_id}/heartbeat", response={200: RunHeartbeatOut, **ERRORS})
@@ -123,6 +130,14 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
 def retrieve_run(request: HttpRequest, run_id: Id) -> Any:
     """One run."""
     return runs.get(run_id)
+
+
+@router.get("/tasks/{task_id}/attempts", response={200: RunAttempts, **ERRORS})
+def retrieve_task_attempts(request: HttpRequest, task_id: Id) -> Any:
+    """What the task's earlier attempts ended with: its last 10 runs that are over,
+    oldest first, each with its outcome, exit code, error, summary and the last lines its
+    agent printed (what take-next hands the runner with the task)."""
+    return services.run_list_attempts(task_id=task_id)
 
 
 @router.post("/runs/{run_id}/cancel", response={200: RunOut, **ERRORS})

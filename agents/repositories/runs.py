@@ -245,6 +245,16 @@ class RunRepository(Repository[Run]):
         """Every run of the task, by attempt (its history)."""
         return list(self.queryset().filter(task_id=task_id).order_by("attempt"))
 
+    def find_ended_by_task(self, task_id: str, *, limit: int) -> list[Run]:
+        """The task's last ``limit`` runs that are over, by attempt (oldest first): what
+        its next attempt is told about those before it. One query."""
+        ended = (
+            Run.objects.filter(task_id=task_id)
+            .exclude(outcome=RunOutcome.RUNNING)
+            .order_by("-attempt")[:limit]
+        )
+        return list(reversed(ended))
+
     def find_stale(self, now: datetime, *, limit: int | None = None) -> list[Run]:
         """Live runs whose last heartbeat plus timeout is before ``now`` (lost), the
         longest silent first, at most ``limit`` (``stale_batch``) of them."""

@@ -34,6 +34,7 @@ from agents.services.agents import (
     agent_register,
     agent_update,
 )
+from agents.services.attempts import Attempt, run_list_attempts
 from agents.services.budgets import (
     budget_create,
     budget_delete,
@@ -78,6 +79,7 @@ __all__ = [
     "DISMISSIBLE_FROM",
     "MAX_LOG_BATCH",
     "SECRET_FIELDS",
+    "Attempt",
     "TakeNext",
     "account_claim",
     "account_clear_expired_exhaustion",
@@ -124,6 +126,7 @@ __all__ = [
     "run_limit_create",
     "run_limit_delete",
     "run_limit_update",
+    "run_list_attempts",
     "run_sweep",
     "run_take_next",
     "validate_account_fields",

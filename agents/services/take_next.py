@@ -22,7 +22,7 @@ The next claimer therefore counts only once the previous one's run is committed.
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from agents.repositories import (
 )
 from agents.services.accounts import record_account_claimed
 from agents.services.agents import agent_mark_running, agent_register
+from agents.services.attempts import Attempt, earlier_attempts
 from agents.services.runs import budget_states, run_sweep
 from core import live
 from core.actors import Actor, acting_as
@@ -73,13 +74,14 @@ _ALL = ("all", "")
 
 @dataclass(frozen=True)
 class TakeNext:
-    """What a take-next hands out: the started task, its running agent, its live run and
-    the account claimed for it."""
+    """What a take-next hands out: the started task, its running agent, its live run,
+    the account claimed for it and what the task's earlier attempts ended with."""
 
     task: Task
     agent: Agent
     run: Run
     account: Account
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 class _NothingFits(Exception):
@@ -155,6 +157,8 @@ def run_take_next(
     live-run limit and its budgets. Starts the task, registers its agent (running, bound
     to task and account) and its run (the next attempt; ``heartbeat_timeout_seconds``,
     120 by default), and records ``run.started``; every event names ``actor`` when given.
+    The answer carries what the task's earlier attempts ended with (``earlier_attempts``:
+    outcome, error, the last lines of their logs), so a retry starts from what failed.
 
     Refused, writing nothing (400): a blank runner name or host
     (``invalid_runner_name``, ``invalid_runner_host``), no providers or a malformed one
@@ -191,9 +195,12 @@ def run_take_next(
         run_sweep(limit=SWEEP_LIMIT)
         with _acting(actor):
             try:
-                return [_take(runner_name, runner_host, wanted, account_ids, timeout, actor)]
+                taken = _take(runner_name, runner_host, wanted, account_ids, timeout, actor)
             except _NothingFits:
                 return []
+        # Read once the claim committed, outside take-next's turn: the earlier attempts
+        # are over, so nothing the claim wrote changes them.
+        return [replace(taken, attempts=earlier_attempts(taken.task.pk))]
 
     found = live.read_when_found_sync(attempt, channel=live.events_channel(), wait=wait)
     return found[0] if found else None

@@ -34,6 +34,7 @@ OPERATIONS = {
     "list_runs": ("get", "/api/runs"),
     "retrieve_run": ("get", "/api/runs/{run_id}"),
     "cancel_run": ("post", "/api/runs/{run_id}/cancel"),
+    "retrieve_task_attempts": ("get", "/api/tasks/{task_id}/attempts"),
 }
 
 
@@ -106,6 +107,11 @@ def test_the_document_states_the_bounds_the_server_enforces(document):
     assert patterns == ["^[0-9a-f]{40}([0-9a-f]{24})?$"]
     outcome = schemas["RunFinishIn"]["properties"]["outcome"]
     assert set(outcome["enum"]) == {"succeeded", "failed", "crashed", "stopped"}
+    assert schemas["TakeNextOut"]["properties"]["attempts"]["maxItems"] == 10
+    attempt = schemas["RunAttemptOut"]["properties"]
+    assert attempt["log_tail"]["maxItems"] == 20
+    assert attempt["log_tail"]["items"]["maxLength"] == 500
+    assert attempt["error"]["anyOf"][0]["maxLength"] == 2_000
 
 
 # --- take-next ---------------------------------------------------------------------------
@@ -127,6 +133,43 @@ def test_take_next_hands_a_tool_the_task_agent_run_and_account_with_secrets(api_
     assert body["account"]["credentials"] == CREDENTIALS
     started = Event.objects.get(kind="run.started")
     assert started.actor_type == "tool" and started.actor_name == "test-tool"
+
+
+def test_take_next_and_the_task_attempts_tell_a_retry_what_failed(api_client):
+    f.AccountFactory(credentials=CREDENTIALS)
+    task = ready_task()
+    task.initiative.retry_backoff_seconds = 0
+    task.initiative.save()
+    first = take(api_client)
+    assert first["attempts"] == []
+    f.AgentLogChunkFactory(
+        agent_id=first["agent"]["id"], content="Error: rate limit reached\nExit 1\n"
+    )
+    finish = {"runner_name": "runner-1", "outcome": "crashed", "exit_code": 1, "error": "boom"}
+    finished = post_json(api_client, url("finish_run", run_id=first["run"]["id"]), finish)
+    assert finished.status_code == HTTPStatus.OK
+
+    second = take(api_client)
+
+    (earlier,) = second["attempts"]
+    assert {k: v for k, v in earlier.items() if k not in ("started_at", "ended_at")} == {
+        "run_id": first["run"]["id"],
+        "attempt": 1,
+        "outcome": "crashed",
+        "exit_code": 1,
+        "error": "boom",
+        "summary": None,
+        "log_tail": ["Error: rate limit reached", "Exit 1"],
+    }
+    response = api_client.get(url("retrieve_task_attempts", task_id=task.pk))
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == second["attempts"]
+
+
+def test_the_attempts_of_an_unknown_task_are_404(api_client):
+    response = api_client.get(url("retrieve_task_attempts", task_id="nope"))
+
+    assert_error(response, HTTPStatus.NOT_FOUND, "task_not_found")
 
 
 def test_take_next_answers_204_when_nothing_fits(api_client):
