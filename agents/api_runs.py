@@ -30,6 +30,7 @@ from agents.schemas import (
     RunLimitOut,
     RunLimitPatch,
     RunOut,
+    RunReportIn,
     TakeNextIn,
     TakeNextOut,
 )
@@ -99,6 +100,17 @@ def beat_run(request: HttpRequest, run_id: Id, payload: RunHeartbeatIn) -> dict[
         "reason": answer.reason,
         "budgets": [state.as_dict() for state in answer.budgets],
     }
+
+
+@router.patch("/runs/{run_id}", response={200: RunOut, **ERRORS})
+def report_run(request: HttpRequest, run_id: Id, payload: RunReportIn) -> Any:
+    """The runner reports what it made of its run: the agent process's pid, the
+    worktree's path, the agent CLI's session id and the commit each project started from;
+    only the fields sent change, and the run's agent gets the same worktree, pid and
+    session. Refused as a heartbeat is (409 ``run_not_live``, ``run_not_held``); a
+    commit of a project not linked to the run's initiative is 400
+    ``run_commit_other_initiative``. A refusal writes nothing."""
+    return services.run_report(run_id=run_id, **payload.dict())
 
 
 @router.post("/runs/{run_id}/finish", response={200: RunOut, **ERRORS})

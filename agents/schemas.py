@@ -186,9 +186,13 @@ LongText = Annotated[
 AGENT_NAME_MAX_LENGTH = 100
 
 
+#: The longest path of an agent's worktree (its column's width).
+AGENT_WORKTREE_MAX_LENGTH = 1024
+
+
 class AgentRegisterIn(InputSchema):
     worktree_id: NonBlankText = Field(
-        max_length=1024, description="Path to the agent's git worktree."
+        max_length=AGENT_WORKTREE_MAX_LENGTH, description="Path to the agent's git worktree."
     )
     name: NonBlankText | None = Field(
         None,
@@ -628,6 +632,28 @@ class RunHeartbeatIn(InputSchema):
     )
     pid: Int32 | None = None
     session_id: NonBlankText | None = Field(None, max_length=255, description="CLI session id.")
+
+
+class RunReportIn(InputSchema):
+    """What the runner made of its run; only the fields sent change."""
+
+    runner_name: RunnerName = Field(description="The runner that holds the run.")
+    pid: PositiveInt32 | None = Field(None, description="The agent process's id.")
+    worktree_path: NonBlankText | None = Field(
+        None,
+        max_length=AGENT_WORKTREE_MAX_LENGTH,
+        description="The run's git worktree (the agent's `worktree_id` becomes it too).",
+    )
+    session_id: NonBlankText | None = Field(
+        None, max_length=255, description="The agent CLI's session id, for resume."
+    )
+    start_commits: dict[Id, GitCommit] | None = Field(
+        None,
+        description=(
+            "The commit each project started from: project id → full commit. Each project "
+            "must be linked to the run's initiative (400 `run_commit_other_initiative`)."
+        ),
+    )
 
 
 class BudgetStateOut(Schema):

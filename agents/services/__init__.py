@@ -32,6 +32,7 @@ from agents.services.agents import (
     agent_mark_stopped,
     agent_mark_waiting,
     agent_register,
+    agent_report_process,
     agent_update,
 )
 from agents.services.attempts import Attempt, run_list_attempts
@@ -70,6 +71,7 @@ from agents.services.runs import (
     run_cancel,
     run_finish,
     run_heartbeat,
+    run_report,
     run_sweep,
 )
 from agents.services.take_next import TakeNext, run_take_next
@@ -102,6 +104,7 @@ __all__ = [
     "agent_mark_stopped",
     "agent_mark_waiting",
     "agent_register",
+    "agent_report_process",
     "agent_update",
     "budget_create",
     "budget_delete",
@@ -127,6 +130,7 @@ __all__ = [
     "run_limit_delete",
     "run_limit_update",
     "run_list_attempts",
+    "run_report",
     "run_sweep",
     "run_take_next",
     "validate_account_fields",

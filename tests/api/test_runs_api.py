@@ -35,6 +35,7 @@ OPERATIONS = {
     "retrieve_run": ("get", "/api/runs/{run_id}"),
     "cancel_run": ("post", "/api/runs/{run_id}/cancel"),
     "retrieve_task_attempts": ("get", "/api/tasks/{task_id}/attempts"),
+    "report_run": ("patch", "/api/runs/{run_id}"),
 }
 
 
@@ -333,6 +334,83 @@ def test_heartbeat_of_an_unknown_run_is_404(api_client):
     response = post_json(api_client, url("beat_run", run_id="nope"), {"runner_name": "runner-1"})
 
     assert_error(response, HTTPStatus.NOT_FOUND, "run_not_found")
+
+
+# --- the runner's report -------------------------------------------------------------------
+
+
+def test_a_runner_reports_its_runs_facts_and_the_agent_takes_them(api_client):
+    run = f.RunFactory(task=ready_task(status="in_progress"))
+    project = f.InitiativeProjectFactory(initiative=run.task.initiative).project
+    sha = "e" * 40
+
+    response = patch_json(
+        api_client,
+        url("report_run", run_id=run.pk),
+        {
+            "runner_name": "runner-1",
+            "pid": 4242,
+            "worktree_path": "/srv/cw/worktrees/run-1",
+            "session_id": "sess-1",
+            "start_commits": {project.pk: sha},
+        },
+    )
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    body = response.json()
+    assert (body["pid"], body["worktree_path"], body["session_id"]) == (
+        4242,
+        "/srv/cw/worktrees/run-1",
+        "sess-1",
+    )
+    run.agent.refresh_from_db()
+    assert (run.agent.worktree_id, run.agent.pid) == ("/srv/cw/worktrees/run-1", 4242)
+    assert run.commits.get().start_commit == sha
+    event = Event.objects.get(kind="run.reported")
+    assert (event.actor_type, event.actor_name) == ("tool", "test-tool")
+
+
+def test_a_report_of_a_project_outside_the_initiative_is_400_writing_nothing(api_client):
+    run = f.RunFactory(task=ready_task(status="in_progress"))
+    outsider = f.ProjectFactory()
+
+    response = patch_json(
+        api_client,
+        url("report_run", run_id=run.pk),
+        {"runner_name": "runner-1", "pid": 7, "start_commits": {outsider.pk: "e" * 40}},
+    )
+
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "run_commit_other_initiative")
+    assert body["details"]["project_ids"] == [outsider.pk]
+    run.refresh_from_db()
+    assert run.pid is None
+
+
+@pytest.mark.parametrize(
+    ("runner", "cancel", "code"),
+    [("runner-2", False, "run_not_held"), ("runner-1", True, "run_not_live")],
+)
+def test_a_report_is_refused_as_a_heartbeat_is(api_client, staff_client, runner, cancel, code):
+    run = f.RunFactory()
+    if cancel:
+        assert post_json(staff_client, url("cancel_run", run_id=run.pk), {}).status_code == 200
+
+    response = patch_json(api_client, url("report_run", run_id=run.pk), {"runner_name": runner})
+
+    assert_error(response, HTTPStatus.CONFLICT, code)
+
+
+@pytest.mark.parametrize(
+    "change", [{"pid": 0}, {"start_commits": {"prj_1": "abc"}}, {"worktree_path": "x" * 1025}]
+)
+def test_a_malformed_report_is_422(api_client, change):
+    run = f.RunFactory()
+
+    response = patch_json(
+        api_client, url("report_run", run_id=run.pk), {"runner_name": "runner-1", **change}
+    )
+
+    assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
 
 
 # --- finish --------------------------------------------------------------------------------
