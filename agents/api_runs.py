@@ -64,8 +64,10 @@ def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
 
     Tools only: a person (staff session or personal token) gets 403
     ``tool_token_required``. 400 ``unknown_provider`` for a provider cw has no account
-    of. A waiting call holds its server thread while it waits (an async variant that
-    holds none can come later); ``wait`` is bounded as the service bounds it.
+    of; 409 ``account_secret_unreadable`` when the account's secrets cannot be decrypted
+    with the configured keys (nothing is claimed nor started). A waiting call holds its
+    server thread while it waits (an async variant that holds none can come later);
+    ``wait`` is bounded as the service bounds it.
     """
     actor = _actor(request)
     if actor.kind != "tool":

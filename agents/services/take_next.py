@@ -36,7 +36,8 @@ from agents.repositories import (
     RunLimitRepository,
     RunRepository,
 )
-from agents.services.accounts import record_account_claimed
+from agents.secrets import SecretKeyError
+from agents.services.accounts import record_account_claimed, secret_unreadable
 from agents.services.agents import agent_mark_running, agent_register
 from agents.services.attempts import Attempt, earlier_attempts
 from agents.services.runs import budget_states, run_sweep
@@ -164,7 +165,9 @@ def run_take_next(
     (``invalid_runner_name``, ``invalid_runner_host``), no providers or a malformed one
     (``invalid_providers``), a provider without any account (``unknown_provider``), a
     timeout outside 10 s to a day (``invalid_heartbeat_timeout``), a wait out of range
-    (``invalid_wait``).
+    (``invalid_wait``); and (409) an account whose secrets the configured keys cannot
+    decrypt (``account_secret_unreadable``): nothing of the claim is written, since its
+    secrets could not be handed out.
 
     A waiting call tries again each time the event feed moves (a run ended, a task
     completed: ``core.live``) or the fallback interval passes, holding no transaction
@@ -313,9 +316,14 @@ def _fitting(batch: list[Task], now: datetime) -> Iterator[Task]:
 
 def _claim(providers: list[str], excluded: set[str]) -> Account:
     """An account of the first of ``providers`` that has one available, in rotation;
-    ``_NothingFits`` when none has."""
+    ``_NothingFits`` when none has. An account whose secrets the configured keys cannot
+    decrypt is 409 ``account_secret_unreadable``, as an account claim is: the claim's
+    transaction, the task's start included, then rolls back whole."""
     for provider in providers:
-        account = accounts.find_next_available(provider, exclude_ids=excluded)
+        try:
+            account = accounts.find_next_available(provider, exclude_ids=excluded)
+        except SecretKeyError as error:
+            raise secret_unreadable(provider) from error
         if account is not None:
             return account
     raise _NothingFits
