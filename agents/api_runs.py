@@ -11,6 +11,7 @@ personal token is refused with 403 ``tool_token_required`` before anything is wr
 from http import HTTPStatus
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
@@ -37,6 +38,7 @@ from agents.schemas import (
 from core.actors import Actor, actor_from_auth
 from core.auth import TOOL_AUTH
 from core.errors import PermissionRequired
+from core.ratelimits import check_write_rate
 from core.repositories import page_max_bytes
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 
@@ -56,18 +58,21 @@ def _actor(request: HttpRequest) -> Actor:
     "/runs/take-next",
     response={200: TakeNextOut, 204: None, **ERRORS},
     auth=TOOL_AUTH,
+    # Ninja would check the write limit on the event loop (no database there): the
+    # handler counts the write itself, on a thread.
+    throttle=[],
 )
-def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
+async def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
     """Hand the runner the first ready task that fits every limit and budget, started,
-    with its running agent, its live run and an account of its providers with the
-    account's secrets; 204 when nothing fits (after ``wait`` seconds, at most 30).
+    with its running agent, its live run, an account of its providers with the
+    account's secrets and what the task's earlier attempts ended with; 204 when nothing
+    fits (after ``wait`` seconds, at most 30).
 
     Tools only: a person (staff session or personal token) gets 403
     ``tool_token_required``. 400 ``unknown_provider`` for a provider cw has no account
     of; 409 ``account_secret_unreadable`` when the account's secrets cannot be decrypted
-    with the configured keys (nothing is claimed nor started). A waiting call holds its
-    server thread while it waits (an async variant that holds none can come later);
-    ``wait`` is bounded as the service bounds it.
+    with the configured keys (nothing is claimed nor started). A waiting call holds no
+    server thread and no database connection while it waits.
     """
     actor = _actor(request)
     if actor.kind != "tool":
@@ -76,7 +81,8 @@ def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
             "not a person's session or personal token.",
             code="tool_token_required",
         )
-    taken = services.run_take_next(**payload.dict(), actor=actor)
+    await sync_to_async(check_write_rate)(request)
+    taken = await services.run_take_next_waiting(**payload.dict(), actor=actor)
     if taken is None:
         return Status(HTTPStatus.NO_CONTENT, None)
     return {

@@ -74,7 +74,7 @@ from agents.services.runs import (
     run_report,
     run_sweep,
 )
-from agents.services.take_next import TakeNext, run_take_next
+from agents.services.take_next import TakeNext, run_take_next, run_take_next_waiting
 
 __all__ = [
     "ALLOWED_FROM",
@@ -133,5 +133,6 @@ __all__ = [
     "run_report",
     "run_sweep",
     "run_take_next",
+    "run_take_next_waiting",
     "validate_account_fields",
 ]

@@ -21,11 +21,12 @@ The next claimer therefore counts only once the previous one's run is committed.
 """
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -171,8 +172,45 @@ def run_take_next(
 
     A waiting call tries again each time the event feed moves (a run ended, a task
     completed: ``core.live``) or the fallback interval passes, holding no transaction
-    between tries; it waits in the calling thread.
+    between tries; it waits in the calling thread (``run_take_next_waiting`` waits on
+    the event loop instead).
     """
+    attempt = _prepared(runner_name, runner_host, providers, heartbeat_timeout_seconds, actor)
+    wait = check_wait(wait)
+    found = live.read_when_found_sync(attempt, channel=live.events_channel(), wait=wait)
+    return found[0] if found else None
+
+
+async def run_take_next_waiting(
+    *,
+    runner_name: str,
+    runner_host: str,
+    providers: Sequence[str],
+    heartbeat_timeout_seconds: int | None = None,
+    actor: Actor | None = None,
+    wait: float = 0,
+) -> TakeNext | None:
+    """``run_take_next`` for an async caller (the API's long poll): each try runs on a
+    thread and gives it back, so the wait between tries holds no thread, no connection
+    and no transaction; it is woken as ``run_take_next`` is, by the event feed's commits
+    (a run ended, a task completed or requeued) or the fallback interval."""
+    attempt = await sync_to_async(live.read_released)(
+        lambda: _prepared(runner_name, runner_host, providers, heartbeat_timeout_seconds, actor)
+    )
+    wait = check_wait(wait)
+    found = await live.read_when_found(attempt, channel=live.events_channel(), wait=wait)
+    return found[0] if found else None
+
+
+def _prepared(
+    runner_name: str,
+    runner_host: str,
+    providers: Sequence[str],
+    heartbeat_timeout_seconds: int | None,
+    actor: Actor | None,
+) -> Callable[[], list[TakeNext]]:
+    """One try of a take-next (a list: empty when nothing fits), its input checked
+    first; the refusals ``run_take_next`` lists, but ``invalid_wait``."""
     if not _is_name(runner_name):
         raise InvalidInput(
             "A runner's name is text of 1 to 255 characters.", code="invalid_runner_name"
@@ -192,7 +230,6 @@ def run_take_next(
             code="unknown_provider",
             details={"unknown": unknown},
         )
-    wait = check_wait(wait)
 
     def attempt() -> list[TakeNext]:
         run_sweep(limit=SWEEP_LIMIT)
@@ -205,8 +242,7 @@ def run_take_next(
         # are over, so nothing the claim wrote changes them.
         return [replace(taken, attempts=earlier_attempts(taken.task.pk))]
 
-    found = live.read_when_found_sync(attempt, channel=live.events_channel(), wait=wait)
-    return found[0] if found else None
+    return attempt
 
 
 @contextlib.contextmanager

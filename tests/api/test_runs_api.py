@@ -1,14 +1,19 @@
 """The runs API (``agents/api_runs.py``, tag ``runs``): take-next (tools only, with the
 account's secrets), heartbeat, finish, lists, retrieval and a person's cancel."""
 
+import threading
+import time
 from http import HTTPStatus
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 
 from agents.models import Budget, Run, RunLimit, UsageBucket
+from agents.services import run_finish
 from core.models import Event, Task
+from core.ratelimits import WRITE_THROTTLE
 from core.tokens import api_token_create
 from tests import factories as f
 from tests.api.helpers import assert_error, patch_json, post_json, url
@@ -224,6 +229,48 @@ def test_take_next_refuses_malformed_bodies(api_client, change):
     response = post_json(api_client, url("take_next_run"), {**RUNNER, **change})
 
     assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_take_next_answers_as_soon_as_a_run_ends(api_client):
+    f.AccountFactory(credentials=CREDENTIALS)
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=1)
+    phase = ready_task().phase
+    f.TaskFactory(phase=phase)
+    first = take(api_client)
+
+    def finish_later() -> None:
+        try:
+            time.sleep(0.5)
+            run_finish(run_id=first["run"]["id"], runner_name="runner-1", outcome="succeeded")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=finish_later)
+    started = time.monotonic()
+    thread.start()
+    try:
+        response = post_json(api_client, url("take_next_run"), {**RUNNER, "wait": 20})
+    finally:
+        thread.join(10)
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["task"]["id"] != first["task"]["id"]
+    assert time.monotonic() - started < 10
+
+
+def test_take_next_counts_against_the_write_limit(settings, api_client):
+    settings.CW_API_WRITE_RATE_LIMIT = 1
+    f.AccountFactory()
+    try:
+        assert post_json(api_client, url("take_next_run"), RUNNER).status_code == 204
+
+        response = post_json(api_client, url("take_next_run"), RUNNER)
+
+        body = assert_error(response, HTTPStatus.TOO_MANY_REQUESTS, "throttled")
+        assert int(response["Retry-After"]) == body["details"]["retry_after"] >= 1
+    finally:
+        WRITE_THROTTLE.forget()
 
 
 # --- heartbeat -----------------------------------------------------------------------------
