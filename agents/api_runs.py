@@ -11,6 +11,7 @@ personal token is refused with 403 ``tool_token_required`` before anything is wr
 from http import HTTPStatus
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
@@ -21,6 +22,7 @@ from agents.schemas import (
     BudgetIn,
     BudgetOut,
     BudgetPatch,
+    RunAttempts,
     RunFilters,
     RunFinishIn,
     RunHeartbeatIn,
@@ -29,12 +31,14 @@ from agents.schemas import (
     RunLimitOut,
     RunLimitPatch,
     RunOut,
+    RunReportIn,
     TakeNextIn,
     TakeNextOut,
 )
 from core.actors import Actor, actor_from_auth
 from core.auth import TOOL_AUTH
 from core.errors import PermissionRequired
+from core.ratelimits import check_write_rate
 from core.repositories import page_max_bytes
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 
@@ -54,16 +58,21 @@ def _actor(request: HttpRequest) -> Actor:
     "/runs/take-next",
     response={200: TakeNextOut, 204: None, **ERRORS},
     auth=TOOL_AUTH,
+    # Ninja would check the write limit on the event loop (no database there): the
+    # handler counts the write itself, on a thread.
+    throttle=[],
 )
-def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
+async def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
     """Hand the runner the first ready task that fits every limit and budget, started,
-    with its running agent, its live run and an account of its providers with the
-    account's secrets; 204 when nothing fits (after ``wait`` seconds, at most 30).
+    with its running agent, its live run, an account of its providers with the
+    account's secrets and what the task's earlier attempts ended with; 204 when nothing
+    fits (after ``wait`` seconds, at most 30).
 
     Tools only: a person (staff session or personal token) gets 403
     ``tool_token_required``. 400 ``unknown_provider`` for a provider cw has no account
-    of. A waiting call holds its server thread while it waits (an async variant that
-    holds none can come later); ``wait`` is bounded as the service bounds it.
+    of; 409 ``account_secret_unreadable`` when the account's secrets cannot be decrypted
+    with the configured keys (nothing is claimed nor started). A waiting call holds no
+    server thread and no database connection while it waits.
     """
     actor = _actor(request)
     if actor.kind != "tool":
@@ -72,10 +81,17 @@ def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
             "not a person's session or personal token.",
             code="tool_token_required",
         )
-    taken = services.run_take_next(**payload.dict(), actor=actor)
+    await sync_to_async(check_write_rate)(request)
+    taken = await services.run_take_next_waiting(**payload.dict(), actor=actor)
     if taken is None:
         return Status(HTTPStatus.NO_CONTENT, None)
-    return {"task": taken.task, "agent": taken.agent, "run": taken.run, "account": taken.account}
+    return {
+        "task": taken.task,
+        "agent": taken.agent,
+        "run": taken.run,
+        "account": taken.account,
+        "attempts": taken.attempts,
+    }
 
 
 @router.post("/runs/{run_id}/heartbeat", response={200: RunHeartbeatOut, **ERRORS})
@@ -92,6 +108,17 @@ def beat_run(request: HttpRequest, run_id: Id, payload: RunHeartbeatIn) -> dict[
         "reason": answer.reason,
         "budgets": [state.as_dict() for state in answer.budgets],
     }
+
+
+@router.patch("/runs/{run_id}", response={200: RunOut, **ERRORS})
+def report_run(request: HttpRequest, run_id: Id, payload: RunReportIn) -> Any:
+    """The runner reports what it made of its run: the agent process's pid, the
+    worktree's path, the agent CLI's session id and the commit each project started from;
+    only the fields sent change, and the run's agent gets the same worktree, pid and
+    session. Refused as a heartbeat is (409 ``run_not_live``, ``run_not_held``); a
+    commit of a project not linked to the run's initiative is 400
+    ``run_commit_other_initiative``. A refusal writes nothing."""
+    return services.run_report(run_id=run_id, **payload.dict())
 
 
 @router.post("/runs/{run_id}/finish", response={200: RunOut, **ERRORS})
@@ -123,6 +150,14 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
 def retrieve_run(request: HttpRequest, run_id: Id) -> Any:
     """One run."""
     return runs.get(run_id)
+
+
+@router.get("/tasks/{task_id}/attempts", response={200: RunAttempts, **ERRORS})
+def retrieve_task_attempts(request: HttpRequest, task_id: Id) -> Any:
+    """What the task's earlier attempts ended with: its last 10 runs that are over,
+    oldest first, each with its outcome, exit code, error, summary and the last lines its
+    agent printed (what take-next hands the runner with the task)."""
+    return services.run_list_attempts(task_id=task_id)
 
 
 @router.post("/runs/{run_id}/cancel", response={200: RunOut, **ERRORS})

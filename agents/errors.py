@@ -169,6 +169,12 @@ declare(
 )
 declare(
     "agents",
+    "run_commit_other_initiative",
+    InvalidInput,
+    "A commit names a project that is not linked to the run's initiative (`details.project_ids`).",
+)
+declare(
+    "agents",
     "invalid_run_outcome",
     InvalidInput,
     "A runner finishes a run as succeeded, failed, crashed or stopped (`details.allowed`).",

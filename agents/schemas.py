@@ -28,6 +28,13 @@ from agents.models import (
     UsageScope,
 )
 from agents.repositories.runs import MAX_BUDGET_LIMIT, MAX_REPORTED, MAX_USAGE_BATCH
+from agents.services.attempts import (
+    ATTEMPT_TEXT_CHARS,
+    LOG_LINE_CHARS,
+    LOG_TAIL_CHARS,
+    LOG_TAIL_LINES,
+    MAX_ATTEMPTS_LISTED,
+)
 from agents.services.logs import MAX_LOG_BATCH
 from agents.services.take_next import DEFAULT_HEARTBEAT_TIMEOUT, MAX_PROVIDERS
 from core.live import MAX_WAIT_SECONDS
@@ -179,9 +186,13 @@ LongText = Annotated[
 AGENT_NAME_MAX_LENGTH = 100
 
 
+#: The longest path of an agent's worktree (its column's width).
+AGENT_WORKTREE_MAX_LENGTH = 1024
+
+
 class AgentRegisterIn(InputSchema):
     worktree_id: NonBlankText = Field(
-        max_length=1024, description="Path to the agent's git worktree."
+        max_length=AGENT_WORKTREE_MAX_LENGTH, description="Path to the agent's git worktree."
     )
     name: NonBlankText | None = Field(
         None,
@@ -568,11 +579,49 @@ class RunOut(FromRecord):
     updated_at: datetime
 
 
+class RunAttemptOut(Schema):
+    """An earlier attempt at a task, as the next attempt is told about it."""
+
+    run_id: str
+    attempt: int = Field(description="1 for the task's first run, +1 for each retry.")
+    outcome: RunOutcome
+    exit_code: int | None
+    error: str | None = Field(
+        max_length=ATTEMPT_TEXT_CHARS,
+        description=f"Why it ended, its first {ATTEMPT_TEXT_CHARS:,} characters (then …).",
+    )
+    summary: str | None = Field(
+        max_length=ATTEMPT_TEXT_CHARS,
+        description=f"What it reported, its first {ATTEMPT_TEXT_CHARS:,} characters.",
+    )
+    started_at: datetime
+    ended_at: datetime | None
+    log_tail: list[Annotated[str, Field(max_length=LOG_LINE_CHARS)]] = Field(
+        max_length=LOG_TAIL_LINES,
+        description=(
+            f"The last non-blank lines its agent printed in this run's session: at most "
+            f"{LOG_TAIL_LINES} lines from the log's last {LOG_TAIL_CHARS:,} characters, "
+            f"each at most {LOG_LINE_CHARS} (a longer line keeps its end, after …)."
+        ),
+    )
+
+
+#: A task's earlier attempts: its last ones that are over, oldest first.
+RunAttempts = Annotated[list[RunAttemptOut], Field(max_length=MAX_ATTEMPTS_LISTED)]
+
+
 class TakeNextOut(Schema):
     task: TaskOut
     agent: AgentOut
     run: RunOut
     account: AccountClaimOut = Field(description="The account claimed, with its secrets.")
+    attempts: RunAttempts = Field(
+        description=(
+            f"What the task's earlier attempts ended with (the last "
+            f"{MAX_ATTEMPTS_LISTED}, oldest first), for the prompt: a retry starts from "
+            "what failed."
+        )
+    )
 
 
 class RunHeartbeatIn(InputSchema):
@@ -583,6 +632,28 @@ class RunHeartbeatIn(InputSchema):
     )
     pid: Int32 | None = None
     session_id: NonBlankText | None = Field(None, max_length=255, description="CLI session id.")
+
+
+class RunReportIn(InputSchema):
+    """What the runner made of its run; only the fields sent change."""
+
+    runner_name: RunnerName = Field(description="The runner that holds the run.")
+    pid: PositiveInt32 | None = Field(None, description="The agent process's id.")
+    worktree_path: NonBlankText | None = Field(
+        None,
+        max_length=AGENT_WORKTREE_MAX_LENGTH,
+        description="The run's git worktree (the agent's `worktree_id` becomes it too).",
+    )
+    session_id: NonBlankText | None = Field(
+        None, max_length=255, description="The agent CLI's session id, for resume."
+    )
+    start_commits: dict[Id, GitCommit] | None = Field(
+        None,
+        description=(
+            "The commit each project started from: project id → full commit. Each project "
+            "must be linked to the run's initiative (400 `run_commit_other_initiative`)."
+        ),
+    )
 
 
 class BudgetStateOut(Schema):

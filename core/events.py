@@ -220,7 +220,10 @@ EVENT_KINDS: dict[str, EventKind] = {
     "agent.status_changed": _kind("agent", "An agent's status changed.", _FROM_TO),
     "agent.dismissed": _kind("agent", "A person dismissed an agent from the working views."),
     "agent.updated": _kind(
-        "agent", "An agent's name, placement, account or mode changed.", _FIELDS
+        "agent",
+        "An agent's name, placement, account or mode changed, or its runner reported its "
+        "worktree, pid or CLI session.",
+        _FIELDS,
     ),
     "agent.deleted": _kind(
         "agent",
@@ -276,6 +279,15 @@ EVENT_KINDS: dict[str, EventKind] = {
         "run",
         "A run sent no heartbeat within its timeout; the sweep took it back.",
         {"task_id": "its task", "heartbeat_at": "its last heartbeat"},
+    ),
+    "run.reported": _kind(
+        "run",
+        "A run's runner reported its process, worktree, CLI session or start commits.",
+        {
+            "task_id": "its task",
+            "fields": "the names of the run's fields whose values changed",
+            "start_commits": "the commit each project started from, as reported",
+        },
     ),
     "run.cancelled": _kind("run", "A person cancelled a run.", {"task_id": "its task"}),
     "run.budget_stopped": _kind(

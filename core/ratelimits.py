@@ -30,6 +30,7 @@ import time
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
+from ninja.errors import Throttled
 from ninja.throttling import BaseThrottle
 
 from core.models import ApiToken
@@ -128,3 +129,20 @@ class WriteRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return getattr(self._local, "wait", None)
+
+
+#: The API's one throttle (``cw_project.api``): every process counts its leases in it,
+#: and the operations that check the limit themselves use it too.
+WRITE_THROTTLE = WriteRateThrottle()
+
+
+def check_write_rate(request: HttpRequest) -> None:
+    """Count one write of ``request``'s caller, or refuse it (``Throttled``: 429
+    ``throttled`` with ``Retry-After``), for an operation that checks the limit itself.
+
+    Ninja checks an async operation's throttles on the event loop, where the database
+    may not be used, so an async write is declared without Ninja's throttle
+    (``throttle=[]``) and calls this on a thread first (``sync_to_async``): the same
+    count, the same refusal."""
+    if not WRITE_THROTTLE.allow_request(request):
+        raise Throttled(wait=WRITE_THROTTLE.wait())  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from agents.api import router as agents_router
 from agents.api_runs import router as runs_router
 from core.api import router as core_router
 from core.auth import API_AUTH
-from core.ratelimits import WriteRateThrottle
+from core.ratelimits import WRITE_THROTTLE
 from core.readlimits import is_capped, release_read_slot, take_read_slot
 from cw_project.errors import (
     document_field_codes,
@@ -121,7 +121,7 @@ api = CwNinjaAPI(
         "`headers_too_large` (header fields over 64 KiB)."
     ),
     auth=API_AUTH,
-    throttle=[WriteRateThrottle()],
+    throttle=[WRITE_THROTTLE],
     renderer=FastJSONRenderer(),
     urls_namespace="api-1",
 )

@@ -53,6 +53,7 @@ submitted secret). It goes to the log, where it belongs.
 
 import functools
 import logging
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -385,14 +386,18 @@ def install_error_handlers(api: NinjaAPI) -> None:
         if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
             return respond(request, MALFORMED_JSON, "The request body is not valid JSON.")
         if isinstance(exc, Throttled):
-            # Ninja adds the Retry-After header to this response (core.ratelimits).
             limit = getattr(request, "cw_rate_limit", None)
-            return respond(
+            response = respond(
                 request,
                 THROTTLED,
                 f"Too many writes: a token may make {limit} a minute; retry in {exc.wait} s.",
                 {"retry_after": exc.wait, "limit_per_minute": limit},
             )
+            # Ninja sets it again on a refusal of its own throttle check; an operation
+            # that checks the limit itself (core.ratelimits.check_write_rate) has only this.
+            if exc.wait is not None:
+                response["Retry-After"] = str(math.ceil(exc.wait))
+            return response
         code = _HTTP_ERROR_CODES.get(exc.status_code)
         if code is None:
             body = error_body(f"http_{exc.status_code}", exc.message)

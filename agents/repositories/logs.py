@@ -3,6 +3,7 @@
 The checks, statements and row decoding that make appending and paging cheap are the
 log's fast path (``agents.repositories.log_fast_path``)."""
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -49,6 +50,14 @@ class LogChunkFields(TypedDict):
     agent_name: str
     content: str
     session_number: NotRequired[int]
+
+
+class LogTail(NamedTuple):
+    """The end of one session of an agent's log: its last chunks joined (each ends a
+    line), at most a given number of characters, and whether older text was left out."""
+
+    text: str
+    cut: bool
 
 
 class AgentLogCount(NamedTuple):
@@ -286,6 +295,36 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         rows.reverse()
         return log_rows(rows)
 
+    def find_tails(
+        self, sessions: Sequence[tuple[str, int]], *, chunks: int, chars: int
+    ) -> dict[tuple[str, int], LogTail]:
+        """The tail of each (agent id, session number) of ``sessions``: the last
+        ``chars`` characters of its last ``chunks`` chunks, each chunk ending a line.
+        A session without chunks is absent.
+
+        One statement whatever the number of sessions (a ``UNION ALL`` of one
+        ``ORDER BY id DESC LIMIT`` per session, each served by the index ``(agent_id,
+        id)``), and each chunk is cut to its last ``chars`` characters by the database:
+        a tail reads at most ``chunks`` chunks, never the whole log."""
+        wanted = sorted(set(sessions))
+        if not wanted:
+            return {}
+        db = connections[DEFAULT_DB_ALIAS]
+        params: list[Any] = []
+        for agent_id, session_number in wanted:
+            params += [chars, agent_id, session_number, chunks]
+        rows = hot.fetch_all(db, _tails_sql(db.vendor, len(wanted)), params)
+        by_session: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for agent_id, session_number, id, text in rows:
+            by_session.setdefault((agent_id, session_number), []).append((id, text))
+        tails = {}
+        for key, found in by_session.items():
+            found.sort()
+            text = "".join(part if part.endswith("\n") else part + "\n" for _, part in found)
+            cut = len(text) > chars or any(len(part) >= chars for _, part in found)
+            tails[key] = LogTail(text[-chars:], cut)
+        return tails
+
     def count_created_before(
         self, before: datetime, *, agent_id: str | None = None
     ) -> list[AgentLogCount]:
@@ -472,3 +511,20 @@ class LogChunkRepository(Repository[AgentLogChunk]):
                 "A value of this log chunk cannot be stored (too long or out of range).",
                 code="invalid_value",
             ) from error
+
+
+@functools.cache
+def _tails_sql(vendor: str, sessions: int) -> str:
+    """``find_tails``' statement for ``sessions`` sessions: each branch a session's last
+    chunks, newest first, cut to their last characters (``right`` on PostgreSQL,
+    ``substr`` from the end on SQLite)."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    content = quote("content")
+    ending = f"right({content}, %s)" if vendor == "postgresql" else f"substr({content}, -%s)"
+    branch = (
+        f"SELECT * FROM (SELECT {quote('agent_id')}, {quote('session_number')}, "  # noqa: S608
+        f"{quote('id')}, {ending} FROM {quote(AgentLogChunk._meta.db_table)} "
+        f"WHERE {quote('agent_id')} = %s AND {quote('session_number')} = %s "
+        f"ORDER BY {quote('id')} DESC LIMIT %s) AS tail_{{n}}"
+    )
+    return " UNION ALL ".join(branch.format(n=n) for n in range(sessions))

@@ -176,6 +176,26 @@ class RunRepository(Repository[Run]):
             fields["session_id"] = session_id
         return self._transition(run, **fields)
 
+    def report(
+        self,
+        run: Run,
+        *,
+        pid: int | None = None,
+        worktree_path: str | None = None,
+        session_id: str | None = None,
+    ) -> list[str]:
+        """Record what the runner reports of a locked live run (its process, worktree
+        and CLI session; what is not given is kept); the fields that changed."""
+        given = {"pid": pid, "worktree_path": worktree_path, "session_id": session_id}
+        changed = {
+            name: value
+            for name, value in given.items()
+            if value is not None and getattr(run, name) != value
+        }
+        if changed:
+            self._update(run, **changed)
+        return list(changed)
+
     def end(
         self,
         run: Run,
@@ -244,6 +264,16 @@ class RunRepository(Repository[Run]):
     def history(self, task_id: str) -> list[Run]:
         """Every run of the task, by attempt (its history)."""
         return list(self.queryset().filter(task_id=task_id).order_by("attempt"))
+
+    def find_ended_by_task(self, task_id: str, *, limit: int) -> list[Run]:
+        """The task's last ``limit`` runs that are over, by attempt (oldest first): what
+        its next attempt is told about those before it. One query."""
+        ended = (
+            Run.objects.filter(task_id=task_id)
+            .exclude(outcome=RunOutcome.RUNNING)
+            .order_by("-attempt")[:limit]
+        )
+        return list(reversed(ended))
 
     def find_stale(self, now: datetime, *, limit: int | None = None) -> list[Run]:
         """Live runs whose last heartbeat plus timeout is before ``now`` (lost), the
@@ -402,18 +432,27 @@ class RunCommitRepository(Repository[RunCommit]):
     slug = "run_commit"
     label = "Run commit"
 
+    def record_start(self, run: Run, commits: dict[str, str]) -> list[RunCommit]:
+        """Set the commit ``run`` started from in each project of ``commits`` (project id
+        → full commit name), adding the project's row when the run had none; as
+        ``record_end`` refuses."""
+        return self._record(run, commits, "start_commit")
+
     def record_end(self, run: Run, commits: dict[str, str]) -> list[RunCommit]:
         """Set the commit ``run`` ended at in each project of ``commits`` (project id →
         full commit name), adding the project's row when the run had none. A malformed
         name is ``invalid_git_commit``; a project that does not exist ``project_not_found``."""
+        return self._record(run, commits, "end_commit")
+
+    def _record(self, run: Run, commits: dict[str, str], column: str) -> list[RunCommit]:
         existing = {row.project_id: row for row in RunCommit.objects.filter(run=run)}
         written = []
         for project_id, sha in sorted(commits.items()):
             row = existing.get(project_id)
             if row is None:
-                written.append(self._create(run=run, project_id=project_id, end_commit=sha))
+                written.append(self._create(run=run, project_id=project_id, **{column: sha}))
             else:
-                written.append(self._update(row, end_commit=sha))
+                written.append(self._update(row, **{column: sha}))
         return written
 
 

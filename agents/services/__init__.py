@@ -32,8 +32,10 @@ from agents.services.agents import (
     agent_mark_stopped,
     agent_mark_waiting,
     agent_register,
+    agent_report_process,
     agent_update,
 )
+from agents.services.attempts import Attempt, run_list_attempts
 from agents.services.budgets import (
     budget_create,
     budget_delete,
@@ -69,15 +71,17 @@ from agents.services.runs import (
     run_cancel,
     run_finish,
     run_heartbeat,
+    run_report,
     run_sweep,
 )
-from agents.services.take_next import TakeNext, run_take_next
+from agents.services.take_next import TakeNext, run_take_next, run_take_next_waiting
 
 __all__ = [
     "ALLOWED_FROM",
     "DISMISSIBLE_FROM",
     "MAX_LOG_BATCH",
     "SECRET_FIELDS",
+    "Attempt",
     "TakeNext",
     "account_claim",
     "account_clear_expired_exhaustion",
@@ -100,6 +104,7 @@ __all__ = [
     "agent_mark_stopped",
     "agent_mark_waiting",
     "agent_register",
+    "agent_report_process",
     "agent_update",
     "budget_create",
     "budget_delete",
@@ -124,7 +129,10 @@ __all__ = [
     "run_limit_create",
     "run_limit_delete",
     "run_limit_update",
+    "run_list_attempts",
+    "run_report",
     "run_sweep",
     "run_take_next",
+    "run_take_next_waiting",
     "validate_account_fields",
 ]

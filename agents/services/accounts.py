@@ -162,7 +162,7 @@ def claim_next_account(*, provider: str) -> Account:
     try:
         account = accounts.find_next_available(provider)
     except SecretKeyError as error:
-        raise _secret_unreadable(provider) from error
+        raise secret_unreadable(provider) from error
     if account is None:
         raise Conflict(
             f"No '{provider}' account is available: all are exhausted, or none exists.",
@@ -185,9 +185,10 @@ def record_account_claimed(account: Account, *, agent_id: str | None = None) -> 
 _UNREADABLE_NAMED = 20
 
 
-def _secret_unreadable(provider: str) -> Conflict:
-    """The refusal of a claim that met a secret the configured keys cannot decrypt,
-    naming the provider's accounts in that state (never a secret, nor a key)."""
+def secret_unreadable(provider: str) -> Conflict:
+    """The refusal of a claim (an account claim, a registration's, a take-next's) that
+    met a secret the configured keys cannot decrypt, naming the provider's accounts in
+    that state (never a secret, nor a key)."""
     unreadable = set(
         find_undecryptable(accounts.queryset().filter(provider=provider), limit=_UNREADABLE_NAMED)
     )

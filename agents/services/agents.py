@@ -135,6 +135,28 @@ def agent_update(*, agent_id: str, **changes: Unpack[AgentChanges]) -> Agent:
 
 
 @transaction.atomic
+def agent_report_process(
+    *,
+    agent_id: str,
+    worktree_id: str | None = None,
+    pid: int | None = None,
+    session_id: str | None = None,
+) -> Agent:
+    """Record where and as what the agent's process runs, as its runner reports it: its
+    worktree's path, pid and CLI session id (what is not given is kept); records
+    ``agent.updated`` with the fields that changed (nothing when none did). Its status
+    is left to the lifecycle."""
+    changes: AgentChanges = {}
+    if worktree_id is not None:
+        changes["worktree_id"] = worktree_id
+    if pid is not None:
+        changes["pid"] = pid
+    if session_id is not None:
+        changes["session_id"] = session_id
+    return apply_update(AGENTS, agents, agents.get_for_update(agent_id), changes)
+
+
+@transaction.atomic
 def agent_delete(*, agent_id: str) -> None:
     """Delete an agent (``agent_not_found`` when there is none) with its proposals and
     conversations; its log stays (it names the agent, not a foreign key). Records

@@ -39,12 +39,13 @@ from agents.services.agents import (
     agent_mark_crashed,
     agent_mark_idle,
     agent_mark_stopped,
+    agent_report_process,
 )
 from core.actors import Actor, require_person
 from core.errors import Conflict, InvalidInput
 from core.events import event_record
 from core.models import Initiative, TaskStatus
-from core.repositories import InitiativeRepository, TaskRepository
+from core.repositories import InitiativeRepository, ProjectRepository, TaskRepository
 from core.services.lifecycle import lock_task_with_parents, task_complete, task_return
 
 runs = RunRepository()
@@ -54,6 +55,7 @@ run_commits = RunCommitRepository()
 agents = AgentRepository()
 tasks = TaskRepository()
 initiatives = InitiativeRepository()
+projects = ProjectRepository()
 
 #: The outcomes a runner reports when its process ends (the others are cw's decisions).
 FINISH_OUTCOMES = (
@@ -355,6 +357,58 @@ def run_heartbeat(
         error=f"Budget spent: {', '.join(spent_out)}.",
     )
     return HeartbeatAnswer("stop", run, reason="budget_spent", budgets=states)
+
+
+# --- the runner's report ----------------------------------------------------------------
+
+
+@transaction.atomic
+def run_report(
+    *,
+    run_id: str,
+    runner_name: str,
+    pid: int | None = None,
+    worktree_path: str | None = None,
+    session_id: str | None = None,
+    start_commits: dict[str, str] | None = None,
+) -> Run:
+    """The runner reports what it made of its live run: the agent process's ``pid``, the
+    run's ``worktree_path``, the agent CLI's ``session_id`` (for resume) and the commit
+    each project started from (project id → full commit name); what is not given is
+    kept. The run's agent gets the same worktree, pid and session (``agent.updated``).
+    Records ``run.reported`` with what changed (nothing when nothing did).
+
+    Refused, writing nothing: a run that is over (409 ``run_not_live``) or held by
+    another runner (409 ``run_not_held``), as a heartbeat is; a commit of a project not
+    linked to the run's initiative (400 ``run_commit_other_initiative``), a malformed
+    commit (400 ``invalid_git_commit``).
+    """
+    run = _lock_live(run_id, runner_name)
+    task = tasks.get(run.task_id)
+    commits = dict(start_commits or {})
+    if commits:
+        linked = (
+            {p.pk for p in projects.find_projects_by_initiative_id(task.initiative_id)}
+            if task.initiative_id
+            else set()
+        )
+        foreign = sorted(set(commits) - linked)
+        if foreign:
+            raise InvalidInput(
+                f"Project(s) {', '.join(foreign)} are not linked to the run's initiative: "
+                "a run reports commits of its initiative's projects.",
+                code="run_commit_other_initiative",
+                details={"project_ids": foreign, "initiative_id": task.initiative_id},
+            )
+        run_commits.record_start(run, commits)
+    changed = runs.report(run, pid=pid, worktree_path=worktree_path, session_id=session_id)
+    if run.agent_id is not None:
+        agent_report_process(
+            agent_id=run.agent_id, worktree_id=worktree_path, pid=pid, session_id=session_id
+        )
+    if changed or commits:
+        _record_run("run.reported", run, task.initiative_id, fields=changed, start_commits=commits)
+    return run
 
 
 # --- finish ---------------------------------------------------------------------------

@@ -21,11 +21,12 @@ The next claimer therefore counts only once the previous one's run is committed.
 """
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -36,8 +37,10 @@ from agents.repositories import (
     RunLimitRepository,
     RunRepository,
 )
-from agents.services.accounts import record_account_claimed
+from agents.secrets import SecretKeyError
+from agents.services.accounts import record_account_claimed, secret_unreadable
 from agents.services.agents import agent_mark_running, agent_register
+from agents.services.attempts import Attempt, earlier_attempts
 from agents.services.runs import budget_states, run_sweep
 from core import live
 from core.actors import Actor, acting_as
@@ -73,13 +76,14 @@ _ALL = ("all", "")
 
 @dataclass(frozen=True)
 class TakeNext:
-    """What a take-next hands out: the started task, its running agent, its live run and
-    the account claimed for it."""
+    """What a take-next hands out: the started task, its running agent, its live run,
+    the account claimed for it and what the task's earlier attempts ended with."""
 
     task: Task
     agent: Agent
     run: Run
     account: Account
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 class _NothingFits(Exception):
@@ -155,17 +159,58 @@ def run_take_next(
     live-run limit and its budgets. Starts the task, registers its agent (running, bound
     to task and account) and its run (the next attempt; ``heartbeat_timeout_seconds``,
     120 by default), and records ``run.started``; every event names ``actor`` when given.
+    The answer carries what the task's earlier attempts ended with (``earlier_attempts``:
+    outcome, error, the last lines of their logs), so a retry starts from what failed.
 
     Refused, writing nothing (400): a blank runner name or host
     (``invalid_runner_name``, ``invalid_runner_host``), no providers or a malformed one
     (``invalid_providers``), a provider without any account (``unknown_provider``), a
     timeout outside 10 s to a day (``invalid_heartbeat_timeout``), a wait out of range
-    (``invalid_wait``).
+    (``invalid_wait``); and (409) an account whose secrets the configured keys cannot
+    decrypt (``account_secret_unreadable``): nothing of the claim is written, since its
+    secrets could not be handed out.
 
     A waiting call tries again each time the event feed moves (a run ended, a task
     completed: ``core.live``) or the fallback interval passes, holding no transaction
-    between tries; it waits in the calling thread.
+    between tries; it waits in the calling thread (``run_take_next_waiting`` waits on
+    the event loop instead).
     """
+    attempt = _prepared(runner_name, runner_host, providers, heartbeat_timeout_seconds, actor)
+    wait = check_wait(wait)
+    found = live.read_when_found_sync(attempt, channel=live.events_channel(), wait=wait)
+    return found[0] if found else None
+
+
+async def run_take_next_waiting(
+    *,
+    runner_name: str,
+    runner_host: str,
+    providers: Sequence[str],
+    heartbeat_timeout_seconds: int | None = None,
+    actor: Actor | None = None,
+    wait: float = 0,
+) -> TakeNext | None:
+    """``run_take_next`` for an async caller (the API's long poll): each try runs on a
+    thread and gives it back, so the wait between tries holds no thread, no connection
+    and no transaction; it is woken as ``run_take_next`` is, by the event feed's commits
+    (a run ended, a task completed or requeued) or the fallback interval."""
+    attempt = await sync_to_async(live.read_released)(
+        lambda: _prepared(runner_name, runner_host, providers, heartbeat_timeout_seconds, actor)
+    )
+    wait = check_wait(wait)
+    found = await live.read_when_found(attempt, channel=live.events_channel(), wait=wait)
+    return found[0] if found else None
+
+
+def _prepared(
+    runner_name: str,
+    runner_host: str,
+    providers: Sequence[str],
+    heartbeat_timeout_seconds: int | None,
+    actor: Actor | None,
+) -> Callable[[], list[TakeNext]]:
+    """One try of a take-next (a list: empty when nothing fits), its input checked
+    first; the refusals ``run_take_next`` lists, but ``invalid_wait``."""
     if not _is_name(runner_name):
         raise InvalidInput(
             "A runner's name is text of 1 to 255 characters.", code="invalid_runner_name"
@@ -185,18 +230,19 @@ def run_take_next(
             code="unknown_provider",
             details={"unknown": unknown},
         )
-    wait = check_wait(wait)
 
     def attempt() -> list[TakeNext]:
         run_sweep(limit=SWEEP_LIMIT)
         with _acting(actor):
             try:
-                return [_take(runner_name, runner_host, wanted, account_ids, timeout, actor)]
+                taken = _take(runner_name, runner_host, wanted, account_ids, timeout, actor)
             except _NothingFits:
                 return []
+        # Read once the claim committed, outside take-next's turn: the earlier attempts
+        # are over, so nothing the claim wrote changes them.
+        return [replace(taken, attempts=earlier_attempts(taken.task.pk))]
 
-    found = live.read_when_found_sync(attempt, channel=live.events_channel(), wait=wait)
-    return found[0] if found else None
+    return attempt
 
 
 @contextlib.contextmanager
@@ -306,9 +352,14 @@ def _fitting(batch: list[Task], now: datetime) -> Iterator[Task]:
 
 def _claim(providers: list[str], excluded: set[str]) -> Account:
     """An account of the first of ``providers`` that has one available, in rotation;
-    ``_NothingFits`` when none has."""
+    ``_NothingFits`` when none has. An account whose secrets the configured keys cannot
+    decrypt is 409 ``account_secret_unreadable``, as an account claim is: the claim's
+    transaction, the task's start included, then rolls back whole."""
     for provider in providers:
-        account = accounts.find_next_available(provider, exclude_ids=excluded)
+        try:
+            account = accounts.find_next_available(provider, exclude_ids=excluded)
+        except SecretKeyError as error:
+            raise secret_unreadable(provider) from error
         if account is not None:
             return account
     raise _NothingFits

@@ -5,13 +5,16 @@ Each worker thread opens its own connection, so these tests see the locking prod
 does (take-next's advisory lock on PostgreSQL, immediate transactions on SQLite).
 """
 
+import asyncio
 import threading
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
 
 from agents.models import Run
-from agents.services import TakeNext, run_finish, run_take_next
+from agents.services import TakeNext, run_finish, run_take_next, run_take_next_waiting
 from core.models import Task
 from core.repositories import readiness
 from tests import factories as f
@@ -134,4 +137,37 @@ def test_a_waiting_take_is_woken_when_a_run_ends_and_takes_the_freed_slot():
     assert errors == [], errors
     assert results[0] is not None and results[0].task.pk != first.task.pk
     assert 0.4 < woken_after[0] < 5  # woken by the finish, not by the fallback
+    assert_runs_agree()
+
+
+def test_an_async_waiting_take_is_woken_when_a_run_ends_and_holds_no_thread_meanwhile():
+    f.AccountFactory()
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=1)
+    ready_tasks(2)
+    first = take(0)
+    assert first is not None
+
+    async def scenario() -> tuple[TakeNext | None, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waiting = asyncio.create_task(
+            run_take_next_waiting(
+                runner_name="runner-1", runner_host="build-01", providers=["claude"], wait=20
+            )
+        )
+        await asyncio.sleep(0.5)  # the take is waiting by now
+        # The finish runs on the one thread sync_to_async hands database work to: a wait
+        # holding that thread would keep it out until the wait ended (20 s).
+        await sync_to_async(run_finish)(
+            run_id=first.run.pk, runner_name="runner-0", outcome="succeeded"
+        )
+        try:
+            return await waiting, loop.time() - started
+        finally:
+            await sync_to_async(lambda: connection.close())()
+
+    taken, waited = asyncio.run(scenario())
+
+    assert taken is not None and taken.task.pk != first.task.pk
+    assert 0.4 < waited < 5  # woken by the finish, not by the fallback
     assert_runs_agree()

@@ -1,5 +1,6 @@
-"""A claim that meets a secret the configured keys cannot decrypt answers 409
-``account_secret_unreadable`` in the error shape, naming the account: never a 500."""
+"""A claim (an account claim, a registration's, a take-next's) that meets a secret the
+configured keys cannot decrypt answers 409 ``account_secret_unreadable`` in the error
+shape, naming the account: never a 500, and nothing written."""
 
 from http import HTTPStatus
 
@@ -8,10 +9,10 @@ from cryptography.fernet import Fernet
 from django.test import override_settings
 from django.urls import reverse
 
-from agents.models import Account, Agent
+from agents.models import Account, Agent, Run
 from core.models import Event
 from tests.api.helpers import assert_error, post_json
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, InitiativeFactory, PhaseFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +63,22 @@ def test_the_claim_works_again_once_the_old_key_is_back(api_client, stale_accoun
         response = post_json(api_client, reverse("api-1:claim_account"), {"provider": "claude"})
     assert response.status_code == HTTPStatus.OK
     assert response.json()["credentials"] == CREDENTIALS
+
+
+@override_settings(CW_SECRET_KEYS=[NEW_KEY])
+def test_take_next_with_an_unreadable_secret_is_409_and_writes_nothing(api_client, stale_account):
+    initiative = InitiativeFactory(execution_mode="yolo")
+    task = TaskFactory(phase=PhaseFactory(initiative=initiative, status="in_progress"))
+    body = {"runner_name": "runner-1", "runner_host": "build-01", "providers": ["claude"]}
+
+    response = post_json(api_client, reverse("api-1:take_next_run"), body)
+
+    error = assert_error(response, HTTPStatus.CONFLICT, "account_secret_unreadable")
+    assert error["details"]["account_ids"] == [stale_account.pk]
+    assert "sk-ant" not in response.content.decode()
+    # Nothing of the claim was written: no run, no agent, the task still pending.
+    task.refresh_from_db()
+    assert task.status == "pending"
+    assert not Run.objects.exists() and not Agent.objects.exists()
+    assert Account.objects.values_list("last_used_at", flat=True).get() is None
+    assert not Event.objects.exists()

@@ -149,6 +149,8 @@ SPECIFIED_OPERATIONS = {
     ("patch", "/api/run-limits/{run_limit_id}"),
     ("delete", "/api/run-limits/{run_limit_id}"),
     ("get", "/api/runs/{run_id}"),
+    ("patch", "/api/runs/{run_id}"),
+    ("get", "/api/tasks/{task_id}/attempts"),
     ("post", "/api/runs/{run_id}/heartbeat"),
     ("post", "/api/runs/{run_id}/finish"),
     ("post", "/api/runs/{run_id}/cancel"),

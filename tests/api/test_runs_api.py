@@ -1,14 +1,19 @@
 """The runs API (``agents/api_runs.py``, tag ``runs``): take-next (tools only, with the
 account's secrets), heartbeat, finish, lists, retrieval and a person's cancel."""
 
+import threading
+import time
 from http import HTTPStatus
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 
 from agents.models import Budget, Run, RunLimit, UsageBucket
+from agents.services import run_finish
 from core.models import Event, Task
+from core.ratelimits import WRITE_THROTTLE
 from core.tokens import api_token_create
 from tests import factories as f
 from tests.api.helpers import assert_error, patch_json, post_json, url
@@ -34,6 +39,8 @@ OPERATIONS = {
     "list_runs": ("get", "/api/runs"),
     "retrieve_run": ("get", "/api/runs/{run_id}"),
     "cancel_run": ("post", "/api/runs/{run_id}/cancel"),
+    "retrieve_task_attempts": ("get", "/api/tasks/{task_id}/attempts"),
+    "report_run": ("patch", "/api/runs/{run_id}"),
 }
 
 
@@ -106,6 +113,11 @@ def test_the_document_states_the_bounds_the_server_enforces(document):
     assert patterns == ["^[0-9a-f]{40}([0-9a-f]{24})?$"]
     outcome = schemas["RunFinishIn"]["properties"]["outcome"]
     assert set(outcome["enum"]) == {"succeeded", "failed", "crashed", "stopped"}
+    assert schemas["TakeNextOut"]["properties"]["attempts"]["maxItems"] == 10
+    attempt = schemas["RunAttemptOut"]["properties"]
+    assert attempt["log_tail"]["maxItems"] == 20
+    assert attempt["log_tail"]["items"]["maxLength"] == 500
+    assert attempt["error"]["anyOf"][0]["maxLength"] == 2_000
 
 
 # --- take-next ---------------------------------------------------------------------------
@@ -127,6 +139,43 @@ def test_take_next_hands_a_tool_the_task_agent_run_and_account_with_secrets(api_
     assert body["account"]["credentials"] == CREDENTIALS
     started = Event.objects.get(kind="run.started")
     assert started.actor_type == "tool" and started.actor_name == "test-tool"
+
+
+def test_take_next_and_the_task_attempts_tell_a_retry_what_failed(api_client):
+    f.AccountFactory(credentials=CREDENTIALS)
+    task = ready_task()
+    task.initiative.retry_backoff_seconds = 0
+    task.initiative.save()
+    first = take(api_client)
+    assert first["attempts"] == []
+    f.AgentLogChunkFactory(
+        agent_id=first["agent"]["id"], content="Error: rate limit reached\nExit 1\n"
+    )
+    finish = {"runner_name": "runner-1", "outcome": "crashed", "exit_code": 1, "error": "boom"}
+    finished = post_json(api_client, url("finish_run", run_id=first["run"]["id"]), finish)
+    assert finished.status_code == HTTPStatus.OK
+
+    second = take(api_client)
+
+    (earlier,) = second["attempts"]
+    assert {k: v for k, v in earlier.items() if k not in ("started_at", "ended_at")} == {
+        "run_id": first["run"]["id"],
+        "attempt": 1,
+        "outcome": "crashed",
+        "exit_code": 1,
+        "error": "boom",
+        "summary": None,
+        "log_tail": ["Error: rate limit reached", "Exit 1"],
+    }
+    response = api_client.get(url("retrieve_task_attempts", task_id=task.pk))
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == second["attempts"]
+
+
+def test_the_attempts_of_an_unknown_task_are_404(api_client):
+    response = api_client.get(url("retrieve_task_attempts", task_id="nope"))
+
+    assert_error(response, HTTPStatus.NOT_FOUND, "task_not_found")
 
 
 def test_take_next_answers_204_when_nothing_fits(api_client):
@@ -180,6 +229,48 @@ def test_take_next_refuses_malformed_bodies(api_client, change):
     response = post_json(api_client, url("take_next_run"), {**RUNNER, **change})
 
     assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_take_next_answers_as_soon_as_a_run_ends(api_client):
+    f.AccountFactory(credentials=CREDENTIALS)
+    f.RunLimitFactory(scope_type="all", scope_id="", max_live=1)
+    phase = ready_task().phase
+    f.TaskFactory(phase=phase)
+    first = take(api_client)
+
+    def finish_later() -> None:
+        try:
+            time.sleep(0.5)
+            run_finish(run_id=first["run"]["id"], runner_name="runner-1", outcome="succeeded")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=finish_later)
+    started = time.monotonic()
+    thread.start()
+    try:
+        response = post_json(api_client, url("take_next_run"), {**RUNNER, "wait": 20})
+    finally:
+        thread.join(10)
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["task"]["id"] != first["task"]["id"]
+    assert time.monotonic() - started < 10
+
+
+def test_take_next_counts_against_the_write_limit(settings, api_client):
+    settings.CW_API_WRITE_RATE_LIMIT = 1
+    f.AccountFactory()
+    try:
+        assert post_json(api_client, url("take_next_run"), RUNNER).status_code == 204
+
+        response = post_json(api_client, url("take_next_run"), RUNNER)
+
+        body = assert_error(response, HTTPStatus.TOO_MANY_REQUESTS, "throttled")
+        assert int(response["Retry-After"]) == body["details"]["retry_after"] >= 1
+    finally:
+        WRITE_THROTTLE.forget()
 
 
 # --- heartbeat -----------------------------------------------------------------------------
@@ -290,6 +381,83 @@ def test_heartbeat_of_an_unknown_run_is_404(api_client):
     response = post_json(api_client, url("beat_run", run_id="nope"), {"runner_name": "runner-1"})
 
     assert_error(response, HTTPStatus.NOT_FOUND, "run_not_found")
+
+
+# --- the runner's report -------------------------------------------------------------------
+
+
+def test_a_runner_reports_its_runs_facts_and_the_agent_takes_them(api_client):
+    run = f.RunFactory(task=ready_task(status="in_progress"))
+    project = f.InitiativeProjectFactory(initiative=run.task.initiative).project
+    sha = "e" * 40
+
+    response = patch_json(
+        api_client,
+        url("report_run", run_id=run.pk),
+        {
+            "runner_name": "runner-1",
+            "pid": 4242,
+            "worktree_path": "/srv/cw/worktrees/run-1",
+            "session_id": "sess-1",
+            "start_commits": {project.pk: sha},
+        },
+    )
+
+    assert response.status_code == HTTPStatus.OK, response.content
+    body = response.json()
+    assert (body["pid"], body["worktree_path"], body["session_id"]) == (
+        4242,
+        "/srv/cw/worktrees/run-1",
+        "sess-1",
+    )
+    run.agent.refresh_from_db()
+    assert (run.agent.worktree_id, run.agent.pid) == ("/srv/cw/worktrees/run-1", 4242)
+    assert run.commits.get().start_commit == sha
+    event = Event.objects.get(kind="run.reported")
+    assert (event.actor_type, event.actor_name) == ("tool", "test-tool")
+
+
+def test_a_report_of_a_project_outside_the_initiative_is_400_writing_nothing(api_client):
+    run = f.RunFactory(task=ready_task(status="in_progress"))
+    outsider = f.ProjectFactory()
+
+    response = patch_json(
+        api_client,
+        url("report_run", run_id=run.pk),
+        {"runner_name": "runner-1", "pid": 7, "start_commits": {outsider.pk: "e" * 40}},
+    )
+
+    body = assert_error(response, HTTPStatus.BAD_REQUEST, "run_commit_other_initiative")
+    assert body["details"]["project_ids"] == [outsider.pk]
+    run.refresh_from_db()
+    assert run.pid is None
+
+
+@pytest.mark.parametrize(
+    ("runner", "cancel", "code"),
+    [("runner-2", False, "run_not_held"), ("runner-1", True, "run_not_live")],
+)
+def test_a_report_is_refused_as_a_heartbeat_is(api_client, staff_client, runner, cancel, code):
+    run = f.RunFactory()
+    if cancel:
+        assert post_json(staff_client, url("cancel_run", run_id=run.pk), {}).status_code == 200
+
+    response = patch_json(api_client, url("report_run", run_id=run.pk), {"runner_name": runner})
+
+    assert_error(response, HTTPStatus.CONFLICT, code)
+
+
+@pytest.mark.parametrize(
+    "change", [{"pid": 0}, {"start_commits": {"prj_1": "abc"}}, {"worktree_path": "x" * 1025}]
+)
+def test_a_malformed_report_is_422(api_client, change):
+    run = f.RunFactory()
+
+    response = patch_json(
+        api_client, url("report_run", run_id=run.pk), {"runner_name": "runner-1", **change}
+    )
+
+    assert_error(response, HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error")
 
 
 # --- finish --------------------------------------------------------------------------------

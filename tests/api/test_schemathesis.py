@@ -67,6 +67,7 @@ STATE_DEPENDENT_REFUSALS = frozenset(
         "task_parent_cycle",  # the task tree, as stored
         "task_parent_other_initiative",  # the parent's initiative
         "unknown_provider",  # a runner's provider has no account, as stored
+        "run_commit_other_initiative",  # the projects linked to the run's initiative
     }
 )
 
