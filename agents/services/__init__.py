@@ -1,5 +1,6 @@
 """What may happen to agents' records, one module per topic: accounts, agents, logs,
-messages, conversations and runs.
+messages, conversations, runs (with a person's requeue of a task), budgets and
+take-next.
 
 Every public ``<entity>_<action>`` function is keyword-only and one transaction, raises
 ``core.errors`` domain errors with stable codes, and records its event (``core.events``)
@@ -70,6 +71,7 @@ from agents.services.runs import (
     run_finish,
     run_heartbeat,
     run_sweep,
+    task_requeue,
 )
 from agents.services.take_next import TakeNext, run_take_next
 
@@ -126,5 +128,6 @@ __all__ = [
     "run_limit_update",
     "run_sweep",
     "run_take_next",
+    "task_requeue",
     "validate_account_fields",
 ]
