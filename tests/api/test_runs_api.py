@@ -34,6 +34,7 @@ OPERATIONS = {
     "list_runs": ("get", "/api/runs"),
     "retrieve_run": ("get", "/api/runs/{run_id}"),
     "cancel_run": ("post", "/api/runs/{run_id}/cancel"),
+    "requeue_task": ("post", "/api/tasks/{task_id}/requeue"),
 }
 
 

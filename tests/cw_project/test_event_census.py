@@ -251,6 +251,7 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "beat_run": lambda ids: _live_run(ids, usage=[{"model": "m", "input_tokens": 5}]),
     "finish_run": lambda ids: _live_run(ids, outcome="succeeded", end_commits=None, usage=[]),
     "cancel_run": lambda ids: Scenario(ids=_live_run(ids).ids, person=True),
+    "requeue_task": lambda ids: (_task(ids, "blocked"), Scenario(person=True))[1],
     "create_budget": lambda ids: Scenario(
         body={"scope_type": "all", "scope_id": "", "window_seconds": None, "limit": 100},
         person=True,
