@@ -67,6 +67,7 @@ from agents.services.messages import (
     message_update,
 )
 from agents.services.runs import (
+    can_requeue,
     run_cancel,
     run_finish,
     run_heartbeat,
@@ -106,6 +107,7 @@ __all__ = [
     "budget_create",
     "budget_delete",
     "budget_update",
+    "can_requeue",
     "check_log_batch_size",
     "claim_next_account",
     "conversation_answer",

@@ -47,6 +47,7 @@ from core.events import event_record
 from core.models import Initiative, Task, TaskStatus
 from core.repositories import InitiativeRepository, TaskRepository
 from core.services.lifecycle import (
+    REQUEUE_FROM,
     lock_task_with_parents,
     task_complete,
     task_return,
@@ -469,6 +470,12 @@ def run_cancel(*, run_id: str, actor: Actor | None = None) -> Run:
         error="Cancelled by a person.",
     )
     return run
+
+
+def can_requeue(task: Task) -> bool:
+    """Whether ``task_requeue`` would take ``task`` now (for a page's button): it is
+    blocked or in progress, and no run of it is live."""
+    return task.status in REQUEUE_FROM and runs.find_live_by_task(task.pk) is None
 
 
 @transaction.atomic

@@ -396,6 +396,8 @@ EDITS = {
     "agents.Agent": ("worktree_id", "/srv/wt/renamed"),
     "agents.Message": ("content", "Edited."),
     "agents.Conversation": ("question", "Edited?"),
+    "agents.Budget": ("limit", "2000"),
+    "agents.RunLimit": ("max_live", "5"),
     "reviews.Proposal": ("title", "Renamed"),
     "reviews.ReviewComment": ("body", "Edited."),
     "reviews.ChatSession": ("agent", lambda: f.AgentFactory().pk),
