@@ -5,9 +5,9 @@ completed here, in the top app: a phase's page shows its review comments grouped
 file with the review brief an agent would get, the agents that worked on its tasks, and
 a "Request changes" button on a phase in review (``phase_request_changes``); a task's
 page shows its runs and the agents that worked on it, with buttons to cancel its live
-run and to requeue it with fresh attempts (``agents.admin_runs``). Phase and Task are registered again with these
-subclasses (the admin's autodiscovery imports this module after ``core.admin``, as
-``operations`` comes after ``core`` in ``INSTALLED_APPS``).
+run and to requeue it with fresh attempts (``agents.admin_runs``). Phase and Task are
+registered again with these subclasses (the admin's autodiscovery imports this module
+after ``core.admin``, as ``operations`` comes after ``core`` in ``INSTALLED_APPS``).
 """
 
 from collections.abc import Iterable
