@@ -249,7 +249,6 @@ class RunAdmin(ButtonsAdmin, ReadOnlyAdmin):
         "outcome",
         "runner_name",
         ("account", admin.RelatedOnlyFieldListFilter),
-        "started_at",
     )
     list_select_related = ("task", "agent", "account")
     search_fields = ("task__name", "agent__name", "runner_name", "session_id")
