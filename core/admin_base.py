@@ -14,7 +14,7 @@ make is on the event feed.
   service and comes back to the page with the outcome in words: a ``DomainError`` in its
   words, a ``Refused`` (not in this state) as a warning, a record deleted meanwhile as a
   warning on the list. ``service_button`` builds the common one, a service called with
-  the record's id.
+  the record's id. A button that cannot be undone asks first (``Button.confirm``).
 """
 
 from collections.abc import Callable, Iterable
