@@ -220,7 +220,6 @@ class RunRepository(Repository[Run]):
         """The task's live run, or None."""
         return self.live().filter(task_id=task_id).first()
 
-    @planned(21)
     def find_live_by_agent(self, agent_id: str) -> Run | None:
         """The agent's live run, or None."""
         return self.live().filter(agent_id=agent_id).first()
