@@ -10,8 +10,9 @@ service and comes back to the page with the outcome in words — a refusal's mes
 never a traceback (``core.admin_base.ButtonsAdmin``). An agent's log is read on its own
 page, a session and a page of chunks at a time (``AgentAdmin.log_view``).
 
-Runs, their commits and usage, usage buckets, budgets and limits are shown read-only for
-now: they change through the run services, whose buttons come with them.
+Runs, budgets and limits have their own module (``agents.admin_runs``); an agent's page
+borrows its buttons: cancel the agent's live run, and requeue the task of an agent that
+crashed or stopped (or say where that task is now).
 """
 
 import json
@@ -31,24 +32,18 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from agents import services
+from agents import admin_runs, services
 from agents.logformat import LogRecord, parse_chunk
 from agents.models import (
     Account,
     Agent,
     AgentLogChunk,
     AgentStatus,
-    Budget,
     Conversation,
     ConversationStatus,
     Message,
     MessageType,
     ParticipantType,
-    Run,
-    RunCommit,
-    RunLimit,
-    RunUsage,
-    UsageBucket,
     one_line,
 )
 from agents.repositories import (
@@ -452,7 +447,12 @@ class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
             services.agent_mark_stopped, id_argument="agent_id", description="Mark stopped"
         ),
     )
-    buttons = (Button("answer", "Send the answer", _answer_agent),)
+    buttons = (
+        # Offered in the page's own panel, with the answer's text field.
+        Button("answer", "Send the answer", _answer_agent, shown=lambda agent: False),
+        admin_runs.REQUEUE_AGENT_TASK,
+        admin_runs.CANCEL_AGENT_RUN,
+    )
 
     def get_queryset(self, request):
         # The account column shows the login only: its secrets are not read (nor decrypted).
@@ -485,6 +485,7 @@ class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
             "pending_questions": pending_questions_of(record),
             "open_questions": list(open_questions(record)),
             "is_waiting": record.status == AgentStatus.WAITING_FOR_INPUT,
+            "agent_task": admin_runs.agent_task_state(record),
         }
 
     # --- the log viewer ------------------------------------------------------------
@@ -715,81 +716,3 @@ class ConversationAdmin(ButtonsAdmin, PlanChoicesAdmin):
             **super().button_context(request, record),
             "is_pending": record.status == ConversationStatus.PENDING,
         }
-
-
-# --- runs, usage, budgets and limits (read-only until the run services) ---------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A record shown, never added, changed or deleted here: its writes belong to services
-    that record their events."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class RunCommitInline(admin.TabularInline):
-    model = RunCommit
-    fields = ("project", "start_commit", "end_commit")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(Run)
-class RunAdmin(ReadOnlyAdmin):
-    list_display = (
-        "__str__", "agent", "account", "runner_name", "outcome", "started_at", "heartbeat_at",
-        "ended_at", "input_tokens", "output_tokens", "cost_micros",
-    )  # fmt: skip
-    list_filter = ("outcome", "runner_name")
-    list_select_related = ("task", "agent", "account")
-    search_fields = ("task__name", "agent__name", "runner_name", "session_id")
-    inlines = (RunCommitInline,)
-
-
-@admin.register(RunCommit)
-class RunCommitAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "run", "start_commit", "end_commit")
-    list_select_related = ("run__task", "project")
-
-
-@admin.register(RunUsage)
-class RunUsageAdmin(ReadOnlyAdmin):
-    list_display = (
-        "run", "model", "input_tokens", "output_tokens", "cache_read_tokens",
-        "cache_write_tokens", "cost_micros", "reported_at",
-    )  # fmt: skip
-    list_select_related = ("run__task",)
-    show_full_result_count = False
-
-
-@admin.register(UsageBucket)
-class UsageBucketAdmin(ReadOnlyAdmin):
-    list_display = (
-        "scope_type", "scope_id", "bucket_start", "input_tokens", "output_tokens",
-        "cache_read_tokens", "cache_write_tokens", "cost_micros",
-    )  # fmt: skip
-    list_filter = ("scope_type",)
-    show_full_result_count = False
-
-
-@admin.register(Budget)
-class BudgetAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "metric", "limit", "window_seconds", "warn_percent", "active")
-    list_filter = ("scope_type", "metric", "active")
-
-
-@admin.register(RunLimit)
-class RunLimitAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "scope_type", "scope_id", "max_live")
-    list_filter = ("scope_type",)

@@ -1,6 +1,7 @@
 """The API router of runs (tag ``runs``, issue 21): runners take the next task, beat
-and finish their runs; anyone reads them; people cancel them. Budgets and limits on
-live runs (tag ``budgets``): anyone reads them; only people set, change or lift them.
+and finish their runs; anyone reads them; people cancel them and requeue a task with
+fresh attempts. Budgets and limits on live runs (tag ``budgets``): anyone reads them;
+only people set, change or lift them.
 Handlers are thin: reads go to the repositories, every change to ``agents.services``.
 
 Take-next hands out the claimed account's secrets, so it takes a tool's bearer token
@@ -40,7 +41,7 @@ from core.auth import TOOL_AUTH
 from core.errors import PermissionRequired
 from core.ratelimits import check_write_rate
 from core.repositories import page_max_bytes
-from core.schemas import ERRORS, Id, Page, PageParams, page_of
+from core.schemas import ERRORS, Id, Page, PageParams, TaskOut, page_of
 
 router = Router(tags=["runs"])
 
@@ -167,6 +168,19 @@ def cancel_run(request: HttpRequest, run_id: Id) -> Any:
     ``run_not_live``. A person's gate: a tool's token gets 403 ``person_required``. A
     run that is over is 409 ``run_not_live``."""
     return services.run_cancel(run_id=run_id, actor=_actor(request))
+
+
+@router.post("/tasks/{task_id}/requeue", response={200: TaskOut, **ERRORS})
+def requeue_task(request: HttpRequest, task_id: Id) -> Any:
+    """A person sends a task back to the ready queue with fresh attempts: a blocked task
+    (its attempts spent, or blocked by a person), or one in progress that no run holds.
+    Its failed runs stay its history but no longer count against its initiative's
+    ``max_attempts`` nor hold it back; records ``task.requeued``. A person's gate: a
+    tool's token gets 403 ``person_required``. A task with a live run is 409
+    ``task_has_live_run`` (``details.run_id``: cancel it first); one pending or
+    completed 409 ``transition_not_allowed`` (``details.allowed_from``). A refusal
+    writes nothing."""
+    return services.task_requeue(task_id=task_id, actor=_actor(request))
 
 
 # --- budgets and limits (people's gates for writes) ---------------------------------------

@@ -406,7 +406,8 @@ class Run(TimestampedModel):
     never an overwrite. A run is *live* while its outcome is ``running``; a task and an
     agent hold at most one live run each, and ``ended_at`` is set exactly once the run
     has ended. The usage totals are the sums of the run's usage reports (``RunUsage``),
-    kept current as they arrive.
+    kept current as they arrive. A failed run counts against its initiative's
+    ``max_attempts`` until a person requeues its task (``attempts_reset_at``).
     """
 
     # Indexed by runs_task_attempt_unique (task, attempt), not by a second index.
@@ -471,6 +472,14 @@ class Run(TimestampedModel):
     cache_read_tokens = usage_field()
     cache_write_tokens = usage_field()
     cost_micros = usage_field("Cost in millionths of a US dollar.")
+    attempts_reset_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When a person requeued its task with fresh attempts: a failure before then "
+            "no longer counts against the initiative's max_attempts, nor holds the task back."
+        ),
+    )
 
     class Meta:
         db_table = "runs"

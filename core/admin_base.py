@@ -14,7 +14,7 @@ make is on the event feed.
   service and comes back to the page with the outcome in words: a ``DomainError`` in its
   words, a ``Refused`` (not in this state) as a warning, a record deleted meanwhile as a
   warning on the list. ``service_button`` builds the common one, a service called with
-  the record's id.
+  the record's id. A button that cannot be undone asks first (``Button.confirm``).
 """
 
 from collections.abc import Callable, Iterable
@@ -34,7 +34,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
-from core.actors import Actor
+from core.actors import Actor, current_actor
 from core.errors import DomainError
 from core.events import EVENT_KINDS
 from core.history import HISTORY_LIMIT, record_history
@@ -64,6 +64,16 @@ class Writes:
     update: Callable[..., Any] | None = None
     delete: Callable[..., Any] | None = None
     fields: Callable[[dict[str, Any]], dict[str, Any]] = lambda values: values
+    #: The services are a person's gate: each call also gets ``actor=`` the person the
+    #: door named (the admin's logged-in user, ``core.actors.current_actor``).
+    pass_actor: bool = False
+
+    def call(self, service: Callable[..., Any] | None, **kwargs: Any) -> Any:
+        """Call one of the services (which the admin offers only when it is set)."""
+        assert service is not None  # the admin does not offer what is missing
+        if self.pass_actor:
+            kwargs["actor"] = current_actor()
+        return service(**kwargs)
 
 
 def service_action(
@@ -187,12 +197,11 @@ class ServiceAdmin(HistoryAdmin):
 
     def write(self, form) -> models.Model:
         """Create or update the form's record through the service."""
+        writes = self.writes
         if form.instance._state.adding:
-            assert self.writes.create is not None  # no add form otherwise
-            return self.writes.create(**self.writes.fields(self.form_values(form)))
-        assert self.writes.update is not None  # no change form otherwise
-        changed = self.writes.fields(self.form_values(form, only=form.changed_data))
-        return self.writes.update(**{self.writes.id_argument: form.instance.pk}, **changed)
+            return writes.call(writes.create, **writes.fields(self.form_values(form)))
+        changed = writes.fields(self.form_values(form, only=form.changed_data))
+        return writes.call(writes.update, **{writes.id_argument: form.instance.pk}, **changed)
 
     def form_values(self, form, only: list[str] | None = None) -> dict[str, Any]:
         """The form's values of the model's fields (all, or ``only`` those), a relation
@@ -211,15 +220,13 @@ class ServiceAdmin(HistoryAdmin):
     # --- deletes ---------------------------------------------------------------------
 
     def delete_model(self, request, obj) -> None:
-        assert self.writes.delete is not None  # no delete otherwise
-        self.writes.delete(**{self.writes.id_argument: obj.pk})
+        self.writes.call(self.writes.delete, **{self.writes.id_argument: obj.pk})
 
     def delete_queryset(self, request, queryset) -> None:
-        assert self.writes.delete is not None  # no delete otherwise
         try:
             with transaction.atomic():
                 for pk in list(queryset.values_list("pk", flat=True)):
-                    self.writes.delete(**{self.writes.id_argument: pk})
+                    self.writes.call(self.writes.delete, **{self.writes.id_argument: pk})
         except DomainError as error:
             raise _DeleteRefused(error.message) from error
 
@@ -374,7 +381,9 @@ class Button:
     ``run(request, record)`` calls a service and returns the success message (it may read
     fields the button's form posts from ``request.POST``); it raises ``DomainError`` (a
     service's refusal) or ``Refused``. ``shown(record)`` says when the plain button is
-    offered (its POST is allowed regardless: the service says no in words).
+    offered (its POST is allowed regardless: the service says no in words). A button
+    with a ``confirm`` question runs only once the person answered it: its first POST
+    shows the question (``admin/cw/confirm_button.html``), whose own POST runs it.
     """
 
     slug: str
@@ -383,6 +392,9 @@ class Button:
     shown: Callable[[Any], bool] = lambda record: True
     #: "default" for the page's main step.
     style: str = ""
+    #: A question to answer before it runs (a step that cannot be undone), about the
+    #: record: ``confirm.format(record=record)``.
+    confirm: str | None = None
 
 
 def service_button(
@@ -395,6 +407,7 @@ def service_button(
     pass_actor: bool = False,
     style: str = "",
     done: Callable[[Any, Any], str] | None = None,
+    confirm: str | None = None,
 ) -> Button:
     """A button calling ``service(<id_argument>=record.pk)`` (with ``actor=`` the person
     when ``pass_actor``); its message is ``done(record, result)``, by default
@@ -410,7 +423,7 @@ def service_button(
         name = shorten(str(record), MESSAGE_NAME_CHARACTERS)
         return f"{label}: done for {record._meta.verbose_name} '{name}'."
 
-    return Button(slug, label, run, shown=shown, style=style)
+    return Button(slug, label, run, shown=shown, style=style, confirm=confirm)
 
 
 class ButtonsAdmin(HistoryAdmin):
@@ -447,6 +460,8 @@ class ButtonsAdmin(HistoryAdmin):
             return self.record_gone(request, object_id)
         if not self.has_button_permission(request, record):
             raise PermissionDenied
+        if button.confirm and request.POST.get("confirmed") != "yes":
+            return self.confirm_view(request, record, button)
         try:
             done = button.run(request, record)
         except DomainError as error:
@@ -456,6 +471,29 @@ class ButtonsAdmin(HistoryAdmin):
         else:
             self.message_user(request, done, messages.SUCCESS)
         return redirect(change_url(record))
+
+    def confirm_view(self, request: HttpRequest, record: Any, button: Button) -> HttpResponse:
+        """Ask the button's question; answering yes posts again, confirmed."""
+        assert button.confirm is not None
+        opts = self.opts
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Are you sure?",
+            "subtitle": None,
+            "opts": opts,
+            "object": record,
+            "question": button.confirm.format(record=record),
+            "label": button.label,
+            "action_url": self.button_url(record, button.slug),
+            "back_url": change_url(record),
+            "fields": [
+                (name, value)
+                for name, value in request.POST.items()
+                if name not in ("csrfmiddlewaretoken", "confirmed")
+            ],
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/cw/confirm_button.html", context)
 
     def record_gone(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Back to the list, saying the record is not there (deleted meanwhile)."""

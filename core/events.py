@@ -146,8 +146,14 @@ EVENT_KINDS: dict[str, EventKind] = {
     ),
     "task.requeued": _kind(
         "task",
-        "A task went back to the ready queue (pending) after its run ended without success.",
-        {"from": "the status before", "outcome": "how its run ended"},
+        "A task went back to the ready queue (pending): after its run ended without "
+        "success, or requeued by a person with fresh attempts.",
+        {"from": "the status before"},
+        {
+            "outcome": "how its run ended (when its run's end returned it)",
+            "attempts_reset": "when a person requeued it: how many failed runs no longer "
+            "count against its initiative's max_attempts",
+        },
     ),
     "task.unblocked": _kind("task", "A task was unblocked.", {"to": "the status it went back to"}),
     "task.deleted": _kind(

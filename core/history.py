@@ -130,6 +130,14 @@ def _via_change_set(text: str) -> Phrase:
     return phrase
 
 
+def _requeued(data: dict[str, Any], subject: str) -> str:
+    """A task back in the queue: after its run (with the run's outcome), or by a person
+    with fresh attempts."""
+    if "attempts_reset" in data:
+        return "requeued the task with fresh attempts"
+    return _with("returned the task to the queue", "outcome", " (its run {value})")(data, subject)
+
+
 #: Every event kind's phrase; the sentence is "<actor> <phrase>".
 PHRASES: dict[str, Phrase] = {
     "initiative.created": _fixed("created the initiative"),
@@ -149,7 +157,7 @@ PHRASES: dict[str, Phrase] = {
     "task.completed": _with("completed the task", "summary", ": {value}"),
     "task.blocked": _fixed("blocked the task"),
     "task.unblocked": _fixed("unblocked the task"),
-    "task.requeued": _with("returned the task to the queue", "outcome", " (its run {value})"),
+    "task.requeued": _requeued,
     "task.deleted": _via_change_set("deleted the task"),
     "dependency.added": _via_change_set("added a dependency"),
     "dependency.removed": _via_change_set("removed a dependency"),

@@ -4,9 +4,10 @@ Core never imports the agents or reviews apps, and these pages need both, so the
 completed here, in the top app: a phase's page shows its review comments grouped by
 file with the review brief an agent would get, the agents that worked on its tasks, and
 a "Request changes" button on a phase in review (``phase_request_changes``); a task's
-page shows the agents that worked on it. Phase and Task are registered again with these
-subclasses (the admin's autodiscovery imports this module after ``core.admin``, as
-``operations`` comes after ``core`` in ``INSTALLED_APPS``).
+page shows its runs and the agents that worked on it, with buttons to cancel its live
+run and to requeue it with fresh attempts (``agents.admin_runs``). Phase and Task are
+registered again with these subclasses (the admin's autodiscovery imports this module
+after ``core.admin``, as ``operations`` comes after ``core`` in ``INSTALLED_APPS``).
 """
 
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 
+from agents import admin_runs
 from agents.models import Agent
 from agents.repositories import AgentRepository
 from core.admin import PhaseAdmin, TaskAdmin
@@ -74,13 +76,20 @@ class ReviewedPhaseAdmin(PhaseAdmin):
 
 
 class WorkedTaskAdmin(TaskAdmin):
-    """``TaskAdmin`` plus the agents that worked on the task (a retried task has several)."""
+    """``TaskAdmin`` plus the task's runs and the agents that worked on it (a retried task
+    has several), a button to cancel its live run (it asks first) and one to requeue it
+    with fresh attempts when it is blocked or left in progress with no live run."""
 
     change_form_template = "admin/core/task/change_form_worked.html"
+    buttons = (*TaskAdmin.buttons, admin_runs.CANCEL_TASK_RUN, admin_runs.REQUEUE_TASK)
 
     def plan_context(self, request: HttpRequest, task: Any) -> dict[str, Any]:
         context = super().plan_context(request, task)
-        return {**context, "plan_agents": _agent_rows(agents.find_by_task_id(task.pk))}
+        return {
+            **context,
+            "plan_agents": _agent_rows(agents.find_by_task_id(task.pk)),
+            "plan_runs": admin_runs.task_runs(task),
+        }
 
 
 def _comments_url(phase: Phase) -> str:

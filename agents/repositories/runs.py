@@ -143,7 +143,16 @@ class RunRepository(Repository[Run]):
     label = "Run"
     select_related = ("task",)
     lifecycle_fields = frozenset(
-        {"outcome", "ended_at", "heartbeat_at", "exit_code", "error", "summary", *USAGE_FIELDS}
+        {
+            "outcome",
+            "ended_at",
+            "heartbeat_at",
+            "exit_code",
+            "error",
+            "summary",
+            "attempts_reset_at",
+            *USAGE_FIELDS,
+        }
     )
     #: The most stale runs one sweep takes.
     stale_batch = 100
@@ -212,17 +221,25 @@ class RunRepository(Repository[Run]):
             run, outcome=outcome, ended_at=at, exit_code=exit_code, error=error, summary=summary
         )
 
+    def reset_attempts(self, task_id: str, *, at: datetime) -> int:
+        """Set aside the failed runs of a task whose task a person requeued (its run
+        services hold the task's lock): they no longer count against ``max_attempts``
+        nor put the task in back-off. How many failed runs were still counted."""
+        self._require_atomic("reset_attempts")
+        counted = Run.objects.filter(
+            task_id=task_id, outcome__in=FAILED_RUN_OUTCOMES, attempts_reset_at__isnull=True
+        )
+        return self._update_many(counted, attempts_reset_at=at)
+
     # --- reads -----------------------------------------------------------------------
 
     def live(self) -> QuerySet[Run]:
         return self.queryset().filter(outcome=RunOutcome.RUNNING)
 
-    @planned(21)
     def find_live_by_task(self, task_id: str) -> Run | None:
         """The task's live run, or None."""
         return self.live().filter(task_id=task_id).first()
 
-    @planned(21)
     def find_live_by_agent(self, agent_id: str) -> Run | None:
         """The agent's live run, or None."""
         return self.live().filter(agent_id=agent_id).first()
@@ -275,6 +292,19 @@ class RunRepository(Repository[Run]):
         )
         return list(reversed(ended))
 
+    def counted_failures(self, task_id: str) -> list[Run]:
+        """The task's failed runs that count against its ``max_attempts`` (those since a
+        person last requeued it), by attempt."""
+        return list(
+            self.queryset()
+            .filter(
+                task_id=task_id,
+                outcome__in=FAILED_RUN_OUTCOMES,
+                attempts_reset_at__isnull=True,
+            )
+            .order_by("attempt")
+        )
+
     def find_stale(self, now: datetime, *, limit: int | None = None) -> list[Run]:
         """Live runs whose last heartbeat plus timeout is before ``now`` (lost), the
         longest silent first, at most ``limit`` (``stale_batch``) of them."""
@@ -287,9 +317,14 @@ class RunRepository(Repository[Run]):
 
     def last_failure_ends(self, task_ids: Iterable[str]) -> dict[str, datetime]:
         """When each of ``task_ids``' last failed run (failed, crashed, lost,
-        budget_stopped) ended; a task without one is absent. One query."""
+        budget_stopped) still counted ended (a person's requeue sets the earlier ones
+        aside); a task without one is absent. One query."""
         rows = (
-            Run.objects.filter(task_id__in=list(task_ids), outcome__in=FAILED_RUN_OUTCOMES)
+            Run.objects.filter(
+                task_id__in=list(task_ids),
+                outcome__in=FAILED_RUN_OUTCOMES,
+                attempts_reset_at__isnull=True,
+            )
             .order_by()
             .values("task_id")
             .annotate(last=Max("ended_at"))

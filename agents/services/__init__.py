@@ -1,5 +1,6 @@
 """What may happen to agents' records, one module per topic: accounts, agents, logs,
-messages, conversations and runs.
+messages, conversations, runs (with a person's requeue of a task), budgets and
+take-next.
 
 Every public ``<entity>_<action>`` function is keyword-only and one transaction, raises
 ``core.errors`` domain errors with stable codes, and records its event (``core.events``)
@@ -68,11 +69,13 @@ from agents.services.messages import (
     message_update,
 )
 from agents.services.runs import (
+    can_requeue,
     run_cancel,
     run_finish,
     run_heartbeat,
     run_report,
     run_sweep,
+    task_requeue,
 )
 from agents.services.take_next import TakeNext, run_take_next, run_take_next_waiting
 
@@ -109,6 +112,7 @@ __all__ = [
     "budget_create",
     "budget_delete",
     "budget_update",
+    "can_requeue",
     "check_log_batch_size",
     "claim_next_account",
     "conversation_answer",
@@ -134,5 +138,6 @@ __all__ = [
     "run_sweep",
     "run_take_next",
     "run_take_next_waiting",
+    "task_requeue",
     "validate_account_fields",
 ]

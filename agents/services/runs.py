@@ -1,5 +1,6 @@
-"""What may happen to a run once it started: heartbeats, its end, the sweep of lost runs
-and a person's cancel (issue 21; handing runs out, take-next, is built on the same rules).
+"""What may happen to a run once it started: heartbeats, its end, the sweep of lost runs,
+a person's cancel, and a person's requeue of a task with fresh attempts (issue 21;
+handing runs out, take-next, is built on the same rules).
 
 The rule they keep: a task is ``in_progress`` exactly while it has a live run (outcome
 ``running``), and an agent holds at most one. So a run never ends alone: in the same
@@ -44,9 +45,15 @@ from agents.services.agents import (
 from core.actors import Actor, require_person
 from core.errors import Conflict, InvalidInput
 from core.events import event_record
-from core.models import Initiative, TaskStatus
+from core.models import Initiative, Task, TaskStatus
 from core.repositories import InitiativeRepository, ProjectRepository, TaskRepository
-from core.services.lifecycle import lock_task_with_parents, task_complete, task_return
+from core.services.lifecycle import (
+    REQUEUE_FROM,
+    lock_task_with_parents,
+    task_complete,
+    task_return,
+    task_return_to_queue,
+)
 
 runs = RunRepository()
 usages = UsageRepository()
@@ -191,7 +198,8 @@ def _record_run(kind: str, run: Run, initiative_id: str | None, **data: Any) -> 
 
 
 def _failures(task_id: str) -> list[dict[str, Any]]:
-    """The task's failed attempts, oldest first (what a person reads on a blocked task)."""
+    """The task's failed attempts that count (since a person last requeued it), oldest
+    first: what a person reads on a blocked task."""
     return [
         {
             "run_id": run.pk,
@@ -200,8 +208,7 @@ def _failures(task_id: str) -> list[dict[str, Any]]:
             "exit_code": run.exit_code,
             "error": (run.error or "")[:FAILURE_ERROR_CHARS] or None,
         }
-        for run in runs.history(task_id)
-        if run.outcome in FAILED_OUTCOMES
+        for run in runs.counted_failures(task_id)
     ]
 
 
@@ -517,3 +524,39 @@ def run_cancel(*, run_id: str, actor: Actor | None = None) -> Run:
         error="Cancelled by a person.",
     )
     return run
+
+
+def can_requeue(task: Task) -> bool:
+    """Whether ``task_requeue`` would take ``task`` now (for a page's button): it is
+    blocked or in progress, and no run of it is live."""
+    return task.status in REQUEUE_FROM and runs.find_live_by_task(task.pk) is None
+
+
+@transaction.atomic
+def task_requeue(*, task_id: str, actor: Actor | None = None) -> Task:
+    """A person sends a task back to the ready queue (``pending``) with fresh attempts:
+    a task blocked (its attempts spent, or by a person), or in progress with no live
+    run (an agent that never reported back). Its failed runs so far are set aside
+    (``attempts_reset_at``): they no longer count against its initiative's
+    ``max_attempts`` nor put it in back-off, so it gets ``max_attempts`` more; its runs
+    stay its history, and the next one is numbered after them. Records
+    ``task.requeued`` (``from``, ``attempts_reset``) with the actor.
+
+    Refused, writing nothing: anyone but a person (403 ``person_required``), a task that
+    does not exist (404 ``task_not_found``), one with a live run (409
+    ``task_has_live_run``, ``details.run_id``: cancel the run first), one in any other
+    status (409 ``transition_not_allowed``, ``details.allowed_from``). Locks the
+    task's initiative, phase and task, then reads its runs.
+    """
+    require_person(actor, "requeue a task")
+    task, _phase, _initiative = lock_task_with_parents(task_id)
+    live = runs.find_live_by_task(task.pk)
+    if live is not None:
+        raise Conflict(
+            f"Task '{task}' has a live run (attempt {live.attempt}, on runner "
+            f"'{live.runner_name}'): cancel the run first.",
+            code="task_has_live_run",
+            details={"id": task.pk, "run_id": live.pk},
+        )
+    reset = runs.reset_attempts(task.pk, at=timezone.now())
+    return task_return_to_queue(task=task, attempts_reset=reset)

@@ -5,9 +5,9 @@ arguments, records its events (``task.started``, ``phase.status_changed`` with `
 and ``to``, …) in the same transaction, after its writes, and raises a
 ``core.errors.DomainError`` with a stable code when a transition is not allowed. The
 admin, the API and the management commands all call these; none of them changes a
-status on its own. (``lock_task_with_parents``, ``lock_phase_with_initiative`` and
-``phase_reopen_for_changes`` are building blocks for other apps' services and run
-inside their caller's transaction.)
+status on its own. (``lock_task_with_parents``, ``lock_phase_with_initiative``,
+``task_return_to_queue`` and ``phase_reopen_for_changes`` are building blocks for other
+apps' services and run inside their caller's transaction.)
 
 Task-level approval does not exist: tasks complete directly, and what happens when a
 phase's last task completes is decided by the initiative's ``execution_mode``. Approving
@@ -223,6 +223,28 @@ def task_return(
             failures=failures,
             **{"from": TaskStatus.IN_PROGRESS},
         )
+    return task
+
+
+#: Where a person's requeue takes a task from: blocked (its attempts spent, or by a
+#: person), or in progress with nothing running it (its run's agent never reported back).
+REQUEUE_FROM = (TaskStatus.BLOCKED, TaskStatus.IN_PROGRESS)
+
+
+def task_return_to_queue(*, task: Task, attempts_reset: int) -> Task:
+    """Send a locked task a person requeues back to the ready queue (``pending``), from
+    ``REQUEUE_FROM`` (else ``transition_not_allowed`` with ``allowed_from``); records
+    ``task.requeued`` (``from``, ``attempts_reset``: the failed runs that no longer count).
+
+    A building block of the agents app's ``task_requeue``, which holds the task's lock
+    (``lock_task_with_parents``) in its transaction, has checked that no run is live
+    (core knows no runs) and set the failed ones aside.
+    """
+    if task.status not in REQUEUE_FROM:
+        raise _refuse("task", task, "requeue", list(REQUEUE_FROM))
+    before = task.status
+    tasks.set_status(task, TaskStatus.PENDING)
+    _record_task("task.requeued", task, attempts_reset=attempts_reset, **{"from": before})
     return task
 
 

@@ -154,6 +154,7 @@ SPECIFIED_OPERATIONS = {
     ("post", "/api/runs/{run_id}/heartbeat"),
     ("post", "/api/runs/{run_id}/finish"),
     ("post", "/api/runs/{run_id}/cancel"),
+    ("post", "/api/tasks/{task_id}/requeue"),
     ("patch", "/api/review-comments/{comment_id}"),
     ("delete", "/api/review-comments/{comment_id}"),
     ("post", "/api/review-comments/{comment_id}/resolve"),

@@ -41,6 +41,7 @@ OPERATIONS = {
     "cancel_run": ("post", "/api/runs/{run_id}/cancel"),
     "retrieve_task_attempts": ("get", "/api/tasks/{task_id}/attempts"),
     "report_run": ("patch", "/api/runs/{run_id}"),
+    "requeue_task": ("post", "/api/tasks/{task_id}/requeue"),
 }
 
 

@@ -93,7 +93,8 @@ def generic_cases(form: forms.Form, valid: dict[str, Any]) -> list[Case]:
             cases.append(Case(f"{name}-too-long", {**valid, name: "x" * (NAME_MAX_LENGTH + 1)}))
     for name in _integer_fields(form):
         if name in valid:
-            cases.append(Case(f"{name}-huge", {**valid, name: str(2**40)}))
+            if (form.fields[name].max_value or 0) < 2**40:  # a 64-bit field takes it
+                cases.append(Case(f"{name}-huge", {**valid, name: str(2**40)}))
             cases.append(Case(f"{name}-bool-like", {**valid, name: "1.5"}))
     return cases
 
@@ -214,6 +215,23 @@ def _chat_message() -> dict[str, Any]:
     return {"chat_session": session.pk, "role": "user", "content": "Split this phase."}
 
 
+def _budget() -> dict[str, Any]:
+    return {
+        "scope_type": "all",
+        "scope_id": "",
+        "metric": "tokens",
+        "limit": "100000",
+        "window_seconds": "18000",
+        "warn_percent": "80",
+        "active": "on",
+        "note": "",
+    }
+
+
+def _run_limit() -> dict[str, Any]:
+    return {"scope_type": "runner", "scope_id": "census-runner", "max_live": "2"}
+
+
 VALID_ADD: dict[str, Callable[[], dict[str, Any]]] = {
     "core.Initiative": _initiative,
     "core.Phase": _phase,
@@ -227,6 +245,8 @@ VALID_ADD: dict[str, Callable[[], dict[str, Any]]] = {
     "agents.Agent": _agent,
     "agents.Message": _message,
     "agents.Conversation": _conversation,
+    "agents.Budget": _budget,
+    "agents.RunLimit": _run_limit,
     "reviews.Proposal": _proposal,
     "reviews.ReviewComment": _review_comment,
     "reviews.ChatSession": _chat_session,
@@ -262,6 +282,23 @@ def _specific_add_cases(label: str, valid: dict[str, Any]) -> list[Case]:
         ]
     if label == "core.Project":
         return [Case("not-a-url", {**valid, "url": "not a url"})]
+    if label == "agents.Budget":
+        return [
+            Case(
+                "scope-of-no-record",
+                {**valid, "scope_type": "initiative", "scope_id": "no-such-initiative"},
+                "does not exist",
+            ),
+            Case("id-with-everything", {**valid, "scope_id": "something"}),
+            Case("window-not-in-buckets", {**valid, "window_seconds": "700"}),
+            Case("limit-zero", {**valid, "limit": "0"}),
+        ]
+    if label == "agents.RunLimit":
+        f.RunLimitFactory(scope_type="runner", scope_id="taken-runner")
+        return [
+            Case("second-on-a-scope", {**valid, "scope_id": "taken-runner"}, "already has"),
+            Case("below-zero", {**valid, "max_live": "-1"}),
+        ]
     if label == "core.Phase":
         return [Case("content-not-tiptap", {**valid, "content": "not json"}, "Tiptap")]
     if label == "core.Page":
@@ -345,6 +382,8 @@ FACTORY_FOR = {
     "agents.Agent": f.AgentFactory,
     "agents.Message": f.MessageFactory,
     "agents.Conversation": f.ConversationFactory,
+    "agents.Budget": f.BudgetFactory,
+    "agents.RunLimit": f.RunLimitFactory,
     "reviews.Proposal": f.ProposalFactory,
     "reviews.ReviewComment": f.ReviewCommentFactory,
     "reviews.ChatSession": f.ChatSessionFactory,

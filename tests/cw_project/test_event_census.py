@@ -258,6 +258,7 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "report_run": lambda ids: _live_run(
         ids, pid=4242, worktree_path="/srv/census/run", session_id="census", start_commits=None
     ),
+    "requeue_task": lambda ids: (_task(ids, "blocked"), Scenario(person=True))[1],
     "create_budget": lambda ids: Scenario(
         body={"scope_type": "all", "scope_id": "", "window_seconds": None, "limit": 100},
         person=True,
@@ -402,6 +403,8 @@ EDITS = {
     "agents.Agent": ("worktree_id", "/srv/wt/renamed"),
     "agents.Message": ("content", "Edited."),
     "agents.Conversation": ("question", "Edited?"),
+    "agents.Budget": ("limit", "2000"),
+    "agents.RunLimit": ("max_live", "5"),
     "reviews.Proposal": ("title", "Renamed"),
     "reviews.ReviewComment": ("body", "Edited."),
     "reviews.ChatSession": ("agent", lambda: f.AgentFactory().pk),
