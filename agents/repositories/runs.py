@@ -7,8 +7,7 @@ the per-scope ``UsageBucket`` rows in a fixed number of statements, whatever the
 ``BudgetRepository`` and ``RunLimitRepository`` keep the caps, refusing a scope that
 names no record. Outcomes, heartbeats and totals change only through the services built
 on these (``lifecycle_fields``: ``beat`` and ``end``), never through an edit;
-``RunCommitRepository`` keeps the commit each run ended at per project. The reads
-the API and the admin will call are marked ``@planned(21)`` until they do.
+``RunCommitRepository`` keeps the commit each run ended at per project.
 """
 
 import functools
@@ -51,7 +50,6 @@ from core.repositories import (
     hot,
     offset_page,
 )
-from core.repositories.base import planned
 from core.repositories.validation import text_problem
 
 #: The largest count (of tokens of one kind, or of micro-dollars) one usage report may
@@ -243,16 +241,6 @@ class RunRepository(Repository[Run]):
     def find_live_by_agent(self, agent_id: str) -> Run | None:
         """The agent's live run, or None."""
         return self.live().filter(agent_id=agent_id).first()
-
-    @planned(21)
-    def find_live_by_account(self, account_id: str) -> list[Run]:
-        """The account's live runs, oldest first."""
-        return list(self.live().filter(account_id=account_id))
-
-    @planned(21)
-    def find_live_by_runner(self, runner_name: str) -> list[Run]:
-        """The runner's live runs, oldest first."""
-        return list(self.live().filter(runner_name=runner_name))
 
     def find_page(
         self,
@@ -996,10 +984,6 @@ class RunLimitRepository(Repository[RunLimit]):
         if scope_type is not None:
             qs = qs.filter(scope_type=check_choice(LimitScope, scope_type, "scope_type"))
         return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
-
-    @planned(21)
-    def find_for(self, scope_type: str, scope_id: str = "") -> RunLimit | None:
-        return self.queryset().filter(scope_type=scope_type, scope_id=scope_id).first()
 
     def max_live_by_scope(
         self,

@@ -229,15 +229,13 @@ def test_attempts_are_numbered_per_task_from_one():
     assert [run.attempt for run in runs.history(task.pk)] == [1, 2, 3]
 
 
-def test_live_runs_are_found_by_task_agent_account_and_runner():
+def test_live_runs_are_found_by_task_and_agent():
     account = f.AccountFactory()
     live = start(f.TaskFactory(), account_id=account.pk, runner_name="alpha")
     finish(start(f.TaskFactory(), account_id=account.pk, runner_name="alpha"))
     start(f.TaskFactory(), runner_name="beta")
     assert runs.find_live_by_task(live.task_id) == live
     assert runs.find_live_by_agent(live.agent_id) == live
-    assert runs.find_live_by_account(account.pk) == [live]
-    assert runs.find_live_by_runner("alpha") == [live]
     assert runs.find_live_by_task(f.TaskFactory().pk) is None
 
 
@@ -457,7 +455,10 @@ def test_a_limit_on_each_scope_and_one_per_scope():
         limits.create(scope_type="runner", scope_id="build-01", max_live=2)
     assert error.value.code == "run_limit_taken"
     assert limits.update(made[0].pk, max_live=16).max_live == 16
-    assert limits.find_for("runner", "build-01") == made[3]
+    assert limits.max_live_by_scope(runner_name="build-01") == {
+        ("all", ""): 16,
+        ("runner", "build-01"): 0,
+    }
     assert {limit.pk for limit in limits.applicable(initiative_id=initiative.pk)} == {
         made[0].pk,
         made[1].pk,
