@@ -509,27 +509,39 @@ class UsageRepository(Repository[RunUsage]):
     report_fields = frozenset({"model", *USAGE_FIELDS})
 
     def record(
-        self, run: Run | str, reports: Sequence[UsageReport], *, now: datetime | None = None
+        self,
+        run: Run | str,
+        reports: Sequence[UsageReport],
+        *,
+        now: datetime | None = None,
+        heartbeat: bool = False,
     ) -> dict[str, int]:
         """Append ``reports`` (one per model) to ``run`` and add them to its totals and
         its scopes' buckets; the run's new totals. Four statements whatever the batch's
-        size: the run's scopes, one multi-row insert, one update adding the batch's sums,
-        one upsert of the buckets. All or nothing: a refused report (``invalid_usage``:
-        not a whole number from 0 to 10^12, an unknown key, a bad model name; with its
-        ``details.index``) writes nothing."""
+        size: the run's scopes, one multi-row insert, one update adding the batch's sums
+        (and, with ``heartbeat``, moving the run's ``heartbeat_at`` to ``now``: a
+        heartbeat's usage and its beat in one write), one upsert of the buckets. All or
+        nothing: a refused report (``invalid_usage``: not a whole number from 0 to 10^12,
+        an unknown key, a bad model name; with its ``details.index``) writes nothing.
+        Inside a caller's transaction it takes no savepoint of its own (every refusal
+        comes before its first write)."""
         rows = self._checked_reports(reports)
         now = now or timezone.now()
         run_id = run.pk if isinstance(run, Run) else run
         sums = [sum(row[index] for row in rows) for index in range(1, len(USAGE_FIELDS) + 1)]
         db = connections[DEFAULT_DB_ALIAS]
         stamp = db.ops.adapt_datetimefield_value(now)
-        with transaction.atomic():
-            scopes = hot.fetch_all(db, _run_scopes_sql(db.vendor), [run_id])
-            if not scopes:
-                raise RunRepository().not_found(run_id)
-            task_id, phase_id, initiative_id, account_id = scopes[0]
+        scopes = hot.fetch_all(db, _run_scopes_sql(db.vendor), [run_id])
+        if not scopes:
+            raise RunRepository().not_found(run_id)
+        task_id, phase_id, initiative_id, account_id = scopes[0]
+        with transaction.atomic(savepoint=False):
             # The run first: its row lock orders concurrent reports of one run.
-            (totals,) = hot.fetch_all(db, _add_to_run_sql(db.vendor), [*sums, stamp, run_id])
+            (totals,) = hot.fetch_all(
+                db,
+                _add_to_run_sql(db.vendor, heartbeat),
+                [*sums, stamp, *([stamp] if heartbeat else []), run_id],
+            )
             values = [param for row in rows for param in (run_id, *row, stamp)]
             hot.execute(db, _insert_usage_sql(db.vendor, len(rows)), values)
             keys = [
@@ -667,12 +679,39 @@ def _run_scopes_sql(vendor: str) -> str:
 
 
 @functools.cache
-def _add_to_run_sql(vendor: str) -> str:
+def _budgets_of_run_sql() -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    budgets, runs, tasks = (quote(m._meta.db_table) for m in (Budget, Run, Task))
+    columns = ", ".join(f"b.{quote(f.column)}" for f in Budget._meta.concrete_fields)
+    kind, id_ = f"b.{quote('scope_type')}", f"b.{quote('scope_id')}"
+    scopes = " OR ".join(
+        [f"{kind} = '{UsageScope.ALL.value}'"]
+        + [
+            f"({kind} = '{scope.value}' AND {id_} = {column})"
+            for scope, column in (
+                (UsageScope.TASK, f"r.{quote('task_id')}"),
+                (UsageScope.PHASE, f"t.{quote('phase_id')}"),
+                (UsageScope.INITIATIVE, f"t.{quote('initiative_id')}"),
+                (UsageScope.ACCOUNT, f"r.{quote('account_id')}"),
+            )
+        ]
+    )
+    return (
+        f"SELECT {columns} FROM {budgets} b "  # noqa: S608 - identifiers and enum values only
+        f"JOIN {runs} r ON r.{quote('id')} = %s "
+        f"JOIN {tasks} t ON t.{quote('id')} = r.{quote('task_id')} "
+        f"WHERE b.{quote('active')} AND ({scopes}) ORDER BY b.{quote('id')}"
+    )
+
+
+@functools.cache
+def _add_to_run_sql(vendor: str, heartbeat: bool) -> str:
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     adds = ", ".join(f"{quote(name)} = {quote(name)} + %s" for name in USAGE_FIELDS)
+    beat = f", {quote('heartbeat_at')} = %s" if heartbeat else ""
     totals = ", ".join(quote(name) for name in USAGE_FIELDS)
     return (
-        f"UPDATE {quote(Run._meta.db_table)} SET {adds}, {quote('updated_at')} = %s "  # noqa: S608
+        f"UPDATE {quote(Run._meta.db_table)} SET {adds}, {quote('updated_at')} = %s{beat} "  # noqa: S608
         f"WHERE {quote('id')} = %s RETURNING {totals}"
     )
 
@@ -845,18 +884,11 @@ class BudgetRepository(Repository[Budget]):
             qs = qs.filter(scope_id=scope_id)
         return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
-    def applicable(self, task: Task, *, account_id: str | None = None) -> list[Budget]:
-        """The active budgets a run of ``task`` (on ``account_id``) counts against:
-        everything's, its initiative's, its phase's, its own and its account's. One query."""
-        scopes = Q(scope_type=UsageScope.ALL) | Q(scope_type=UsageScope.TASK, scope_id=task.pk)
-        for scope_type, scope_id in (
-            (UsageScope.INITIATIVE, task.initiative_id),
-            (UsageScope.PHASE, task.phase_id),
-            (UsageScope.ACCOUNT, account_id),
-        ):
-            if scope_id:
-                scopes |= Q(scope_type=scope_type, scope_id=scope_id)
-        return list(self.queryset().filter(scopes, active=True))
+    def applicable_to_run(self, run_id: str) -> list[Budget]:
+        """The active budgets the run counts against: everything's, its task's
+        initiative's, phase's and its own, and its account's. One prepared statement
+        (nothing to build per call: a heartbeat reads it every beat)."""
+        return list(self.model._default_manager.raw(_budgets_of_run_sql(), [run_id]))
 
     def active_on(self, scopes: Iterable[tuple[str, str]]) -> list[Budget]:
         """The active budgets on any of ``scopes`` ((scope type, scope id) pairs; the
@@ -1005,25 +1037,6 @@ class RunLimitRepository(Repository[RunLimit]):
                 scopes |= Q(scope_type=scope_type, scope_id__in=ids)
         rows = RunLimit.objects.filter(scopes).values_list("scope_type", "scope_id", "max_live")
         return {(scope_type, scope_id): max_live for scope_type, scope_id, max_live in rows}
-
-    def applicable(
-        self,
-        *,
-        initiative_id: str | None = None,
-        account_id: str | None = None,
-        runner_name: str | None = None,
-    ) -> list[RunLimit]:
-        """The limits a new run (in ``initiative_id``, on ``account_id``, held by
-        ``runner_name``) must fit: the overall one and its scopes'. One query."""
-        scopes = Q(scope_type=LimitScope.ALL)
-        for scope_type, scope_id in (
-            (LimitScope.INITIATIVE, initiative_id),
-            (LimitScope.ACCOUNT, account_id),
-            (LimitScope.RUNNER, runner_name),
-        ):
-            if scope_id:
-                scopes |= Q(scope_type=scope_type, scope_id=scope_id)
-        return list(self.queryset().filter(scopes))
 
     @staticmethod
     def _check_max_live(value: Any) -> None:

@@ -333,10 +333,11 @@ def run_heartbeat(
     run = _lock_live(run_id, runner_name)
     now = timezone.now()
     if reports:
-        usages.record(run, reports, now=now)
-    runs.beat(run, at=now, pid=pid, session_id=session_id)
-    task = tasks.get(run.task_id)
-    states = budget_states(budgets.applicable(task, account_id=run.account_id), now)
+        usages.record(run, reports, now=now, heartbeat=True)
+        run.heartbeat_at = now
+    if not reports or pid is not None or session_id is not None:
+        runs.beat(run, at=now, pid=pid, session_id=session_id)
+    states = budget_states(budgets.applicable_to_run(run.pk), now)
     for state in states:
         before = state.spent - _amount(state.metric, reports)
         if reports and state.warn_reached and before * 100 < state.limit * state.warn_percent:
@@ -344,7 +345,7 @@ def run_heartbeat(
                 "budget.warned",
                 subject_type="budget",
                 subject_id=state.budget_id,
-                initiative_id=task.initiative_id,
+                initiative_id=tasks.initiative_id_of(run.task_id),
                 data={
                     "spent": state.spent,
                     "limit": state.limit,

@@ -179,9 +179,9 @@ def refresh(scope: Scope | Q) -> None:
             return
         ids = sorted(Task.objects.filter(condition).order_by().values_list("pk", flat=True))
         for start in range(0, len(ids), CHUNK):
-            part = ids[start : start + CHUNK]
-            ReadyTask.objects.filter(task_id__in=part).delete()
-            _insert_entries(Q(pk__in=part))
+            chunk = ids[start : start + CHUNK]
+            ReadyTask.objects.filter(task_id__in=chunk).delete()
+            _insert_entries(Q(pk__in=chunk))
 
 
 def _insert_entries(condition: Q) -> None:

@@ -427,11 +427,15 @@ def test_the_budgets_that_apply_to_a_run_in_one_query():
     f.BudgetFactory(scope_type="task", scope_id=task.pk, active=False)
     f.BudgetFactory(scope_type="initiative", scope_id=f.InitiativeFactory().pk)
 
+    run = f.RunFactory(task=task, account=account)
     with CaptureQueriesContext(connection) as captured:
-        found = budgets.applicable(task, account_id=account.pk)
+        found = budgets.applicable_to_run(run.pk)
     assert len(captured.captured_queries) == 1
     assert {b.pk for b in found} == {everything.pk, initiative.pk, phase.pk, own.pk, on_account.pk}
-    assert {b.pk for b in budgets.applicable(task)} == {
+    run.outcome, run.ended_at = "succeeded", timezone.now()
+    run.save()
+    without_account = f.RunFactory(task=task, attempt=2)
+    assert {b.pk for b in budgets.applicable_to_run(without_account.pk)} == {
         everything.pk,
         initiative.pk,
         phase.pk,
@@ -459,18 +463,14 @@ def test_a_limit_on_each_scope_and_one_per_scope():
         ("all", ""): 16,
         ("runner", "build-01"): 0,
     }
-    assert {limit.pk for limit in limits.applicable(initiative_id=initiative.pk)} == {
-        made[0].pk,
-        made[1].pk,
+    assert limits.max_live_by_scope(
+        initiative_ids=[initiative.pk], account_ids=[account.pk], runner_name="build-01"
+    ) == {
+        ("all", ""): 16,
+        ("initiative", initiative.pk): 3,
+        ("account", account.pk): 1,
+        ("runner", "build-01"): 0,
     }
-    assert (
-        len(
-            limits.applicable(
-                initiative_id=initiative.pk, account_id=account.pk, runner_name="build-01"
-            )
-        )
-        == 4
-    )
 
 
 @pytest.mark.parametrize(
