@@ -61,7 +61,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     (``core.repositories.readiness``) must hold exactly the tasks its rule computes: every
     write of the suite is a check that the repositories kept it current."""
     result = yield
-    from django.db import InterfaceError, ProgrammingError
+    from django.db import InterfaceError, OperationalError, ProgrammingError
     from django.db.transaction import TransactionManagementError
 
     from core.repositories import readiness
@@ -72,7 +72,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return result
     except TransactionManagementError:  # the test ended inside a broken transaction
         return result
-    except (InterfaceError, ProgrammingError) as error:
+    except (InterfaceError, OperationalError, ProgrammingError) as error:
         if "closed" in str(error):  # the test closed its connection on purpose
             return result
         raise
