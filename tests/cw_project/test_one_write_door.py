@@ -1,7 +1,11 @@
 """Services are the only writers: no door (an API handler, an admin module, a command)
 calls a repository's write method.
 
-The write methods are found in the repositories' own code: a public method writes when
+The write methods are found in the repositories' own code: the classes of the apps'
+``repositories`` packages (not a subclass a test makes), each read by name from its file
+as it is now, as the doors are (not by the line numbers its code was imported with: a
+file edited while the suite runs would hand over another method's lines). A public
+method writes when
 its body calls one of the base class's protected writes (``_create``, ``_update``, …),
 a queryset write (``update``, ``delete``, ``bulk_create``, …), a raw statement, or
 another write method of its class. The doors are then read for calls of those methods
@@ -10,8 +14,7 @@ or a repository class's instance made on the spot.
 """
 
 import ast
-import inspect
-import textwrap
+import sys
 from pathlib import Path
 
 from django.apps import apps
@@ -31,13 +34,49 @@ QUERYSET_WRITES = frozenset(
 )  # fmt: skip
 
 
+#: Decorators that make a class attribute something other than a method.
+NOT_METHODS = frozenset({"staticmethod", "classmethod", "property", "cached_property"})
+
+
+def _repository_packages() -> tuple[str, ...]:
+    """The project's apps' ``repositories`` packages."""
+    return tuple(
+        f"{config.name}.repositories"
+        for config in apps.get_app_configs()
+        if ROOT in Path(config.path).parents
+    )
+
+
 def _repository_classes() -> list[type[Repository]]:
+    """The project's repository classes: ``Repository``'s subclasses defined in an app's
+    ``repositories`` package (not one a test defines or patches in, which the worker
+    running this test may or may not have met before)."""
+    packages = _repository_packages()
     found: list[type[Repository]] = []
     stack = [Repository]
     while stack:
         cls = stack.pop()
-        found.append(cls)
+        if cls in found:
+            continue
+        if any(cls.__module__ == p or cls.__module__.startswith(f"{p}.") for p in packages):
+            found.append(cls)
         stack.extend(cls.__subclasses__())
+    return found
+
+
+def _class_definition(cls: type, trees: dict[str, ast.Module]) -> ast.ClassDef | None:
+    """The class's statement in its module's file as it is now (``None`` for a class made
+    by ``type(…)``, such as ``record_store``'s)."""
+    module = cls.__module__
+    if module not in trees:
+        trees[module] = ast.parse(Path(sys.modules[module].__file__ or "").read_text())
+    body: list[ast.stmt] = trees[module].body
+    found: ast.ClassDef | None = None
+    for part in cls.__qualname__.split("."):
+        found = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if found is None:
+            return None
+        body = found.body
     return found
 
 
@@ -74,11 +113,14 @@ def _calls(function: ast.AST) -> tuple[set[str], set[str]]:
 def write_methods() -> set[str]:
     """The names of every public repository method that writes."""
     bodies: dict[tuple[type, str], tuple[set[str], set[str]]] = {}
+    trees: dict[str, ast.Module] = {}
     for cls in _repository_classes():
-        for name, member in vars(cls).items():
-            if inspect.isfunction(member):
-                tree = ast.parse(textwrap.dedent(inspect.getsource(member)))
-                bodies[(cls, name)] = _calls(tree)
+        definition = _class_definition(cls, trees)
+        for node in definition.body if definition else []:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not any(
+                ast.unparse(d).split(".")[-1] in NOT_METHODS for d in node.decorator_list
+            ):
+                bodies[(cls, node.name)] = _calls(node)
     writes: set[tuple[type, str]] = set()
     changed = True
     while changed:
@@ -171,3 +213,12 @@ def test_no_door_calls_a_repository_write():
     writes = write_methods()
     found = [line for path in door_modules() for line in repository_writes_in(path, writes)]
     assert found == [], "Doors must write through services:\n" + "\n".join(found)
+
+
+def test_a_repository_a_test_makes_is_not_read():
+    class Scratch(Repository):
+        def get(self, id):  # a read's name, writing
+            return self._create(id=id)
+
+    assert Scratch not in _repository_classes()
+    assert "get" not in write_methods()
