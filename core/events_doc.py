@@ -49,7 +49,8 @@ resolving a resolved comment) writes nothing and records nothing.
   `initiative_id`: its initiative, when it has one.
 - `actor`: who made the change, `{{type, id, name, via}}`:
   - `type`: {_code_list(get_args(ActorKind))}: a person (a staff session, a personal token
-    or the admin's user), a tool (any other token) or the system (a command or a sweep);
+    or the admin's user), a tool (any other token) or the system (a command such as
+    `cw_reconcile`); a lost run swept by a runner's take-next is that runner's change;
   - `id`: the person's user id or the tool's token id (null for the system);
   - `name`: the person's username, the token's name, or the command's name;
   - `via`: {_code_list(get_args(ActorVia))}: the door it came through.
