@@ -12,9 +12,9 @@ a task inserted, changed in a field readiness reads, deleted or restored; a phas
 an initiative's status; a dependency edge added or removed — recomputes it, inside the
 same transaction, for exactly the tasks the write can affect (``Scope``): the task and
 the tasks that depend on it, a phase's tasks and those of the phases depending on it,
-an initiative's tasks. A refresh is two statements whatever the scope: a ``DELETE`` of
-the scope's rows and one ``INSERT … SELECT … ON CONFLICT`` of the rule below, evaluated
-by the database for the scope only.
+an initiative's tasks. A refresh is three statements whatever the scope: the ids of the
+scope's tasks, a ``DELETE`` of their rows and one ``INSERT … SELECT … ON CONFLICT`` of
+the rule below, evaluated by the database for those ids only.
 
 ``computed_ready`` is the rule itself; ``drift`` compares the table with it (the test
 suite does after every test) and ``rebuild`` recomputes the whole table.
@@ -193,7 +193,7 @@ def _insert_entries(condition: Q) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             # Identifiers are the model's; values are the query's parameters. A
-            # concurrent refresh may have put a row back between the two statements
+            # concurrent refresh may have put a row back since the delete
             # (READ COMMITTED on PostgreSQL): this one, later, has the last word.
             f"INSERT INTO {quote(ReadyTask._meta.db_table)} ({names}) {select} "
             f"ON CONFLICT ({quote('task_id')}) DO UPDATE SET {updates}",
