@@ -1,0 +1,100 @@
+"""The agent's process: started in its own process group with the run's environment and
+the account's credentials in a private folder, its output to the run's spool file,
+stopped as a group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+#: Variables of the runner that never reach an agent (its own token above all).
+PRIVATE_PREFIXES = ("CW_RUNNER_", "CW_RUN_", "CW_SERVER", "CW_AGENT_", "CW_TASK_")
+CREDENTIAL_FILES = {"credentials": ".credentials.json", "config_json": ".claude.json"}
+
+
+def boot_id() -> str:
+    """This boot of the machine (a pid from another boot names another process)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def write_credentials(folder: Path, account: Mapping[str, object]) -> None:
+    """The account's secrets as files in ``folder`` (mode 0700, files 0600)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    for field, filename in CREDENTIAL_FILES.items():
+        value = account.get(field)
+        if isinstance(value, str) and value:
+            path = folder / filename
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(value)
+
+
+def remove_credentials(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def environment(extra: Mapping[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(PRIVATE_PREFIXES)}
+    return {**base, **extra}
+
+
+def start(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], spool: Path
+) -> subprocess.Popen[bytes]:
+    """Start the agent in a new session (its own process group), stdin closed, stdout and
+    stderr appended to ``spool`` through one open file (so their lines keep their order)."""
+    with open(spool, "ab") as output:
+        return subprocess.Popen(  # noqa: S603
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+
+
+def alive(pid: int | None, recorded_boot: str | None = None) -> bool:
+    """Whether ``pid`` is a live process of this boot still leading its group."""
+    if not pid or (recorded_boot and recorded_boot != boot_id()):
+        return False
+    try:
+        os.kill(pid, 0)
+        return os.getpgid(pid) == pid
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def stop_group(
+    pid: int, *, grace: float = 10.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if process is not None:
+            if process.poll() is not None:
+                break
+        elif not alive(pid):
+            break
+        time.sleep(0.1)
+    _signal_group(pid, signal.SIGKILL)
+    if process is not None:
+        process.wait()
+
+
+def _signal_group(pid: int, number: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, number)

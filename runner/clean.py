@@ -1,0 +1,96 @@
+"""Removing what the runner no longer needs, and only that: ``cw-runner clean``.
+
+A run's worktrees and folder go only when all of these hold: its run has ended (the
+runner finished it, or cw says it is over), its agent's process is gone, nothing in its
+worktrees is uncommitted, each worktree's commit is on a branch of origin, and cw has
+acknowledged all its output. Anything else is kept, with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner import agent, gitwork
+from runner.client import ApiError, Client
+from runner.config import Config
+from runner.state import RunState
+
+
+@dataclass(frozen=True)
+class Verdict:
+    run_id: str
+    paths: tuple[str, ...]
+    remove: bool
+    reason: str
+
+
+def verdict(config: Config, state: RunState, client: Client | None = None) -> Verdict:
+    folder = RunState.folder(config.workspace, state.run_id)
+    paths = (*(c.path for c in state.checkouts), str(folder))
+
+    def keep(reason: str) -> Verdict:
+        return Verdict(state.run_id, paths, False, reason)
+
+    if not state.ended:
+        if client is None:
+            return keep("its run has not ended")
+        try:
+            run = client.call("GET", f"/api/runs/{state.run_id}", retry_seconds=5)
+        except ApiError as error:
+            if error.status != 404:
+                return keep(f"cw cannot say whether its run ended ({error.code})")
+        else:
+            if run.get("outcome") == "running":
+                return keep("its run is live")
+    if agent.alive(state.pid, state.boot_id):
+        return keep(f"its agent (pid {state.pid}) is still running")
+    spool = Path(state.spool) if state.spool else None
+    if spool is not None and spool.exists() and spool.stat().st_size > state.shipped:
+        return keep("cw has not taken all of its output yet")
+    for checkout in state.checkouts:
+        path = Path(checkout.path)
+        if not path.exists():
+            continue
+        try:
+            if gitwork.is_dirty(path):
+                return keep(f"{path} has uncommitted changes")
+            commit = gitwork.head(path)
+            if not gitwork.Mirror(Path(checkout.mirror)).reachable_from_origin(commit):
+                return keep(f"{path}: commit {commit[:12]} is on no branch of origin")
+        except gitwork.GitError as error:
+            return keep(f"{path}: {error}")
+    return Verdict(state.run_id, paths, True, "its run ended and its work is on origin")
+
+
+def clean_run(
+    config: Config, state: RunState, *, dry_run: bool, client: Client | None = None
+) -> Verdict:
+    found = verdict(config, state, client)
+    if found.remove and not dry_run:
+        for checkout in state.checkouts:
+            if Path(checkout.path).exists():
+                gitwork.Mirror(Path(checkout.mirror)).remove_worktree(
+                    Path(checkout.path), checkout.branch
+                )
+        shutil.rmtree(config.workspace / "worktrees" / state.run_id, ignore_errors=True)
+        shutil.rmtree(RunState.folder(config.workspace, state.run_id), ignore_errors=True)
+    return found
+
+
+def clean(config: Config, client: Client | None, *, dry_run: bool) -> list[Verdict]:
+    """Every run the workspace holds, removed (or, with ``dry_run``, judged) in turn."""
+    verdicts = [
+        clean_run(config, state, dry_run=dry_run, client=client)
+        for state in RunState.all(config.workspace)
+    ]
+    known = {v.run_id for v in verdicts}
+    worktrees = config.workspace / "worktrees"
+    if worktrees.is_dir():
+        for entry in sorted(worktrees.iterdir()):
+            if entry.name not in known:
+                verdicts.append(
+                    Verdict(entry.name, (str(entry),), False, "no record of its run: kept")
+                )
+    return verdicts

@@ -1,0 +1,240 @@
+"""The runner's life: lock the workspace, settle the runs a killed predecessor left,
+then one loop per slot takes the next run and works it, until SIGTERM.
+
+SIGTERM (or SIGINT): take no more work; runs may go on for ``grace_seconds``, then are
+stopped and reported ``stopped`` (their tasks go back to the queue). A second signal
+stops them at once. After a kill or a reboot, ``recover`` finds the runs cw says this
+runner holds: their agents still running are stopped, their output is shipped, their
+work kept, and each is resumed (``resume`` configured and a session id known: a new run
+and session continue the conversation) or reported crashed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from runner import agent, gitwork
+from runner.client import ApiError, Client
+from runner.config import Config
+from runner.logship import LogShipper
+from runner.state import RunState
+from runner.work import RunWork
+
+log = logging.getLogger("cw-runner")
+
+#: A refusal of take-next that no retry will cure: the runner stops with its reason.
+FATAL_STATUSES = frozenset({400, 401, 403, 404, 422})
+
+
+class RunnerError(Exception):
+    """The runner cannot go on; the message says why in one line."""
+
+
+class Runner:
+    def __init__(self, config: Config, client: Client | None = None) -> None:
+        self.config = config
+        self.client = client or Client(config.server, config.token)
+        self.draining = threading.Event()
+        self.stop_now = threading.Event()
+        self.resumes: queue.Queue[tuple[dict[str, Any], RunState]] = queue.Queue()
+        self.fatal: str | None = None
+        self._lock_file: Any = None
+        self._drain_started: float | None = None
+
+    # --- the workspace -----------------------------------------------------------------
+
+    def lock_workspace(self) -> None:
+        self.config.workspace.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.config.workspace / ".runner.lock", "a")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunnerError(
+                f"another cw-runner is using the workspace {self.config.workspace}"
+            ) from None
+
+    # --- signals -----------------------------------------------------------------------
+
+    def on_signal(self, number: int, frame: FrameType | None) -> None:
+        if self.draining.is_set():
+            log.warning("second signal: stopping every run now")
+            self.stop_now.set()
+            return
+        log.info(
+            "signal %s: taking no more work; runs have %.0f s to finish",
+            signal.Signals(number).name,
+            self.config.grace_seconds,
+        )
+        self._drain_started = time.monotonic()
+        self.draining.set()
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.lock_workspace()
+        try:
+            who = self.client.call("GET", "/api/whoami", retry_seconds=30)
+        except ApiError as error:
+            raise RunnerError(f"cw at {self.config.server} refused the token: {error}") from None
+        log.info(
+            "cw-runner %s on %s: %s as %s, %d slot(s), providers %s",
+            self.config.name,
+            self.config.host,
+            self.config.server,
+            who.get("name", "?") if isinstance(who, dict) else "?",
+            self.config.concurrency,
+            ", ".join(self.config.providers),
+        )
+        self.recover()
+        workers = [
+            threading.Thread(target=self._slot, args=(slot,), name=f"slot-{slot}", daemon=True)
+            for slot in range(self.config.concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        while any(worker.is_alive() for worker in workers):
+            time.sleep(0.2)
+            if (
+                self._drain_started is not None
+                and not self.stop_now.is_set()
+                and time.monotonic() - self._drain_started > self.config.grace_seconds
+            ):
+                log.info("grace period over: stopping the runs still going")
+                self.stop_now.set()
+        if self.fatal:
+            raise RunnerError(self.fatal)
+        log.info("cw-runner %s stopped", self.config.name)
+        return 0
+
+    def _slot(self, slot: int) -> None:
+        body = {
+            "runner_name": self.config.name,
+            "runner_host": self.config.host,
+            "providers": self.config.providers,
+            "heartbeat_timeout_seconds": self.config.heartbeat_timeout_seconds,
+        }
+        while not self.draining.is_set():
+            try:
+                answer, resumed = self.resumes.get_nowait()
+            except queue.Empty:
+                try:
+                    found = self.client.take_next(body, wait=self.config.wait_seconds)
+                except ApiError as error:
+                    if error.status in FATAL_STATUSES:
+                        self.fatal = f"cw refused to hand out work: {error}"
+                        self.draining.set()
+                        self._drain_started = time.monotonic()
+                        return
+                    log.warning("slot %d: take-next failed (%s); trying again", slot, error)
+                    time.sleep(2)
+                    continue
+                if found is None:
+                    continue
+                answer, resumed = found, None
+            try:
+                RunWork(self, answer, resumed=resumed).execute()
+            except Exception:
+                log.exception("slot %d: run %s failed in the runner", slot, answer["run"]["id"])
+
+    # --- after a crash -----------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Settle every run cw says this runner holds (its predecessor's)."""
+        held = self.client.pages(
+            "/api/runs", {"runner_name": self.config.name, "outcome": "running"}
+        )
+        for run in held:
+            try:
+                self._recover_one(run)
+            except ApiError as error:
+                log.error("run %s: could not be settled (%s)", run["id"], error)
+
+    def _recover_one(self, run: dict[str, Any]) -> None:
+        state = RunState.load(self.config.workspace, run["id"])
+        run_id = run["id"]
+        if state is None:
+            log.warning("run %s: no record of it here; reporting it crashed", run_id)
+            self._finish_crashed(run_id, "the runner restarted with no record of this run")
+            return
+        was = "gone"
+        if agent.alive(state.pid, state.boot_id) and state.pid:
+            was = "still running"
+            log.info("run %s: stopping its orphaned agent (pid %s)", run_id, state.pid)
+            agent.stop_group(state.pid)
+        shipper = LogShipper(
+            self.client,
+            agent_id=state.agent_id,
+            session_number=state.session_number,
+            spool=Path(state.spool),
+            offset=state.shipped,
+            on_line=lambda line: None,
+            on_shipped=lambda offset: self._shipped(state, offset),
+            flush_seconds=0,
+        )
+        shipper.start().finish()
+        for checkout in state.checkouts:
+            path = Path(checkout.path)
+            if path.exists():
+                try:
+                    gitwork.commit_leftovers(path, run_id)
+                    gitwork.publish(gitwork.Mirror(Path(checkout.mirror)), path, checkout.branch)
+                except gitwork.GitError as error:
+                    log.error("run %s: keeping its work failed: %s", run_id, error)
+        config = self.config.agents.get(state.provider)
+        session_id = run.get("session_id") or state.session_id
+        if config is not None and config.resume and session_id and Path(state.cwd).exists():
+            try:
+                answer = self.client.call(
+                    "POST", f"/api/runs/{run_id}/resume", {"runner_name": self.config.name}
+                )
+            except ApiError as error:
+                log.info("run %s: cannot resume (%s); reporting it crashed", run_id, error)
+            else:
+                state.session_id = session_id
+                state.ended = True
+                state.save(self.config.workspace)
+                log.info("run %s: resumed as run %s", run_id, answer["run"]["id"])
+                self.resumes.put((answer, state))
+                return
+        self._finish_crashed(
+            run_id, f"the runner restarted; the agent's process was {was}", state=state
+        )
+
+    def _shipped(self, state: RunState, offset: int) -> None:
+        state.shipped = offset
+        state.save(self.config.workspace)
+
+    def _finish_crashed(self, run_id: str, error: str, state: RunState | None = None) -> None:
+        body: dict[str, Any] = {
+            "runner_name": self.config.name,
+            "outcome": "crashed",
+            "error": error,
+        }
+        if state is not None:
+            commits = {}
+            for checkout in state.checkouts:
+                try:
+                    commits[checkout.project_id] = gitwork.head(Path(checkout.path))
+                except gitwork.GitError:
+                    continue
+            if commits:
+                body["end_commits"] = commits
+        try:
+            self.client.call("POST", f"/api/runs/{run_id}/finish", body)
+        except ApiError as error_:
+            if error_.status not in (404, 409):
+                raise
+        if state is not None:
+            state.ended = True
+            state.save(self.config.workspace)
+            from runner.clean import clean_run
+
+            clean_run(self.config, state, dry_run=False)

@@ -1,0 +1,67 @@
+"""What the runner keeps of each run on its disk, so a restarted runner can pick up
+where a killed one stopped: ``<workspace>/runs/<run id>/state.json``, written whole
+and atomically (a temporary file renamed over it)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Checkout:
+    project_id: str
+    mirror: str
+    path: str
+    branch: str
+    start: str
+
+
+@dataclass
+class RunState:
+    run_id: str
+    task_id: str
+    agent_id: str
+    provider: str
+    session_number: int
+    initiative_branch: str = ""
+    cwd: str = ""
+    checkouts: list[Checkout] = field(default_factory=list)
+    pid: int | None = None
+    boot_id: str = ""
+    session_id: str | None = None
+    shipped: int = 0  # spool bytes cw acknowledged
+    spool: str = ""
+    ended: bool = False
+
+    @staticmethod
+    def folder(workspace: Path, run_id: str) -> Path:
+        return workspace / "runs" / run_id
+
+    def save(self, workspace: Path) -> None:
+        folder = self.folder(workspace, self.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / "state.json.tmp"
+        temporary.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(temporary, folder / "state.json")
+
+    @classmethod
+    def load(cls, workspace: Path, run_id: str) -> RunState | None:
+        path = cls.folder(workspace, run_id) / "state.json"
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        raw["checkouts"] = [Checkout(**c) for c in raw.get("checkouts", [])]
+        return cls(**raw)
+
+    @classmethod
+    def all(cls, workspace: Path) -> list[RunState]:
+        folder = workspace / "runs"
+        if not folder.is_dir():
+            return []
+        found = [cls.load(workspace, entry.name) for entry in sorted(folder.iterdir())]
+        return [state for state in found if state is not None]
