@@ -26,6 +26,17 @@ class Verdict:
     reason: str
 
 
+def in_use_elsewhere(config: Config, state: RunState) -> set[str]:
+    """The worktrees a run of this workspace that has not ended holds (a resumed run
+    works in its predecessor's): never removed with another run's."""
+    return {
+        checkout.path
+        for other in RunState.all(config.workspace)
+        if other.run_id != state.run_id and not other.ended
+        for checkout in other.checkouts
+    }
+
+
 def verdict(config: Config, state: RunState, client: Client | None = None) -> Verdict:
     folder = RunState.folder(config.workspace, state.run_id)
     paths = (*(c.path for c in state.checkouts), str(folder))
@@ -49,8 +60,11 @@ def verdict(config: Config, state: RunState, client: Client | None = None) -> Ve
     spool = Path(state.spool) if state.spool else None
     if spool is not None and spool.exists() and spool.stat().st_size > state.shipped:
         return keep("cw has not taken all of its output yet")
+    held = in_use_elsewhere(config, state)
     for checkout in state.checkouts:
         path = Path(checkout.path)
+        if checkout.path in held:
+            return keep(f"{path} belongs to a run that has not ended")
         if not path.exists():
             continue
         try:
@@ -75,6 +89,14 @@ def clean_run(
                     Path(checkout.path), checkout.branch
                 )
         shutil.rmtree(config.workspace / "worktrees" / state.run_id, ignore_errors=True)
+        for checkout in state.checkouts:  # a resumed run's are in its predecessor's folder
+            parent = Path(checkout.path).parent
+            if (
+                parent.parent == config.workspace / "worktrees"
+                and parent.is_dir()
+                and not any(parent.iterdir())
+            ):
+                parent.rmdir()
         shutil.rmtree(RunState.folder(config.workspace, state.run_id), ignore_errors=True)
     return found
 

@@ -199,10 +199,12 @@ class Runner:
                 log.info("run %s: cannot resume (%s); reporting it crashed", run_id, error)
             else:
                 state.session_id = session_id
-                state.ended = True
+                resumed = RunState(**{**state.__dict__, "checkouts": list(state.checkouts)})
+                # The worktrees are the new run's now: the old one's record lets them go.
+                state.checkouts, state.ended = [], True
                 state.save(self.config.workspace)
                 log.info("run %s: resumed as run %s", run_id, answer["run"]["id"])
-                self.resumes.put((answer, state))
+                self.resumes.put((answer, resumed))
                 return
         self._finish_crashed(
             run_id, f"the runner restarted; the agent's process was {was}", state=state
