@@ -24,6 +24,7 @@ from agents.schemas import (
     BudgetOut,
     BudgetPatch,
     RunAttempts,
+    RunDetailOut,
     RunFilters,
     RunFinishIn,
     RunHeartbeatIn,
@@ -132,7 +133,7 @@ def finish_run(request: HttpRequest, run_id: Id, payload: RunFinishIn) -> Any:
     return services.run_finish(run_id=run_id, **payload.dict())
 
 
-@router.get("/runs", response={200: Page[RunOut], **ERRORS})
+@router.get("/runs", response={200: Page[RunDetailOut], **ERRORS})
 def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any]:
     """Runs, oldest first, optionally of one task, agent, outcome or runner."""
     page = runs.find_page(
@@ -147,7 +148,7 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
     return page_of(page.items, total=page.total, params=filters)
 
 
-@router.get("/runs/{run_id}", response={200: RunOut, **ERRORS})
+@router.get("/runs/{run_id}", response={200: RunDetailOut, **ERRORS})
 def retrieve_run(request: HttpRequest, run_id: Id) -> Any:
     """One run."""
     return runs.get(run_id)

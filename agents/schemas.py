@@ -579,6 +579,26 @@ class RunOut(FromRecord):
     updated_at: datetime
 
 
+class RunCommitOut(FromRecord):
+    """Where a run started and ended in one project of its initiative."""
+
+    project_id: str
+    start_commit: str | None
+    end_commit: str | None
+
+
+class RunDetailOut(RunOut):
+    """A run with the commits it recorded (start and end, per project)."""
+
+    commits: list[RunCommitOut] = Field(
+        description="Per project: the commit the run started from and the one it ended at."
+    )
+
+    @staticmethod
+    def resolve_commits(run: Any) -> list[Any]:
+        return list(run.commits.all())
+
+
 class RunAttemptOut(Schema):
     """An earlier attempt at a task, as the next attempt is told about it."""
 

@@ -254,7 +254,8 @@ class RunRepository(Repository[Run]):
         max_bytes: int | None = None,
     ) -> OffsetPage[Run]:
         """One offset page of the runs, oldest first, filtered by what is given, with the
-        total: two queries whatever the page size."""
+        total: three queries whatever the page size
+        (the third, the page's commits)."""
         qs = self.queryset()
         if task_id is not None:
             qs = qs.filter(task_id=task_id)
@@ -264,6 +265,7 @@ class RunRepository(Repository[Run]):
             qs = qs.filter(outcome=check_choice(RunOutcome, outcome, "outcome"))
         if runner_name is not None:
             qs = qs.filter(runner_name=runner_name)
+        qs = qs.prefetch_related("commits")
         return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
 
     def history(self, task_id: str) -> list[Run]:
