@@ -594,9 +594,10 @@ class RunDetailOut(RunOut):
         description="Per project: the commit the run started from and the one it ended at."
     )
 
-    @staticmethod
-    def resolve_commits(run: Any) -> list[Any]:
-        return list(run.commits.all())
+    @field_validator("commits", mode="before")
+    @classmethod
+    def _all_commits(cls, value: Any) -> Any:
+        return list(value.all()) if hasattr(value, "all") else value
 
 
 class RunAttemptOut(Schema):

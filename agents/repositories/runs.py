@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
-from django.db.models import F, Max, Q, QuerySet, Sum, Value
+from django.db.models import F, Max, Q, QuerySet, Sum, Value, prefetch_related_objects
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from typing_extensions import Unpack
@@ -265,8 +265,9 @@ class RunRepository(Repository[Run]):
             qs = qs.filter(outcome=check_choice(RunOutcome, outcome, "outcome"))
         if runner_name is not None:
             qs = qs.filter(runner_name=runner_name)
-        qs = qs.prefetch_related("commits")
-        return offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
+        page = offset_page(qs, limit=limit, offset=offset, max_bytes=max_bytes)
+        prefetch_related_objects(page.items, "commits")
+        return page
 
     def history(self, task_id: str) -> list[Run]:
         """Every run of the task, by attempt (its history)."""
