@@ -187,7 +187,8 @@ def test_describe_record_reads_a_failed_run_an_error_result_and_anything_else():
     )
     assert kind == "tool" and text.startswith("→ Read: /aaa") and len(text) < 120
     assert describe_record("[1, 2]") == [("raw", "[1, 2]")]
-    assert describe_record("not json") == [("raw", "not json")]
+    assert describe_record("not json") == [("output", "not json")]
+    assert describe_record('{"type":"assist') == [("output", '{"type":"assist')]
 
 
 @pytest.mark.django_db(transaction=True)
