@@ -426,8 +426,8 @@ def list_agent_log(
 def stream_agent_log(
     request: HttpRequest, agent_id: Id, params: Query[LogSessionParams]
 ) -> StreamingHttpResponse:
-    """The whole log (or one session) as NDJSON, streamed: each chunk's JSON Lines in
-    write order, read one page at a time, never loaded whole."""
+    """The whole log (or one session) as NDJSON, streamed: each chunk's text (JSON Lines
+    and plain lines, as stored) in write order, read one page at a time, never loaded whole."""
     agents.require(agent_id)
     chunks = services.agent_log_iter(agent_id=agent_id, session_number=params.session_number)
     return StreamingHttpResponse(
