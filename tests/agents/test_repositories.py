@@ -760,7 +760,7 @@ def test_answer_refuses_a_blank_answer(blank):
         ),
         (
             lambda a: logs.insert_chunk(
-                agent_id="x", agent_name="x", session_number=1, content="a\x00b"
+                agent_id="x", agent_name="a\x00b", session_number=1, content="a\x00b"
             ),
             "invalid_value",
         ),
@@ -768,7 +768,7 @@ def test_answer_refuses_a_blank_answer(blank):
     ],
     ids=[
         "until-none", "until-string", "cursor-string", "limit-none", "limit-string",
-        "session-bool", "nul-content", "unknown-field",
+        "session-bool", "nul-name", "unknown-field",
     ],
 )  # fmt: skip
 def test_bad_input_is_a_coded_domain_error(call, code):
