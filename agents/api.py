@@ -74,10 +74,11 @@ from core.api.sse import (
 from core.auth import TOOL_AUTH
 from core.errors import InvalidInput, PermissionRequired
 from core.live import log_channel, questions_channel
-from core.repositories import INT32, page_max_bytes, text_problem
+from core.repositories import INT32, page_max_bytes
 from core.repositories.events import EventRepository
 from core.schemas import ERRORS, Id, Page, PageParams, page_of
 from core.schemas.base import field_refusal_code
+from core.text import decoded_text
 from core.validators import TEXT_MAX_LENGTH
 
 router = Router(tags=["accounts"])
@@ -262,15 +263,11 @@ def dismiss_agent(request: HttpRequest, agent_id: Id) -> Any:
 
 def _log_chunks(request: HttpRequest, session_number: int | None) -> list[NewLogChunk]:
     """The chunks of an append's body: a JSON array of ``LogChunkIn``, or NDJSON text
-    whose every non-blank line is one chunk. A bad chunk names its index."""
+    whose every non-blank line is one chunk, whatever it holds (``decoded_text``). A bad
+    chunk names its index."""
     content_type = request.content_type or ""
     if content_type == "application/x-ndjson":
-        try:
-            text = request.body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidInput(
-                "An NDJSON body must be UTF-8 text.", code="invalid_log_body"
-            ) from error
+        text = decoded_text(request.body)  # bytes that are not UTF-8: \xNN, not refused
         # Lines end at "\n" (a "\r" before it is part of the ending), never at the other
         # separators str.splitlines knows, which a JSON string may hold raw.
         raw: Any = [
@@ -351,7 +348,6 @@ def _plain_chunk(item: Any) -> NewLogChunk | None:
         and len(item) == (2 if "session_number" in item else 1)
         and type(session) is int
         and 1 <= session <= INT32[1]
-        and ((content.isascii() and "\x00" not in content) or text_problem(content) is None)
     ):
         return {"content": content, "session_number": session}
     return None
@@ -371,6 +367,14 @@ def append_agent_log(request: HttpRequest, agent_id: Id, params: Query[LogSessio
     ``?session_number=``, default 1). At most 1,000 chunks (400 ``log_batch_too_large``)
     and 2.5 MB (413); a bad chunk (400 ``invalid_log_chunk``; ``empty_content`` or
     ``invalid_session_number`` for those fields; ``details.index``) writes nothing.
+
+    A chunk's content is any text the agent printed: JSON Lines, plain lines (``Error:
+    rate limit reached``), a JSON line cut in two, all taken as they are. What no
+    database stores alike is escaped, never refused, in Python's ``backslashreplace``
+    spelling: NUL as ``\\x00``, a lone surrogate (JSON ``"\\ud800"``) as ``\\ud800``,
+    and in an NDJSON body each byte that is not UTF-8 as ``\\xNN``. Blank NDJSON lines
+    are skipped; a blank ``content`` in a JSON array is ``empty_content``.
+
     The answer's ``ids`` are exactly the chunks written; each agent's chunks become
     visible in id order, so a reader following the log with ``after`` misses none.
     """
@@ -422,8 +426,8 @@ def list_agent_log(
 def stream_agent_log(
     request: HttpRequest, agent_id: Id, params: Query[LogSessionParams]
 ) -> StreamingHttpResponse:
-    """The whole log (or one session) as NDJSON, streamed: each chunk's JSON Lines in
-    write order, read one page at a time, never loaded whole."""
+    """The whole log (or one session) as NDJSON, streamed: each chunk's text (JSON Lines
+    and plain lines, as stored) in write order, read one page at a time, never loaded whole."""
     agents.require(agent_id)
     chunks = services.agent_log_iter(agent_id=agent_id, session_number=params.session_number)
     return StreamingHttpResponse(

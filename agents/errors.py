@@ -74,9 +74,8 @@ declare(
     "agents",
     "invalid_log_chunk",
     InvalidInput,
-    "A log chunk is malformed: not an object, a key missing or unknown, a value of the "
-    "wrong type, or content that is not JSON Lines (`details.index` names the chunk of a "
-    "batch).",
+    "A log chunk is malformed: not an object, a key missing or unknown, or a value of the "
+    "wrong type (`details.index` names the chunk of a batch). Its content may be any text.",
 )
 declare(
     "agents",

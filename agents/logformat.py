@@ -1,8 +1,8 @@
 """Agents' log records made readable: the one reading of Claude Code's ``stream-json``
 output (one JSON record a line) that the admin's log viewer and ``cw_logs tail`` share.
 
-``parse_chunk`` turns a log chunk's JSON Lines into typed records, each a dict with a
-``kind``:
+``parse_chunk`` turns a log chunk (any text the agent printed: JSON Lines, usually, and
+plain lines) into typed records, one line at a time, each a dict with a ``kind``:
 
 - ``system``: the session's start (``subtype`` ``init``, with its model and directory) or
   another system notice;
@@ -12,8 +12,10 @@ output (one JSON record a line) that the admin's log viewer and ``cw_logs tail``
   ``body`` cut at ``DETAIL_WIDTH`` characters with ``omitted`` saying how many more);
 - ``error``: a tool's failed answer (as a tool result) or an ``error`` record;
 - ``result``: the run's end, with its duration and cost (``is_error`` when it failed);
-- ``other``: anything else (``thinking``, a record type this does not know, a line that
-  is not JSON), kept as it is.
+- ``text``: a line that is not JSON (``Error: rate limit reached``, a JSON line cut in
+  two), the agent's plain output, kept as it is (label "Output");
+- ``other``: any other record (``thinking``, a JSON value or record type this does not
+  know), kept as it is.
 
 Every record also has a ``label`` (what a person calls it) and a one-line ``summary``;
 ``describe`` says a record in one line of words. Nothing here is HTML: callers escape.
@@ -28,7 +30,7 @@ from core.text import ELLIPSIS
 from core.text import shorten as one_line
 
 RecordKind = Literal[
-    "assistant_text", "tool_call", "tool_result", "error", "system", "result", "other"
+    "assistant_text", "tool_call", "tool_result", "error", "system", "result", "text", "other"
 ]
 
 #: The widest a one-line summary (a tool's input, a result's first line) is.
@@ -71,18 +73,18 @@ def record_lines(content: str) -> list[str]:
 
 
 def parse_chunk(content: str) -> list[LogRecord]:
-    """A chunk's JSON Lines as typed records, in order (a line may hold several: an
-    assistant message with text and tool calls)."""
+    """A chunk's lines as typed records, in order (a JSON line may hold several: an
+    assistant message with text and tool calls; a plain line is one ``text`` record)."""
     return [record for line in record_lines(content) for record in parse_line(line)]
 
 
 def parse_line(line: str) -> list[LogRecord]:
-    """One JSON Lines record made readable: one typed record or more; ``other`` with the
-    line as it is when it is not JSON or not a record this knows."""
+    """One line made readable: one typed record or more; ``text`` with the line as it is
+    when it is not JSON, ``other`` when it is JSON but not a record this knows."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return [_other(line)]
+        return [_plain(line)]
     parsed = _parse(data) if isinstance(data, dict) else None
     return parsed or [_other(line)]
 
@@ -97,8 +99,8 @@ def shorten(text: str, width: int = SHORT_WIDTH) -> str:
 
 
 def describe(record: LogRecord) -> str:
-    """A record in words, as a terminal prints it (the text itself for ``other`` and
-    ``assistant_text``, which may span lines)."""
+    """A record in words, as a terminal prints it (the text itself for ``text``,
+    ``other`` and ``assistant_text``, which may span lines)."""
     kind = record["kind"]
     if kind == "system":
         facts = record.get("facts") or []
@@ -304,6 +306,19 @@ def _error(data: dict[str, Any]) -> LogRecord:
         "body": body,
         "omitted": omitted,
         "is_error": True,
+    }
+
+
+def _plain(line: str) -> LogRecord:
+    """A line that is not JSON: the agent's plain output (stderr, a cut line)."""
+    body, omitted = _cut(line)
+    return {
+        "kind": "text",
+        "label": "Output",
+        "summary": shorten(line),
+        "text": line,
+        "body": body,
+        "omitted": omitted,
     }
 
 

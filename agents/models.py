@@ -32,7 +32,6 @@ from core.validators import (
     text_length,
     validate_git_commit,
     validate_json,
-    validate_jsonl,
 )
 
 #: The most characters of a message or question a record's label shows.
@@ -181,7 +180,9 @@ class Agent(TimestampedModel):
 
 
 class AgentLogChunk(models.Model):
-    """A raw JSONL chunk of an agent's output.
+    """A chunk of an agent's output, as it printed it: any text (usually JSON Lines,
+    Claude Code's ``stream-json``, but a line of plain text is kept as well). NUL and
+    lone surrogates are stored escaped (``core.text.storable_text``).
 
     ``agent_id`` is deliberately not a foreign key, so logs survive their agent's
     deletion. The key is an auto-incrementing integer (DOMAIN.md's event-log
@@ -197,8 +198,8 @@ class AgentLogChunk(models.Model):
     )
     content = models.TextField(
         max_length=TEXT_MAX_LENGTH,
-        validators=[text_length, validate_jsonl],
-        help_text="JSON Lines: one JSON document a line.",
+        validators=[text_length],
+        help_text="What the agent printed: any text, usually JSON Lines.",
     )
     created_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
 

@@ -52,6 +52,7 @@ from core.schemas import (
 )
 from core.schemas.base import (
     JSON_RULES,
+    RAW_NOT_BLANK_PATTERN,
     TEXT_NOT_BLANK_PATTERN,
     DateTimeText,
     Documented,
@@ -264,13 +265,24 @@ class AgentFinishedIn(InputSchema):
 # --- logs ----------------------------------------------------------------------------------
 
 
+#: The content of a log chunk: any text the agent printed, not blank. NUL and lone
+#: surrogates are taken and stored escaped (``core.text.storable_text``), not refused.
+RawLogText = Annotated[
+    str,
+    Field(min_length=1, max_length=TEXT_MAX_LENGTH),
+    AfterValidator(_refuse_blank),
+    Documented(pattern=RAW_NOT_BLANK_PATTERN),
+]
+
+
 class LogChunkIn(InputSchema):
-    content: Annotated[
-        Text,
-        Field(min_length=1, max_length=TEXT_MAX_LENGTH),
-        AfterValidator(_refuse_blank),
-        Documented(pattern=TEXT_NOT_BLANK_PATTERN),
-    ] = Field(description="JSON Lines: one JSON document a line; not blank.")
+    content: RawLogText = Field(
+        description=(
+            "What the agent printed: any text, usually JSON Lines (Claude Code's "
+            "`stream-json`), plain lines too; not blank. NUL is stored as `\\x00` and a "
+            "lone surrogate as `\\udXXX`."
+        )
+    )
     session_number: PositiveInt32 = Field(1, description="1 on spawn, +1 on each resume.")
 
 
@@ -385,7 +397,13 @@ LOG_APPEND_BODY: dict[str, Any] = {
             }
         },
         "application/x-ndjson": {
-            "schema": {"type": "string", "description": "One JSON document a line."}
+            "schema": {
+                "type": "string",
+                "description": (
+                    "What the agent printed, one chunk a line (blank lines skipped): any "
+                    "text; bytes that are not UTF-8 are stored as `\\xNN`, NUL as `\\x00`."
+                ),
+            }
         },
     },
 }

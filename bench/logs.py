@@ -2,9 +2,12 @@
 through the API, against the raw driver on the same table, with 1,000, 10,000 and
 100,000 chunks already in the log; and the memory a streamed log costs.
 
-Every row is a 450-byte line of JSON Lines, like the stream-json output of a coding CLI.
-Appends are measured in rounds whose rows are deleted afterwards (untimed), so the log
-has the stated size while it is measured.
+Every row is a 450-byte line of JSON Lines, like the stream-json output of a coding CLI;
+"log raw output" appends batches where one line in ten is not JSON (a plain stderr line,
+a JSON line cut in two, a NUL, a lone surrogate, bytes that are not UTF-8), which are
+stored escaped, against the raw driver inserting the same stored text. Appends are
+measured in rounds whose rows are deleted afterwards (untimed), so the log has the stated
+size while it is measured.
 """
 
 import json
@@ -36,6 +39,31 @@ def log_line(n: int, size: int = 450) -> str:
     line = json.dumps(head, separators=(",", ":")) + "\n"
     assert len(line) == size, len(line)
     return line
+
+
+#: Lines an agent prints besides JSON Lines: (as a str, as NDJSON bytes), one in ten.
+RAW_OUTPUT = [
+    ("Error: rate limit reached, retrying in 30s", b"Error: rate limit reached, retrying in 30s"),
+    ('{"type":"assistant","message":{"id":"msg_0', b'{"type":"assistant","message":{"id":"msg_0'),
+    ("npm WARN deprecated \x00 glob@7.2.3", b"npm WARN deprecated \x00 glob@7.2.3"),
+    ("caf\u00e9 \ud800 half an emoji", b"caf\xe9 \xf0\x9f half an emoji"),
+]
+
+
+def mixed_lines(count: int) -> tuple[list[str], bytes]:
+    """``count`` lines, one in ten not JSON (``RAW_OUTPUT``): as strs, and as an NDJSON
+    body."""
+    lines: list[str] = []
+    body: list[bytes] = []
+    for n in range(count):
+        if n % 10 == 9:
+            text, raw = RAW_OUTPUT[n // 10 % len(RAW_OUTPUT)]
+            lines.append(text + "\n")
+            body.append(raw + b"\n")
+        else:
+            lines.append(log_line(n))
+            body.append(lines[-1].encode())
+    return lines, b"".join(body)
 
 
 class Log:
@@ -269,6 +297,62 @@ def measure_api(log: Log, result: Result, label: str, *, rounds: int, drop) -> N
     )
 
 
+def measure_raw_output(log: Log, result: Result, label: str, *, rounds: int, drop) -> None:
+    """Appends whose lines are not all JSON: through the repository and as an NDJSON body
+    (bytes that are not UTF-8 among them), against the raw driver inserting the same
+    text as stored (escaped)."""
+    from django.urls import reverse
+
+    from core.text import decoded_text, storable_text
+
+    lines, body = mixed_lines(BATCH)
+    writer = log.writer
+    rows: list[Any] = [
+        {"agent_id": writer.id, "agent_name": writer.name, "content": line} for line in lines
+    ]
+    now = datetime_value()
+    stored = [("bench-raw", "bench-raw", 1, storable_text(line), now) for line in lines]
+    sent = [("bench-raw", "bench-raw", 1, decoded_text(line), now) for line in body.splitlines()]
+    url = reverse("api-1:append_agent_log", kwargs={"agent_id": writer.id})
+
+    def cw_batch() -> None:
+        log.logs.append_chunks(rows)
+
+    def raw_batch() -> None:
+        log.raw.executemany(log.insert_sql, stored)
+
+    cw, raw = paired_rates(
+        cw_batch, raw_batch, calls=20, rounds=rounds, units_per_call=BATCH, after_round=drop
+    )
+    result.ratio(
+        f"append_chunks, 100-row batches, 1 line in 10 not JSON ({label})",
+        cw,
+        raw,
+        unit="rows/s",
+        minimum=0.45,
+        baseline_label="raw executemany",
+    )
+
+    def cw_append() -> None:
+        response = log.client.post(url, body, content_type="application/x-ndjson")
+        assert response.status_code == 201, response.content
+
+    def raw_sent() -> None:
+        log.raw.executemany(log.insert_sql, sent)
+
+    cw, raw = paired_rates(
+        cw_append, raw_sent, calls=10, rounds=rounds, units_per_call=BATCH, after_round=drop
+    )
+    result.ratio(
+        f"POST /api/agents/{{id}}/logs, 100 chunks as NDJSON, 1 line in 10 not JSON ({label})",
+        cw,
+        raw,
+        unit="rows/s",
+        minimum=0.20,
+        baseline_label="raw executemany",
+    )
+
+
 def measure_stream(log: Log, result: Result, size: int) -> None:
     """Peak Python memory while a whole log streams as NDJSON through the API: the
     reader's log of ``size`` chunks, and one a tenth as long, to show it does not grow
@@ -318,6 +402,14 @@ def run(quick: bool) -> list[Result]:
     measure_api(
         log, read, f"{sizes[-1]:,} in the log", rounds=rounds, drop=lambda: log.drop_after(mark)
     )
+    raw_output = Result("log raw output")
+    measure_raw_output(
+        log,
+        raw_output,
+        f"{sizes[-1]:,} in the log",
+        rounds=rounds,
+        drop=lambda: log.drop_after(mark),
+    )
     small, large = figures[sizes[0]], figures[sizes[-1]]
     flat = Result("log scaling")
     for key, name in (
@@ -336,4 +428,4 @@ def run(quick: bool) -> list[Result]:
     stream = Result("log streaming")
     measure_stream(log, stream, sizes[-1])
     log.raw.close()
-    return [append, read, flat, stream]
+    return [append, read, raw_output, flat, stream]

@@ -1,5 +1,6 @@
-"""Text cut short for a label, a list cell, a message or a picture, and text made safe to
-print on a terminal: one rule each, everywhere."""
+"""Text cut short for a label, a list cell, a message or a picture, text made safe to
+print on a terminal, and text made storable (a log's raw output, escaped rather than
+refused): one rule each, everywhere."""
 
 import re
 
@@ -47,3 +48,31 @@ def json_terminal_safe(text: str) -> str:
     C1, bidirectional) written as ``\\u`` escapes: the same JSON value, safe on a
     terminal."""
     return _CONTROLS_JSON_KEEPS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+#: The one character no database stores alike in text (PostgreSQL refuses it).
+_NUL = "\x00"
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what cannot be stored alike in every database written out as visible
+    escapes, in the spelling of Python's ``backslashreplace``: NUL as the four
+    characters ``\\x00``, a lone surrogate (which JSON's ``\\u`` escapes can spell) as
+    ``\\udXXX``. Anything else is kept as it is, so text without either comes back
+    unchanged (the same object). An escape reads like one the text held already: the
+    rule favours keeping every line over telling the two apart."""
+    if _NUL in text:
+        text = text.replace(_NUL, "\\x00")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def decoded_text(data: bytes) -> str:
+    """``data`` as UTF-8 text made ``storable_text``, every byte that is not UTF-8
+    written as ``\\xNN`` (Python's ``backslashreplace``) instead of refused."""
+    return storable_text(data.decode("utf-8", "backslashreplace"))

@@ -99,6 +99,9 @@ def validate_git_commit(value: str) -> None:
 def validate_jsonl(value: str) -> None:
     """Every non-blank line of the value is a JSON document (JSON Lines).
 
+    No field uses it any more (a log chunk is any text the agent printed,
+    ``docs/decisions.md``, "Logs: raw text"); it stays for the migrations that name it.
+
     Lines end at ``\n`` alone (``\r\n`` too: the ``\r`` is JSON whitespace), as the
     JSON Lines format says, not at every separator ``str.splitlines`` knows: a JSON
     string may hold a raw U+2028 or U+0085, and a coding CLI's output does.

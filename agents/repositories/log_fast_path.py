@@ -1,18 +1,18 @@
 """The log's fast path: what makes appending to an agent's log and paging through it cheap.
 
-A batch is checked in one pass of plain comparisons (``quick_row``, with ``orjson`` for
-each line's JSON), written with multi-row ``INSERT`` statements (``insert_sql``,
-``restore_sql``) on Django's connection (``core.repositories.hot``), and a page is read
-with one prepared ``SELECT`` (``page_sql``) into ``LogChunkRow`` tuples (``log_rows``).
-The quick check is a cautious subset of the model's rules: what it cannot vouch for
-(``Unsure``) goes through the model's full validation in ``LogChunkRepository``.
+A batch is checked in one pass of plain comparisons (``quick_row``: a chunk's content is
+any text, its NUL and lone surrogates escaped by ``core.text.storable_text``), written
+with multi-row ``INSERT`` statements (``insert_sql``, ``restore_sql``) on Django's
+connection (``core.repositories.hot``), and a page is read with one prepared ``SELECT``
+(``page_sql``) into ``LogChunkRow`` tuples (``log_rows``). The quick check is a cautious
+subset of the model's rules: what it cannot vouch for (``Unsure``) goes through the
+model's full validation in ``LogChunkRepository``.
 """
 
 import functools
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import orjson
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -22,6 +22,7 @@ from agents.models import AgentLogChunk
 from core.errors import InvalidInput
 from core.repositories import text_problem
 from core.repositories.validation import unstorable_datetime
+from core.text import storable_text
 from core.validators import TEXT_MAX_LENGTH
 
 
@@ -56,9 +57,9 @@ class Unsure(Exception):
 def quick_row(
     agent_id: Any, agent_name: Any, session: Any, content: Any, stamp: Any, names_ok: bool = False
 ) -> tuple[Any, ...]:
-    """The row of a chunk that plain comparisons (and ``orjson`` for each line) show
-    to be valid, else ``Unsure`` (or orjson's ``ValueError``): a cautious subset of the
-    model's rules, which decide whatever this cannot vouch for."""
+    """The row of a chunk that plain comparisons show to be valid, its content made
+    ``storable_text`` (any text is a chunk's content), else ``Unsure``: a cautious subset
+    of the model's rules, which decide whatever this cannot vouch for."""
     if not names_ok and (agent_id, agent_name) not in _GOOD_NAMES:
         if not (_good_name(agent_id, _AGENT_ID_MAX) and _good_name(agent_name, _AGENT_NAME_MAX)):
             raise Unsure
@@ -67,21 +68,12 @@ def quick_row(
         _GOOD_NAMES.add((agent_id, agent_name))
     if type(session) is not int or not 1 <= session <= _INT32_MAX:
         raise Unsure
-    if type(content) is not str or len(content) > TEXT_MAX_LENGTH or "\x00" in content:
+    if type(content) is not str:
         raise Unsure
-    # orjson refuses all that the model's JSON check refuses (NaN, bad syntax, lone
-    # surrogates, blank text) and a little more (huge numbers, deep nesting).
-    newline = content.find("\n")
-    if newline == -1 or newline == len(content) - 1:
-        orjson.loads(content)  # one line, the usual chunk (a newline is JSON whitespace)
-    else:
-        blank = True
-        for line in content.split("\n"):
-            if line and not line.isspace():
-                orjson.loads(line)
-                blank = False
-        if blank:
-            raise Unsure
+    if "\x00" in content or not content.isascii():
+        content = storable_text(content)  # NUL, lone surrogates: escaped, never refused
+    if not 0 < len(content) <= TEXT_MAX_LENGTH or (content[0].isspace() and not content.strip()):
+        raise Unsure
     return (agent_id, agent_name, session, content, stamp)
 
 

@@ -43,6 +43,7 @@ from core.repositories import (
 )
 from core.repositories.base import seed_only
 from core.repositories.commit_order import LOG_ORDER_LOCK, hold_commit_order
+from core.text import storable_text
 
 
 class LogChunkFields(TypedDict):
@@ -70,7 +71,8 @@ class AgentLogCount(NamedTuple):
 
 
 class LogChunkRepository(Repository[AgentLogChunk]):
-    """Agents' raw JSONL output, appended and read forward with an id cursor, never edited.
+    """Agents' raw output (any text, usually JSON Lines), appended and read forward with an
+    id cursor, never edited.
 
     Chunk ids increase in write order, so "the chunks after id N" is a keyset page that
     costs the same at the end of a long log as at its start (index ``(agent_id, id)``).
@@ -81,7 +83,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
     append to it at once. Chunks of different agents interleave freely.
 
     This is the path agents hit all day, so it pays per batch, not per row: a batch is
-    checked in one pass of plain comparisons (and ``orjson`` for each line's JSON), then
+    checked in one pass of plain comparisons (no line is parsed: a chunk is any text), then
     written with one multi-row ``INSERT`` per ``rows_per_insert`` rows on Django's
     connection (``core.repositories.hot``); pages are read with one prepared ``SELECT`` into
     ``LogChunkRow`` tuples. The rules are the model's, unchanged: a batch the quick
@@ -105,8 +107,8 @@ class LogChunkRepository(Repository[AgentLogChunk]):
     def insert_chunk(
         self, *, agent_id: str, agent_name: str, session_number: int, content: str
     ) -> LogChunkRow:
-        """Append one chunk to an agent's log (``session_number`` from 1; ``content`` JSON
-        Lines) and return it as stored."""
+        """Append one chunk to an agent's log (``session_number`` from 1; ``content`` any
+        text, made ``storable_text``) and return it as stored."""
         db, created_at = connections[DEFAULT_DB_ALIAS], timezone.now()
         stamp = stamp_of(db, created_at)
         try:
@@ -126,15 +128,18 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         with self._in_commit_order(db, [agent_id]):
             (id,) = self._insert_rows(db, [row])
         return tuple.__new__(
-            LogChunkRow, (id, agent_id, agent_name, session_number, content, created_at)
+            LogChunkRow, (id, agent_id, agent_name, session_number, row[3], created_at)
         )
 
     def append_chunks(self, chunks: Iterable[LogChunkFields]) -> list[int]:
         """Append many chunks in order, all or none, and return their ids (ascending):
         exactly the rows written, whatever other writers do meanwhile.
 
-        Every chunk is checked before anything is written; a refusal carries the chunk's
-        position in ``details["index"]`` (from 0). One batch shares one ``created_at``.
+        A chunk's content is any text the agent printed, stored with its NUL and lone
+        surrogates escaped (``core.text.storable_text``), never refused for them. Every
+        chunk is checked before anything is written; a refusal (blank content, a bad
+        session number, a malformed chunk) carries the chunk's position in
+        ``details["index"]`` (from 0). One batch shares one ``created_at``.
         """
         db = connections[DEFAULT_DB_ALIAS]
         rows = self._checked_rows(list(chunks), stamp_of(db, timezone.now()))
@@ -394,7 +399,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
         ]
 
     def _validate(self, obj: AgentLogChunk, only=None, *, references: bool = True) -> None:
-        """The model's rules, with a chunk whose content is not JSON Lines refused as
+        """The model's rules, with a chunk whose content they refuse (too long) refused as
         ``invalid_log_chunk`` (the API's code for a bad chunk, which its document states)
         rather than the generic ``validation_failed``."""
         try:
@@ -440,7 +445,7 @@ class LogChunkRepository(Repository[AgentLogChunk]):
                 details={"unknown": unknown, "missing": missing},
             )
         values: dict[str, Any] = dict(chunk)
-        require_text(values["content"], "content")
+        values["content"] = storable_text(require_text(values["content"], "content"))
         values["session_number"] = require_int(
             values.get("session_number", 1),
             "session_number",

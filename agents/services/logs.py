@@ -1,5 +1,5 @@
-"""What may happen to an agent's log: batches of JSONL chunks appended, the log deleted,
-old chunks pruned.
+"""What may happen to an agent's log: batches of chunks (any text the agent printed)
+appended, the log deleted, old chunks pruned.
 
 Logs are output, not state changes: appending chunks and pruning old ones record no
 event (the one exception to "every change is on the feed", ``docs/decisions.md``: an
@@ -56,8 +56,10 @@ def check_log_batch_size(count: int) -> None:
 
 @transaction.atomic
 def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
-    """Append a batch of chunks (``content`` JSON Lines, ``session_number`` from 1,
-    default 1) to an agent's log, in order, all or nothing; returns exactly their ids.
+    """Append a batch of chunks (``content`` any text the agent printed, usually JSON
+    Lines; ``session_number`` from 1, default 1) to an agent's log, in order, all or
+    nothing; returns exactly their ids. A line that is not JSON is kept as it is; NUL
+    and lone surrogates are stored escaped (``core.text.storable_text``), never refused.
 
     Appends to one agent commit in id order (the log's commit-order lock, taken by the
     repository in this transaction), so a reader following the log with ``after`` sees
@@ -65,7 +67,8 @@ def agent_log_append(*, agent_id: str, chunks: list[NewLogChunk]) -> list[int]:
 
     Refused, writing nothing: an unknown agent (404), an empty batch
     (``empty_log_batch``), more than ``MAX_LOG_BATCH`` chunks (``log_batch_too_large``),
-    or any bad chunk (its ``details["index"]`` names it).
+    or any bad chunk: blank content, a bad session number, a malformed chunk (its
+    ``details["index"]`` names it).
     """
     name = agents.name_of(agent_id)
     check_log_batch_size(len(chunks))

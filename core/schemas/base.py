@@ -114,6 +114,9 @@ NOT_BLANK_PATTERN = rf"^[{_BLANK}]*[^\u0000{_BLANK}][^\u0000]*$"
 #: ``require_text``): something besides white space, and no NUL. (The same rule as
 #: ``NOT_BLANK_PATTERN``, written apart: only a stripped text's lengths are restated.)
 TEXT_NOT_BLANK_PATTERN = rf"^(?:[{_BLANK}])*[^\u0000{_BLANK}][^\u0000]*$"
+#: The pattern of a text refused only when blank, NUL and all (a log chunk: what it cannot
+#: store it escapes, ``core.text.storable_text``): something besides white space.
+RAW_NOT_BLANK_PATTERN = rf"^[{_BLANK}]*[^{_BLANK}]"
 #: What a ``OneLineText`` holds besides its edges, once stripped: no NUL, line break or tab.
 _ONE_LINE_INSIDE = r"[^\u0000\t\n\r]"
 #: The pattern of ``OneLineText``: ``NOT_BLANK_PATTERN`` whose text, once stripped, is one

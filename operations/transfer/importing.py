@@ -1,5 +1,6 @@
 """Reading an export document back into the database (see ``operations.transfer``)."""
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,15 +75,27 @@ class ImportResult:
 
 
 def load_document(data: bytes) -> dict[str, Any]:
-    """Parse an export file's bytes; ``import_invalid_document`` when it is not JSON."""
+    """Parse an export file's bytes; ``import_invalid_document`` when it is not JSON.
+
+    A lone surrogate (``"\\ud800"``), which orjson refuses, is JSON all the same: ``json``
+    reads it, and each table's rules decide (a log chunk's content stores it escaped,
+    ``core.text.storable_text``; a name refuses it)."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        raise InvalidInput(
-            f"The file is not a JSON document: {error}.",
-            code="import_invalid_document",
-        ) from error
+        try:
+            document = json.loads(data, parse_constant=_not_json)
+        except (ValueError, RecursionError):
+            raise InvalidInput(
+                f"The file is not a JSON document: {error}.",
+                code="import_invalid_document",
+            ) from error
     return document
+
+
+def _not_json(constant: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (orjson refuses them too)."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def import_initiative(

@@ -14,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from agents import services
 from agents.admin import LOG_PAGE_CHUNKS, log_url
 from agents.logformat import DETAIL_WIDTH, describe, parse_chunk, parse_line
 from agents.models import Account, AgentLogChunk
@@ -106,6 +107,7 @@ def test_each_kind_of_record_is_shown_recognisably(admin_client, agent):
         ("error", "Tool error"),
         ("result", "Result"),
         ("other", "Other"),
+        ("text", "Output"),
     ):
         assert f'class="cw-record kind-{kind}' in page, kind
         assert f'<span class="cw-label">{label}</span>' in page, label
@@ -113,7 +115,31 @@ def test_each_kind_of_record_is_shown_recognisably(admin_client, agent):
     assert "<details><summary>2 lines: a.py…</summary><pre>a.py\nb.py</pre>" in page
     assert "done · in 12.3s · cost $0.04 · 3 turns" in page
     assert "model claude-sonnet-4 · cwd /srv/wt/a" in page
-    assert "not json" in page
+    assert '<pre class="cw-output">not json</pre>' in page
+
+
+def test_a_chunk_mixing_json_and_plain_lines_shows_each_line_by_what_it_is(admin_client, agent):
+    services.agent_log_append(
+        agent_id=agent.pk,
+        chunks=[
+            {
+                "content": json.dumps(SAY)
+                + "\nError: rate limit reached, retrying in 30s\n"
+                + '{"type":"assist\n'
+                + "a <b>\x00</b> \ud800\n"
+                + json.dumps(DONE)
+            }
+        ],
+    )
+
+    page = open_log(admin_client, agent)
+    records = re.findall(r'class="cw-record kind-([a-z_]+)', page)
+
+    assert records == ["assistant_text", "text", "text", "text", "result"]
+    assert '<pre class="cw-output">Error: rate limit reached, retrying in 30s</pre>' in page
+    assert '<pre class="cw-output">{&quot;type&quot;:&quot;assist</pre>' in page
+    assert '<pre class="cw-output">a &lt;b&gt;\\x00&lt;/b&gt; \\ud800</pre>' in page
+    assert "Reading it." in page and "done · in 12.3s" in page
 
 
 def test_a_failed_run_is_shown_as_a_failure(admin_client, agent):
@@ -341,6 +367,18 @@ def test_a_chunk_is_read_into_typed_records_in_order():
         "done in 12.3s, cost $0.04",
         json.dumps(ODD),
     ]
+
+
+def test_a_line_that_is_not_json_is_plain_output_and_a_json_value_is_other():
+    records = parse_chunk(jsonl(SAY) + 'Error: rate limit\n{"type":"assist\n[1, 2]\n')
+
+    assert [(r["kind"], r["label"]) for r in records] == [
+        ("assistant_text", "Assistant"),
+        ("text", "Output"),
+        ("text", "Output"),
+        ("other", "Other"),
+    ]
+    assert [describe(r) for r in records[1:]] == ["Error: rate limit", '{"type":"assist', "[1, 2]"]
 
 
 def test_an_error_record_and_thinking_are_read():

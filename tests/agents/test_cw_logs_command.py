@@ -125,6 +125,37 @@ def test_tail_raw_prints_every_line_as_stored(agent, session_log):
     assert out.splitlines() == [INIT, ASSISTANT, TOOL_RESULT, OTHER, RESULT]
 
 
+def test_tail_prints_plain_lines_as_text_between_the_records(agent):
+    services.agent_log_append(
+        agent_id=agent.id,
+        chunks=[
+            {
+                "content": INIT
+                + "\nError: rate limit reached, retrying in 30s\n"
+                + '{"type":"assist\n'
+                + "nul \x00 and \x1b[2J\n"
+                + RESULT
+            }
+        ],
+    )
+
+    out, _ = run("tail", "calm-fox")
+    raw, _ = run("tail", "calm-fox", "--raw")
+
+    assert [line[9:] for line in out.splitlines()] == [
+        "session started (model claude-sonnet-4, cwd /srv/wt/a)",
+        "Error: rate limit reached, retrying in 30s",
+        '{"type":"assist',
+        "nul \\x00 and \\x1b[2J",  # stored escaped; the terminal's escape made visible
+        "done in 12.3s, cost $0.04",
+    ]
+    assert raw.splitlines()[1:4] == [
+        "Error: rate limit reached, retrying in 30s",
+        '{"type":"assist',
+        "nul \\x00 and \\x1b[2J",
+    ]
+
+
 def test_tail_reads_back_over_several_pages_for_many_records(agent):
     AgentLogChunk.objects.bulk_create(
         AgentLogChunk(agent_id=agent.id, agent_name=agent.name, content=f'{{"n":{n}}}')
@@ -187,7 +218,8 @@ def test_describe_record_reads_a_failed_run_an_error_result_and_anything_else():
     )
     assert kind == "tool" and text.startswith("→ Read: /aaa") and len(text) < 120
     assert describe_record("[1, 2]") == [("raw", "[1, 2]")]
-    assert describe_record("not json") == [("raw", "not json")]
+    assert describe_record("not json") == [("output", "not json")]
+    assert describe_record('{"type":"assist') == [("output", '{"type":"assist')]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,7 @@
 """The log's fast path keeps every rule of the model: a batch with one bad chunk writes
 nothing and names the chunk with the same error the model's validation gives; what the
-quick check cannot vouch for is decided by the model, not refused by the quick check."""
+quick check cannot vouch for is decided by the model, not refused by the quick check;
+and both store any text alike, escaped where a database could not keep it."""
 
 import pytest
 
@@ -21,11 +22,8 @@ def good(n: int = 100) -> list[dict]:
 
 
 BAD = {
-    "not JSON": {"content": "{nope\n"},
-    "second line not JSON": {"content": '{"a":1}\n{nope\n'},
-    "NaN": {"content": '{"n": NaN}'},
-    "NUL": {"content": '{"a":"\x00"}'},
-    "lone surrogate": {"content": '{"a":"\ud800"}'},
+    # Escaped, NUL takes four characters: past the column's length.
+    "NULs escaped past the length": {"content": "\x00" * 300_000},
     "blank": {"content": " \n\t"},
     "empty": {"content": ""},
     "not text": {"content": 5},
@@ -89,6 +87,38 @@ def test_what_the_quick_check_cannot_vouch_for_the_model_accepts(content):
     assert stored[2] == content
 
 
+#: Any text is a chunk: what no database stores alike is escaped (``storable_text``).
+ANY_TEXT = {
+    "not JSON": ("Error: rate limit reached, retrying in 30s\n",) * 2,
+    "half a JSON line": ('{"type":"assist',) * 2,
+    "second line not JSON": ('{"a":1}\n{nope\n',) * 2,
+    "NaN": ('{"n": NaN}',) * 2,
+    "NUL": ('{"a":"\x00"}', '{"a":"\\x00"}'),
+    "lone surrogate": ('{"a":"\ud800"}', '{"a":"\\ud800"}'),
+    "NUL and a surrogate, not ASCII": ("é\x00\udfff.", "é\\x00\\udfff."),
+}
+
+
+@pytest.mark.parametrize("what", list(ANY_TEXT))
+@pytest.mark.parametrize("quick", [True, False])
+def test_any_text_is_stored_escaped_by_both_paths(what, quick):
+    sent, stored = ANY_TEXT[what]
+    batch = good(5)
+    batch[2]["content"] = sent
+    if quick:
+        rows = logs._checked_rows(batch, None)  # type: ignore[arg-type]
+    else:
+        rows = logs._checked_rows(batch, None, quick=False)  # type: ignore[arg-type]
+    assert rows[2][3] == stored
+    assert len(logs.append_chunks(batch)) == 5  # type: ignore[arg-type]
+    assert list(AgentLogChunk.objects.order_by("id").values_list("content", flat=True))[2] == stored
+
+
+def test_insert_chunk_stores_any_text_and_answers_it_escaped():
+    row = logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content="x\x00{nope")
+    assert row.content == "x\\x00{nope" == AgentLogChunk.objects.get(pk=row.pk).content
+
+
 def test_a_batch_longer_than_one_statement_is_written_whole_in_order():
     batch = good(logs.rows_per_statement * 2 + 7)
     ids = logs.append_chunks(batch)  # type: ignore[arg-type]
@@ -131,7 +161,7 @@ def test_a_page_reads_the_rows_the_orm_reads():
 
 def test_insert_chunk_refuses_like_a_single_write_without_a_batch_index():
     with pytest.raises(InvalidInput) as refused:
-        logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content="{nope")
-    assert refused.value.code == "invalid_log_chunk"
+        logs.insert_chunk(agent_id="a", agent_name="n", session_number=1, content=" \n")
+    assert refused.value.code == "empty_content"
     assert "index" not in refused.value.details
     assert not AgentLogChunk.objects.exists()

@@ -514,3 +514,27 @@ def test_every_table_of_the_apps_is_exported_or_deliberately_left_out():
         "run_usage", "usage_buckets", "budgets", "run_limits", "ready_tasks",
     }  # fmt: skip
     assert tables - {m._meta.db_table for m in MODELS} == left_out
+
+
+def test_log_chunks_of_any_text_are_imported_escaped_like_an_append(tmp_path):
+    initiative = build_initiative(logs=3)
+    export(initiative.id, tmp_path / "a.json", "--with-logs")
+    document = json.loads((tmp_path / "a.json").read_text())
+    chunks = document["tables"]["agent_log_chunks"]
+    chunks[0]["content"] = "Error: rate limit reached, retrying in 30s\n"
+    chunks[1]["content"] = '{"type":"assist'
+    chunks[2]["content"] = "nul \x00, surrogate \ud800"
+    # json.dumps writes the NUL and the lone surrogate as \u escapes, as any JSON would.
+    (tmp_path / "b.json").write_text(json.dumps(document))
+    for model in reversed(MODELS):
+        model._default_manager.all().delete()
+
+    run_import(str(tmp_path / "b.json"))
+
+    ids = [chunk["id"] for chunk in chunks[:3]]
+    stored = AgentLogChunk.objects.in_bulk(ids)
+    assert [stored[id].content for id in ids] == [
+        "Error: rate limit reached, retrying in 30s\n",
+        '{"type":"assist',
+        "nul \\x00, surrogate \\ud800",
+    ]

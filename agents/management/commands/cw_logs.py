@@ -1,4 +1,5 @@
-"""Read, export and prune agents' logs (their JSONL output, stored as log chunks).
+"""Read, export and prune agents' logs (their output, JSON Lines and plain lines, stored
+as log chunks).
 
     manage.py cw_logs tail brave-otter                 # the last 20 records, readable
     manage.py cw_logs tail brave-otter -n 100 --raw    # the last 100 lines as stored
@@ -9,20 +10,22 @@
     manage.py cw_logs prune --older-than 30d --dry-run  # what would go, removing nothing
     manage.py cw_logs prune --older-than 30d [--agent brave-otter] [--json]
 
-AGENT is an agent's id or its name (names are unique). A chunk holds one or more JSON
-Lines records; ``tail`` counts and prints records, ``export`` writes chunks.
+AGENT is an agent's id or its name (names are unique). A chunk holds one or more lines
+(JSON Lines records, or plain text the agent printed); ``tail`` counts and prints
+records, ``export`` writes chunks.
 
 ``tail`` prints each record behind the time of its chunk (``HH:MM:SS``, in the
 project's time zone), with Claude Code's ``stream-json`` records made readable: a
 session's start, the assistant's text, ``→ Tool: input`` for a tool call,
 ``← result (n lines)`` for its result, and the run's end with its duration and cost.
-Any other record, or a line that is not JSON, is printed as it is; ``--raw`` prints
+A line that is not JSON (``Error: rate limit reached``) is printed as it is, plain, like
+any other record this does not know; ``--raw`` prints
 every line as stored. Colour only when standard output is a terminal (and never with
 ``--no-color``).
 
 ``export`` writes NDJSON to standard output, one object per chunk in id (write) order:
 ``{"id", "agent_id", "agent_name", "session_number", "created_at", "content"}``, with
-``created_at`` in ISO 8601 and ``content`` the chunk's JSON Lines text exactly as stored
+``created_at`` in ISO 8601 and ``content`` the chunk's text exactly as stored
 (so an export loses nothing). It reads one page of chunks at a time: memory stays flat
 however long the log.
 
@@ -110,6 +113,7 @@ TERMINAL_KINDS = {
     "tool_call": "tool",
     "tool_result": "result",
     "error": "error",
+    "text": "output",
     "other": "raw",
 }
 
@@ -117,7 +121,8 @@ TERMINAL_KINDS = {
 def describe_record(line: str) -> list[tuple[str, str]]:
     """A record made readable (``agents.logformat``): ``(kind, text)`` pairs, one a line
     to print, where kind is ``session``, ``text``, ``tool``, ``result``, ``done``,
-    ``error`` or ``raw`` (the line as it is: not JSON, or not a record this knows)."""
+    ``error``, ``output`` (a line that is not JSON, as it is) or ``raw`` (a record this
+    does not know, as it is)."""
     return [(_terminal_kind(record), describe(record)) for record in parse_line(line)]
 
 
@@ -179,7 +184,7 @@ class Command(CwCommand):
         tail.add_argument(
             "--raw",
             action="store_true",
-            help="Print the JSON Lines as stored: no time, nothing made readable.",
+            help="Print the lines as stored: no time, nothing made readable.",
         )
 
         export = actions.add_parser(
@@ -188,7 +193,7 @@ class Command(CwCommand):
             description=(
                 "Write an agent's log to standard output as NDJSON, one object per chunk "
                 "in write order: id, agent_id, agent_name, session_number, created_at "
-                "(ISO 8601) and content (the chunk's JSON Lines as stored). Streamed a "
+                "(ISO 8601) and content (the chunk's text as stored). Streamed a "
                 "page at a time; a progress bar on standard error when it is a terminal."
             ),
         )
