@@ -10,7 +10,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    WithJsonSchema,
+    field_validator,
+)
 
 from agents.models import (
     BUDGET_WINDOW_SECONDS,
@@ -52,6 +58,7 @@ from core.schemas import (
 )
 from core.schemas.base import (
     JSON_RULES,
+    NO_NUL_PATTERN,
     RAW_NOT_BLANK_PATTERN,
     TEXT_NOT_BLANK_PATTERN,
     DateTimeText,
@@ -509,7 +516,22 @@ UsageCount = Annotated[
 ]
 #: A full git commit name: 40 or 64 lower-case hex digits (an abbreviation names no
 #: commit for good), as ``core.validators.validate_git_commit`` takes it.
-GitCommit = Annotated[str, Field(pattern="^[0-9a-f]{40}([0-9a-f]{24})?$")]
+GIT_COMMIT_PATTERN = "^[0-9a-f]{40}([0-9a-f]{24})?$"
+GitCommit = Annotated[str, Field(pattern=GIT_COMMIT_PATTERN)]
+#: Project id → commit. The schema states the rule for every key (``propertyNames``:
+#: an id, no NUL) and every value, so a key the server refuses is one the schema
+#: forbids (pydantic alone would document the key's pattern as ``patternProperties``,
+#: which leaves other keys open).
+CommitsByProject = Annotated[
+    dict[Id, GitCommit],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"maxLength": 64, "pattern": NO_NUL_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": GIT_COMMIT_PATTERN},
+        }
+    ),
+]
 #: The outcomes a runner finishes a run with (the others are cw's decisions).
 FinishOutcome = Literal["succeeded", "failed", "crashed", "stopped"]
 #: The name of a runner or of its host.
@@ -686,7 +708,7 @@ class RunReportIn(InputSchema):
     session_id: NonBlankText | None = Field(
         None, max_length=255, description="The agent CLI's session id, for resume."
     )
-    start_commits: dict[Id, GitCommit] | None = Field(
+    start_commits: CommitsByProject | None = Field(
         None,
         description=(
             "The commit each project started from: project id → full commit. Each project "
@@ -726,7 +748,7 @@ class RunFinishIn(InputSchema):
     summary: Text | None = Field(
         None, max_length=TEXT_MAX_LENGTH, description="What was done (goes to dependents)."
     )
-    end_commits: dict[Id, GitCommit] | None = Field(
+    end_commits: CommitsByProject | None = Field(
         None, description="The commit each project ended at: project id → full commit."
     )
     usage: UsageBatch = Field(

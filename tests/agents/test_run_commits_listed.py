@@ -35,3 +35,26 @@ def test_the_runs_list_and_a_run_give_their_commits_in_a_fixed_number_of_queries
         ]
     one = client.get(f"/api/runs/{runs[0].pk}", **auth).json()
     assert one["commits"] == listed[runs[0].pk]
+
+
+def test_the_schema_forbids_every_commit_key_the_server_refuses(client):
+    """A project id key with a NUL is refused (422), and the OpenAPI document forbids it
+    (``propertyNames``), so a client generated from it never sends one."""
+    from cw_project.api import api
+
+    schemas = api.get_openapi_schema()["components"]["schemas"]
+    for schema, field in (("RunFinishIn", "end_commits"), ("RunReportIn", "start_commits")):
+        stated = schemas[schema]["properties"][field]["anyOf"][0]
+        assert stated["propertyNames"] == {"maxLength": 64, "pattern": "^[^\\u0000]*$"}
+        assert stated["additionalProperties"]["pattern"] == "^[0-9a-f]{40}([0-9a-f]{24})?$"
+    _, token = api_token_create(name="runner")
+    run = RunFactory()
+    answer = client.post(
+        f"/api/runs/{run.pk}/finish",
+        {"runner_name": run.runner_name, "outcome": "failed", "end_commits": {"a\x00": "f" * 40}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert answer.status_code == 422 and answer.json()["code"] == "validation_error"
+    run.refresh_from_db()
+    assert run.outcome == "running"
