@@ -195,8 +195,15 @@ class LogShipper:
                         return False
             del self._lines[: len(batch)]
             self.lines_shipped += len(chunks)
-            self.offset = batch[-1][1]
-            self.on_shipped(self.offset)
+            end = batch[-1][1]
+            if self._lines and self._lines[0][1] == end:
+                # The batch ends inside a long line whose other pieces are still to go:
+                # acknowledge only up to the line before it (a restart sends the whole
+                # line again rather than lose its rest).
+                end = max((e for _, e in batch if e != end), default=self.offset)
+            if end != self.offset:
+                self.offset = end
+                self.on_shipped(self.offset)
         self._bytes = 0
         self._first_at = None
         return True
