@@ -52,11 +52,16 @@ class RunState:
     def load(cls, workspace: Path, run_id: str) -> RunState | None:
         path = cls.folder(workspace, run_id) / "state.json"
         try:
-            raw: dict[str, Any] = json.loads(path.read_text())
+            raw: Any = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        raw["checkouts"] = [Checkout(**c) for c in raw.get("checkouts", [])]
-        return cls(**raw)
+        if not isinstance(raw, dict):
+            return None
+        try:
+            raw["checkouts"] = [Checkout(**c) for c in raw.get("checkouts", [])]
+            return cls(**raw)
+        except TypeError:  # a file of another version: unknown (nothing is removed)
+            return None
 
     @classmethod
     def all(cls, workspace: Path) -> list[RunState]:
