@@ -176,7 +176,9 @@ def test_a_refused_batch_goes_line_by_line_quoting_what_is_refused(spool: Path) 
     assert client.contents() == ["good 1", raw, "good 2"]
     assert json.loads(client.contents()[1])["text"] == "\x1b[31mbad"
     assert running.lines_refused == 0
-    assert seen.offsets == [spool.stat().st_size]
+    assert running.lines_shipped == 3
+    # Line by line, the offset follows each line (the blank one too).
+    assert seen.offsets == [7, 16, 17, 24] and spool.stat().st_size == 24
 
 
 def test_a_line_refused_even_quoted_is_counted_and_skipped(spool: Path) -> None:
@@ -240,3 +242,26 @@ def test_the_offset_never_passes_a_line_not_all_sent(spool: Path) -> None:
     assert 0 < client.contents().count("z" * logship.MAX_LINE_CHARS) < pieces
     assert spool.stat().st_size not in seen.offsets
     assert running.offset == len(b"before\n")
+
+
+def test_a_failure_while_going_line_by_line_sends_no_line_twice(spool: Path) -> None:
+    append(spool, b"one\nbad\n\nthree\nfour\n")
+    failed_once: list[int] = []
+
+    def flaky(body: list[dict[str, Any]], attempt: int) -> ApiError | None:
+        if any(chunk["content"] == "bad" for chunk in body):
+            return ApiError(400, "bad_request", "refused")
+        if len(body) == 1 and body[0]["content"] == "four" and not failed_once:
+            failed_once.append(attempt)
+            return ApiError(503, "unavailable", "down")
+        return None
+
+    client = FakeClient(flaky)
+    running, seen = shipper(client, spool)
+    running.start().finish(timeout=10)
+    raw = json.dumps({"type": "raw", "text": "bad"})
+    assert client.contents() == ["one", raw, "three", "four"]
+    assert failed_once
+    assert running.lines_shipped == 4
+    assert seen.offsets == sorted(set(seen.offsets))
+    assert seen.offsets[-1] == spool.stat().st_size
