@@ -359,14 +359,16 @@ class RunWork:
                 end_commits[checkout.project_id] = gitwork.head(path)
                 gitwork.publish(mirror, path, checkout.branch)
                 if succeeded and self.state.initiative_branch:
-                    integration = gitwork.integrate(mirror, path, self.state.initiative_branch)
-                    if integration == "conflict":
+                    how = gitwork.integrate(mirror, path, self.state.initiative_branch)
+                    if how == "conflict":
                         log.warning(
                             "run %s: could not merge into %s; the work is on %s",
                             self.state.run_id,
                             self.state.initiative_branch,
                             checkout.branch,
                         )
+                    if integration != "conflict":  # one project's conflict is the run's
+                        integration = how
             except gitwork.GitError as error:
                 log.error("run %s: keeping the work failed: %s", self.state.run_id, error)
                 integration = "conflict"

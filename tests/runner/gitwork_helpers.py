@@ -37,7 +37,9 @@ def commit_file(worktree: Path, name: str, text: str, message: str = "change") -
 
 def someone_pushes(origin: Path, root: Path, branch: str, name: str, text: str) -> str:
     """Another person's commit of ``name`` on ``branch`` of origin; its id."""
-    clone = root / f"other-{branch}-{name}"
+    number = 1
+    while (clone := root / f"other-{branch}-{name}-{number}").exists():
+        number += 1
     git(root, "clone", "-q", "-b", branch, str(origin), str(clone))
     commit = commit_file(clone, name, text, f"someone else: {name}")
     git(clone, "push", "-q", "origin", branch)
