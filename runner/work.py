@@ -253,9 +253,12 @@ class RunWork:
             mirror = gitwork.Mirror.of(self.config.workspace, project)
             mirror.fetch()
             self._mark_fetched(project.id)
-            path = root if len(projects) == 1 else root / _slug(project.name)
-            if path == root:
+            if len(projects) == 1:
                 path = root / "worktree"
+            else:
+                path = root / _slug(project.name)
+                if path.exists():  # "my app" and "my-app": the same folder name
+                    path = root / f"{_slug(project.name)}-{_slug(project.id)}"
             start = mirror.add_worktree(path, run_branch, branch or project.default_branch)
             starts[project.id] = start
             self.state.checkouts.append(

@@ -245,3 +245,29 @@ def test_a_failing_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     # Not merged, but kept on the run's branch.
     assert tip(origin, "feature-run-r2") == finish["end_commits"]["p1"]
     assert not has_branch(origin, "feature")
+
+
+def test_two_projects_whose_names_look_alike_get_two_worktrees(tmp_path: Path) -> None:
+    origins = [make_origin(tmp_path / "one"), make_origin(tmp_path / "two")]
+    cw = FakeCw(origins[0])
+    projects = [
+        {"id": "p1", "name": "my app", "url": str(origins[0]), "default_branch": "main"},
+        {"id": "p2", "name": "my-app", "url": str(origins[1]), "default_branch": "main"},
+    ]
+    answer_of = cw.call
+
+    def call(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        return projects if path.endswith("/projects") else answer_of(method, path, body, **kw)
+
+    cw.call = call  # type: ignore[method-assign]
+    work = run_work(tmp_path / "ws")
+    work.client = cw  # type: ignore[assignment]
+    work.task = {"id": "t1", "name": "Task", "initiative_id": "i1"}
+    work._prepare_worktrees()
+    paths = [Path(c.path) for c in work.state.checkouts]
+    assert len(set(paths)) == 2
+    assert all(
+        gitwork.head(path) == tip(origin, "main")
+        for path, origin in zip(paths, origins, strict=True)
+    )
+    assert all(path.parent == Path(work.state.cwd) for path in paths)
