@@ -143,3 +143,12 @@ def test_take_next_sends_the_wait(server: Server) -> None:
     assert client.take_next({"providers": ["claude"]}, wait=0.5) == {"run": {"id": "r1"}}
     assert json.loads(server.requests[0]["body"]) == {"providers": ["claude"], "wait": 0.5}
     assert client.take_next({"providers": ["claude"]}, wait=0.5) is None
+
+
+def test_an_answer_that_is_not_json_is_an_api_error(server: Server) -> None:
+    server.answers = [(200, b"<html>a proxy's page</html>")]
+    with pytest.raises(ApiError) as raised:
+        Client(server.url, "t").call("GET", "/api/whoami", retry_seconds=0)
+    assert raised.value.status == 200
+    assert raised.value.code == "not_json"
+    assert "<html>" in raised.value.message
