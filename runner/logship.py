@@ -185,7 +185,10 @@ class LogShipper:
             end = max((e for _, e in sent if e != end), default=self.offset)
         if end > self.offset:
             self.offset = end
-            self.on_shipped(self.offset)
+            try:
+                self.on_shipped(self.offset)
+            except Exception:  # saving the offset failed: the log goes on regardless
+                log.exception("saving the log offset of agent %s", self.agent_id)
 
     def _ship(self) -> bool:
         """Send the lines held, in batches; whether all went."""

@@ -265,3 +265,20 @@ def test_a_failure_while_going_line_by_line_sends_no_line_twice(spool: Path) -> 
     assert running.lines_shipped == 4
     assert seen.offsets == sorted(set(seen.offsets))
     assert seen.offsets[-1] == spool.stat().st_size
+
+
+def test_a_failure_to_save_the_offset_does_not_stop_the_log(spool: Path) -> None:
+    append(spool, b"one\ntwo\n")
+    client = FakeClient()
+    running, _ = shipper(client, spool)
+
+    def broken(offset: int) -> None:
+        raise OSError("disk full")
+
+    running.on_shipped = broken
+    running.start()
+    time.sleep(0.2)
+    append(spool, b"three\n")
+    running.finish(timeout=10)
+    assert client.contents() == ["one", "two", "three"]
+    assert running.offset == spool.stat().st_size

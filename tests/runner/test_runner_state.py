@@ -3,6 +3,7 @@ no record (never a crash of ``clean`` or of a restart)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def test_save_and_load(tmp_path: Path) -> None:
     state = make()
     state.save(tmp_path)
     assert (tmp_path / "runs" / "r1" / "state.json").is_file()
-    assert not (tmp_path / "runs" / "r1" / "state.json.tmp").exists()
+    assert [p.name for p in (tmp_path / "runs" / "r1").iterdir()] == ["state.json"]
     assert RunState.load(tmp_path, "r1") == state
     state.ended = True
     state.save(tmp_path)
@@ -47,6 +48,29 @@ def test_a_file_it_cannot_read_is_no_record(tmp_path: Path, text: str) -> None:
     assert RunState.load(tmp_path, "r1") is None
     make("r2").save(tmp_path)
     assert [state.run_id for state in RunState.all(tmp_path)] == ["r2"]
+
+
+def test_saves_from_many_threads_at_once(tmp_path: Path) -> None:
+    """The run's thread and its log shipper's both save the state."""
+    state = make()
+    errors: list[BaseException] = []
+
+    def save_often(n: int) -> None:
+        try:
+            for _ in range(200):
+                state.shipped += 1
+                state.save(tmp_path)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=save_often, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    loaded = RunState.load(tmp_path, "r1")
+    assert loaded is not None and loaded.shipped == state.shipped
 
 
 def test_no_runs_folder(tmp_path: Path) -> None:
