@@ -85,9 +85,12 @@ def clean_run(
     if found.remove and not dry_run:
         for checkout in state.checkouts:
             if Path(checkout.path).exists():
-                gitwork.Mirror(Path(checkout.mirror)).remove_worktree(
-                    Path(checkout.path), checkout.branch
-                )
+                try:
+                    gitwork.Mirror(Path(checkout.mirror)).remove_worktree(
+                        Path(checkout.path), checkout.branch
+                    )
+                except gitwork.GitError as error:  # e.g. a locked worktree: keep the run
+                    return Verdict(state.run_id, found.paths, False, f"not removed: {error}")
         shutil.rmtree(config.workspace / "worktrees" / state.run_id, ignore_errors=True)
         for checkout in state.checkouts:  # a resumed run's are in its predecessor's folder
             parent = Path(checkout.path).parent

@@ -76,12 +76,19 @@ class Client:
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
                 raw = answer.read()
+                status = answer.status
         except urllib.error.HTTPError as error:
             raise _refusal(error.code, error.read()) from None
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
             raise ApiError(0, "unreachable", f"{self.server}: {reason}") from None
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:  # not cw (a proxy's page, a wrong server URL)
+            snippet = raw[:200].decode(errors="replace")
+            raise ApiError(status, "not_json", f"{url} answered no JSON: {snippet}") from None
 
     # --- the operations the runner uses ------------------------------------------------
 

@@ -148,6 +148,9 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
         raise ConfigError(f"{key} must be a number, not {value!r}.") from None
     if isinstance(value, bool) or number <= 0:
         raise ConfigError(f"{key} must be a positive number, not {value!r}.")
+    if kind is int and isinstance(value, float) and value != number:
+        # int(1.5) is 1: a fraction must not be cut off without a word.
+        raise ConfigError(f"{key} must be a whole number, not {value!r}.")
     return number
 
 
@@ -195,8 +198,6 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> C
     host = values.pop("host", None) or socket.gethostname()
     name = values.pop("name", None) or host
     concurrency = values.pop("concurrency", 1)
-    if concurrency != int(concurrency):
-        raise ConfigError("concurrency must be a whole number.")
     return Config(
         server=server,
         token=token,
@@ -204,6 +205,6 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> C
         host=host,
         workspace=Path(values.pop("workspace")).expanduser().resolve(),
         agents=agents,
-        concurrency=int(concurrency),
+        concurrency=concurrency,
         **values,
     )

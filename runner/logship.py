@@ -147,27 +147,48 @@ class LogShipper:
         if self._first_at is None:
             self._first_at = time.monotonic()
 
-    def _one_by_one(self, chunks: list[dict[str, object]]) -> bool:
-        """A batch cw refused (a server older than raw logs): send its lines one at a
-        time, each refused one as a JSON record that quotes it; whether any failed."""
-        for chunk in chunks:
-            for content in (
-                chunk["content"],
-                json.dumps({"type": "raw", "text": chunk["content"]}),
-            ):
-                try:
-                    self.client.call(
-                        "POST",
-                        f"/api/agents/{self.agent_id}/logs",
-                        [{**chunk, "content": content}],
-                    )
-                    break
-                except ApiError as error:
-                    if error.status not in REFUSED:
-                        return True
-            else:
-                self.lines_refused += 1
-        return False
+    def _one_by_one(self, count: int) -> bool:
+        """A batch cw refused (a server older than raw logs): send its ``count`` lines one
+        at a time, each refused one as a JSON record that quotes it, each dropped from the
+        held lines once sent (so a later retry sends none twice); whether all went."""
+        for _ in range(count):
+            line, end = self._lines[0]
+            if line:
+                chunk = {"content": line, "session_number": self.session_number}
+                for content in (line, json.dumps({"type": "raw", "text": line})):
+                    try:
+                        self.client.call(
+                            "POST",
+                            f"/api/agents/{self.agent_id}/logs",
+                            [{**chunk, "content": content}],
+                        )
+                        self.lines_shipped += 1
+                        break
+                    except ApiError as error:
+                        if error.status == 404:
+                            self.gave_up = True
+                        if error.status not in REFUSED:
+                            log.warning("log of agent %s not taken (%s)", self.agent_id, error)
+                            return False
+                else:
+                    self.lines_refused += 1
+            del self._lines[0]
+            self._acknowledge([(line, end)])
+        return True
+
+    def _acknowledge(self, sent: list[tuple[str, int]]) -> None:
+        """Move the saved offset past the lines ``sent`` (the oldest held ones, now gone
+        from ``_lines``) — but never past a long line whose other pieces are still held:
+        a restart sends the whole line again rather than lose its rest."""
+        end = sent[-1][1]
+        if self._lines and self._lines[0][1] == end:
+            end = max((e for _, e in sent if e != end), default=self.offset)
+        if end > self.offset:
+            self.offset = end
+            try:
+                self.on_shipped(self.offset)
+            except Exception:  # saving the offset failed: the log goes on regardless
+                log.exception("saving the log offset of agent %s", self.agent_id)
 
     def _ship(self) -> bool:
         """Send the lines held, in batches; whether all went."""
@@ -190,13 +211,15 @@ class LogShipper:
                 except ApiError as error:
                     if error.status == 404:
                         self.gave_up = True
-                    if error.status not in REFUSED or self._one_by_one(chunks):
+                    if error.status not in REFUSED:
                         log.warning("log of agent %s not taken (%s)", self.agent_id, error)
                         return False
+                    if not self._one_by_one(len(batch)):
+                        return False
+                    continue
             del self._lines[: len(batch)]
             self.lines_shipped += len(chunks)
-            self.offset = batch[-1][1]
-            self.on_shipped(self.offset)
+            self._acknowledge(batch)
         self._bytes = 0
         self._first_at = None
         return True

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+#: A run's state is saved from its run's thread and from its log shipper's: one at a time,
+#: or one's rename finds the other's temporary file gone (and a stale copy could win).
+_saving = threading.Lock()
 
 
 @dataclass
@@ -43,20 +48,26 @@ class RunState:
 
     def save(self, workspace: Path) -> None:
         folder = self.folder(workspace, self.run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / "state.json.tmp"
-        temporary.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(temporary, folder / "state.json")
+        with _saving:
+            folder.mkdir(parents=True, exist_ok=True)
+            temporary = folder / f"state.json.{os.getpid()}.tmp"
+            temporary.write_text(json.dumps(asdict(self), indent=1))
+            os.replace(temporary, folder / "state.json")
 
     @classmethod
     def load(cls, workspace: Path, run_id: str) -> RunState | None:
         path = cls.folder(workspace, run_id) / "state.json"
         try:
-            raw: dict[str, Any] = json.loads(path.read_text())
+            raw: Any = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        raw["checkouts"] = [Checkout(**c) for c in raw.get("checkouts", [])]
-        return cls(**raw)
+        if not isinstance(raw, dict):
+            return None
+        try:
+            raw["checkouts"] = [Checkout(**c) for c in raw.get("checkouts", [])]
+            return cls(**raw)
+        except TypeError:  # a file of another version: unknown (nothing is removed)
+            return None
 
     @classmethod
     def all(cls, workspace: Path) -> list[RunState]:

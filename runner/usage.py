@@ -25,7 +25,9 @@ _MAX_COUNT = 2**53
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and 0 <= value < _MAX_COUNT else 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return value if 0 <= value < _MAX_COUNT else 0
 
 
 class StreamReader:
@@ -80,7 +82,7 @@ class StreamReader:
         if isinstance(record.get("result"), str):
             self.result = record["result"]
         cost = record.get("total_cost_usd")
-        if isinstance(cost, int | float) and 0 <= cost < 1e9:
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e9:
             micros = round(cost * 1_000_000)
             with self._lock:
                 grown = micros - self._cost_reported

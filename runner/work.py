@@ -253,9 +253,12 @@ class RunWork:
             mirror = gitwork.Mirror.of(self.config.workspace, project)
             mirror.fetch()
             self._mark_fetched(project.id)
-            path = root if len(projects) == 1 else root / _slug(project.name)
-            if path == root:
+            if len(projects) == 1:
                 path = root / "worktree"
+            else:
+                path = root / _slug(project.name)
+                if path.exists():  # "my app" and "my-app": the same folder name
+                    path = root / f"{_slug(project.name)}-{_slug(project.id)}"
             start = mirror.add_worktree(path, run_branch, branch or project.default_branch)
             starts[project.id] = start
             self.state.checkouts.append(
@@ -359,14 +362,16 @@ class RunWork:
                 end_commits[checkout.project_id] = gitwork.head(path)
                 gitwork.publish(mirror, path, checkout.branch)
                 if succeeded and self.state.initiative_branch:
-                    integration = gitwork.integrate(mirror, path, self.state.initiative_branch)
-                    if integration == "conflict":
+                    how = gitwork.integrate(mirror, path, self.state.initiative_branch)
+                    if how == "conflict":
                         log.warning(
                             "run %s: could not merge into %s; the work is on %s",
                             self.state.run_id,
                             self.state.initiative_branch,
                             checkout.branch,
                         )
+                    if integration != "conflict":  # one project's conflict is the run's
+                        integration = how
             except gitwork.GitError as error:
                 log.error("run %s: keeping the work failed: %s", self.state.run_id, error)
                 integration = "conflict"

@@ -1,0 +1,143 @@
+"""``runner.agent``: the agent's environment, its credentials on disk, its process group;
+and ``runner.loop.Runner``'s workspace lock, signals and a refusal no retry cures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import agent
+from runner.client import ApiError
+from runner.config import AgentConfig, Config
+from runner.loop import Runner, RunnerError
+
+
+def test_the_runners_secrets_never_reach_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CW_RUNNER_TOKEN", "CW_RUN_TOKEN", "CW_SERVER", "CW_AGENT_ID", "CW_TASK_ID"):
+        monkeypatch.setenv(name, "inherited")
+    monkeypatch.setenv("HOME_LIKE", "kept")
+    env = agent.environment({"CW_RUN_TOKEN": "the run's", "EXTRA": "1"})
+    assert "CW_RUNNER_TOKEN" not in env
+    assert env["CW_RUN_TOKEN"] == "the run's"
+    assert "CW_SERVER" not in env and "CW_AGENT_ID" not in env and "CW_TASK_ID" not in env
+    assert env["HOME_LIKE"] == "kept" and env["EXTRA"] == "1"
+
+
+def test_credentials_are_private_files(tmp_path: Path) -> None:
+    folder = tmp_path / "run" / "credentials"
+    agent.write_credentials(folder, {"credentials": '{"token": 1}', "config_json": "", "x": "y"})
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    written = folder / ".credentials.json"
+    assert written.read_text() == '{"token": 1}'
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == [".credentials.json"]
+    agent.remove_credentials(folder)
+    assert not folder.exists()
+
+
+def test_alive_without_a_pid_or_of_another_boot() -> None:
+    assert not agent.alive(None)
+    assert not agent.alive(0)
+    assert not agent.alive(os.getpid(), "not this boot")
+
+
+@pytest.mark.processes
+def test_stop_group_ends_the_agent_and_its_children(tmp_path: Path) -> None:
+    spool = tmp_path / "output.log"
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"  # it will need a SIGKILL
+        "child = subprocess.Popen(['sleep', '60'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = agent.start(
+        [sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ), spool=spool
+    )
+    deadline = time.monotonic() + 10
+    while not spool.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(spool.read_text().split()[0])
+    assert agent.alive(process.pid, agent.boot_id())
+    assert os.getpgid(child) == process.pid
+    started = time.monotonic()
+    agent.stop_group(process.pid, grace=0.5, process=process)
+    assert time.monotonic() - started < 5
+    assert process.returncode == -signal.SIGKILL
+    assert not agent.alive(process.pid)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # A zombie (its parent is gone, init reaps it) counts as ended.
+        if "Z" in subprocess.run(  # noqa: S603
+            ["ps", "-o", "stat=", "-p", str(child)],  # noqa: S607
+            capture_output=True, text=True, check=False,
+        ).stdout:  # fmt: skip
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the agent's child {child} outlived its group")
+
+
+def config(workspace: Path) -> Config:
+    return Config(
+        server="http://cw.invalid",
+        token="t",
+        name="runner-1",
+        host="box",
+        workspace=workspace,
+        agents={"claude": AgentConfig("claude", ("claude",))},
+        grace_seconds=1,
+    )
+
+
+def test_one_runner_per_workspace(tmp_path: Path) -> None:
+    first = Runner(config(tmp_path), client=object())  # type: ignore[arg-type]
+    first.lock_workspace()
+    with pytest.raises(RunnerError, match="another cw-runner"):
+        Runner(config(tmp_path), client=object()).lock_workspace()  # type: ignore[arg-type]
+
+
+def test_a_first_signal_drains_a_second_stops(tmp_path: Path) -> None:
+    runner = Runner(config(tmp_path), client=object())  # type: ignore[arg-type]
+    runner.on_signal(signal.SIGTERM, None)
+    assert runner.draining.is_set() and not runner.stop_now.is_set()
+    runner.on_signal(signal.SIGINT, None)
+    assert runner.stop_now.is_set()
+
+
+class Refusing:
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+        self.bodies: list[Any] = []
+
+    def take_next(self, body: dict[str, Any], wait: float) -> Any:
+        self.bodies.append(body)
+        raise self.error
+
+
+def test_a_refusal_no_retry_cures_stops_the_runner(tmp_path: Path) -> None:
+    client = Refusing(ApiError(401, "unauthorized", "bad token"))
+    runner = Runner(config(tmp_path), client=client)  # type: ignore[arg-type]
+    runner._slot(0)  # returns instead of looping
+    assert runner.fatal is not None and "bad token" in runner.fatal
+    assert runner.draining.is_set()
+    assert client.bodies == [
+        {
+            "runner_name": "runner-1",
+            "runner_host": "box",
+            "providers": ["claude"],
+            "heartbeat_timeout_seconds": 120,
+        }
+    ]
