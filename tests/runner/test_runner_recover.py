@@ -131,9 +131,11 @@ def test_a_run_with_a_session_is_resumed(tmp_path: Path) -> None:
     answer, resumed = runner.resumes.get_nowait()
     assert answer["run"]["id"] == "r1-resumed"
     assert resumed.session_id == "sess-1"
-    assert resumed.ended
+    # The worktrees go with the resumed run; the old run's record lets them go, so a
+    # clean never removes them with it.
+    assert [c.path for c in resumed.checkouts] == [c.path for c in state.checkouts]
     assert Path(state.cwd).is_dir()  # the resumed run goes on in it
     saved = RunState.load(workspace, "r1")
-    assert saved is not None and saved.ended
+    assert saved is not None and saved.ended and saved.checkouts == []
     assert saved.shipped == Path(state.spool).stat().st_size
     assert tip(origin, "feature-run-r1") == gitwork.head(Path(state.cwd))
