@@ -31,6 +31,8 @@ MAX_LINE_CHARS = 100_000
 #: A line without its end yet is sent as it is once it grows past this.
 MAX_PENDING_BYTES = 4_000_000
 READ_BYTES = 1 << 20
+#: How long an exited agent's last lines may wait for cw before the runner goes on.
+FINISH_SECONDS = 300.0
 #: How many of the last lines are kept for a failed run's error.
 TAIL_LINES = 20
 
@@ -75,16 +77,30 @@ class LogShipper:
         self._bytes = 0
         self._first_at: float | None = None
         self._done = threading.Event()
+        self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"log-{agent_id}", daemon=True)
 
     def start(self) -> LogShipper:
         self._thread.start()
         return self
 
-    def finish(self, timeout: float | None = None) -> None:
-        """Ship everything the spool holds (the agent has exited) and stop."""
+    def finish(self, timeout: float = FINISH_SECONDS) -> bool:
+        """Ship everything the spool holds (the agent has exited) and stop; whether all
+        went. After ``timeout`` seconds of cw not taking it, give up: what is left stays
+        in the spool (the saved offset says where), and the run's folder is kept."""
         self._done.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error(
+                "log of agent %s: cw took nothing for %.0f s; the rest stays in %s",
+                self.agent_id,
+                timeout,
+                self.spool,
+            )
+            self._abandon.set()
+            self._thread.join()
+            return False
+        return not self.gave_up
 
     def _loop(self) -> None:
         while True:
@@ -97,9 +113,9 @@ class LogShipper:
                 or self._bytes >= MAX_BATCH_BYTES
             )
             if due and not self._ship():
-                if final and self.gave_up:
+                if (final and self.gave_up) or self._abandon.is_set():
                     return
-                time.sleep(1.0)
+                self._abandon.wait(1.0)
                 continue
             if final and not read and not self._lines:
                 return

@@ -136,6 +136,10 @@ class Runner:
                     log.warning("slot %d: take-next failed (%s); trying again", slot, error)
                     time.sleep(2)
                     continue
+                except Exception:  # a bug must not end the slot in silence
+                    log.exception("slot %d: take-next failed; trying again", slot)
+                    time.sleep(2)
+                    continue
                 if found is None:
                     continue
                 answer, resumed = found, None

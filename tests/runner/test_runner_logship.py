@@ -282,3 +282,17 @@ def test_a_failure_to_save_the_offset_does_not_stop_the_log(spool: Path) -> None
     running.finish(timeout=10)
     assert client.contents() == ["one", "two", "three"]
     assert running.offset == spool.stat().st_size
+
+
+def test_a_cw_that_never_takes_the_log_is_given_up_on_after_the_timeout(spool: Path) -> None:
+    """cw answers 503 for good: ``finish`` returns False after its timeout instead of
+    hanging the run (or a restarted runner's recovery); the offset stays where cw left
+    it, so the spool keeps what was not taken (and clean keeps the spool)."""
+    append(spool, b"one\ntwo\n")
+    client = FakeClient(lambda body, attempt: ApiError(503, "unavailable", "down"))
+    running, seen = shipper(client, spool)
+    started = time.monotonic()
+    assert running.start().finish(timeout=0.5) is False
+    assert time.monotonic() - started < 5
+    assert client.taken == [] and seen.offsets == []
+    assert running.offset == 0
