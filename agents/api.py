@@ -21,6 +21,7 @@ from ninja import Query, Router, Status
 from pydantic import ValidationError
 
 from agents import services
+from agents.logformat import parse_chunk
 from agents.models import AgentStatus
 from agents.repositories import (
     AccountRepository,
@@ -52,6 +53,7 @@ from agents.schemas import (
     LogFollowParams,
     LogPageOut,
     LogReadParams,
+    LogRecordsPageOut,
     LogSessionParams,
     LogSessionsOut,
     MessageIn,
@@ -407,6 +409,35 @@ def list_agent_log(
         "items": items,
         "next_after": items[-1].id if items else params.after,
         "more": page.more,
+    }
+
+
+@router.get(
+    "/agents/{agent_id}/logs/records",
+    response={200: LogRecordsPageOut, **ERRORS},
+    tags=["logs"],
+)
+def list_agent_log_records(
+    request: HttpRequest, agent_id: Id, params: Query[LogReadParams]
+) -> dict[str, Any]:
+    """An agent's log read as records, a page of chunks at a time (the same cursor and
+    bounds as ``GET /agents/{agent_id}/logs``): each JSON line of Claude Code's
+    ``stream-json`` by its kind (what the assistant said, tool calls and results, the
+    run's result with its cost), every other line — stderr, a cut line — as plain
+    ``text``: what the admin's log viewer and ``cw_logs tail`` show."""
+    page = list_agent_log(request, agent_id, params)
+    return {
+        **page,
+        "items": [
+            {
+                "chunk_id": chunk.id,
+                "session_number": chunk.session_number,
+                "created_at": chunk.created_at,
+                **record,
+            }
+            for chunk in page["items"]
+            for record in parse_chunk(chunk.content)
+        ],
     }
 
 

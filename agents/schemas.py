@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from agents.logformat import RecordKind
 from agents.models import (
     BUDGET_WINDOW_SECONDS,
     HEARTBEAT_TIMEOUT_SECONDS,
@@ -360,6 +361,43 @@ class QuestionFollowParams(Schema):
             "either, the stream starts with the questions pending now."
         ),
     )
+
+
+class LogRecordOut(Schema):
+    """One record of an agent's output as a person reads it: a JSON line of Claude
+    Code's ``stream-json`` by its kind, any other line as plain ``text``."""
+
+    chunk_id: int = Field(description="The chunk it is read from (the log's cursor).")
+    session_number: int
+    created_at: datetime
+    kind: RecordKind = Field(
+        description=(
+            "`text` for a line that is not JSON (printed as it is); `other` for JSON of a "
+            "record type not known."
+        )
+    )
+    label: str = Field(description="What a person calls it (`Assistant`, `Bash`, `Output`…).")
+    summary: str = Field(description="The record in one line.")
+    text: str | None = Field(None, description="What the assistant said, or the plain line.")
+    body: str | None = Field(None, description="A tool's output or input, cut at 4,000.")
+    omitted: int | None = Field(None, description="Characters of `body` left out.")
+    lines: int | None = Field(None, description="Lines of a tool's output.")
+    tool: str | None = Field(None, description="The tool called.")
+    input: str | None = Field(None, description="The tool call's most telling input.")
+    subtype: str | None = None
+    facts: list[str] | None = Field(None, description="A result's duration, cost, turns.")
+    is_error: bool | None = None
+    turns: int | None = None
+
+
+class LogRecordsPageOut(Schema):
+    items: list[LogRecordOut] = Field(
+        description="The records of the page's chunks, in order (a chunk may hold several)."
+    )
+    next_after: int | None = Field(
+        description="The last chunk's id, or the ``after`` given when the page is empty."
+    )
+    more: bool = Field(description="Whether chunks follow this page.")
 
 
 class LogReadParams(Schema):

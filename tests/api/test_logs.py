@@ -343,3 +343,54 @@ def test_session_count_and_delete(api_client, agent):
     assert_error(
         api_client.delete(url("delete_agent_log", agent_id="nope")), 404, "agent_not_found"
     )
+
+
+def test_the_log_read_as_records_gives_json_by_kind_and_other_lines_as_text(api_client, agent):
+    """``GET /agents/{id}/logs/records``: what the viewer shows, for tools — Claude Code's
+    records by kind, stderr and cut lines as plain text, in order, with the cursor."""
+    init = json.dumps({"type": "system", "subtype": "init", "session_id": "s", "model": "m"})
+    said = json.dumps(
+        {
+            "type": "assistant",
+            "message": {
+                "content": [
+                    {"type": "text", "text": "Reading the schema."},
+                    {"type": "tool_use", "name": "Bash", "input": {"command": "ls"}},
+                ]
+            },
+        }
+    )
+    result = json.dumps(
+        {"type": "result", "subtype": "success", "result": "Done.", "total_cost_usd": 0.01}
+    )
+    ids = services.agent_log_append(
+        agent_id=agent.id,
+        chunks=[
+            {"content": init},
+            {"content": "Error: rate limit reached, retrying in 30s"},
+            {"content": said + "\n" + '{"type":"assist'},
+            {"content": result, "session_number": 2},
+        ],
+    )
+    path = url("list_agent_log_records", agent_id=agent.id)
+    page = api_client.get(path).json()
+    kinds = [(item["chunk_id"], item["kind"]) for item in page["items"]]
+    assert kinds == [
+        (ids[0], "system"),
+        (ids[1], "text"),
+        (ids[2], "assistant_text"),
+        (ids[2], "tool_call"),
+        (ids[2], "text"),
+        (ids[3], "result"),
+    ]
+    plain = page["items"][1]
+    assert plain["text"] == "Error: rate limit reached, retrying in 30s"
+    assert plain["label"] == "Output"
+    assert page["items"][3]["tool"] == "Bash"
+    assert page["items"][5]["session_number"] == 2 and page["items"][5]["is_error"] is False
+    assert page["next_after"] == ids[-1] and page["more"] is False
+    # The cursor and bounds are the log's own.
+    rest = api_client.get(path, {"after": ids[1], "session_number": 1}).json()
+    assert {item["chunk_id"] for item in rest["items"]} == {ids[2]}
+    assert_error(api_client.get(path, {"limit": 0}), 400, "invalid_limit")
+    assert api_client.get(url("list_agent_log_records", agent_id="nobody")).status_code == 404
