@@ -66,6 +66,28 @@ class Allowed:
     body_equals: dict[str, str] = field(default_factory=dict)
     record: tuple[str, Callable[[str, RunScope], bool], str] | None = None
 
+    def describe(self) -> str:
+        """The rule in words, as the OpenAPI document states it on the operation."""
+        rules = [f"`{name}` {_OWN_WORDS[kind]}" for name, kind in self.path.items()]
+        rules += [f"`{name}` `{value}`" for name, value in self.body_equals.items()]
+        rules += [f"`{name}` {_OWN_WORDS[kind]}" for name, kind in self.body.items()]
+        if self.record is not None:
+            rules.append(f"`{self.record[0]}` {self.record[2]}")
+        if not rules:
+            return "A run's token (`CW_RUN_TOKEN`) may call this until its run ends (then 401)."
+        return (
+            f"A run's token (`CW_RUN_TOKEN`) may call this only with {', '.join(rules)} "
+            "(else 403 `run_token_out_of_scope`), until its run ends (then 401)."
+        )
+
+
+_OWN_WORDS: dict[str, str] = {
+    "agent": "its run's agent",
+    "task": "its run's task",
+    "run": "its run",
+    "initiative": "its run's task's initiative",
+}
+
 
 #: Every operation a run's token may call, by (method, path as the OpenAPI document
 #: names it). Anything else is refused.
@@ -122,6 +144,21 @@ RUN_TOKEN_OPERATIONS: dict[tuple[str, str], Allowed] = {
         "reviews_api_create_proposal", body={"agent_id": "agent", "initiative_id": "initiative"}
     ),
 }
+
+
+def document_run_token_scope(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (an OpenAPI document, changed in place) with each operation of
+    ``RUN_TOKEN_OPERATIONS`` stating, in its description, what a run's token may do with
+    it (the others are refused to it, as the API's description says)."""
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            allowed = RUN_TOKEN_OPERATIONS.get((method.upper(), path.removeprefix(API_MOUNT)))
+            if allowed is not None:
+                description = operation.get("description", "")
+                operation["description"] = f"{description}\n\n{allowed.describe()}".strip()
+    return schema
 
 
 def _own_id(scope: RunScope, kind: Own) -> str | None:

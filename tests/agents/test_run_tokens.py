@@ -356,6 +356,14 @@ def test_every_allowed_operation_is_in_the_document_by_its_operation_id():
         operation = paths["/api" + path][method.lower()]
         assert operation["operationId"] == allowed.operation_id, (method, path)
         assert {401, 403} <= {int(status) for status in operation["responses"]}
+        assert allowed.describe() in operation["description"], (method, path)
+    described = [
+        (method, path)
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if "CW_RUN_TOKEN" in operation.get("description", "")
+    ]
+    assert len(described) == len(RUN_TOKEN_OPERATIONS)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case.method} {case.path}")
