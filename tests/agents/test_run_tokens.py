@@ -361,7 +361,7 @@ def test_every_allowed_operation_is_in_the_document_by_its_operation_id():
         (method, path)
         for path, item in paths.items()
         for method, operation in item.items()
-        if "CW_RUN_TOKEN" in operation.get("description", "")
+        if "A run's token (`CW_RUN_TOKEN`) may call this" in operation.get("description", "")
     ]
     assert len(described) == len(RUN_TOKEN_OPERATIONS)
 
