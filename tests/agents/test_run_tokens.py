@@ -500,3 +500,17 @@ def test_the_token_stops_working_when_its_run_ends(two, end):
 
     _dead(mine)
     assert other.client.get("/api/whoami").status_code == HTTPStatus.OK
+
+
+def test_the_admin_shows_a_run_token_with_its_run(two):
+    mine, _ = two
+    token = ApiToken.objects.get(run_id=mine.run_id)
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser(username="root"))
+
+    listed = admin.get("/admin/core/apitoken/", {"run__isempty": "0"})
+    page = admin.get(f"/admin/core/apitoken/{token.pk}/change/")
+
+    assert listed.status_code == page.status_code == HTTPStatus.OK
+    assert token.name in listed.content.decode()
+    assert mine.token not in page.content.decode()
