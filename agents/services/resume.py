@@ -93,11 +93,11 @@ def _resume(run_id: str, runner_name: str) -> TakeNext:
             code="budget_spent",
             details={"id": old.pk, "budget_ids": spent},
         )
-    try:
-        account = accounts.get(old.account_id)
-    except SecretKeyError as error:
-        raise secret_unreadable("the run's") from error
     agent = agents.get(old.agent_id)
+    try:
+        account = accounts.get_with_secrets(old.account_id)
+    except SecretKeyError as error:
+        raise secret_unreadable(agent.provider) from error
     new_id = generate_id()
     runs.end(
         old,

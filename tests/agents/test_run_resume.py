@@ -7,8 +7,9 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.test import Client, override_settings
 
 from agents.models import Run
 from agents.services import run_finish
@@ -233,3 +234,20 @@ def test_a_person_may_not_resume_a_run(taken):
     assert_error(resume(bearer(clear), taken["run"]["id"]), 403, "tool_token_required")
     assert_error(resume(staff, taken["run"]["id"]), 403, "tool_token_required")
     _nothing_written(taken["run"]["id"], events)
+
+
+def test_a_resume_whose_account_secrets_are_unreadable_is_refused(runner):
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(CW_SECRET_KEYS=[old_key]):
+        account = f.AccountFactory(credentials=CREDENTIALS)
+        ready_task()
+        run_id = take(runner)["run"]["id"]
+    events = Event.objects.count()
+
+    with override_settings(CW_SECRET_KEYS=[new_key]):
+        response = resume(runner, run_id)
+
+    found = assert_error(response, HTTPStatus.CONFLICT, "account_secret_unreadable")
+    assert found["details"]["account_ids"] == [account.pk]
+    assert "sk-ant" not in response.content.decode()
+    _nothing_written(run_id, events)
