@@ -225,8 +225,8 @@ declare(
     "agents",
     "run_attempts_spent",
     Conflict,
-    "A resume would start an attempt past the initiative's `max_attempts` (`details.attempt`, "
-    "`details.max_attempts`): the runner finishes the run crashed instead.",
+    "A resume's crash of the run would be the task's last failed attempt (`details.failures` of "
+    "the initiative's `details.max_attempts`): the runner finishes the run crashed instead.",
 )
 declare(
     "agents",
