@@ -34,6 +34,7 @@ from agents.schemas import (
     RunLimitPatch,
     RunOut,
     RunReportIn,
+    RunResumeIn,
     TakeNextIn,
     TakeNextOut,
 )
@@ -66,9 +67,11 @@ def _actor(request: HttpRequest) -> Actor:
 )
 async def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
     """Hand the runner the first ready task that fits every limit and budget, started,
-    with its running agent, its live run, an account of its providers with the
-    account's secrets and what the task's earlier attempts ended with; 204 when nothing
-    fits (after ``wait`` seconds, at most 30).
+    with its running agent, its live run and the run's own token (``run_token``, given
+    once: the agent's ``CW_RUN_TOKEN``, limited to what its agent may do and dead once
+    the run ends), an account of its providers with the account's secrets and what the
+    task's earlier attempts ended with; 204 when nothing fits (after ``wait`` seconds,
+    at most 30).
 
     Tools only: a person (staff session or personal token) gets 403
     ``tool_token_required``. 400 ``unknown_provider`` for a provider cw has no account
@@ -76,24 +79,67 @@ async def take_next_run(request: HttpRequest, payload: TakeNextIn) -> Any:
     with the configured keys (nothing is claimed nor started). A waiting call holds no
     server thread and no database connection while it waits.
     """
-    actor = _actor(request)
-    if actor.kind != "tool":
-        raise PermissionRequired(
-            "Taking a run hands out an account's secrets, so it needs a tool's API token, "
-            "not a person's session or personal token.",
-            code="tool_token_required",
-        )
+    actor = _tool(request, "Taking a run")
     await sync_to_async(check_write_rate)(request)
     taken = await services.run_take_next_waiting(**payload.dict(), actor=actor)
     if taken is None:
         return Status(HTTPStatus.NO_CONTENT, None)
+    return _handed_out(taken)
+
+
+def _tool(request: HttpRequest, doing: str) -> Actor:
+    """The calling tool; a person is refused with 403 ``tool_token_required``."""
+    actor = _actor(request)
+    if actor.kind != "tool":
+        raise PermissionRequired(
+            f"{doing} hands out an account's secrets, so it needs a tool's API token, "
+            "not a person's session or personal token.",
+            code="tool_token_required",
+        )
+    return actor
+
+
+def _handed_out(taken: services.TakeNext) -> dict[str, Any]:
+    """A take-next's or a resume's answer (``TakeNextOut``)."""
     return {
         "task": taken.task,
         "agent": taken.agent,
         "run": taken.run,
+        "run_token": taken.run_token,
         "account": taken.account,
         "attempts": taken.attempts,
     }
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    response={200: TakeNextOut, **ERRORS},
+    auth=TOOL_AUTH,
+)
+def resume_run(request: HttpRequest, run_id: Id, payload: RunResumeIn) -> Any:
+    """A restarted runner resumes its live run's agent conversation: in one transaction
+    the run ends ``crashed`` (its error "The runner restarted; resumed as run <id>",
+    event ``run.resumed``) and its next run starts (``run.started``) for the same task,
+    agent and account on the same runner: attempt + 1, ``session_number`` + 1, the
+    ``session_id`` and ``worktree_path`` carried over (resume the CLI's conversation
+    with that session id). The task stays in progress throughout and the agent working;
+    the old run's token stops working, the answer carries the new run's
+    (``run_token``). The answer has take-next's shape: task, agent, the new run, the
+    account with its secrets and the task's earlier attempts.
+
+    Tools only: a person gets 403 ``tool_token_required``. Refused, writing nothing: a
+    run that does not exist (404 ``run_not_found``) or is over (409 ``run_not_live``),
+    held by another runner (409 ``run_not_held``), whose agent or account is gone (409
+    ``run_not_resumable``), whose crash would spend the task's last attempt under its
+    initiative's ``max_attempts`` (409 ``run_attempts_spent``: finish it ``crashed``
+    instead), on which an active budget is spent (409 ``budget_spent``,
+    ``details.budget_ids``: finish it instead), or whose account's secrets cannot be
+    decrypted with the configured keys (409 ``account_secret_unreadable``).
+    """
+    actor = _tool(request, "Resuming a run")
+    return _handed_out(
+        services.run_resume(run_id=run_id, runner_name=payload.runner_name, actor=actor)
+    )
 
 
 @router.post("/runs/{run_id}/heartbeat", response={200: RunHeartbeatOut, **ERRORS})

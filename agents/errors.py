@@ -5,7 +5,7 @@ Loaded by ``AgentsConfig.ready()``. Codes carried by the agents' model constrain
 codes every app shares (``invalid_status``, ``empty_content``, …) in ``core.errors``.
 """
 
-from core.errors import Conflict, InvalidInput, NotFound, declare, rename
+from core.errors import Conflict, InvalidInput, NotFound, PermissionRequired, declare, rename
 
 declare("agents", "account_not_found", NotFound, "No account has this id.")
 declare("agents", "agent_not_found", NotFound, "No agent has this id.")
@@ -209,4 +209,33 @@ declare(
     "invalid_heartbeat_timeout",
     InvalidInput,
     "A run's heartbeat timeout is a whole number of seconds from 10 to 86,400.",
+)
+
+# A run's token and a resume (issue 22).
+declare(
+    "agents",
+    "run_token_out_of_scope",
+    PermissionRequired,
+    "A run's token (`CW_RUN_TOKEN`) called an operation its agent may not, or named another "
+    "agent, task, run or initiative than its run's (`details.operation`, `details.reason`); "
+    "the operations it may call are listed in `agents/run_tokens.py` and docs/decisions.md.",
+)
+declare(
+    "agents",
+    "run_attempts_spent",
+    Conflict,
+    "A resume's crash of the run would be the task's last failed attempt (`details.failures` of "
+    "the initiative's `details.max_attempts`): the runner finishes the run crashed instead.",
+)
+declare(
+    "agents",
+    "run_not_resumable",
+    Conflict,
+    "The run to resume has no agent or no account any more: its runner finishes it instead.",
+)
+declare(
+    "agents",
+    "budget_spent",
+    Conflict,
+    "A budget the run counts against is spent (`details.budget_ids`): it cannot be resumed.",
 )

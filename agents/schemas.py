@@ -713,6 +713,17 @@ class TakeNextOut(Schema):
     task: TaskOut
     agent: AgentOut
     run: RunOut
+    run_token: str = Field(
+        description=(
+            "The run's own API token in clear, given once (only its hash is kept): the runner "
+            "hands it to the agent as `CW_RUN_TOKEN`. It lets the agent do only what its own "
+            "agent may (ask and answer questions, message people, propose changes on its "
+            "task's initiative, read its task's context, append and read its own log, read "
+            "its own task, agent and run): any other operation, or one naming another agent, "
+            "task, run or initiative, is 403 `run_token_out_of_scope`. It stops working when "
+            "the run ends, however it ends: a request with it is then 401."
+        )
+    )
     account: AccountClaimOut = Field(description="The account claimed, with its secrets.")
     attempts: RunAttempts = Field(
         description=(
@@ -721,6 +732,10 @@ class TakeNextOut(Schema):
             "what failed."
         )
     )
+
+
+class RunResumeIn(InputSchema):
+    runner_name: RunnerName = Field(description="The runner that holds the run (restarted).")
 
 
 class RunHeartbeatIn(InputSchema):

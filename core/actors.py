@@ -115,10 +115,15 @@ def set_actor(actor: Actor) -> None:
 
 def actor_from_auth(auth: Any) -> Actor:
     """The actor behind an API request's ``request.auth``: a token (a person's when it is
-    personal, else a tool's) or a staff user."""
+    personal; a run's acts as the tool ``agent:<agent name>``; else a tool's) or a staff
+    user."""
     if isinstance(auth, ApiToken):
         if auth.person_id:
             return Actor.person(auth.person, via="api")
+        scope = auth.run_scope
+        if scope is not None:
+            # A run's token acts for the run's agent: a tool named after it.
+            return Actor.tool(f"agent:{scope.agent_name or scope.agent_id}", token_id=auth.pk)
         return Actor.tool(auth.name, token_id=auth.pk)
     return Actor.person(auth, via="api")
 

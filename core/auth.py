@@ -8,8 +8,15 @@ or the staff ``User`` (session).
 account): tools only, since people never see a secret in clear. It takes a bearer token
 and refuses a staff session with 403 ``tool_token_required``; the OpenAPI document
 declares the bearer scheme alone for them.
+
+A run's token (``ApiToken.run``, handed to a run's agent as ``CW_RUN_TOKEN``) is found
+only while its run is live (401 once the run ended, as an unknown token is) and passes
+only the operations of its scope, which ``agents.run_tokens`` lists and checks right
+after the token is found: any other, or one naming another agent, task or run, is 403
+``run_token_out_of_scope``.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
@@ -37,7 +44,30 @@ class BearerTokenAuth(HttpBearer):
         found = api_token_authenticate(token)
         if found is not None:
             set_actor(actor_from_auth(found))
+            if found.run_id is not None:
+                check_run_token_scope(request, found)
         return found
+
+
+#: The check of a run's token's request (``agents.run_tokens``, registered by the agents
+#: app when it is ready, so core imports nothing of it).
+_run_token_scope: Callable[[HttpRequest, ApiToken], None] | None = None
+
+
+def register_run_token_scope(check: Callable[[HttpRequest, ApiToken], None]) -> None:
+    """Name the function that refuses a run's token's request out of its scope."""
+    global _run_token_scope
+    _run_token_scope = check
+
+
+def check_run_token_scope(request: HttpRequest, token: ApiToken) -> None:
+    """Refuse a run's token's request its scope does not allow (403
+    ``run_token_out_of_scope``); with no scope check registered, refuse them all."""
+    if _run_token_scope is None:
+        raise PermissionRequired(
+            "A run's token may not call this operation.", code="run_token_out_of_scope"
+        )
+    _run_token_scope(request, token)
 
 
 class StaffSessionAuth(SessionAuth):

@@ -275,6 +275,21 @@ EVENT_KINDS: dict[str, EventKind] = {
             "attempt": "its attempt number (1 for the first)",
             "runner_name": "the runner that holds it",
         },
+        {
+            "resumed_from": "the run it resumes (a resume only)",
+            "session_number": "the agent's session number (a resume only)",
+        },
+    ),
+    "run.resumed": _kind(
+        "run",
+        "A restarted runner resumed a live run: it ended crashed, and its next run (same "
+        "task, agent, account and CLI session) started.",
+        {
+            "task_id": "its task",
+            "resumed_as": "the run that carries it on",
+            "attempt": "the new run's attempt number",
+            "session_number": "the new run's session number",
+        },
     ),
     "run.finished": _kind(
         "run",

@@ -52,7 +52,8 @@ resolving a resolved comment) writes nothing and records nothing.
     or the admin's user), a tool (any other token) or the system (a command such as
     `cw_reconcile`); a lost run swept by a runner's take-next is that runner's change;
   - `id`: the person's user id or the tool's token id (null for the system);
-  - `name`: the person's username, the token's name, or the command's name;
+  - `name`: the person's username, the token's name (a run's token: `agent:<agent
+    name>`, the run's agent), or the command's name;
   - `via`: {_code_list(get_args(ActorVia))}: the door it came through.
 - `data`: what the kind carries, below (a key marked *sometimes* is there only when it
   applies).

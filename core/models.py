@@ -12,6 +12,8 @@ also states its ``max_length`` (which Django does not enforce on a ``TextField``
 the explicit length validator beside it).
 """
 
+from typing import Any
+
 import shortuuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -563,6 +565,24 @@ class ApiToken(CreatedModel):
         related_name="personal_api_tokens",
         help_text="The person this token acts for; none for a tool's token.",
     )
+    # A run's token (issue 22): made by take-next or a resume, handed to the run's agent
+    # as CW_RUN_TOKEN, it lets the agent do only what its own agent may
+    # (agents.run_tokens) and authenticates only while its run is live (the lookup joins
+    # the run). The reference is by name, so core imports nothing of the agents app.
+    # Indexed by api_tokens_run_unique.
+    run = models.ForeignKey(
+        "agents.Run",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="tokens",
+        db_index=False,
+        help_text="The run this token belongs to; none for a tool's or a person's token.",
+    )
+    #: A run's token's scope (``core.repositories.tokens.RunScope``), set by the lookup
+    #: that authenticates a request; None otherwise.
+    run_scope: Any = None
 
     class Meta:
         db_table = "api_tokens"
@@ -584,6 +604,12 @@ class ApiToken(CreatedModel):
                 violation_error_code="token_hash_taken",
                 violation_error_message="Another token already has this hash.",
             ),
+            models.UniqueConstraint(
+                fields=["run"],
+                name="api_tokens_run_unique",
+                violation_error_code="run_token_taken",
+                violation_error_message="This run already has a token.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -595,8 +621,11 @@ class ApiToken(CreatedModel):
 
     @property
     def kind(self) -> str:
-        """``person`` for a personal token (it acts for its user), else ``tool``."""
-        return "person" if self.person_id else "tool"
+        """``person`` for a personal token (it acts for its user), ``run`` for a run's
+        token (it acts for the run's agent), else ``tool``."""
+        if self.person_id:
+            return "person"
+        return "run" if self.run_id else "tool"
 
 
 class ApiRateWindow(models.Model):

@@ -78,6 +78,24 @@ def api_token_create(
     return token, clear
 
 
+def run_token_create(*, run_id: str) -> tuple[ApiToken, str]:
+    """Make the token of the run ``run_id`` and return it with its clear value (handed
+    out once, in the answer that started the run; only its hash is stored).
+
+    Named ``run:<run id>``. It authenticates only while its run is live and lets its
+    agent do only what that agent may (``agents.run_tokens``); it is not listed with
+    the tools' and people's tokens. Called inside the transaction that creates the run.
+    """
+    clear = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = tokens.create(
+        name=f"run:{run_id}",
+        token_hash=hash_token(clear),
+        prefix=clear[:DISPLAY_PREFIX_LENGTH],
+        run_id=run_id,
+    )
+    return token, clear
+
+
 def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
     """Revoke the token with this id or display prefix; it never authenticates again.
 
@@ -113,7 +131,8 @@ def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
 
 
 def api_token_authenticate(clear: str) -> ApiToken | None:
-    """The active token whose clear value is ``clear``, or None (unknown or revoked).
+    """The active token whose clear value is ``clear``, or None (unknown or revoked, or
+    a run's token whose run has ended).
 
     Stamps ``last_used_at`` when it is older than ``LAST_USED_RESOLUTION``, with a
     conditional UPDATE, so most requests cost one indexed SELECT and no write.
@@ -132,5 +151,6 @@ def api_token_authenticate(clear: str) -> ApiToken | None:
 
 
 def api_token_list() -> list[ApiToken]:
-    """Every token, revoked ones included, oldest first."""
+    """Every tool's and person's token, revoked ones included, oldest first (not the
+    runs' tokens)."""
     return tokens.find_all_oldest_first()

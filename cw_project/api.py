@@ -26,6 +26,7 @@ from ninja.openapi.schema import OpenAPISchema
 
 from agents.api import router as agents_router
 from agents.api_runs import router as runs_router
+from agents.run_tokens import document_run_token_scope
 from core.api import router as core_router
 from core.auth import API_AUTH
 from core.ratelimits import WRITE_THROTTLE
@@ -84,13 +85,15 @@ class CwNinjaAPI(NinjaAPI):
     ) -> OpenAPISchema:
         """Ninja's document, post-processed (``cw_project.openapi``) with what Ninja cannot
         generate: the links from each create to the operations on what it created, the
-        429s of the write rate limit and of the read cap, and the code of each field that
-        has one (``cw_project.errors``)."""
+        429s of the write rate limit and of the read cap, the code of each field that has
+        one (``cw_project.errors``) and what a run's token may do with each operation
+        (``agents.run_tokens``)."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         add_links(schema)
         document_throttling(schema)
         document_read_throttling(schema, self.capped_read_operation_ids())
         document_field_codes(schema)
+        document_run_token_scope(schema)
         return schema
 
     def capped_read_operation_ids(self) -> set[str]:
@@ -111,7 +114,11 @@ api = CwNinjaAPI(
     description=(
         "The control plane for teams of AI coding agents. Authenticate with "
         "`Authorization: Bearer <token>` (`manage.py create_api_token NAME`) or an admin "
-        "session of a staff user. Every error is `{code, message, details}`. Any request "
+        "session of a staff user. A run's own token (`run_token`, handed out with the run by "
+        "take-next or a resume: the agent's `CW_RUN_TOKEN`) may call only the operations "
+        "whose description says so, for its own agent, task, run and initiative (403 "
+        "`run_token_out_of_scope` otherwise), and is 401 once its run has ended. Every "
+        "error is `{code, message, details}`. Any request "
         "may also be refused before it reaches an operation, in the same shape: 400 "
         "`bad_request` (not HTTP the server can parse), `invalid_host` (a `Host` the "
         "server does not answer to) or `too_many_fields` (over 1,000 query parameters), "

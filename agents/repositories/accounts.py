@@ -167,6 +167,16 @@ class AccountRepository(Repository[Account]):
         """Delete an account; its agents keep running records without it."""
         return self._delete(id)
 
+    def get_with_secrets(self, id: str) -> Account:
+        """The account with its secrets decrypted, for a resume to hand them to the tool
+        that runs its agent again (``SecretKeyError`` when the configured keys cannot
+        decrypt them; ``account_not_found`` when it does not exist). Stamps nothing: the
+        account goes on with the run it already served."""
+        try:
+            return Account.objects.get(pk=id)
+        except Account.DoesNotExist:
+            raise self.not_found(id) from None
+
     def find_next_available(
         self, provider: str, *, exclude_ids: Iterable[str] = ()
     ) -> Account | None:

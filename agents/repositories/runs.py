@@ -104,6 +104,7 @@ FAILED_RUN_OUTCOMES = (
 
 
 class RunFields(TypedDict):
+    id: NotRequired[str]
     task_id: str
     runner_name: str
     runner_host: str

@@ -68,6 +68,7 @@ from agents.services.messages import (
     message_send,
     message_update,
 )
+from agents.services.resume import run_resume
 from agents.services.runs import (
     can_requeue,
     run_cancel,
@@ -135,6 +136,7 @@ __all__ = [
     "run_limit_update",
     "run_list_attempts",
     "run_report",
+    "run_resume",
     "run_sweep",
     "run_take_next",
     "run_take_next_waiting",

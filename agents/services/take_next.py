@@ -37,6 +37,7 @@ from agents.repositories import (
     RunLimitRepository,
     RunRepository,
 )
+from agents.repositories.runs import RunFields
 from agents.secrets import SecretKeyError
 from agents.services.accounts import record_account_claimed, secret_unreadable
 from agents.services.agents import agent_mark_running, agent_register
@@ -52,6 +53,7 @@ from core.repositories import TaskRepository
 from core.repositories.commit_order import TAKE_NEXT_LOCK, hold_commit_order
 from core.repositories.validation import text_problem
 from core.services.lifecycle import task_start
+from core.tokens import run_token_create
 
 runs = RunRepository()
 limits = RunLimitRepository()
@@ -76,13 +78,16 @@ _ALL = ("all", "")
 
 @dataclass(frozen=True)
 class TakeNext:
-    """What a take-next hands out: the started task, its running agent, its live run,
-    the account claimed for it and what the task's earlier attempts ended with."""
+    """What a take-next (or a resume) hands out: the started task, its running agent,
+    its live run and the run's token, the account claimed for it and what the task's
+    earlier attempts ended with."""
 
     task: Task
     agent: Agent
     run: Run
     account: Account
+    #: The run's token in clear (``CW_RUN_TOKEN``): handed out once, only its hash kept.
+    run_token: str = ""
     attempts: list[Attempt] = field(default_factory=list)
 
 
@@ -392,25 +397,68 @@ def _start(
     )
     record_account_claimed(account, agent_id=agent.pk)
     agent = agent_mark_running(agent_id=agent.pk)
-    run = runs.create(
-        task_id=started.pk,
+    run, run_token = open_run(
+        task=started,
         agent_id=agent.pk,
         account_id=account.pk,
         runner_name=runner_name,
         runner_host=runner_host,
         heartbeat_timeout_seconds=timeout,
     )
+    return TakeNext(task=started, agent=agent, run=run, account=account, run_token=run_token)
+
+
+def open_run(
+    *,
+    task: Task,
+    agent_id: str,
+    account_id: str,
+    runner_name: str,
+    runner_host: str,
+    heartbeat_timeout_seconds: int,
+    session_number: int = 1,
+    session_id: str | None = None,
+    worktree_path: str | None = None,
+    resumed_from: Run | None = None,
+    run_id: str | None = None,
+) -> tuple[Run, str]:
+    """Create the live run of a started task and its agent (the task's next attempt),
+    its token (``core.tokens.run_token_create``) and record ``run.started``; the run
+    and the token's clear value. A take-next and a resume both start runs with it, inside
+    their transaction (a resume gives the new run's ``run_id``, named by the old run's
+    end)."""
+    fields = RunFields(
+        task_id=task.pk,
+        agent_id=agent_id,
+        account_id=account_id,
+        runner_name=runner_name,
+        runner_host=runner_host,
+        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+        session_number=session_number,
+        session_id=session_id,
+        worktree_path=worktree_path,
+    )
+    if run_id is not None:
+        fields["id"] = run_id
+    run = runs.create(**fields)
+    _token, run_token = run_token_create(run_id=run.pk)
+    resumed = (
+        {"resumed_from": resumed_from.pk, "session_number": run.session_number}
+        if resumed_from is not None
+        else {}
+    )
     event_record(
         "run.started",
         subject_type="run",
         subject_id=run.pk,
-        initiative_id=started.initiative_id,
+        initiative_id=task.initiative_id,
         data={
-            "task_id": started.pk,
-            "agent_id": agent.pk,
-            "account_id": account.pk,
+            "task_id": task.pk,
+            "agent_id": agent_id,
+            "account_id": account_id,
             "attempt": run.attempt,
             "runner_name": runner_name,
+            **resumed,
         },
     )
-    return TakeNext(task=started, agent=agent, run=run, account=account)
+    return run, run_token

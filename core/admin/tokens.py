@@ -14,9 +14,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     list_display = ("name", "prefix", "created_at", "last_used_at", "revoked_at", "created_by")
     list_select_related = ("created_by",)
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    # A run's token (``run`` set) is made by take-next or a resume and dies with its run.
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), ("run", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix")
-    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at", "created_by")
+    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at", "created_by", "run")
     readonly_fields = fields
     actions = (
         service_action(api_token_revoke, id_argument="token_id_or_prefix", description="Revoke"),

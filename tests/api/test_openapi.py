@@ -154,6 +154,7 @@ SPECIFIED_OPERATIONS = {
     ("post", "/api/runs/{run_id}/heartbeat"),
     ("post", "/api/runs/{run_id}/finish"),
     ("post", "/api/runs/{run_id}/cancel"),
+    ("post", "/api/runs/{run_id}/resume"),
     ("post", "/api/tasks/{task_id}/requeue"),
     ("patch", "/api/review-comments/{comment_id}"),
     ("delete", "/api/review-comments/{comment_id}"),
@@ -194,7 +195,11 @@ def test_every_declared_route_is_documented(document):
 
 
 #: Operations that hand out secrets: tools only, so a bearer token and no session.
-BEARER_ONLY = {("/api/accounts/claim", "post"), ("/api/runs/take-next", "post")}
+BEARER_ONLY = {
+    ("/api/accounts/claim", "post"),
+    ("/api/runs/take-next", "post"),
+    ("/api/runs/{run_id}/resume", "post"),
+}
 
 
 def test_every_operation_declares_both_security_schemes_except_the_claim(document):

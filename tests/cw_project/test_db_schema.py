@@ -227,6 +227,7 @@ DELETE_RULES = [
     ("reviews.ChangeSetEntry", "change_set", models.CASCADE),
     ("core.ApiToken", "created_by", models.SET_NULL),
     ("core.ApiToken", "person", models.CASCADE),
+    ("core.ApiToken", "run", models.CASCADE),
     ("agents.Run", "task", models.CASCADE),
     ("agents.Run", "agent", models.SET_NULL),
     ("agents.Run", "account", models.SET_NULL),

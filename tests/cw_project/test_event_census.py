@@ -255,6 +255,7 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "beat_run": lambda ids: _live_run(ids, usage=[{"model": "m", "input_tokens": 5}]),
     "finish_run": lambda ids: _live_run(ids, outcome="succeeded", end_commits=None, usage=[]),
     "cancel_run": lambda ids: Scenario(ids=_live_run(ids).ids, person=True),
+    "resume_run": lambda ids: _live_run(ids, account=True),
     "report_run": lambda ids: _live_run(
         ids, pid=4242, worktree_path="/srv/census/run", session_id="census", start_commits=None
     ),
@@ -281,9 +282,13 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
 RUNNER = {"runner_name": "runner-1", "runner_host": "build-01"}
 
 
-def _live_run(ids: dict[str, str], **body: Any) -> Scenario:
-    """A live run, held by ``runner-1``, of the plausible task (in progress)."""
-    run = f.RunFactory(task=Task.objects.get(pk=_task(ids, "in_progress")))
+def _live_run(ids: dict[str, str], *, account: bool = False, **body: Any) -> Scenario:
+    """A live run, held by ``runner-1``, of the plausible task (in progress), with an
+    account when ``account``."""
+    run = f.RunFactory(
+        task=Task.objects.get(pk=_task(ids, "in_progress")),
+        account=f.AccountFactory() if account else None,
+    )
     return Scenario(ids={"run": run.pk}, body={"runner_name": RUNNER["runner_name"], **body})
 
 
