@@ -114,6 +114,9 @@ RUN_TOKEN_OPERATIONS: dict[tuple[str, str], Allowed] = {
     ("GET", "/agents/{agent_id}/logs/events"): Allowed(
         "agents_api_follow_agent_log", path={"agent_id": "agent"}
     ),
+    ("GET", "/agents/{agent_id}/logs/records"): Allowed(
+        "agents_api_list_agent_log_records", path={"agent_id": "agent"}
+    ),
     ("GET", "/agents/{agent_id}/logs/sessions"): Allowed(
         "agents_api_retrieve_agent_log_sessions", path={"agent_id": "agent"}
     ),

@@ -246,6 +246,13 @@ CASES = [
     ),
     Case(
         "GET",
+        "/agents/{agent_id}/logs/records",
+        lambda m, o: (f"/api/agents/{m.agent_id}/logs/records", None),
+        200,
+        lambda m, o: (f"/api/agents/{o.agent_id}/logs/records", None),
+    ),
+    Case(
+        "GET",
         "/agents/{agent_id}/logs/sessions",
         lambda m, o: (f"/api/agents/{m.agent_id}/logs/sessions", None),
         200,

@@ -64,6 +64,7 @@ SPECIFIED_OPERATIONS = {
     ("get", "/api/agents/{agent_id}/logs"),
     ("delete", "/api/agents/{agent_id}/logs"),
     ("get", "/api/agents/{agent_id}/logs/sessions"),
+    ("get", "/api/agents/{agent_id}/logs/records"),
     ("get", "/api/agents/{agent_id}/logs/stream"),
     ("post", "/api/agents/{agent_id}/proposals/accept-all"),
     ("get", "/api/agents/{agent_id}/proposals/counts"),

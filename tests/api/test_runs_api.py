@@ -110,8 +110,8 @@ def test_the_document_states_the_bounds_the_server_enforces(document):
     timeout = take_next["heartbeat_timeout_seconds"]["anyOf"][0]
     assert (timeout["minimum"], timeout["maximum"]) == (10, 86_400)
     commits = schemas["RunFinishIn"]["properties"]["end_commits"]["anyOf"][0]
-    patterns = [value["pattern"] for value in commits["patternProperties"].values()]
-    assert patterns == ["^[0-9a-f]{40}([0-9a-f]{24})?$"]
+    assert commits["additionalProperties"]["pattern"] == "^[0-9a-f]{40}([0-9a-f]{24})?$"
+    assert commits["propertyNames"]["pattern"] == "^[^\\u0000]*$"
     outcome = schemas["RunFinishIn"]["properties"]["outcome"]
     assert set(outcome["enum"]) == {"succeeded", "failed", "crashed", "stopped"}
     assert schemas["TakeNextOut"]["properties"]["attempts"]["maxItems"] == 10
