@@ -278,7 +278,7 @@ def test_a_runner_killed_mid_run_is_restarted_and_resumes_the_agent(tmp_path: Pa
     assert {"first.txt", "second.txt"} <= set(files)
     assert not any(r["outcome"] == "running" for r in runs)
     story = [e["kind"] for e in events if e["subject_id"] == killed["id"]]
-    assert story[0] == "run.started" and story[-1] == "run.finished", story
+    assert story[0] == "run.started" and story[-1] == "run.resumed", story
     print(
         f"\nkilled and restarted on {'SQLite' if database.is_sqlite else 'PostgreSQL'}: "
         f"1 task, {len(runs)} runs, {len(chunks)} lines logged, 1 restart, "
