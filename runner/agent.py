@@ -72,8 +72,19 @@ def alive(pid: int | None, recorded_boot: str | None = None) -> bool:
         return False
     try:
         os.kill(pid, 0)
-        return os.getpgid(pid) == pid
+        if os.getpgid(pid) != pid:
+            return False
     except (ProcessLookupError, PermissionError):
+        return False
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped (where /proc tells)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][:1] == "Z"
+    except (OSError, IndexError):
         return False
 
 
@@ -93,6 +104,26 @@ def stop_group(
     _signal_group(pid, signal.SIGKILL)
     if process is not None:
         process.wait()
+
+
+def group_exists(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_leftovers(pid: int, grace: float = 2.0) -> None:
+    """The agent has exited: stop what is left of its process group (children it
+    started), SIGTERM then SIGKILL after ``grace`` seconds."""
+    if not group_exists(pid):
+        return
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
 
 
 def _signal_group(pid: int, number: signal.Signals) -> None:

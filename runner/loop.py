@@ -6,7 +6,9 @@ stopped and reported ``stopped`` (their tasks go back to the queue). A second si
 stops them at once. After a kill or a reboot, ``recover`` finds the runs cw says this
 runner holds: their agents still running are stopped, their output is shipped, their
 work kept, and each is resumed (``resume`` configured and a session id known: a new run
-and session continue the conversation) or reported crashed.
+and session continue the conversation) or reported crashed. A run of the workspace cw
+no longer holds (lost while the runner was down) is settled the same way, without a
+word to cw about its end.
 """
 
 from __future__ import annotations
@@ -160,18 +162,30 @@ class Runner:
                 self._recover_one(run)
             except ApiError as error:
                 log.error("run %s: could not be settled (%s)", run["id"], error)
+        live = {run["id"] for run in held}
+        for state in RunState.all(self.config.workspace):
+            if not state.ended and state.run_id not in live:
+                self._settle_orphan(state)
 
-    def _recover_one(self, run: dict[str, Any]) -> None:
-        state = RunState.load(self.config.workspace, run["id"])
-        run_id = run["id"]
-        if state is None:
-            log.warning("run %s: no record of it here; reporting it crashed", run_id)
-            self._finish_crashed(run_id, "the runner restarted with no record of this run")
-            return
+    def _settle_orphan(self, state: RunState) -> None:
+        """A run of this workspace cw no longer holds for it (lost while the runner was
+        down, cancelled, or finished before the runner could record so): its agent is
+        stopped, what it printed shipped, its work kept, and its worktree cleaned."""
+        log.info("run %s: over in cw; settling what is left of it here", state.run_id)
+        self._stop_ship_keep(state)
+        state.ended = True
+        state.save(self.config.workspace)
+        from runner.clean import clean_run
+
+        clean_run(self.config, state, dry_run=False)
+
+    def _stop_ship_keep(self, state: RunState) -> str:
+        """Stop the run's agent if it still runs, ship what it printed, commit and push
+        what it did; whether its process was "gone" or "still running"."""
         was = "gone"
         if agent.alive(state.pid, state.boot_id) and state.pid:
             was = "still running"
-            log.info("run %s: stopping its orphaned agent (pid %s)", run_id, state.pid)
+            log.info("run %s: stopping its orphaned agent (pid %s)", state.run_id, state.pid)
             agent.stop_group(state.pid)
         shipper = LogShipper(
             self.client,
@@ -188,10 +202,20 @@ class Runner:
             path = Path(checkout.path)
             if path.exists():
                 try:
-                    gitwork.commit_leftovers(path, run_id)
+                    gitwork.commit_leftovers(path, state.run_id)
                     gitwork.publish(gitwork.Mirror(Path(checkout.mirror)), path, checkout.branch)
                 except gitwork.GitError as error:
-                    log.error("run %s: keeping its work failed: %s", run_id, error)
+                    log.error("run %s: keeping its work failed: %s", state.run_id, error)
+        return was
+
+    def _recover_one(self, run: dict[str, Any]) -> None:
+        state = RunState.load(self.config.workspace, run["id"])
+        run_id = run["id"]
+        if state is None:
+            log.warning("run %s: no record of it here; reporting it crashed", run_id)
+            self._finish_crashed(run_id, "the runner restarted with no record of this run")
+            return
+        was = self._stop_ship_keep(state)
         config = self.config.agents.get(state.provider)
         session_id = run.get("session_id") or state.session_id
         if config is not None and config.resume and session_id and Path(state.cwd).exists():

@@ -202,6 +202,8 @@ class RunWork:
             log.info("run %s: stopping the agent (%s)", self.state.run_id, self.stop_reason)
             agent.stop_group(process.pid, grace=STOP_GRACE_SECONDS, process=process)
         process.wait()
+        # What the agent started and left behind (still writing to the spool) goes too.
+        agent.stop_leftovers(process.pid)
         if reader.session_id:
             self.state.session_id = reader.session_id
 

@@ -141,3 +141,36 @@ def test_a_refusal_no_retry_cures_stops_the_runner(tmp_path: Path) -> None:
             "heartbeat_timeout_seconds": 120,
         }
     ]
+
+
+@pytest.mark.processes
+def test_what_an_exited_agent_left_running_in_its_group_is_stopped(tmp_path: Path) -> None:
+    """The agent exits but a child it started keeps the spool open: the runner stops the
+    rest of the group, so nothing writes after the run has ended."""
+    import sys
+    import time
+
+    from runner import agent as agent_module
+
+    marker = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+    )
+    spool = tmp_path / "out.log"
+    process = agent_module.start([sys.executable, "-c", script], cwd=tmp_path, env={}, spool=spool)
+    assert process.wait(timeout=20) == 0
+    child = int(marker.read_text())
+    assert agent_module.group_exists(process.pid)
+    agent_module.stop_leftovers(process.pid)
+    deadline = time.monotonic() + 10
+    while agent_module.group_exists(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not agent_module.group_exists(process.pid)
+    try:
+        os.kill(child, 0)
+        with open(f"/proc/{child}/stat") as stat:  # reaped by init, or a zombie at most
+            assert stat.read().split(") ")[1][0] == "Z"
+    except ProcessLookupError:
+        pass

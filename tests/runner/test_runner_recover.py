@@ -139,3 +139,33 @@ def test_a_run_with_a_session_is_resumed(tmp_path: Path) -> None:
     assert saved is not None and saved.ended and saved.checkouts == []
     assert saved.shipped == Path(state.spool).stat().st_size
     assert tip(origin, "feature-run-r1") == gitwork.head(Path(state.cwd))
+
+
+def test_a_run_cw_no_longer_holds_is_settled_here_without_a_finish(tmp_path: Path) -> None:
+    """The runner was down past the heartbeat timeout: cw swept the run lost, so it is
+    not among those held. Its agent, still running, is stopped; what it printed is
+    shipped; its work is pushed; its worktree goes; and no finish is sent (cw ended it)."""
+    import signal
+    import subprocess
+    import sys
+
+    workspace = tmp_path / "ws"
+    state, origin = leave_a_run(tmp_path, workspace)
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    state.pid = orphan.pid
+    state.boot_id = ""
+    state.save(workspace)
+    cw = FakeCw([])
+    runner = Runner(config_for(workspace, resume=True), cw)  # type: ignore[arg-type]
+    runner.recover()
+
+    assert orphan.wait(timeout=20) == -signal.SIGTERM
+    assert cw.bodies("/finish") == [] and cw.bodies("/resume") == []
+    shipped = [chunk["content"] for body in cw.bodies("/api/agents/a1/logs") for chunk in body]
+    assert shipped == ["not taken", "last, no end"]
+    assert has_branch(origin, "feature-run-r1")
+    assert not Path(state.cwd).exists()
+    assert RunState.load(workspace, "r1") is None  # its folder is gone with the worktree
+    assert runner.resumes.empty()
