@@ -72,8 +72,11 @@ def _clean(config: Config, client: Client, *, dry_run: bool) -> int:
         except RunnerError as error:
             print(f"cw-runner: {error}; stop it first, or use --dry-run", file=sys.stderr)
             return 1
-    for found in clean(config, client, dry_run=dry_run):
+    verdicts = clean(config, client, dry_run=dry_run)
+    for found in verdicts:
         verb = ("would remove" if dry_run else "removed") if found.remove else "keep"
         for path in found.paths:
             print(f"{verb:12}  {path}  ({found.reason})")
+    if not verdicts:
+        print(f"nothing to clean in {config.workspace}")
     return 0

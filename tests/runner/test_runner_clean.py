@@ -311,3 +311,25 @@ def test_a_state_file_of_another_version_does_not_stop_clean(
     found = clean(config, None, dry_run=False)
     assert [(v.run_id, v.remove) for v in found] == [("r1", False)]
     assert all_there(config, state)
+
+
+def test_the_command_line_on_an_empty_workspace_says_so(
+    tmp_path: Path, config: Config, workspace: Path
+) -> None:
+    toml = tmp_path / "runner.toml"
+    toml.write_text(
+        f'server = "{config.server}"\ntoken = "t"\nworkspace = "{workspace}"\n'
+        '[agents.claude]\ncommand = ["true"]\n'
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CW_RUNNER_")}
+    ran = subprocess.run(  # noqa: S603  (this Python, the runner's module)
+        [sys.executable, "-m", "runner", "--config", str(toml), "clean", "--dry-run"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == f"nothing to clean in {workspace}"
