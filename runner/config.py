@@ -14,12 +14,14 @@
     env = { CLAUDE_CONFIG_DIR = "{credentials_dir}" }
 
 A top-level key comes from ``CW_RUNNER_<KEY>`` when set (``CW_RUNNER_TOKEN``,
-``CW_RUNNER_CONCURRENCY``...), which wins over the file. Every mistake is a
-``ConfigError`` with a one-line reason.
+``CW_RUNNER_CONCURRENCY``...), and an agent's from ``CW_RUNNER_AGENTS__<PROVIDER>__<KEY>``
+(JSON for ``command``, ``resume`` and ``env``); the environment wins over the file.
+Every mistake is a ``ConfigError`` with a one-line reason.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import string
@@ -154,6 +156,32 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
     return number
 
 
+def _agents_from_environment(agents: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``[agents.<provider>]`` keys from ``CW_RUNNER_AGENTS__<PROVIDER>__<KEY>``: a JSON
+    list for ``command`` and ``resume``, a JSON table for ``env``, text for ``format``
+    (provider and key in lower case)."""
+    prefix = ENV_PREFIX + "AGENTS__"
+    for variable, value in sorted(environ.items()):
+        if not variable.startswith(prefix) or value == "":
+            continue
+        provider, _, key = variable.removeprefix(prefix).lower().partition("__")
+        if not provider or not key:
+            raise ConfigError(f"{variable}: name it {prefix}<PROVIDER>__<KEY>.")
+        table = agents.setdefault(provider, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[agents.{provider}] must be a table.")
+        if key in ("command", "resume", "env"):
+            try:
+                table[key] = json.loads(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{variable} must be JSON (a list, or a table for env)."
+                ) from None
+        else:
+            table[key] = value
+    return agents
+
+
 def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
     """The configuration in ``path`` (optional when the environment has it all) with
     ``CW_RUNNER_*`` variables over it."""
@@ -189,6 +217,14 @@ def load(path: str | Path | None, environ: Mapping[str, str] | None = None) -> C
     if not token:
         raise ConfigError("a token is required (token, token_file or CW_RUNNER_TOKEN).")
     agents_raw = raw.get("agents", {})
+    if isinstance(agents_raw, dict):
+        agents_raw = _agents_from_environment(
+            {
+                name: dict(table) if isinstance(table, dict) else table
+                for name, table in agents_raw.items()
+            },
+            environ,
+        )
     if not isinstance(agents_raw, dict) or not agents_raw:
         raise ConfigError("at least one [agents.<provider>] table is required.")
     agents = {provider: _agent(provider, spec) for provider, spec in agents_raw.items()}

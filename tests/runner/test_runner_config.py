@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -196,3 +197,50 @@ def test_the_command_line_says_a_mistake_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("cw-runner: ")
     assert "[agents.<provider>]" in lines[0]
+
+
+def test_everything_from_the_environment_agents_too(tmp_path: Path) -> None:
+    """No file at all: every key, an agent's included, from ``CW_RUNNER_*``; an agent key
+    from the environment wins over the file's."""
+    environ = {
+        "CW_RUNNER_SERVER": "https://cw.example",
+        "CW_RUNNER_TOKEN": "t",
+        "CW_RUNNER_WORKSPACE": str(tmp_path),
+        "CW_RUNNER_AGENTS__CLAUDE__COMMAND": '["claude", "-p", "{prompt_file}"]',
+        "CW_RUNNER_AGENTS__CLAUDE__RESUME": '["claude", "--resume", "{session_id}"]',
+        "CW_RUNNER_AGENTS__CLAUDE__FORMAT": "claude-stream-json",
+        "CW_RUNNER_AGENTS__CLAUDE__ENV": '{"CLAUDE_CONFIG_DIR": "{credentials_dir}"}',
+    }
+    config = load(None, environ=environ)
+    claude = config.agents["claude"]
+    assert claude.command == ("claude", "-p", "{prompt_file}")
+    assert claude.resume == ("claude", "--resume", "{session_id}")
+    assert claude.format == "claude-stream-json"
+    assert claude.env == {"CLAUDE_CONFIG_DIR": "{credentials_dir}"}
+    path = tmp_path / "agents.toml"
+    path.write_text('[agents.claude]\ncommand = ["from-file"]\nformat = "plain"\n')
+    both = load(path, environ={**environ, "CW_RUNNER_AGENTS__CLAUDE__FORMAT": ""})
+    assert both.agents["claude"].command[0] == "claude" and both.agents["claude"].format == "plain"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CW_RUNNER_AGENTS__CLAUDE__COMMAND", "claude -p", "must be JSON"),
+        ("CW_RUNNER_AGENTS__CLAUDE", '["x"]', "<PROVIDER>__<KEY>"),
+        ("CW_RUNNER_AGENTS__CLAUDE__COMMAND", '"claude"', "non-empty list"),
+        ("CW_RUNNER_AGENTS__CLAUDE__SHELL", "bash", "unknown key 'shell'"),
+    ],
+)
+def test_a_bad_agent_key_from_the_environment(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    environ = {
+        "CW_RUNNER_SERVER": "https://cw.example",
+        "CW_RUNNER_TOKEN": "t",
+        "CW_RUNNER_WORKSPACE": str(tmp_path),
+        "CW_RUNNER_AGENTS__CLAUDE__COMMAND": '["claude"]',
+        variable: value,
+    }
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load(None, environ=environ)
