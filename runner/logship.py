@@ -170,27 +170,33 @@ class LogShipper:
         for _ in range(count):
             line, end = self._lines[0]
             if line:
-                chunk = {"content": line, "session_number": self.session_number}
                 for content in (line, json.dumps({"type": "raw", "text": line})):
-                    try:
-                        self.client.call(
-                            "POST",
-                            f"/api/agents/{self.agent_id}/logs",
-                            [{**chunk, "content": content}],
-                        )
+                    sent = self._post([content])
+                    if sent == "failed":
+                        return False
+                    if sent == "sent":
                         self.lines_shipped += 1
                         break
-                    except ApiError as error:
-                        if error.status == 404:
-                            self.gave_up = True
-                        if error.status not in REFUSED:
-                            log.warning("log of agent %s not taken (%s)", self.agent_id, error)
-                            return False
                 else:
                     self.lines_refused += 1
             del self._lines[0]
             self._acknowledge([(line, end)])
         return True
+
+    def _post(self, contents: list[str]) -> str:
+        """Append ``contents`` to the log: ``"sent"``, ``"refused"`` (cw will never take
+        them as they are) or ``"failed"`` (not now: cw is away, or the agent is gone)."""
+        chunks = [{"content": text, "session_number": self.session_number} for text in contents]
+        try:
+            self.client.call("POST", f"/api/agents/{self.agent_id}/logs", chunks)
+        except ApiError as error:
+            if error.status in REFUSED:
+                return "refused"
+            if error.status == 404:
+                self.gave_up = True
+            log.warning("log of agent %s not taken (%s)", self.agent_id, error)
+            return "failed"
+        return "sent"
 
     def _acknowledge(self, sent: list[tuple[str, int]]) -> None:
         """Move the saved offset past the lines ``sent`` (the oldest held ones, now gone
@@ -216,25 +222,17 @@ class LogShipper:
                     break
                 batch.append((line, end))
                 size += len(line.encode("utf-8", errors="replace")) + 40
-            chunks = [
-                {"content": line, "session_number": self.session_number}
-                for line, _ in batch
-                if line
-            ]
-            if chunks:
-                try:
-                    self.client.call("POST", f"/api/agents/{self.agent_id}/logs", chunks)
-                except ApiError as error:
-                    if error.status == 404:
-                        self.gave_up = True
-                    if error.status not in REFUSED:
-                        log.warning("log of agent %s not taken (%s)", self.agent_id, error)
-                        return False
+            contents = [line for line, _ in batch if line]
+            if contents:
+                sent = self._post(contents)
+                if sent == "failed":
+                    return False
+                if sent == "refused":
                     if not self._one_by_one(len(batch)):
                         return False
                     continue
             del self._lines[: len(batch)]
-            self.lines_shipped += len(chunks)
+            self.lines_shipped += len(contents)
             self._acknowledge(batch)
         self._bytes = 0
         self._first_at = None

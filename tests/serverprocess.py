@@ -305,3 +305,53 @@ class Server:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# --- reading and writing through a server, for tests of fleets ---------------------------
+
+
+def ok(server: Server, method: str, path: str, token: str, body: Any = None) -> Any:
+    """The answer of a call that must succeed (2xx), else an assertion naming it."""
+    status, answer, _ = server.call(method, path, token=token, body=body)
+    assert 200 <= status < 300, f"{method} {path}: {status} {answer}"
+    return answer
+
+
+def every(server: Server, token: str, path: str) -> list[dict[str, Any]]:
+    """Every item of a list operation, page by page (``next_offset``)."""
+    items: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        separator = "&" if "?" in path else "?"
+        page = ok(server, "GET", f"{path}{separator}limit=200&offset={offset}", token)
+        items += page["items"]
+        offset = page["next_offset"]
+    return items
+
+
+def the_feed(server: Server, token: str) -> list[dict[str, Any]]:
+    """The whole event feed, read forward with its cursor until an empty page."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = ok(server, "GET", f"/api/events?after={after}&limit=500", token)
+        if not page["items"]:
+            return events
+        events += page["items"]
+        after = page["next_after"]
+
+
+def make_tokens(database: ScratchDatabase, tools: list[str], *, lead: str) -> dict[str, str]:
+    """A person's token (user and token named ``lead``, under the key ``"lead"``) and a
+    tool token per name of ``tools``, made in one process."""
+    script = (
+        "import json\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from core.tokens import api_token_create\n"
+        f"lead = get_user_model().objects.create_user(username={lead!r})\n"
+        f"tokens = {{'lead': api_token_create(name={lead!r}, person=lead)[1]}}\n"
+        f"for name in {tools!r}:\n"
+        "    tokens[name] = api_token_create(name=name)[1]\n"
+        "print(json.dumps(tokens))\n"
+    )
+    return json.loads(database.manage("shell", "-c", script).strip().splitlines()[-1])

@@ -37,7 +37,15 @@ from typing import Any
 
 import pytest
 
-from tests.serverprocess import ScratchDatabase, Server, scratch_database
+from tests.serverprocess import (
+    ScratchDatabase,
+    Server,
+    every,
+    make_tokens,
+    ok,
+    scratch_database,
+    the_feed,
+)
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -170,33 +178,12 @@ class Fleet:
     monitor_errors: list[str] = field(default_factory=list)
 
 
-def _ok(server: Server, method: str, path: str, token: str, body: Any = None) -> Any:
-    status, answer, _ = server.call(method, path, token=token, body=body)
-    assert 200 <= status < 300, f"{method} {path}: {status} {answer}"
-    return answer
-
-
-def _make_tokens(database: ScratchDatabase, runners: list[str]) -> dict[str, str]:
-    """A person's token (the lead's) and a tool token per runner, made in one process."""
-    script = (
-        "import json\n"
-        "from django.contrib.auth import get_user_model\n"
-        "from core.tokens import api_token_create\n"
-        "lead = get_user_model().objects.create_user(username='fleet-lead')\n"
-        "tokens = {'lead': api_token_create(name='fleet-lead', person=lead)[1]}\n"
-        f"for name in {runners!r}:\n"
-        "    tokens[name] = api_token_create(name=name)[1]\n"
-        "print(json.dumps(tokens))\n"
-    )
-    return json.loads(database.manage("shell", "-c", script).strip().splitlines()[-1])
-
-
 def build_fleet(database: ScratchDatabase, server: Server, runners: list[str]) -> Fleet:
     """The plan, accounts, limits and budget, through the API (the retry policy, which
     only the shell sets, through manage.py)."""
-    tokens = _make_tokens(database, runners)
+    tokens = make_tokens(database, runners, lead="fleet-lead")
     lead, tool = tokens["lead"], tokens[runners[0]]
-    initiative = _ok(
+    initiative = ok(
         server,
         "POST",
         "/api/initiatives",
@@ -210,14 +197,14 @@ def build_fleet(database: ScratchDatabase, server: Server, runners: list[str]) -
         f"Initiative.objects.filter(pk={initiative['id']!r}).update("
         f"max_attempts={MAX_ATTEMPTS}, retry_backoff_seconds=0)\n",
     )
-    phase = _ok(server, "POST", f"/api/initiatives/{initiative['id']}/phases", lead, {"name": "Do"})
+    phase = ok(server, "POST", f"/api/initiatives/{initiative['id']}/phases", lead, {"name": "Do"})
     task_ids = {}
     for name in PLAN:
         body = {"name": name, "priority": "high" if "sleepy" in name else "medium"}
-        task_ids[name] = _ok(server, "POST", f"/api/phases/{phase['id']}/tasks", tool, body)["id"]
+        task_ids[name] = ok(server, "POST", f"/api/phases/{phase['id']}/tasks", tool, body)["id"]
     for name, needs in PLAN.items():
         for need in needs:
-            _ok(
+            ok(
                 server,
                 "POST",
                 f"/api/tasks/{task_ids[name]}/dependencies",
@@ -225,18 +212,18 @@ def build_fleet(database: ScratchDatabase, server: Server, runners: list[str]) -
                 {"depends_on_id": task_ids[need]},
             )
     preferred, other = (
-        _ok(server, "POST", "/api/accounts", lead, {"email": f"{p}@fleet.test", "provider": p})
+        ok(server, "POST", "/api/accounts", lead, {"email": f"{p}@fleet.test", "provider": p})
         for p in ("alpha", "beta")
     )
-    _ok(server, "POST", "/api/run-limits", lead, {"scope_type": "all", "max_live": OVERALL_LIMIT})
-    _ok(
+    ok(server, "POST", "/api/run-limits", lead, {"scope_type": "all", "max_live": OVERALL_LIMIT})
+    ok(
         server,
         "POST",
         "/api/run-limits",
         lead,
         {"scope_type": "account", "scope_id": preferred["id"], "max_live": PREFERRED_ACCOUNT_LIMIT},
     )
-    budget = _ok(
+    budget = ok(
         server,
         "POST",
         "/api/budgets",
@@ -248,7 +235,7 @@ def build_fleet(database: ScratchDatabase, server: Server, runners: list[str]) -
             "limit": BUDGET_TOKENS,
         },
     )
-    _ok(server, "POST", f"/api/phases/{phase['id']}/approve-plan", lead)
+    ok(server, "POST", f"/api/phases/{phase['id']}/approve-plan", lead)
     return Fleet(
         initiative_id=initiative["id"],
         task_ids=task_ids,
@@ -321,30 +308,6 @@ def wait_for(path: Path, process: subprocess.Popen, seconds: float) -> str:
     return path.read_text()
 
 
-def every(server: Server, token: str, path: str) -> list[dict[str, Any]]:
-    """Every item of a list operation, page by page (``next_offset``)."""
-    items: list[dict[str, Any]] = []
-    offset: int | None = 0
-    while offset is not None:
-        separator = "&" if "?" in path else "?"
-        page = _ok(server, "GET", f"{path}{separator}limit=200&offset={offset}", token)
-        items += page["items"]
-        offset = page["next_offset"]
-    return items
-
-
-def the_feed(server: Server, token: str) -> list[dict[str, Any]]:
-    """The whole event feed, read forward with its cursor until an empty page."""
-    events: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = _ok(server, "GET", f"/api/events?after={after}&limit=500", token)
-        if not page["items"]:
-            return events
-        events += page["items"]
-        after = page["next_after"]
-
-
 def _when(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
@@ -393,7 +356,7 @@ def test_a_fleet_of_runner_processes_works_the_plan_within_its_limits_and_budget
                 for name in workers:
                     processes[name] = start_runner(tmp_path, server, fleet, name, ["alpha", "beta"])
                 time.sleep(1)
-                held = _ok(server, "GET", f"/api/runs/{victim_run}", fleet.lead)
+                held = ok(server, "GET", f"/api/runs/{victim_run}", fleet.lead)
                 assert held["outcome"] == "running" and held["runner_name"] == victim
                 os.kill(processes[victim].pid, signal.SIGKILL)  # mid-run
                 processes[victim].wait()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.serverprocess import ScratchDatabase, Server
+from tests.serverprocess import ScratchDatabase, Server, make_tokens, ok
 
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -51,34 +51,6 @@ def make_origin(directory: Path) -> Path:
     return origin
 
 
-def ok(server: Server, method: str, path: str, token: str, body: Any = None) -> Any:
-    status, answer, _ = server.call(method, path, token=token, body=body)
-    assert 200 <= status < 300, f"{method} {path}: {status} {answer}"
-    return answer
-
-
-def every(server: Server, token: str, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    offset: int | None = 0
-    while offset is not None:
-        separator = "&" if "?" in path else "?"
-        page = ok(server, "GET", f"{path}{separator}limit=200&offset={offset}", token)
-        items += page["items"]
-        offset = page["next_offset"]
-    return items
-
-
-def the_feed(server: Server, token: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = ok(server, "GET", f"/api/events?after={after}&limit=500", token)
-        if not page["items"]:
-            return events
-        events += page["items"]
-        after = page["next_after"]
-
-
 def the_log(server: Server, token: str, agent_id: str) -> list[dict[str, Any]]:
     chunks: list[dict[str, Any]] = []
     after = 0
@@ -88,21 +60,6 @@ def the_log(server: Server, token: str, agent_id: str) -> list[dict[str, Any]]:
         if not page["more"]:
             return chunks
         after = page["next_after"]
-
-
-def make_tokens(database: ScratchDatabase, runners: list[str]) -> dict[str, str]:
-    """A person's token (``lead``) and a tool token per runner."""
-    script = (
-        "import json\n"
-        "from django.contrib.auth import get_user_model\n"
-        "from core.tokens import api_token_create\n"
-        "lead = get_user_model().objects.create_user(username='lead')\n"
-        "tokens = {'lead': api_token_create(name='lead', person=lead)[1]}\n"
-        f"for name in {runners!r}:\n"
-        "    tokens[name] = api_token_create(name=name)[1]\n"
-        "print(json.dumps(tokens))\n"
-    )
-    return json.loads(database.manage("shell", "-c", script).strip().splitlines()[-1])
 
 
 @dataclass
@@ -130,7 +87,7 @@ def make_plan(
 ) -> Plan:
     """An initiative on ``origin`` with one phase of ``tasks`` (name: (description, the
     names it depends on)), ``accounts`` accounts of provider ``fake``, plan approved."""
-    tokens = make_tokens(database, runners)
+    tokens = make_tokens(database, runners, lead="lead")
     lead = tokens["lead"]
     project = ok(
         server,

@@ -3,9 +3,7 @@ agent is gone, its work is committed and on origin and its output acknowledged."
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,11 @@ from runner.client import ApiError
 from runner.config import AgentConfig, Config
 from runner.gitwork import Mirror, Project
 from runner.state import Checkout, RunState
+from tests.runner.command import cw_runner
 
 from .gitwork_helpers import commit_file, git, make_origin
 
 pytestmark = pytest.mark.processes
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeClient:
@@ -268,16 +265,7 @@ def test_the_command_line_dry_run(
         f'server = "{config.server}"\ntoken = "t"\nworkspace = "{workspace}"\n'
         '[agents.claude]\ncommand = ["true"]\n'
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CW_RUNNER_")}
-    ran = subprocess.run(  # noqa: S603  (this Python, the runner's module)
-        [sys.executable, "-m", "runner", "--config", str(toml), "clean", "--dry-run"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ran = cw_runner("--config", str(toml), "clean", "--dry-run")
     assert ran.returncode == 0, ran.stderr
     lines = ran.stdout.splitlines()
     removed = [line for line in lines if line.startswith("would remove")]
@@ -321,15 +309,6 @@ def test_the_command_line_on_an_empty_workspace_says_so(
         f'server = "{config.server}"\ntoken = "t"\nworkspace = "{workspace}"\n'
         '[agents.claude]\ncommand = ["true"]\n'
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CW_RUNNER_")}
-    ran = subprocess.run(  # noqa: S603  (this Python, the runner's module)
-        [sys.executable, "-m", "runner", "--config", str(toml), "clean", "--dry-run"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ran = cw_runner("--config", str(toml), "clean", "--dry-run")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == f"nothing to clean in {workspace}"

@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from runner.config import ConfigError, load
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runner.command import cw_runner
 
 FULL = """
 server = "http://cw.example:8000/"
@@ -181,16 +177,7 @@ def test_not_toml_and_no_file(tmp_path: Path) -> None:
 def test_the_command_line_says_a_mistake_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('server = "http://cw.example"\nworkspace = "/tmp/w"\ntoken = "t"\n')
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CW_RUNNER_")}
-    done = subprocess.run(  # noqa: S603  (this Python, the runner's module)
-        [sys.executable, "-m", "runner", "--config", str(bad)],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = cw_runner("--config", str(bad))
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.splitlines()

@@ -30,18 +30,15 @@ import pytest
 from tests.runner.harness import (
     Answerer,
     RunnerProcess,
-    every,
     git,
     make_origin,
     make_plan,
-    ok,
     runner_process,
-    the_feed,
     the_log,
     trace,
     wait_until,
 )
-from tests.serverprocess import Server, scratch_database
+from tests.serverprocess import Server, every, ok, scratch_database, the_feed
 
 pytestmark = [
     pytest.mark.concurrency,
