@@ -156,9 +156,15 @@ class RunWork:
             self.state.boot_id = agent.boot_id()
             self.state.save(self.config.workspace)
             shipper.start()
-            self._report({"pid": process.pid})
-            self._watch(process, reader)
-            shipper.finish()
+            try:
+                self._report({"pid": process.pid})
+                self._watch(process, reader)
+            except BaseException:
+                # A bug here must not leave the agent running on its own.
+                agent.stop_group(process.pid, grace=STOP_GRACE_SECONDS, process=process)
+                raise
+            finally:
+                shipper.finish()
         finally:
             agent.remove_credentials(credentials)
         return self._settle(process.returncode, reader, shipper)

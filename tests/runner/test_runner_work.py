@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runner import gitwork
+from runner import agent, gitwork
 from runner.config import AgentConfig, Config
 from runner.gitwork import Mirror, Project
 from runner.state import Checkout
@@ -271,3 +271,44 @@ def test_two_projects_whose_names_look_alike_get_two_worktrees(tmp_path: Path) -
         for path, origin in zip(paths, origins, strict=True)
     )
     assert all(path.parent == Path(work.state.cwd) for path in paths)
+
+
+def test_a_bug_while_watching_stops_the_agent_instead_of_leaving_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something unexpected breaks the heartbeat loop: the exception goes on (the slot
+    logs it), but the agent's process group is stopped first, never left on its own."""
+    monkeypatch.setenv("AGENT_SLEEP", "60")
+    origin = make_origin(tmp_path)
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT)
+    config = Config(
+        server="http://cw.invalid",
+        token="t",
+        name="runner-1",
+        host="box",
+        workspace=tmp_path / "ws",
+        agents={"claude": AgentConfig("claude", (sys.executable, str(script), "{prompt_file}"))},
+        heartbeat_seconds=0.1,
+        log_flush_seconds=0.05,
+    )
+
+    class BrokenCw(FakeCw):
+        def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            if path.endswith("/heartbeat"):
+                raise ValueError("a bug")
+            return super().call(method, path, body, **kw)
+
+    runner = FakeRunner(config)
+    runner.client = BrokenCw(origin)
+    answer = {
+        "run": {"id": "r3", "session_number": 1},
+        "task": {"id": "t1", "name": "Write it", "initiative_id": "i1"},
+        "agent": {"id": "a1", "provider": "claude"},
+        "account": {"provider": "claude"},
+    }
+    work = RunWork(runner, answer)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a bug"):
+        work.execute()
+    assert work.state.pid is not None
+    assert not agent.group_exists(work.state.pid)
