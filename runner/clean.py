@@ -91,7 +91,9 @@ def clean_run(
                     )
                 except gitwork.GitError as error:  # e.g. a locked worktree: keep the run
                     return Verdict(state.run_id, found.paths, False, f"not removed: {error}")
-        shutil.rmtree(config.workspace / "worktrees" / state.run_id, ignore_errors=True)
+        own = config.workspace / "worktrees" / state.run_id
+        if not any(Path(path).is_relative_to(own) for path in in_use_elsewhere(config, state)):
+            shutil.rmtree(own, ignore_errors=True)
         for checkout in state.checkouts:  # a resumed run's are in its predecessor's folder
             parent = Path(checkout.path).parent
             if (
@@ -102,6 +104,13 @@ def clean_run(
                 parent.rmdir()
         shutil.rmtree(RunState.folder(config.workspace, state.run_id), ignore_errors=True)
     return found
+
+
+def end_here(config: Config, state: RunState) -> Verdict:
+    """The run is over for this runner: say so on its record, then remove what is safe."""
+    state.ended = True
+    state.save(config.workspace)
+    return clean_run(config, state, dry_run=False)
 
 
 def clean(config: Config, client: Client | None, *, dry_run: bool) -> list[Verdict]:

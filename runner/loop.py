@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from runner import agent, gitwork
+from runner.clean import end_here
 from runner.client import ApiError, Client
 from runner.config import Config
 from runner.logship import LogShipper
@@ -123,7 +124,12 @@ class Runner:
             "providers": self.config.providers,
             "heartbeat_timeout_seconds": self.config.heartbeat_timeout_seconds,
         }
-        while not self.draining.is_set():
+        while True:
+            if self.draining.is_set():
+                # Resumes already taken from cw still get their word: stopped at once.
+                while not self.resumes.empty():
+                    self._work(slot, *self.resumes.get())
+                return
             try:
                 answer, resumed = self.resumes.get_nowait()
             except queue.Empty:
@@ -145,10 +151,20 @@ class Runner:
                 if found is None:
                     continue
                 answer, resumed = found, None
+            self._work(slot, answer, resumed)
+
+    def _work(self, slot: int, answer: dict[str, Any], resumed: RunState | None) -> None:
+        work = RunWork(self, answer, resumed=resumed)
+        try:
+            work.execute()
+        except Exception:  # a bug in the runner: the run is reported, not left to be lost
+            log.exception("slot %d: run %s failed in the runner", slot, work.state.run_id)
             try:
-                RunWork(self, answer, resumed=resumed).execute()
+                self._finish_crashed(
+                    work.state.run_id, "the runner failed working this run", state=work.state
+                )
             except Exception:
-                log.exception("slot %d: run %s failed in the runner", slot, answer["run"]["id"])
+                log.exception("run %s: could not be reported crashed", work.state.run_id)
 
     # --- after a crash -----------------------------------------------------------------
 
@@ -162,7 +178,7 @@ class Runner:
                 self._recover_one(run)
             except ApiError as error:
                 log.error("run %s: could not be settled (%s)", run["id"], error)
-        live = {run["id"] for run in held}
+        live = {run["id"] for run in held} | {state.run_id for _, state in list(self.resumes.queue)}
         for state in RunState.all(self.config.workspace):
             if not state.ended and state.run_id not in live:
                 self._settle_orphan(state)
@@ -173,11 +189,7 @@ class Runner:
         stopped, what it printed shipped, its work kept, and its worktree cleaned."""
         log.info("run %s: over in cw; settling what is left of it here", state.run_id)
         self._stop_ship_keep(state)
-        state.ended = True
-        state.save(self.config.workspace)
-        from runner.clean import clean_run
-
-        clean_run(self.config, state, dry_run=False)
+        end_here(self.config, state)
 
     def _stop_ship_keep(self, state: RunState) -> str:
         """Stop the run's agent if it still runs, ship what it printed, commit and push
@@ -227,8 +239,21 @@ class Runner:
                 log.info("run %s: cannot resume (%s); reporting it crashed", run_id, error)
             else:
                 state.session_id = session_id
-                resumed = RunState(**{**state.__dict__, "checkouts": list(state.checkouts)})
-                # The worktrees are the new run's now: the old one's record lets them go.
+                new_id = answer["run"]["id"]
+                resumed = RunState(
+                    **{
+                        **state.__dict__,
+                        "run_id": new_id,
+                        "session_number": int(answer["run"].get("session_number") or 1),
+                        "checkouts": list(state.checkouts),
+                        "pid": None,
+                        "shipped": 0,
+                        "spool": str(RunState.folder(self.config.workspace, new_id) / "output.log"),
+                    }
+                )
+                # The worktrees are the new run's now, on record before the old one's
+                # record lets them go (so no clean ever sees them unheld).
+                resumed.save(self.config.workspace)
                 state.checkouts, state.ended = [], True
                 state.save(self.config.workspace)
                 log.info("run %s: resumed as run %s", run_id, answer["run"]["id"])
@@ -263,8 +288,4 @@ class Runner:
             if error_.status not in (404, 409):
                 raise
         if state is not None:
-            state.ended = True
-            state.save(self.config.workspace)
-            from runner.clean import clean_run
-
-            clean_run(self.config, state, dry_run=False)
+            end_here(self.config, state)

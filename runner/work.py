@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import agent, gitwork
+from runner.clean import end_here
 from runner.client import ApiError, Client
 from runner.config import AgentConfig
 from runner.logship import LogShipper
@@ -70,7 +70,6 @@ class RunWork:
             self.state.session_id = resumed.session_id or self.run.get("session_id")
         self.stopped_by: str | None = None  # "runner" or "cw"
         self.stop_reason = ""
-        self._stop = threading.Event()
 
     # --- the whole run -----------------------------------------------------------------
 
@@ -175,9 +174,7 @@ class RunWork:
         """Heartbeat until the agent exits; stop it when cw or the runner says so."""
         reported_session: str | None = None
         while process.poll() is None:
-            if self.runner.stop_now.wait(min(self.config.heartbeat_seconds, 1.0)) or (
-                self._stop.is_set()
-            ):
+            if self.runner.stop_now.wait(min(self.config.heartbeat_seconds, 1.0)):
                 if self.stopped_by is None:
                     self.stopped_by, self.stop_reason = "runner", "the runner is shutting down"
                 break
@@ -221,9 +218,6 @@ class RunWork:
             self._last_beat = now
             return True
         return False
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def _shipped(self, offset: int) -> None:
         self.state.shipped = offset
@@ -403,11 +397,7 @@ class RunWork:
         return outcome
 
     def _ended(self) -> None:
-        self.state.ended = True
-        self.state.save(self.config.workspace)
         try:
-            from runner.clean import clean_run
-
-            clean_run(self.config, self.state, dry_run=False)
+            end_here(self.config, self.state)
         except Exception:
             log.exception("run %s: cleaning up failed", self.state.run_id)

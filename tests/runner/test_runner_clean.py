@@ -312,3 +312,27 @@ def test_the_command_line_on_an_empty_workspace_says_so(
     ran = cw_runner("--config", str(toml), "clean", "--dry-run")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == f"nothing to clean in {workspace}"
+
+
+def test_a_resumed_runs_worktree_survives_the_clean_of_its_predecessor(
+    config: Config, workspace: Path, mirror: Mirror
+) -> None:
+    """R1 was resumed as R2, which works in R1's folder: R1's record is over and lets its
+    worktrees go, but cleaning it removes nothing R2 holds (even with R2's run not
+    known to have ended: cw cannot be asked here)."""
+    first = make_run(workspace, mirror, "r1", dirty=True)
+    second = RunState(
+        **{
+            **first.__dict__,
+            "run_id": "r2",
+            "ended": False,
+            "spool": str(RunState.folder(workspace, "r2") / "output.log"),
+        }
+    )
+    second.save(workspace)
+    first.checkouts, first.ended = [], True
+    first.save(workspace)
+    found = {v.run_id: v for v in clean(config, None, dry_run=False)}
+    assert found["r1"].remove  # its own folder goes
+    assert not found["r2"].remove
+    assert (Path(second.cwd) / "scratch.txt").read_text() == "not committed\n"
