@@ -6,17 +6,34 @@ stopped as a group.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: Variables of the runner that never reach an agent (its own token above all).
 PRIVATE_PREFIXES = ("CW_RUNNER_", "CW_RUN_", "CW_SERVER", "CW_AGENT_", "CW_TASK_")
+PR_SET_DUMPABLE = 4
 CREDENTIAL_FILES = {"credentials": ".credentials.json", "config_json": ".claude.json"}
+
+
+def hide_from_agents() -> bool:
+    """Make this process undumpable (Linux ``prctl(PR_SET_DUMPABLE, 0)``): its
+    ``/proc/<pid>/environ`` and memory, which hold the runner's token, become unreadable
+    to the agents it starts (same user) and it cannot be ptraced by them. Whether it
+    took; elsewhere nothing happens."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def boot_id() -> str:

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from runner.agent import hide_from_agents
 from runner.client import Client
 from runner.config import Config, ConfigError, load
 
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(config.server, config.token)
     if arguments.command == "clean":
         return _clean(config, client, dry_run=arguments.dry_run)
+    if not hide_from_agents():
+        logging.getLogger("cw-runner").warning(
+            "could not make the runner undumpable: agents of this user may read its token"
+        )
     runner = Runner(config, client)
     signal.signal(signal.SIGTERM, runner.on_signal)
     signal.signal(signal.SIGINT, runner.on_signal)

@@ -174,3 +174,27 @@ def test_what_an_exited_agent_left_running_in_its_group_is_stopped(tmp_path: Pat
             assert stat.read().split(") ")[1][0] == "Z"
     except ProcessLookupError:
         pass
+
+
+@pytest.mark.processes
+def test_the_runner_makes_itself_undumpable_so_agents_cannot_read_its_token() -> None:
+    """An agent runs as the runner's user: ``/proc/<runner>/environ`` would show it the
+    runner's token. ``hide_from_agents`` turns the process undumpable (those files become
+    root's), which ``PR_GET_DUMPABLE`` tells."""
+    code = (
+        "import ctypes, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from runner.agent import hide_from_agents\n"
+        "libc = ctypes.CDLL(None)\n"
+        "before = libc.prctl(3, 0, 0, 0, 0)\n"
+        "took = hide_from_agents()\n"
+        "print(before, took, libc.prctl(3, 0, 0, 0, 0))\n"
+    )
+    done = subprocess.run(  # noqa: S603  (this Python, code the test wrote)
+        [sys.executable, "-c", code, str(Path(__file__).resolve().parents[2])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.split() == ["1", "True", "0"]
