@@ -7,6 +7,7 @@ that cannot be reached, or answers 5xx or 429, is retried with back-off for up t
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -15,15 +16,32 @@ import urllib.request
 from typing import Any
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: The statuses that say cw did not act on the request (so any request may be repeated).
+NOT_DONE_STATUSES = frozenset({429, 503})
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        not_sent: bool = False,
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        #: The request never reached cw (the connection was refused).
+        self.not_sent = not_sent
+
+    @property
+    def not_done(self) -> bool:
+        """Whether cw surely did not act on the request (so repeating it is safe)."""
+        return self.not_sent or self.status in NOT_DONE_STATUSES
 
 
 class Client:
@@ -44,8 +62,12 @@ class Client:
         query: dict[str, Any] | None = None,
         timeout: float | None = None,
         retry_seconds: float | None = None,
+        idempotent: bool = True,
     ) -> Any:
-        """The JSON answer of ``method path`` (None for 204); retried while cw is away."""
+        """The JSON answer of ``method path`` (None for 204); retried while cw is away.
+        A request that must not happen twice (``idempotent=False``: a take-next, a
+        heartbeat with usage, a resume) is repeated only when cw surely did not act on
+        it; after a lost answer the error goes to the caller."""
         url = self.server + path
         if query:
             url += "?" + urllib.parse.urlencode(
@@ -61,6 +83,8 @@ class Client:
                 return self._once(method, url, data, timeout or self.timeout)
             except ApiError as error:
                 if error.status and error.status not in RETRIED_STATUSES:
+                    raise
+                if not idempotent and not error.not_done:
                     raise
                 if time.monotonic() + pause > deadline:
                     raise
@@ -79,9 +103,14 @@ class Client:
                 status = answer.status
         except urllib.error.HTTPError as error:
             raise _refusal(error.code, error.read()) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as error:
             reason = getattr(error, "reason", error)
-            raise ApiError(0, "unreachable", f"{self.server}: {reason}") from None
+            raise ApiError(
+                0,
+                "unreachable",
+                f"{self.server}: {reason}",
+                not_sent=isinstance(reason, ConnectionRefusedError),
+            ) from None
         if not raw:
             return None
         try:
@@ -94,7 +123,13 @@ class Client:
 
     def take_next(self, body: dict[str, Any], wait: float) -> dict[str, Any] | None:
         """The next run, or None when nothing fits within ``wait`` seconds."""
-        answer = self.call("POST", "/api/runs/take-next", {**body, "wait": wait}, timeout=wait + 30)
+        answer = self.call(
+            "POST",
+            "/api/runs/take-next",
+            {**body, "wait": wait},
+            timeout=wait + 30,
+            idempotent=False,
+        )
         return answer if isinstance(answer, dict) else None
 
     def pages(self, path: str, query: dict[str, Any]) -> list[dict[str, Any]]:

@@ -233,7 +233,10 @@ class Runner:
         if config is not None and config.resume and session_id and Path(state.cwd).exists():
             try:
                 answer = self.client.call(
-                    "POST", f"/api/runs/{run_id}/resume", {"runner_name": self.config.name}
+                    "POST",
+                    f"/api/runs/{run_id}/resume",
+                    {"runner_name": self.config.name},
+                    idempotent=False,
                 )
             except ApiError as error:
                 log.info("run %s: cannot resume (%s); reporting it crashed", run_id, error)

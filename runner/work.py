@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-import time
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,9 @@ class RunWork:
             self.state.session_id = resumed.session_id or self.run.get("session_id")
         self.stopped_by: str | None = None  # "runner" or "cw"
         self.stop_reason = ""
+        self.reader: StreamReader | None = None
+        self._told_to_stop = threading.Event()
+        self.beat = Heartbeat(self)
 
     # --- the whole run -----------------------------------------------------------------
 
@@ -87,6 +90,14 @@ class RunWork:
         self.state.save(self.config.workspace)
         if self.runner.draining.is_set():
             return self._finish({"outcome": "stopped", "error": "the runner is shutting down"})
+        self.beat.start()  # from now until the finish: preparing and settling take time too
+        try:
+            return self._execute()
+        finally:
+            self.beat.stop()
+
+    def _execute(self) -> str:
+        run_id = self.state.run_id
         config = self.config.agents.get(self.provider)
         if config is None:
             return self._finish(
@@ -107,7 +118,7 @@ class RunWork:
     def _run_agent(self, config: AgentConfig, prompt: Path) -> str:
         credentials = self.folder / "credentials"
         agent.write_credentials(credentials, self.account)
-        reader = StreamReader(config.format)
+        reader = self.reader = StreamReader(config.format)
         shipper = LogShipper(
             self.client,
             agent_id=self.state.agent_id,
@@ -143,6 +154,10 @@ class RunWork:
                 }
             )
             Path(self.state.spool).touch()
+            if self._told_to_stop.is_set():  # cancelled (or taken) while it was prepared
+                log.info("run %s: ended by cw before its agent started", self.state.run_id)
+                self._ended()
+                return "ended by cw"
             try:
                 process = agent.start(
                     argv, cwd=Path(self.state.cwd), env=env, spool=Path(self.state.spool)
@@ -157,7 +172,7 @@ class RunWork:
             shipper.start()
             try:
                 self._report({"pid": process.pid})
-                self._watch(process, reader)
+                self._watch(process)
             except BaseException:
                 # A bug here must not leave the agent running on its own.
                 agent.stop_group(process.pid, grace=STOP_GRACE_SECONDS, process=process)
@@ -170,36 +185,15 @@ class RunWork:
 
     # --- while it runs -----------------------------------------------------------------
 
-    def _watch(self, process: Any, reader: StreamReader) -> None:
-        """Heartbeat until the agent exits; stop it when cw or the runner says so."""
-        reported_session: str | None = None
+    def _watch(self, process: Any) -> None:
+        """Wait for the agent to exit; stop it when cw (through a heartbeat) or the
+        runner says so."""
         while process.poll() is None:
-            if self.runner.stop_now.wait(min(self.config.heartbeat_seconds, 1.0)):
+            if self.runner.stop_now.is_set():
                 if self.stopped_by is None:
                     self.stopped_by, self.stop_reason = "runner", "the runner is shutting down"
                 break
-            if not self._beat_due():
-                continue
-            body: dict[str, Any] = {"runner_name": self.config.name, "usage": reader.take_usage()}
-            if reader.session_id and reader.session_id != reported_session:
-                body["session_id"] = reader.session_id
-            try:
-                answer = self.client.call(
-                    "POST", f"/api/runs/{self.state.run_id}/heartbeat", body, retry_seconds=30
-                )
-            except ApiError as error:
-                reader.give_back(body["usage"])
-                if error.status in (404, 409):
-                    self.stopped_by, self.stop_reason = "cw", f"{error.code}: {error.message}"
-                    break
-                log.warning("run %s: heartbeat failed (%s)", self.state.run_id, error)
-                continue
-            if "session_id" in body:
-                reported_session = body["session_id"]
-                self.state.session_id = reported_session
-                self.state.save(self.config.workspace)
-            if answer.get("decision") == "stop":
-                self.stopped_by, self.stop_reason = "cw", str(answer.get("reason") or "stop")
+            if self._told_to_stop.wait(0.2):
                 break
         if process.poll() is None:
             log.info("run %s: stopping the agent (%s)", self.state.run_id, self.stop_reason)
@@ -207,17 +201,14 @@ class RunWork:
         process.wait()
         # What the agent started and left behind (still writing to the spool) goes too.
         agent.stop_leftovers(process.pid)
-        if reader.session_id:
-            self.state.session_id = reader.session_id
+        if self.reader is not None and self.reader.session_id:
+            self.state.session_id = self.reader.session_id
 
-    _last_beat = 0.0
-
-    def _beat_due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_beat >= self.config.heartbeat_seconds:
-            self._last_beat = now
-            return True
-        return False
+    def stop_for_cw(self, reason: str) -> None:
+        """cw ended the run (a budget spent, a person's cancel, the sweep): stop."""
+        if self.stopped_by is None:
+            self.stopped_by, self.stop_reason = "cw", reason
+        self._told_to_stop.set()
 
     def _shipped(self, offset: int) -> None:
         self.state.shipped = offset
@@ -380,6 +371,7 @@ class RunWork:
         return end_commits, integration
 
     def _finish(self, body: dict[str, Any]) -> str:
+        self.beat.stop()
         outcome = str(body["outcome"])
         try:
             self.client.call(
@@ -401,3 +393,70 @@ class RunWork:
             end_here(self.config, self.state)
         except Exception:
             log.exception("run %s: cleaning up failed", self.state.run_id)
+
+
+class Heartbeat:
+    """A run's heartbeats, every ``heartbeat_seconds`` from take-next to its finish (a
+    first fetch or a slow merge must not get it swept as lost), with the usage its
+    agent's output told since the last one. cw's "stop", or its refusal of a run that is
+    no longer live, stops the run's agent."""
+
+    def __init__(self, work: RunWork) -> None:
+        self.work = work
+        self.reported_session: str | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name=f"beat-{self.work.state.run_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.work.config.heartbeat_seconds):
+            try:
+                self.beat()
+            except Exception:  # a bug must not end the heartbeats in silence
+                log.exception("run %s: heartbeat failed", self.work.state.run_id)
+
+    def beat(self) -> None:
+        work, reader = self.work, self.work.reader
+        usage = reader.take_usage() if reader is not None else []
+        body: dict[str, Any] = {"runner_name": work.config.name, "usage": usage}
+        session = reader.session_id if reader is not None else None
+        if session and session != self.reported_session:
+            body["session_id"] = session[:255]
+        try:
+            answer = work.client.call(
+                "POST",
+                f"/api/runs/{work.state.run_id}/heartbeat",
+                body,
+                retry_seconds=0,
+                idempotent=False,
+            )
+        except ApiError as error:
+            if error.status in (404, 409):
+                work.stop_for_cw(f"{error.code}: {error.message}")
+            elif error.status in (400, 422):
+                # What cw will never take as it is: said once, not sent again.
+                log.warning("run %s: heartbeat refused (%s)", work.state.run_id, error)
+                self.reported_session = session
+            else:
+                # Sent again with the next one (counted twice if cw took it and only the
+                # answer was lost: a budget then stops early, never late).
+                if reader is not None:
+                    reader.give_back(usage)
+                log.warning("run %s: heartbeat failed (%s)", work.state.run_id, error)
+            return
+        if "session_id" in body:
+            self.reported_session = session
+            work.state.session_id = session
+            work.state.save(work.config.workspace)
+        if answer.get("decision") == "stop":
+            work.stop_for_cw(str(answer.get("reason") or "stop"))

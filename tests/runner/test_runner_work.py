@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner import agent, gitwork
+from runner.client import ApiError
 from runner.config import AgentConfig, Config
 from runner.gitwork import Mirror, Project
 from runner.state import Checkout
@@ -293,14 +295,13 @@ def test_a_bug_while_watching_stops_the_agent_instead_of_leaving_it(
         log_flush_seconds=0.05,
     )
 
-    class BrokenCw(FakeCw):
-        def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
-            if path.endswith("/heartbeat"):
-                raise ValueError("a bug")
-            return super().call(method, path, body, **kw)
+    class Broken:
+        def is_set(self) -> bool:
+            raise ValueError("a bug")
 
     runner = FakeRunner(config)
-    runner.client = BrokenCw(origin)
+    runner.client = FakeCw(origin)
+    runner.stop_now = Broken()  # type: ignore[assignment]
     answer = {
         "run": {"id": "r3", "session_number": 1},
         "task": {"id": "t1", "name": "Write it", "initiative_id": "i1"},
@@ -312,3 +313,49 @@ def test_a_bug_while_watching_stops_the_agent_instead_of_leaving_it(
         work.execute()
     assert work.state.pid is not None
     assert not agent.group_exists(work.state.pid)
+
+
+def test_heartbeats_go_on_while_the_run_is_prepared_and_a_cancel_then_starts_no_agent(
+    tmp_path: Path,
+) -> None:
+    """Fetching a large repository takes time: the run beats all along, so cw does not
+    sweep it as lost; when cw answers that the run is over (a person cancelled it), the
+    agent is never started and no finish is sent."""
+    origin = make_origin(tmp_path)
+    marker = tmp_path / "agent-started"
+    config = Config(
+        server="http://cw.invalid",
+        token="t",
+        name="runner-1",
+        host="box",
+        workspace=tmp_path / "ws",
+        agents={
+            "claude": AgentConfig("claude", (sys.executable, "-c", f"open({str(marker)!r}, 'w')"))
+        },
+        heartbeat_seconds=0.05,
+    )
+
+    class SlowCw(FakeCw):
+        def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            if path.endswith("/heartbeat") and len(self.bodies("/heartbeat")) >= 3:
+                with self._lock:
+                    self.calls.append((method, path, body))
+                raise ApiError(409, "run_not_live", "The run was cancelled.")
+            answer = super().call(method, path, body, **kw)
+            if path == "/api/initiatives/i1/projects":
+                time.sleep(1.0)  # a slow first fetch
+            return answer
+
+    runner = FakeRunner(config)
+    cw = SlowCw(origin)
+    runner.client = cw
+    answer = {
+        "run": {"id": "r4", "session_number": 1},
+        "task": {"id": "t1", "name": "Write it", "initiative_id": "i1"},
+        "agent": {"id": "a1", "provider": "claude"},
+        "account": {"provider": "claude"},
+    }
+    assert RunWork(runner, answer).execute() == "ended by cw"  # type: ignore[arg-type]
+    assert len(cw.bodies("/heartbeat")) >= 3
+    assert cw.bodies("/finish") == []
+    assert not marker.exists()
