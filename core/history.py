@@ -204,6 +204,7 @@ PHRASES: dict[str, Phrase] = {
     "run.started": _with("started the run", "attempt", " (attempt {value})"),
     "run.finished": _with("finished the run", "outcome", " ({value})"),
     "run.lost": _fixed("took back the run (no heartbeat: lost)"),
+    "run.resumed": _with("resumed the run after a runner restart", "resumed_as", " as run {value}"),
     "run.reported": _fixed("reported the run's process, worktree or start commits"),
     "run.cancelled": _fixed("cancelled the run"),
     "run.budget_stopped": _fixed("stopped the run (a budget was spent)"),

@@ -4,7 +4,7 @@ exactly once."""
 from typing import Any, NotRequired, TypedDict
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Min
 from typing_extensions import Unpack
 
 from agents.models import Agent
@@ -17,9 +17,7 @@ from core.repositories import (
     check_choice,
     check_offset_page,
     hot,
-    invalid_cursor,
     offset_page,
-    offset_slice,
     relation_id,
 )
 from core.repositories.base import seed_only
@@ -241,48 +239,6 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
         counts.update({row["status"]: row["n"] for row in rows})
         return counts
 
-    def find(
-        self,
-        *,
-        agent_id: str | None = None,
-        initiative_id: str | None = None,
-        status: str | None = None,
-        target_type: str | None = None,
-        limit: int = DEFAULT_PAGE_SIZE,
-        offset: int = 0,
-        after: str | None = None,
-    ) -> list[Proposal]:
-        """One page of proposals matching every filter given.
-
-        Page either by ``offset`` or by ``after`` (the id of the last proposal of the
-        previous page: a keyset cursor, stable while rows are added); not both. An
-        unknown cursor is ``invalid_cursor``. One query, two with a cursor.
-        """
-        if after is not None and offset:
-            raise InvalidInput(
-                "Page by offset or by cursor, not both.",
-                code="invalid_pagination",
-                details={"offset": offset, "after": after},
-            )
-        qs = self._filtered(
-            agent_id=agent_id, initiative_id=initiative_id, status=status, target_type=target_type
-        )
-        if after is not None:
-            cursor = (
-                self.model._default_manager.filter(pk=after)
-                .values_list("sort_order", "created_at")
-                .first()
-            )
-            if cursor is None:
-                raise invalid_cursor(after)
-            sort_order, created_at = cursor
-            qs = qs.filter(
-                Q(sort_order__gt=sort_order)
-                | Q(sort_order=sort_order, created_at__gt=created_at)
-                | Q(sort_order=sort_order, created_at=created_at, id__gt=after)
-            )
-        return list(offset_slice(qs, limit=limit, offset=offset))
-
     def find_page_rows(
         self,
         *,
@@ -294,10 +250,10 @@ class ProposalRepository(RevertibleRecords[Proposal], InitiativeOwnedRepository[
         offset: int = 0,
         max_bytes: int | None = None,
     ) -> OffsetPage[dict[str, Any]]:
-        """The page ``find`` answers (by offset), as plain rows (every column, foreign
-        keys by their ``_id`` names), with how many match in all: two prepared
-        statements (one when the page is the last), never a model instance, for lists
-        that are only serialized."""
+        """One offset page of the proposals matching every filter given, as plain rows
+        (every column, foreign keys by their ``_id`` names), with how many match in all:
+        two prepared statements (one when the page is the last), never a model instance,
+        for lists that are only serialized."""
         check_offset_page(limit, offset)
         filters = {
             "agent_id": agent_id,
