@@ -83,9 +83,21 @@ def start(
         )
 
 
-def alive(pid: int | None, recorded_boot: str | None = None) -> bool:
-    """Whether ``pid`` is a live process of this boot still leading its group."""
+def start_time(pid: int) -> str:
+    """When ``pid`` started, in clock ticks since boot (/proc); "" where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int | None, recorded_boot: str | None = None, started: str = "") -> bool:
+    """Whether ``pid`` is a live process of this boot still leading its group (and, with
+    ``started``, the very process that started then: a reused pid is another)."""
     if not pid or (recorded_boot and recorded_boot != boot_id()):
+        return False
+    if started and start_time(pid) not in ("", started):
         return False
     try:
         os.kill(pid, 0)
@@ -123,12 +135,41 @@ def stop_group(
         process.wait()
 
 
+def leftovers(pid: int | None, recorded_boot: str | None = None) -> bool:
+    """Whether a process group ``pid`` of this boot lives on without its leader: what an
+    exited agent left. (Linux reuses no pid still naming a group, so such a group is the
+    agent's own.)"""
+    if not pid or (recorded_boot and recorded_boot != boot_id()):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return group_exists(pid)
+    except PermissionError:
+        return False
+    return _zombie(pid) and group_exists(pid)
+
+
 def group_exists(pid: int) -> bool:
+    """Whether a process of group ``pid`` still runs (a zombie waiting to be reaped does
+    not count), read from /proc where there is one."""
     try:
         os.killpg(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def stop_leftovers(pid: int, grace: float = 2.0) -> None:

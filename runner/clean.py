@@ -55,8 +55,10 @@ def verdict(config: Config, state: RunState, client: Client | None = None) -> Ve
         else:
             if run.get("outcome") == "running":
                 return keep("its run is live")
-    if agent.alive(state.pid, state.boot_id):
+    if agent.alive(state.pid, state.boot_id, state.pid_started):
         return keep(f"its agent (pid {state.pid}) is still running")
+    if agent.leftovers(state.pid, state.boot_id):
+        return keep(f"processes its agent started (group {state.pid}) still run")
     spool = Path(state.spool) if state.spool else None
     if spool is not None and spool.exists() and spool.stat().st_size > state.shipped:
         return keep("cw has not taken all of its output yet")

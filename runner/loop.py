@@ -195,10 +195,13 @@ class Runner:
         """Stop the run's agent if it still runs, ship what it printed, commit and push
         what it did; whether its process was "gone" or "still running"."""
         was = "gone"
-        if agent.alive(state.pid, state.boot_id) and state.pid:
+        if agent.alive(state.pid, state.boot_id, state.pid_started) and state.pid:
             was = "still running"
             log.info("run %s: stopping its orphaned agent (pid %s)", state.run_id, state.pid)
             agent.stop_group(state.pid)
+        elif state.pid and agent.leftovers(state.pid, state.boot_id):
+            log.info("run %s: stopping what its agent left running", state.run_id)
+            agent.stop_leftovers(state.pid)
         shipper = LogShipper(
             self.client,
             agent_id=state.agent_id,

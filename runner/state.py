@@ -37,6 +37,7 @@ class RunState:
     checkouts: list[Checkout] = field(default_factory=list)
     pid: int | None = None
     boot_id: str = ""
+    pid_started: str = ""  # the process's start time (/proc), so a reused pid is not it
     session_id: str | None = None
     shipped: int = 0  # spool bytes cw acknowledged
     spool: str = ""

@@ -36,6 +36,12 @@ STOP_GRACE_SECONDS = 10.0
 TEXT_LIMIT = 20_000
 
 
+def storable(text: str) -> str:
+    """``text`` as cw stores text: a NUL and a lone surrogate (from an agent's JSON)
+    written as escapes (``\\x00``, ``\\udXXX``) instead of refused."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "project"
 
@@ -168,6 +174,7 @@ class RunWork:
                 )
             self.state.pid = process.pid
             self.state.boot_id = agent.boot_id()
+            self.state.pid_started = agent.start_time(process.pid)
             self.state.save(self.config.workspace)
             shipper.start()
             try:
@@ -373,13 +380,11 @@ class RunWork:
     def _finish(self, body: dict[str, Any]) -> str:
         self.beat.stop()
         outcome = str(body["outcome"])
+        for key in ("error", "summary"):
+            if isinstance(body.get(key), str):
+                body[key] = storable(body[key])
         try:
-            self.client.call(
-                "POST",
-                f"/api/runs/{self.state.run_id}/finish",
-                {"runner_name": self.config.name, **body},
-                retry_seconds=FINISH_RETRY_SECONDS,
-            )
+            self._send_finish(body)
             log.info("run %s: finished %s", self.state.run_id, outcome)
         except ApiError as error:
             log.warning("run %s: finish not taken (%s)", self.state.run_id, error)
@@ -387,6 +392,23 @@ class RunWork:
                 return outcome  # cw is away: keep the state; a restart settles it
         self._ended()
         return outcome
+
+    def _send_finish(self, body: dict[str, Any]) -> None:
+        """Finish the run; a finish cw refuses as it is (a text it will not store, a
+        commit it will not take) goes again with its outcome and exit code alone, so the
+        run never stays live for want of a detail."""
+        path = f"/api/runs/{self.state.run_id}/finish"
+        full = {"runner_name": self.config.name, **body}
+        try:
+            self.client.call("POST", path, full, retry_seconds=FINISH_RETRY_SECONDS)
+        except ApiError as error:
+            if error.status not in (400, 422):
+                raise
+            log.warning("run %s: finish refused (%s); sent again bare", self.state.run_id, error)
+            bare = {
+                key: full[key] for key in ("runner_name", "outcome", "exit_code") if key in full
+            }
+            self.client.call("POST", path, bare, retry_seconds=FINISH_RETRY_SECONDS)
 
     def _ended(self) -> None:
         try:

@@ -198,3 +198,23 @@ def test_the_runner_makes_itself_undumpable_so_agents_cannot_read_its_token() ->
         check=True,
     )
     assert done.stdout.split() == ["1", "True", "0"]
+
+
+@pytest.mark.processes
+def test_a_pid_is_the_agent_only_with_its_start_time(tmp_path: Path) -> None:
+    """After a restart, a recorded pid names the agent only if the process there started
+    when the agent did: a reused pid (another group leader) is never stopped."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        started = agent.start_time(process.pid)
+        assert started
+        assert agent.alive(process.pid, agent.boot_id(), started)
+        assert not agent.alive(process.pid, agent.boot_id(), str(int(started) + 1))
+        assert not agent.alive(process.pid, "another boot", started)
+        assert not agent.leftovers(process.pid, agent.boot_id())  # its leader lives
+    finally:
+        process.kill()
+        process.wait()
+    assert not agent.alive(process.pid, agent.boot_id(), started)

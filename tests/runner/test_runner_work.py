@@ -359,3 +359,28 @@ def test_heartbeats_go_on_while_the_run_is_prepared_and_a_cancel_then_starts_no_
     assert len(cw.bodies("/heartbeat")) >= 3
     assert cw.bodies("/finish") == []
     assert not marker.exists()
+
+
+def test_a_finish_cw_refuses_as_it_is_goes_again_bare(tmp_path: Path) -> None:
+    """The error holds what cw will not store (a NUL, a lone surrogate): it is escaped;
+    and were the finish refused all the same, it goes again with its outcome and exit
+    code alone, so the run never stays live for want of a detail."""
+    work = run_work(tmp_path / "ws")
+
+    class RefusingCw:
+        def __init__(self) -> None:
+            self.sent: list[dict[str, Any]] = []
+
+        def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            self.sent.append(body)
+            if len(self.sent) == 1:
+                raise ApiError(422, "validation_error", "no")
+            return {}
+
+    cw = RefusingCw()
+    work.client = cw  # type: ignore[assignment]
+    work._finish({"outcome": "failed", "exit_code": 1, "error": "bad \x00 byte \ud800"})
+    first, second = cw.sent
+    assert first["error"] == "bad \\x00 byte \\ud800"
+    assert second == {"runner_name": "runner-1", "outcome": "failed", "exit_code": 1}
+    assert work.state.ended
