@@ -59,8 +59,7 @@ def verdict(config: Config, state: RunState, client: Client | None = None) -> Ve
         return keep(f"its agent (pid {state.pid}) is still running")
     if agent.leftovers(state.pid, state.boot_id):
         return keep(f"processes its agent started (group {state.pid}) still run")
-    spool = Path(state.spool) if state.spool else None
-    if spool is not None and spool.exists() and spool.stat().st_size > state.shipped:
+    if state.unshipped():
         return keep("cw has not taken all of its output yet")
     held = in_use_elsewhere(config, state)
     for checkout in state.checkouts:

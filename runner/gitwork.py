@@ -166,6 +166,15 @@ def commit_leftovers(worktree: Path, run_id: str) -> bool:
     return True
 
 
+def keep(mirror: Mirror, worktree: Path, branch: str, run_id: str) -> str:
+    """Commit what the run left uncommitted and push its branch: its work outlives the
+    worktree. The commit it ended at."""
+    commit_leftovers(worktree, run_id)
+    end = head(worktree)
+    publish(mirror, worktree, branch)
+    return end
+
+
 def publish(mirror: Mirror, worktree: Path, branch: str) -> None:
     """Push the run's branch to origin, so its commits outlive the worktree."""
     with locked(mirror.path):

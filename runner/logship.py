@@ -42,6 +42,12 @@ REFUSED = frozenset({400, 413, 422})
 log = logging.getLogger("cw-runner")
 
 
+def sent_size(line: str) -> int:
+    """What a line weighs in a batch's body: its JSON string (non-ASCII escaped, as the
+    client sends it) and the chunk around it."""
+    return len(json.dumps(line)) + 40
+
+
 def split_line(text: str) -> list[str]:
     return [text[i : i + MAX_LINE_CHARS] for i in range(0, len(text), MAX_LINE_CHARS)] or [text]
 
@@ -78,6 +84,7 @@ class LogShipper:
         self._first_at: float | None = None
         self._done = threading.Event()
         self._abandon = threading.Event()
+        self._taken_at: float | None = None  # when cw last took a batch
         self._thread = threading.Thread(target=self._loop, name=f"log-{agent_id}", daemon=True)
 
     def start(self) -> LogShipper:
@@ -86,21 +93,25 @@ class LogShipper:
 
     def finish(self, timeout: float = FINISH_SECONDS) -> bool:
         """Ship everything the spool holds (the agent has exited) and stop; whether all
-        went. After ``timeout`` seconds of cw not taking it, give up: what is left stays
-        in the spool (the saved offset says where), and the run's folder is kept."""
+        went. After ``timeout`` seconds in which cw took nothing, give up: what is left
+        stays in the spool (the saved offset says where; a restarted runner ships it)."""
         self._done.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error(
-                "log of agent %s: cw took nothing for %.0f s; the rest stays in %s",
-                self.agent_id,
-                timeout,
-                self.spool,
-            )
-            self._abandon.set()
-            self._thread.join()
-            return False
-        return not self.gave_up
+        since = time.monotonic()
+        while True:
+            self._thread.join(min(timeout, 1.0))
+            if not self._thread.is_alive():
+                return not self.gave_up
+            if time.monotonic() - max(self._taken_at or since, since) >= timeout:
+                break
+        log.error(
+            "log of agent %s: cw took nothing for %.0f s; the rest stays in %s",
+            self.agent_id,
+            timeout,
+            self.spool,
+        )
+        self._abandon.set()
+        self._thread.join()
+        return False
 
     def _loop(self) -> None:
         while True:
@@ -159,7 +170,7 @@ class LogShipper:
         self.tail.append(text)
         for piece in split_line(text):
             self._lines.append((piece, end_offset))
-            self._bytes += len(piece.encode("utf-8", errors="replace")) + 40
+            self._bytes += sent_size(piece)
         if self._first_at is None:
             self._first_at = time.monotonic()
 
@@ -205,6 +216,7 @@ class LogShipper:
         end = sent[-1][1]
         if self._lines and self._lines[0][1] == end:
             end = max((e for _, e in sent if e != end), default=self.offset)
+        self._taken_at = time.monotonic()
         if end > self.offset:
             self.offset = end
             try:
@@ -221,7 +233,7 @@ class LogShipper:
                 if batch and (len(batch) >= MAX_BATCH_LINES or size >= MAX_BATCH_BYTES):
                     break
                 batch.append((line, end))
-                size += len(line.encode("utf-8", errors="replace")) + 40
+                size += sent_size(line)
             contents = [line for line, _ in batch if line]
             if contents:
                 sent = self._post(contents)

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from runner import agent, gitwork
-from runner.clean import end_here
+from runner.clean import clean_run, end_here
 from runner.client import ApiError, Client
 from runner.config import Config
 from runner.logship import LogShipper
@@ -182,6 +182,9 @@ class Runner:
         for state in RunState.all(self.config.workspace):
             if not state.ended and state.run_id not in live:
                 self._settle_orphan(state)
+            elif state.ended and state.unshipped() and self._ship_rest(state):
+                # cw was away when the run ended: its last lines went now.
+                clean_run(self.config, state, dry_run=False)
 
     def _settle_orphan(self, state: RunState) -> None:
         """A run of this workspace cw no longer holds for it (lost while the runner was
@@ -202,23 +205,13 @@ class Runner:
         elif state.pid and agent.leftovers(state.pid, state.boot_id):
             log.info("run %s: stopping what its agent left running", state.run_id)
             agent.stop_leftovers(state.pid)
-        shipper = LogShipper(
-            self.client,
-            agent_id=state.agent_id,
-            session_number=state.session_number,
-            spool=Path(state.spool),
-            offset=state.shipped,
-            on_line=lambda line: None,
-            on_shipped=lambda offset: self._shipped(state, offset),
-            flush_seconds=0,
-        )
-        shipper.start().finish()
+        self._ship_rest(state)
         for checkout in state.checkouts:
             path = Path(checkout.path)
             if path.exists():
                 try:
-                    gitwork.commit_leftovers(path, state.run_id)
-                    gitwork.publish(gitwork.Mirror(Path(checkout.mirror)), path, checkout.branch)
+                    mirror = gitwork.Mirror(Path(checkout.mirror))
+                    gitwork.keep(mirror, path, checkout.branch, state.run_id)
                 except gitwork.GitError as error:
                     log.error("run %s: keeping its work failed: %s", state.run_id, error)
         return was
@@ -268,6 +261,20 @@ class Runner:
         self._finish_crashed(
             run_id, f"the runner restarted; the agent's process was {was}", state=state
         )
+
+    def _ship_rest(self, state: RunState) -> bool:
+        """Ship what the run's spool holds past what cw acknowledged; whether all went."""
+        shipper = LogShipper(
+            self.client,
+            agent_id=state.agent_id,
+            session_number=state.session_number,
+            spool=Path(state.spool),
+            offset=state.shipped,
+            on_line=lambda line: None,
+            on_shipped=lambda offset: self._shipped(state, offset),
+            flush_seconds=0,
+        )
+        return shipper.start().finish()
 
     def _shipped(self, state: RunState, offset: int) -> None:
         state.shipped = offset

@@ -43,6 +43,13 @@ class RunState:
     spool: str = ""
     ended: bool = False
 
+    def unshipped(self) -> bool:
+        """Whether the spool holds output cw has not acknowledged."""
+        try:
+            return bool(self.spool) and os.path.getsize(self.spool) > self.shipped
+        except OSError:
+            return False
+
     @staticmethod
     def folder(workspace: Path, run_id: str) -> Path:
         return workspace / "runs" / run_id

@@ -358,9 +358,9 @@ class RunWork:
             path = Path(checkout.path)
             mirror = gitwork.Mirror(Path(checkout.mirror))
             try:
-                gitwork.commit_leftovers(path, self.state.run_id)
-                end_commits[checkout.project_id] = gitwork.head(path)
-                gitwork.publish(mirror, path, checkout.branch)
+                end_commits[checkout.project_id] = gitwork.keep(
+                    mirror, path, checkout.branch, self.state.run_id
+                )
                 if succeeded and self.state.initiative_branch:
                     how = gitwork.integrate(mirror, path, self.state.initiative_branch)
                     if how == "conflict":

@@ -169,3 +169,23 @@ def test_a_run_cw_no_longer_holds_is_settled_here_without_a_finish(tmp_path: Pat
     assert not Path(state.cwd).exists()
     assert RunState.load(workspace, "r1") is None  # its folder is gone with the worktree
     assert runner.resumes.empty()
+
+
+def test_an_ended_run_whose_last_lines_cw_did_not_take_ships_them_on_restart(
+    tmp_path: Path,
+) -> None:
+    """cw was away when a run ended: its state is over but its spool holds lines cw never
+    acknowledged. A restarted runner ships them, then cleans the run away."""
+    workspace = tmp_path / "ws"
+    state, _ = leave_a_run(tmp_path, workspace)
+    gitwork.commit_leftovers(Path(state.cwd), "r1")
+    gitwork.publish(Mirror(Path(state.checkouts[0].mirror)), Path(state.cwd), "feature-run-r1")
+    state.ended = True
+    state.save(workspace)
+    cw = FakeCw([])
+    Runner(config_for(workspace, resume=False), cw).recover()  # type: ignore[arg-type]
+
+    shipped = [chunk["content"] for body in cw.bodies("/api/agents/a1/logs") for chunk in body]
+    assert shipped == ["not taken", "last, no end"]
+    assert cw.bodies("/finish") == []
+    assert RunState.load(workspace, "r1") is None  # shipped, so cleaned away
