@@ -585,6 +585,25 @@ def _reply(request: HttpRequest, message: Message) -> str:
     return "Your reply was sent."
 
 
+class RepliedFilter(admin.SimpleListFilter):
+    """Whether a message has a reply. Its parameter is the plain lookup the dashboard's
+    links use (``replies__isnull``): Django (5.2.20 on) accepts a lookup across a reverse
+    relation only from a list filter that names it."""
+
+    title = "reply"
+    parameter_name = "replies__isnull"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("True", "No reply yet"), ("False", "Replied")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Message]) -> QuerySet[Message]:
+        if self.value() == "True":
+            return queryset.filter(replies__isnull=True)
+        if self.value() == "False":
+            return queryset.filter(replies__isnull=False).distinct()
+        return queryset
+
+
 @admin.register(Message)
 class MessageAdmin(ButtonsAdmin, ServiceAdmin):
     """Messages are written through the services; their status changes only
@@ -605,7 +624,14 @@ class MessageAdmin(ButtonsAdmin, ServiceAdmin):
         "in_reply_to",
         "created_at",
     )
-    list_filter = ("status", "type", "sender_type", "recipient_type", "requires_response")
+    list_filter = (
+        "status",
+        "type",
+        "sender_type",
+        "recipient_type",
+        "requires_response",
+        RepliedFilter,
+    )
     search_fields = ("content", "sender_id", "recipient_id")
     list_select_related = ("parent_message",)
     autocomplete_fields = ("parent_message",)

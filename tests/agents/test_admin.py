@@ -406,3 +406,20 @@ def test_mark_stopped_action_stops_a_running_agent(admin_client):
     run_admin_action(admin_client, "agents_agent", "agent_mark_stopped", agent)
     agent.refresh_from_db()
     assert agent.status == "stopped"
+
+
+def test_the_message_list_filters_by_whether_a_reply_came(admin_client):
+    """The "reply" filter: also what makes the dashboard's ``replies__isnull`` links
+    legal (Django accepts a lookup across a reverse relation only from a list filter)."""
+    asked = f.MessageFactory(requires_response=True)
+    f.MessageFactory(parent_message=asked, sender_type="user", recipient_type="agent")
+    waiting = f.MessageFactory(requires_response=True)
+    url = reverse("admin:agents_message_changelist")
+
+    def listed(value: str) -> set[str]:
+        page = admin_client.get(url, {"replies__isnull": value, "requires_response__exact": "1"})
+        assert page.status_code == HTTPStatus.OK
+        return {obj.pk for obj in page.context["cl"].result_list}
+
+    assert listed("True") == {waiting.pk}
+    assert listed("False") == {asked.pk}
