@@ -27,12 +27,6 @@ declare(
 # Proposals.
 declare(
     "reviews",
-    "invalid_pagination",
-    InvalidInput,
-    "A list is paged by offset and by cursor at once; use one.",
-)
-declare(
-    "reviews",
     "proposal_target_missing",
     NotFound,
     "The page, phase or task a new proposal would change does not exist.",
