@@ -255,17 +255,22 @@ def test_a_workspace_without_runs(config: Config) -> None:
     assert clean(config, None, dry_run=False) == []
 
 
+def clean_dry_run(tmp_path: Path, config: Config) -> subprocess.CompletedProcess[str]:
+    """``cw-runner --config runner.toml clean --dry-run`` on ``config``'s workspace."""
+    toml = tmp_path / "runner.toml"
+    toml.write_text(
+        f'server = "{config.server}"\ntoken = "t"\nworkspace = "{config.workspace}"\n'
+        '[agents.claude]\ncommand = ["true"]\n'
+    )
+    return cw_runner("--config", str(toml), "clean", "--dry-run")
+
+
 def test_the_command_line_dry_run(
     tmp_path: Path, config: Config, workspace: Path, mirror: Mirror
 ) -> None:
     done = make_run(workspace, mirror, "r1")
     make_run(workspace, mirror, "r2", dirty=True)
-    toml = tmp_path / "runner.toml"
-    toml.write_text(
-        f'server = "{config.server}"\ntoken = "t"\nworkspace = "{workspace}"\n'
-        '[agents.claude]\ncommand = ["true"]\n'
-    )
-    ran = cw_runner("--config", str(toml), "clean", "--dry-run")
+    ran = clean_dry_run(tmp_path, config)
     assert ran.returncode == 0, ran.stderr
     lines = ran.stdout.splitlines()
     removed = [line for line in lines if line.startswith("would remove")]
@@ -304,12 +309,7 @@ def test_a_state_file_of_another_version_does_not_stop_clean(
 def test_the_command_line_on_an_empty_workspace_says_so(
     tmp_path: Path, config: Config, workspace: Path
 ) -> None:
-    toml = tmp_path / "runner.toml"
-    toml.write_text(
-        f'server = "{config.server}"\ntoken = "t"\nworkspace = "{workspace}"\n'
-        '[agents.claude]\ncommand = ["true"]\n'
-    )
-    ran = cw_runner("--config", str(toml), "clean", "--dry-run")
+    ran = clean_dry_run(tmp_path, config)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == f"nothing to clean in {workspace}"
 

@@ -30,6 +30,19 @@ class FakeRunner:
         self.stop_now = threading.Event()
 
 
+def config_for(workspace: Path, *command: str, **timings: float) -> Config:
+    """A runner whose one agent (``claude``) is ``command``."""
+    return Config(
+        server="http://cw.invalid",
+        token="t",
+        name="runner-1",
+        host="box",
+        workspace=workspace,
+        agents={"claude": AgentConfig("claude", command)},
+        **timings,  # type: ignore[arg-type]
+    )
+
+
 def run_work(workspace: Path) -> RunWork:
     config = Config(
         server="http://127.0.0.1:9",
@@ -221,14 +234,8 @@ def test_a_failing_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     origin = make_origin(tmp_path)
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
-    config = Config(
-        server="http://cw.invalid",
-        token="t",
-        name="runner-1",
-        host="box",
-        workspace=tmp_path / "ws",
-        agents={"claude": AgentConfig("claude", (sys.executable, str(script), "{prompt_file}"))},
-        log_flush_seconds=0.05,
+    config = config_for(
+        tmp_path / "ws", sys.executable, str(script), "{prompt_file}", log_flush_seconds=0.05
     )
     runner = FakeRunner(config)
     cw = FakeCw(origin)
@@ -284,13 +291,11 @@ def test_a_bug_while_watching_stops_the_agent_instead_of_leaving_it(
     origin = make_origin(tmp_path)
     script = tmp_path / "agent.py"
     script.write_text(AGENT)
-    config = Config(
-        server="http://cw.invalid",
-        token="t",
-        name="runner-1",
-        host="box",
-        workspace=tmp_path / "ws",
-        agents={"claude": AgentConfig("claude", (sys.executable, str(script), "{prompt_file}"))},
+    config = config_for(
+        tmp_path / "ws",
+        sys.executable,
+        str(script),
+        "{prompt_file}",
         heartbeat_seconds=0.1,
         log_flush_seconds=0.05,
     )
@@ -323,15 +328,11 @@ def test_heartbeats_go_on_while_the_run_is_prepared_and_a_cancel_then_starts_no_
     agent is never started and no finish is sent."""
     origin = make_origin(tmp_path)
     marker = tmp_path / "agent-started"
-    config = Config(
-        server="http://cw.invalid",
-        token="t",
-        name="runner-1",
-        host="box",
-        workspace=tmp_path / "ws",
-        agents={
-            "claude": AgentConfig("claude", (sys.executable, "-c", f"open({str(marker)!r}, 'w')"))
-        },
+    config = config_for(
+        tmp_path / "ws",
+        sys.executable,
+        "-c",
+        f"open({str(marker)!r}, 'w')",
         heartbeat_seconds=0.05,
     )
 
