@@ -311,22 +311,19 @@ def _error(data: dict[str, Any]) -> LogRecord:
 
 def _plain(line: str) -> LogRecord:
     """A line that is not JSON: the agent's plain output (stderr, a cut line)."""
-    body, omitted = _cut(line)
-    return {
-        "kind": "text",
-        "label": "Output",
-        "summary": shorten(line),
-        "text": line,
-        "body": body,
-        "omitted": omitted,
-    }
+    return _as_is(line, kind="text", label="Output")
 
 
 def _other(line: str) -> LogRecord:
+    """JSON this reading does not know, kept as it is."""
+    return _as_is(line, kind="other", label="Other")
+
+
+def _as_is(line: str, *, kind: RecordKind, label: str) -> LogRecord:
     body, omitted = _cut(line)
     return {
-        "kind": "other",
-        "label": "Other",
+        "kind": kind,
+        "label": label,
         "summary": shorten(line),
         "text": line,
         "body": body,

@@ -18,16 +18,12 @@ from core.repositories import TaskRepository
 from core.tokens import api_token_create
 from tests import factories as f
 from tests.agents.run_invariants import assert_runs_agree
-from tests.api.helpers import assert_error, patch_json, post_json
+from tests.api.helpers import assert_error, bearer, patch_json, post_json
 
 pytestmark = pytest.mark.django_db
 
 CREDENTIALS = '{"claudeAiOauth": {"accessToken": "sk-ant-oat01-test"}}'
 RUNNER = {"runner_name": "runner-1", "runner_host": "build-01", "providers": ["claude"]}
-
-
-def bearer(clear: str) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {clear}")
 
 
 @pytest.fixture

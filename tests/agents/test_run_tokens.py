@@ -25,7 +25,7 @@ from core.models import ApiToken, Event, Task
 from core.tokens import api_token_create, api_token_list, hash_token
 from cw_project.api import api
 from tests import factories as f
-from tests.api.helpers import assert_error, post_json, send_json
+from tests.api.helpers import assert_error, bearer, post_json, send_json
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +36,6 @@ RUNNER = {"runner_name": "runner-1", "runner_host": "build-01", "providers": ["c
 def short_streams(monkeypatch):
     """A followed stream ends after a second, so a test reads it whole."""
     monkeypatch.setenv("CW_SSE_MAX_SECONDS", "1")
-
-
-def bearer(clear: str) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {clear}")
 
 
 @pytest.fixture

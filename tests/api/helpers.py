@@ -10,6 +10,11 @@ from core.errors import catalogue
 from cw_project.renderers import FastJSONRenderer
 
 
+def bearer(clear: str) -> Client:
+    """A test client that sends ``clear`` as its bearer token."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {clear}")
+
+
 def url(name: str, **kwargs: str) -> str:
     """The path of the operation whose handler is ``name``."""
     return reverse(f"api-1:{name}", kwargs=kwargs or None)
