@@ -30,7 +30,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
@@ -369,6 +369,17 @@ def live_feed(*, after: int, initiative_id: str | None = None, **options: Any) -
     return live(stream, events=EVENT_KINDS, **options)
 
 
+def back_to(request: HttpRequest) -> str | None:
+    """The page a form asked to come back to (its ``next`` field), when it is one of
+    this site's; None otherwise (never another site's address)."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
 class Refused(Exception):
     """A button pressed when the record's state does not allow it: said in words (a
     warning), where a service's refusal is a ``DomainError`` (an error)."""
@@ -470,7 +481,7 @@ class ButtonsAdmin(HistoryAdmin):
             self.message_user(request, str(refusal), messages.WARNING)
         else:
             self.message_user(request, done, messages.SUCCESS)
-        return redirect(change_url(record))
+        return redirect(back_to(request) or change_url(record))
 
     def confirm_view(self, request: HttpRequest, record: Any, button: Button) -> HttpResponse:
         """Ask the button's question; answering yes posts again, confirmed."""
@@ -485,7 +496,7 @@ class ButtonsAdmin(HistoryAdmin):
             "question": button.confirm.format(record=record),
             "label": button.label,
             "action_url": self.button_url(record, button.slug),
-            "back_url": change_url(record),
+            "back_url": back_to(request) or change_url(record),
             "fields": [
                 (name, value)
                 for name, value in request.POST.items()

@@ -432,6 +432,13 @@ declare(
 )
 declare(
     "core",
+    "project_fetch_failed",
+    Conflict,
+    "cw could not fetch the project's repository into its mirror (`details.reason` says "
+    "what git said: an unreachable URL, a refused credential, a timeout).",
+)
+declare(
+    "core",
     "initiative_project_not_found",
     NotFound,
     "No link between an initiative and a project has this id.",

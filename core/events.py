@@ -447,7 +447,19 @@ EVENT_KINDS: dict[str, EventKind] = {
     "review_comment.updated": _kind(
         "review_comment", "A review comment was edited.", {**_COMMENT, **_FIELDS}
     ),
-    "review_comment.resolved": _kind("review_comment", "A review comment was resolved.", _COMMENT),
+    "review_comment.resolved": _kind(
+        "review_comment",
+        "A review comment was resolved (by a person, or by completing the rework task it "
+        "was handed to).",
+        _COMMENT,
+        {"task_id": "the rework task whose completion resolved it"},
+    ),
+    "review_comment.handed_over": _kind(
+        "review_comment",
+        "'Request changes' handed an open review comment to a rework task; it stays open "
+        "until that task completes or a person resolves it.",
+        {**_COMMENT, "task_id": "the rework task"},
+    ),
     "review_comment.unresolved": _kind(
         "review_comment", "A resolved review comment was reopened.", _COMMENT
     ),

@@ -193,6 +193,7 @@ PHRASES: dict[str, Phrase] = {
     "review_comment.created": _fixed("commented on the phase's diff"),
     "review_comment.updated": _fixed("edited the review comment"),
     "review_comment.resolved": _fixed("resolved the review comment"),
+    "review_comment.handed_over": _fixed("handed the review comment to the rework task"),
     "review_comment.unresolved": _fixed("reopened the review comment"),
     "review_comment.deleted": _fixed("deleted the review comment"),
     "account.created": _fixed("added the account"),

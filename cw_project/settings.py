@@ -158,6 +158,9 @@ CW_API_READ_CONCURRENCY = int(os.environ.get("CW_API_READ_CONCURRENCY", "2"))
 # Where processes of this host keep the files they flock to share limits (the read cap's
 # slots); created on demand.
 CW_LOCK_DIR = Path(os.environ.get("CW_LOCK_DIR", BASE_DIR / "var" / "locks"))
+# cw's own bare mirror of each project's repository (core.mirrors), read to show a
+# phase's diff for review; fetched by cw_fetch, the project page's button and the API.
+CW_MIRRORS_DIR = Path(os.environ.get("CW_MIRRORS_DIR", BASE_DIR / "var" / "mirrors"))
 # The most bytes of text one page of a list of long texts holds (an agent's log, a chat's
 # messages), besides its row limit: the page stops before the item that would pass it
 # (always one item at least) and answers more=true (core/repositories/pagination.py).

@@ -15,8 +15,9 @@ from itertools import groupby
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
+from django.contrib.admin.utils import unquote
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 
 from agents import admin_runs
 from agents.models import Agent
@@ -24,6 +25,7 @@ from agents.repositories import AgentRepository
 from core.admin import PhaseAdmin, TaskAdmin
 from core.admin_base import change_url, service_button
 from core.models import Phase, PhaseStatus, Task
+from operations import review_page
 from reviews import services
 from reviews.repositories import ReviewCommentRepository
 
@@ -38,8 +40,12 @@ REQUEST_CHANGES = service_button(
     shown=lambda phase: phase.status == PhaseStatus.PENDING_REVIEW,
     pass_actor=True,
     done=lambda phase, task: (
-        f"Changes requested on '{phase}': the comments became the task '{task}', and the "
-        "phase is in progress again."
+        f"Changes requested on '{phase}': the open comments were handed to the task "
+        f"'{task}' (they are resolved when it completes), and the phase is in progress again."
+    ),
+    confirm=(
+        "Request changes on '{record}'? Its open review comments go to an agent as one "
+        "rework task, and the phase goes back in progress until that task is done."
     ),
 )
 
@@ -49,10 +55,24 @@ def _agent_rows(found: Iterable[Agent]) -> list[dict[str, Any]]:
 
 
 class ReviewedPhaseAdmin(PhaseAdmin):
-    """``PhaseAdmin`` plus the phase's review and the agents that worked on it."""
+    """``PhaseAdmin`` plus the phase's review (its own page, ``<phase>/review/``, with the
+    diff: ``operations.review_page``) and the agents that worked on it."""
 
     change_form_template = "admin/core/phase/change_form_reviewed.html"
     buttons = (*PhaseAdmin.buttons, REQUEST_CHANGES)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/review/",
+                self.admin_site.admin_view(self.review_view),
+                name="core_phase_review",
+            ),
+            *super().get_urls(),
+        ]
+
+    def review_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return review_page.review_view(self, request, unquote(object_id))
 
     def plan_context(self, request: HttpRequest, phase: Phase) -> dict[str, Any]:
         context = super().plan_context(request, phase)
@@ -71,6 +91,7 @@ class ReviewedPhaseAdmin(PhaseAdmin):
             "review_unresolved": len(unresolved),
             "review_brief": services.render_brief(phase, unresolved),
             "review_comments_url": _comments_url(phase),
+            "review_url": review_page.review_url(phase),
             "plan_agents": _agent_rows(agents.find_by_phase_id(phase.pk)),
         }
 

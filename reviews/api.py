@@ -212,9 +212,19 @@ def list_review_comments(
     summary="Comment on a line of a phase's diff",
 )
 def create_review_comment(request: HttpRequest, phase_id: Id, payload: ReviewCommentIn) -> Status:
-    """Comment on a line of the phase's diff."""
+    """Comment on a line of the phase's diff (with the line's text and hunk when cw's
+    mirror holds the diff: see ``project_id``)."""
+    fields = payload.dict()
+    context = services.line_context(
+        phase_id=phase_id,
+        project_id=fields["project_id"],
+        file_path=fields["file_path"],
+        line_type=fields["line_type"],
+        line_number=fields["line_number"],
+    )
     return Status(
-        HTTPStatus.CREATED, services.review_comment_create(phase_id=phase_id, **payload.dict())
+        HTTPStatus.CREATED,
+        services.review_comment_create(phase_id=phase_id, **{**fields, **context}),
     )
 
 

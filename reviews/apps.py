@@ -7,4 +7,9 @@ class ReviewsConfig(AppConfig):
 
     def ready(self) -> None:
         # Declares the reviews' error codes in the catalogue (core.errors).
-        from reviews import errors  # noqa: F401
+        # Connects the receivers of core's signals (core.signals), e.g. a rework task's
+        # completion resolving the comments handed to it.
+        from reviews import (
+            errors,  # noqa: F401
+            services,  # noqa: F401
+        )

@@ -8,7 +8,15 @@ from django.db import models
 from django.db.models import Q
 
 from agents.models import Agent
-from core.models import CreatedModel, Initiative, Phase, Task, TimestampedModel, enum_check
+from core.models import (
+    CreatedModel,
+    Initiative,
+    Phase,
+    Project,
+    Task,
+    TimestampedModel,
+    enum_check,
+)
 from core.text import shorten
 from core.validators import (
     NAME_MAX_LENGTH,
@@ -107,6 +115,38 @@ class ReviewComment(TimestampedModel):
     body = models.TextField(max_length=TEXT_MAX_LENGTH, validators=[text_length])
     author = models.CharField(max_length=255, default="you", db_default="you")
     resolved = models.BooleanField(default=False, db_default=False)
+    project = models.ForeignKey(
+        Project,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="review_comments",
+        help_text="The repository whose diff the line is in (a phase may change several).",
+    )
+    line_text = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length],
+        help_text="The line as it read when the comment was written: a comment whose line "
+        "reads otherwise in today's diff is outdated.",
+    )
+    hunk = models.TextField(
+        null=True,
+        blank=True,
+        max_length=TEXT_MAX_LENGTH,
+        validators=[text_length],
+        help_text="The lines of the diff around it when written, quoted in the review brief.",
+    )
+    addressed_by = models.ForeignKey(
+        Task,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="addressed_review_comments",
+        help_text="The rework task it was handed to by 'Request changes': completing that "
+        "task resolves it.",
+    )
 
     class Meta:
         db_table = "review_comments"

@@ -169,6 +169,14 @@ class ReviewCommentIn(InputSchema):
     line_type: LineTypeLiteral
     body: NonBlankText
     author: NonBlankText = Field("you", max_length=255)
+    project_id: Id | None = Field(
+        None,
+        description="The project whose diff the line is in (one of the initiative's; 404 "
+        "`project_not_found` when none has this id). When cw's mirror holds the phase's "
+        "diff, the line's text and the hunk around it are kept with the comment: the "
+        "hunk is quoted in the review brief, and the comment is outdated once its line "
+        "reads otherwise.",
+    )
 
 
 class ReviewCommentPatch(InputSchema):
@@ -184,6 +192,13 @@ class ReviewCommentOut(FromRecord):
     body: str
     author: str
     resolved: bool
+    project_id: str | None = Field(description="The project whose diff the line is in.")
+    line_text: str | None = Field(description="The line as it read when commented on.")
+    hunk: str | None = Field(description="The diff around the line when commented on.")
+    addressed_by_id: str | None = Field(
+        description="The rework task 'Request changes' handed it to; completing that task "
+        "resolves it."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -144,6 +144,14 @@ def read_slots_of_this_process(tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture(autouse=True, scope="session")
+def mirrors_of_this_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the projects' mirrors (``core/mirrors.py``) in a directory of this test
+    process, never in the checkout's ``var``: ids repeat across xdist's databases."""
+    with override_settings(CW_MIRRORS_DIR=tmp_path_factory.mktemp("mirrors")):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def cheap_password_hashing() -> Iterator[None]:
     """Hash passwords with MD5 for the test run only: production keeps Django's PBKDF2.
 

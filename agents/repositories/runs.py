@@ -471,6 +471,15 @@ class RunCommitRepository(Repository[RunCommit]):
         name is ``invalid_git_commit``; a project that does not exist ``project_not_found``."""
         return self._record(run, commits, "end_commit")
 
+    def find_by_phase_id(self, phase_id: str) -> list[RunCommit]:
+        """The commits of every run at the phase's tasks, with their runs, in the order
+        the runs started (one query)."""
+        return list(
+            RunCommit.objects.filter(run__task__phase_id=phase_id)
+            .select_related("run")
+            .order_by("run__started_at", "run_id", "project_id")
+        )
+
     def _record(self, run: Run, commits: dict[str, str], column: str) -> list[RunCommit]:
         existing = {row.project_id: row for row in RunCommit.objects.filter(run=run)}
         written = []

@@ -5,12 +5,26 @@ from django.contrib import admin
 
 from core import services
 from core.admin.filters import InitiativeListFilter
-from core.admin_base import ServiceAdmin, Writes
+from core.admin_base import ButtonsAdmin, ServiceAdmin, Writes, service_button
 from core.models import InitiativeProject, Project
+
+FETCH = service_button(
+    "fetch",
+    "Fetch now",
+    services.project_fetch,
+    id_argument="project_id",
+    done=lambda project, _result: (
+        f"Fetched '{project}' into cw's mirror: its phases' diffs read the latest commits."
+    ),
+)
 
 
 @admin.register(Project)
-class ProjectAdmin(ServiceAdmin):
+class ProjectAdmin(ButtonsAdmin, ServiceAdmin):
+    """A project's page fetches its repository into cw's mirror ("Fetch now"), which
+    the phases' review pages read their diffs from."""
+
+    buttons = (FETCH,)
     writes = Writes(
         "project_id",
         create=services.project_create,

@@ -44,6 +44,7 @@ from core.repositories import (
     topological_order,
 )
 from core.services.feed import INITIATIVES, apply_update
+from core.signals import task_completed
 
 initiatives = InitiativeRepository()
 phases = PhaseRepository()
@@ -170,6 +171,7 @@ def task_complete(*, task_id: str, summary: str | None = None, actor: Actor | No
         raise _refuse("task", task, "complete", [TaskStatus.IN_PROGRESS])
     tasks.set_status(task, TaskStatus.COMPLETED, summary=summary)
     _record_task("task.completed", task, summary=task.summary)
+    task_completed.send(sender=Task, task=task)
     if phase is not None and phase.status == PhaseStatus.APPROVED:
         _set_phase_status(phase, PhaseStatus.IN_PROGRESS)
     if phase is not None:

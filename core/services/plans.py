@@ -14,7 +14,8 @@ from django.db import models, transaction
 from django.utils import timezone
 from typing_extensions import Unpack
 
-from core.errors import NotFound
+from core import mirrors
+from core.errors import Conflict, NotFound
 from core.models import Initiative, InitiativeProject, Page, Phase, Project, Task
 from core.repositories import (
     InitiativeProjectRepository,
@@ -348,6 +349,22 @@ def project_mark_fetched(*, project_id: str) -> Project:
     project = projects.update(projects.get_for_update(project_id), last_fetched_at=timezone.now())
     PendingEvent("project.fetched", "project", project.pk, None).record()
     return project
+
+
+def project_fetch(*, project_id: str) -> Project:
+    """Fetch the project's repository into cw's mirror (``core.mirrors``), then record
+    it as fetched (``project.fetched``). The fetch runs outside any transaction; 409
+    ``project_fetch_failed`` with git's reason when it fails (nothing is recorded)."""
+    project = projects.get(project_id)
+    try:
+        mirrors.fetch(project)
+    except mirrors.MirrorError as error:
+        raise Conflict(
+            f"Could not fetch '{project}' from {project.url}: {error}",
+            code="project_fetch_failed",
+            details={"id": project.pk, "reason": str(error)},
+        ) from None
+    return project_mark_fetched(project_id=project.pk)
 
 
 def _record_projects_changed(initiative_id: str, added: list[str], removed: list[str]) -> None:

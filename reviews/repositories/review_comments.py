@@ -11,6 +11,7 @@ from core.repositories import (
     DEFAULT_PAGE_SIZE,
     OffsetPage,
     PhaseRepository,
+    ProjectRepository,
     check_choice,
     check_offset_page,
     hot,
@@ -30,6 +31,9 @@ class ReviewCommentFields(TypedDict):
     phase: NotRequired[Phase]
     phase_id: NotRequired[str]
     author: NotRequired[str]
+    project_id: NotRequired[str | None]
+    line_text: NotRequired[str | None]
+    hunk: NotRequired[str | None]
 
 
 class ReviewCommentChanges(TypedDict, total=False):
@@ -71,6 +75,8 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
         has_phase, phase_id = relation_id(values, "phase")
         if has_phase:
             PhaseRepository().require(phase_id)
+        if values.get("project_id") is not None:
+            ProjectRepository().require(values["project_id"])
         return self._create(**values)
 
     def update(
@@ -100,6 +106,17 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
         return self._update_many(
             self.model._default_manager.filter(pk__in=ids, resolved=False), resolved=True
         )
+
+    def hand_to(self, ids: list[str], task_id: str) -> int:
+        """Record that the comments of ``ids`` were handed to the rework task
+        ``task_id`` (one statement); how many changed."""
+        return self._update_many(
+            self.model._default_manager.filter(pk__in=ids), addressed_by_id=task_id
+        )
+
+    def find_addressed_by(self, task_id: str) -> list[ReviewComment]:
+        """The unresolved comments handed to the rework task ``task_id``."""
+        return list(self.queryset().filter(addressed_by_id=task_id, resolved=False))
 
     def _set_resolved(self, id: str, resolved: bool) -> ReviewComment:
         comment = self.get(id)

@@ -6,6 +6,7 @@ One module per topic, their public names importable from here:
 - ``change_sets``: recording what an operation changed, and reverting it exactly,
   through a registry of the tables a change set may touch;
 - ``brief``: a phase's unresolved review comments as markdown;
+- ``phase_diff``: what a phase changed in each project, read from cw's mirrors;
 - ``review``: review comments, and requesting changes on a phase in review;
 - ``chat``: chat sessions on a phase or task, and their messages.
 
@@ -29,6 +30,13 @@ from reviews.services.chat import (
     chat_session_open,
     chat_session_update,
 )
+from reviews.services.phase_diff import (
+    PhaseDiff,
+    ProjectDiff,
+    is_outdated,
+    line_context,
+    phase_diff,
+)
 from reviews.services.proposals import (
     proposal_accept,
     proposal_accept_all,
@@ -50,6 +58,8 @@ from reviews.services.review import (
 __all__ = [
     "REGISTRY",
     "ChangeRecorder",
+    "PhaseDiff",
+    "ProjectDiff",
     "ReviewBrief",
     "change_set_revert",
     "chat_message_delete",
@@ -59,6 +69,9 @@ __all__ = [
     "chat_session_delete",
     "chat_session_open",
     "chat_session_update",
+    "is_outdated",
+    "line_context",
+    "phase_diff",
     "phase_request_changes",
     "phase_review_brief",
     "proposal_accept",

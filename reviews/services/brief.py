@@ -58,7 +58,20 @@ def render_brief(phase: Phase, comments: list[ReviewComment]) -> str:
             body = comment.body.strip().replace("\n", "\n  ")
             side = _SIDES.get(comment.line_type, comment.line_type)
             lines.append(f"- **Line {comment.line_number}** ({side}, {comment.author}): {body}")
+            if comment.hunk:
+                lines += ["", *_indented(_fenced(comment.hunk, "diff")), ""]
     return "\n".join(lines) + "\n"
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    """``text`` as a fenced code block, fenced with more backticks than it contains."""
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return [f"{fence}{language}", *text.split("\n"), fence]
+
+
+def _indented(lines: list[str]) -> list[str]:
+    """``lines`` indented to sit inside a list item."""
+    return [f"  {line}" if line else "" for line in lines]
 
 
 def _code_span(text: str) -> str:

@@ -8,6 +8,7 @@ already in (resolving a resolved one, an edit that changes nothing) records none
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import receiver
 from typing_extensions import Unpack
 
 from core.actors import Actor, require_person
@@ -17,6 +18,7 @@ from core.models import PhaseStatus, Task, TaskCategory, TaskPriority, TaskType
 from core.repositories import PhaseRepository, TaskRepository
 from core.services import lock_phase_with_initiative, phase_reopen_for_changes
 from core.services.feed import TASKS, changed_columns, record_all, snapshot, unchanged
+from core.signals import task_completed
 from reviews.models import ReviewComment
 from reviews.repositories import (
     ReviewCommentChanges,
@@ -98,14 +100,16 @@ def review_comment_delete(*, comment_id: str) -> None:
 
 @transaction.atomic
 def phase_request_changes(*, phase_id: str, actor: Actor | None = None) -> Task:
-    """A person turns a phase's unresolved review comments into one ``review`` task and
+    """A person hands a phase's unresolved review comments to one ``review`` task and
     reopens the phase.
 
     The phase (pending review) goes back to in progress with a new high-priority
-    ``review`` task whose description is the review brief; the comments it carries are
-    marked resolved, so the next review starts from what is new. Refused when there is
-    no unresolved comment (a person writes what to change first), and for any ``actor``
-    but a person (403 ``person_required``).
+    ``review`` task whose description is the review brief (each comment with the lines
+    of the diff it was written on). The comments stay open, handed to that task
+    (``addressed_by``): completing the task resolves them, and a person may resolve or
+    reopen any of them meanwhile. Refused when there is no unresolved comment (a person
+    writes what to change first), and for any ``actor`` but a person (403
+    ``person_required``).
     """
     require_person(actor, "request changes on a phase")
     phase, _initiative = lock_phase_with_initiative(phase_id)
@@ -126,11 +130,33 @@ def phase_request_changes(*, phase_id: str, actor: Actor | None = None) -> Task:
         type=TaskType.AUTO,
         priority=TaskPriority.HIGH,
     )
-    review_comments.resolve_many([comment.pk for comment in comments])
+    review_comments.hand_to([comment.pk for comment in comments], task.pk)
     record_all(TASKS.created(snapshot(task)))
     for comment in comments:
-        _record_comment("review_comment.resolved", comment, initiative_id=phase.initiative_id)
+        _record_comment(
+            "review_comment.handed_over",
+            comment,
+            initiative_id=phase.initiative_id,
+            task_id=task.pk,
+        )
     return task
+
+
+@receiver(task_completed, dispatch_uid="reviews.resolve_addressed_comments")
+def resolve_addressed_comments(sender: Any, *, task: Task, **_: Any) -> None:
+    """A rework task completed: the comments handed to it are resolved (in the task's
+    transaction, each with its ``review_comment.resolved`` event by whoever completed it)."""
+    if task.category != TaskCategory.REVIEW:
+        return
+    comments = review_comments.find_addressed_by(task.pk)
+    if not comments:
+        return
+    review_comments.resolve_many([comment.pk for comment in comments])
+    initiative_id = phases.initiative_id_of(task.phase_id) if task.phase_id else None
+    for comment in comments:
+        _record_comment(
+            "review_comment.resolved", comment, initiative_id=initiative_id, task_id=task.pk
+        )
 
 
 def _record_comment(

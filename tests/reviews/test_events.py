@@ -190,7 +190,7 @@ def test_a_refused_review_comment_records_nothing():
     assert recorded() == []
 
 
-def test_request_changes_records_the_review_task_and_each_resolved_comment(phase_in_review):
+def test_request_changes_records_the_review_task_and_each_handed_comment(phase_in_review):
     comments = [f.ReviewCommentFactory(phase=phase_in_review) for _ in range(2)]
 
     task = services.phase_request_changes(phase_id=phase_in_review.id, actor=a_person())
@@ -212,11 +212,11 @@ def test_request_changes_records_the_review_task_and_each_resolved_comment(phase
         ),
         *(
             (
-                "review_comment.resolved",
+                "review_comment.handed_over",
                 "review_comment",
                 c.id,
                 initiative_id,
-                {"phase_id": c.phase_id},
+                {"phase_id": c.phase_id, "task_id": task.id},
             )
             for c in comments
         ),

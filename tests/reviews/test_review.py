@@ -2,8 +2,10 @@
 
 import pytest
 
+from core import services as core_services
 from core.errors import InvalidInput, TransitionNotAllowed
 from core.models import (
+    Event,
     PhaseStatus,
     Task,
     TaskStatus,
@@ -27,7 +29,50 @@ def test_request_changes_turns_comments_into_one_review_task(phase_in_review):
     assert (task.category, task.priority, task.status) == ("review", "high", "pending")
     assert "Rename x" in task.description
     assert "Add a test" in task.description
-    assert not ReviewComment.objects.filter(resolved=False).exists()
+    # The comments stay open, handed to the rework task.
+    assert list(ReviewComment.objects.values_list("resolved", "addressed_by_id")) == [
+        (False, task.id),
+        (False, task.id),
+    ]
+
+
+def test_completing_the_rework_resolves_the_comments_handed_to_it(phase_in_review):
+    handed = f.ReviewCommentFactory(phase=phase_in_review, body="Rename x")
+    resolved_by_hand = f.ReviewCommentFactory(phase=phase_in_review, body="Add a test")
+    task = services.phase_request_changes(phase_id=phase_in_review.id, actor=a_person())
+    services.review_comment_resolve(comment_id=resolved_by_hand.id)
+    later = f.ReviewCommentFactory(phase=phase_in_review, body="Written after the request")
+
+    core_services.task_start(task_id=task.id)
+    core_services.task_complete(task_id=task.id, summary="Renamed x, added the test")
+
+    states = dict(ReviewComment.objects.values_list("id", "resolved"))
+    assert states == {handed.id: True, resolved_by_hand.id: True, later.id: False}
+    resolved_events = Event.objects.filter(kind="review_comment.resolved").order_by("id")
+    assert [(e.subject_id, e.data.get("task_id")) for e in resolved_events] == [
+        (resolved_by_hand.id, None),
+        (handed.id, task.id),
+    ]
+
+
+def test_a_task_that_is_no_rework_resolves_nothing(phase_in_review):
+    comment = f.ReviewCommentFactory(phase=phase_in_review)
+    other = f.TaskFactory(phase=phase_in_review, status=TaskStatus.IN_PROGRESS)
+    core_services.task_complete(task_id=other.id)
+    comment.refresh_from_db()
+    assert comment.resolved is False
+
+
+def test_the_brief_quotes_each_comments_hunk(phase_in_review):
+    f.ReviewCommentFactory(
+        phase=phase_in_review,
+        file_path="app.py",
+        line_number=2,
+        body="Name it total",
+        hunk="@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n+t = 2",
+    )
+    task = services.phase_request_changes(phase_id=phase_in_review.id, actor=a_person())
+    assert "  ```diff\n  @@ -1,2 +1,2 @@\n   a = 1\n  -b = 2\n  +t = 2\n  ```" in task.description
 
 
 def test_request_changes_refusals(phase_in_review):
