@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.harness import Result, print_table, setup_django, throwaway_database, write_json
 
-SCENARIOS = ("rules", "logs", "lists", "claims", "ready", "runs", "graphs", "live")
+SCENARIOS = ("rules", "logs", "lists", "claims", "ready", "runs", "graphs", "live", "review")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("django.request").setLevel(logging.ERROR)
     from django.db import connection
 
-    from bench import account_rotation, graphs, lists, live, logs, ready_tasks, rules, runs
+    from bench import (
+        account_rotation,
+        graphs,
+        lists,
+        live,
+        logs,
+        ready_tasks,
+        review,
+        rules,
+        runs,
+    )
 
     modules = {
         "rules": rules,
@@ -46,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "graphs": graphs,
         "live": live,
+        "review": review,
     }
     chosen = args.only or SCENARIOS
     results: list[Result] = []

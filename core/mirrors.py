@@ -7,7 +7,7 @@ the project's, as last fetched (``+refs/heads/*:refs/heads/*``, pruned). It is f
 work). Everything here only reads the mirror, except ``fetch``; each call is one git
 process with a time limit, and no call holds a database transaction.
 
-Git is run with a fixed environment: no terminal prompt for credentials, no ``ext::``
+Git is run with a fixed environment: no prompt for credentials (ssh in batch mode), no ``ext::``
 transport, no pager, no colour, no external diff driver, and ``C`` messages.
 """
 
@@ -35,6 +35,9 @@ _ENVIRONMENT = {
     "GIT_PAGER": "cat",
     "LC_ALL": "C",
 }
+#: Over ssh: never ask for a password, give up on a host that does not answer (an
+#: operator's own GIT_SSH_COMMAND, e.g. naming a deploy key, is kept).
+_SSH = {"GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=15"}
 _SAFE = ("-c", "protocol.ext.allow=never", "-c", "core.quotePath=false", "-c", "color.ui=false")
 
 
@@ -64,7 +67,7 @@ def _run(cwd: Path, arguments: tuple[str, ...], *, timeout: float, check: bool) 
         done = subprocess.run(  # noqa: S603 - a fixed program and argument list
             ["git", *_SAFE, *arguments],  # noqa: S607
             cwd=cwd,
-            env={**os.environ, **_ENVIRONMENT},
+            env={**_SSH, **os.environ, **_ENVIRONMENT},
             capture_output=True,
             timeout=timeout,
             check=False,

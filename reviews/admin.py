@@ -317,7 +317,7 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
     list_filter = (("phase", admin.RelatedOnlyFieldListFilter), "resolved", "line_type")
     search_fields = ("file_path", "body")
     list_select_related = ("phase", "phase__initiative")
-    autocomplete_fields = ("phase",)
+    autocomplete_fields = ("phase", "project")
     date_hierarchy = "created_at"
     buttons = (
         Button(
@@ -362,7 +362,10 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
         return truncated(comment.body)
 
     def get_readonly_fields(self, request, obj=None):
-        return ("resolved", "phase", "location", "line") if obj else ("resolved",)
+        kept = ("line_text", "hunk", "addressed_by")  # what the review page kept of the diff
+        if obj:
+            return ("resolved", "phase", "project", "location", "line", *kept)
+        return ("resolved", *kept)
 
     def write(self, form) -> ReviewComment:
         data = form.cleaned_data
@@ -370,13 +373,21 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
             editable = {"file_path", "line_number", "line_type", "body", "author"}
             changes = {name: data[name] for name in form.changed_data if name in editable}
             return services.review_comment_update(comment_id=form.instance.pk, **changes)
+        where = {
+            "file_path": data["file_path"],
+            "line_number": data["line_number"],
+            "line_type": data["line_type"],
+        }
+        project_id = data["project"].pk if data.get("project") else None
+        context = services.line_context(phase_id=data["phase"].pk, project_id=project_id, **where)
         return services.review_comment_create(
             phase_id=data["phase"].pk,
-            file_path=data["file_path"],
-            line_number=data["line_number"],
-            line_type=data["line_type"],
             body=data["body"],
             author=data.get("author") or "you",
+            **where,
+            project_id=context.get("project_id") or project_id,
+            line_text=context.get("line_text"),
+            hunk=context.get("hunk"),
         )
 
 

@@ -7,6 +7,9 @@ file is highlighted as two texts — its old side and its new side, hunk after h
 a multi-line string or comment is coloured as the language reads it, and each line
 takes its own spans (Pygments' HTML formatter closes them at every line end).
 
+Highlighted texts are kept (``HIGHLIGHT_CACHE`` of them, least recently used out), so
+a page read again — after each comment — pays for the diff and not for Pygments again.
+
 A file with more changed lines than ``LARGE_FILE_LINES`` is summarised (its counts, no
 lines) unless asked for by name; a binary file is always summarised.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
@@ -28,6 +32,8 @@ from pygments.util import ClassNotFound
 LARGE_FILE_LINES = 1500
 #: The longest line highlighted; longer ones are shown escaped, unhighlighted.
 LONG_LINE = 2000
+#: How many highlighted file sides the process keeps (two per file: old and new).
+HIGHLIGHT_CACHE = 512
 
 CONTEXT = "context"
 ADDED = "added"
@@ -192,35 +198,37 @@ def highlight(files: list[FileDiff]) -> None:
     for each in files:
         if each.binary or each.large or not each.hunks:
             continue
-        lexer = _lexer_for(each.path)
+        name = each.path.rsplit("/", 1)[-1]
         olds = [line for line in each.lines() if line.kind != ADDED]
         news = [line for line in each.lines() if line.kind != REMOVED]
-        old_html = _highlighted(lexer, olds)
-        new_html = _highlighted(lexer, news)
-        for line, html in zip(olds, old_html, strict=True):
-            line.html = html
-        for line, html in zip(news, new_html, strict=True):
-            line.html = html  # an unchanged line as the new code reads it
+        for side in (olds, news):  # an unchanged line ends as the new code reads it
+            for line, html in zip(side, _highlighted(name, side), strict=True):
+                line.html = html
 
 
-def _lexer_for(path: str):
-    try:
-        return get_lexer_for_filename(path.rsplit("/", 1)[-1], stripnl=False, ensurenl=False)
-    except ClassNotFound:
-        return TextLexer(stripnl=False, ensurenl=False)
-
-
-def _highlighted(lexer, lines: list[DiffLine]) -> list[SafeString]:
+def _highlighted(name: str, lines: list[DiffLine]) -> list[SafeString]:
     """One escaped HTML string per line of ``lines``, highlighted as one text."""
     if not lines:
         return []
     if any(len(line.text) > LONG_LINE for line in lines):
         return [mark_safe(escape(line.text)) for line in lines]  # noqa: S308 - escaped
-    text = "\n".join(line.text for line in lines) + "\n"
-    out = pygments_highlight(text, lexer, _FORMATTER).split("\n")
+    out = _highlight_text(name, "\n".join(line.text for line in lines) + "\n")
     if len(out) < len(lines):  # a lexer that ate a line ending: fall back to plain text
         return [mark_safe(escape(line.text)) for line in lines]  # noqa: S308 - escaped
     return [mark_safe(part) for part in out[: len(lines)]]  # noqa: S308 - Pygments escapes
+
+
+@lru_cache(maxsize=HIGHLIGHT_CACHE)
+def _highlight_text(name: str, text: str) -> tuple[str, ...]:
+    """``text`` highlighted as the file ``name``'s language, split into lines.
+
+    Kept for the next reading (a page is read again after every comment): Pygments'
+    lexers cost about half a millisecond a line, the lookup nothing."""
+    try:
+        lexer = get_lexer_for_filename(name, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        lexer = TextLexer(stripnl=False, ensurenl=False)
+    return tuple(pygments_highlight(text, lexer, _FORMATTER).split("\n"))
 
 
 def stylesheet() -> str:

@@ -321,6 +321,8 @@ class RunWork:
         end_commits, integration = self._keep_work(
             succeeded=returncode == 0 and not reader.is_error and self.stopped_by is None
         )
+        for project_id in end_commits:
+            self._ask_cw_to_fetch(project_id)
         if self.stopped_by == "cw":
             log.info("run %s: ended by cw (%s)", self.state.run_id, self.stop_reason)
             self._ended()
@@ -376,6 +378,14 @@ class RunWork:
                 log.error("run %s: keeping the work failed: %s", self.state.run_id, error)
                 integration = "conflict"
         return end_commits, integration
+
+    def _ask_cw_to_fetch(self, project_id: str) -> None:
+        """Have cw fetch the project into its own mirror, so its review page shows the
+        work just pushed (best effort: a person can fetch from the project's page)."""
+        try:
+            self.client.call("POST", f"/api/projects/{project_id}/fetch", {})
+        except ApiError as error:
+            log.info("project %s: cw did not fetch (%s)", project_id, error)
 
     def _finish(self, body: dict[str, Any]) -> str:
         self.beat.stop()

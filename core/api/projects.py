@@ -65,6 +65,14 @@ def mark_project_fetched(request: HttpRequest, project_id: Id) -> Project:
     return services.project_mark_fetched(project_id=project_id)
 
 
+@router.post("/projects/{project_id}/fetch", response={200: ProjectOut, **ERRORS}, tags=TAGS)
+def fetch_project(request: HttpRequest, project_id: Id) -> Project:
+    """Fetch the repository into cw's mirror now, which the phases' review pages read
+    their diffs from (cw-runner calls it once a run pushed its work); 409
+    ``project_fetch_failed`` with git's reason when cw cannot reach it."""
+    return services.project_fetch(project_id=project_id)
+
+
 @router.get(
     "/initiatives/{initiative_id}/projects",
     response={200: list[ProjectOut], **READ_ERRORS},

@@ -51,6 +51,10 @@ class ProjectRepository(Repository[Project]):
             self.queryset().order_by("name", "id"), limit=limit, offset=offset, max_bytes=max_bytes
         )
 
+    def find_every(self) -> list[Project]:
+        """Every project, by name (there are tens, not thousands: ``cw_fetch``)."""
+        return list(self.queryset().order_by("name", "id"))
+
     def find_by_name(self, name: str) -> Project | None:
         return self.queryset().filter(name=name).first()
 

@@ -29,7 +29,7 @@ from tests.api.openapi_calls import (
     response_text,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.processes]  # fetch_project runs git
 
 CLAIM_OPERATION = ("post", "/api/accounts/claim")
 

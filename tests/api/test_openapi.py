@@ -133,6 +133,7 @@ SPECIFIED_OPERATIONS = {
     ("patch", "/api/projects/{project_id}"),
     ("delete", "/api/projects/{project_id}"),
     ("post", "/api/projects/{project_id}/fetched"),
+    ("post", "/api/projects/{project_id}/fetch"),
     ("get", "/api/proposals"),
     ("post", "/api/proposals"),
     ("get", "/api/proposals/{proposal_id}"),

@@ -611,6 +611,7 @@ PLANS_OPERATIONS = {
     "update_project": ("patch", "/api/projects/{project_id}"),
     "delete_project": ("delete", "/api/projects/{project_id}"),
     "mark_project_fetched": ("post", "/api/projects/{project_id}/fetched"),
+    "fetch_project": ("post", "/api/projects/{project_id}/fetch"),
     "list_initiative_projects": ("get", "/api/initiatives/{initiative_id}/projects"),
     "set_initiative_projects": ("put", "/api/initiatives/{initiative_id}/projects"),
 }

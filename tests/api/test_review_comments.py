@@ -38,6 +38,10 @@ def comment_body(comment: ReviewComment) -> dict[str, Any]:
         "body": comment.body,
         "author": comment.author,
         "resolved": comment.resolved,
+        "project_id": comment.project_id,
+        "line_text": comment.line_text,
+        "hunk": comment.hunk,
+        "addressed_by_id": comment.addressed_by_id,
         "created_at": iso(comment.created_at),
         "updated_at": iso(comment.updated_at),
     }
@@ -664,7 +668,10 @@ def test_request_changes_makes_one_review_task_and_reopens_the_phase(
     assert "Old news" not in task.description
     phase_in_review.refresh_from_db()
     assert phase_in_review.status == PhaseStatus.IN_PROGRESS
-    assert all(ReviewComment.objects.get(pk=c.pk).resolved for c in (first, second, done))
+    # The open comments stay open, handed to the rework task; the resolved one is left.
+    handed = dict(ReviewComment.objects.values_list("pk", "addressed_by_id"))
+    assert handed == {first.pk: task.pk, second.pk: task.pk, done.pk: None}
+    assert not ReviewComment.objects.get(pk=first.pk).resolved
 
 
 def test_request_changes_without_unresolved_comments_is_400_and_changes_nothing(
@@ -877,7 +884,7 @@ def test_request_changes_in_a_staff_session_passes_the_gate(staff_client, phase_
     response = staff_client.post(url("request_phase_changes", phase_id=phase_in_review.id))
 
     assert response.status_code == HTTPStatus.CREATED
-    assert Event.objects.filter(kind="review_comment.resolved").count() == 1
+    assert Event.objects.filter(kind="review_comment.handed_over").count() == 1
 
 
 def test_creating_and_resolving_a_comment_record_events(api_client, phase):

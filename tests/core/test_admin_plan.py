@@ -272,7 +272,12 @@ def test_requesting_changes_turns_the_comments_into_a_task_and_reopens_the_phase
     phase = f.PhaseFactory(name="Review me", status=PhaseStatus.PENDING_REVIEW)
     f.ReviewCommentFactory(phase=phase, body="Handle the timeout.")
 
-    response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"), follow=True)
+    button = _url("core_phase_do", phase.pk, "request-changes")
+    asked = admin_client.post(button)
+    assert "Are you sure?" in asked.content.decode()  # it asks first: nothing done yet
+    phase.refresh_from_db()
+    assert phase.status == PhaseStatus.PENDING_REVIEW
+    response = admin_client.post(button, {"confirmed": "yes"}, follow=True)
 
     phase.refresh_from_db()
     assert phase.status == PhaseStatus.IN_PROGRESS
@@ -284,7 +289,9 @@ def test_requesting_changes_turns_the_comments_into_a_task_and_reopens_the_phase
 
 def test_requesting_changes_without_comments_is_refused_in_words(admin_client):
     phase = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
-    response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"), follow=True)
+    response = admin_client.post(
+        _url("core_phase_do", phase.pk, "request-changes"), {"confirmed": "yes"}, follow=True
+    )
     assert any("no unresolved review comments" in m for m in _messages(response))
     phase.refresh_from_db()
     assert phase.status == PhaseStatus.PENDING_REVIEW

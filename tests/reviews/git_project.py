@@ -42,11 +42,18 @@ class GitProject:
         git(self.work, "push", "-q", "--force", "origin", f"HEAD:refs/heads/{branch}")
 
 
-def git_project(root: Path, *, branch: str = "cw/review-me", **initiative: object) -> GitProject:
+def git_project(
+    root: Path,
+    *,
+    branch: str = "cw/review-me",
+    project_name: str | None = None,
+    **initiative: object,
+) -> GitProject:
     origin = make_origin(root)
     work = root / "work"
     git(root, "clone", "-q", str(origin), str(work))
-    project = f.ProjectFactory(url=f"file://{origin}")
+    named = {"name": project_name} if project_name else {}
+    project = f.ProjectFactory(url=f"file://{origin}", **named)
     made = f.InitiativeFactory(branch=branch, **initiative)
     f.InitiativeProjectFactory(initiative=made, project=project)
     return GitProject(root, origin, work, project, made)
