@@ -1,4 +1,10 @@
-"""Markdown to Tiptap (ProseMirror) JSON, and Tiptap JSON back to plain text.
+"""Markdown to Tiptap (ProseMirror) JSON, and Tiptap JSON back to markdown, HTML and
+plain text.
+
+People read and write pages and phases as markdown (``tiptap_to_markdown`` writes the
+canonical markdown ``markdown_to_tiptap`` reads back as the same document) and read them
+as HTML (``tiptap_to_html``, generated from the nodes with every text escaped and links
+limited to safe schemes); search and previews use their plain text (``tiptap_to_text``).
 
 Agents write proposals in markdown; pages and phases store Tiptap documents. The
 conversion parses with markdown-it-py (CommonMark plus GFM strikethrough and tables) and
@@ -22,6 +28,7 @@ shape ``editor.getJSON()`` produces:
 Raw HTML is never passed through as HTML: it is kept as plain text.
 """
 
+import html
 import json
 import re
 import string
@@ -762,3 +769,100 @@ def _line_start_escaped(line: str) -> str:
         end = found.end()
         return line[:end] + "\\" + line[end:]
     return "\\" + line
+
+
+# --- Tiptap to HTML -----------------------------------------------------------------
+
+#: The link schemes a rendered link may have (with relative addresses): never
+#: ``javascript:``, ``data:``, ``vbscript:`` or any other a browser would run or load.
+SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+
+_HTML_BLOCKS = {"paragraph": "p", "blockquote": "blockquote", "listItem": "li", "bulletList": "ul"}
+_HTML_MARKS = {"bold": "strong", "italic": "em", "strike": "s", "code": "code"}
+_LANGUAGE = re.compile(r"[\w+#.\-]{1,40}")
+# What a browser ignores in an address (controls, whitespace) before it reads the scheme.
+_URL_IGNORED = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def tiptap_to_html(doc: Node | str | None) -> str:
+    """A Tiptap document as HTML for a page, safe to insert as it is.
+
+    The HTML is generated from the nodes, never passed through: every text and
+    attribute is escaped, only the schema's elements are written (unknown nodes keep
+    their text), and a link becomes an ``<a>`` only when its address is relative or
+    ``http``, ``https`` or ``mailto`` (``safe_link``); otherwise its text stays, unlinked.
+    Accepts the document as a dict or as its stored JSON text; None or blank text gives "".
+    """
+    if doc is None:
+        return ""
+    if isinstance(doc, str):
+        doc = json.loads(doc) if doc.strip() else {}
+    if not isinstance(doc, dict):
+        return ""
+    return "".join(_html_node(child) for child in _children(doc))
+
+
+def safe_link(href: Any) -> str | None:
+    """``href`` when a page may link to it (relative, or a safe scheme), else None."""
+    if not isinstance(href, str):
+        return None
+    seen = _URL_IGNORED.sub("", href)
+    scheme = re.match(r"([^/?#]*):", seen)
+    if scheme is not None and scheme.group(1).lower() not in SAFE_LINK_SCHEMES:
+        return None
+    return href.strip()
+
+
+def _html_node(node: Node) -> str:
+    kind = node.get("type")
+    inner = "".join(_html_node(child) for child in _children(node))
+    if kind == "text":
+        return _html_text(node)
+    if kind == "hardBreak":
+        return "<br>"
+    if kind == "horizontalRule":
+        return "<hr>"
+    if kind == "heading":
+        level = _heading_level(node)
+        return f"<h{level}>{inner}</h{level}>"
+    if kind == "orderedList":
+        start = _list_start(node)
+        return f'<ol start="{start}">{inner}</ol>' if start != 1 else f"<ol>{inner}</ol>"
+    if kind == "codeBlock":
+        attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
+        language = attrs.get("language") if attrs else None
+        css = (
+            f' class="language-{language}"'
+            if isinstance(language, str) and _LANGUAGE.fullmatch(language)
+            else ""
+        )
+        code = "".join(
+            html.escape(str(child.get("text", "")), quote=True) for child in _children(node)
+        )
+        return f"<pre><code{css}>{code}</code></pre>"
+    tag = _HTML_BLOCKS.get(str(kind))
+    if tag is not None:
+        return f"<{tag}>{inner}</{tag}>"
+    if isinstance(node.get("text"), str):
+        return html.escape(node["text"], quote=True)
+    return inner
+
+
+def _html_text(node: Node) -> str:
+    text = node.get("text")
+    written = html.escape(text if isinstance(text, str) else "", quote=True)
+    by_type = {mark.get("type"): mark for mark in _marks_list(node) if isinstance(mark, dict)}
+    for kind in ("strike", "italic", "code", "bold"):  # innermost first
+        if kind in by_type:
+            tag = _HTML_MARKS[kind]
+            written = f"<{tag}>{written}</{tag}>"
+    link = by_type.get("link")
+    if link is not None:
+        attrs = link.get("attrs")
+        href = safe_link(attrs.get("href") if isinstance(attrs, dict) else None)
+        if href is not None:
+            written = (
+                f'<a href="{html.escape(href, quote=True)}" rel="nofollow noopener noreferrer">'
+                f"{written}</a>"
+            )
+    return written
