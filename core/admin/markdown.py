@@ -145,11 +145,11 @@ class MarkdownContentAdmin(admin.ModelAdmin):
         fields = super().get_fields(request, obj)
         if obj is None or self.has_change_permission(request, obj):
             return fields
-        shown: list[str] = []
-        for name in fields:
-            name = "content_rendered" if name == "content" else name
-            if name not in shown:
-                shown.append(name)
+        shown: list[Any] = []
+        for field in fields:
+            field = "content_rendered" if field == "content" else field
+            if field not in shown:
+                shown.append(field)
         return shown
 
     def get_readonly_fields(self, request, obj=None):
