@@ -23,6 +23,7 @@ from core.tiptap import (
     tiptap_to_html,
     tiptap_to_markdown,
 )
+from core.validators import TEXT_MAX_LENGTH
 
 #: The fields written as markdown, on the models whose admins use ``MarkdownContentAdmin``.
 MARKDOWN_FIELDS = ("content",)
@@ -116,7 +117,17 @@ class MarkdownDocumentField(forms.CharField):
 
     def clean(self, value: Any) -> str | None:
         written = super().clean(value)
-        return markdown_to_tiptap_json(written) if written.strip() else None
+        if not written.strip():
+            return None
+        document = markdown_to_tiptap_json(written)
+        if len(document) > TEXT_MAX_LENGTH:
+            raise forms.ValidationError(
+                "This text is too long: stored as a document it takes %(length)s characters, "
+                "at most %(limit)s.",
+                code="max_length",
+                params={"length": len(document), "limit": TEXT_MAX_LENGTH},
+            )
+        return document
 
     def has_changed(self, initial: Any, data: Any) -> bool:
         """Changed when the document changes, whatever its spelling."""
