@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -28,10 +29,6 @@ from core.validators import TEXT_MAX_LENGTH
 #: The fields written as markdown, on the models whose admins use ``MarkdownContentAdmin``.
 MARKDOWN_FIELDS = ("content",)
 
-_RENDERED_STYLE = (
-    "max-width: 60em; padding: 0.5em 1em; margin: 0 0 0.75em; border: 1px solid "
-    "var(--hairline-color); border-radius: 4px; background: var(--body-bg); overflow-wrap: anywhere"
-)
 _TEXTAREA_STYLE = (
     "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; "
     "font-size: 0.875rem; line-height: 1.45; width: min(100%, 60em); box-sizing: border-box"
@@ -84,8 +81,9 @@ class MarkdownTextarea(forms.Textarea):
         if not html:
             return textarea
         return format_html(
-            '<div class="cw-rendered" data-cw-rendered style="{}">{}</div>{}',
-            _RENDERED_STYLE,
+            '{}<div class="cw-markdown-field"><div class="cw-rendered" data-cw-rendered>{}</div>'
+            "{}</div>",
+            render_to_string("admin/core/rendered_style.html"),
             mark_safe(html),  # noqa: S308 - tiptap_to_html escapes every text
             textarea,
         )
@@ -172,5 +170,7 @@ class MarkdownContentAdmin(admin.ModelAdmin):
     @admin.display(description="content")
     def content_rendered(self, record: Any) -> SafeString:
         return format_html(
-            '<div class="cw-rendered" data-cw-rendered>{}</div>', rendered(record.content)
+            '{}<div class="cw-rendered" data-cw-rendered>{}</div>',
+            render_to_string("admin/core/rendered_style.html"),
+            rendered(record.content),
         )
