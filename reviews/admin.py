@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString
 
 from core.actors import Actor
 from core.admin import PlanChoicesAdmin
+from core.admin.markdown import as_markdown, rendered
 from core.admin_base import (
     Button,
     ButtonsAdmin,
@@ -40,7 +41,6 @@ from core.repositories import (
     TaskRepository,
 )
 from core.text import shorten
-from core.tiptap import tiptap_to_text
 from reviews import services
 from reviews.change_set_words import describe_entries
 from reviews.models import (
@@ -63,6 +63,7 @@ from reviews.repositories import (
     ReviewCommentRepository,
 )
 from reviews.services.proposals import ProposalPlan, proposal_preview
+from reviews.text_diff import text_diff_html
 
 sessions = ChatSessionRepository()
 comments = ReviewCommentRepository()
@@ -111,7 +112,11 @@ def _pending(proposal: Proposal) -> bool:
 class ProposalPreviewPanel:
     """A proposal's preview in words for its page: the rows of a before/after table (an
     update) or of what is created (a create), each value readable (a Tiptap document as
-    its text, a choice by its label, an id by the record's name, linked)."""
+    its markdown, a choice by its label, an id by the record's name, linked).
+
+    A changed text (a name, a title, a description, a page's content) is shown as its
+    difference, word by word (``reviews.text_diff``), and a page's or phase's new
+    content also as it will read (``core.tiptap.tiptap_to_html``)."""
 
     def __init__(self, plan: ProposalPlan) -> None:
         self.plan = plan
@@ -133,11 +138,48 @@ class ProposalPreviewPanel:
         ]
 
     @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The changes as the page shows them: ``label``, ``before`` and ``after``
+        (readable), ``diff`` (a text's difference as HTML, else None) and ``rendered``
+        (a document's new content as HTML, else None)."""
+        rows = []
+        for change in self.plan.changes:
+            before = self.readable(change.field, change.before)
+            after = self.readable(change.field, change.after)
+            text = self.is_text(change.field)
+            rows.append(
+                {
+                    "label": self.label(change.field),
+                    "before": before,
+                    "after": after,
+                    "diff": text_diff_html(
+                        "" if change.before is None else before,
+                        "" if change.after is None else after,
+                    )
+                    if text
+                    else None,
+                    "rendered": rendered(change.after) if self.is_document(change.field) else None,
+                }
+            )
+        return rows
+
+    def is_text(self, name: str) -> bool:
+        """Whether the field holds text a person writes (not a choice or a relation)."""
+        field = self.field(name)
+        return isinstance(field, models.TextField | models.CharField) and not field.choices
+
+    def is_document(self, name: str) -> bool:
+        return name == "content" and self.model in (Page, Phase)
+
+    @property
     def created(self) -> list[tuple[str, Any]]:
         if self.plan.target is not None:
             return []
         return [
-            (self.label(name), self.readable(name, value))
+            (
+                self.label(name),
+                rendered(value) if self.is_document(name) else self.readable(name, value),
+            )
             for name, value in self.plan.values.items()
             if name != "initiative_id" and (value is not None or name == "parent_page_id")
         ]
@@ -178,11 +220,8 @@ class ProposalPreviewPanel:
             return admin_link(found) if found is not None else f"'{value}' (not found)"
         if field.choices:
             return dict(field.flatchoices).get(value, value)
-        if name == "content" and self.model in (Page, Phase):
-            try:
-                return tiptap_to_text(value, block_separator="\n\n")
-            except (ValueError, TypeError, AttributeError):
-                return value
+        if self.is_document(name):
+            return as_markdown(value)
         return value
 
 

@@ -5,6 +5,7 @@ from django.contrib import admin
 from core import services
 from core.admin.choices import editing_id, editing_initiative_id, shortened
 from core.admin.filters import InitiativeListFilter
+from core.admin.markdown import MarkdownContentAdmin
 from core.admin_base import ServiceAdmin, Writes
 from core.models import Page
 from core.repositories import PageRepository
@@ -13,7 +14,9 @@ pages = PageRepository()
 
 
 @admin.register(Page)
-class PageAdmin(ServiceAdmin):
+class PageAdmin(MarkdownContentAdmin, ServiceAdmin):
+    """Pages, their content written as markdown and read rendered (``core.admin.markdown``)."""
+
     writes = Writes(
         "page_id",
         create=services.page_create,

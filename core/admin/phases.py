@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 from core import services
 from core.admin.choices import PlanChoicesAdmin, shortened
 from core.admin.filters import InitiativeListFilter
+from core.admin.markdown import MarkdownContentAdmin
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in, task_graph_svg
 from core.admin_base import (
     Button,
@@ -80,7 +81,10 @@ PHASE_BUTTONS: tuple[Button, ...] = (
 
 
 @admin.register(Phase)
-class PhaseAdmin(ButtonsAdmin, PlanChoicesAdmin):
+class PhaseAdmin(MarkdownContentAdmin, ButtonsAdmin, PlanChoicesAdmin):
+    """Phases, their description (``content``) written as markdown and read rendered."""
+
+    content_label = "Description"
     writes = Writes(
         "phase_id",
         create=services.phase_create,

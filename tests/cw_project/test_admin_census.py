@@ -22,7 +22,7 @@ from django.db import models
 from django.forms.widgets import CheckboxInput, MultiWidget
 from django.urls import reverse
 
-from core.validators import NAME_MAX_LENGTH
+from core.validators import NAME_MAX_LENGTH, TEXT_MAX_LENGTH
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -299,10 +299,10 @@ def _specific_add_cases(label: str, valid: dict[str, Any]) -> list[Case]:
             Case("second-on-a-scope", {**valid, "scope_id": "taken-runner"}, "already has"),
             Case("below-zero", {**valid, "max_live": "-1"}),
         ]
-    if label == "core.Phase":
-        return [Case("content-not-tiptap", {**valid, "content": "not json"}, "Tiptap")]
-    if label == "core.Page":
-        return [Case("content-not-tiptap", {**valid, "content": '{"type": "p"}'}, "Tiptap")]
+    if label in ("core.Phase", "core.Page"):
+        # Content is written as markdown (any text is): only its length is refused.
+        too_long = "x" * (TEXT_MAX_LENGTH + 1)
+        return [Case("content-too-long", {**valid, "content": too_long}, "too long")]
     if label == "core.PhaseDependency":
         return [Case("self-edge", {**valid, "depends_on_phase": valid["phase"]}, "itself")]
     if label == "core.TaskDependency":

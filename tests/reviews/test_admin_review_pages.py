@@ -210,7 +210,7 @@ def test_an_update_proposal_of_a_task_previews_each_changing_field_before_and_af
     assert task.name == "Login"  # a preview writes nothing
 
 
-def test_an_update_proposal_of_a_page_previews_its_content_as_text(admin_client):
+def test_an_update_proposal_of_a_page_previews_its_content_as_markdown(admin_client):
     page = f.PageFactory(title="Emails", content=markdown_to_tiptap_json("# Emails\n\nSays hi."))
     proposal = f.ProposalFactory(
         initiative=page.initiative,
@@ -224,7 +224,11 @@ def test_an_update_proposal_of_a_page_previews_its_content_as_text(admin_client)
     response = admin_client.get(change_url(proposal))
 
     assert response.context["proposal_preview"].changes == [
-        ("Content", "Emails\n\nSays hi.", "Emails\n\nSays hello, never the IP address.")
+        (
+            "Content",
+            "# Emails\n\nSays hi.",
+            "# Emails\n\nSays hello, **never** the IP address.",
+        )
     ]
     assert '"type": "doc"' not in response.content.decode()
 
