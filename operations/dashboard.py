@@ -51,6 +51,7 @@ from agents.models import (
 from core.admin_base import change_url
 from core.models import Initiative, InitiativeStatus, Phase, PhaseStatus, Task, TaskStatus, TaskType
 from core.text import shorten
+from operations.review_page import review_url
 from operations.run_status import DIED_OUTCOMES, dollars, spent_of_limit, window_words
 from reviews.models import Proposal, ProposalStatus
 
@@ -365,7 +366,7 @@ def _phases_card(section: Mapping[str, Any], now: datetime) -> Card:
         lines=[
             Line(
                 text=_name(item["name"]),
-                url=change_url(Phase, item["id"]),
+                url=review_url(item["id"]),  # straight to its diff
                 note=_join(
                     f"in {_name(item['initiative_name'])}",
                     f"waiting {_for(item['since'], now)}",

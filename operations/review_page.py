@@ -19,6 +19,7 @@ size (``bench/review_page.py`` measures it).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,10 +256,19 @@ def _post(model_admin: Any, request: HttpRequest, phase: Phase) -> HttpResponse:
     return HttpResponseRedirect(back)
 
 
+_ANCHOR = re.compile(r"#[A-Za-z0-9_-]{1,100}")
+
+
+def _anchor(request: HttpRequest) -> str:
+    """Where on the page to come back to: the form's ``back``, when it is an anchor."""
+    back = request.POST.get("back") or ""
+    return back if _ANCHOR.fullmatch(back) else ""
+
+
 def _comment(request: HttpRequest, phase: Phase) -> str:
     post = request.POST
     body = (post.get("body") or "").strip()
-    anchor = post.get("back") or ""
+    anchor = _anchor(request)
     if not body:
         messages.warning(request, "The comment was empty: write what should change.")
         return anchor
@@ -303,4 +313,4 @@ def _resolve(request: HttpRequest, phase: Phase, resolved: bool) -> str:
     else:
         services.review_comment_unresolve(comment_id=comment.pk)
         messages.success(request, f"Reopened “{comment}”.")
-    return request.POST.get("back") or ""
+    return _anchor(request)

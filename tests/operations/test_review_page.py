@@ -204,3 +204,23 @@ def test_the_page_reads_the_same_rows_whatever_the_diff_size(admin_client, tmp_p
         return len(captured)
 
     assert queries(2) == queries(12)
+
+
+def test_the_page_comes_back_only_to_its_own_anchors(admin_client, reviewed):
+    url = review_url(reviewed.phase)
+    comment = f.ReviewCommentFactory(phase=reviewed.phase, file_path="app.py")
+    for back in ("//evil.example/x", "#ok\r\nSet-Cookie: x=1", "javascript:alert(1)"):
+        answer = admin_client.post(url, {"action": "resolve", "comment": comment.pk, "back": back})
+        assert answer["Location"] == url
+    answer = admin_client.post(url, {"action": "unresolve", "comment": comment.pk, "back": "#c-1"})
+    assert answer["Location"] == url + "#c-1"
+
+
+def test_a_comment_of_another_phase_is_not_touched(admin_client, reviewed):
+    other = f.ReviewCommentFactory()
+    answer = admin_client.post(
+        review_url(reviewed.phase), {"action": "resolve", "comment": other.pk}, follow=True
+    )
+    assert "That comment is on another phase." in answer.content.decode()
+    other.refresh_from_db()
+    assert not other.resolved
