@@ -37,6 +37,8 @@ REQUEST_CHANGES = service_button(
     id_argument="phase_id",
     shown=lambda phase: phase.status == PhaseStatus.PENDING_REVIEW,
     pass_actor=True,
+    confirm="Request changes on the phase '{record}'? Its unresolved review comments "
+    "become one new review task, and the phase goes back in progress.",
     done=lambda phase, task: (
         f"Changes requested on '{phase}': the comments became the task '{task}', and the "
         "phase is in progress again."

@@ -28,6 +28,7 @@ from core.admin_base import (
     Writes,
     admin_link,
     change_url,
+    dry_run_refusal,
     service_action,
 )
 from core.models import Initiative, Page, Phase, Task
@@ -62,7 +63,7 @@ from reviews.repositories import (
     ChatSessionRepository,
     ReviewCommentRepository,
 )
-from reviews.services.proposals import ProposalPlan, proposal_preview
+from reviews.services.proposals import ProposalPlan, ProposalPreview, proposal_preview
 
 sessions = ChatSessionRepository()
 comments = ReviewCommentRepository()
@@ -106,6 +107,19 @@ def _dismiss(request: HttpRequest, proposal: Proposal) -> str:
 
 def _pending(proposal: Proposal) -> bool:
     return proposal.status == ProposalStatus.PENDING
+
+
+def _preview(proposal: Proposal) -> ProposalPreview:
+    """The proposal's preview, worked out once for its page and its Accept button."""
+    found = proposal.__dict__.get("_cw_preview")
+    if found is None:
+        found = proposal.__dict__["_cw_preview"] = proposal_preview(proposal_id=proposal.pk)
+    return found
+
+
+def _accept_refusal(proposal: Proposal) -> str | None:
+    refusal = _preview(proposal).refusal
+    return None if refusal is None else refusal.message
 
 
 class ProposalPreviewPanel:
@@ -211,8 +225,17 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     autocomplete_fields = ("agent", "initiative")
     date_hierarchy = "created_at"
     buttons = (
-        Button("accept", "Accept", _accept, shown=_pending, style="default"),
-        Button("dismiss", "Dismiss", _dismiss, shown=_pending),
+        Button(
+            "accept", "Accept", _accept, shown=_pending, style="default", refusal=_accept_refusal
+        ),
+        Button(
+            "dismiss",
+            "Dismiss",
+            _dismiss,
+            shown=_pending,
+            confirm="Dismiss the proposal '{record.title}'? Nothing it proposes will be "
+            "applied, and a dismissed proposal cannot be accepted any more.",
+        ),
     )
     actions = (
         service_action(
@@ -264,7 +287,7 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.status == ProposalStatus.PENDING:
-            preview = proposal_preview(proposal_id=obj.pk)
+            preview = _preview(obj)
             context["proposal_refusal"] = preview.refusal and preview.refusal.message
             context["proposal_preview"] = preview.plan and ProposalPreviewPanel(preview.plan)
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -533,6 +556,11 @@ class ChangeSetAdmin(ButtonsAdmin):
             _revert,
             shown=lambda change_set: change_set.status == ChangeSetStatus.APPLIED,
             style="default",
+            refusal=lambda change_set: dry_run_refusal(
+                services.change_set_revert, change_set_id=change_set.pk
+            ),
+            confirm="Revert this change set ({record})? The records it changed go back to "
+            "what they were before it, and what it created is deleted.",
         ),
     )
     actions = (

@@ -45,6 +45,7 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         services.phase_start,
         id_argument="phase_id",
         shown=status_in(PhaseStatus.APPROVED),
+        refusal=lambda phase: services.phase_refusal(phase=phase, action="start"),
     ),
     service_button(
         "approve",
@@ -54,6 +55,7 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         shown=status_in(PhaseStatus.PENDING_REVIEW),
         pass_actor=True,
         style="default",
+        refusal=lambda phase: services.phase_refusal(phase=phase, action="approve"),
     ),
     service_button(
         "complete",
@@ -61,6 +63,7 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         services.phase_complete,
         id_argument="phase_id",
         shown=status_in(PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS),
+        refusal=lambda phase: services.phase_refusal(phase=phase, action="complete"),
     ),
     service_button(
         "block",

@@ -30,6 +30,13 @@ def _completable(task: Task) -> bool:
     return task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 
 
+def _not_ready(task: Task) -> str | None:
+    """Why a pending task may not start (or a pending checkpoint be completed) yet."""
+    if task.status != TaskStatus.PENDING:
+        return None
+    return services.task_not_ready_reason(task=task)
+
+
 TASK_BUTTONS: tuple[Button, ...] = (
     service_button(
         "start",
@@ -38,6 +45,7 @@ TASK_BUTTONS: tuple[Button, ...] = (
         id_argument="task_id",
         shown=lambda task: task.status == TaskStatus.PENDING and task.type == TaskType.AUTO,
         style="default",
+        refusal=_not_ready,
     ),
     service_button(
         "complete",
@@ -47,6 +55,7 @@ TASK_BUTTONS: tuple[Button, ...] = (
         shown=_completable,
         pass_actor=True,
         style="default",
+        refusal=_not_ready,
     ),
     service_button(
         "block",

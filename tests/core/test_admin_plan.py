@@ -227,11 +227,69 @@ def test_only_the_steps_that_apply_to_a_status_have_a_button(admin_client, plan)
         return set(re.findall(r'action="[^"]*/do/([a-z-]+)/"', html))
 
     assert buttons("core_phase", plan["ship"]) == {"approve-plan", "block"}
-    assert buttons("core_phase", plan["build"]) == {"start", "complete", "block"}
+    # Build's task "Test the API" is open: its Complete is offered disabled, with why.
+    assert buttons("core_phase", plan["build"]) == {"start", "block"}
     assert buttons("core_phase", plan["design"]) == set()
     assert buttons("core_task", plan["test"]) == {"start", "block"}
     review = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
     assert buttons("core_phase", review) == {"approve", "request-changes", "block"}
+
+
+def _refused_buttons(html: str) -> dict[str, str]:
+    """The buttons a page shows disabled, by slug, with the reason it gives."""
+    return dict(
+        re.findall(
+            r'<span class="cw-button-refused" data-slug="([a-z-]+)".*?'
+            r'class="cw-refusal-reason"[^>]*>(.*?)</span>',
+            html,
+            flags=re.DOTALL,
+        )
+    )
+
+
+def test_a_task_waiting_for_others_offers_no_start_but_says_what_it_waits_for(admin_client, plan):
+    later = f.TaskFactory(phase=plan["build"], name="Ship the API")
+    f.TaskDependencyFactory(task=later, depends_on_task=plan["test"])
+
+    html = admin_client.get(_url("core_task_change", later.pk)).content.decode()
+
+    assert _url("core_task_do", later.pk, "start") not in html
+    reason = _refused_buttons(html)["start"]
+    assert "it waits for the task &#x27;Test the API&#x27; (pending)" in reason
+
+
+def test_a_task_of_a_phase_whose_plan_is_not_approved_says_so(admin_client, plan):
+    early = f.TaskFactory(phase=plan["ship"], name="Announce")
+    html = admin_client.get(_url("core_task_change", early.pk)).content.decode()
+    reason = _refused_buttons(html)["start"]
+    assert "the plan of its phase &#x27;Ship&#x27; is not approved yet" in reason
+    assert "waits for the phase &#x27;Build&#x27; (approved)" in reason
+
+
+def test_a_phase_waiting_for_another_offers_no_start_and_names_it(admin_client, plan):
+    ship = plan["ship"]
+    ship.status = PhaseStatus.APPROVED
+    ship.save(update_fields=["status"])
+    html = admin_client.get(_url("core_phase_change", ship.pk)).content.decode()
+    assert _url("core_phase_do", ship.pk, "start") not in html
+    assert "cannot start before &#x27;Build&#x27; completed" in _refused_buttons(html)["start"]
+    # Complete is refused too: its tasks are done (it has none) but Build is not.
+    assert "complete" in _refused_buttons(html)
+
+
+def test_an_initiative_with_open_phases_offers_no_approve(admin_client, plan):
+    initiative = plan["initiative"]
+    initiative.status = "pending_review"
+    initiative.save(update_fields=["status"])
+    html = admin_client.get(_url("core_initiative_change", initiative.pk)).content.decode()
+    assert _url("core_initiative_do", initiative.pk, "approve") not in html
+    assert "still has 2 phase(s)" in _refused_buttons(html)["approve"]
+
+
+def test_a_ready_task_offers_its_start_button(admin_client, plan):
+    html = admin_client.get(_url("core_task_change", plan["test"].pk)).content.decode()
+    assert _url("core_task_do", plan["test"].pk, "start") in html
+    assert "start" not in _refused_buttons(html)
 
 
 def test_a_person_starts_a_ready_task_from_its_page(admin_client, plan):
@@ -249,7 +307,10 @@ def test_a_refused_start_comes_back_as_a_message_in_words(admin_client, plan):
     f.TaskDependencyFactory(task=blocked_on, depends_on_task=plan["test"])
     response = admin_client.post(_url("core_task_do", blocked_on.pk, "start"), follow=True)
     assert response.status_code == HTTPStatus.OK
-    assert any("is not ready" in m for m in _messages(response))
+    assert (
+        "Task 'Later' is not ready: it waits for the task 'Test the API' (pending)."
+        in _messages(response)
+    )
     blocked_on.refresh_from_db()
     assert blocked_on.status == TaskStatus.PENDING
 
@@ -272,7 +333,9 @@ def test_requesting_changes_turns_the_comments_into_a_task_and_reopens_the_phase
     phase = f.PhaseFactory(name="Review me", status=PhaseStatus.PENDING_REVIEW)
     f.ReviewCommentFactory(phase=phase, body="Handle the timeout.")
 
-    response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"), follow=True)
+    response = admin_client.post(
+        _url("core_phase_do", phase.pk, "request-changes"), {"confirmed": "yes"}, follow=True
+    )
 
     phase.refresh_from_db()
     assert phase.status == PhaseStatus.IN_PROGRESS
@@ -282,9 +345,25 @@ def test_requesting_changes_turns_the_comments_into_a_task_and_reopens_the_phase
     assert any(m.startswith("Changes requested on 'Review me'") for m in _messages(response))
 
 
+def test_requesting_changes_asks_first_and_changes_nothing_until_confirmed(admin_client):
+    phase = f.PhaseFactory(name="Review me", status=PhaseStatus.PENDING_REVIEW)
+    f.ReviewCommentFactory(phase=phase, body="Handle the timeout.")
+
+    response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert "Request changes on the phase &#x27;Review me&#x27;?" in response.content.decode()
+    assert 'name="confirmed" value="yes"' in response.content.decode()
+    phase.refresh_from_db()
+    assert phase.status == PhaseStatus.PENDING_REVIEW
+    assert not Task.objects.filter(phase=phase).exists()
+
+
 def test_requesting_changes_without_comments_is_refused_in_words(admin_client):
     phase = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
-    response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"), follow=True)
+    response = admin_client.post(
+        _url("core_phase_do", phase.pk, "request-changes"), {"confirmed": "yes"}, follow=True
+    )
     assert any("no unresolved review comments" in m for m in _messages(response))
     phase.refresh_from_db()
     assert phase.status == PhaseStatus.PENDING_REVIEW

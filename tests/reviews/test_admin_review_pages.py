@@ -39,8 +39,9 @@ def button_url(record, slug: str) -> str:
 
 
 def press(client, record, slug: str) -> list[str]:
-    """Press the button ``slug`` on the record's page; the messages shown after."""
-    response = client.post(button_url(record, slug), follow=True)
+    """Press the button ``slug`` on the record's page (answering yes when it asks
+    first); the messages shown after."""
+    response = client.post(button_url(record, slug), {"confirmed": "yes"}, follow=True)
     assert response.status_code == HTTPStatus.OK
     assert response.redirect_chain[-1][0] == change_url(record)
     return [str(m) for m in response.context["messages"]]
@@ -86,6 +87,29 @@ def test_a_pending_proposal_is_dismissed_from_its_page(admin_client):
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.DISMISSED
     assert not ChangeSet.objects.exists()
+
+
+def test_dismissing_a_proposal_asks_first(admin_client):
+    proposal = f.ProposalFactory(title="Not now")
+
+    response = admin_client.post(button_url(proposal, "dismiss"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert "Dismiss the proposal &#x27;Not now&#x27;?" in response.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.PENDING
+
+
+def test_a_proposal_accept_would_refuse_is_offered_disabled_with_the_reason(admin_client):
+    task = f.TaskFactory(name="Old")
+    proposal = task_update_proposal(task)
+    task.delete()
+
+    page = admin_client.get(change_url(proposal)).content.decode()
+
+    assert button_url(proposal, "accept") not in page
+    assert 'data-slug="accept"' in page and "cw-refusal-reason" in page
+    assert button_url(proposal, "dismiss") in page
 
 
 @pytest.mark.parametrize("slug", ["accept", "dismiss"])
@@ -295,6 +319,37 @@ def test_a_change_set_is_reverted_from_its_page_once(admin_client):
     assert press(admin_client, change_set, "revert") == [
         f"Change set '{change_set.pk}' is already reverted."
     ]
+
+
+def test_reverting_a_change_set_asks_first(admin_client):
+    proposal = f.ProposalFactory(title="Docs", metadata=None)
+    press(admin_client, proposal, "accept")
+    change_set = ChangeSet.objects.get()
+
+    response = admin_client.post(button_url(change_set, "revert"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert (
+        "Revert this change set (Change set from proposal &#x27;Docs&#x27;"
+        in response.content.decode()
+    )
+    change_set.refresh_from_db()
+    assert change_set.status == ChangeSetStatus.APPLIED
+
+
+def test_a_stale_change_set_offers_its_revert_disabled_with_the_reason(admin_client):
+    task = f.TaskFactory(name="Old")
+    proposal = task_update_proposal(task, title="New")
+    press(admin_client, proposal, "accept")
+    change_set = ChangeSet.objects.get()
+    Task.objects.filter(pk=task.pk).update(name="Changed by hand")
+
+    page = admin_client.get(change_url(change_set)).content.decode()
+
+    assert button_url(change_set, "revert") not in page
+    assert "changed since this change set was applied" in page
+    change_set.refresh_from_db()
+    assert change_set.status == ChangeSetStatus.APPLIED
 
 
 def test_a_stale_change_set_refuses_its_revert_in_words(admin_client):
