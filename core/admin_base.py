@@ -30,7 +30,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
@@ -217,6 +217,12 @@ class ServiceAdmin(HistoryAdmin):
                 values[field.name] = value
         return values
 
+    def response_post_save_add(self, request, obj):
+        """After a plain Save of a record added from another record's page (a link with
+        ``RETURN_TO``, e.g. a phase's "Add a task"), back to that page."""
+        back = return_to(request)
+        return redirect(back) if back else super().response_post_save_add(request, obj)
+
     # --- deletes ---------------------------------------------------------------------
 
     def delete_model(self, request, obj) -> None:
@@ -317,6 +323,31 @@ def admin_link(record: models.Model, text: str | None = None) -> SafeString:
     return format_html(
         '<a href="{}">{}</a>', change_url(record), str(record) if text is None else text
     )
+
+
+#: The query parameter of an add form's address naming the page to go back to once saved.
+RETURN_TO = "_return_to"
+
+
+def add_url(model: type[models.Model], *, back: models.Model | None = None, **initial: Any) -> str:
+    """The admin's add form of ``model`` with ``initial`` values (a relation by its id),
+    coming back to ``back``'s page once saved."""
+    opts = model._meta
+    query = {name: value for name, value in initial.items() if value is not None}
+    if back is not None:
+        query[RETURN_TO] = change_url(back)
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def return_to(request: HttpRequest) -> str | None:
+    """The page an add form was opened from (``RETURN_TO``), if it is one of this site's."""
+    back = request.GET.get(RETURN_TO)
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
+    return None
 
 
 # --- live pages ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.models import PhaseDependency, PhaseStatus, Task, TaskDependency, TaskStatus, TaskType
+from core.repositories import readiness
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -508,3 +509,123 @@ def test_other_apps_phase_and_task_choices_name_their_initiative(
         t.startswith("Payments rewrite \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ")
         for t in texts
     )
+
+
+# --- adding to the plan from its pages -----------------------------------------------------
+
+
+def _links(html: str) -> list[str]:
+    """The page's links that open a form with values filled in."""
+    found = (link.replace("&amp;", "&") for link in re.findall(r'href="([^"]+)"', html))
+    return [link for link in found if "?" in link and "_popup" not in link]
+
+
+def test_the_phase_page_offers_to_add_a_task_to_it_prefilled(admin_client, plan):
+    build = plan["build"]
+    html = admin_client.get(_url("core_phase_change", build.pk)).content.decode()
+    [add] = [link for link in _links(html) if link.startswith(_url("core_task_add"))]
+
+    form = admin_client.get(add)
+
+    initial = form.context["adminform"].form.initial
+    assert (initial["phase"], initial["initiative"]) == (build.pk, plan["initiative"].pk)
+    assert "Payments rewrite \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} Build" in (
+        form.content.decode()
+    )
+
+    response = admin_client.post(
+        add,
+        {
+            "name": "Write the docs",
+            "initiative": plan["initiative"].pk,
+            "phase": build.pk,
+            "type": TaskType.AUTO,
+            "category": "execute",
+            "priority": "medium",
+            "order": 0,
+        },
+    )
+    assert Task.objects.filter(phase=build, name="Write the docs").exists()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == _url("core_phase_change", build.pk)
+
+
+def test_the_phase_page_offers_to_add_dependencies_prefilled(admin_client, plan):
+    build, test = plan["build"], plan["test"]
+    links = _links(admin_client.get(_url("core_phase_change", build.pk)).content.decode())
+
+    [phase_edge] = [link for link in links if link.startswith(_url("core_phasedependency_add"))]
+    form = admin_client.get(phase_edge).context["adminform"].form
+    assert form.initial["phase"] == build.pk
+
+    task_edges = [link for link in links if link.startswith(_url("core_taskdependency_add"))]
+    assert len(task_edges) == 2  # one per task of the phase
+    [for_test] = [link for link in task_edges if f"task={test.pk}" in link]
+    response = admin_client.post(
+        for_test, {"task": test.pk, "depends_on_task": f.TaskFactory(phase=build).pk}
+    )
+    assert response["Location"] == _url("core_phase_change", build.pk)
+    assert TaskDependency.objects.filter(task=test).count() == 2
+
+
+def test_an_add_form_does_not_send_a_person_to_another_site(admin_client, plan):
+    add = _url("core_phasedependency_add") + "?_return_to=https://evil.example/"
+    later = f.PhaseFactory(initiative=plan["initiative"])
+    response = admin_client.post(add, {"phase": later.pk, "depends_on_phase": plan["ship"].pk})
+    assert response.status_code == HTTPStatus.FOUND
+    assert "evil.example" not in response["Location"]
+
+
+def test_the_task_page_offers_a_dependency_and_a_subtask_prefilled(admin_client, plan):
+    test = plan["test"]
+    links = _links(admin_client.get(_url("core_task_change", test.pk)).content.decode())
+    [edge] = [link for link in links if link.startswith(_url("core_taskdependency_add"))]
+    assert admin_client.get(edge).context["adminform"].form.initial["task"] == test.pk
+    [sub] = [link for link in links if link.startswith(_url("core_task_add"))]
+    assert admin_client.get(sub).context["adminform"].form.initial["parent_task"] == test.pk
+
+
+def test_task_choices_name_their_phase_so_namesakes_read_apart(admin_client, plan):
+    f.TaskFactory(phase=plan["ship"], name="Test the API")
+    response = admin_client.get(
+        _url("core_task_choices"),
+        {"term": "Test", "app_label": "core", "model_name": "taskdependency", "field_name": "task"},
+    )
+    angle = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "
+    assert sorted(r["text"] for r in response.json()["results"]) == [
+        angle.join(("Payments rewrite", "Build", "Test the API")),
+        angle.join(("Payments rewrite", "Ship", "Test the API")),
+    ]
+
+
+def test_the_dependency_pickers_are_wide(admin_client):
+    for name in ("core_taskdependency_add", "core_phasedependency_add"):
+        html = admin_client.get(_url(name)).content.decode()
+        pickers = re.findall(r"<select [^>]*admin-autocomplete[^>]*>", html)
+        assert len(pickers) == 2 and all('style="width: 42em"' in p for p in pickers), name
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (PhaseStatus.PENDING, "its tasks may start once it is approved"),
+        (PhaseStatus.APPROVED, "its tasks may start, once &#x27;Design&#x27; is completed"),
+        (PhaseStatus.IN_PROGRESS, "Its tasks are under way"),
+        (PhaseStatus.PENDING_REVIEW, "it waits for a person to review it"),
+        (PhaseStatus.COMPLETED, "It is completed."),
+    ],
+)
+def test_the_phase_page_says_where_it_stands_in_words_fit_for_its_status(
+    admin_client, plan, status, says
+):
+    design = plan["design"]
+    design.status = PhaseStatus.IN_PROGRESS
+    design.save(update_fields=["status"])
+    build = plan["build"]
+    build.status = status
+    build.save(update_fields=["status"])
+    readiness.rebuild()
+    html = admin_client.get(_url("core_phase_change", build.pk)).content.decode()
+    assert says in html
+    if status != PhaseStatus.PENDING:
+        assert "once its plan is approved" not in html and "once it is approved" not in html
