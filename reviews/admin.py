@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString
 
 from core.actors import Actor
 from core.admin import PlanChoicesAdmin
+from core.admin.readable import READABLE_CSS, json_readable
 from core.admin_base import (
     Button,
     ButtonsAdmin,
@@ -254,6 +255,9 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     #: Who proposes what, for which initiative: fixed once proposed.
     fixed_fields = ("agent", "initiative", "target_type", "target_id")
 
+    class Media:
+        css = {"all": (READABLE_CSS,)}
+
     @admin.display(description="title", ordering="title")
     def short_title(self, proposal: Proposal) -> str:
         return truncated(proposal.title)
@@ -274,7 +278,22 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ("status",)
-        return ("status", *self.fixed_fields, "change_set_links")
+        return ("status", *self.fixed_fields, "change_set_links", "metadata_in_words")
+
+    def get_fields(self, request, obj=None):
+        # The metadata in words sits where its JSON is; a decided proposal (read-only)
+        # shows the words alone.
+        fields = [name for name in super().get_fields(request, obj) if name != "metadata_in_words"]
+        if obj is None or "metadata" not in fields:
+            return fields
+        at = fields.index("metadata")
+        if obj.status == ProposalStatus.PENDING:
+            return [*fields[: at + 1], "metadata_in_words", *fields[at + 1 :]]
+        return [*fields[:at], "metadata_in_words", *fields[at + 1 :]]
+
+    @admin.display(description="metadata in words")
+    def metadata_in_words(self, proposal: Proposal) -> SafeString:
+        return json_readable(proposal.metadata)
 
     def has_change_permission(self, request, obj=None) -> bool:
         pending = obj is None or obj.status == ProposalStatus.PENDING

@@ -546,3 +546,26 @@ def test_the_chat_session_dropdown_finds_sessions_by_their_targets_name(admin_cl
         },
     )
     assert response.json()["results"] == [{"id": session.pk, "text": "Chat on task 'Add login'"}]
+
+
+# --- a proposal's metadata in words ---------------------------------------------------------
+
+
+def test_a_decided_proposals_metadata_shows_as_a_definition_list(admin_client):
+    proposal = f.ProposalFactory(
+        status=ProposalStatus.DISMISSED,
+        metadata={"category": "execute", "depends_on": ["a1", "b2"], "requires_review": True},
+    )
+    page = admin_client.get(change_url(proposal)).content.decode()
+
+    assert '<dl class="cw-json"><dt>Category</dt><dd>execute</dd>' in page
+    assert '<dt>Depends on</dt><dd><ul class="cw-json"><li>a1</li><li>b2</li></ul></dd>' in page
+    assert "<dt>Requires review</dt><dd>yes</dd>" in page
+    assert "&quot;depends_on&quot;" not in page
+
+
+def test_a_pending_proposal_keeps_its_metadata_editable_and_reads_it_too(admin_client):
+    proposal = f.ProposalFactory(metadata={"priority": "high"})
+    response = admin_client.get(change_url(proposal))
+    assert "metadata" in response.context["adminform"].form.fields
+    assert "<dt>Priority</dt><dd>high</dd>" in response.content.decode()
