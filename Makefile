@@ -45,7 +45,7 @@ serve: migrate ## Serve with uvicorn (ASGI) for production (DEBUG off; WORKERS, 
 		--http cw_project.server:HttpProtocol
 
 demo: migrate ## Load the demo initiatives, agents, logs and accounts (safe to run twice)
-	$(PY) manage.py cw_demo
+	$(PY) manage.py cw_demo --base-url http://$(HOST):$(PORT)
 
 test: $(STAMP) ## Run the whole suite (SQLite; set DATABASE_URL for PostgreSQL)
 	$(PYTEST) $(PYTEST_ARGS)

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from agents import admin_runs, services
+from agents.admin_readable import AGENT_JSON_FIELDS, AgentReadableAdmin
 from agents.logformat import LogRecord, parse_chunk
 from agents.models import (
     Account,
@@ -412,7 +413,7 @@ def _answer_agent(request: HttpRequest, agent: Agent) -> str:
 
 
 @admin.register(Agent)
-class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
+class AgentAdmin(AgentReadableAdmin, ButtonsAdmin, PlanChoicesAdmin):
     """Agents are added and changed through the services; their status and runtime
     columns are read-only. A waiting agent's questions are answered on its page; its log
     is read on its own page (``log/``)."""
@@ -438,7 +439,16 @@ class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
     list_select_related = ("task", "initiative", "account")
     autocomplete_fields = ("task", "initiative", "account")
     date_hierarchy = "created_at"
-    readonly_fields = (*AGENT_RUNTIME_FIELDS, "user_dismissed_at", "created_at", "updated_at")
+    # The result and questions are JSON: shown in words, not as a field of the form.
+    exclude = AGENT_JSON_FIELDS
+    readonly_fields = (
+        *(name for name in AGENT_RUNTIME_FIELDS if name not in AGENT_JSON_FIELDS),
+        "result_in_words",
+        "questions_in_words",
+        "user_dismissed_at",
+        "created_at",
+        "updated_at",
+    )
     actions = (
         service_action(
             services.agent_dismiss, id_argument="agent_id", description="Dismiss (finished)"

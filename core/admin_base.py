@@ -217,6 +217,12 @@ class ServiceAdmin(HistoryAdmin):
                 values[field.name] = value
         return values
 
+    def response_post_save_add(self, request, obj):
+        """After a plain Save of a record added from another record's page (a link with
+        ``RETURN_TO``, e.g. a phase's "Add a task"), back to that page."""
+        back = return_to(request)
+        return redirect(back) if back else super().response_post_save_add(request, obj)
+
     # --- deletes ---------------------------------------------------------------------
 
     def delete_model(self, request, obj) -> None:
@@ -319,6 +325,31 @@ def admin_link(record: models.Model, text: str | None = None) -> SafeString:
     )
 
 
+#: The query parameter of an add form's address naming the page to go back to once saved.
+RETURN_TO = "_return_to"
+
+
+def add_url(model: type[models.Model], *, back: models.Model | None = None, **initial: Any) -> str:
+    """The admin's add form of ``model`` with ``initial`` values (a relation by its id),
+    coming back to ``back``'s page once saved."""
+    opts = model._meta
+    query = {name: value for name, value in initial.items() if value is not None}
+    if back is not None:
+        query[RETURN_TO] = change_url(back)
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def return_to(request: HttpRequest) -> str | None:
+    """The page an add form was opened from (``RETURN_TO``), if it is one of this site's."""
+    back = request.GET.get(RETURN_TO)
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return back
+    return None
+
+
 # --- live pages ------------------------------------------------------------------------------
 
 #: The URL namespace of the API (cw_project.api: ``api-<major version>``).
@@ -392,7 +423,10 @@ class Button:
     ``run(request, record)`` calls a service and returns the success message (it may read
     fields the button's form posts from ``request.POST``); it raises ``DomainError`` (a
     service's refusal) or ``Refused``. ``shown(record)`` says when the plain button is
-    offered (its POST is allowed regardless: the service says no in words). A button
+    offered (its POST is allowed regardless: the service says no in words);
+    ``refusal(record)``, when given, says in words why the service would refuse it in
+    the record's state as it is (or None): a shown button with a refusal is offered
+    disabled, with its reason, instead of a button that cannot succeed. A button
     with a ``confirm`` question runs only once the person answered it: its first POST
     shows the question (``admin/cw/confirm_button.html``), whose own POST runs it.
     """
@@ -406,6 +440,26 @@ class Button:
     #: A question to answer before it runs (a step that cannot be undone), about the
     #: record: ``confirm.format(record=record)``.
     confirm: str | None = None
+    refusal: Callable[[Any], str | None] | None = None
+
+    def refused(self, record: Any) -> str | None:
+        """Why pressing it now would be refused (``refusal``), or None."""
+        return None if self.refusal is None else self.refusal(record)
+
+
+def dry_run_refusal(service: Callable[..., Any], **kwargs: Any) -> str | None:
+    """What ``service(**kwargs)`` would be refused with now (a ``DomainError``'s words),
+    or None when it would succeed: the call runs in a transaction that is rolled back,
+    so nothing it writes (nor any event it records) is kept. For a button whose
+    service's rules are too many to restate (a change set's revert)."""
+    try:
+        with transaction.atomic():
+            service(**kwargs)
+            raise _DryRun
+    except _DryRun:
+        return None
+    except DomainError as error:
+        return error.message
 
 
 def service_button(
@@ -419,6 +473,7 @@ def service_button(
     style: str = "",
     done: Callable[[Any, Any], str] | None = None,
     confirm: str | None = None,
+    refusal: Callable[[Any], str | None] | None = None,
 ) -> Button:
     """A button calling ``service(<id_argument>=record.pk)`` (with ``actor=`` the person
     when ``pass_actor``); its message is ``done(record, result)``, by default
@@ -434,7 +489,7 @@ def service_button(
         name = shorten(str(record), MESSAGE_NAME_CHARACTERS)
         return f"{label}: done for {record._meta.verbose_name} '{name}'."
 
-    return Button(slug, label, run, shown=shown, style=style, confirm=confirm)
+    return Button(slug, label, run, shown=shown, style=style, confirm=confirm, refusal=refusal)
 
 
 class ButtonsAdmin(HistoryAdmin):
@@ -524,9 +579,9 @@ class ButtonsAdmin(HistoryAdmin):
 
     def button_context(self, request: HttpRequest, record: Any) -> dict[str, Any]:
         """What the record's page needs for its buttons: ``record_buttons`` (those shown,
-        for ``admin/core/record_buttons.html``) and ``button_urls`` (every button's URL by
-        slug, for a page whose own forms post fields), both empty for a person who may
-        not press them."""
+        for ``admin/core/record_buttons.html``, each with the ``refusal`` that disables it,
+        if any) and ``button_urls`` (every button's URL by slug, for a page whose own
+        forms post fields), both empty for a person who may not press them."""
         if not self.has_button_permission(request, record):
             return {"record_buttons": [], "button_urls": {}}
         return {
@@ -536,6 +591,7 @@ class ButtonsAdmin(HistoryAdmin):
                     "label": b.label,
                     "style": b.style,
                     "url": self.button_url(record, b.slug),
+                    "refusal": b.refused(record),
                 }
                 for b in self.buttons
                 if b.shown(record)

@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString
 from core.actors import Actor
 from core.admin import PlanChoicesAdmin
 from core.admin.markdown import as_markdown, rendered
+from core.admin.readable import READABLE_CSS, json_readable
 from core.admin_base import (
     Button,
     ButtonsAdmin,
@@ -29,6 +30,7 @@ from core.admin_base import (
     Writes,
     admin_link,
     change_url,
+    dry_run_refusal,
     service_action,
 )
 from core.models import Initiative, Page, Phase, Task
@@ -62,7 +64,7 @@ from reviews.repositories import (
     ChatSessionRepository,
     ReviewCommentRepository,
 )
-from reviews.services.proposals import ProposalPlan, proposal_preview
+from reviews.services.proposals import ProposalPlan, ProposalPreview, proposal_preview
 from reviews.text_diff import text_diff_html
 
 sessions = ChatSessionRepository()
@@ -107,6 +109,19 @@ def _dismiss(request: HttpRequest, proposal: Proposal) -> str:
 
 def _pending(proposal: Proposal) -> bool:
     return proposal.status == ProposalStatus.PENDING
+
+
+def _preview(proposal: Proposal) -> ProposalPreview:
+    """The proposal's preview, worked out once for its page and its Accept button."""
+    found = proposal.__dict__.get("_cw_preview")
+    if found is None:
+        found = proposal.__dict__["_cw_preview"] = proposal_preview(proposal_id=proposal.pk)
+    return found
+
+
+def _accept_refusal(proposal: Proposal) -> str | None:
+    refusal = _preview(proposal).refusal
+    return None if refusal is None else refusal.message
 
 
 class ProposalPreviewPanel:
@@ -250,8 +265,17 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     autocomplete_fields = ("agent", "initiative")
     date_hierarchy = "created_at"
     buttons = (
-        Button("accept", "Accept", _accept, shown=_pending, style="default"),
-        Button("dismiss", "Dismiss", _dismiss, shown=_pending),
+        Button(
+            "accept", "Accept", _accept, shown=_pending, style="default", refusal=_accept_refusal
+        ),
+        Button(
+            "dismiss",
+            "Dismiss",
+            _dismiss,
+            shown=_pending,
+            confirm="Dismiss the proposal '{record.title}'? Nothing it proposes will be "
+            "applied, and a dismissed proposal cannot be accepted any more.",
+        ),
     )
     actions = (
         service_action(
@@ -269,6 +293,9 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     )
     #: Who proposes what, for which initiative: fixed once proposed.
     fixed_fields = ("agent", "initiative", "target_type", "target_id")
+
+    class Media:
+        css = {"all": (READABLE_CSS,)}
 
     @admin.display(description="title", ordering="title")
     def short_title(self, proposal: Proposal) -> str:
@@ -290,7 +317,22 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ("status",)
-        return ("status", *self.fixed_fields, "change_set_links")
+        return ("status", *self.fixed_fields, "change_set_links", "metadata_in_words")
+
+    def get_fields(self, request, obj=None):
+        # The metadata in words sits where its JSON is; a decided proposal (read-only)
+        # shows the words alone.
+        fields = [name for name in super().get_fields(request, obj) if name != "metadata_in_words"]
+        if obj is None or "metadata" not in fields:
+            return fields
+        at = fields.index("metadata")
+        if obj.status == ProposalStatus.PENDING:
+            return [*fields[: at + 1], "metadata_in_words", *fields[at + 1 :]]
+        return [*fields[:at], "metadata_in_words", *fields[at + 1 :]]
+
+    @admin.display(description="metadata in words")
+    def metadata_in_words(self, proposal: Proposal) -> SafeString:
+        return json_readable(proposal.metadata)
 
     def has_change_permission(self, request, obj=None) -> bool:
         pending = obj is None or obj.status == ProposalStatus.PENDING
@@ -303,7 +345,7 @@ class ProposalAdmin(ButtonsAdmin, ServiceAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.status == ProposalStatus.PENDING:
-            preview = proposal_preview(proposal_id=obj.pk)
+            preview = _preview(obj)
             context["proposal_refusal"] = preview.refusal and preview.refusal.message
             context["proposal_preview"] = preview.plan and ProposalPreviewPanel(preview.plan)
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -583,6 +625,11 @@ class ChangeSetAdmin(ButtonsAdmin):
             _revert,
             shown=lambda change_set: change_set.status == ChangeSetStatus.APPLIED,
             style="default",
+            refusal=lambda change_set: dry_run_refusal(
+                services.change_set_revert, change_set_id=change_set.pk
+            ),
+            confirm="Revert this change set ({record})? The records it changed go back to "
+            "what they were before it, and what it created is deleted.",
         ),
     )
     actions = (

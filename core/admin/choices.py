@@ -20,16 +20,32 @@ from core.text import shorten
 LIST_NAME_CHARACTERS = 60
 
 
+#: How wide a phase or task picker is (select2 reads a number with its unit).
+PICKER_WIDTH = "42em"
+
 #: Between an initiative's name and its phase's or task's, in choices.
 CHOICE_SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "
 
 
 def choice_label(record: models.Model) -> str:
-    """How a phase or task reads in a dropdown: its initiative's name, an angle quote,
-    then its own name (the initiative loaded with it, so a list costs one query)."""
+    """How a phase or task reads in a dropdown: the path to it, each step after an
+    angle quote: its initiative's name, a task's phase's name (when it has one), then
+    its own name, so two tasks of the same name in different phases read apart. The
+    initiative and phase are loaded with it (``choice_queryset``), so a list costs one
+    query; a phase not loaded is left out rather than read row by row."""
+    path = []
     initiative = getattr(record, "initiative", None)
-    name = str(record)
-    return f"{initiative.name}{CHOICE_SEPARATOR}{name}" if initiative is not None else name
+    if initiative is not None:
+        path.append(initiative.name)
+    if isinstance(record, Task) and record.phase_id and Task.phase.is_cached(record):
+        path.append(record.phase.name)  # type: ignore[union-attr]
+    return CHOICE_SEPARATOR.join([*path, str(record)])
+
+
+def choice_queryset(model: type[Phase] | type[Task]) -> models.QuerySet:
+    """The records of ``model`` with what their ``choice_label`` reads."""
+    related = ("initiative", "phase") if model is Task else ("initiative",)
+    return model._default_manager.select_related(*related)
 
 
 class PlanChoiceField(forms.ModelChoiceField):
@@ -47,12 +63,21 @@ class PlanAutocompleteSelect(AutocompleteSelect):
         opts = self.field.remote_field.model._meta
         return reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_choices")
 
+    def build_attrs(self, base_attrs, extra_attrs=None):
+        # Wide enough for a task's whole path, initiative, phase and name: the admin's
+        # default is 20em, where two such paths look alike (select2 copies an inline
+        # width onto its box).
+        attrs = super().build_attrs(base_attrs, extra_attrs)
+        attrs["style"] = f"width: {PICKER_WIDTH}"
+        return attrs
+
 
 class PlanAutocompleteJsonView(AutocompleteJsonView):
     """Django's autocomplete answer, each result labelled with ``choice_label``."""
 
     def get_queryset(self):
-        return super().get_queryset().select_related("initiative")
+        related = ("initiative", "phase") if self.model_admin.model is Task else ("initiative",)
+        return super().get_queryset().select_related(*related)
 
     def serialize_result(self, obj, to_field_name):
         return {"id": str(getattr(obj, to_field_name)), "text": choice_label(obj)}
@@ -88,7 +113,7 @@ class PlanChoicesAdmin(ServiceAdmin):
         if target in (Phase, Task):
             kwargs.setdefault("form_class", PlanChoiceField)
             if "queryset" not in kwargs:
-                kwargs["queryset"] = target._default_manager.select_related("initiative")
+                kwargs["queryset"] = choice_queryset(target)
             if db_field.name in self.get_autocomplete_fields(request) and "widget" not in kwargs:
                 kwargs["widget"] = PlanAutocompleteSelect(
                     db_field, self.admin_site, using=kwargs.get("using")

@@ -31,6 +31,7 @@ INITIATIVE_BUTTONS: tuple[Button, ...] = (
         shown=lambda initiative: initiative.status == InitiativeStatus.PENDING_REVIEW,
         pass_actor=True,
         style="default",
+        refusal=lambda initiative: services.initiative_approve_refusal(initiative=initiative),
     ),
     service_button(
         "archive",

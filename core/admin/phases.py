@@ -18,13 +18,14 @@ from core.admin_base import (
     Button,
     ButtonsAdmin,
     Writes,
+    add_url,
     change_url,
     live_feed,
     service_action,
     service_button,
 )
 from core.events import event_last_id
-from core.models import Phase, PhaseStatus
+from core.models import Phase, PhaseDependency, PhaseStatus, Task, TaskDependency
 from core.repositories import PhaseRepository, plans
 
 phases = PhaseRepository()
@@ -46,6 +47,7 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         services.phase_start,
         id_argument="phase_id",
         shown=status_in(PhaseStatus.APPROVED),
+        refusal=lambda phase: services.phase_refusal(phase=phase, action="start"),
     ),
     service_button(
         "approve",
@@ -55,6 +57,7 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         shown=status_in(PhaseStatus.PENDING_REVIEW),
         pass_actor=True,
         style="default",
+        refusal=lambda phase: services.phase_refusal(phase=phase, action="approve"),
     ),
     service_button(
         "complete",
@@ -62,6 +65,7 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         services.phase_complete,
         id_argument="phase_id",
         shown=status_in(PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS),
+        refusal=lambda phase: services.phase_refusal(phase=phase, action="complete"),
     ),
     service_button(
         "block",
@@ -78,6 +82,38 @@ PHASE_BUTTONS: tuple[Button, ...] = (
         shown=status_in(PhaseStatus.BLOCKED),
     ),
 )
+
+
+def phase_standing(phase: Phase, depends_on: list[Phase]) -> str:
+    """Where the phase stands, in a sentence fit for its status (and, before it is under
+    way, for the phases it still waits for)."""
+    waiting = [f"'{p.name}'" for p in depends_on if p.status != PhaseStatus.COMPLETED]
+    after = (
+        f", once {', '.join(waiting)} {'is' if len(waiting) == 1 else 'are'} completed"
+        if waiting
+        else ""
+    )
+    status = phase.status
+    if status == PhaseStatus.PENDING:
+        return (
+            "Its plan waits for a person's approval; its tasks may start once it is "
+            f"approved{after}."
+        )
+    if status == PhaseStatus.APPROVED:
+        return f"Its plan is approved: its tasks may start{after or ' now'}."
+    if status == PhaseStatus.IN_PROGRESS:
+        return "Its tasks are under way; it finishes when its last task completes."
+    if status == PhaseStatus.PENDING_REVIEW:
+        return (
+            "Its tasks are all done: it waits for a person to review it (approve it, or "
+            "request changes)."
+        )
+    if status == PhaseStatus.COMPLETED:
+        return "It is completed."
+    before = (
+        PhaseStatus(phase.blocked_from_status).label.lower() if phase.blocked_from_status else None
+    )
+    return f"It is blocked{f' (it was {before})' if before else ''}: unblock it to go on."
 
 
 @admin.register(Phase)
@@ -142,11 +178,32 @@ class PhaseAdmin(MarkdownContentAdmin, ButtonsAdmin, PlanChoicesAdmin):
         """The phase's neighbours, its tasks (with whether each is ready) and their
         picture, and the buttons that apply (a fixed number of queries)."""
         plan = plans.phase_plan(phase.pk)
+        may_add_task = request.user.has_perm("core.add_task")
+        may_add_edge = request.user.has_perm("core.add_taskdependency")
         return {
+            "plan_standing": phase_standing(phase, plan.depends_on),
+            "plan_add_task_url": add_url(
+                Task, back=phase, initiative=phase.initiative_id, phase=phase.pk
+            )
+            if may_add_task
+            else None,
+            "plan_add_phase_dependency_url": add_url(PhaseDependency, back=phase, phase=phase.pk)
+            if request.user.has_perm("core.add_phasedependency")
+            else None,
             "plan_initiative": {"record": phase.initiative, "url": change_url(phase.initiative)},
             "plan_depends_on": linked(plan.depends_on),
             "plan_dependents": linked(plan.dependents),
-            "plan_tasks": linked(plan.tasks),
+            "plan_tasks": [
+                {
+                    **link,
+                    "add_dependency_url": add_url(
+                        TaskDependency, back=phase, task=link["record"].pk
+                    )
+                    if may_add_edge
+                    else None,
+                }
+                for link in linked(plan.tasks)
+            ],
             "task_graph": mark_safe(  # noqa: S308 - render_svg escapes every text
                 task_graph_svg(phase, plan.tasks)
             ),

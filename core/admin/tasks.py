@@ -11,14 +11,23 @@ from core import services
 from core.admin.choices import (
     CHOICE_SEPARATOR,
     PlanChoicesAdmin,
+    choice_queryset,
     editing_id,
     editing_initiative_id,
     shortened,
 )
 from core.admin.filters import InitiativeListFilter, PhaseListFilter, ReadyListFilter
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in
-from core.admin_base import Button, ButtonsAdmin, Writes, change_url, service_action, service_button
-from core.models import Phase, Task, TaskStatus, TaskType
+from core.admin_base import (
+    Button,
+    ButtonsAdmin,
+    Writes,
+    add_url,
+    change_url,
+    service_action,
+    service_button,
+)
+from core.models import Phase, Task, TaskDependency, TaskStatus, TaskType
 from core.repositories import TaskRepository, plans
 
 tasks = TaskRepository()
@@ -30,6 +39,13 @@ def _completable(task: Task) -> bool:
     return task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
 
 
+def _not_ready(task: Task) -> str | None:
+    """Why a pending task may not start (or a pending checkpoint be completed) yet."""
+    if task.status != TaskStatus.PENDING:
+        return None
+    return services.task_not_ready_reason(task=task)
+
+
 TASK_BUTTONS: tuple[Button, ...] = (
     service_button(
         "start",
@@ -38,6 +54,7 @@ TASK_BUTTONS: tuple[Button, ...] = (
         id_argument="task_id",
         shown=lambda task: task.status == TaskStatus.PENDING and task.type == TaskType.AUTO,
         style="default",
+        refusal=_not_ready,
     ),
     service_button(
         "complete",
@@ -47,6 +64,7 @@ TASK_BUTTONS: tuple[Button, ...] = (
         shown=_completable,
         pass_actor=True,
         style="default",
+        refusal=_not_ready,
     ),
     service_button(
         "block",
@@ -121,10 +139,10 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
         if task_id and db_field.name in ("phase", "parent_task"):
             initiative_id = editing_initiative_id(request, tasks.initiative_id_of)
             related = Phase if db_field.name == "phase" else Task
-            queryset = related._default_manager.filter(initiative_id=initiative_id)
+            queryset = choice_queryset(related).filter(initiative_id=initiative_id)
             if related is Task:
                 queryset = queryset.exclude(pk=task_id)
-            kwargs["queryset"] = queryset.select_related("initiative")
+            kwargs["queryset"] = queryset
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="name", ordering="name")
@@ -152,6 +170,18 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
         of what it depends on), and the buttons that apply."""
         plan = plans.task_plan(task.pk)
         return {
+            "plan_add_dependency_url": add_url(TaskDependency, back=task, task=task.pk)
+            if request.user.has_perm("core.add_taskdependency")
+            else None,
+            "plan_add_subtask_url": add_url(
+                Task,
+                back=task,
+                initiative=task.initiative_id,
+                phase=task.phase_id,
+                parent_task=task.pk,
+            )
+            if request.user.has_perm("core.add_task")
+            else None,
             "plan_ready": task.is_ready,
             "plan_initiative": {"record": task.initiative, "url": change_url(task.initiative)}
             if task.initiative_id

@@ -13,6 +13,7 @@ arguments, and records its events (``core.events``) in that transaction.
 from core.services.lifecycle import (
     TaskContextEntry,
     initiative_approve,
+    initiative_approve_refusal,
     initiative_archive,
     initiative_set_execution_mode,
     lock_phase_with_initiative,
@@ -20,6 +21,7 @@ from core.services.lifecycle import (
     phase_approve_plan,
     phase_block,
     phase_complete,
+    phase_refusal,
     phase_reopen_for_changes,
     phase_start,
     phase_unblock,
@@ -29,8 +31,10 @@ from core.services.lifecycle import (
     task_is_ready,
     task_list_ready,
     task_list_waiting_checkpoints,
+    task_not_ready_reason,
     task_start,
     task_unblock,
+    task_waiting_for,
 )
 from core.services.plans import (
     initiative_create,
@@ -64,6 +68,7 @@ from core.services.plans import (
 __all__ = [
     "TaskContextEntry",
     "initiative_approve",
+    "initiative_approve_refusal",
     "initiative_archive",
     "initiative_create",
     "initiative_delete",
@@ -85,6 +90,7 @@ __all__ = [
     "phase_complete",
     "phase_create",
     "phase_delete",
+    "phase_refusal",
     "phase_remove_dependency",
     "phase_reopen_for_changes",
     "phase_start",
@@ -104,8 +110,10 @@ __all__ = [
     "task_is_ready",
     "task_list_ready",
     "task_list_waiting_checkpoints",
+    "task_not_ready_reason",
     "task_remove_dependency",
     "task_start",
     "task_unblock",
     "task_update",
+    "task_waiting_for",
 ]

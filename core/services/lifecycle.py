@@ -142,14 +142,57 @@ def task_start(*, task_id: str, actor: Actor | None = None) -> Task:
     return task
 
 
+def _status_words(record: Task | Phase | Initiative) -> str:
+    return record.get_status_display().lower()
+
+
+def task_waiting_for(*, task: Task) -> list[str]:
+    """What keeps ``task`` out of the ready queue, in words, one reason a line: each
+    task it depends on that is not completed (with its status), its phase when its plan
+    is not approved or it is not in progress, each phase that phase depends on that is
+    not completed, and its initiative when archived. Empty when nothing does (a
+    constant number of queries, whatever the plan's size)."""
+    reasons: list[str] = []
+    open_tasks = [t for t in tasks.get_dependencies(task.pk) if t.status != TaskStatus.COMPLETED]
+    if open_tasks:
+        names = ", ".join(f"'{t}' ({_status_words(t)})" for t in open_tasks)
+        reasons.append(f"it waits for the task{'s' if len(open_tasks) > 1 else ''} {names}")
+    phase = phases.find_by_id(task.phase_id) if task.phase_id else None
+    if phase is not None:
+        if phase.status == PhaseStatus.PENDING:
+            reasons.append(f"the plan of its phase '{phase}' is not approved yet")
+        elif phase.status not in (PhaseStatus.APPROVED, PhaseStatus.IN_PROGRESS):
+            reasons.append(f"its phase '{phase}' is {_status_words(phase)}")
+        open_phases = [
+            p for p in phases.get_dependencies(phase.pk) if p.status != PhaseStatus.COMPLETED
+        ]
+        if open_phases:
+            names = ", ".join(f"'{p}' ({_status_words(p)})" for p in open_phases)
+            reasons.append(
+                f"its phase '{phase}' waits for the phase{'s' if len(open_phases) > 1 else ''} "
+                f"{names}"
+            )
+    initiative = initiatives.find_by_id(task.initiative_id) if task.initiative_id else None
+    if initiative is not None and initiative.status == InitiativeStatus.ARCHIVED:
+        reasons.append(f"its initiative '{initiative}' is archived")
+    return reasons
+
+
+def task_not_ready_reason(*, task: Task) -> str | None:
+    """Why ``task`` cannot be started (or a checkpoint completed) now because it is not
+    ready, in the words ``task_start`` refuses with; None when it is ready."""
+    if task_is_ready(task=task):
+        return None
+    reasons = task_waiting_for(task=task)
+    if not reasons:
+        return f"Task '{task}' is not ready."
+    return f"Task '{task}' is not ready: {'; '.join(reasons)}."
+
+
 def _require_ready(task: Task) -> None:
-    if not task_is_ready(task=task):
-        raise TransitionNotAllowed(
-            f"Task '{task}' is not ready: a task it depends on is not completed, or its "
-            "phase is not approved, or a phase that phase depends on is not completed.",
-            code="task_not_ready",
-            details={"id": task.pk},
-        )
+    reason = task_not_ready_reason(task=task)
+    if reason is not None:
+        raise TransitionNotAllowed(reason, code="task_not_ready", details={"id": task.pk})
 
 
 @transaction.atomic
@@ -269,18 +312,27 @@ def _unblock(record: Task | Phase, repository: TaskRepository | PhaseRepository,
     repository.set_status(record, record.blocked_from_status or "pending")  # type: ignore[arg-type]
 
 
+def _open_children_refusal(
+    record: Phase | Initiative, kind: str, children: str, open_count: int
+) -> TransitionNotAllowed | None:
+    if not open_count:
+        return None
+    return TransitionNotAllowed(
+        f"{kind.capitalize()} '{record}' still has {open_count} {children[:-1]}(s) that "
+        "are not completed.",
+        code=f"{kind}_{children}_incomplete",
+        details={"id": record.pk, f"open_{children}": open_count},
+    )
+
+
 def _refuse_open_children(
     record: Phase | Initiative, kind: str, children: str, open_count: int
 ) -> None:
     """Refuse to finish ``record`` while ``open_count`` of its ``children`` are not
     completed (``phase_tasks_incomplete``, ``initiative_phases_incomplete``)."""
-    if open_count:
-        raise TransitionNotAllowed(
-            f"{kind.capitalize()} '{record}' still has {open_count} {children[:-1]}(s) that "
-            "are not completed.",
-            code=f"{kind}_{children}_incomplete",
-            details={"id": record.pk, f"open_{children}": open_count},
-        )
+    refusal = _open_children_refusal(record, kind, children, open_count)
+    if refusal is not None:
+        raise refusal
 
 
 @dataclass(frozen=True)
@@ -341,17 +393,36 @@ def phase_approve_plan(*, phase_id: str, actor: Actor | None = None) -> Phase:
     return phase
 
 
-def _require_dependencies_completed(phase: Phase, action: str) -> None:
+def _dependencies_refusal(phase: Phase, action: str) -> TransitionNotAllowed | None:
     waiting_for = [
         p for p in phases.get_dependencies(phase.pk) if p.status != PhaseStatus.COMPLETED
     ]
-    if waiting_for:
-        names = ", ".join(f"'{p}'" for p in waiting_for)
-        raise TransitionNotAllowed(
-            f"Phase '{phase}' cannot {action} before {names} completed.",
-            code="phase_dependencies_incomplete",
-            details={"id": phase.pk, "waiting_for": [p.pk for p in waiting_for]},
-        )
+    if not waiting_for:
+        return None
+    names = ", ".join(f"'{p}'" for p in waiting_for)
+    return TransitionNotAllowed(
+        f"Phase '{phase}' cannot {action} before {names} completed.",
+        code="phase_dependencies_incomplete",
+        details={"id": phase.pk, "waiting_for": [p.pk for p in waiting_for]},
+    )
+
+
+def _require_dependencies_completed(phase: Phase, action: str) -> None:
+    refusal = _dependencies_refusal(phase, action)
+    if refusal is not None:
+        raise refusal
+
+
+def phase_refusal(*, phase: Phase, action: str) -> str | None:
+    """Why ``phase_<action>`` (``start``, ``complete`` or ``approve``) would refuse
+    ``phase`` now for a reason other than its status (phases it depends on not
+    completed, tasks of its own not completed), in the service's words; else None."""
+    refusals: list[TransitionNotAllowed | None] = []
+    if action in ("complete", "approve"):
+        refusals.append(_open_children_refusal(phase, "phase", "tasks", tasks.count_open(phase.pk)))
+    if action in ("start", "complete"):
+        refusals.append(_dependencies_refusal(phase, action))
+    return next((refusal.message for refusal in refusals if refusal is not None), None)
 
 
 @transaction.atomic
@@ -475,6 +546,15 @@ def initiative_approve(*, initiative_id: str, actor: Actor | None = None) -> Ini
     _refuse_open_children(initiative, "initiative", "phases", phases.count_open(initiative.pk))
     _set_initiative_status(initiative, InitiativeStatus.COMPLETED)
     return initiative
+
+
+def initiative_approve_refusal(*, initiative: Initiative) -> str | None:
+    """Why ``initiative_approve`` would refuse ``initiative`` now for a reason other than
+    its status (phases not completed), in the service's words; else None."""
+    refusal = _open_children_refusal(
+        initiative, "initiative", "phases", phases.count_open(initiative.pk)
+    )
+    return None if refusal is None else refusal.message
 
 
 @transaction.atomic

@@ -31,12 +31,15 @@ Claude Code writes them.
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 
+from agents.repositories import AccountRepository
 from core.actors import Actor
 from core.models import Initiative
-from core.repositories import InitiativeRepository
+from core.repositories import InitiativeRepository, PhaseRepository, TaskRepository
+from core.repositories.base import Repository
 from operations.demo.builder import BILLING_BRANCH, DEMO_BRANCHES, SIGN_IN_BRANCH, DemoBuilder
+from reviews.repositories import ChangeSetRepository, ChatSessionRepository
 
 __all__ = [
     "BILLING_BRANCH",
@@ -45,6 +48,7 @@ __all__ = [
     "DemoSummary",
     "demo_initiatives",
     "demo_is_loaded",
+    "highlighted_records",
     "load_demo",
 ]
 
@@ -79,6 +83,33 @@ class DemoSummary:
             "created": self.created,
             "highlights": self.highlights,
         }
+
+
+#: Where each of the highlights' ids is found.
+HIGHLIGHT_RECORDS: dict[str, Repository[Any]] = {
+    "ready_task_id": TaskRepository(),
+    "waiting_checkpoint_id": TaskRepository(),
+    "human_action_checkpoint_id": TaskRepository(),
+    "phase_in_review_id": PhaseRepository(),
+    "exhausted_account_id": AccountRepository(),
+    "chat_session_id": ChatSessionRepository(),
+    "revertible_change_set_id": ChangeSetRepository(),
+}
+
+
+def highlighted_records(summary: DemoSummary) -> list[tuple[str, models.Model | None]]:
+    """The records worth opening first, in the summary's order, each with what it is
+    in words ("ready task"); None for one that is gone since (one query each)."""
+    found: list[tuple[str, models.Model | None]] = []
+    for key, pk in summary.highlights.items():
+        records = HIGHLIGHT_RECORDS.get(key)
+        found.append(
+            (
+                key.removesuffix("_id").replace("_", " "),
+                records.find_by_id(pk) if records is not None else None,
+            )
+        )
+    return found
 
 
 def _describe(initiative: Initiative) -> dict[str, str]:

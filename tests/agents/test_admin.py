@@ -2,6 +2,7 @@
 agents and messages save through their repositories with read-only statuses; log chunks
 are read-only history."""
 
+import json
 from http import HTTPStatus
 
 import pytest
@@ -423,3 +424,36 @@ def test_the_message_list_filters_by_whether_a_reply_came(admin_client):
 
     assert listed("True") == {waiting.pk}
     assert listed("False") == {asked.pk}
+
+
+# --- an agent's result and questions read in words -------------------------------------------
+
+
+def test_an_agents_result_shows_as_labelled_fields_not_json(admin_client):
+    agent = f.AgentFactory(
+        result=json.dumps(
+            {"subtype": "success", "result": "Wrote the views.\nAll tests pass.", "num_turns": 7}
+        )
+    )
+    page = admin_client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+
+    assert "<dt>Outcome</dt><dd>success</dd>" in page
+    assert "<dt>Result</dt><dd>Wrote the views.<br>All tests pass.</dd>" in page
+    assert "<dt>Turns</dt><dd>7</dd>" in page
+    assert "&quot;subtype&quot;" not in page and '"subtype"' not in page
+
+
+def test_an_agents_pending_questions_show_as_a_list_with_their_options(admin_client):
+    questions = [
+        {
+            "question": "Which database?",
+            "header": "Storage",
+            "options": [{"label": "PostgreSQL", "description": "several workers"}],
+        }
+    ]
+    agent = f.AgentFactory(status="waiting_for_input", pending_questions=json.dumps(questions))
+    page = admin_client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+
+    assert '<ol class="cw-questions"><li><span class="cw-question-header">Storage</span>' in page
+    assert "<li><strong>PostgreSQL</strong> — several workers</li>" in page
+    assert "&quot;question&quot;" not in page

@@ -14,7 +14,7 @@ from django.http import Http404
 from django.test import RequestFactory
 from django.urls import reverse
 
-from core.admin_base import Button, ButtonsAdmin, Refused, service_button
+from core.admin_base import Button, ButtonsAdmin, Refused, dry_run_refusal, service_button
 from core.errors import TransitionNotAllowed
 from core.models import Task
 from tests import factories as f
@@ -151,6 +151,36 @@ def test_the_page_lists_the_buttons_shown_and_every_button_url(model_admin, admi
         "label": "Refuse",
         "style": "default",
         "url": url,
+        "refusal": None,
     }
     assert context["button_urls"]["refuse"] == url
     assert set(context["button_urls"]) == {"rename", "refuse", "conflict", "touch"}
+
+
+def test_a_button_its_service_would_refuse_is_listed_with_the_reason(model_admin, admin_user):
+    task = f.TaskFactory(name="Waiting")
+    model_admin.buttons = (
+        Button("go", "Go", _rename, refusal=lambda task: f"{task.name} waits for another."),
+        Button("stay", "Stay", _rename, refusal=lambda task: None),
+    )
+
+    context = model_admin.button_context(_request(admin_user, "get"), task)
+
+    refusals = {b["slug"]: b["refusal"] for b in context["record_buttons"]}
+    assert refusals == {"go": "Waiting waits for another.", "stay": None}
+
+
+def test_a_dry_run_says_what_a_service_would_refuse_and_keeps_nothing():
+    task = f.TaskFactory(name="Kept")
+
+    def rename_then_refuse(*, task_id: str) -> None:
+        Task.objects.filter(pk=task_id).update(name="Changed")
+        raise TransitionNotAllowed("Not now.")
+
+    def rename(*, task_id: str) -> None:
+        Task.objects.filter(pk=task_id).update(name="Changed")
+
+    assert dry_run_refusal(rename_then_refuse, task_id=task.pk) == "Not now."
+    assert dry_run_refusal(rename, task_id=task.pk) is None
+    task.refresh_from_db()
+    assert task.name == "Kept"

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from core.models import PhaseDependency, PhaseStatus, Task, TaskDependency, TaskStatus, TaskType
+from core.repositories import readiness
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -227,11 +228,69 @@ def test_only_the_steps_that_apply_to_a_status_have_a_button(admin_client, plan)
         return set(re.findall(r'action="[^"]*/do/([a-z-]+)/"', html))
 
     assert buttons("core_phase", plan["ship"]) == {"approve-plan", "block"}
-    assert buttons("core_phase", plan["build"]) == {"start", "complete", "block"}
+    # Build's task "Test the API" is open: its Complete is offered disabled, with why.
+    assert buttons("core_phase", plan["build"]) == {"start", "block"}
     assert buttons("core_phase", plan["design"]) == set()
     assert buttons("core_task", plan["test"]) == {"start", "block"}
     review = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
     assert buttons("core_phase", review) == {"approve", "request-changes", "block"}
+
+
+def _refused_buttons(html: str) -> dict[str, str]:
+    """The buttons a page shows disabled, by slug, with the reason it gives."""
+    return dict(
+        re.findall(
+            r'<span class="cw-button-refused" data-slug="([a-z-]+)".*?'
+            r'class="cw-refusal-reason"[^>]*>(.*?)</span>',
+            html,
+            flags=re.DOTALL,
+        )
+    )
+
+
+def test_a_task_waiting_for_others_offers_no_start_but_says_what_it_waits_for(admin_client, plan):
+    later = f.TaskFactory(phase=plan["build"], name="Ship the API")
+    f.TaskDependencyFactory(task=later, depends_on_task=plan["test"])
+
+    html = admin_client.get(_url("core_task_change", later.pk)).content.decode()
+
+    assert _url("core_task_do", later.pk, "start") not in html
+    reason = _refused_buttons(html)["start"]
+    assert "it waits for the task &#x27;Test the API&#x27; (pending)" in reason
+
+
+def test_a_task_of_a_phase_whose_plan_is_not_approved_says_so(admin_client, plan):
+    early = f.TaskFactory(phase=plan["ship"], name="Announce")
+    html = admin_client.get(_url("core_task_change", early.pk)).content.decode()
+    reason = _refused_buttons(html)["start"]
+    assert "the plan of its phase &#x27;Ship&#x27; is not approved yet" in reason
+    assert "waits for the phase &#x27;Build&#x27; (approved)" in reason
+
+
+def test_a_phase_waiting_for_another_offers_no_start_and_names_it(admin_client, plan):
+    ship = plan["ship"]
+    ship.status = PhaseStatus.APPROVED
+    ship.save(update_fields=["status"])
+    html = admin_client.get(_url("core_phase_change", ship.pk)).content.decode()
+    assert _url("core_phase_do", ship.pk, "start") not in html
+    assert "cannot start before &#x27;Build&#x27; completed" in _refused_buttons(html)["start"]
+    # Complete is refused too: its tasks are done (it has none) but Build is not.
+    assert "complete" in _refused_buttons(html)
+
+
+def test_an_initiative_with_open_phases_offers_no_approve(admin_client, plan):
+    initiative = plan["initiative"]
+    initiative.status = "pending_review"
+    initiative.save(update_fields=["status"])
+    html = admin_client.get(_url("core_initiative_change", initiative.pk)).content.decode()
+    assert _url("core_initiative_do", initiative.pk, "approve") not in html
+    assert "still has 2 phase(s)" in _refused_buttons(html)["approve"]
+
+
+def test_a_ready_task_offers_its_start_button(admin_client, plan):
+    html = admin_client.get(_url("core_task_change", plan["test"].pk)).content.decode()
+    assert _url("core_task_do", plan["test"].pk, "start") in html
+    assert "start" not in _refused_buttons(html)
 
 
 def test_a_person_starts_a_ready_task_from_its_page(admin_client, plan):
@@ -249,7 +308,10 @@ def test_a_refused_start_comes_back_as_a_message_in_words(admin_client, plan):
     f.TaskDependencyFactory(task=blocked_on, depends_on_task=plan["test"])
     response = admin_client.post(_url("core_task_do", blocked_on.pk, "start"), follow=True)
     assert response.status_code == HTTPStatus.OK
-    assert any("is not ready" in m for m in _messages(response))
+    assert (
+        "Task 'Later' is not ready: it waits for the task 'Test the API' (pending)."
+        in _messages(response)
+    )
     blocked_on.refresh_from_db()
     assert blocked_on.status == TaskStatus.PENDING
 
@@ -285,6 +347,20 @@ def test_requesting_changes_turns_the_comments_into_a_task_and_reopens_the_phase
     assert "Handle the timeout." in review_task.description
     assert response.redirect_chain[-1][0] == _url("core_phase_change", phase.pk)
     assert any(m.startswith("Changes requested on 'Review me'") for m in _messages(response))
+
+
+def test_requesting_changes_asks_first_and_changes_nothing_until_confirmed(admin_client):
+    phase = f.PhaseFactory(name="Review me", status=PhaseStatus.PENDING_REVIEW)
+    f.ReviewCommentFactory(phase=phase, body="Handle the timeout.")
+
+    response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert "Request changes on the phase &#x27;Review me&#x27;?" in response.content.decode()
+    assert 'name="confirmed" value="yes"' in response.content.decode()
+    phase.refresh_from_db()
+    assert phase.status == PhaseStatus.PENDING_REVIEW
+    assert not Task.objects.filter(phase=phase).exists()
 
 
 def test_requesting_changes_without_comments_is_refused_in_words(admin_client):
@@ -436,3 +512,123 @@ def test_other_apps_phase_and_task_choices_name_their_initiative(
         t.startswith("Payments rewrite \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ")
         for t in texts
     )
+
+
+# --- adding to the plan from its pages -----------------------------------------------------
+
+
+def _links(html: str) -> list[str]:
+    """The page's links that open a form with values filled in."""
+    found = (link.replace("&amp;", "&") for link in re.findall(r'href="([^"]+)"', html))
+    return [link for link in found if "?" in link and "_popup" not in link]
+
+
+def test_the_phase_page_offers_to_add_a_task_to_it_prefilled(admin_client, plan):
+    build = plan["build"]
+    html = admin_client.get(_url("core_phase_change", build.pk)).content.decode()
+    [add] = [link for link in _links(html) if link.startswith(_url("core_task_add"))]
+
+    form = admin_client.get(add)
+
+    initial = form.context["adminform"].form.initial
+    assert (initial["phase"], initial["initiative"]) == (build.pk, plan["initiative"].pk)
+    assert "Payments rewrite \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} Build" in (
+        form.content.decode()
+    )
+
+    response = admin_client.post(
+        add,
+        {
+            "name": "Write the docs",
+            "initiative": plan["initiative"].pk,
+            "phase": build.pk,
+            "type": TaskType.AUTO,
+            "category": "execute",
+            "priority": "medium",
+            "order": 0,
+        },
+    )
+    assert Task.objects.filter(phase=build, name="Write the docs").exists()
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"] == _url("core_phase_change", build.pk)
+
+
+def test_the_phase_page_offers_to_add_dependencies_prefilled(admin_client, plan):
+    build, test = plan["build"], plan["test"]
+    links = _links(admin_client.get(_url("core_phase_change", build.pk)).content.decode())
+
+    [phase_edge] = [link for link in links if link.startswith(_url("core_phasedependency_add"))]
+    form = admin_client.get(phase_edge).context["adminform"].form
+    assert form.initial["phase"] == build.pk
+
+    task_edges = [link for link in links if link.startswith(_url("core_taskdependency_add"))]
+    assert len(task_edges) == 2  # one per task of the phase
+    [for_test] = [link for link in task_edges if f"task={test.pk}" in link]
+    response = admin_client.post(
+        for_test, {"task": test.pk, "depends_on_task": f.TaskFactory(phase=build).pk}
+    )
+    assert response["Location"] == _url("core_phase_change", build.pk)
+    assert TaskDependency.objects.filter(task=test).count() == 2
+
+
+def test_an_add_form_does_not_send_a_person_to_another_site(admin_client, plan):
+    add = _url("core_phasedependency_add") + "?_return_to=https://evil.example/"
+    later = f.PhaseFactory(initiative=plan["initiative"])
+    response = admin_client.post(add, {"phase": later.pk, "depends_on_phase": plan["ship"].pk})
+    assert response.status_code == HTTPStatus.FOUND
+    assert "evil.example" not in response["Location"]
+
+
+def test_the_task_page_offers_a_dependency_and_a_subtask_prefilled(admin_client, plan):
+    test = plan["test"]
+    links = _links(admin_client.get(_url("core_task_change", test.pk)).content.decode())
+    [edge] = [link for link in links if link.startswith(_url("core_taskdependency_add"))]
+    assert admin_client.get(edge).context["adminform"].form.initial["task"] == test.pk
+    [sub] = [link for link in links if link.startswith(_url("core_task_add"))]
+    assert admin_client.get(sub).context["adminform"].form.initial["parent_task"] == test.pk
+
+
+def test_task_choices_name_their_phase_so_namesakes_read_apart(admin_client, plan):
+    f.TaskFactory(phase=plan["ship"], name="Test the API")
+    response = admin_client.get(
+        _url("core_task_choices"),
+        {"term": "Test", "app_label": "core", "model_name": "taskdependency", "field_name": "task"},
+    )
+    angle = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "
+    assert sorted(r["text"] for r in response.json()["results"]) == [
+        angle.join(("Payments rewrite", "Build", "Test the API")),
+        angle.join(("Payments rewrite", "Ship", "Test the API")),
+    ]
+
+
+def test_the_dependency_pickers_are_wide(admin_client):
+    for name in ("core_taskdependency_add", "core_phasedependency_add"):
+        html = admin_client.get(_url(name)).content.decode()
+        pickers = re.findall(r"<select [^>]*admin-autocomplete[^>]*>", html)
+        assert len(pickers) == 2 and all('style="width: 42em"' in p for p in pickers), name
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (PhaseStatus.PENDING, "its tasks may start once it is approved"),
+        (PhaseStatus.APPROVED, "its tasks may start, once &#x27;Design&#x27; is completed"),
+        (PhaseStatus.IN_PROGRESS, "Its tasks are under way"),
+        (PhaseStatus.PENDING_REVIEW, "it waits for a person to review it"),
+        (PhaseStatus.COMPLETED, "It is completed."),
+    ],
+)
+def test_the_phase_page_says_where_it_stands_in_words_fit_for_its_status(
+    admin_client, plan, status, says
+):
+    design = plan["design"]
+    design.status = PhaseStatus.IN_PROGRESS
+    design.save(update_fields=["status"])
+    build = plan["build"]
+    build.status = status
+    build.save(update_fields=["status"])
+    readiness.rebuild()
+    html = admin_client.get(_url("core_phase_change", build.pk)).content.decode()
+    assert says in html
+    if status != PhaseStatus.PENDING:
+        assert "once its plan is approved" not in html and "once it is approved" not in html

@@ -105,7 +105,11 @@ def test_the_legend_names_every_status_with_its_colour():
     assert "Nothing to draw yet." in svg
 
 
-def test_names_are_escaped_and_truncated_with_the_full_name_in_the_title():
+def _label(node: ET.Element) -> list[str]:
+    return [span.text or "" for span in node.iter(f"{SVG}tspan")]
+
+
+def test_names_are_escaped_and_cut_only_past_two_lines_with_the_full_name_in_the_title():
     name = 'A very long name with <script>alert("x")</script> & more words after it'
     svg = render_svg(
         [GraphNode("a&b", name, "blocked", "/x?a=1&b=2")], [], title="<t>", statuses=[]
@@ -113,10 +117,36 @@ def test_names_are_escaped_and_truncated_with_the_full_name_in_the_title():
     root = _parse(svg)
     node = _nodes(root)[0]
     assert node.find(f"{SVG}title").text == f"{name} (blocked)"
-    label = node.find(f"{SVG}text").text
-    assert label == truncate(name) and label.endswith("…") and len(label) <= 22
+    lines = _label(node)
+    assert len(lines) == 2 and lines[1].endswith("…")
+    assert " ".join(lines) == truncate(name)
+    assert lines[0] == "A very long name with"
     assert next(root.iter(f"{SVG}a")).get("href") == "/x?a=1&b=2"
     assert "<script>" not in svg
+
+
+def test_a_name_that_fits_is_shown_whole_in_a_box_sized_to_it():
+    name = "Write the login form's server checks"  # 36 characters
+    root = _parse(render_svg([GraphNode("a", name, "pending")], [], title="t", statuses=[]))
+    node = _nodes(root)[0]
+    assert " ".join(_label(node)) == name
+    assert "…" not in " ".join(_label(node))
+    box = node.find(f"{SVG}rect")
+    assert int(box.get("width")) > 160  # grown past the narrowest box
+
+
+def test_short_names_keep_the_narrow_boxes_on_one_line():
+    root = _parse(render_svg([GraphNode("a", "Design", "pending")], [], title="t", statuses=[]))
+    node = _nodes(root)[0]
+    assert _label(node) == ["Design"]
+    assert node.find(f"{SVG}rect").get("width") == "160"
+
+
+def test_a_name_too_long_for_one_line_wraps_onto_two_without_a_cut():
+    name = "Migrate the payment provider webhooks to the new queue"  # 55 characters
+    root = _parse(render_svg([GraphNode("a", name, "pending")], [], title="t", statuses=[]))
+    lines = _label(_nodes(root)[0])
+    assert len(lines) == 2 and " ".join(lines) == name
 
 
 def test_two_hundred_tasks_and_four_hundred_edges_are_all_drawn():

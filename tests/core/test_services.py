@@ -92,6 +92,37 @@ def test_start_is_refused_while_the_phase_waits_for_another_phase():
         services.task_start(task_id=f.TaskFactory(phase=phase).id)
 
 
+def test_a_refused_start_names_each_blocker_and_why():
+    phase = f.PhaseFactory(name="Build", status=PhaseStatus.PENDING)
+    earlier = f.PhaseFactory(initiative=phase.initiative, name="Design", status="in_progress")
+    f.PhaseDependencyFactory(phase=phase, depends_on_phase=earlier)
+    first = f.TaskFactory(phase=phase, name="Write", status=TaskStatus.IN_PROGRESS)
+    other = f.TaskFactory(phase=phase, name="Plan", status=TaskStatus.BLOCKED)
+    task = f.TaskFactory(phase=phase, name="Test")
+    f.TaskDependencyFactory(task=task, depends_on_task=first)
+    f.TaskDependencyFactory(task=task, depends_on_task=other)
+
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.task_start(task_id=task.id)
+
+    message = error.value.message
+    assert message.startswith("Task 'Test' is not ready: it waits for the tasks ")
+    assert "'Write' (in progress)" in message and "'Plan' (blocked)" in message
+    assert "the plan of its phase 'Build' is not approved yet" in message
+    assert "its phase 'Build' waits for the phase 'Design' (in progress)" in message
+
+
+def test_a_task_of_an_archived_initiative_says_so_when_refused():
+    phase = approved_phase()
+    phase.initiative.status = InitiativeStatus.ARCHIVED
+    phase.initiative.save(update_fields=["status"])
+    task = f.TaskFactory(phase=phase)
+    readiness.rebuild()
+    with pytest.raises(TransitionNotAllowed) as error:
+        services.task_start(task_id=task.id)
+    assert f"its initiative '{phase.initiative}' is archived" in error.value.message
+
+
 def test_a_checkpoint_is_started_only_by_a_person_with_the_code_of_its_completion(person):
     # Starting and completing a checkpoint are one gate: the same refusal, person_required.
     phase = approved_phase()

@@ -393,7 +393,30 @@ def test_the_text_report_names_the_initiatives_and_counts():
 
     assert "Loaded the demo" in out
     assert "cw/demo-billing-webhooks" in out and "review_per_phase" in out
-    assert "agents: 8" in out
+    assert "8 agents" in out
+
+
+def test_the_text_report_names_what_was_made_with_the_address_of_its_admin_page():
+    out = run("--base-url", "http://cw.example:8000/")
+
+    for made in Initiative.objects.filter(branch__in=DEMO_BRANCHES):
+        assert f"  {made.name} ({made.execution_mode}, branch {made.branch}): " in out
+        assert f"http://cw.example:8000/admin/core/initiative/{made.pk}/change/" in out
+    in_review = Phase.objects.get(status=PhaseStatus.PENDING_REVIEW)
+    assert (
+        f"  Phase in review: {in_review}\n"
+        f"    http://cw.example:8000/admin/core/phase/{in_review.pk}/change/\n"
+    ) in out
+    change_set = ChangeSet.objects.get(status=ChangeSetStatus.APPLIED)
+    assert f"/admin/reviews/changeset/{change_set.pk}/change/" in out
+    assert "Open the admin at http://cw.example:8000/admin/" in out
+    assert "ready_task_id" not in out
+
+
+def test_the_report_when_already_loaded_links_the_initiatives_too(demo):
+    out = run()
+    assert "already loaded. Nothing changed." in out
+    assert out.count("http://127.0.0.1:8000/admin/core/initiative/") == 2
 
 
 def test_as_acts_as_that_person():

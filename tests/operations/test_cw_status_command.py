@@ -211,10 +211,39 @@ def test_agents_waiting_for_an_answer_show_their_questions():
     assert item["pending_questions"] == ["Which database?"]
     assert item["task_name"] == "Add login"
     assert "Agents waiting for an answer: 1" in out
-    assert (
-        f'brave-otter ({waiting.id}) on Add login ({task.id}), waiting <1m: "Which database?"'
-        in out
+    assert f"  brave-otter ({waiting.id}) on Add login ({task.id}), waiting <1m:\n" in out
+    assert "    1. Which database?\n" in out
+
+
+def test_questions_with_options_are_printed_as_text_not_json():
+    questions = {
+        "questions": [
+            {
+                "question": "Which database?",
+                "header": "Storage",
+                "options": [
+                    {"label": "PostgreSQL", "description": "several workers"},
+                    {"label": "SQLite", "description": "one machine"},
+                ],
+                "multiSelect": False,
+            }
+        ]
+    }
+    f.AgentFactory(
+        name="calm-heron",
+        status=AgentStatus.WAITING_FOR_INPUT,
+        pending_questions=json.dumps(questions),
     )
+
+    out = run()
+
+    lines = out.splitlines()
+    at = lines.index("    1. [Storage] Which database?")
+    assert lines[at + 1 : at + 3] == [
+        "       - PostgreSQL: several workers",
+        "       - SQLite: one machine",
+    ]
+    assert '"question"' not in out and "{" not in out
 
 
 def test_running_and_crashed_agents_are_listed_but_not_dismissed_ones():

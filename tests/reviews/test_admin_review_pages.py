@@ -39,8 +39,9 @@ def button_url(record, slug: str) -> str:
 
 
 def press(client, record, slug: str) -> list[str]:
-    """Press the button ``slug`` on the record's page; the messages shown after."""
-    response = client.post(button_url(record, slug), follow=True)
+    """Press the button ``slug`` on the record's page (answering yes when it asks
+    first); the messages shown after."""
+    response = client.post(button_url(record, slug), {"confirmed": "yes"}, follow=True)
     assert response.status_code == HTTPStatus.OK
     assert response.redirect_chain[-1][0] == change_url(record)
     return [str(m) for m in response.context["messages"]]
@@ -86,6 +87,29 @@ def test_a_pending_proposal_is_dismissed_from_its_page(admin_client):
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.DISMISSED
     assert not ChangeSet.objects.exists()
+
+
+def test_dismissing_a_proposal_asks_first(admin_client):
+    proposal = f.ProposalFactory(title="Not now")
+
+    response = admin_client.post(button_url(proposal, "dismiss"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert "Dismiss the proposal &#x27;Not now&#x27;?" in response.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == ProposalStatus.PENDING
+
+
+def test_a_proposal_accept_would_refuse_is_offered_disabled_with_the_reason(admin_client):
+    task = f.TaskFactory(name="Old")
+    proposal = task_update_proposal(task)
+    task.delete()
+
+    page = admin_client.get(change_url(proposal)).content.decode()
+
+    assert button_url(proposal, "accept") not in page
+    assert 'data-slug="accept"' in page and "cw-refusal-reason" in page
+    assert button_url(proposal, "dismiss") in page
 
 
 @pytest.mark.parametrize("slug", ["accept", "dismiss"])
@@ -301,6 +325,37 @@ def test_a_change_set_is_reverted_from_its_page_once(admin_client):
     ]
 
 
+def test_reverting_a_change_set_asks_first(admin_client):
+    proposal = f.ProposalFactory(title="Docs", metadata=None)
+    press(admin_client, proposal, "accept")
+    change_set = ChangeSet.objects.get()
+
+    response = admin_client.post(button_url(change_set, "revert"))
+
+    assert response.status_code == HTTPStatus.OK
+    assert (
+        "Revert this change set (Change set from proposal &#x27;Docs&#x27;"
+        in response.content.decode()
+    )
+    change_set.refresh_from_db()
+    assert change_set.status == ChangeSetStatus.APPLIED
+
+
+def test_a_stale_change_set_offers_its_revert_disabled_with_the_reason(admin_client):
+    task = f.TaskFactory(name="Old")
+    proposal = task_update_proposal(task, title="New")
+    press(admin_client, proposal, "accept")
+    change_set = ChangeSet.objects.get()
+    Task.objects.filter(pk=task.pk).update(name="Changed by hand")
+
+    page = admin_client.get(change_url(change_set)).content.decode()
+
+    assert button_url(change_set, "revert") not in page
+    assert "changed since this change set was applied" in page
+    change_set.refresh_from_db()
+    assert change_set.status == ChangeSetStatus.APPLIED
+
+
 def test_a_stale_change_set_refuses_its_revert_in_words(admin_client):
     task = f.TaskFactory(name="Old")
     proposal = task_update_proposal(task, title="New")
@@ -495,3 +550,26 @@ def test_the_chat_session_dropdown_finds_sessions_by_their_targets_name(admin_cl
         },
     )
     assert response.json()["results"] == [{"id": session.pk, "text": "Chat on task 'Add login'"}]
+
+
+# --- a proposal's metadata in words ---------------------------------------------------------
+
+
+def test_a_decided_proposals_metadata_shows_as_a_definition_list(admin_client):
+    proposal = f.ProposalFactory(
+        status=ProposalStatus.DISMISSED,
+        metadata={"category": "execute", "depends_on": ["a1", "b2"], "requires_review": True},
+    )
+    page = admin_client.get(change_url(proposal)).content.decode()
+
+    assert '<dl class="cw-json"><dt>Category</dt><dd>execute</dd>' in page
+    assert '<dt>Depends on</dt><dd><ul class="cw-json"><li>a1</li><li>b2</li></ul></dd>' in page
+    assert "<dt>Requires review</dt><dd>yes</dd>" in page
+    assert "&quot;depends_on&quot;" not in page
+
+
+def test_a_pending_proposal_keeps_its_metadata_editable_and_reads_it_too(admin_client):
+    proposal = f.ProposalFactory(metadata={"priority": "high"})
+    response = admin_client.get(change_url(proposal))
+    assert "metadata" in response.context["adminform"].form.fields
+    assert "<dt>Priority</dt><dd>high</dd>" in response.content.decode()

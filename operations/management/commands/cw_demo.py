@@ -3,6 +3,7 @@
     manage.py cw_demo                 # load it (prints what was created)
     manage.py cw_demo --json          # the same, as one JSON document
     manage.py cw_demo --as alice      # make the people's decisions as the user alice
+    manage.py cw_demo --base-url http://cw.example:8000   # links to another server
 
 Two initiatives (one ``yolo``, one ``review_per_phase``) with dependent phases and tasks
 in every state, a page tree, projects, provider accounts (fake secrets; one exhausted
@@ -21,11 +22,18 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from core.actors import Actor
+from core.admin_base import change_url
 from core.errors import DomainError
 from core.management.commandline import CwCommand, refusal, write_json
-from operations.demo import DemoSummary, load_demo
+from core.models import Initiative
+from core.text import terminal_safe
+from operations.demo import DemoSummary, highlighted_records, load_demo
+
+#: Where ``make run`` serves the admin (its HOST and PORT defaults).
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 #: Who makes the people's decisions when ``--as`` is not given: the operator running the
 #: command, as a person who exists only for this run (no user is created).
@@ -60,6 +68,15 @@ class Command(CwCommand):
             ),
         )
         parser.add_argument(
+            "--base-url",
+            default=DEFAULT_BASE_URL,
+            metavar="URL",
+            help=(
+                "Where the admin is served, to print each record's page as a link "
+                f"(default {DEFAULT_BASE_URL}, where `make run` serves it)."
+            ),
+        )
+        parser.add_argument(
             "--as",
             dest="username",
             metavar="USERNAME",
@@ -79,18 +96,39 @@ class Command(CwCommand):
         if options["json"]:
             write_json(self.stdout, summary.as_dict())
             return
-        self.report(summary)
+        self.report(summary, options["base_url"])
 
-    def report(self, summary: DemoSummary) -> None:
-        names = ", ".join(
-            f"'{i['name']}' ({i['execution_mode']}, {i['branch']})" for i in summary.initiatives
-        )
+    def report(self, summary: DemoSummary, base_url: str) -> None:
+        """What was loaded in words, each record named with the address of its admin
+        page (``base_url`` and the page's path), so a person can click through."""
+        base = base_url.rstrip("/")
         if summary.already_loaded:
-            self.stdout.write(f"The demo is already loaded: {names}. Nothing changed.")
+            self.stdout.write("The demo is already loaded. Nothing changed. Its initiatives:")
+        else:
+            self.stdout.write(self.style.SUCCESS("Loaded the demo. Its initiatives:"))
+        for initiative in summary.initiatives:
+            self.stdout.write(
+                terminal_safe(
+                    f"  {initiative['name']} ({initiative['execution_mode']}, branch "
+                    f"{initiative['branch']}): "
+                    f"{base}{change_url(Initiative, initiative['id'])}"
+                )
+            )
+        if summary.already_loaded:
+            self.stdout.write(f"Open the admin at {base}{reverse('admin:index')}")
             return
-        self.stdout.write(self.style.SUCCESS(f"Loaded the demo: {names}."))
-        for kind, count in summary.created.items():
-            self.stdout.write(f"  {kind.replace('_', ' ')}: {count}")
+        made = ", ".join(_counted(count, kind) for kind, count in summary.created.items())
+        self.stdout.write(f"Created: {made}.")
         self.stdout.write("Worth a look first:")
-        for what, pk in summary.highlights.items():
-            self.stdout.write(f"  {what.removesuffix('_id').replace('_', ' ')}: {pk}")
+        for what, record in highlighted_records(summary):
+            if record is None:
+                continue
+            self.stdout.write(terminal_safe(f"  {what.capitalize()}: {record}"))
+            self.stdout.write(f"    {base}{change_url(record)}")
+        self.stdout.write(f"Open the admin at {base}{reverse('admin:index')}")
+
+
+def _counted(count: int, kind: str) -> str:
+    """``3 log chunks``, ``1 change set``: a kind of record (a plural key) counted."""
+    words = kind.replace("_", " ")
+    return f"{count} {words.removesuffix('s') if count == 1 else words}"

@@ -75,15 +75,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from agents.questions import questions_as_lines, read_questions
 from core.errors import DomainError
 from core.management.commandline import refusal, write_json
 from core.repositories import MAX_PAGE_SIZE
-from core.text import terminal_safe
+from core.text import shorten, terminal_safe
 from operations.run_status import dollars, spent_of_limit, window_words
 from operations.status import DEFAULT_LIMIT, gather_status
 
-#: The longest a quoted text (a message, a question) runs on the screen.
+#: The longest a quoted text (a message) runs on the screen.
 PREVIEW_LENGTH = 60
+#: The longest a line of an agent's question (or of an answer it offers) runs.
+QUESTION_LENGTH = 160
 
 
 class Command(BaseCommand):
@@ -171,13 +174,7 @@ def render(status: dict[str, Any]) -> list[str]:
             ),
         ),
         _listing("Unanswered messages", status["messages"], lambda m: _message(m, now)),
-        _listing(
-            "Agents waiting for an answer",
-            status["questions"],
-            lambda a: (
-                f"{_agent(a)}, waiting {_ago(a['since'], now)}: {_preview(a['pending_questions'])}"
-            ),
-        ),
+        _questions(status["questions"], now),
         _listing(
             "Crashed agents",
             status["agents"]["crashed"],
@@ -239,6 +236,22 @@ def _listing(title: str, section: dict[str, Any], item: Any) -> list[str]:
         return []
     rows = [f"  {item(row)}" for row in section["items"]]
     return [f"{title}: {section['total']}", *rows, *_more(section)]
+
+
+def _questions(section: dict[str, Any], now: datetime) -> list[str]:
+    """Each agent waiting for an answer, then its questions in words (numbered, with the
+    answers each offers, ``agents.questions``), each line cut at ``QUESTION_LENGTH``."""
+    if not section["total"]:
+        return []
+    lines = [f"Agents waiting for an answer: {section['total']}"]
+    for agent in section["items"]:
+        asked = questions_as_lines(read_questions(agent["pending_questions"]))
+        waiting = f"  {_agent(agent)}, waiting {_ago(agent['since'], now)}"
+        lines.append(f"{waiting}:" if asked else f"{waiting}, no question given")
+        for line in asked:
+            text = line.lstrip()
+            lines.append(f"    {line[: len(line) - len(text)]}{shorten(text, QUESTION_LENGTH)}")
+    return [*lines, *_more(section)]
 
 
 def _more(section: dict[str, Any], indent: str = "  ") -> list[str]:
