@@ -2,8 +2,9 @@
 projects."""
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 
-from core import services
+from core import mirrors, services
 from core.admin.filters import InitiativeListFilter
 from core.admin_base import ButtonsAdmin, ServiceAdmin, Writes, service_button
 from core.models import InitiativeProject, Project
@@ -25,6 +26,10 @@ class ProjectAdmin(ButtonsAdmin, ServiceAdmin):
     the phases' review pages read their diffs from."""
 
     buttons = (FETCH,)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = {"mirrored": mirrors.exists(unquote(object_id)), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context=context)
     writes = Writes(
         "project_id",
         create=services.project_create,

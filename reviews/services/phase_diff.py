@@ -50,6 +50,8 @@ class ProjectDiff:
     problem: str | None = None
     #: Something the reader should know about the range (runs' work left out).
     note: str | None = None
+    #: Whether cw holds a mirror of the project at all.
+    mirrored: bool = False
 
     @property
     def additions(self) -> int:
@@ -102,9 +104,9 @@ def phase_diff(
 def _project_diff(
     project: Project, initiative: Initiative, commits: list[RunCommit]
 ) -> ProjectDiff:
-    diff = ProjectDiff(project)
-    if not mirrors.exists(project.pk):
-        diff.problem = "cw has not fetched this repository yet."
+    diff = ProjectDiff(project, mirrored=mirrors.exists(project.pk))
+    if not diff.mirrored:
+        diff.problem = 'cw has no copy of this repository yet: "Fetch now" makes one.'
         return diff
     try:
         if any(c.start_commit or c.end_commit for c in commits):

@@ -174,7 +174,7 @@ def test_an_unfetched_project_says_so_and_fetch_now_fixes_it(admin_client, tmp_p
     repo.push(repo.initiative.branch)
     phase = f.PhaseFactory(initiative=repo.initiative, status=PhaseStatus.PENDING_REVIEW)
     url = review_url(phase)
-    assert "cw has not fetched this repository yet." in admin_client.get(url).content.decode()
+    assert "cw has no copy of this repository yet" in admin_client.get(url).content.decode()
     fetch = reverse("admin:core_project_do", args=[repo.project.pk, "fetch"])
     answer = admin_client.post(fetch, {"next": url}, follow=True)
     assert "into cw&#x27;s mirror" in answer.content.decode()

@@ -164,7 +164,7 @@ def test_without_runs_the_diff_is_the_branch_against_the_default_branch(tmp_path
     repo.push(repo.initiative.branch)
 
     before = services.phase_diff(phase_id=phase.pk)
-    assert before.projects[0].problem == "cw has not fetched this repository yet."
+    assert before.projects[0].problem.startswith("cw has no copy of this repository yet")
 
     core_services.project_fetch(project_id=repo.project.pk)
     found = services.phase_diff(phase_id=phase.pk).projects[0]
