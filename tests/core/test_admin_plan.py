@@ -356,7 +356,7 @@ def test_requesting_changes_asks_first_and_changes_nothing_until_confirmed(admin
     response = admin_client.post(_url("core_phase_do", phase.pk, "request-changes"))
 
     assert response.status_code == HTTPStatus.OK
-    assert "Request changes on the phase &#x27;Review me&#x27;?" in response.content.decode()
+    assert "Request changes on &#x27;Review me&#x27;?" in response.content.decode()
     assert 'name="confirmed" value="yes"' in response.content.decode()
     phase.refresh_from_db()
     assert phase.status == PhaseStatus.PENDING_REVIEW

@@ -217,6 +217,8 @@ DELETE_RULES = [
     ("reviews.Proposal", "agent", models.CASCADE),
     ("reviews.Proposal", "initiative", models.CASCADE),
     ("reviews.ReviewComment", "phase", models.CASCADE),
+    ("reviews.ReviewComment", "project", models.SET_NULL),
+    ("reviews.ReviewComment", "addressed_by", models.SET_NULL),
     ("reviews.ChatSession", "initiative", models.CASCADE),
     ("reviews.ChatSession", "agent", models.SET_NULL),
     ("reviews.ChatMessage", "chat_session", models.CASCADE),

@@ -11,14 +11,17 @@ itself, rate-limit windows, a token's last use) is left out.
 
 import io
 import itertools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.core.management import call_command
 from django.db import models
@@ -184,6 +187,15 @@ def _message_to_person(ids: dict[str, str]) -> Scenario:
 
 
 #: Per operation (by handler name), what it needs beyond the plausible records.
+def _fetchable_project(ids: dict[str, str]) -> Scenario:
+    """A project whose URL is a real repository (beside the test run's mirrors)."""
+    from tests.runner.gitwork_helpers import make_origin
+
+    folder = tempfile.mkdtemp(prefix="census-", dir=Path(settings.CW_MIRRORS_DIR).parent)
+    origin = make_origin(Path(folder))
+    return Scenario(ids={"project": f.ProjectFactory(url=f"file://{origin}").pk})
+
+
 SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "approve_initiative": lambda ids: (
         Phase.objects.filter(initiative_id=ids["initiative"]).update(status="completed"),
@@ -274,6 +286,7 @@ SCENARIOS: dict[str, Callable[[dict[str, str]], Scenario]] = {
     "update_run_limit": lambda ids: Scenario(
         ids={"run_limit": f.RunLimitFactory().pk}, body={"max_live": 9}, person=True
     ),
+    "fetch_project": _fetchable_project,
     "delete_run_limit": lambda ids: Scenario(
         ids={"run_limit": f.RunLimitFactory().pk}, person=True
     ),
@@ -318,10 +331,20 @@ def api_call(client: Client, method: str, path: str, operation: dict[str, Any], 
     return getattr(client, method)(url, body, content_type="application/json")
 
 
+#: Operations that run git (a fetch into cw's mirror): their census starts processes.
+RUNS_GIT = {"fetch_project"}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "operation"),
-    WRITE_OPERATIONS,
-    ids=[op["operationId"] for _m, _p, op in WRITE_OPERATIONS],
+    [
+        pytest.param(
+            *row,
+            marks=[pytest.mark.processes] if _handler(row[2]) in RUNS_GIT else [],
+            id=row[2]["operationId"],
+        )
+        for row in WRITE_OPERATIONS
+    ],
 )
 def test_each_api_write_succeeds_and_records_its_change_by_its_caller(
     method, path, operation, django_user_model
