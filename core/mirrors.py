@@ -62,12 +62,15 @@ def git(project_id: str, *arguments: str, timeout: float = READ_TIMEOUT, check: 
     return _run(path_of(project_id), arguments, timeout=timeout, check=check)
 
 
-def _run(cwd: Path, arguments: tuple[str, ...], *, timeout: float, check: bool) -> str:
+def _run(
+    cwd: Path, arguments: tuple[str, ...], *, timeout: float, check: bool, given: str = ""
+) -> str:
     try:
         done = subprocess.run(  # noqa: S603 - a fixed program and argument list
             ["git", *_SAFE, *arguments],  # noqa: S607
             cwd=cwd,
             env={**_SSH, **os.environ, **_ENVIRONMENT},
+            input=given.encode(),
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -123,6 +126,22 @@ def commit_of(project_id: str, ref: str) -> str | None:
         return None
     found = git(project_id, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
     return found.strip() or None
+
+
+def missing(project_id: str, commits: list[str]) -> list[str]:
+    """Those of ``commits`` the mirror does not hold as commits (one git process)."""
+    if not commits:
+        return []
+    if not exists(project_id):
+        return list(commits)
+    answer = _run(
+        path_of(project_id),
+        ("cat-file", "--batch-check=%(objectname) %(objecttype)"),
+        timeout=READ_TIMEOUT,
+        check=True,
+        given="".join(f"{sha}\n" for sha in commits),
+    ).splitlines()
+    return [sha for sha, line in zip(commits, answer, strict=False) if not line.endswith(" commit")]
 
 
 def merge_base(project_id: str, one: str, other: str) -> str | None:

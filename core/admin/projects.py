@@ -30,6 +30,7 @@ class ProjectAdmin(ButtonsAdmin, ServiceAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         context = {"mirrored": mirrors.exists(unquote(object_id)), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context=context)
+
     writes = Writes(
         "project_id",
         create=services.project_create,

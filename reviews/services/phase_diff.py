@@ -129,7 +129,7 @@ def _range_from_runs(diff: ProjectDiff, initiative: Initiative, commits: list[Ru
     succeeded.sort(key=lambda c: (c.run.ended_at or c.run.started_at, c.run.started_at))
     ends: list[str] = [c.end_commit for c in succeeded if c.end_commit]
     wanted = [*starts, *(c.end_commit for c in ended if c.end_commit)]
-    missing = [sha for sha in wanted if mirrors.commit_of(project_id, sha) is None]
+    missing = mirrors.missing(project_id, wanted)
     if missing:
         diff.problem = (
             f"The mirror lacks commit {missing[0][:12]} that the phase's runs recorded: "
