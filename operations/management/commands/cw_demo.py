@@ -31,6 +31,7 @@ from core.management.commandline import CwCommand, refusal, write_json
 from core.models import Initiative
 from core.text import terminal_safe
 from operations.demo import DemoSummary, highlighted_records, load_demo
+from operations.demo.git_repos import DemoRepositoryError
 
 #: Where ``make run`` serves the admin (its HOST and PORT defaults).
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -93,6 +94,8 @@ class Command(CwCommand):
             summary = load_demo(actor=actor)
         except DomainError as error:
             raise refusal(error) from error
+        except DemoRepositoryError as error:
+            raise CommandError(f"Could not make the demo's git repositories: {error}") from None
         if options["json"]:
             write_json(self.stdout, summary.as_dict())
             return
