@@ -8,14 +8,17 @@
 Two initiatives (one ``yolo``, one ``review_per_phase``) with dependent phases and tasks
 in every state, a page tree, projects, provider accounts (fake secrets; one exhausted
 until tomorrow), agents in several states with their JSONL logs, questions, messages,
-pending proposals, a phase in review with comments, and a chat session whose change set
-can be reverted. ``operations.demo`` describes it.
+pending proposals, a phase in review with comments on its real diff, and a chat session
+whose change set can be reverted. ``operations.demo`` describes it. The projects are git
+repositories the demo makes under ``CW_DEMO_REPOS_DIR`` (default ``var/demo-repos``;
+kept and reused by later runs) and fetches into cw's mirrors.
 
 Safe to run twice: when the demo is there (its initiatives' branches
 ``cw/demo-billing-webhooks`` and ``cw/demo-magic-link-sign-in``), it says so and
 changes nothing. Everything is written through the services in one transaction, so a
 refusal (say, a demo project's name already taken) leaves nothing behind: one line on
-standard error, the reason and its code, and exit status 1.
+standard error, the reason and its code, and exit status 1 (the same when git cannot
+make or fetch the repositories).
 """
 
 from typing import Any
