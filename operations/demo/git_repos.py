@@ -49,18 +49,22 @@ def path_of(codebase: Codebase) -> Path:
 
 
 def ensure_repository(codebase: Codebase) -> Path:
-    """The bare repository of ``codebase``, made if it does not exist yet."""
+    """The bare repository of ``codebase``, made if it does not exist yet;
+    ``DemoRepositoryError`` when git or the file system refuses."""
     target = path_of(codebase)
     if (target / "HEAD").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{codebase.name}-") as work:
-        built = _build(codebase, Path(work))
-        try:
-            built.rename(target)
-        except OSError:
-            if not (target / "HEAD").is_file():  # not another run's, made meanwhile
-                raise
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{codebase.name}-") as work:
+            built = _build(codebase, Path(work))
+            try:
+                built.rename(target)
+            except OSError:
+                if not (target / "HEAD").is_file():  # not another run's, made meanwhile
+                    raise
+    except OSError as error:
+        raise DemoRepositoryError(f"{target}: {error}") from None
     return target
 
 

@@ -513,6 +513,18 @@ def test_as_an_unknown_or_inactive_user_is_refused():
     assert not Initiative.objects.exists()
 
 
+def test_a_repository_git_cannot_make_is_refused_in_one_line_and_leaves_nothing(settings, tmp_path):
+    in_the_way = tmp_path / "not-a-folder"
+    in_the_way.write_text("")
+    settings.CW_DEMO_REPOS_DIR = in_the_way / "demo-repos"
+    before = row_counts()
+
+    with pytest.raises(CommandError, match=r"^Could not make the demo's git repositories: "):
+        run()
+
+    assert row_counts() == before
+
+
 def test_a_refusal_half_way_leaves_nothing_and_names_its_code():
     # A project of the same name, made before: the demo's own is refused.
     core.project_create(name="acme-payments", url="https://example.com/other/payments.git")

@@ -57,9 +57,10 @@ def person(username: str | None) -> Actor:
 
 class Command(CwCommand):
     help = (
-        "Load a realistic demo (two initiatives with phases, tasks, pages, projects, "
-        "accounts, agents and their logs, proposals, a review and a chat) so every screen "
-        "has something to show. Running it again changes nothing."
+        "Load a realistic demo (two initiatives with phases, tasks, pages, projects on "
+        "local git repositories, accounts, agents and their logs, proposals, a review of a "
+        "real diff and a chat) so every screen has something to show. Running it again "
+        "changes nothing."
     )
 
     def add_arguments(self, parser):
