@@ -161,6 +161,10 @@ CW_LOCK_DIR = Path(os.environ.get("CW_LOCK_DIR", BASE_DIR / "var" / "locks"))
 # cw's own bare mirror of each project's repository (core.mirrors), read to show a
 # phase's diff for review; fetched by cw_fetch, the project page's button and the API.
 CW_MIRRORS_DIR = Path(os.environ.get("CW_MIRRORS_DIR", BASE_DIR / "var" / "mirrors"))
+# The demo's own git repositories (bare, one per demo project, ``<name>.git``), which
+# ``manage.py cw_demo`` creates once and its projects' file:// URLs point at; next to
+# the mirrors by default, so they live in var/ whatever the database is.
+CW_DEMO_REPOS_DIR = Path(os.environ.get("CW_DEMO_REPOS_DIR", CW_MIRRORS_DIR.parent / "demo-repos"))
 # The most bytes of text one page of a list of long texts holds (an agent's log, a chat's
 # messages), besides its row limit: the page stops before the item that would pass it
 # (always one item at least) and answers more=true (core/repositories/pagination.py).

@@ -152,6 +152,14 @@ def mirrors_of_this_process(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(autouse=True, scope="session")
+def demo_repositories_of_this_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the demo's git repositories (``operations/demo/git_repos.py``) in a directory
+    of this test process too, never in the checkout's ``var``."""
+    with override_settings(CW_DEMO_REPOS_DIR=tmp_path_factory.mktemp("demo-repos")):
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def cheap_password_hashing() -> Iterator[None]:
     """Hash passwords with MD5 for the test run only: production keeps Django's PBKDF2.
 

@@ -19,11 +19,16 @@ propose, accept, open a chat…), so every rule holds and the event feed tells t
 A person's decisions (approving plans, completing checkpoints, accepting a proposal,
 replying to a message) are made as the ``actor`` the caller gives.
 
+Its projects are real git repositories the demo makes once under ``CW_DEMO_REPOS_DIR``
+(``git_repos``, holding what ``codebases`` describes) and fetches into cw's mirrors, so
+the phase in review shows a real diff and its comments sit on lines of it.
+
 The demo is recognized by its initiatives' branches (``DEMO_BRANCHES``): ``load_demo``
 loads nothing when one of them exists. It loads everything in one transaction, so a
 refusal half-way leaves nothing behind.
 
-Modules: ``builder`` writes the demo; ``documents`` holds what its pages say,
+Modules: ``builder`` writes the demo; ``codebases`` holds what its repositories hold
+and ``git_repos`` makes them; ``documents`` holds what its pages say,
 ``sessions`` what its agents did, and ``stream_json`` turns that into log chunks as
 Claude Code writes them.
 """

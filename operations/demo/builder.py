@@ -45,7 +45,7 @@ from core.services import (
     phase_approve_plan,
     phase_create,
     project_create,
-    project_mark_fetched,
+    project_fetch,
     task_add_dependency,
     task_block,
     task_complete,
@@ -53,6 +53,13 @@ from core.services import (
     task_start,
 )
 from core.tiptap import markdown_to_tiptap_json
+from operations.demo import git_repos
+from operations.demo.codebases import (
+    BILLING_BRANCH,
+    CODEBASES,
+    REVIEW_COMMENTS,
+    SIGN_IN_BRANCH,
+)
 from operations.demo.documents import (
     BILLING_ADR_1,
     BILLING_ADR_2,
@@ -67,10 +74,11 @@ from operations.demo.documents import (
 )
 from operations.demo.sessions import dunning_steps, email_steps, endpoint_steps, mapping_steps
 from operations.demo.stream_json import Result, Say, Tool, session_id_of, transcript
-from reviews.models import ChatRole, ChatTargetType, ProposalTargetType, ReviewLineType
+from reviews.models import ChatRole, ChatTargetType, ProposalTargetType
 from reviews.services import (
     chat_message_post,
     chat_session_open,
+    line_context,
     proposal_accept,
     proposal_create,
     review_comment_create,
@@ -78,8 +86,6 @@ from reviews.services import (
 )
 
 #: The branches of the demo's initiatives: how a loaded demo is recognized.
-BILLING_BRANCH = "cw/demo-billing-webhooks"
-SIGN_IN_BRANCH = "cw/demo-magic-link-sign-in"
 DEMO_BRANCHES = (BILLING_BRANCH, SIGN_IN_BRANCH)
 
 
@@ -128,22 +134,22 @@ class DemoBuilder:
     # --- shared pieces -------------------------------------------------------------------
 
     def projects(self) -> dict[str, str]:
+        """The demo's projects, each on its own git repository (``git_repos``, made
+        once), fetched into cw's mirror so their phases' diffs can be read."""
         made = {}
-        for key, name, url, branch in (
-            ("storefront", "acme-storefront", "https://github.com/acme-demo/storefront.git", None),
-            ("payments", "acme-payments", "git@github.com:acme-demo/payments.git", None),
-            (
-                "notifications",
-                "acme-notifications",
-                "https://github.com/acme-demo/notifications.git",
-                "develop",
-            ),
+        for key, name in (
+            ("storefront", "acme-storefront"),
+            ("payments", "acme-payments"),
+            ("notifications", "acme-notifications"),
         ):
+            codebase = CODEBASES[key]
+            url = git_repos.ensure_repository(codebase).as_uri()
+            branch = None if codebase.default_branch == "main" else codebase.default_branch
             project = project_create(name=name, url=url, default_branch=branch)
             made[key] = project.pk
             self.count("projects")
-        project_mark_fetched(project_id=made["storefront"])
-        project_mark_fetched(project_id=made["payments"])
+        for project_id in made.values():
+            project_fetch(project_id=project_id)
         return made
 
     def provider_accounts(self) -> None:
@@ -840,7 +846,7 @@ the link once.
             ),
             actor=self.actor,
         )
-        self.review(tokens)
+        self.review(tokens, projects)
 
         # Abuse protection: an agent waits for a person's answer; a checkpoint waits.
         self.waiting_agent(initiative, limits, wren)
@@ -850,49 +856,28 @@ the link once.
         self.chat(initiative, verify)
         self.page_update_proposal(initiative, wren, emails)
 
-    def review(self, phase: Phase) -> None:
-        """A person's comments on the diff of a phase waiting for review; one resolved."""
-        comments = [
-            (
-                "accounts/models.py",
-                42,
-                ReviewLineType.ADDED,
-                "Compare with hmac.compare_digest, not ==: the lookup is by hash, but the "
-                "check in redeem() should not leak timing either.",
-            ),
-            (
-                "accounts/models.py",
-                57,
-                ReviewLineType.ADDED,
-                "expires_at should come from settings.MAGIC_LINK_TTL (15 minutes by "
-                "default), not a literal timedelta.",
-            ),
-            (
-                "notifications/templates/email/magic_link.txt",
-                3,
-                ReviewLineType.REMOVED,
-                "Keep this line: without it the plain-text email never says the link expires.",
-            ),
-            (
-                "notifications/templates/email/magic_link.html",
-                18,
-                ReviewLineType.CONTEXT,
-                "nit: the logo has no alt text.",
-            ),
-        ]
-        created = [
-            review_comment_create(
+    def review(self, phase: Phase, projects: dict[str, str]) -> None:
+        """A person's comments on the diff of a phase waiting for review, each on a line
+        of the demo's repositories (with its text and hunk, as the review page keeps
+        them); one resolved."""
+        project_of = {CODEBASES[key].name: pk for key, pk in projects.items()}
+        for comment in REVIEW_COMMENTS:
+            project_id = project_of[comment.codebase.name]
+            where: dict[str, Any] = {
+                "file_path": comment.path,
+                "line_number": comment.line_number,
+                "line_type": comment.line_type,
+            }
+            context = line_context(phase_id=phase.pk, project_id=project_id, **where)
+            made = review_comment_create(
                 phase_id=phase.pk,
-                file_path=path,
-                line_number=line,
-                line_type=line_type,
-                body=body,
+                body=comment.body,
                 author=self.actor.name,
+                **{**where, "project_id": project_id, **context},
             )
-            for path, line, line_type, body in comments
-        ]
-        self.count("review_comments", len(created))
-        review_comment_resolve(comment_id=created[-1].pk)
+            if comment.resolved:
+                review_comment_resolve(comment_id=made.pk)
+        self.count("review_comments", len(REVIEW_COMMENTS))
         self.highlights["phase_in_review_id"] = phase.pk
 
     def waiting_agent(self, initiative: Initiative, task: Task, colleague: Agent) -> None:

@@ -573,7 +573,17 @@ def _exported(tmp_path) -> tuple[str, ...]:
     return ("cw_import", str(path), "--as-new")
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
+#: The commands that start processes: the demo makes its git repositories and fetches them.
+STARTING_PROCESSES = {"cw_demo"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.processes) if name in STARTING_PROCESSES else name
+        for name in sorted(COMMANDS)
+    ],
+)
 def test_each_command_that_writes_records_its_changes_by_the_system(name, tmp_path):
     args = COMMANDS[name](tmp_path)
     census = Census()

@@ -1,7 +1,12 @@
-"""The ``cw_demo`` operator command: a realistic demo, loaded once, through the services."""
+"""The ``cw_demo`` operator command: a realistic demo, loaded once, through the services.
+
+The demo makes its git repositories and fetches them into cw's mirrors (both in this
+test process's temporary folders, see tests/conftest.py): its tests start git.
+"""
 
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -21,6 +26,7 @@ from agents.models import (
     ParticipantType,
 )
 from agents.repositories import MessageRepository
+from core import mirrors
 from core import services as core
 from core.actors import Actor
 from core.models import (
@@ -39,7 +45,8 @@ from core.models import (
 )
 from core.tiptap import tiptap_to_text
 from core.validators import validate_tiptap_document
-from operations.demo import DEMO_BRANCHES
+from operations.demo import DEMO_BRANCHES, git_repos
+from operations.demo.codebases import CODEBASES
 from reviews import services as reviews
 from reviews.models import (
     ChangeSet,
@@ -53,7 +60,7 @@ from reviews.models import (
     ReviewComment,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.processes]
 
 
 def run(*args: str) -> str:
@@ -296,6 +303,76 @@ def test_a_phase_in_review_has_comments_on_its_diff(demo):
     brief = reviews.phase_review_brief(phase_id=phase_id)
     assert brief.unresolved == comments.filter(resolved=False).count()
     assert "accounts/models.py" in brief.markdown
+    # The brief quotes each comment's hunk, as read from the demo's repositories.
+    for comment in comments.filter(resolved=False):
+        assert comment.hunk and comment.hunk.startswith("@@ ")
+        assert comment.line_text in brief.markdown
+
+
+def test_the_phase_in_review_shows_a_real_diff_with_every_comment_at_its_line(demo):
+    phase_id = demo["highlights"]["phase_in_review_id"]
+    diff = reviews.phase_diff(phase_id=phase_id, highlight=False)
+
+    assert [p.problem for p in diff.projects] == [None, None]
+    assert {p.source for p in diff.projects} == {"branch"}
+    assert all(p.files for p in diff.projects)
+    comments = list(ReviewComment.objects.filter(phase_id=phase_id))
+    assert len(comments) == 4
+    for comment in comments:
+        assert comment.project_id is not None
+        assert comment.line_text is not None
+        assert reviews.is_outdated(comment, diff) is False, comment.file_path
+        found = diff.file(comment.project_id, comment.file_path)
+        assert found is not None, comment.file_path
+        line = found.line_at(comment.line_type, comment.line_number)
+        assert line is not None and line.text == comment.line_text
+    by_path = {(c.file_path, c.line_type): c.line_text for c in comments}
+    assert "token_hash != digest" in by_path["accounts/models.py", "added"] or (
+        "timedelta(minutes=15)" in by_path["accounts/models.py", "added"]
+    )
+    assert "Auto-Submitted" in by_path["notifications/mailer.py", "removed"]
+    assert "logo.png" in by_path["notifications/templates/email/base.html", "context"]
+
+
+def test_the_review_page_shows_the_demos_comments_on_the_diff(demo, admin_client):
+    phase_id = demo["highlights"]["phase_in_review_id"]
+
+    html = admin_client.get(f"/admin/core/phase/{phase_id}/review/").content.decode()
+
+    assert "has not fetched" not in html
+    assert 'id="cw-elsewhere"' not in html
+    assert "Comments on lines no longer in this diff" not in html
+    assert 'class="cw-badge cw-outdated"' not in html
+    assert "accounts/models.py" in html and "notifications/mailer.py" in html
+    for comment in ReviewComment.objects.filter(phase_id=phase_id):  # each under its line
+        row = (
+            r'<tr class="cw-comment-row"><td colspan="2"></td><td>\s*'
+            rf'<div class="cw-comment[^"]*" id="comment-{comment.pk}"'
+        )
+        assert re.search(row, html), comment.file_path
+
+
+def test_the_projects_are_local_repositories_with_the_initiatives_branches(demo, settings):
+    for project in Project.objects.all():
+        assert project.url.startswith(f"file://{settings.CW_DEMO_REPOS_DIR}/")
+        assert project.last_fetched_at is not None
+        assert mirrors.commit_of(project.pk, project.default_branch) is not None
+        for made in project.initiatives.all():
+            assert mirrors.commit_of(project.pk, made.branch) is not None, made.branch
+    notifications = Project.objects.get(name="acme-notifications")
+    assert notifications.default_branch == "develop"
+
+
+def test_the_repositories_are_made_once_and_kept(demo):
+    repository = git_repos.path_of(CODEBASES["payments"])
+    marker = repository / "description"
+    marker.write_text("kept\n")
+
+    again = git_repos.ensure_repository(CODEBASES["payments"])
+
+    assert again == repository
+    assert marker.read_text() == "kept\n"
+    assert not [p for p in repository.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_messages_wait_for_a_person(demo):
@@ -434,6 +511,18 @@ def test_as_an_unknown_or_inactive_user_is_refused():
         with pytest.raises(CommandError, match=f"no active user '{username}'"):
             run("--as", username)
     assert not Initiative.objects.exists()
+
+
+def test_a_repository_git_cannot_make_is_refused_in_one_line_and_leaves_nothing(settings, tmp_path):
+    in_the_way = tmp_path / "not-a-folder"
+    in_the_way.write_text("")
+    settings.CW_DEMO_REPOS_DIR = in_the_way / "demo-repos"
+    before = row_counts()
+
+    with pytest.raises(CommandError, match=r"^Could not make the demo's git repositories: "):
+        run()
+
+    assert row_counts() == before
 
 
 def test_a_refusal_half_way_leaves_nothing_and_names_its_code():

@@ -8,14 +8,17 @@
 Two initiatives (one ``yolo``, one ``review_per_phase``) with dependent phases and tasks
 in every state, a page tree, projects, provider accounts (fake secrets; one exhausted
 until tomorrow), agents in several states with their JSONL logs, questions, messages,
-pending proposals, a phase in review with comments, and a chat session whose change set
-can be reverted. ``operations.demo`` describes it.
+pending proposals, a phase in review with comments on its real diff, and a chat session
+whose change set can be reverted. ``operations.demo`` describes it. The projects are git
+repositories the demo makes under ``CW_DEMO_REPOS_DIR`` (default ``var/demo-repos``;
+kept and reused by later runs) and fetches into cw's mirrors.
 
 Safe to run twice: when the demo is there (its initiatives' branches
 ``cw/demo-billing-webhooks`` and ``cw/demo-magic-link-sign-in``), it says so and
 changes nothing. Everything is written through the services in one transaction, so a
 refusal (say, a demo project's name already taken) leaves nothing behind: one line on
-standard error, the reason and its code, and exit status 1.
+standard error, the reason and its code, and exit status 1 (the same when git cannot
+make or fetch the repositories).
 """
 
 from typing import Any
@@ -31,6 +34,7 @@ from core.management.commandline import CwCommand, refusal, write_json
 from core.models import Initiative
 from core.text import terminal_safe
 from operations.demo import DemoSummary, highlighted_records, load_demo
+from operations.demo.git_repos import DemoRepositoryError
 
 #: Where ``make run`` serves the admin (its HOST and PORT defaults).
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -53,9 +57,10 @@ def person(username: str | None) -> Actor:
 
 class Command(CwCommand):
     help = (
-        "Load a realistic demo (two initiatives with phases, tasks, pages, projects, "
-        "accounts, agents and their logs, proposals, a review and a chat) so every screen "
-        "has something to show. Running it again changes nothing."
+        "Load a realistic demo (two initiatives with phases, tasks, pages, projects on "
+        "local git repositories, accounts, agents and their logs, proposals, a review of a "
+        "real diff and a chat) so every screen has something to show. Running it again "
+        "changes nothing."
     )
 
     def add_arguments(self, parser):
@@ -93,6 +98,8 @@ class Command(CwCommand):
             summary = load_demo(actor=actor)
         except DomainError as error:
             raise refusal(error) from error
+        except DemoRepositoryError as error:
+            raise CommandError(f"Could not make the demo's git repositories: {error}") from None
         if options["json"]:
             write_json(self.stdout, summary.as_dict())
             return
