@@ -2,7 +2,10 @@
 
 A reply marks the message it answers ``responded`` in the same transaction, and a
 message that has been answered is in neither "pending for a person" nor "requiring a
-response" (``MessageRepository.unanswered``). Answering a message addressed to a person
+response" (``MessageRepository.unanswered``). A person's answer to an agent waiting
+for input puts the agent back to running once none of its questions waits any more
+(``agent_mark_running``), so its page, the dashboard and ``cw_status`` stop saying
+it waits. Answering a message addressed to a person
 is a person's gate (``require_person``).
 """
 
@@ -11,8 +14,9 @@ from typing import Any
 from django.db import transaction
 from typing_extensions import Unpack
 
-from agents.models import Message, MessageStatus, MessageType, ParticipantType
+from agents.models import AgentStatus, Message, MessageStatus, MessageType, ParticipantType
 from agents.repositories import AgentRepository, MessageChanges, MessageRepository
+from agents.services.agents import agent_mark_running
 from core.actors import Actor, require_person
 from core.errors import InvalidInput
 from core.events import event_record
@@ -50,6 +54,24 @@ def _check_participant(role: str, kind: str, participant_id: str | None) -> None
             )
         return
     agents.require(participant_id)
+
+
+def _resume_if_answered(message: Message) -> None:
+    """A person answered an agent (``message``, a response to it): an agent waiting for
+    input runs again once no message of its to people waits for an answer."""
+    if not (
+        message.sender_type == ParticipantType.USER
+        and message.recipient_type == ParticipantType.AGENT
+        and message.type == MessageType.RESPONSE
+        and message.recipient_id
+    ):
+        return
+    agent = agents.get_for_update(message.recipient_id)
+    if agent.status != AgentStatus.WAITING_FOR_INPUT:
+        return
+    if messages.agent_awaits_person(agent.pk):
+        return
+    agent_mark_running(agent_id=agent.pk)
 
 
 def _record_sent(message: Message) -> None:
@@ -96,6 +118,7 @@ def message_send(
         parent_message_id=parent_message_id,
     )
     _record_sent(message)
+    _resume_if_answered(message)
     return message
 
 
@@ -110,7 +133,8 @@ def message_reply(
 ) -> Message:
     """Reply to a message: the reply (type ``response``) goes to the message's sender,
     and the message is marked ``responded`` in the same transaction; records
-    ``message.sent``.
+    ``message.sent``. A person's reply to a waiting agent may put it back to running
+    (see the module docstring).
 
     Replying to a message addressed to a person is a person's gate: anyone else gets
     403 ``person_required``.
@@ -130,6 +154,7 @@ def message_reply(
     )
     messages.mark_responded(parent.pk)
     _record_sent(reply)
+    _resume_if_answered(reply)
     return reply
 
 
