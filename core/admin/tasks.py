@@ -8,6 +8,7 @@ from django.contrib.admin.utils import unquote
 from django.http import HttpRequest
 
 from core import services
+from core.actors import Actor
 from core.admin.choices import (
     CHOICE_SEPARATOR,
     PlanChoicesAdmin,
@@ -17,9 +18,18 @@ from core.admin.choices import (
 )
 from core.admin.filters import InitiativeListFilter, PhaseListFilter, ReadyListFilter
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in
-from core.admin_base import Button, ButtonsAdmin, Writes, change_url, service_action, service_button
+from core.admin_base import (
+    MESSAGE_NAME_CHARACTERS,
+    Button,
+    ButtonsAdmin,
+    Writes,
+    change_url,
+    service_action,
+    service_button,
+)
 from core.models import Phase, Task, TaskStatus, TaskType
 from core.repositories import TaskRepository, plans
+from core.text import shorten
 
 tasks = TaskRepository()
 
@@ -28,6 +38,28 @@ def _completable(task: Task) -> bool:
     if task.type == TaskType.AUTO:
         return task.status == TaskStatus.IN_PROGRESS
     return task.status in (TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+
+
+def _draft_key(task: Task) -> str:
+    """Where the session keeps the summary typed on a task's page until it is stored."""
+    return f"cw-task-summary:{task.pk}"
+
+
+def _complete(request: HttpRequest, task: Task) -> str:
+    """Complete the task with the summary (a checkpoint's decision) typed on its page.
+
+    The text is kept in the person's session until the completion succeeds, so a
+    refusal (not ready yet, completed meanwhile) comes back to a page that still holds
+    it; a blank summary stores none.
+    """
+    summary = request.POST.get("summary", "").strip()
+    request.session[_draft_key(task)] = summary
+    services.task_complete(
+        task_id=task.pk, summary=summary or None, actor=Actor.person(request.user)
+    )
+    request.session.pop(_draft_key(task), None)
+    name = shorten(str(task), MESSAGE_NAME_CHARACTERS)
+    return f"Complete: done for task '{name}'."
 
 
 TASK_BUTTONS: tuple[Button, ...] = (
@@ -39,15 +71,8 @@ TASK_BUTTONS: tuple[Button, ...] = (
         shown=lambda task: task.status == TaskStatus.PENDING and task.type == TaskType.AUTO,
         style="default",
     ),
-    service_button(
-        "complete",
-        "Complete",
-        services.task_complete,
-        id_argument="task_id",
-        shown=_completable,
-        pass_actor=True,
-        style="default",
-    ),
+    # Offered in the page's own panel, with the summary's (a decision's) text field.
+    Button("complete", "Complete", _complete, shown=lambda task: False),
     service_button(
         "block",
         "Block",
@@ -152,6 +177,8 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
         of what it depends on), and the buttons that apply."""
         plan = plans.task_plan(task.pk)
         return {
+            "plan_completable": _completable(task),
+            "plan_summary_draft": request.session.get(_draft_key(task), ""),
             "plan_ready": task.is_ready,
             "plan_initiative": {"record": task.initiative, "url": change_url(task.initiative)}
             if task.initiative_id
