@@ -32,6 +32,7 @@ from core.validators import (
     text_length,
     validate_git_commit,
     validate_json,
+    validate_one_line,
 )
 
 #: The most characters of a message or question a record's label shows.
@@ -44,6 +45,17 @@ def one_line(text: str, width: int = LABEL_WIDTH) -> str:
     return shorten(text, width)
 
 
+class Provider(models.TextChoices):
+    """The coding CLIs cw knows to rotate accounts for and run agents with: the ones a
+    runner's ``[agents.<provider>]`` table may name. An account of any other provider
+    would never be claimed (``clod`` would silently leave the rotation), so the services
+    refuse it (``invalid_provider``). Adding one is adding it here."""
+
+    CLAUDE = "claude", "Claude Code"
+    CODEX = "codex", "Codex CLI"
+    GEMINI = "gemini", "Gemini CLI"
+
+
 class Account(TimestampedModel):
     """A provider login the orchestrator rotates through round-robin.
 
@@ -53,7 +65,9 @@ class Account(TimestampedModel):
     """
 
     email = models.EmailField(max_length=320)
-    provider = models.CharField(max_length=64, default="claude", db_default="claude")
+    provider = models.CharField(
+        max_length=64, choices=Provider.choices, default=Provider.CLAUDE, db_default="claude"
+    )
     config_json = EncryptedTextField(
         null=True, blank=True, help_text="Serialized .claude.json, encrypted at rest."
     )
@@ -63,7 +77,7 @@ class Account(TimestampedModel):
     is_exhausted = models.BooleanField(default=False, db_default=False)
     exhausted_until = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    sort_order = models.IntegerField(default=0, db_default=0)
+    sort_order = models.IntegerField(default=0, db_default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         db_table = "accounts"
@@ -108,7 +122,9 @@ class AgentMode(models.TextChoices):
 
 
 class Agent(TimestampedModel):
-    name = models.CharField(max_length=100, help_text="Adjective-animal alias.")
+    name = models.CharField(
+        max_length=100, validators=[validate_one_line], help_text="Adjective-animal alias."
+    )
     task = models.ForeignKey(
         Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
     )
@@ -119,7 +135,9 @@ class Agent(TimestampedModel):
         max_length=255, null=True, blank=True, help_text="CLI session id, for resume."
     )
     worktree_id = models.CharField(max_length=1024, help_text="Path to the agent's git worktree.")
-    provider = models.CharField(max_length=64, default="claude", db_default="claude")
+    provider = models.CharField(
+        max_length=64, choices=Provider.choices, default=Provider.CLAUDE, db_default="claude"
+    )
     account = models.ForeignKey(
         Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
     )

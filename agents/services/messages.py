@@ -20,10 +20,12 @@ from agents.services.agents import agent_mark_running
 from core.actors import Actor, require_person
 from core.errors import InvalidInput
 from core.events import event_record
+from core.repositories.people import PersonRepository
 from core.services.feed import RecordFeed, apply_update, record_all, snapshot
 
 agents = AgentRepository()
 messages = MessageRepository()
+people = PersonRepository()
 
 
 def _reply_ids(values: Any) -> dict[str, Any]:
@@ -41,19 +43,36 @@ MESSAGES = RecordFeed("message", deleted_data=_reply_ids, initiative_column=None
 
 
 def _check_participant(role: str, kind: str, participant_id: str | None) -> None:
-    """An agent participant must name an existing agent (``agent_not_found``); a
-    recipient agent must be named (``message_recipient_required``)."""
+    """An agent participant names an existing agent (``agent_not_found``; left out,
+    ``message_sender_required`` or ``message_recipient_required``); a person is named
+    by an existing person's id (``person_not_found``) or not at all (the team)."""
     if kind != ParticipantType.AGENT:
+        if participant_id is not None:
+            people.require(participant_id)
         return
+    if participant_id is None and role == "recipient":
+        raise InvalidInput(
+            "A message to an agent names the agent (recipient_id).",
+            code="message_recipient_required",
+            details={"field": "recipient_id"},
+        )
     if participant_id is None:
-        if role == "recipient":
-            raise InvalidInput(
-                "A message to an agent names the agent (recipient_id).",
-                code="message_recipient_required",
-                details={"field": "recipient_id"},
-            )
-        return
+        raise InvalidInput(
+            "A message from an agent names the agent (sender_id).",
+            code="message_sender_required",
+            details={"field": "sender_id"},
+        )
     agents.require(participant_id)
+
+
+def _check_participants(message: Message, changes: dict[str, Any]) -> None:
+    """The sender and recipient an edit leaves a message with are checked as a new
+    message's are."""
+    for role in ("sender", "recipient"):
+        if f"{role}_type" in changes or f"{role}_id" in changes:
+            kind = changes.get(f"{role}_type", getattr(message, f"{role}_type"))
+            named = changes.get(f"{role}_id", getattr(message, f"{role}_id"))
+            _check_participant(role, kind, named)
 
 
 def _resume_if_answered(message: Message) -> None:
@@ -161,9 +180,12 @@ def message_reply(
 @transaction.atomic
 def message_update(*, message_id: str, **changes: Unpack[MessageChanges]) -> Message:
     """Change a message's fields (its status moves only by reading and replying: it is
-    ``invalid_field`` here); records ``message.updated`` with the fields that changed
-    (nothing when none did)."""
-    return apply_update(MESSAGES, messages, messages.get_for_update(message_id), changes)
+    ``invalid_field`` here); its sender and recipient are checked as ``message_send``
+    checks them. Records ``message.updated`` with the fields that changed (nothing when
+    none did)."""
+    message = messages.get_for_update(message_id)
+    _check_participants(message, dict(changes))
+    return apply_update(MESSAGES, messages, message, changes)
 
 
 @transaction.atomic
