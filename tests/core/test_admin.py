@@ -1,6 +1,8 @@
 """The core admin (``core/admin/``): actions call the lifecycle services (refusals
 become messages naming the record), and forms save through the repositories."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -216,3 +218,30 @@ def test_a_negative_order_is_refused_on_the_admin_forms(admin_client, model, val
     assert response.context["adminform"].form.errors[field] == [
         "Ensure this value is greater than or equal to 0."
     ]
+
+
+@pytest.mark.parametrize(
+    ("page", "field"),
+    [
+        ("core_initiative_add", "name"),
+        ("core_phase_add", "name"),
+        ("core_task_add", "name"),
+        ("core_page_add", "title"),
+        ("core_project_add", "name"),
+        ("reviews_proposal_add", "title"),
+        ("agents_agent_add", "name"),
+    ],
+)
+def test_names_and_titles_are_one_line_inputs_on_the_admin_forms(admin_client, page, field):
+    html = admin_client.get(reverse(f"admin:{page}")).content.decode()
+
+    assert re.search(rf'<input type="text" name="{field}"[^>]*class="vTextField"', html), page
+    assert f'<textarea name="{field}"' not in html
+
+
+def test_a_changed_names_input_holds_the_name(admin_client):
+    task = f.TaskFactory(name="Write the API")
+
+    html = admin_client.get(reverse("admin:core_task_change", args=[task.pk])).content.decode()
+
+    assert re.search(r'<input type="text" name="name" value="Write the API"', html)
