@@ -45,6 +45,7 @@ from agents.models import (
     Message,
     MessageType,
     ParticipantType,
+    Provider,
     one_line,
 )
 from agents.repositories import (
@@ -120,6 +121,12 @@ class AccountAdminForm(forms.ModelForm):
         "leave blank to keep it.",
     )
     clear_credentials = forms.BooleanField(label="Clear credentials", required=False)
+    provider = forms.ChoiceField(
+        choices=Provider.choices,
+        initial=Provider.CLAUDE,
+        help_text="The coding CLI whose login this is: the rotation hands it to the "
+        "runners of that provider.",
+    )
 
     class Meta:
         model = Account
@@ -454,6 +461,14 @@ class AgentAdmin(ButtonsAdmin, PlanChoicesAdmin):
         admin_runs.REQUEUE_AGENT_TASK,
         admin_runs.CANCEL_AGENT_RUN,
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "provider":
+            # One of the providers cw knows (the services refuse any other).
+            return forms.ChoiceField(
+                choices=Provider.choices, initial=Provider.CLAUDE, label="Provider"
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_queryset(self, request):
         # The account column shows the login only: its secrets are not read (nor decrypted).

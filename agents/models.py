@@ -49,7 +49,10 @@ class Provider(models.TextChoices):
     """The coding CLIs cw knows to rotate accounts for and run agents with: the ones a
     runner's ``[agents.<provider>]`` table may name. An account of any other provider
     would never be claimed (``clod`` would silently leave the rotation), so the services
-    refuse it (``invalid_provider``). Adding one is adding it here."""
+    refuse it (``invalid_provider``) and the admin offers these only. The set is open
+    (a runner may run any CLI), so the column is not an enum the database pins: adding
+    a provider is adding it here, with no migration, and a row written before the rule
+    stays readable (its form asks for a known provider)."""
 
     CLAUDE = "claude", "Claude Code"
     CODEX = "codex", "Codex CLI"
@@ -65,9 +68,7 @@ class Account(TimestampedModel):
     """
 
     email = models.EmailField(max_length=320)
-    provider = models.CharField(
-        max_length=64, choices=Provider.choices, default=Provider.CLAUDE, db_default="claude"
-    )
+    provider = models.CharField(max_length=64, default="claude", db_default="claude")
     config_json = EncryptedTextField(
         null=True, blank=True, help_text="Serialized .claude.json, encrypted at rest."
     )
@@ -135,9 +136,7 @@ class Agent(TimestampedModel):
         max_length=255, null=True, blank=True, help_text="CLI session id, for resume."
     )
     worktree_id = models.CharField(max_length=1024, help_text="Path to the agent's git worktree.")
-    provider = models.CharField(
-        max_length=64, choices=Provider.choices, default=Provider.CLAUDE, db_default="claude"
-    )
+    provider = models.CharField(max_length=64, default="claude", db_default="claude")
     account = models.ForeignKey(
         Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
     )

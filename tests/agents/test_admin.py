@@ -481,3 +481,13 @@ def test_an_accounts_provider_is_a_choice_of_the_known_ones(admin_client):
     assert response.status_code == HTTPStatus.OK
     assert "clod is not one of the available choices" in str(_errors(response))
     assert not Account.objects.exists()
+
+
+def test_an_agents_provider_is_a_choice_of_the_known_ones(admin_client):
+    agent = f.AgentFactory(provider="codex")
+
+    html = admin_client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+
+    provider = re.search(r'<select name="provider".*?</select>', html, re.DOTALL)
+    assert provider is not None
+    assert '<option value="codex" selected>Codex CLI</option>' in provider.group(0)
