@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -45,6 +46,7 @@ from agents.models import (
     Message,
     MessageType,
     ParticipantType,
+    Provider,
     one_line,
 )
 from agents.repositories import (
@@ -120,6 +122,12 @@ class AccountAdminForm(forms.ModelForm):
         "leave blank to keep it.",
     )
     clear_credentials = forms.BooleanField(label="Clear credentials", required=False)
+    provider = forms.ChoiceField(
+        choices=Provider.choices,
+        initial=Provider.CLAUDE,
+        help_text="The coding CLI whose login this is: the rotation hands it to the "
+        "runners of that provider.",
+    )
 
     class Meta:
         model = Account
@@ -464,6 +472,14 @@ class AgentAdmin(AgentReadableAdmin, ButtonsAdmin, PlanChoicesAdmin):
         admin_runs.CANCEL_AGENT_RUN,
     )
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "provider":
+            # One of the providers cw knows (the services refuse any other).
+            return forms.ChoiceField(
+                choices=Provider.choices, initial=Provider.CLAUDE, label="Provider"
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_queryset(self, request):
         # The account column shows the login only: its secrets are not read (nor decrypted).
         return super().get_queryset(request).defer("account__config_json", "account__credentials")
@@ -595,6 +611,55 @@ def _reply(request: HttpRequest, message: Message) -> str:
     return "Your reply was sent."
 
 
+def participant_choices() -> list[tuple[str, Any]]:
+    """Whom a message may be from or to: an agent (by name) or a person (by username),
+    or nobody (the team); the services check the choice against the participant's type."""
+    agent_choices = [
+        (pk, name) for pk, name in Agent.objects.order_by("name").values_list("pk", "name")
+    ]
+    people = get_user_model()._default_manager.order_by("pk")
+    return [
+        ("", "— nobody: the team —"),
+        ("Agents", agent_choices),
+        ("People", [(str(person.pk), person.get_username()) for person in people]),
+    ]
+
+
+class MessageAdminForm(forms.ModelForm):
+    """A message's sender and recipient are chosen among the agents and people, never
+    typed: an id that names nobody cannot be saved."""
+
+    sender_id = forms.TypedChoiceField(
+        label="Sender",
+        choices=participant_choices,
+        required=False,
+        empty_value=None,
+        help_text="An agent when the sender type is agent (required), a person or nobody "
+        "when it is user.",
+    )
+    recipient_id = forms.TypedChoiceField(
+        label="Recipient",
+        choices=participant_choices,
+        required=False,
+        empty_value=None,
+        help_text="An agent when the recipient type is agent (required), a person or "
+        "nobody when it is user.",
+    )
+
+    class Meta:
+        model = Message
+        fields = (
+            "sender_type",
+            "sender_id",
+            "recipient_type",
+            "recipient_id",
+            "type",
+            "content",
+            "requires_response",
+            "parent_message",
+        )
+
+
 class RepliedFilter(admin.SimpleListFilter):
     """Whether a message has a reply. Its parameter is the plain lookup the dashboard's
     links use (``replies__isnull``): Django (5.2.20 on) accepts a lookup across a reverse
@@ -653,6 +718,7 @@ class MessageAdmin(ButtonsAdmin, ServiceAdmin):
         ),
     )
     buttons = (Button("reply", "Send the reply", _reply),)
+    form = MessageAdminForm
 
     def get_queryset(self, request):
         # The agents' names come with the rows, so labels never look one up per row.

@@ -14,6 +14,12 @@ declare("agents", "agent_log_chunk_not_found", NotFound, "No agent log chunk has
 declare("agents", "conversation_not_found", NotFound, "No conversation has this id.")
 
 # Accounts (account_email_taken is declared on its constraint, agents.models.Account).
+declare(
+    "agents",
+    "invalid_provider",
+    InvalidInput,
+    "A provider cw does not know (`details.allowed` lists them, `agents.models.Provider`).",
+)
 rename("account_duplicate", "account_email_taken")
 declare("agents", "invalid_email", InvalidInput, "An account's email is not an email address.")
 declare(
@@ -115,6 +121,12 @@ declare(
     "message_recipient_required",
     InvalidInput,
     "A message to an agent does not name the agent (`recipient_id`).",
+)
+declare(
+    "agents",
+    "message_sender_required",
+    InvalidInput,
+    "A message from an agent does not name the agent (`sender_id`).",
 )
 
 # Runs, their usage, budgets and limits (issue 21). The codes of the runs' constraints

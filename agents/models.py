@@ -32,6 +32,7 @@ from core.validators import (
     text_length,
     validate_git_commit,
     validate_json,
+    validate_one_line,
 )
 
 #: The most characters of a message or question a record's label shows.
@@ -42,6 +43,20 @@ def one_line(text: str, width: int = LABEL_WIDTH) -> str:
     """``text`` on one line, cut to ``width`` characters with ``…``: a long message or
     question in a list, a dropdown or a refusal."""
     return shorten(text, width)
+
+
+class Provider(models.TextChoices):
+    """The coding CLIs cw knows to rotate accounts for and run agents with: the ones a
+    runner's ``[agents.<provider>]`` table may name. An account of any other provider
+    would never be claimed (``clod`` would silently leave the rotation), so the services
+    refuse it (``invalid_provider``) and the admin offers these only. The set is open
+    (a runner may run any CLI), so the column is not an enum the database pins: adding
+    a provider is adding it here, with no migration, and a row written before the rule
+    stays readable (its form asks for a known provider)."""
+
+    CLAUDE = "claude", "Claude Code"
+    CODEX = "codex", "Codex CLI"
+    GEMINI = "gemini", "Gemini CLI"
 
 
 class Account(TimestampedModel):
@@ -63,7 +78,7 @@ class Account(TimestampedModel):
     is_exhausted = models.BooleanField(default=False, db_default=False)
     exhausted_until = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    sort_order = models.IntegerField(default=0, db_default=0)
+    sort_order = models.IntegerField(default=0, db_default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         db_table = "accounts"
@@ -108,7 +123,9 @@ class AgentMode(models.TextChoices):
 
 
 class Agent(TimestampedModel):
-    name = models.CharField(max_length=100, help_text="Adjective-animal alias.")
+    name = models.CharField(
+        max_length=100, validators=[validate_one_line], help_text="Adjective-animal alias."
+    )
     task = models.ForeignKey(
         Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="agents"
     )

@@ -31,6 +31,7 @@ from agents.models import (
     MessageStatus,
     MessageType,
     ParticipantType,
+    Provider,
     RunOutcome,
     UsageScope,
 )
@@ -52,7 +53,9 @@ from core.schemas import (
     Id,
     InputSchema,
     Int32,
+    NameText,
     NonBlankText,
+    OrderInt32,
     PageParams,
     TaskOut,
     Text,
@@ -84,6 +87,9 @@ JsonText = Annotated[
     ),
 ]
 
+#: What the document says of a provider: one cw knows (``agents.models.Provider``).
+PROVIDER_DESCRIPTION = "One of the providers cw knows to run (`agents.models.Provider`)."
+
 #: The default of a patch field that may be left out but never sent as ``null``: the
 #: field stays required-when-sent (not Optional), and a patch applies only the fields set.
 NOT_SENT: Any = None
@@ -91,24 +97,24 @@ NOT_SENT: Any = None
 
 class AccountIn(InputSchema):
     email: Email
-    provider: NonBlankText = Field("claude", max_length=64)
+    provider: Provider = Field(Provider.CLAUDE, description=PROVIDER_DESCRIPTION)
     config_json: JsonText | None = Field(
         None, description="Serialized .claude.json (write-only; stored encrypted)."
     )
     credentials: JsonText | None = Field(
         None, description="Serialized .credentials.json (write-only; stored encrypted)."
     )
-    sort_order: Int32 = 0
+    sort_order: OrderInt32 = 0
 
 
 class AccountPatch(InputSchema):
     """Only the fields sent change; send ``null`` for a secret to clear it."""
 
     email: Email = NOT_SENT
-    provider: NonBlankText = Field(NOT_SENT, max_length=64)
+    provider: Provider = Field(NOT_SENT, description=PROVIDER_DESCRIPTION)
     config_json: JsonText | None = None
     credentials: JsonText | None = None
-    sort_order: Int32 = NOT_SENT
+    sort_order: OrderInt32 = NOT_SENT
 
 
 class AccountOut(Schema):
@@ -203,12 +209,12 @@ class AgentRegisterIn(InputSchema):
     worktree_id: NonBlankText = Field(
         max_length=AGENT_WORKTREE_MAX_LENGTH, description="Path to the agent's git worktree."
     )
-    name: NonBlankText | None = Field(
+    name: NameText | None = Field(
         None,
         max_length=AGENT_NAME_MAX_LENGTH,
         description="Unique name; generated (``brave-otter``) when absent.",
     )
-    provider: NonBlankText = Field("claude", max_length=64)
+    provider: Provider = Field(Provider.CLAUDE, description=PROVIDER_DESCRIPTION)
     mode: AgentMode | None = Field(None, description="Defaults to execute.")
     task_id: Id | None = Field(None, description="The task it works on.")
     initiative_id: Id | None = Field(None, description="Defaults to the task's initiative.")
@@ -457,31 +463,45 @@ LOG_APPEND_BODY: dict[str, Any] = {
 # --- messages ------------------------------------------------------------------------------
 
 
+def _names_the_agent(role: str) -> dict[str, Any]:
+    """JSON Schema: a message whose ``<role>_type`` is ``agent`` names it in ``<role>_id``."""
+    return {
+        "if": {"properties": {f"{role}_type": {"const": "agent"}}, "required": [f"{role}_type"]},
+        "then": {"required": [f"{role}_id"], "properties": {f"{role}_id": {"type": "string"}}},
+    }
+
+
+#: What the document says of a sender's or recipient's id.
+PARTICIPANT_ID = (
+    "With type `agent`: the id of an existing agent, required (400 "
+    "`message_{role}_required` when left out, 404 `agent_not_found` when it names no "
+    "agent). With type `user`: the id of an existing person (404 `person_not_found` "
+    "otherwise), or null for the team."
+)
+
+
 class MessageIn(InputSchema):
-    # A message to an agent names it (400 message_recipient_required otherwise).
+    # A message from or to an agent names it (400 message_sender_required or
+    # message_recipient_required otherwise).
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "if": {"properties": {"recipient_type": {"const": "agent"}}},
-            "then": {
-                "required": ["recipient_id"],
-                "properties": {"recipient_id": {"type": "string"}},
-            },
-        },
+        json_schema_extra={"allOf": [_names_the_agent("sender"), _names_the_agent("recipient")]},
     )
 
     sender_type: ParticipantType
-    sender_id: Id | None = Field(None, description="The agent's id; a person's id or null.")
+    sender_id: Id | None = Field(None, description=PARTICIPANT_ID.format(role="sender"))
     recipient_type: ParticipantType
-    recipient_id: Id | None = Field(None, description="Required (not null) for an agent.")
+    recipient_id: Id | None = Field(None, description=PARTICIPANT_ID.format(role="recipient"))
     type: MessageType = MessageType.INFO
     content: LongText
     requires_response: bool = False
 
 
 class MessageReplyIn(InputSchema):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_names_the_agent("sender"))
+
     sender_type: ParticipantType
-    sender_id: Id | None = None
+    sender_id: Id | None = Field(None, description=PARTICIPANT_ID.format(role="sender"))
     content: LongText
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
+from django.contrib.admin import widgets
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
@@ -39,6 +40,7 @@ from core.errors import DomainError
 from core.events import EVENT_KINDS
 from core.history import HISTORY_LIMIT, record_history
 from core.text import shorten
+from core.validators import validate_one_line
 
 #: How many characters of a record's name a button's message shows.
 MESSAGE_NAME_CHARACTERS = 60
@@ -110,7 +112,16 @@ def service_action(
 
 class HistoryAdmin(admin.ModelAdmin):
     """A record's History page lists its events in words, newest first ("alice approved
-    the plan", "tool ci-runner started the task"), instead of Django's admin log."""
+    the plan", "tool ci-runner started the task"), instead of Django's admin log.
+
+    Its forms show a text column that holds one line (a name or a title: its validators
+    include ``validate_one_line``) as a one-line input, not a ten-row text area.
+    """
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.TextField) and validate_one_line in db_field.validators:
+            kwargs.setdefault("widget", widgets.AdminTextInputWidget)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def history_view(self, request, object_id, extra_context=None):
         record = self.get_object(request, unquote(object_id))

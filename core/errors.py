@@ -483,6 +483,14 @@ declare(
     DependencyCycle,
     "The dependency would close a cycle (`details.cycle` names it).",
 )
+declare("core", "person_not_found", NotFound, "No person (user) has this id.")
+declare(
+    "core",
+    "task_place_required",
+    InvalidInput,
+    "A task belongs to a phase or an initiative (a subtask may take its parent's): it "
+    "names neither.",
+)
 declare(
     "core",
     "task_phase_other_initiative",

@@ -239,6 +239,16 @@ EVENT_KINDS: dict[str, EventKind] = {
     "agent.log_deleted": _kind(
         "agent", "An agent's whole log was deleted.", {"chunks": "how many chunks"}
     ),
+    # --- API tokens (a run's token is the system's, made with its run: not on the feed) ---
+    "api_token.created": _kind(
+        "api_token",
+        "An API token was made for a tool or a person (its secret is never on the feed).",
+        {"name": "its name", "kind": "tool or person"},
+        {"person_id": "the person a personal token acts for"},
+    ),
+    "api_token.revoked": _kind(
+        "api_token", "An API token was revoked: it never authenticates again.", {"name": "its name"}
+    ),
     # --- accounts ---
     "account.created": _kind(
         "account",

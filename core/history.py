@@ -196,6 +196,8 @@ PHRASES: dict[str, Phrase] = {
     "review_comment.handed_over": _fixed("handed the review comment to the rework task"),
     "review_comment.unresolved": _fixed("reopened the review comment"),
     "review_comment.deleted": _fixed("deleted the review comment"),
+    "api_token.created": _with("made the token", "kind", " (a {value}'s)"),
+    "api_token.revoked": _fixed("revoked the token"),
     "account.created": _fixed("added the account"),
     "account.updated": _changed_fields("account"),
     "account.deleted": _fixed("deleted the account"),

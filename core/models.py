@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from core.validators import (
     NAME_MAX_LENGTH,
+    NAME_VALIDATORS,
     TEXT_MAX_LENGTH,
-    name_length,
     text_length,
     validate_git_url,
+    validate_one_line,
     validate_tiptap_document,
 )
 
@@ -100,7 +101,7 @@ RETRY_BACKOFF_SECONDS = (0, 86_400)
 
 
 class Initiative(TimestampedModel):
-    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=NAME_VALIDATORS)
     status = models.CharField(
         max_length=20,
         choices=InitiativeStatus.choices,
@@ -189,7 +190,7 @@ class Phase(TimestampedModel):
     initiative = models.ForeignKey(
         Initiative, on_delete=models.CASCADE, related_name="phases", db_index=False
     )
-    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=NAME_VALIDATORS)
     content = models.TextField(
         null=True,
         blank=True,
@@ -308,7 +309,7 @@ class Task(TimestampedModel):
     parent_task = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="subtasks"
     )
-    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    name = models.TextField(max_length=NAME_MAX_LENGTH, validators=NAME_VALIDATORS)
     description = models.TextField(
         null=True, blank=True, max_length=TEXT_MAX_LENGTH, validators=[text_length]
     )
@@ -341,7 +342,7 @@ class Task(TimestampedModel):
         editable=False,
         help_text="The status a blocked task returns to when unblocked.",
     )
-    order = models.IntegerField(default=0, db_default=0)
+    order = models.IntegerField(default=0, db_default=0, validators=[MinValueValidator(0)])
     summary = models.TextField(
         null=True,
         blank=True,
@@ -448,7 +449,7 @@ class Page(TimestampedModel):
     parent_page = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
     )
-    title = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    title = models.TextField(max_length=NAME_MAX_LENGTH, validators=NAME_VALIDATORS)
     content = models.TextField(
         null=True,
         blank=True,
@@ -456,7 +457,7 @@ class Page(TimestampedModel):
         validators=[text_length, validate_tiptap_document],
         help_text="Tiptap (ProseMirror) JSON.",
     )
-    sort_order = models.IntegerField(default=0, db_default=0)
+    sort_order = models.IntegerField(default=0, db_default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         db_table = "pages"
@@ -479,7 +480,7 @@ class Page(TimestampedModel):
 
 
 class Project(TimestampedModel):
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_one_line])
     url = models.CharField(
         max_length=1024,
         validators=[validate_git_url],
@@ -545,7 +546,7 @@ class ApiToken(CreatedModel):
     again; at most one active token has a given name.
     """
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_one_line])
     token_hash = models.CharField(max_length=64, editable=False)
     prefix = models.CharField(max_length=8, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)

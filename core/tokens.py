@@ -11,9 +11,11 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
+from core.events import event_record
 from core.models import ApiToken
 from core.repositories import require_text
 from core.repositories.tokens import ApiTokenRepository
@@ -35,6 +37,7 @@ def hash_token(clear: str) -> str:
     return hashlib.sha256(clear.encode()).hexdigest()
 
 
+@transaction.atomic
 def api_token_create(
     *,
     name: str,
@@ -48,6 +51,7 @@ def api_token_create(
 
     Refuses a blank or over-long name (``InvalidInput``) and a name an active token
     already has (``Conflict`` ``token_name_taken``); a revoked token's name may be reused.
+    Records ``api_token.created`` (never the secret).
     """
     name = require_text(name, "name").strip()
     if len(name) > _NAME_MAX_LENGTH:
@@ -75,6 +79,10 @@ def api_token_create(
         )
     except Conflict as error:
         raise taken from error
+    data: dict[str, str] = {"name": token.name, "kind": token.kind}
+    if person is not None:
+        data["person_id"] = str(person.pk)
+    event_record("api_token.created", subject_type="api_token", subject_id=token.pk, data=data)
     return token, clear
 
 
@@ -96,12 +104,13 @@ def run_token_create(*, run_id: str) -> tuple[ApiToken, str]:
     return token, clear
 
 
+@transaction.atomic
 def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
     """Revoke the token with this id or display prefix; it never authenticates again.
 
     ``NotFound`` (``token_not_found``) when nothing matches, ``InvalidInput``
     (``token_prefix_ambiguous``) when a prefix matches several tokens, ``Conflict``
-    (``token_already_revoked``) when it is revoked already.
+    (``token_already_revoked``) when it is revoked already. Records ``api_token.revoked``.
     """
     key = (token_id_or_prefix or "").strip()
     matches = tokens.find_by_id_or_prefix(key) if key else []
@@ -127,6 +136,12 @@ def api_token_revoke(*, token_id_or_prefix: str) -> ApiToken:
             details={"id": token.pk},
         )
     token.revoked_at = now
+    event_record(
+        "api_token.revoked",
+        subject_type="api_token",
+        subject_id=token.pk,
+        data={"name": token.name},
+    )
     return token
 
 

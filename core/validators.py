@@ -7,6 +7,7 @@ API's schemas. Messages never quote the value (it may be long, or a secret).
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,10 @@ TEXT_MAX_LENGTH = 1_000_000
 
 #: File paths (worktrees' output files, files under review): Linux's PATH_MAX.
 PATH_MAX_LENGTH = 4096
+
+#: The characters that break a line (Python's ``str.splitlines``): none may be inside a
+#: name (around it they are white space, stripped).
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 name_length = MaxLengthValidator(NAME_MAX_LENGTH)
 text_length = MaxLengthValidator(TEXT_MAX_LENGTH)
@@ -58,6 +63,17 @@ def validate_json(value: str) -> None:
         _loads(value)
     except (TypeError, ValueError, RecursionError):
         raise ValidationError("Enter a valid JSON document.", code="invalid_json") from None
+
+
+def validate_one_line(value: str) -> None:
+    """The value is one line: no line break inside it once stripped (a name or title:
+    what lists, dropdowns and messages show on one line)."""
+    if isinstance(value, str) and any(c in LINE_BREAKS for c in value.strip()):
+        raise ValidationError("Enter one line: a name has no line breaks.", code="multi_line")
+
+
+#: What every name and title column holds: one line of at most ``NAME_MAX_LENGTH``.
+NAME_VALIDATORS: list[Callable[[Any], None]] = [name_length, validate_one_line]
 
 
 def validate_git_url(value: str) -> None:

@@ -4,6 +4,7 @@ As in ``core.models``: every constraint has a code and a message in words, and f
 carry the validators of what they hold.
 """
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -20,9 +21,9 @@ from core.models import (
 from core.text import shorten
 from core.validators import (
     NAME_MAX_LENGTH,
+    NAME_VALIDATORS,
     PATH_MAX_LENGTH,
     TEXT_MAX_LENGTH,
-    name_length,
     path_length,
     text_length,
 )
@@ -55,7 +56,7 @@ class Proposal(TimestampedModel):
     )
     target_type = models.CharField(max_length=8, choices=ProposalTargetType.choices)
     target_id = models.CharField(max_length=22, null=True, blank=True)
-    title = models.TextField(max_length=NAME_MAX_LENGTH, validators=[name_length])
+    title = models.TextField(max_length=NAME_MAX_LENGTH, validators=NAME_VALIDATORS)
     summary = models.TextField(
         null=True, blank=True, max_length=TEXT_MAX_LENGTH, validators=[text_length]
     )
@@ -73,7 +74,7 @@ class Proposal(TimestampedModel):
         default=ProposalStatus.PENDING,
         db_default=ProposalStatus.PENDING,
     )
-    sort_order = models.IntegerField(default=0, db_default=0)
+    sort_order = models.IntegerField(default=0, db_default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         db_table = "proposals"

@@ -17,9 +17,10 @@ from core.schemas import (
     FromRecord,
     Id,
     InputSchema,
-    Int32,
     JsonObject,
+    NameText,
     NonBlankText,
+    OrderInt32,
     PageParams,
     Text,
 )
@@ -30,7 +31,7 @@ from core.schemas.base import (
     OneLineText,
     PositiveInt32,
 )
-from core.validators import TEXT_MAX_LENGTH
+from core.validators import NAME_MAX_LENGTH, TEXT_MAX_LENGTH
 from reviews.models import (
     ChangeAction,
     ChangeSetSource,
@@ -80,7 +81,7 @@ class ProposalIn(InputSchema):
     target_id: NonBlankText | None = Field(
         None, description="The record to change; null to create."
     )
-    title: NonBlankText = Field(max_length=500)
+    title: NameText = Field(max_length=NAME_MAX_LENGTH)
     summary: Text | None = None
     content: Text | None = Field(None, description="Markdown body.")
     metadata: JsonObject | None = Field(
@@ -91,7 +92,7 @@ class ProposalIn(InputSchema):
             f"phase: dependencies (phase ids). {JSON_RULES}"
         ),
     )
-    sort_order: Int32 = 0
+    sort_order: OrderInt32 = 0
 
 
 class ProposalOut(FromRecord):

@@ -66,6 +66,15 @@ class MessageRepository(Repository[Message]):
         replies = Message.objects.filter(parent_message=OuterRef("pk"))
         return self.queryset().exclude(status=MessageStatus.RESPONDED).filter(~Exists(replies))
 
+    def agent_awaits_person(self, agent_id: str) -> bool:
+        """Whether the agent still has a message to people waiting for an answer
+        (``awaiting_person``)."""
+        return (
+            self.awaiting_person()
+            .filter(sender_type=ParticipantType.AGENT, sender_id=agent_id)
+            .exists()
+        )
+
     def pending_for_user(self) -> QuerySet[Message]:
         """Messages addressed to people, not yet read and not answered, oldest first."""
         return self.unanswered().filter(

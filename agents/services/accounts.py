@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from typing_extensions import Unpack
 
-from agents.models import Account
+from agents.models import Account, Provider
 from agents.repositories import AccountChanges, AccountRepository
 from agents.secrets import SETTING, SecretKeyError, find_undecryptable
 from core.errors import Conflict, InvalidInput
@@ -29,9 +29,25 @@ accounts = AccountRepository()
 SECRET_FIELDS = ("config_json", "credentials")
 
 
+def check_provider(provider: Any) -> str:
+    """Return ``provider`` when cw knows it (``agents.models.Provider``); else
+    ``invalid_provider``: an account or agent of a provider no runner runs would never
+    be claimed nor run."""
+    if provider not in Provider.values:
+        raise InvalidInput(
+            f"Unknown provider {provider!r}; expected one of {', '.join(Provider.values)}.",
+            code="invalid_provider",
+            details={"field": "provider", "value": str(provider), "allowed": Provider.values},
+        )
+    return str(provider)
+
+
 def validate_account_fields(fields: dict[str, Any]) -> None:
-    """Refuse a malformed email (``invalid_email``) or a secret that is not JSON text
-    (``invalid_json``, never echoing it)."""
+    """Refuse a provider cw does not know (``invalid_provider``), a malformed email
+    (``invalid_email``) or a secret that is not JSON text (``invalid_json``, never
+    echoing it)."""
+    if "provider" in fields:
+        check_provider(fields["provider"])
     if "email" in fields:
         try:
             validate_email(fields["email"])

@@ -18,7 +18,7 @@ from typing_extensions import Unpack
 
 from agents.models import Account, Agent, AgentStatus
 from agents.repositories import AccountRepository, AgentChanges, AgentRepository, AgentRuntime
-from agents.services.accounts import claim_next_account, record_account_claimed
+from agents.services.accounts import check_provider, claim_next_account, record_account_claimed
 from core.errors import Conflict, InvalidInput, TransitionNotAllowed
 from core.events import event_record
 from core.repositories import TaskRepository
@@ -73,7 +73,8 @@ def agent_register(
     is ``invalid_field``.
 
     Records ``agent.registered`` (and ``account.claimed``). Nothing is written when the
-    task does not exist or no account is available (409 ``account_unavailable``).
+    task does not exist, the provider is unknown (``invalid_provider``) or no account is
+    available (409 ``account_unavailable``).
     """
     if claim_account and account_id is not None:
         raise InvalidInput(
@@ -81,7 +82,7 @@ def agent_register(
             code="invalid_field",
             details={"fields": ["account_id"]},
         )
-    fields: dict[str, Any] = {"worktree_id": worktree_id, "provider": provider}
+    fields: dict[str, Any] = {"worktree_id": worktree_id, "provider": check_provider(provider)}
     if output_file_path is not None:
         fields["output_file_path"] = output_file_path
     if account_id is not None:
@@ -131,6 +132,8 @@ def agent_update(*, agent_id: str, **changes: Unpack[AgentChanges]) -> Agent:
             code="invalid_field",
             details={"fields": refused},
         )
+    if "provider" in changes:
+        check_provider(changes["provider"])
     return apply_update(AGENTS, agents, agents.get_for_update(agent_id), changes)
 
 

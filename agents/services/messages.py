@@ -2,7 +2,10 @@
 
 A reply marks the message it answers ``responded`` in the same transaction, and a
 message that has been answered is in neither "pending for a person" nor "requiring a
-response" (``MessageRepository.unanswered``). Answering a message addressed to a person
+response" (``MessageRepository.unanswered``). A person's answer to an agent waiting
+for input puts the agent back to running once none of its questions waits any more
+(``agent_mark_running``), so its page, the dashboard and ``cw_status`` stop saying
+it waits. Answering a message addressed to a person
 is a person's gate (``require_person``).
 """
 
@@ -11,15 +14,18 @@ from typing import Any
 from django.db import transaction
 from typing_extensions import Unpack
 
-from agents.models import Message, MessageStatus, MessageType, ParticipantType
+from agents.models import AgentStatus, Message, MessageStatus, MessageType, ParticipantType
 from agents.repositories import AgentRepository, MessageChanges, MessageRepository
+from agents.services.agents import agent_mark_running
 from core.actors import Actor, require_person
 from core.errors import InvalidInput
 from core.events import event_record
+from core.repositories.people import PersonRepository
 from core.services.feed import RecordFeed, apply_update, record_all, snapshot
 
 agents = AgentRepository()
 messages = MessageRepository()
+people = PersonRepository()
 
 
 def _reply_ids(values: Any) -> dict[str, Any]:
@@ -37,19 +43,54 @@ MESSAGES = RecordFeed("message", deleted_data=_reply_ids, initiative_column=None
 
 
 def _check_participant(role: str, kind: str, participant_id: str | None) -> None:
-    """An agent participant must name an existing agent (``agent_not_found``); a
-    recipient agent must be named (``message_recipient_required``)."""
+    """An agent participant names an existing agent (``agent_not_found``; left out,
+    ``message_sender_required`` or ``message_recipient_required``); a person is named
+    by an existing person's id (``person_not_found``) or not at all (the team)."""
     if kind != ParticipantType.AGENT:
+        if participant_id is not None:
+            people.require(participant_id)
         return
+    if participant_id is None and role == "recipient":
+        raise InvalidInput(
+            "A message to an agent names the agent (recipient_id).",
+            code="message_recipient_required",
+            details={"field": "recipient_id"},
+        )
     if participant_id is None:
-        if role == "recipient":
-            raise InvalidInput(
-                "A message to an agent names the agent (recipient_id).",
-                code="message_recipient_required",
-                details={"field": "recipient_id"},
-            )
-        return
+        raise InvalidInput(
+            "A message from an agent names the agent (sender_id).",
+            code="message_sender_required",
+            details={"field": "sender_id"},
+        )
     agents.require(participant_id)
+
+
+def _check_participants(message: Message, changes: dict[str, Any]) -> None:
+    """The sender and recipient an edit leaves a message with are checked as a new
+    message's are."""
+    for role in ("sender", "recipient"):
+        if f"{role}_type" in changes or f"{role}_id" in changes:
+            kind = changes.get(f"{role}_type", getattr(message, f"{role}_type"))
+            named = changes.get(f"{role}_id", getattr(message, f"{role}_id"))
+            _check_participant(role, kind, named)
+
+
+def _resume_if_answered(message: Message) -> None:
+    """A person answered an agent (``message``, a response to it): an agent waiting for
+    input runs again once no message of its to people waits for an answer."""
+    if not (
+        message.sender_type == ParticipantType.USER
+        and message.recipient_type == ParticipantType.AGENT
+        and message.type == MessageType.RESPONSE
+        and message.recipient_id
+    ):
+        return
+    agent = agents.get_for_update(message.recipient_id)
+    if agent.status != AgentStatus.WAITING_FOR_INPUT:
+        return
+    if messages.agent_awaits_person(agent.pk):
+        return
+    agent_mark_running(agent_id=agent.pk)
 
 
 def _record_sent(message: Message) -> None:
@@ -96,6 +137,7 @@ def message_send(
         parent_message_id=parent_message_id,
     )
     _record_sent(message)
+    _resume_if_answered(message)
     return message
 
 
@@ -110,7 +152,8 @@ def message_reply(
 ) -> Message:
     """Reply to a message: the reply (type ``response``) goes to the message's sender,
     and the message is marked ``responded`` in the same transaction; records
-    ``message.sent``.
+    ``message.sent``. A person's reply to a waiting agent may put it back to running
+    (see the module docstring).
 
     Replying to a message addressed to a person is a person's gate: anyone else gets
     403 ``person_required``.
@@ -130,15 +173,19 @@ def message_reply(
     )
     messages.mark_responded(parent.pk)
     _record_sent(reply)
+    _resume_if_answered(reply)
     return reply
 
 
 @transaction.atomic
 def message_update(*, message_id: str, **changes: Unpack[MessageChanges]) -> Message:
     """Change a message's fields (its status moves only by reading and replying: it is
-    ``invalid_field`` here); records ``message.updated`` with the fields that changed
-    (nothing when none did)."""
-    return apply_update(MESSAGES, messages, messages.get_for_update(message_id), changes)
+    ``invalid_field`` here); its sender and recipient are checked as ``message_send``
+    checks them. Records ``message.updated`` with the fields that changed (nothing when
+    none did)."""
+    message = messages.get_for_update(message_id)
+    _check_participants(message, dict(changes))
+    return apply_update(MESSAGES, messages, message, changes)
 
 
 @transaction.atomic

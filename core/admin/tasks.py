@@ -8,6 +8,7 @@ from django.contrib.admin.utils import unquote
 from django.http import HttpRequest
 
 from core import services
+from core.actors import Actor
 from core.admin.choices import (
     CHOICE_SEPARATOR,
     PlanChoicesAdmin,
@@ -19,6 +20,7 @@ from core.admin.choices import (
 from core.admin.filters import InitiativeListFilter, PhaseListFilter, ReadyListFilter
 from core.admin.plan_pages import LIFECYCLE_FIELDS, linked, status_in
 from core.admin_base import (
+    MESSAGE_NAME_CHARACTERS,
     Button,
     ButtonsAdmin,
     Writes,
@@ -29,6 +31,7 @@ from core.admin_base import (
 )
 from core.models import Phase, Task, TaskDependency, TaskStatus, TaskType
 from core.repositories import TaskRepository, plans
+from core.text import shorten
 
 tasks = TaskRepository()
 
@@ -46,6 +49,28 @@ def _not_ready(task: Task) -> str | None:
     return services.task_not_ready_reason(task=task)
 
 
+def _draft_key(task: Task) -> str:
+    """Where the session keeps the summary typed on a task's page until it is stored."""
+    return f"cw-task-summary:{task.pk}"
+
+
+def _complete(request: HttpRequest, task: Task) -> str:
+    """Complete the task with the summary (a checkpoint's decision) typed on its page.
+
+    The text is kept in the person's session until the completion succeeds, so a
+    refusal (not ready yet, completed meanwhile) comes back to a page that still holds
+    it; a blank summary stores none.
+    """
+    summary = request.POST.get("summary", "").strip()
+    request.session[_draft_key(task)] = summary
+    services.task_complete(
+        task_id=task.pk, summary=summary or None, actor=Actor.person(request.user)
+    )
+    request.session.pop(_draft_key(task), None)
+    name = shorten(str(task), MESSAGE_NAME_CHARACTERS)
+    return f"Complete: done for task '{name}'."
+
+
 TASK_BUTTONS: tuple[Button, ...] = (
     service_button(
         "start",
@@ -56,16 +81,8 @@ TASK_BUTTONS: tuple[Button, ...] = (
         style="default",
         refusal=_not_ready,
     ),
-    service_button(
-        "complete",
-        "Complete",
-        services.task_complete,
-        id_argument="task_id",
-        shown=_completable,
-        pass_actor=True,
-        style="default",
-        refusal=_not_ready,
-    ),
+    # Offered in the page's own panel, with the summary's (a decision's) text field.
+    Button("complete", "Complete", _complete, shown=lambda task: False),
     service_button(
         "block",
         "Block",
@@ -182,6 +199,9 @@ class TaskAdmin(ButtonsAdmin, PlanChoicesAdmin):
             )
             if request.user.has_perm("core.add_task")
             else None,
+            "plan_completable": _completable(task),
+            "plan_complete_refusal": _not_ready(task) if task.type != TaskType.AUTO else None,
+            "plan_summary_draft": request.session.get(_draft_key(task), ""),
             "plan_ready": task.is_ready,
             "plan_initiative": {"record": task.initiative, "url": change_url(task.initiative)}
             if task.initiative_id

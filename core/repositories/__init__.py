@@ -35,6 +35,7 @@ from core.repositories.pagination import (
     offset_slice,
     page_max_bytes,
 )
+from core.repositories.people import PersonRepository
 from core.repositories.phases import PhaseRepository
 from core.repositories.projects import InitiativeProjectRepository, ProjectRepository
 from core.repositories.tasks import TaskRepository
@@ -64,6 +65,7 @@ __all__ = [
     "KeysetPage",
     "OffsetPage",
     "PageRepository",
+    "PersonRepository",
     "PhaseRepository",
     "ProjectRepository",
     "Repository",

@@ -98,7 +98,8 @@ class TaskRepository(KeepsReadyQueue[Task], RevertibleRecords[Task], DependencyR
         """Create a task, keeping phase, initiative and parent consistent.
 
         A task with a phase takes the phase's initiative; a subtask given neither takes
-        its parent's phase and initiative; a parent must share the task's initiative.
+        its parent's phase and initiative; a parent must share the task's initiative. A
+        task in no initiative at all is ``task_place_required``.
         """
         values: dict[str, Any] = dict(fields)
         self._check_field_names(values, action="create")
@@ -122,6 +123,14 @@ class TaskRepository(KeepsReadyQueue[Task], RevertibleRecords[Task], DependencyR
                     code="task_phase_other_initiative",
                 )
             initiative_id = phase_initiative
+        if initiative_id is None:
+            # A task in no initiative is in no plan: nobody approves its phase, yet the
+            # ready queue would serve it.
+            raise InvalidInput(
+                "A task needs a phase or an initiative: choose one (a subtask takes its parent's).",
+                code="task_place_required",
+                details={"fields": ["phase", "initiative"]},
+            )
         for name in ("phase", "initiative", "parent_task"):
             values.pop(name, None)
         values.update(phase_id=phase_id, initiative_id=initiative_id, parent_task_id=parent_id)

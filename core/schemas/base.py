@@ -124,6 +124,13 @@ _ONE_LINE_INSIDE = r"[^\u0000\t\n\r]"
 ONE_LINE_NOT_BLANK_PATTERN = (
     rf"^[{_BLANK}]*[^\u0000{_BLANK}](?:{_ONE_LINE_INSIDE}*[^\u0000{_BLANK}])?[{_BLANK}]*$"
 )
+#: What a name holds besides its edges, once stripped: no NUL and no line break (the
+#: characters ``core.validators.LINE_BREAKS`` lists, which ``validate_one_line`` refuses).
+_NAME_INSIDE = r"[^\u0000\n\r\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]"
+#: The pattern of ``NameText``: ``NOT_BLANK_PATTERN`` whose text, once stripped, is one line.
+ONE_LINE_NAME_PATTERN = (
+    rf"^[{_BLANK}]*[^\u0000{_BLANK}](?:{_NAME_INSIDE}*[^\u0000{_BLANK}])?[{_BLANK}]*$"
+)
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,10 @@ NonBlankText = Annotated[
 #: repository refuses any other (a review comment's file path: 400 ``invalid_file_path``);
 #: this states the rule in the document.
 OneLineText = Annotated[NonBlankText, Documented(pattern=ONE_LINE_NOT_BLANK_PATTERN)]
+#: A ``NonBlankText`` that is one line once stripped (a name or title): the model field's
+#: ``validate_one_line`` refuses any other (400 ``validation_failed``); this states the
+#: rule in the document.
+NameText = Annotated[NonBlankText, Documented(pattern=ONE_LINE_NAME_PATTERN)]
 #: What the document says of every free-form JSON value a client sends.
 JSON_RULES = (
     f"No NUL character or lone surrogate in any key or string, no NaN or Infinity, and "
@@ -338,6 +349,11 @@ DateTimeText = Annotated[AwareDatetime, BeforeValidator(_refuse_other_than_rfc33
 PositiveInt32 = Annotated[
     int, Field(strict=True, ge=1, le=2**31 - 1), BeforeValidator(_integral_float_to_int)
 ]
+#: A place in an order (a task's ``order``, a page's or an account's ``sort_order``): an
+#: ``Int32`` from 0, as the model fields' validators require.
+OrderInt32 = Annotated[
+    int, Field(strict=True, ge=0, le=2**31 - 1), BeforeValidator(_integral_float_to_int)
+]
 
 
 def _stripped_length_pattern(
@@ -361,6 +377,7 @@ def _stripped_length_pattern(
 _STRIPPED_PATTERNS = {
     NOT_BLANK_PATTERN: r"[^\u0000]",
     ONE_LINE_NOT_BLANK_PATTERN: _ONE_LINE_INSIDE,
+    ONE_LINE_NAME_PATTERN: _NAME_INSIDE,
 }
 
 

@@ -28,8 +28,9 @@ from core.schemas.base import (
     FromRecord,
     Id,
     InputSchema,
-    Int32,
+    NameText,
     NonBlankText,
+    OrderInt32,
     PageParams,
     Text,
 )
@@ -109,7 +110,7 @@ class TaskOut(FromRecord):
 #: stays required-when-sent, and a patch applies only the fields set.
 NOT_SENT: Any = None
 
-Name = Annotated[NonBlankText, Field(max_length=NAME_MAX_LENGTH)]
+Name = Annotated[NameText, Field(max_length=NAME_MAX_LENGTH)]
 LongText = Annotated[Text, Field(max_length=TEXT_MAX_LENGTH)]
 Markdown = Annotated[
     Text, Field(max_length=TEXT_MAX_LENGTH, description="Markdown, converted to a Tiptap document.")
@@ -214,7 +215,7 @@ class TaskIn(InputSchema):
     type: TaskType | None = Field(None, description="Default: auto.")
     category: TaskCategory | None = Field(None, description="Default: execute.")
     priority: TaskPriority | None = Field(None, description="Default: medium.")
-    order: Int32 | None = None
+    order: OrderInt32 | None = None
 
 
 class TaskPatch(InputSchema):
@@ -225,7 +226,7 @@ class TaskPatch(InputSchema):
     type: TaskType = NOT_SENT
     category: TaskCategory = NOT_SENT
     priority: TaskPriority = NOT_SENT
-    order: Int32 = NOT_SENT
+    order: OrderInt32 = NOT_SENT
     phase_id: Id | None = None
     parent_task_id: Id | None = None
 
@@ -275,19 +276,19 @@ class PageOut(FromRecord):
 class PageIn(_WithContent):
     title: Name
     parent_page_id: Id | None = Field(None, description="Default: the root page.")
-    sort_order: Int32 | None = None
+    sort_order: OrderInt32 | None = None
 
 
 class PagePatch(_WithContent):
     """Only the fields sent change (move a page with ``POST /pages/{id}/move``)."""
 
     title: Name = NOT_SENT
-    sort_order: Int32 = NOT_SENT
+    sort_order: OrderInt32 = NOT_SENT
 
 
 class PageMoveIn(InputSchema):
     parent_page_id: Id
-    sort_order: Int32 | None = None
+    sort_order: OrderInt32 | None = None
 
 
 class ProjectOut(FromRecord):
@@ -302,7 +303,7 @@ class ProjectOut(FromRecord):
     updated_at: datetime
 
 
-ProjectName = Annotated[NonBlankText, Field(max_length=255)]
+ProjectName = Annotated[NameText, Field(max_length=255)]
 
 #: What the document says a git URL is: a part of what ``validate_git_url`` accepts
 #: (printable ASCII; the schemes spelt in lower case; a port of at most 4 digits), so a

@@ -152,7 +152,8 @@ def task_create(
     order: int | None = None,
 ) -> Task:
     """Add a pending task to a phase, to an initiative without a phase, or under a parent
-    task (whose phase and initiative it takes when given neither)."""
+    task (whose phase and initiative it takes when given neither); a task given none of
+    them (or a parent in no initiative) is ``task_place_required``."""
     if initiative_id is not None:
         initiatives.require(initiative_id)
     if parent_task_id is not None:

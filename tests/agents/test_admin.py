@@ -3,6 +3,7 @@ agents and messages save through their repositories with read-only statuses; log
 are read-only history."""
 
 import json
+import re
 from http import HTTPStatus
 
 import pytest
@@ -457,3 +458,70 @@ def test_an_agents_pending_questions_show_as_a_list_with_their_options(admin_cli
     assert '<ol class="cw-questions"><li><span class="cw-question-header">Storage</span>' in page
     assert "<li><strong>PostgreSQL</strong> — several workers</li>" in page
     assert "&quot;question&quot;" not in page
+
+
+# --- whom a message is from, which provider an account is of -------------------------------
+
+
+def test_a_messages_sender_is_chosen_among_the_agents_and_people(admin_client, admin_user):
+    agent = f.AgentFactory(name="brave-otter")
+
+    html = admin_client.get(reverse("admin:agents_message_add")).content.decode()
+
+    sender = re.search(r'<select name="sender_id".*?</select>', html, re.DOTALL)
+    assert sender is not None
+    assert f'<option value="{agent.pk}">brave-otter</option>' in sender.group(0)
+    assert f'<option value="{admin_user.pk}">{admin_user.username}</option>' in sender.group(0)
+
+
+def test_a_message_from_no_such_agent_is_refused_on_the_form(admin_client):
+    agent = f.AgentFactory()
+    message = services.message_send(
+        sender_type="agent", sender_id=agent.pk, recipient_type="user", content="Hi"
+    )
+    form = {"sender_type": "agent", "recipient_type": "user", "type": "info", "content": "Hi"}
+
+    added = admin_client.post(
+        reverse("admin:agents_message_add"), {**form, "sender_id": "no-such-agent"}
+    )
+    changed = admin_client.post(
+        reverse("admin:agents_message_change", args=[message.pk]),
+        {**form, "sender_id": "no-such-agent"},
+    )
+    unnamed = admin_client.post(reverse("admin:agents_message_add"), {**form, "sender_id": ""})
+
+    for response in (added, changed):
+        assert response.status_code == HTTPStatus.OK
+        assert "no-such-agent is not one of the available choices" in str(_errors(response))
+    assert "A message from an agent names the agent" in unnamed.content.decode()
+    assert list(Message.objects.values_list("sender_id", flat=True)) == [agent.pk]
+
+
+def test_an_accounts_provider_is_a_choice_of_the_known_ones(admin_client):
+    html = admin_client.get(reverse("admin:agents_account_add")).content.decode()
+    provider = re.search(r'<select name="provider".*?</select>', html, re.DOTALL)
+    assert provider is not None
+    assert re.findall(r'<option value="([a-z]*)"', provider.group(0)) == [
+        "claude",
+        "codex",
+        "gemini",
+    ]
+
+    response = admin_client.post(
+        reverse("admin:agents_account_add"),
+        {"email": "dev@example.com", "provider": "clod", "sort_order": 0},
+    )
+
+    assert response.status_code == HTTPStatus.OK
+    assert "clod is not one of the available choices" in str(_errors(response))
+    assert not Account.objects.exists()
+
+
+def test_an_agents_provider_is_a_choice_of_the_known_ones(admin_client):
+    agent = f.AgentFactory(provider="codex")
+
+    html = admin_client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+
+    provider = re.search(r'<select name="provider".*?</select>', html, re.DOTALL)
+    assert provider is not None
+    assert '<option value="codex" selected>Codex CLI</option>' in provider.group(0)

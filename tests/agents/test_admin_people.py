@@ -3,11 +3,14 @@ question, reply to a message, answer a conversation, release or park an account.
 is a POST to an admin URL that calls the service and comes back with a message in
 words — a refusal included, never a server error — and records read as words."""
 
+import io
+import json
 from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -122,6 +125,55 @@ def test_an_answer_to_another_agents_message_is_refused(admin_client, waiting):
 
     assert shown == ["That message is not from saffron-tern."]
     assert Message.objects.count() == 2
+
+
+def _waiting_everywhere(client, agent) -> tuple[bool, bool, bool]:
+    """Whether the agent's page, the dashboard and ``cw_status`` say it waits."""
+    page = client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
+    dashboard = client.get(reverse("admin:index")).content.decode()
+    out = io.StringIO()
+    call_command("cw_status", "--json", stdout=out)
+    waiting = {item["id"] for item in json.loads(out.getvalue())["questions"]["items"]}
+    return (
+        f"{agent.name} is waiting for you" in page,
+        "Limit per email or per IP?" in dashboard,
+        agent.pk in waiting,
+    )
+
+
+def test_an_answered_agent_is_no_longer_waiting_on_its_page_the_dashboard_or_cw_status(
+    admin_client, waiting
+):
+    agent, question = waiting
+    assert _waiting_everywhere(admin_client, agent) == (True, True, True)
+
+    press(admin_client, "agent", "answer", agent, message=question.pk, content="Per email.")
+
+    agent.refresh_from_db()
+    assert (agent.status, agent.pending_questions) == ("running", None)
+    assert _waiting_everywhere(admin_client, agent) == (False, False, False)
+
+
+def test_an_agent_answered_without_a_message_runs_again():
+    agent = f.AgentFactory(name="calm-fox", status="waiting_for_input", pending_questions='["Go?"]')
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+
+    press(client, "agent", "answer", agent, content="Go ahead.")
+
+    agent.refresh_from_db()
+    assert agent.status == "running"
+    assert _waiting_everywhere(client, agent)[::2] == (False, False)
+
+
+def test_an_agent_with_another_open_question_keeps_waiting(admin_client, waiting):
+    agent, question = waiting
+    f.MessageFactory(sender_id=agent.pk, type="question", requires_response=True, content="And?")
+
+    press(admin_client, "agent", "answer", agent, message=question.pk, content="Per email.")
+
+    agent.refresh_from_db()
+    assert agent.status == "waiting_for_input"
 
 
 # --- replying to a message -------------------------------------------------------------------
@@ -348,11 +400,11 @@ def test_the_agent_form_picks_tasks_initiatives_and_accounts_by_search(admin_cli
 
 
 def test_log_chunks_and_agents_stay_history_when_buttons_are_pressed(admin_client, waiting):
-    # Pressing buttons writes messages only: nothing touches the agent or its log.
+    # Pressing buttons writes messages (and the answered agent runs again): its log stays.
     agent, question = waiting
     f.AgentLogChunkFactory(agent_id=agent.pk, agent_name=agent.name)
 
     press(admin_client, "agent", "answer", agent, message=question.pk, content="Both.")
 
-    assert Agent.objects.get(pk=agent.pk).status == "waiting_for_input"
+    assert Agent.objects.get(pk=agent.pk).status == "running"
     assert AgentLogChunk.objects.count() == 1

@@ -213,7 +213,7 @@ def build_fleet(database: ScratchDatabase, server: Server, runners: list[str]) -
             )
     preferred, other = (
         ok(server, "POST", "/api/accounts", lead, {"email": f"{p}@fleet.test", "provider": p})
-        for p in ("alpha", "beta")
+        for p in ("claude", "codex")
     )
     ok(server, "POST", "/api/run-limits", lead, {"scope_type": "all", "max_live": OVERALL_LIMIT})
     ok(
@@ -350,11 +350,13 @@ def test_a_fleet_of_runner_processes_works_the_plan_within_its_limits_and_budget
                 # The victim alone first: it takes the high-priority "sleepy" task on the
                 # other account, beats once and hangs; then the others start, and it dies.
                 processes[victim] = start_runner(
-                    tmp_path, server, fleet, victim, ["beta"], hang_on="sleepy"
+                    tmp_path, server, fleet, victim, ["codex"], hang_on="sleepy"
                 )
                 victim_run = wait_for(tmp_path / f"{victim}.hung", processes[victim], 30)
                 for name in workers:
-                    processes[name] = start_runner(tmp_path, server, fleet, name, ["alpha", "beta"])
+                    processes[name] = start_runner(
+                        tmp_path, server, fleet, name, ["claude", "codex"]
+                    )
                 time.sleep(1)
                 held = ok(server, "GET", f"/api/runs/{victim_run}", fleet.lead)
                 assert held["outcome"] == "running" and held["runner_name"] == victim

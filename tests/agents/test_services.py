@@ -174,3 +174,28 @@ def test_releasing_an_account_that_is_not_parked_records_nothing():
     services.account_release(account_id=account.id)
 
     assert account_events() == []
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+def test_an_account_or_agent_of_an_unknown_provider_is_refused():
+    from agents import services as agent_services
+    from agents.models import Account, Agent
+    from core.errors import InvalidInput
+
+    account = f.AccountFactory(provider="claude")
+    agent = f.AgentFactory(provider="claude")
+    calls = [
+        lambda: agent_services.account_create(email="a@example.com", provider="clod"),
+        lambda: agent_services.account_update(account_id=account.pk, provider="clod"),
+        lambda: agent_services.agent_register(worktree_id="/w", provider="clod"),
+        lambda: agent_services.agent_update(agent_id=agent.pk, provider="clod"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInput) as refused:
+            call()
+        assert refused.value.code == "invalid_provider"
+        assert refused.value.details["allowed"] == ["claude", "codex", "gemini"]
+    assert list(Account.objects.values_list("provider", flat=True)) == ["claude"]
+    assert list(Agent.objects.values_list("provider", flat=True)) == ["claude"]

@@ -148,3 +148,44 @@ def test_marking_a_responded_message_read_records_nothing():
 
     assert services.message_mark_read(message_id=message.id).status == MessageStatus.RESPONDED
     assert not Event.objects.exists()
+
+
+# --- who a message is from ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "code"),
+    [
+        ({"sender_id": "no-such-agent"}, NotFound, "agent_not_found"),
+        ({"sender_id": None}, InvalidInput, "message_sender_required"),
+        ({"sender_type": "user", "sender_id": "no-such-agent"}, NotFound, "person_not_found"),
+    ],
+)
+def test_a_message_edited_to_name_no_sender_is_refused(changes, error, code):
+    agent = f.AgentFactory()
+    message = services.message_send(
+        sender_type="agent", sender_id=agent.pk, recipient_type="user", content="Hi"
+    )
+
+    with pytest.raises(error) as refused:
+        services.message_update(message_id=message.pk, **changes)
+
+    assert refused.value.code == code
+    message.refresh_from_db()
+    assert (message.sender_type, message.sender_id) == ("agent", agent.pk)
+
+
+def test_a_message_from_a_person_names_an_existing_person_or_nobody():
+    lead = get_user_model().objects.create_user(username="lead")
+
+    named = services.message_send(
+        sender_type="user", sender_id=str(lead.pk), recipient_type="user", content="Hi"
+    )
+    team = services.message_send(sender_type="user", recipient_type="user", content="Hi")
+
+    assert (named.sender_id, team.sender_id) == (str(lead.pk), None)
+    with pytest.raises(NotFound) as refused:
+        services.message_send(
+            sender_type="user", sender_id=str(lead.pk + 1), recipient_type="user", content="Hi"
+        )
+    assert refused.value.code == "person_not_found"

@@ -89,7 +89,8 @@ def resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any
     while "$ref" in schema:
         schema = components[schema["$ref"].rsplit("/", 1)[-1]]
     for combinator in ("anyOf", "oneOf", "allOf"):
-        if combinator in schema:
+        # An object's own allOf holds conditions on its properties, not its choices.
+        if combinator in schema and schema.get("type") != "object":
             options = [resolve(option, components) for option in schema[combinator]]
             concrete = [option for option in options if option.get("type") != "null"]
             return concrete[0] if concrete else options[0]

@@ -57,7 +57,8 @@ def not_null(node: dict[str, Any]) -> dict[str, Any]:
     """The schema of a value other than null (the first other choice of an ``anyOf``)."""
     node = resolved(node)
     for key in ("anyOf", "oneOf", "allOf"):
-        if key in node:
+        # An object's own allOf holds conditions on its properties, not its choices.
+        if key in node and node.get("type") != "object":
             return not_null(next(c for c in node[key] if resolved(c).get("type") != "null"))
     return node
 

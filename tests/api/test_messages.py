@@ -60,7 +60,9 @@ def test_an_agent_sends_a_question_to_people(api_client):
         ({"content": "a\x00"}, 422, "validation_error"),
         ({"recipient_type": "robot"}, 400, "invalid_recipient_type"),
         ({"sender_id": "nope"}, 404, "agent_not_found"),
-        ({"recipient_type": "agent"}, 400, "message_recipient_required"),
+        ({"sender_type": "user", "recipient_type": "agent"}, 400, "message_recipient_required"),
+        ({}, 400, "message_sender_required"),
+        ({"sender_type": "user", "sender_id": "no-such-agent"}, 404, "person_not_found"),
     ],
 )
 def test_send_refusals_write_nothing(api_client, fields, status, code):

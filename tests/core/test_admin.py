@@ -1,6 +1,8 @@
 """The core admin (``core/admin/``): actions call the lifecycle services (refusals
 become messages naming the record), and forms save through the repositories."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -147,3 +149,99 @@ def test_a_subtask_added_with_only_its_parent_takes_the_parents_place(admin_clie
     assert response.status_code == 302
     sub = Task.objects.get(name="Sub")
     assert (sub.phase_id, sub.initiative_id) == (parent.phase_id, parent.initiative_id)
+
+
+# --- what a task, a name and an order must be ----------------------------------------------
+
+
+TASK_FORM = {"type": "auto", "category": "execute", "priority": "medium", "order": 0}
+
+
+def test_a_task_in_no_phase_and_no_initiative_is_refused_on_the_admin_form(admin_client):
+    from core.models import Task
+
+    response = admin_client.post(reverse("admin:core_task_add"), {**TASK_FORM, "name": "Adrift"})
+
+    assert response.status_code == 200  # the form again, with the reason
+    assert "A task needs a phase or an initiative" in response.content.decode()
+    assert not Task.objects.exists()
+
+
+def test_a_task_in_an_initiative_only_is_saved_from_the_admin_form(admin_client):
+    from core.models import Task
+
+    initiative = f.InitiativeFactory()
+    response = admin_client.post(
+        reverse("admin:core_task_add"), {**TASK_FORM, "name": "Loose", "initiative": initiative.pk}
+    )
+
+    assert response.status_code == 302
+    assert Task.objects.get(name="Loose").initiative_id == initiative.pk
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "field"),
+    [
+        ("initiative", {"branch": "", "execution_mode": "yolo"}, "name"),
+        ("project", {"url": "https://example.com/r.git", "default_branch": "main"}, "name"),
+        ("page", {"sort_order": 0}, "title"),
+        ("task", TASK_FORM, "name"),
+    ],
+)
+def test_a_name_of_several_lines_is_refused_on_the_admin_forms(admin_client, model, values, field):
+    initiative = f.InitiativeFactory(name="Home")
+    given = {**values, field: "First line\r\nsecond line", "initiative": initiative.pk}
+    before = admin_client.get(reverse(f"admin:core_{model}_changelist")).context["cl"].result_count
+
+    response = admin_client.post(reverse(f"admin:core_{model}_add"), given)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field] == [
+        "Enter one line: a name has no line breaks."
+    ]
+    after = admin_client.get(reverse(f"admin:core_{model}_changelist")).context["cl"].result_count
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "field"),
+    [("page", {"title": "Notes"}, "sort_order"), ("task", {**TASK_FORM, "name": "T"}, "order")],
+)
+def test_a_negative_order_is_refused_on_the_admin_forms(admin_client, model, values, field):
+    initiative = f.InitiativeFactory()
+
+    response = admin_client.post(
+        reverse(f"admin:core_{model}_add"), {**values, field: -1, "initiative": initiative.pk}
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors[field] == [
+        "Ensure this value is greater than or equal to 0."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("page", "field"),
+    [
+        ("core_initiative_add", "name"),
+        ("core_phase_add", "name"),
+        ("core_task_add", "name"),
+        ("core_page_add", "title"),
+        ("core_project_add", "name"),
+        ("reviews_proposal_add", "title"),
+        ("agents_agent_add", "name"),
+    ],
+)
+def test_names_and_titles_are_one_line_inputs_on_the_admin_forms(admin_client, page, field):
+    html = admin_client.get(reverse(f"admin:{page}")).content.decode()
+
+    assert re.search(rf'<input type="text" name="{field}"[^>]*class="vTextField"', html), page
+    assert f'<textarea name="{field}"' not in html
+
+
+def test_a_changed_names_input_holds_the_name(admin_client):
+    task = f.TaskFactory(name="Write the API")
+
+    html = admin_client.get(reverse("admin:core_task_change", args=[task.pk])).content.decode()
+
+    assert re.search(r'<input type="text" name="name" value="Write the API"', html)

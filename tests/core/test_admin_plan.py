@@ -323,6 +323,49 @@ def test_a_checkpoint_is_completed_by_a_person_from_its_page(admin_client, plan)
     assert checkpoint.status == TaskStatus.COMPLETED
 
 
+def test_a_checkpoints_page_asks_for_the_decision_with_the_complete_button(admin_client, plan):
+    checkpoint = f.TaskFactory(phase=plan["build"], type=TaskType.CHECKPOINT_DECISION)
+
+    html = admin_client.get(_url("core_task_change", checkpoint.pk)).content.decode()
+
+    form = re.search(r'<form [^>]*action="([^"]*/do/complete/)".*?</form>', html, re.DOTALL)
+    assert form is not None
+    assert "Decision / summary" in form.group(0)
+    assert '<textarea id="cw-complete-summary" name="summary"' in form.group(0)
+
+
+def test_the_decision_typed_with_complete_is_the_tasks_summary_and_its_dependents_context(
+    admin_client, plan
+):
+    checkpoint = f.TaskFactory(phase=plan["build"], type=TaskType.CHECKPOINT_DECISION)
+    after = f.TaskFactory(phase=plan["build"], name="Build it")
+    f.TaskDependencyFactory(task=after, depends_on_task=checkpoint)
+
+    admin_client.post(
+        _url("core_task_do", checkpoint.pk, "complete"), {"summary": "Use PostgreSQL.\n"}
+    )
+
+    checkpoint.refresh_from_db()
+    assert (checkpoint.status, checkpoint.summary) == (TaskStatus.COMPLETED, "Use PostgreSQL.")
+    html = admin_client.get(_url("core_task_change", after.pk)).content.decode()
+    assert "Use PostgreSQL." in html
+
+
+def test_a_refused_complete_keeps_the_typed_decision_on_the_page(admin_client, plan):
+    # Not ready: it depends on a task that is not completed.
+    checkpoint = f.TaskFactory(phase=plan["build"], type=TaskType.CHECKPOINT_DECISION)
+    f.TaskDependencyFactory(task=checkpoint, depends_on_task=plan["test"])
+
+    response = admin_client.post(
+        _url("core_task_do", checkpoint.pk, "complete"), {"summary": "Ship on Monday."}, follow=True
+    )
+
+    assert any("is not ready" in m for m in _messages(response))
+    checkpoint.refresh_from_db()
+    assert (checkpoint.status, checkpoint.summary) == (TaskStatus.PENDING, None)
+    assert ">Ship on Monday.</textarea>" in response.content.decode()
+
+
 def test_the_start_action_is_on_the_task_changelist(admin_client, plan):
     from tests.admin_actions import run_admin_action
 

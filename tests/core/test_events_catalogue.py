@@ -24,6 +24,8 @@ SOURCES = [
         for path in (ROOT / app).glob("services/**/*.py")
     ),
     *(ROOT / "operations" / "transfer").glob("*.py"),
+    # The tokens' services (made, revoked) live beside their hashing.
+    ROOT / "core" / "tokens.py",
 ]
 
 

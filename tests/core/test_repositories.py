@@ -543,6 +543,10 @@ def test_branch_of_a_very_long_name_fits_and_popular_names_never_run_out():
     assert initiatives.create(name="Refactor").branch == "cw/refactor-61"
 
 
+def _initiative():
+    return f.InitiativeFactory()
+
+
 @pytest.mark.parametrize(
     ("call", "code"),
     [
@@ -556,8 +560,8 @@ def test_branch_of_a_very_long_name_fits_and_popular_names_never_run_out():
         (lambda: projects.set_initiative_projects("x", [None]), "invalid_project_ids"),
         (lambda: projects.set_initiative_projects("x", [{}]), "invalid_project_ids"),
         (lambda: phases.create_dependency(["a"], "b"), "invalid_id"),
-        (lambda: tasks.create(name="x", order=True), "invalid_value"),
-        (lambda: tasks.create(name="x", order=2**40), "invalid_value"),
+        (lambda: tasks.create(name="x", order=True, initiative=_initiative()), "invalid_value"),
+        (lambda: tasks.create(name="x", order=2**40, initiative=_initiative()), "invalid_value"),
     ],
     ids=[
         "unknown-field", "nul", "surrogate", "negative-limit", "negative-offset",

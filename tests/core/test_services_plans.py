@@ -293,3 +293,22 @@ def test_deleting_names_what_went_with_the_record():
         {"phase_id": phase.id, "subtask_ids": [child.id, grandchild.id]},
         {"name": phase.name, "task_ids": [other.id]},
     ]
+
+
+# --- where a task belongs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parent", [False, True], ids=["alone", "under-a-parent-in-no-plan"])
+def test_a_task_in_no_phase_and_no_initiative_is_refused_and_nothing_is_recorded(parent):
+    if parent:
+        # A task written before the rule, in no initiative: its subtask is refused too.
+        adrift = f.TaskFactory(name="Adrift", phase=None, initiative=None)
+        Event.objects.all().delete()
+    kwargs = {"parent_task_id": adrift.pk} if parent else {}
+
+    with pytest.raises(InvalidInput) as error:
+        services.task_create(name="Loose end", **kwargs)
+
+    assert error.value.code == "task_place_required"
+    assert not Task.objects.filter(name="Loose end").exists()
+    assert _events() == []

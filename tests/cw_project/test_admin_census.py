@@ -169,6 +169,7 @@ def _agent() -> dict[str, Any]:
 def _message() -> dict[str, Any]:
     return {
         "sender_type": "agent",
+        "sender_id": f.AgentFactory().pk,
         "recipient_type": "user",
         "type": "question",
         "content": "Which database?",

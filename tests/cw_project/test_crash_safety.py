@@ -67,8 +67,9 @@ SESSIONS_GONE_SECONDS = 60
 #: What a request that never got an answer raises: the server died under it.
 NO_ANSWER = (OSError, http.client.HTTPException)
 
-#: The table of each event subject the clients' writes can name.
+#: The table of each event subject the clients' writes (and the set-up's tokens) can name.
 SUBJECT_TABLES = {
+    "api_token": "api_tokens",
     "initiative": "initiatives",
     "phase": "phases",
     "task": "tasks",

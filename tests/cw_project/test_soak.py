@@ -181,7 +181,13 @@ def build_plan(served: Served, mode: str, clients: int) -> dict[str, Any]:
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         proposals = list(pool.map(propose, range(PROPOSALS)))
-    providers = {"round_robin": f"soak-rr-{mode}", "parked": f"soak-parked-{mode}"}
+    # Two of the providers cw knows; the accounts an earlier soak of this module made
+    # for them go first (through the API), so each soak rotates its own accounts only.
+    providers = {"round_robin": "claude", "parked": "codex"}
+    for provider in providers.values():
+        listed = _ok(server, "GET", f"/api/accounts?provider={provider}&limit=200", lead)
+        for account in listed["items"]:
+            _ok(server, "DELETE", f"/api/accounts/{account['id']}", lead)
     for kind, count in (("round_robin", ROUND_ROBIN_ACCOUNTS), ("parked", PARKED_ACCOUNTS)):
         for n in range(count):
             _ok(

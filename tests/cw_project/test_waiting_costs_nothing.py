@@ -95,7 +95,9 @@ def test_an_event_stream_pushes_each_commit_and_resumes_with_last_event_id(tmp_p
                         "POST", "/api/initiatives", token=token, body={"name": name}
                     )
                     assert created[0] == HTTPStatus.CREATED
-                pushed = _messages(stream, 2)
+                # The feed begins with the token's making (create_api_token, above).
+                made, *pushed = _messages(stream, 3)
+            assert made["event"] == "api_token.created"
             assert [m["event"] for m in pushed] == ["initiative.created"] * 2
             assert '"name":"Two"' in pushed[1]["data"]
 

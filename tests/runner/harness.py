@@ -86,7 +86,8 @@ def make_plan(
     max_attempts: int = 3,
 ) -> Plan:
     """An initiative on ``origin`` with one phase of ``tasks`` (name: (description, the
-    names it depends on)), ``accounts`` accounts of provider ``fake``, plan approved."""
+    names it depends on)), ``accounts`` accounts of provider ``claude`` (run by the fake
+    agent), plan approved."""
     tokens = make_tokens(database, runners, lead="lead")
     lead = tokens["lead"]
     project = ok(
@@ -137,7 +138,7 @@ def make_plan(
             "POST",
             "/api/accounts",
             lead,
-            {"email": f"a{number}@x.test", "provider": "fake"},
+            {"email": f"a{number}@x.test", "provider": "claude"},
         )
     ok(server, "POST", f"/api/phases/{phase['id']}/approve-plan", lead)
     return Plan(initiative["id"], project["id"], "cw/plan", ids, tokens)
@@ -202,7 +203,7 @@ def runner_process(
         "log_flush_seconds = 0.2",
         f"grace_seconds = {grace_seconds}",
         "",
-        "[agents.fake]",
+        "[agents.claude]",  # the fake agent, run as Claude Code
         f"command = {json.dumps(agent)}",
     ]
     if resume:
