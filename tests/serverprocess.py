@@ -143,6 +143,10 @@ def scratch_database(directory: Path, **env: str) -> Iterator[ScratchDatabase]:
         # The read cap's slot files (core/readlimits.py): one server's own, as on a host
         # of its own, so the suite's servers never share a caller's slots.
         CW_LOCK_DIR=str(directory / "locks"),
+        # cw's mirrors of projects (core/mirrors.py) and the demo's repositories: the
+        # scratch server's own, never the checkout's var/.
+        CW_MIRRORS_DIR=str(directory / "mirrors"),
+        CW_DEMO_REPOS_DIR=str(directory / "demo-repos"),
         **env,
     )
     try:
