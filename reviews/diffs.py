@@ -79,6 +79,7 @@ class FileDiff:
     additions: int = 0
     deletions: int = 0
     large: bool = False  # summarised: too many changed lines to show unasked
+    header_path: str = ""  # as ``diff --git`` names it, when it names one path twice
 
     @property
     def changed(self) -> int:
@@ -129,6 +130,7 @@ def parse(text: str) -> list[FileDiff]:
     for raw in text.split("\n"):
         if raw.startswith("diff --git "):
             current = FileDiff(path="")
+            current.header_path = _header_path(raw[len("diff --git ") :])
             files.append(current)
             hunk = None
             continue
@@ -159,7 +161,25 @@ def parse(text: str) -> list[FileDiff]:
             hunk.lines.append(DiffLine(CONTEXT, old, new, body))
             old += 1
             new += 1
+    for each in files:  # an empty new file or a mode change has no ---/+++ lines
+        each.path = each.path or each.header_path
     return [each for each in files if each.path]
+
+
+def _header_path(rest: str) -> str:
+    """The path of ``diff --git a/<path> b/<path>`` when both sides name the same one
+    (the only case with no ``---``/``+++`` lines to read it from: an empty new or
+    deleted file, a change of mode)."""
+    if rest.startswith('"'):
+        old, _, new = rest[1:].partition('" "')
+        return _strip_prefix(f'"{new}') if old[2:] == new[2:-1] else ""
+    if len(rest) % 2 == 0:
+        return ""
+    half = len(rest) // 2
+    old, new = rest[:half], rest[half + 1 :]
+    if old.startswith("a/") and new.startswith("b/") and old[2:] == new[2:]:
+        return new[2:]
+    return ""
 
 
 def _read_header(current: FileDiff, raw: str) -> None:

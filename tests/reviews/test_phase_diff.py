@@ -55,6 +55,12 @@ index 6666666..0000000
 +++ /dev/null
 @@ -1 +0,0 @@
 -bye
+diff --git a/pkg/__init__.py b/pkg/__init__.py
+new file mode 100644
+index 0000000..e69de29
+diff --git a/run.sh b/run.sh
+old mode 100644
+new mode 100755
 diff --git "a/caf\\303\\251.txt" "b/caf\\303\\251.txt"
 new file mode 100644
 --- /dev/null
@@ -71,6 +77,8 @@ def test_parse_reads_files_hunks_and_both_sides_numbers():
         ("new name.txt", "renamed", 1, 1, False),
         ("logo.png", "added", 0, 0, True),
         ("gone.txt", "deleted", 0, 1, False),
+        ("pkg/__init__.py", "added", 0, 0, False),
+        ("run.sh", "modified", 0, 0, False),
         ("café.txt", "added", 1, 0, False),
     ]
     app = files[0]
