@@ -65,14 +65,19 @@ def page(browser, live_server, lead) -> Iterator[object]:
         base_url=live_server.url, viewport={"width": 1400, "height": 1000}
     )
     context.set_default_timeout(15_000)
+    yield logged_in(context, live_server)
+    context.close()
+
+
+def logged_in(context, live_server) -> object:
+    """A new tab of ``context`` logged into the admin as ``lead``, at the dashboard."""
     tab = context.new_page()
     tab.goto("/admin/login/")
     tab.fill("#id_username", "lead")
     tab.fill("#id_password", PASSWORD)
     tab.click("input[type=submit]")
     tab.wait_for_url(f"{live_server.url}/admin/")
-    yield tab
-    context.close()
+    return tab
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from core.actors import Actor, acting_as
 from core.models import PhaseStatus, Task, TaskStatus
 from reviews.models import ReviewComment
 from tests import factories as f
+from tests.browser.conftest import logged_in
 from tests.reviews.git_project import git_project
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -144,13 +145,7 @@ def test_a_person_reviews_the_diff_requests_changes_and_approves_the_rework(
 
 def test_without_scripts_a_line_still_takes_a_comment(browser, live_server, lead, in_review):
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    tab = context.new_page()
-    tab.goto("/admin/login/")
-    tab.fill("#id_username", "lead")
-    from tests.browser.conftest import PASSWORD
-
-    tab.fill("#id_password", PASSWORD)
-    tab.click("input[type=submit]")
+    tab = logged_in(context, live_server)
     tab.goto(f"/admin/core/phase/{in_review.phase.pk}/review/?at=0-1:added:1#L0-1-a1")
     tab.locator("#cw-comment-form textarea").fill("Name the return type in the docstring too.")
     tab.locator("#cw-comment-form input[type=submit]").click()

@@ -2,6 +2,8 @@
 than the room beside its filters takes the whole width, its filters below it, instead
 of being cut at the edge of its box (``templates/admin/base_site.html``)."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from tests import factories as f
@@ -26,8 +28,10 @@ MEASURE = """() => {
 
 
 def test_a_list_too_wide_for_the_room_beside_its_filters_is_not_cut(page):
+    # Its widest times (two-digit hours, the longest month's name), whatever the clock.
+    widest = datetime(2026, 9, 30, 23, 59, tzinfo=UTC)
     for _ in range(3):
-        f.RunFactory()
+        f.RunFactory(started_at=widest, heartbeat_at=widest)
     page.goto("/admin/agents/run/")
 
     shown = page.evaluate(MEASURE)

@@ -25,6 +25,12 @@ def review_url(phase) -> str:
     return reverse("admin:core_phase_review", args=[phase.pk])
 
 
+def comment_on_line_3(client, url: str, body: str) -> None:
+    """Comment on the added line 3 of ``app.py`` from the review page."""
+    fields = {"file_path": "app.py", "line_type": "added", "line_number": "3", "body": body}
+    client.post(url, {"action": "comment", **fields})
+
+
 @pytest.fixture
 def reviewed(tmp_path):
     """A phase in review whose initiative's branch changed ``app.py`` and added a
@@ -113,16 +119,7 @@ def test_an_empty_comment_is_refused_with_a_message(admin_client, reviewed):
 
 def test_a_comment_whose_line_changed_is_outdated(admin_client, reviewed):
     url = review_url(reviewed.phase)
-    admin_client.post(
-        url,
-        {
-            "action": "comment",
-            "file_path": "app.py",
-            "line_type": "added",
-            "line_number": "3",
-            "body": "Why + 0?",
-        },
-    )
+    comment_on_line_3(admin_client, url, "Why + 0?")
     assert "cw-badge cw-outdated" not in admin_client.get(url).content.decode()
     reviewed.commit({"app.py": "def total(a, b):\n    '''Add.'''\n    return a + b\n"})
     reviewed.push(reviewed.initiative.branch)
@@ -134,16 +131,7 @@ def test_a_comment_whose_line_changed_is_outdated(admin_client, reviewed):
 
 def test_request_changes_keeps_the_comments_open_and_quotes_their_hunks(admin_client, reviewed):
     url = review_url(reviewed.phase)
-    admin_client.post(
-        url,
-        {
-            "action": "comment",
-            "file_path": "app.py",
-            "line_type": "added",
-            "line_number": "3",
-            "body": "Drop the + 0.",
-        },
-    )
+    comment_on_line_3(admin_client, url, "Drop the + 0.")
     button = reverse("admin:core_phase_do", args=[reviewed.phase.pk, "request-changes"])
     asked = admin_client.post(button, {"next": url})
     assert "Are you sure?" in asked.content.decode()  # it asks first
