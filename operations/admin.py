@@ -47,6 +47,11 @@ REQUEST_CHANGES = service_button(
         "Request changes on '{record}'? Its open review comments go to an agent as one "
         "rework task, and the phase goes back in progress until that task is done."
     ),
+    refusal=lambda phase: (
+        None
+        if review_comments.count_unresolved(phase.pk)
+        else "No open review comment: comment on the lines to change first."
+    ),
 )
 
 

@@ -159,6 +159,10 @@ class ReviewCommentRepository(ReviewRepository[ReviewComment]):
             qs = qs.filter(resolved=False)
         return list(qs)
 
+    def count_unresolved(self, phase_id: str) -> int:
+        """How many of the phase's comments are open (one query)."""
+        return self.queryset().filter(phase_id=phase_id, resolved=False).count()
+
     def find_page(
         self,
         phase_id: str,

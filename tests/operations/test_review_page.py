@@ -212,3 +212,15 @@ def test_a_comment_of_another_phase_is_not_touched(admin_client, reviewed):
     assert "That comment is on another phase." in answer.content.decode()
     other.refresh_from_db()
     assert not other.resolved
+
+
+def test_request_changes_is_offered_only_with_an_open_comment(admin_client):
+    phase = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
+    page = reverse("admin:core_phase_change", args=[phase.pk])
+    html = admin_client.get(page).content.decode()
+    assert 'data-slug="request-changes"' in html
+    assert "No open review comment: comment on the lines to change first." in html
+    f.ReviewCommentFactory(phase=phase)
+    html = admin_client.get(page).content.decode()
+    assert 'data-slug="request-changes"' not in html
+    assert 'value="Request changes"' in html
