@@ -135,7 +135,7 @@ def run(quick: bool) -> Result:
 
         def floor() -> None:
             diffs._highlight_text.cache_clear()
-            files = diffs.parse(mirrors.diff(project.pk, base, head))
+            files = diffs.parse(mirrors.diff(project.pk, base, head)[0])
             diffs.highlight(files)
 
         def first_reading() -> None:

@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -82,42 +83,61 @@ def _run(
     if check and done.returncode != 0:
         said = (done.stderr or done.stdout).decode("utf-8", "replace").strip().splitlines()
         raise MirrorError(f"git {arguments[0]} failed: {' / '.join(said[-3:]) or 'no reason'}")
-    return done.stdout.decode("utf-8", "surrogateescape")
+    # Text that is not UTF-8 (a Latin-1 source file, a path in another encoding) is
+    # read with U+FFFD in place of its bytes: pages and the database take any string.
+    return done.stdout.decode("utf-8", "replace")
 
 
 @contextmanager
-def _locked(project_id: str) -> Iterator[None]:
-    """One fetch of a mirror at a time, across processes."""
+def _fetching(project_id: str) -> Iterator[bool]:
+    """The right to fetch the mirror, without waiting: True when this caller holds it,
+    False when another fetch of it (any process) is under way — that one stands for
+    both, and a caller never waits behind it, holding a server's thread."""
     lock = mirrors_dir() / f"{project_id}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def fetch(project: Project) -> None:
+def fetch(project: Project) -> bool:
     """Create the project's mirror if need be, point it at the project's URL, and fetch
-    every branch (pruning those gone); ``MirrorError`` when git cannot."""
+    every branch (pruning those gone); ``MirrorError`` when git cannot. False, at once,
+    when a fetch of the mirror is already under way (nothing is done twice).
+
+    The remote's URL and refspec are set before every fetch, so a mirror left half-made
+    by a crash (created, its remote not yet set) is put right by the next one."""
     path = path_of(project.pk)
-    with _locked(project.pk):
+    with _fetching(project.pk) as mine:
+        if not mine:
+            return False
         if not (path / "HEAD").is_file():
             path.mkdir(parents=True, exist_ok=True)
             _run(path, ("init", "--quiet", "--bare"), timeout=READ_TIMEOUT, check=True)
-            _run(path, ("remote", "add", "origin", project.url), timeout=READ_TIMEOUT, check=True)
-            _run(
-                path,
-                ("config", "remote.origin.fetch", "+refs/heads/*:refs/heads/*"),
-                timeout=READ_TIMEOUT,
-                check=True,
-            )
-        else:
-            _run(
-                path, ("remote", "set-url", "origin", project.url), timeout=READ_TIMEOUT, check=True
-            )
+        for name, value in (
+            ("remote.origin.url", project.url),
+            ("remote.origin.fetch", "+refs/heads/*:refs/heads/*"),
+        ):
+            _run(path, ("config", name, value), timeout=READ_TIMEOUT, check=True)
         _run(path, ("fetch", "--quiet", "--prune", "origin"), timeout=FETCH_TIMEOUT, check=True)
+    return True
+
+
+def shown_url(url: str) -> str:
+    """``url`` as people may read it: a password or token in it is left out."""
+    parts = urlsplit(url)
+    if "://" not in url or parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def commit_of(project_id: str, ref: str) -> str | None:
@@ -158,11 +178,15 @@ def is_ancestor(project_id: str, older: str, newer: str) -> bool:
     return True
 
 
-def diff(project_id: str, base: str, head: str) -> str:
+#: The most of a diff read (bytes): past it, the files after the cut are not shown.
+DIFF_MAX_BYTES = 20_000_000
+
+
+def diff(project_id: str, base: str, head: str) -> tuple[str, bool]:
     """The unified diff from ``base`` to ``head`` (renames found, three lines of
-    context, no colour, no external driver)."""
-    return git(
-        project_id,
+    context, no colour, no external driver), and whether it was cut at
+    ``DIFF_MAX_BYTES`` (then the last file read is dropped: it may be partial)."""
+    arguments = (
         "diff",
         "--no-color",
         "--no-ext-diff",
@@ -173,3 +197,31 @@ def diff(project_id: str, base: str, head: str) -> str:
         head,
         "--",
     )
+    try:
+        process = subprocess.Popen(  # noqa: S603 - a fixed program and argument list
+            ["git", *_SAFE, *arguments],  # noqa: S607
+            cwd=path_of(project_id),
+            env={**_SSH, **os.environ, **_ENVIRONMENT},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError as error:
+        raise MirrorError(f"git could not run: {error}.") from None
+    assert process.stdout is not None
+    with process:
+        read = process.stdout.read(DIFF_MAX_BYTES + 1)
+        cut = len(read) > DIFF_MAX_BYTES
+        if cut:
+            process.kill()
+        else:
+            try:
+                process.wait(timeout=READ_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise MirrorError(f"git diff took longer than {READ_TIMEOUT} s.") from None
+            if process.returncode != 0:
+                raise MirrorError(f"git diff failed (exit {process.returncode}).")
+    text = read[:DIFF_MAX_BYTES].decode("utf-8", "replace")
+    if cut:  # drop the last file: it may be cut short
+        text = text[: max(text.rfind("\ndiff --git "), 0)]
+    return text, cut

@@ -30,10 +30,16 @@ from pygments.util import ClassNotFound
 
 #: Changed lines (added + removed) above which a file is summarised, not shown.
 LARGE_FILE_LINES = 1500
+#: Changed lines one page shows unasked in all; the files past it are summarised.
+PAGE_LINES = 20_000
+#: The most changed lines a file asked for by name shows.
+SHOWN_FILE_LINES = 20_000
 #: The longest line highlighted; longer ones are shown escaped, unhighlighted.
 LONG_LINE = 2000
-#: How many highlighted file sides the process keeps (two per file: old and new).
-HIGHLIGHT_CACHE = 512
+#: How many highlighted file sides the process keeps (two per file: old and new), of at
+#: most ``CACHED_TEXT`` characters each (a longer one is highlighted every time).
+HIGHLIGHT_CACHE = 256
+CACHED_TEXT = 200_000
 
 CONTEXT = "context"
 ADDED = "added"
@@ -85,6 +91,11 @@ class FileDiff:
     def changed(self) -> int:
         return self.additions + self.deletions
 
+    @property
+    def showable(self) -> bool:
+        """Whether asking for it by name shows it (see ``summarise_large``)."""
+        return self.changed <= SHOWN_FILE_LINES
+
     def lines(self) -> list[DiffLine]:
         return [line for hunk in self.hunks for line in hunk.lines]
 
@@ -108,12 +119,28 @@ class FileDiff:
         return None
 
 
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
 def _unquote(path: str) -> str:
-    """A path as git prints it in a header: C-quoted when it has special characters."""
-    if len(path) >= 2 and path[0] == '"' and path[-1] == '"':
-        raw = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-        return raw.encode("latin-1", "replace").decode("utf-8", "replace")
-    return path
+    """A path as git prints it in a header: C-quoted (``"a/caf\\303\\251"``, octal bytes
+    of UTF-8) when it has special characters."""
+    if len(path) < 2 or path[0] != '"' or path[-1] != '"':
+        return path
+    raw = bytearray()
+    inner, index = path[1:-1], 0
+    while index < len(inner):
+        char = inner[index]
+        if char != "\\" or index + 1 == len(inner):
+            raw += char.encode("utf-8")
+            index += 1
+        elif inner[index + 1 : index + 4].isdigit() and len(inner[index + 1 : index + 4]) == 3:
+            raw.append(int(inner[index + 1 : index + 4], 8) & 0xFF)
+            index += 4
+        else:
+            raw.append(_C_ESCAPES.get(inner[index + 1], ord(inner[index + 1]) & 0xFF))
+            index += 2
+    return raw.decode("utf-8", "replace")
 
 
 def _strip_prefix(path: str) -> str:
@@ -202,15 +229,21 @@ def _read_header(current: FileDiff, raw: str) -> None:
         current.binary = True
         names = raw[len("Binary files ") : -len(" differ")]
         old_name, _, new_name = names.partition(" and ")
-        if not current.path:
+        if not current.path and not current.header_path:  # a name with " and " in it
             chosen = new_name if new_name != "/dev/null" else old_name
             current.path = _strip_prefix(chosen)
 
 
 def summarise_large(files: list[FileDiff], *, shown: frozenset[str] = frozenset()) -> None:
-    """Mark the files too large to show unasked (every path in ``shown`` is shown)."""
+    """Mark the files too large to show unasked: over ``LARGE_FILE_LINES`` changed lines,
+    or past the page's ``PAGE_LINES`` (in diff order). A path in ``shown`` is shown up to
+    ``SHOWN_FILE_LINES`` changed lines; past that, never."""
+    budget = PAGE_LINES
     for each in files:
-        each.large = each.changed > LARGE_FILE_LINES and each.path not in shown
+        asked = each.path in shown and each.changed <= SHOWN_FILE_LINES
+        each.large = not asked and (each.changed > LARGE_FILE_LINES or each.changed > budget)
+        if not each.large:
+            budget -= each.changed
 
 
 def highlight(files: list[FileDiff]) -> None:
@@ -232,8 +265,11 @@ def _highlighted(name: str, lines: list[DiffLine]) -> list[SafeString]:
         return []
     if any(len(line.text) > LONG_LINE for line in lines):
         return [mark_safe(escape(line.text)) for line in lines]  # noqa: S308 - escaped
-    out = _highlight_text(name, "\n".join(line.text for line in lines) + "\n")
-    if len(out) < len(lines):  # a lexer that ate a line ending: fall back to plain text
+    text = "\n".join(line.text for line in lines) + "\n"
+    out = (_highlight_text if len(text) <= CACHED_TEXT else _highlight_text.__wrapped__)(name, text)
+    # One more piece than lines (after the last line end), or a lexer that read a line
+    # end otherwise (a lone carriage return): then plain text, never shifted lines.
+    if len(out) != len(lines) + 1:
         return [mark_safe(escape(line.text)) for line in lines]  # noqa: S308 - escaped
     return [mark_safe(part) for part in out[: len(lines)]]  # noqa: S308 - Pygments escapes
 

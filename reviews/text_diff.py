@@ -12,26 +12,46 @@ from django.utils.safestring import SafeString, mark_safe
 # Words, runs of whitespace (line breaks included), and single other characters.
 _TOKENS = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)
 
-#: Past this many tokens on either side, texts are compared line by line (difflib is
-#: quadratic in the worst case; a page of a few thousand words stays word by word).
-WORD_DIFF_LIMIT = 20_000
+#: The most tokens on either side of a changed run of lines compared word by word; a
+#: larger run shows as its lines struck and added (difflib is quadratic in the worst case,
+#: so words are compared only inside the lines that changed, never across a whole page).
+WORD_DIFF_LIMIT = 2_000
 
 
 def text_diff_html(before: str | None, after: str | None) -> SafeString:
-    """``before`` turned into ``after``, as escaped HTML with ``<del>`` and ``<ins>``."""
-    old, new = _tokens(before or ""), _tokens(after or "")
-    if max(len(old), len(new)) > WORD_DIFF_LIMIT:
-        old, new = (before or "").splitlines(keepends=True), (after or "").splitlines(keepends=True)
+    """``before`` turned into ``after``, as escaped HTML with ``<del>`` and ``<ins>``:
+    compared line by line, then word by word inside each run of changed lines."""
+    old = (before or "").splitlines(keepends=True)
+    new = (after or "").splitlines(keepends=True)
     pieces: list[str] = []
     for operation, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
         if operation == "equal":
             pieces.append(escape("".join(old[i1:i2])))
-            continue
-        if i2 > i1:
-            pieces.append(format_html("<del>{}</del>", "".join(old[i1:i2])))
-        if j2 > j1:
-            pieces.append(format_html("<ins>{}</ins>", "".join(new[j1:j2])))
-    return mark_safe("".join(pieces))  # noqa: S308 - every piece is escaped above
+        elif operation == "replace":
+            pieces.append(_words("".join(old[i1:i2]), "".join(new[j1:j2])))
+        else:
+            pieces.append(_changed("".join(old[i1:i2]), "".join(new[j1:j2])))
+    return mark_safe("".join(pieces))  # noqa: S308 - every piece is escaped
+
+
+def _words(before: str, after: str) -> str:
+    """A run of changed lines compared word by word (lines, past ``WORD_DIFF_LIMIT``)."""
+    old, new = _tokens(before), _tokens(after)
+    if max(len(old), len(new)) > WORD_DIFF_LIMIT:
+        return _changed(before, after)
+    pieces: list[str] = []
+    for operation, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if operation == "equal":
+            pieces.append(escape("".join(old[i1:i2])))
+        else:
+            pieces.append(_changed("".join(old[i1:i2]), "".join(new[j1:j2])))
+    return "".join(pieces)
+
+
+def _changed(gone: str, come: str) -> str:
+    return (format_html("<del>{}</del>", gone) if gone else "") + (
+        format_html("<ins>{}</ins>", come) if come else ""
+    )
 
 
 def _tokens(text: str) -> list[str]:

@@ -34,6 +34,8 @@ FINISH_RETRY_SECONDS = 600
 STOP_GRACE_SECONDS = 10.0
 #: The most characters of a run's error or summary sent to cw.
 TEXT_LIMIT = 20_000
+#: How long the runner waits for cw to fetch a project it pushed to (once, no retry).
+FETCH_REQUEST_TIMEOUT = 60.0
 
 
 def storable(text: str) -> str:
@@ -60,6 +62,8 @@ class RunWork:
         self.account: Mapping[str, Any] = answer["account"]
         self.provider = str(self.account.get("provider") or self.agent_record.get("provider"))
         self.resumed = resumed
+        #: The projects this run pushed its work to: cw is asked to fetch them at the end.
+        self._pushed: list[str] = []
         self.folder = RunState.folder(self.config.workspace, self.run["id"])
         self.state = RunState(
             run_id=self.run["id"],
@@ -321,8 +325,7 @@ class RunWork:
         end_commits, integration = self._keep_work(
             succeeded=returncode == 0 and not reader.is_error and self.stopped_by is None
         )
-        for project_id in end_commits:
-            self._ask_cw_to_fetch(project_id)
+        self._pushed = list(end_commits)
         if self.stopped_by == "cw":
             log.info("run %s: ended by cw (%s)", self.state.run_id, self.stop_reason)
             self._ended()
@@ -379,13 +382,21 @@ class RunWork:
                 integration = "conflict"
         return end_commits, integration
 
-    def _ask_cw_to_fetch(self, project_id: str) -> None:
-        """Have cw fetch the project into its own mirror, so its review page shows the
-        work just pushed (best effort: a person can fetch from the project's page)."""
-        try:
-            self.client.call("POST", f"/api/projects/{project_id}/fetch", {})
-        except ApiError as error:
-            log.info("project %s: cw did not fetch (%s)", project_id, error)
+    def _ask_cw_to_fetch(self) -> None:
+        """Once the run is finished, have cw fetch the projects it pushed to into its own
+        mirrors, so their review pages show the work (best effort, once, briefly: cw
+        fetches one mirror at a time, and a person can fetch from the project's page)."""
+        for project_id in self._pushed:
+            try:
+                self.client.call(
+                    "POST",
+                    f"/api/projects/{project_id}/fetch",
+                    {},
+                    timeout=FETCH_REQUEST_TIMEOUT,
+                    retry_seconds=0,
+                )
+            except ApiError as error:
+                log.info("project %s: cw did not fetch (%s)", project_id, error)
 
     def _finish(self, body: dict[str, Any]) -> str:
         self.beat.stop()
@@ -396,6 +407,7 @@ class RunWork:
         try:
             self._send_finish(body)
             log.info("run %s: finished %s", self.state.run_id, outcome)
+            self._ask_cw_to_fetch()
         except ApiError as error:
             log.warning("run %s: finish not taken (%s)", self.state.run_id, error)
             if error.status not in (404, 409):

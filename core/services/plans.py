@@ -354,18 +354,23 @@ def project_mark_fetched(*, project_id: str) -> Project:
 
 def project_fetch(*, project_id: str) -> Project:
     """Fetch the project's repository into cw's mirror (``core.mirrors``), then record
-    it as fetched (``project.fetched``). The fetch runs outside any transaction; 409
-    ``project_fetch_failed`` with git's reason when it fails (nothing is recorded)."""
+    it as fetched (``project.fetched``). The fetch runs outside any transaction and
+    never waits behind another fetch of the same mirror: when one is under way, it
+    stands for this one (nothing is fetched or recorded twice). 409
+    ``project_fetch_failed`` with git's reason when it fails (nothing is recorded); a
+    password in the URL is never repeated."""
     project = projects.get(project_id)
     try:
-        mirrors.fetch(project)
+        fetched = mirrors.fetch(project)
     except mirrors.MirrorError as error:
+        url = mirrors.shown_url(project.url)
+        reason = str(error).replace(project.url, url)
         raise Conflict(
-            f"Could not fetch '{project}' from {project.url}: {error}",
+            f"Could not fetch '{project}' from {url}: {reason}",
             code="project_fetch_failed",
-            details={"id": project.pk, "reason": str(error)},
+            details={"id": project.pk, "reason": reason},
         ) from None
-    return project_mark_fetched(project_id=project.pk)
+    return project_mark_fetched(project_id=project.pk) if fetched else project
 
 
 def _record_projects_changed(initiative_id: str, added: list[str], removed: list[str]) -> None:

@@ -114,7 +114,13 @@ def _project_diff(
         else:
             _range_from_branch(diff, initiative)
         if diff.problem is None and diff.base and diff.head:
-            diff.files = diffs.parse(mirrors.diff(project.pk, diff.base, diff.head))
+            text, cut = mirrors.diff(project.pk, diff.base, diff.head)
+            diff.files = diffs.parse(text)
+            if cut:
+                diff.note = (
+                    f"The diff is larger than {mirrors.DIFF_MAX_BYTES // 1_000_000} MB: "
+                    f"only its first {len(diff.files)} files are shown."
+                )
     except mirrors.MirrorError as error:
         diff.problem = f"git could not read the diff: {error}"
     return diff

@@ -15,6 +15,7 @@ from reviews import diffs, services
 from reviews.diffs import ADDED, CONTEXT, REMOVED
 from tests import factories as f
 from tests.reviews.git_project import git_project
+from tests.runner.gitwork_helpers import git
 
 pytestmark = pytest.mark.django_db
 
@@ -264,3 +265,121 @@ def test_a_comment_keeps_its_line_and_hunk_and_knows_when_it_is_outdated(tmp_pat
     repo.push(repo.initiative.branch)
     core_services.project_fetch(project_id=repo.project.pk)
     assert services.is_outdated(comment, services.phase_diff(phase_id=phase.pk))
+
+
+def test_quoted_paths_read_as_git_wrote_them():
+    text = (
+        'diff --git "a/na\\303\\257ve \\"q\\".txt" "b/na\\303\\257ve \\"q\\".txt"\n'
+        '--- "a/na\\303\\257ve \\"q\\".txt"\n+++ "b/na\\303\\257ve \\"q\\".txt"\n'
+        "@@ -1 +1 @@\n-a\n+b\n"
+        'diff --git "a/tab\\there" "b/tab\\there"\n--- "a/tab\\there"\n+++ "b/tab\\there"\n'
+        "@@ -1 +1 @@\n-a\n+b\n"
+        'diff --git "a/na\xefve" "b/na\xefve"\n--- "a/na\xefve"\n+++ "b/na\xefve"\n'
+        "@@ -1 +1 @@\n-a\n+b\n"
+    )
+    assert [d.path for d in diffs.parse(text)] == ['naïve "q".txt', "tab\there", "naïve"]
+
+
+def test_a_binary_file_with_and_in_its_name_keeps_its_name():
+    text = (
+        "diff --git a/x and y.png b/x and y.png\nindex 1..2 100644\n"
+        "Binary files a/x and y.png and b/x and y.png differ\n"
+    )
+    assert [(d.path, d.binary) for d in diffs.parse(text)] == [("x and y.png", True)]
+
+
+def test_a_carriage_return_never_shifts_the_highlighted_lines():
+    files = diffs.parse(
+        "diff --git a/t.py b/t.py\n--- a/t.py\n+++ b/t.py\n@@ -1,3 +1,3 @@\n a\rb\n-old\n+new\n c\n"
+    )
+    diffs.highlight(files)
+    assert [(line.kind, line.html) for line in files[0].lines()] == [
+        (CONTEXT, "a\rb"),
+        (REMOVED, "old"),
+        (ADDED, "new"),
+        (CONTEXT, "c"),
+    ]
+
+
+def test_past_the_pages_budget_files_are_summarised(monkeypatch):
+    monkeypatch.setattr(diffs, "PAGE_LINES", 3)
+    text = "".join(
+        f"diff --git a/f{n} b/f{n}\n--- /dev/null\n+++ b/f{n}\n@@ -0,0 +1,2 @@\n+1\n+2\n"
+        for n in range(3)
+    )
+    files = diffs.parse(text)
+    diffs.summarise_large(files)
+    assert [f.large for f in files] == [False, True, True]
+    diffs.summarise_large(files, shown=frozenset({"f2"}))
+    assert [f.large for f in files] == [False, True, False]
+    monkeypatch.setattr(diffs, "SHOWN_FILE_LINES", 1)
+    diffs.summarise_large(files, shown=frozenset({"f1"}))
+    assert files[1].large and not files[1].showable
+
+
+def test_a_password_in_a_url_is_never_shown():
+    assert mirrors.shown_url("https://bot:s3cret@git.example.com:8443/a.git") == (
+        "https://bot:***@git.example.com:8443/a.git"
+    )
+    assert mirrors.shown_url("git@example.com:team/a.git") == "git@example.com:team/a.git"
+
+
+@pytest.mark.processes
+def test_a_fetch_under_way_stands_for_a_second_one(tmp_path):
+    repo = git_project(tmp_path)
+    with mirrors._fetching(repo.project.pk) as mine:
+        assert mine
+        assert mirrors.fetch(repo.project) is False  # at once, without waiting
+        core_services.project_fetch(project_id=repo.project.pk)
+    assert not Event.objects.filter(kind="project.fetched").exists()
+    assert mirrors.fetch(repo.project) is True
+
+
+@pytest.mark.processes
+def test_a_half_made_mirror_is_put_right_by_the_next_fetch(tmp_path):
+    repo = git_project(tmp_path)
+    path = mirrors.path_of(repo.project.pk)
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "--bare")  # a crash before its remote was set
+    core_services.project_fetch(project_id=repo.project.pk)
+    assert mirrors.commit_of(repo.project.pk, "main") is not None
+
+
+@pytest.mark.processes
+def test_text_that_is_not_utf8_is_shown_and_commented_on(tmp_path, admin_client):
+    repo = git_project(tmp_path)
+    phase = f.PhaseFactory(initiative=repo.initiative)
+    repo.checkout(repo.initiative.branch, new=True)
+    repo.commit({"latin1.txt": b"caf\xe9\n"})
+    repo.push(repo.initiative.branch)
+    core_services.project_fetch(project_id=repo.project.pk)
+    found = services.phase_diff(phase_id=phase.pk).projects[0]
+    assert found.file("latin1.txt").lines()[0].text == "caf\ufffd"
+    context = services.line_context(
+        phase_id=phase.pk, project_id=None, file_path="latin1.txt", line_type=ADDED, line_number=1
+    )
+    services.review_comment_create(
+        phase_id=phase.pk,
+        file_path="latin1.txt",
+        line_number=1,
+        line_type=ADDED,
+        body="?",
+        **context,
+    )
+    page = admin_client.get(f"/admin/core/phase/{phase.pk}/review/")
+    assert page.status_code == 200 and "caf\ufffd" in page.content.decode()
+
+
+@pytest.mark.processes
+def test_a_diff_past_its_byte_limit_shows_its_first_files_and_says_so(tmp_path, monkeypatch):
+    repo = git_project(tmp_path)
+    phase = f.PhaseFactory(initiative=repo.initiative)
+    repo.checkout(repo.initiative.branch, new=True)
+    repo.commit({f"f{n}.txt": "x\n" * 50 for n in range(4)})
+    repo.push(repo.initiative.branch)
+    core_services.project_fetch(project_id=repo.project.pk)
+    monkeypatch.setattr(mirrors, "DIFF_MAX_BYTES", 500)
+    found = services.phase_diff(phase_id=phase.pk).projects[0]
+    assert 0 < len(found.files) < 4
+    assert all(each.additions == 50 for each in found.files)  # no file cut short
+    assert found.note.startswith("The diff is larger than")

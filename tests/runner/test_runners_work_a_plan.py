@@ -184,6 +184,11 @@ def test_two_runners_complete_a_plan_of_dependent_tasks(tmp_path: Path) -> None:
     assert {"schema.txt", "lint.txt", "models.txt", "api.txt", "docs.txt", "release.txt"} <= set(
         files
     )
+    # cw was asked to fetch after each run: its own mirror (which the phase's review page
+    # reads) holds the initiative's branch as a run left it (the last run's request may
+    # come after the runners were stopped).
+    mirror = tmp_path / "mirrors" / f"{plan.project_id}.git"
+    assert git("rev-parse", "refs/heads/cw/plan", cwd=mirror) in branch_log.split()
 
     # The dependents were told what their dependencies did.
     docs = next(r for r in runs if r["task_id"] == plan.tasks["docs"])

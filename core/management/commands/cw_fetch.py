@@ -11,7 +11,7 @@ a time, across processes).
 
 from django.core.management.base import CommandError
 
-from core import services
+from core import mirrors, services
 from core.errors import DomainError
 from core.management.commandline import CwCommand
 from core.models import Project
@@ -37,7 +37,8 @@ class Command(CwCommand):
                 failed += 1
                 self.stderr.write(terminal_safe(f"{project.name}: {error.message}"))
             else:
-                self.stdout.write(terminal_safe(f"{project.name}: fetched from {project.url}"))
+                url = mirrors.shown_url(project.url)
+                self.stdout.write(terminal_safe(f"{project.name}: fetched from {url}"))
         if not chosen:
             self.stdout.write("No project to fetch.")
         if failed:
