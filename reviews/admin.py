@@ -454,21 +454,16 @@ class ReviewCommentAdmin(ButtonsAdmin, PlanChoicesAdmin):
             editable = {"file_path", "line_number", "line_type", "body", "author"}
             changes = {name: data[name] for name in form.changed_data if name in editable}
             return services.review_comment_update(comment_id=form.instance.pk, **changes)
-        where = {
-            "file_path": data["file_path"],
-            "line_number": data["line_number"],
-            "line_type": data["line_type"],
-        }
-        project_id = data["project"].pk if data.get("project") else None
-        context = services.line_context(phase_id=data["phase"].pk, project_id=project_id, **where)
+        # Not read from the mirror here: the admin saves inside a transaction, which a
+        # git process must never hold. Lines are commented on from the review page.
         return services.review_comment_create(
             phase_id=data["phase"].pk,
+            file_path=data["file_path"],
+            line_number=data["line_number"],
+            line_type=data["line_type"],
             body=data["body"],
             author=data.get("author") or "you",
-            **where,
-            project_id=context.get("project_id") or project_id,
-            line_text=context.get("line_text"),
-            hunk=context.get("hunk"),
+            project_id=data["project"].pk if data.get("project") else None,
         )
 
 
