@@ -611,18 +611,34 @@ def _reply(request: HttpRequest, message: Message) -> str:
     return "Your reply was sent."
 
 
+#: The most agents a message's sender and recipient lists offer (the newest; a record's
+#: own participant is always offered too).
+PARTICIPANT_AGENTS = 500
+
+
 def participant_choices() -> list[tuple[str, Any]]:
-    """Whom a message may be from or to: an agent (by name) or a person (by username),
-    or nobody (the team); the services check the choice against the participant's type."""
-    agent_choices = [
-        (pk, name) for pk, name in Agent.objects.order_by("name").values_list("pk", "name")
-    ]
+    """Whom a message may be from or to: an agent (by name; the newest
+    ``PARTICIPANT_AGENTS``) or a person (by username), or nobody (the team); the services
+    check the choice against the participant's type."""
+    newest = Agent.objects.order_by("-created_at").values_list("pk", "name")
+    agent_choices = sorted(newest[:PARTICIPANT_AGENTS], key=lambda choice: choice[1])
     people = get_user_model()._default_manager.order_by("pk")
     return [
         ("", "— nobody: the team —"),
         ("Agents", agent_choices),
         ("People", [(str(person.pk), person.get_username()) for person in people]),
     ]
+
+
+def _flat(choices: Any) -> list[tuple[Any, Any]]:
+    """A choice list with its groups opened."""
+    flat: list[tuple[Any, Any]] = []
+    for value, label in choices:
+        if isinstance(label, (list, tuple)):
+            flat.extend(label)
+        else:
+            flat.append((value, label))
+    return flat
 
 
 class MessageAdminForm(forms.ModelForm):
@@ -645,6 +661,18 @@ class MessageAdminForm(forms.ModelForm):
         help_text="An agent when the recipient type is agent (required), a person or "
         "nobody when it is user.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the record names stays a choice, even when it names nobody any more (a
+        # deleted agent, an older free-text id): its other fields can still be edited.
+        for name in ("sender_id", "recipient_id"):
+            current = getattr(self.instance, name, None)
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
+            offered = {str(value) for value, _label in _flat(field.choices)}
+            if current and str(current) not in offered:
+                field.choices = [*list(field.choices), (current, f"{current} (as recorded)")]
 
     class Meta:
         model = Message

@@ -525,3 +525,12 @@ def test_an_agents_provider_is_a_choice_of_the_known_ones(admin_client):
     provider = re.search(r'<select name="provider".*?</select>', html, re.DOTALL)
     assert provider is not None
     assert '<option value="codex" selected>Codex CLI</option>' in provider.group(0)
+
+
+def test_a_message_naming_a_deleted_agent_can_still_be_edited(admin_client):
+    message = f.MessageFactory(
+        sender_type="agent", sender_id="gone-agent-id", recipient_type="user", recipient_id=None
+    )
+    page = admin_client.get(reverse("admin:agents_message_change", args=[message.pk]))
+    assert 'value="gone-agent-id" selected' in page.content.decode()
+    assert "gone-agent-id (as recorded)" in page.content.decode()
