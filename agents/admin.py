@@ -16,9 +16,10 @@ crashed or stopped (or say where that task is now).
 """
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django import forms
@@ -670,9 +671,10 @@ class MessageAdminForm(forms.ModelForm):
             current = getattr(self.instance, name, None)
             field = self.fields[name]
             assert isinstance(field, forms.ChoiceField)
-            offered = {str(value) for value, _label in _flat(field.choices)}
+            choices = list(cast(Iterable[tuple[Any, Any]], field.choices))
+            offered = {str(value) for value, _label in _flat(choices)}
             if current and str(current) not in offered:
-                field.choices = [*list(field.choices), (current, f"{current} (as recorded)")]
+                field.choices = [*choices, (current, f"{current} (as recorded)")]
 
     class Meta:
         model = Message
