@@ -233,6 +233,9 @@ def test_only_the_steps_that_apply_to_a_status_have_a_button(admin_client, plan)
     assert buttons("core_phase", plan["design"]) == set()
     assert buttons("core_task", plan["test"]) == {"start", "block"}
     review = f.PhaseFactory(status=PhaseStatus.PENDING_REVIEW)
+    # Request changes waits for an open comment (offered disabled until then).
+    assert buttons("core_phase", review) == {"approve", "block"}
+    f.ReviewCommentFactory(phase=review)
     assert buttons("core_phase", review) == {"approve", "request-changes", "block"}
 
 
