@@ -134,13 +134,14 @@ def _project_views(
     shown: frozenset[str],
 ) -> list[dict[str, Any]]:
     views = []
+    by_path: dict[str, list[ReviewComment]] = defaultdict(list)
+    for comment in comments:
+        by_path[comment.file_path].append(comment)
     for index, project in enumerate(diff.projects):
         files = []
         for number, file in enumerate(project.files):
             mine = [
-                c
-                for c in comments
-                if c.file_path == file.path and c.project_id in (None, project.project.pk)
+                c for c in by_path.get(file.path, ()) if c.project_id in (None, project.project.pk)
             ]
             view = FileView(f"{index}-{number}", file, comments=len(mine))
             view.rows = _rows(request, project, view, mine, at)
