@@ -57,8 +57,7 @@ class FileView:
 
     key: str  # "<project index>-<file index>": the file's anchor and form key
     diff: FileDiff
-    comments: int = 0
-    placed: list[ReviewComment] = field(default_factory=list)  # shown in this file
+    comments: list[ReviewComment] = field(default_factory=list)  # on this file
     gone: list[ReviewComment] = field(default_factory=list)  # their line is not in it
     rows: SafeString = field(default_factory=lambda: mark_safe(""))
 
@@ -78,10 +77,10 @@ def review_view(model_admin: Any, request: HttpRequest, object_id: str) -> HttpR
     comments = review_comments.find_by_phase_id(phase.pk)
     at = _parse_at(request.GET.get("at", ""))
     projects = _project_views(request, diff, comments, at, shown)
-    placed = {c.pk for view in projects for file in view["files"] for c in file.placed}
+    placed = {c.pk for view in projects for file in view["files"] for c in file.comments}
     elsewhere = [c for c in comments if c.pk not in placed]
     unresolved = [c for c in comments if not c.resolved]
-    buttons = model_admin.button_context(request, phase)["button_urls"]
+    may_press = model_admin.has_button_permission(request, phase)
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
@@ -91,8 +90,10 @@ def review_view(model_admin: Any, request: HttpRequest, object_id: str) -> HttpR
         "phase_url": change_url(phase),
         "in_review": phase.status == PhaseStatus.PENDING_REVIEW,
         "can_change": model_admin.has_change_permission(request, phase),
-        "approve_url": buttons.get("approve"),
-        "request_changes_url": buttons.get("request-changes"),
+        "approve_url": model_admin.button_url(phase, "approve") if may_press else None,
+        "request_changes_url": (
+            model_admin.button_url(phase, "request-changes") if may_press else None
+        ),
         "here": request.get_full_path(),
         "projects": projects,
         "elsewhere": elsewhere,
@@ -143,8 +144,8 @@ def _project_views(
             mine = [
                 c for c in by_path.get(file.path, ()) if c.project_id in (None, project.project.pk)
             ]
-            view = FileView(f"{index}-{number}", file, comments=len(mine))
-            view.rows = _rows(request, project, view, mine, at)
+            view = FileView(f"{index}-{number}", file, comments=mine)
+            view.rows = _rows(request, project, view, at)
             files.append(view)
         views.append(
             {
@@ -164,16 +165,14 @@ def _rows(
     request: HttpRequest,
     project: ProjectDiff,
     view: FileView,
-    comments: list[ReviewComment],
     at: At | None,
 ) -> SafeString:
-    """The file's table rows: hunk headers, lines, comments under their lines, and the
-    comment form where ``at`` asks for it. Records which comments found their line
-    (``view.placed``) and which did not (``view.gone``)."""
-    file = view.diff
+    """The file's table rows: hunk headers, lines, its comments under their lines, and
+    the comment form where ``at`` asks for it. Records the comments whose line is not
+    shown (``view.gone``)."""
+    file, comments = view.diff, view.comments
     if file.binary or file.large:
         view.gone = list(comments)
-        view.placed = list(comments)
         return mark_safe("")
     by_line: dict[tuple[str, int], list[ReviewComment]] = defaultdict(list)
     for comment in comments:
@@ -194,7 +193,6 @@ def _rows(
                 out.append(_comment_row(request, comment, outdated=outdated))
             if at is not None and at.key == view.key and (at.kind, at.number) == here:
                 out.append(_form_row(request, project, view, line))
-    view.placed = list(comments)
     view.gone = [c for c in comments if (c.line_type, c.line_number) not in seen]
     return mark_safe("".join(out))  # noqa: S308 - every text escaped above
 
